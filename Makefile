@@ -1,0 +1,62 @@
+# tradelane: two commands on a fresh machine — `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= $(or $(TRADELANE_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/test)
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-sqlite test-postgres lint typecheck bench serve worker clean browser lock
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: hub + marketplace sandboxes + sample catalog on embedded SQLite.
+demo: $(STAMP)
+	$(BIN)/tradelane demo
+
+## Lint, type-check, then the whole suite on SQLite and again on PostgreSQL.
+test: $(STAMP) browser lint typecheck test-sqlite test-postgres
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test-sqlite: $(STAMP)
+	TRADELANE_TEST_DB=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	TRADELANE_TEST_DB=postgres TRADELANE_TEST_PG_URL=$(PG_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+## Headless Chromium for browser tests, from Debian (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install chromium'" >&2; exit 1; fi; }
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+serve: $(STAMP)
+	$(BIN)/tradelane db upgrade && $(BIN)/tradelane serve
+
+worker: $(STAMP)
+	$(BIN)/tradelane worker
+
+## Regenerate requirements.lock from pyproject.toml (needs network to PyPI).
+lock:
+	$(BIN)/python -m pip install --quiet uv && $(BIN)/uv pip compile --python-version 3.11 pyproject.toml --extra dev -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

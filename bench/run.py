@@ -1,0 +1,38 @@
+"""Run every benchmark and print one JSON object (``make bench``).
+
+Each benchmark compares tradelane with a raw baseline measured in the same run on the same machine;
+read the ratios, not the absolute times (CI boxes are noisy 2-core machines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="tradelane benchmarks")
+    parser.add_argument("--only", action="append", help="catalog_import | sync_engine (repeatable)")
+    parser.add_argument("--rows", type=int, default=200_000, help="catalog import rows")
+    parser.add_argument("--jobs", type=int, default=20_000, help="sync engine jobs")
+    parser.add_argument("--pg-url", default=None)
+    args = parser.parse_args()
+    selected = set(args.only or ["catalog_import", "sync_engine"])
+    results: dict[str, object] = {}
+    if "catalog_import" in selected:
+        import bench_catalog_import
+
+        results["catalog_import"] = bench_catalog_import.run(args.rows, None)
+    if "sync_engine" in selected:
+        import bench_sync_engine
+
+        results["sync_engine"] = bench_sync_engine.run(args.jobs, args.pg_url)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from tradelane.cli import main
+
+main()

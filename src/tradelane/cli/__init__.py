@@ -1,0 +1,28 @@
+"""The ``tradelane`` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def build_app() -> typer.Typer:
+    from tradelane.cli import admin, catalog, channels, jobs, runtime
+
+    app = typer.Typer(
+        name="tradelane",
+        help="Self-hosted marketplace integration hub.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    app.add_typer(admin.db_app, name="db")
+    app.add_typer(admin.tenant_app, name="tenant")
+    app.add_typer(admin.keys_app, name="keys")
+    app.add_typer(catalog.catalog_app, name="catalog")
+    app.add_typer(channels.channel_app, name="channel")
+    app.add_typer(jobs.jobs_app, name="jobs")
+    runtime.register(app)
+    return app
+
+
+def main() -> None:
+    build_app()()

@@ -1,0 +1,124 @@
+"""`tradelane jobs ...`: the queue and its dead letters."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from tradelane.cli.common import console, container, dumps, fail, print_json
+from tradelane.services.job_queries import get_job, list_jobs
+from tradelane.services.tenants import get_tenant
+from tradelane.sync import jobs as jobstore
+
+jobs_app = typer.Typer(help="Jobs, dead letters and replays.", no_args_is_help=True)
+
+TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant name.")
+
+
+def _table(rows: list[dict[str, object]]) -> Table:
+    table = Table("id", "kind", "state", "channel", "attempts", "run at", "last error")
+    for r in rows:
+        error = str(r["last_error"] or "").splitlines()[0][:80] if r["last_error"] else ""
+        table.add_row(
+            str(r["id"]),
+            str(r["kind"]),
+            str(r["state"]),
+            str(r["channel"] or ""),
+            f"{r['attempts']}/{r['max_attempts']}",
+            str(r["run_at"]),
+            error,
+        )
+    return table
+
+
+@jobs_app.command("list")
+def jobs_list(
+    tenant: str = TenantOpt,
+    state: str | None = typer.Option(None, "--state"),
+    kind: str | None = typer.Option(None, "--kind"),
+    channel: str | None = typer.Option(None, "--channel"),
+    limit: int = typer.Option(50, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    with container() as app, app.engine.connect() as conn:
+        tenant_id = get_tenant(conn, tenant).id
+        rows = [
+            j.as_dict()
+            for j in list_jobs(conn, tenant_id, state=state, kind=kind, channel=channel, limit=limit)
+        ]
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(_table(rows))
+
+
+@jobs_app.command("dead")
+def jobs_dead(
+    tenant: str = TenantOpt,
+    limit: int = typer.Option(100, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List dead letters (jobs that failed permanently or ran out of attempts)."""
+    with container() as app, app.engine.connect() as conn:
+        tenant_id = get_tenant(conn, tenant).id
+        rows = [
+            j.as_dict() for j in list_jobs(conn, tenant_id, state=jobstore.JobState.DEAD.value, limit=limit)
+        ]
+    if as_json:
+        print_json(rows)
+    else:
+        console.print(_table(rows))
+        console.print(f"{len(rows)} dead letter(s)")
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: int, tenant: str = TenantOpt) -> None:
+    """Print one job as JSON: payload, result, last error and the attempt history."""
+    with container() as app, app.engine.connect() as conn:
+        detail = get_job(conn, get_tenant(conn, tenant).id, job_id)
+    typer.echo(dumps(detail.as_dict()))
+
+
+@jobs_app.command("replay")
+def jobs_replay(
+    job_id: int | None = typer.Argument(None, help="Dead job to replay."),
+    tenant: str = TenantOpt,
+    replay_all: bool = typer.Option(False, "--all", help="Replay every dead letter of the tenant."),
+) -> None:
+    """Put dead letters back in the queue with a fresh attempt budget."""
+    if (job_id is None) == (not replay_all):
+        fail("give exactly one of JOB_ID or --all")
+    with container() as app, app.engine.begin() as conn:
+        tenant_id = get_tenant(conn, tenant).id
+        ids = jobstore.replay(conn, tenant_id, None if replay_all else [job_id or 0], now=app.now())
+    if job_id is not None and not ids:
+        fail(f"job {job_id} is not a dead letter of tenant {tenant!r}")
+    console.print(f"replayed {len(ids)} job(s): {', '.join(map(str, ids))}")
+
+
+@jobs_app.command("enqueue")
+def jobs_enqueue(
+    kind: str,
+    tenant: str = TenantOpt,
+    payload: str = typer.Option("{}", "--payload", help="JSON object."),
+    key: str | None = typer.Option(None, "--idempotency-key"),
+) -> None:
+    """Enqueue a job by kind (e.g. `system.noop` to check the pipeline end to end)."""
+    import json
+
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        fail(f"--payload is not JSON: {exc}")
+    if not isinstance(data, dict):
+        fail("--payload must be a JSON object")
+    with container() as app, app.engine.begin() as conn:
+        if kind not in app.registry.kinds():
+            fail(f"unknown job kind {kind!r}; known: {', '.join(app.registry.kinds())}")
+        tenant_id = get_tenant(conn, tenant).id
+        result = jobstore.enqueue(
+            conn,
+            jobstore.JobSpec(tenant_id=tenant_id, kind=kind, payload=data, idempotency_key=key),
+            now=app.now(),
+        )
+    typer.echo(str(result.job_id))

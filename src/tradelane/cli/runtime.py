@@ -1,0 +1,50 @@
+"""Long-running processes: `tradelane worker` and `tradelane serve`."""
+
+from __future__ import annotations
+
+import typer
+
+from tradelane.cli.common import console, container
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+    app.command("serve")(serve)
+
+
+def worker(
+    burst: bool = typer.Option(False, "--burst", help="Exit once nothing is ready."),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    no_schedule: bool = typer.Option(False, "--no-schedule", help="Do not enqueue periodic flows."),
+) -> None:
+    """Run jobs. Several workers may share one PostgreSQL store."""
+    from tradelane.sync.worker import Worker, WorkerConfig
+
+    with container() as app:
+        s = app.settings
+        config = WorkerConfig(
+            batch_size=batch_size or s.worker_batch_size,
+            lease_seconds=s.worker_lease_seconds,
+            poll_seconds=s.worker_poll_seconds,
+            backoff_base=s.job_backoff_base_seconds,
+            backoff_cap=s.job_backoff_cap_seconds,
+            schedule=not no_schedule,
+        )
+        w = Worker(app.engine, app.registry, app.now, config, services=app.extras)
+        w.install_signal_handlers()
+        stats = w.run(burst=burst)
+    console.print(
+        f"worker done: {stats.succeeded} succeeded, {stats.retried} retried, {stats.dead} dead, "
+        f"{stats.released} released"
+    )
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host"),
+    port: int | None = typer.Option(None, "--port"),
+) -> None:
+    """Serve the REST API (and dashboard) with uvicorn."""
+    from tradelane.web.app import serve as run_server
+
+    with container() as app:
+        run_server(app, host or app.settings.api_host, port or app.settings.api_port)

@@ -1,0 +1,42 @@
+"""Error classification shared by connectors, merchant adapters and the sync engine.
+
+Connectors classify every failure at the edge:
+
+* :class:`RetryableError` — try again later; ``retry_after`` (seconds), when the remote said so
+  (e.g. HTTP 429 ``Retry-After``), is honoured exactly by the engine;
+* :class:`PermanentError` — retrying cannot help; the job goes straight to the dead-letter list
+  with ``reason`` (human readable) and the raw request/response kept for inspection.
+"""
+
+from __future__ import annotations
+
+
+class TradelaneError(Exception):
+    """Base class of every error tradelane raises on purpose."""
+
+
+class RetryableError(TradelaneError):
+    def __init__(self, reason: str, *, retry_after: float | None = None, raw: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.raw = raw
+
+
+class PermanentError(TradelaneError):
+    def __init__(self, reason: str, *, raw: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+
+
+class NotFoundError(TradelaneError):
+    """A referenced entity (tenant, channel, job, order...) does not exist for this tenant."""
+
+
+class ConflictError(TradelaneError):
+    """The request conflicts with the current state (duplicate name, wrong state...)."""
+
+
+class ValidationError(TradelaneError):
+    """Input is malformed; the message says precisely what and where."""

@@ -1,0 +1,385 @@
+"""All tables (SQLAlchemy Core). Every business row carries ``tenant_id``.
+
+Idempotency is enforced here, by unique indexes, never by check-then-insert:
+
+* ``products (tenant_id, sku)``
+* ``jobs (tenant_id, idempotency_key)`` — the same logical work is enqueued once, ever;
+* ``jobs (dedupe_key) WHERE state = 'queued'`` — at most one *pending* job per coalescing key;
+* ``inbound_events (tenant_id, source, external_id)`` — the same inbound event is stored once.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tradelane.persistence.types import DecimalText, JSONDoc, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", BigId, primary_key=True, autoincrement=True)
+
+
+def _tenant() -> sa.Column[int]:
+    return sa.Column("tenant_id", BigId, sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("label", sa.String(100), nullable=False, server_default="default"),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+channels = sa.Table(
+    "channels",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("connector", sa.String(50), nullable=False),
+    sa.Column("lifecycle_state", sa.String(30), nullable=False, server_default="setup"),
+    sa.Column("settings", JSONDoc, nullable=False),
+    # Fernet token of a JSON object; never logged, never returned by the API.
+    sa.Column("credentials", sa.LargeBinary(), nullable=True),
+    sa.Column("staging_credentials", sa.LargeBinary(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+channel_flows = sa.Table(
+    "channel_flows",
+    metadata,
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("flow", sa.String(30), primary_key=True),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("frequency_seconds", sa.Integer(), nullable=True),
+    sa.Column("next_run_at", UTCDateTime(), nullable=True),
+    sa.Column("last_run_at", UTCDateTime(), nullable=True),
+    sa.Column("last_success_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("sku", sa.String(200), nullable=False),
+    sa.Column("parent_sku", sa.String(200), nullable=True),
+    sa.Column("title", sa.Text(), nullable=True),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("brand", sa.String(200), nullable=True),
+    sa.Column("gtin", sa.String(20), nullable=True),
+    sa.Column("price", DecimalText(), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("quantity", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("labels", JSONDoc, nullable=False),
+    sa.Column("attributes", JSONDoc, nullable=False),
+    # sha256 of the canonical content; the import diff compares hashes, not columns.
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "sku"),
+    sa.Index("ix_products_tenant_parent", "tenant_id", "parent_sku"),
+)
+
+# The transactional outbox for listings: one row per (product, channel). A price/stock change bumps
+# change_seq and sets dirty in the same transaction; a sync clears dirty only if change_seq is unchanged.
+offer_bindings = sa.Table(
+    "offer_bindings",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("product_id", BigId, sa.ForeignKey("products.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("dirty", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("dirty_since", UTCDateTime(), nullable=True),
+    sa.Column("change_seq", sa.Integer(), nullable=False, server_default="1"),
+    sa.Column("synced_seq", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("status", sa.String(30), nullable=False, server_default="pending"),
+    sa.Column("marketplace_status", sa.String(60), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("last_request", sa.Text(), nullable=True),
+    sa.Column("last_response", sa.Text(), nullable=True),
+    sa.Column("last_synced_at", UTCDateTime(), nullable=True),
+    # The marketplace import (e.g. Mirakl OF01/OF24 import id) that last carried this offer.
+    sa.Column("import_ref", sa.String(100), nullable=True),
+    sa.UniqueConstraint("product_id", "channel_id"),
+    sa.Index("ix_offer_bindings_channel_dirty", "channel_id", "dirty"),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("flow", sa.String(30), nullable=True),
+    sa.Column("kind", sa.String(100), nullable=False),
+    sa.Column("payload", JSONDoc, nullable=False),
+    sa.Column("idempotency_key", sa.String(300), nullable=True),
+    sa.Column("dedupe_key", sa.String(300), nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="100"),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("run_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_owner", sa.String(100), nullable=True),
+    sa.Column("lease_token", sa.String(36), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("error_kind", sa.String(20), nullable=True),
+    sa.Column("result", JSONDoc, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("tenant_id", "idempotency_key"),
+    sa.Index("ix_jobs_ready", "state", "run_at", "priority"),
+    sa.Index("ix_jobs_lease", "state", "lease_expires_at"),
+    sa.Index(
+        "uq_jobs_pending_dedupe",
+        "dedupe_key",
+        unique=True,
+        sqlite_where=sa.text("state = 'queued'"),
+        postgresql_where=sa.text("state = 'queued'"),
+    ),
+)
+
+job_attempts = sa.Table(
+    "job_attempts",
+    metadata,
+    _id(),
+    sa.Column("job_id", BigId, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("worker", sa.String(100), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(20), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.UniqueConstraint("job_id", "attempt"),
+)
+
+inbound_events = sa.Table(
+    "inbound_events",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("external_id", sa.String(300), nullable=False),
+    sa.Column("content_type", sa.String(200), nullable=True),
+    sa.Column("headers", JSONDoc, nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="received"),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("processed_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("tenant_id", "source", "external_id"),
+)
+
+rate_buckets = sa.Table(
+    "rate_buckets",
+    metadata,
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("bucket", sa.String(60), primary_key=True),
+    # Token counts are not money: float is fine here.
+    sa.Column("tokens", sa.Float(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+catalog_imports = sa.Table(
+    "catalog_imports",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("filename", sa.Text(), nullable=False),
+    sa.Column("format", sa.String(10), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("created", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("rejected", sa.Integer(), nullable=False, server_default="0"),
+    # First rejected lines (bounded) so a summary is inspectable later.
+    sa.Column("errors", JSONDoc, nullable=False),
+)
+
+# --- Orders -------------------------------------------------------------------------------------
+# One row per marketplace order, unique on (channel, marketplace order id): re-polls, overlapping
+# windows and replays can never create a second order.
+orders = sa.Table(
+    "orders",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("marketplace_order_id", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("marketplace_state", sa.String(30), nullable=False),
+    sa.Column("merchant_status", sa.String(30), nullable=False, server_default="not_ready"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("acceptance_deadline", UTCDateTime(), nullable=True),
+    sa.Column("accepted_at", UTCDateTime(), nullable=True),
+    sa.Column("shipping_address", JSONDoc, nullable=True),
+    sa.Column("billing_address", JSONDoc, nullable=True),
+    sa.Column("customer_message", sa.Text(), nullable=True),
+    sa.Column("attributes", JSONDoc, nullable=False),
+    sa.Column("third_party_managed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("marketplace_created_at", UTCDateTime(), nullable=False),
+    sa.Column("marketplace_updated_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("channel_id", "marketplace_order_id"),
+    sa.Index("ix_orders_tenant_state", "tenant_id", "state"),
+)
+
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("line_id", sa.String(100), nullable=False),
+    sa.Column("sku", sa.String(200), nullable=False),
+    sa.Column("offer_sku", sa.String(200), nullable=False),
+    sa.Column("title", sa.Text(), nullable=True),
+    sa.Column("quantity", sa.Integer(), nullable=False),
+    sa.Column("unit_price", DecimalText(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("refusal_reason", sa.Text(), nullable=True),
+    sa.UniqueConstraint("order_id", "line_id"),
+)
+
+# Every distinct marketplace payload of an order, raw, so any version can be inspected or replayed.
+order_versions = sa.Table(
+    "order_versions",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("marketplace_state", sa.String(30), nullable=False),
+    sa.Column("payload", JSONDoc, nullable=False),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("order_id", "payload_hash"),
+)
+
+order_history = sa.Table(
+    "order_history",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("note", sa.Text(), nullable=True),
+)
+
+# Operator-facing alerts (missed acceptance deadline, ...). ``key`` makes raising one idempotent.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False, server_default="error"),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("tenant_id", "key"),
+)
+
+# Named cursors per channel (e.g. the OR11 ``start_update_date`` watermark).
+channel_cursors = sa.Table(
+    "channel_cursors",
+    metadata,
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(60), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Raw request/response of marketplace calls worth keeping (offer errors, order updates), by subject.
+exchanges = sa.Table(
+    "exchanges",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("operation", sa.String(20), nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("status", sa.Integer(), nullable=True),
+    sa.Column("request", sa.Text(), nullable=True),
+    sa.Column("response", sa.Text(), nullable=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_exchanges_subject", "channel_id", "subject"),
+)
+
+order_messages = sa.Table(
+    "order_messages",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("marketplace_order_id", sa.String(100), nullable=True),
+    sa.Column("message_id", sa.String(100), nullable=False),
+    sa.Column("author", sa.String(200), nullable=True),
+    sa.Column("subject", sa.Text(), nullable=True),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("raw", JSONDoc, nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("channel_id", "message_id"),
+)
+
+returns = sa.Table(
+    "returns",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("marketplace_return_id", sa.String(100), nullable=False),
+    sa.Column("marketplace_order_id", sa.String(100), nullable=False),
+    sa.Column("state", sa.String(40), nullable=False),
+    sa.Column("rma", sa.String(100), nullable=True),
+    sa.Column("lines", JSONDoc, nullable=False),
+    sa.Column("raw", JSONDoc, nullable=False),
+    sa.Column("marketplace_updated_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("channel_id", "marketplace_return_id"),
+)

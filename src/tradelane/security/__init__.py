@@ -1,0 +1,1 @@
+"""Secrets: API token hashing and credential encryption."""

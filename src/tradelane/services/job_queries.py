@@ -1,0 +1,129 @@
+"""Read models of the job queue for operators: lists, details with attempt history, dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.domain.errors import NotFoundError
+from tradelane.persistence.tables import channels, job_attempts, jobs
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: int
+    kind: str
+    state: str
+    channel: str | None
+    flow: str | None
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+    error_kind: str | None
+    idempotency_key: str | None
+    dedupe_key: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    attempt: int
+    worker: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetail:
+    job: JobView
+    payload: dict[str, Any]
+    result: dict[str, Any] | None
+    attempts: list[AttemptView]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.job.as_dict(),
+            "payload": self.payload,
+            "result": self.result,
+            "history": [asdict(a) for a in self.attempts],
+        }
+
+
+def _select() -> sa.Select[Any]:
+    return sa.select(
+        jobs.c.id,
+        jobs.c.kind,
+        jobs.c.state,
+        channels.c.name.label("channel"),
+        jobs.c.flow,
+        jobs.c.attempts,
+        jobs.c.max_attempts,
+        jobs.c.run_at,
+        jobs.c.created_at,
+        jobs.c.finished_at,
+        jobs.c.last_error,
+        jobs.c.error_kind,
+        jobs.c.idempotency_key,
+        jobs.c.dedupe_key,
+    ).select_from(jobs.outerjoin(channels, channels.c.id == jobs.c.channel_id))
+
+
+def _view(row: Any) -> JobView:
+    return JobView(**{name: getattr(row, name) for name in JobView.__slots__})
+
+
+def list_jobs(
+    conn: Connection,
+    tenant_id: int,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    channel: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[JobView]:
+    """Newest first; every filter optional. Scoped to one tenant."""
+    stmt = _select().where(jobs.c.tenant_id == tenant_id)
+    if state:
+        stmt = stmt.where(jobs.c.state == state)
+    if kind:
+        stmt = stmt.where(jobs.c.kind == kind)
+    if channel:
+        stmt = stmt.where(channels.c.name == channel)
+    stmt = stmt.order_by(jobs.c.id.desc()).limit(limit).offset(offset)
+    return [_view(r) for r in conn.execute(stmt)]
+
+
+def get_job(conn: Connection, tenant_id: int, job_id: int) -> JobDetail:
+    row = conn.execute(
+        _select()
+        .add_columns(jobs.c.payload, jobs.c.result)
+        .where(jobs.c.tenant_id == tenant_id, jobs.c.id == job_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no job {job_id}")
+    attempts = [
+        AttemptView(a.attempt, a.worker, a.started_at, a.finished_at, a.outcome, a.error)
+        for a in conn.execute(
+            sa.select(job_attempts).where(job_attempts.c.job_id == job_id).order_by(job_attempts.c.id)
+        )
+    ]
+    return JobDetail(_view(row), dict(row.payload), row.result, attempts)
+
+
+def count_by_state(conn: Connection, tenant_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(jobs.c.state, sa.func.count()).where(jobs.c.tenant_id == tenant_id).group_by(jobs.c.state)
+    )
+    return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,101 @@
+"""The listings outbox: catalog changes mark (product, channel) bindings dirty in the caller's
+transaction and make sure one coalesced ``offers.delta`` job per affected channel is pending.
+
+Callers (catalog import, stock webhooks, API edits) call these inside the same transaction that
+changes the products, so a change can never be committed without being scheduled for sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.domain.channels import Flow
+from tradelane.persistence.tables import channel_flows, channels, offer_bindings
+from tradelane.sync.jobs import JobSpec, enqueue
+
+OFFERS_DELTA = "offers.delta"
+_CHUNK = 500
+
+
+def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
+    return [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+
+
+def bind_new_products(
+    conn: Connection, tenant_id: int, product_ids: Sequence[int], *, now: datetime
+) -> set[int]:
+    """Create dirty bindings of new products to every channel of the tenant; returns the channel ids."""
+    channel_ids = [
+        r.id for r in conn.execute(sa.select(channels.c.id).where(channels.c.tenant_id == tenant_id))
+    ]
+    if not channel_ids or not product_ids:
+        return set()
+    conn.execute(
+        sa.insert(offer_bindings),
+        [
+            {
+                "tenant_id": tenant_id,
+                "channel_id": channel_id,
+                "product_id": product_id,
+                "dirty": True,
+                "dirty_since": now,
+            }
+            for channel_id in channel_ids
+            for product_id in product_ids
+        ],
+    )
+    schedule_deltas(conn, tenant_id, set(channel_ids), now=now)
+    return set(channel_ids)
+
+
+def mark_offers_dirty(
+    conn: Connection, tenant_id: int, product_ids: Sequence[int], *, now: datetime
+) -> set[int]:
+    """Bump ``change_seq`` of every binding of these products; returns the affected channel ids."""
+    affected: set[int] = set()
+    for chunk in _chunks(list(product_ids)):
+        rows = conn.execute(
+            sa.update(offer_bindings)
+            .where(offer_bindings.c.tenant_id == tenant_id, offer_bindings.c.product_id.in_(chunk))
+            .values(
+                dirty=True,
+                change_seq=offer_bindings.c.change_seq + 1,
+                dirty_since=sa.func.coalesce(offer_bindings.c.dirty_since, now),
+            )
+            .returning(offer_bindings.c.channel_id)
+        )
+        affected.update(r.channel_id for r in rows)
+    schedule_deltas(conn, tenant_id, affected, now=now)
+    return affected
+
+
+def schedule_deltas(conn: Connection, tenant_id: int, channel_ids: set[int], *, now: datetime) -> None:
+    if not channel_ids:
+        return
+    enabled = {
+        r.channel_id
+        for r in conn.execute(
+            sa.select(channel_flows.c.channel_id).where(
+                channel_flows.c.channel_id.in_(channel_ids),
+                channel_flows.c.flow == Flow.OFFERS.value,
+                channel_flows.c.enabled.is_(True),
+            )
+        )
+    }
+    for channel_id in sorted(enabled):
+        enqueue(
+            conn,
+            JobSpec(
+                tenant_id=tenant_id,
+                kind=OFFERS_DELTA,
+                payload={},
+                channel_id=channel_id,
+                flow=Flow.OFFERS.value,
+                dedupe_key=f"{OFFERS_DELTA}:{channel_id}",
+            ),
+            now=now,
+        )

@@ -1,0 +1,1 @@
+"""The durable sync engine: jobs in the database, leases, retries, dead letters, rate limits, schedules."""

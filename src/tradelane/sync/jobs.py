@@ -1,0 +1,453 @@
+"""Jobs: enqueue (idempotent by unique index), claim (SKIP LOCKED), finish, retry, dead-letter, replay.
+
+Contracts:
+
+* :func:`enqueue` never checks-then-inserts. ``idempotency_key`` (unique per tenant, forever) makes the
+  same logical work one job; ``dedupe_key`` (unique among *queued* jobs) coalesces repeated triggers into
+  the one pending job. A conflicting enqueue returns the existing job's id with ``created=False``.
+* :func:`claim` hands each ready job to exactly one worker: on PostgreSQL via ``FOR UPDATE SKIP LOCKED``;
+  on SQLite the single ``UPDATE ... RETURNING`` runs under the database write lock. A claim sets a lease;
+  a running job whose lease expired (its worker died) is claimable again.
+* Every state change after a claim is *fenced* by the lease token: a worker that lost its lease can no
+  longer complete, fail or extend the job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from tradelane.persistence.db import insert_ignore, is_postgres
+from tradelane.persistence.tables import channel_flows, job_attempts, jobs
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class ErrorKind(StrEnum):
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+    EXHAUSTED = "exhausted"
+    CRASH = "crash"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    tenant_id: int
+    kind: str
+    payload: dict[str, Any]
+    channel_id: int | None = None
+    flow: str | None = None
+    idempotency_key: str | None = None
+    dedupe_key: str | None = None
+    run_at: datetime | None = None
+    priority: int = 100
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    job_id: int
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: int
+    tenant_id: int
+    channel_id: int | None
+    flow: str | None
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    lease_token: str
+    dedupe_key: str | None = None
+    worker: str = ""
+    claimed_at: datetime | None = None
+
+
+DEFAULT_MAX_ATTEMPTS = 8
+
+
+def enqueue(
+    conn: Connection, spec: JobSpec, *, now: datetime, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> EnqueueResult:
+    """Insert a job unless its idempotency or dedupe key already holds one (see module docstring)."""
+    values = {
+        "tenant_id": spec.tenant_id,
+        "channel_id": spec.channel_id,
+        "flow": spec.flow,
+        "kind": spec.kind,
+        "payload": spec.payload,
+        "idempotency_key": spec.idempotency_key,
+        "dedupe_key": spec.dedupe_key,
+        "state": JobState.QUEUED.value,
+        "priority": spec.priority,
+        "attempts": 0,
+        "max_attempts": spec.max_attempts or max_attempts,
+        "run_at": spec.run_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    stmt = insert_ignore(conn, jobs).values(**values).returning(jobs.c.id)
+    job_id = conn.execute(stmt).scalar()
+    if job_id is not None:
+        return EnqueueResult(job_id, True)
+    existing = None
+    if spec.idempotency_key is not None:
+        existing = conn.execute(
+            sa.select(jobs.c.id).where(
+                jobs.c.tenant_id == spec.tenant_id, jobs.c.idempotency_key == spec.idempotency_key
+            )
+        ).scalar()
+    if existing is None and spec.dedupe_key is not None:
+        existing = conn.execute(
+            sa.select(jobs.c.id).where(
+                jobs.c.dedupe_key == spec.dedupe_key, jobs.c.state == JobState.QUEUED.value
+            )
+        ).scalar()
+        if existing is not None and spec.run_at is not None:
+            # A coalesced trigger may ask for the pending job to run sooner, never later.
+            conn.execute(
+                sa.update(jobs)
+                .where(
+                    jobs.c.id == existing, jobs.c.state == JobState.QUEUED.value, jobs.c.run_at > spec.run_at
+                )
+                .values(run_at=spec.run_at, updated_at=now)
+            )
+    if existing is None:
+        # The conflicting row vanished between our insert and select (claimed and finished): retry once.
+        job_id = conn.execute(stmt).scalar()
+        if job_id is None:
+            raise RuntimeError(f"enqueue conflict for {spec.kind} could not be resolved")
+        return EnqueueResult(job_id, True)
+    return EnqueueResult(existing, False)
+
+
+def _ready_condition(now: datetime) -> sa.ColumnElement[bool]:
+    queued_ready = sa.and_(jobs.c.state == JobState.QUEUED.value, jobs.c.run_at <= now)
+    lease_lost = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < now)
+    paused = (
+        sa.select(channel_flows.c.channel_id)
+        .where(
+            channel_flows.c.channel_id == jobs.c.channel_id,
+            channel_flows.c.flow == jobs.c.flow,
+            channel_flows.c.paused.is_(True),
+        )
+        .exists()
+    )
+    return sa.and_(sa.or_(queued_ready, lease_lost), ~paused)
+
+
+def claim(
+    conn: Connection,
+    *,
+    worker: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int = 10,
+    kinds: list[str] | None = None,
+) -> list[ClaimedJob]:
+    """Lease up to ``limit`` ready jobs to ``worker``. Call inside a short transaction of its own."""
+    _record_lost_attempts(conn, now)
+    pick = sa.select(jobs.c.id).where(_ready_condition(now))
+    if kinds:
+        pick = pick.where(jobs.c.kind.in_(kinds))
+    pick = pick.order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id).limit(limit)
+    if is_postgres(conn):
+        pick = pick.with_for_update(skip_locked=True)
+    token = str(uuid.uuid4())
+    rows = conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id.in_(pick.scalar_subquery()))
+        .values(
+            state=JobState.RUNNING.value,
+            attempts=jobs.c.attempts + 1,
+            lease_owner=worker,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(
+            jobs.c.id,
+            jobs.c.tenant_id,
+            jobs.c.channel_id,
+            jobs.c.flow,
+            jobs.c.kind,
+            jobs.c.payload,
+            jobs.c.attempts,
+            jobs.c.max_attempts,
+            jobs.c.dedupe_key,
+        )
+    ).all()
+    return [
+        ClaimedJob(
+            r.id,
+            r.tenant_id,
+            r.channel_id,
+            r.flow,
+            r.kind,
+            dict(r.payload),
+            r.attempts,
+            r.max_attempts,
+            token,
+            r.dedupe_key,
+            worker,
+            now,
+        )
+        for r in sorted(rows, key=lambda r: r.id)
+    ]
+
+
+def _record_lost_attempts(conn: Connection, now: datetime) -> None:
+    """Write a history row for every attempt whose worker vanished (lease expired); once per attempt."""
+    lost = sa.select(
+        jobs.c.id,
+        jobs.c.attempts,
+        sa.func.coalesce(jobs.c.lease_owner, "unknown"),
+        jobs.c.updated_at,
+        sa.literal(now, type_=job_attempts.c.finished_at.type),
+        sa.literal("lease_expired"),
+        sa.literal("the worker stopped renewing its lease (killed or hung)"),
+    ).where(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < now)
+    columns = ["job_id", "attempt", "worker", "started_at", "finished_at", "outcome", "error"]
+    if is_postgres(conn):
+        stmt: Any = postgresql.insert(job_attempts).from_select(columns, lost).on_conflict_do_nothing()
+    else:
+        stmt = sa.insert(job_attempts).prefix_with("OR IGNORE").from_select(columns, lost)
+    conn.execute(stmt)
+
+
+def _fenced(job: ClaimedJob) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        jobs.c.id == job.id, jobs.c.lease_token == job.lease_token, jobs.c.state == JobState.RUNNING.value
+    )
+
+
+def _close_attempt(conn: Connection, job: ClaimedJob, now: datetime, outcome: str, error: str | None) -> None:
+    """History of unsuccessful attempts (a success is the job row itself: state, attempts, finished_at)."""
+    conn.execute(
+        sa.insert(job_attempts).values(
+            job_id=job.id,
+            attempt=job.attempts,
+            worker=job.worker,
+            started_at=job.claimed_at or now,
+            finished_at=now,
+            outcome=outcome,
+            error=error,
+        )
+    )
+
+
+def holds_lease(conn: Connection, job: ClaimedJob) -> bool:
+    return conn.execute(sa.select(jobs.c.id).where(_fenced(job))).first() is not None
+
+
+def extend_lease(conn: Connection, job: ClaimedJob, *, now: datetime, lease_seconds: float) -> bool:
+    """Push the lease forward; False means the lease was lost (another worker may own the job now)."""
+    result = conn.execute(
+        sa.update(jobs)
+        .where(_fenced(job))
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def complete(
+    conn: Connection, job: ClaimedJob, *, now: datetime, result: dict[str, Any] | None = None
+) -> bool:
+    """Mark succeeded. Returns False (and changes nothing) if this worker no longer holds the lease."""
+    done = conn.execute(
+        _COMPLETE, {"b_id": job.id, "b_token": job.lease_token, "b_result": result, "b_now": now}
+    )
+    return done.rowcount == 1
+
+
+# The hot path's statement, built once (completing is the one write every job makes).
+_COMPLETE = (
+    sa.update(jobs)
+    .where(
+        jobs.c.id == sa.bindparam("b_id"),
+        jobs.c.lease_token == sa.bindparam("b_token"),
+        jobs.c.state == JobState.RUNNING.value,
+    )
+    .values(
+        state=JobState.SUCCEEDED.value,
+        result=sa.bindparam("b_result", type_=jobs.c.result.type),
+        lease_owner=None,
+        lease_token=None,
+        lease_expires_at=None,
+        finished_at=sa.bindparam("b_now", type_=jobs.c.finished_at.type),
+        updated_at=sa.bindparam("b_now", type_=jobs.c.updated_at.type),
+        last_error=None,
+        error_kind=None,
+    )
+)
+
+
+def retry_later(
+    conn: Connection,
+    job: ClaimedJob,
+    *,
+    now: datetime,
+    delay: float,
+    error: str,
+    count_attempt: bool = True,
+) -> bool:
+    """Put the job back in the queue to run after ``delay`` seconds.
+
+    If a newer job with the same ``dedupe_key`` is already pending, this one is folded into it (the
+    pending job is pushed back to this job's retry time, so a ``Retry-After`` is still honoured)."""
+    run_at = now + timedelta(seconds=delay)
+    extra: dict[str, Any] = {} if count_attempt else {"attempts": jobs.c.attempts - 1}
+    done = _requeue(
+        conn,
+        job,
+        now,
+        run_at=run_at,
+        **extra,
+        lease_owner=None,
+        lease_token=None,
+        lease_expires_at=None,
+        last_error=error,
+        error_kind=ErrorKind.RETRYABLE.value,
+        updated_at=now,
+    )
+    if done:
+        _close_attempt(conn, job, now, "retry" if count_attempt else "throttled", error)
+        return True
+    return False
+
+
+def release(conn: Connection, job: ClaimedJob, *, now: datetime) -> bool:
+    """Give a claimed-but-unstarted job back (graceful shutdown): the attempt does not count."""
+    done = _requeue(
+        conn,
+        job,
+        now,
+        attempts=jobs.c.attempts - 1,
+        lease_owner=None,
+        lease_token=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    return done
+
+
+def _requeue(conn: Connection, job: ClaimedJob, now: datetime, **values: Any) -> bool:
+    """Fenced move back to ``queued``, coalescing into an already pending job with the same dedupe key."""
+    try:
+        with conn.begin_nested():
+            done = conn.execute(
+                sa.update(jobs).where(_fenced(job)).values(state=JobState.QUEUED.value, **values)
+            )
+        return done.rowcount == 1
+    except sa.exc.IntegrityError:
+        pass
+    pending = conn.execute(
+        sa.select(jobs.c.id, jobs.c.run_at).where(
+            jobs.c.dedupe_key == job.dedupe_key, jobs.c.state == JobState.QUEUED.value
+        )
+    ).one()
+    run_at = values.get("run_at")
+    if isinstance(run_at, datetime) and run_at > pending.run_at:
+        conn.execute(sa.update(jobs).where(jobs.c.id == pending.id).values(run_at=run_at, updated_at=now))
+    done = conn.execute(
+        sa.update(jobs)
+        .where(_fenced(job))
+        .values(
+            state=JobState.CANCELLED.value,
+            lease_owner=None,
+            lease_token=None,
+            lease_expires_at=None,
+            last_error=f"coalesced into pending job {pending.id}",
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return done.rowcount == 1
+
+
+def bury(conn: Connection, job: ClaimedJob, *, now: datetime, error: str, kind: ErrorKind) -> bool:
+    """Move the job to the dead-letter list with its reason; its payload stays for replay."""
+    done = conn.execute(
+        sa.update(jobs)
+        .where(_fenced(job))
+        .values(
+            state=JobState.DEAD.value,
+            lease_owner=None,
+            lease_token=None,
+            lease_expires_at=None,
+            last_error=error,
+            error_kind=kind.value,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    if done.rowcount == 1:
+        _close_attempt(conn, job, now, "dead", error)
+        return True
+    return False
+
+
+def replay(conn: Connection, tenant_id: int, job_ids: list[int] | None, *, now: datetime) -> list[int]:
+    """Re-queue dead jobs (all of the tenant's when ``job_ids`` is None) with a fresh attempt budget.
+
+    History (attempts, last error) is kept. Returns the ids actually re-queued."""
+    cond = sa.and_(jobs.c.tenant_id == tenant_id, jobs.c.state == JobState.DEAD.value)
+    if job_ids is not None:
+        cond = sa.and_(cond, jobs.c.id.in_(job_ids))
+    ids = [r.id for r in conn.execute(sa.select(jobs.c.id).where(cond).order_by(jobs.c.id))]
+    replayed: list[int] = []
+    for job_id in ids:
+        values: dict[str, Any] = {
+            "state": JobState.QUEUED.value,
+            "attempts": 0,
+            "run_at": now,
+            "finished_at": None,
+            "updated_at": now,
+        }
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
+        except sa.exc.IntegrityError:
+            # Another job with this dedupe key is pending; the replay runs beside it, uncoalesced.
+            conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(dedupe_key=None, **values))
+        replayed.append(job_id)
+    return replayed
+
+
+def recover_expired(conn: Connection, *, now: datetime) -> int:
+    """Expired leases of jobs that used up their attempts go to dead letters (worker crashed each time)."""
+    rows = conn.execute(
+        sa.update(jobs)
+        .where(
+            jobs.c.state == JobState.RUNNING.value,
+            jobs.c.lease_expires_at < now,
+            jobs.c.attempts >= jobs.c.max_attempts,
+        )
+        .values(
+            state=JobState.DEAD.value,
+            last_error="worker lost the job (crash or kill) on every attempt",
+            error_kind=ErrorKind.CRASH.value,
+            lease_owner=None,
+            lease_token=None,
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return rows.rowcount

@@ -1,0 +1,84 @@
+"""Periodic work per (channel, flow), inside the engine (not cron).
+
+Each enabled, unpaused flow with a frequency has ``next_run_at``; any worker that finds it due moves
+it forward and enqueues the flow's job with a dedupe key, so several workers produce one pending job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.domain.channels import Flow
+from tradelane.persistence.db import is_postgres
+from tradelane.persistence.tables import channel_flows, channels
+from tradelane.sync.jobs import JobSpec, enqueue
+
+#: The job kind that performs one scheduled run of a flow.
+FLOW_JOB_KINDS: dict[str, str] = {
+    Flow.OFFERS.value: "offers.delta",
+    Flow.ORDERS.value: "orders.poll",
+    Flow.RECONCILER.value: "reconciler.run",
+    Flow.FULFILLMENTS.value: "fulfillments.flush",
+}
+
+
+def enqueue_due(conn: Connection, *, now: datetime, known_kinds: set[str]) -> int:
+    """Enqueue the job of every due flow whose kind has a handler; returns how many were due."""
+    stmt = (
+        sa.select(
+            channel_flows.c.channel_id,
+            channel_flows.c.flow,
+            channel_flows.c.frequency_seconds,
+            channels.c.tenant_id,
+        )
+        .join(channels, channels.c.id == channel_flows.c.channel_id)
+        .where(
+            channel_flows.c.enabled.is_(True),
+            channel_flows.c.paused.is_(False),
+            channel_flows.c.frequency_seconds.is_not(None),
+            channel_flows.c.next_run_at <= now,
+        )
+        .limit(500)
+    )
+    if is_postgres(conn):
+        stmt = stmt.with_for_update(of=channel_flows, skip_locked=True)
+    due = conn.execute(stmt).all()
+    for row in due:
+        conn.execute(
+            sa.update(channel_flows)
+            .where(channel_flows.c.channel_id == row.channel_id, channel_flows.c.flow == row.flow)
+            .values(next_run_at=now + timedelta(seconds=row.frequency_seconds), last_run_at=now)
+        )
+        kind = FLOW_JOB_KINDS.get(row.flow)
+        if kind is None or kind not in known_kinds:
+            continue
+        enqueue(
+            conn,
+            JobSpec(
+                tenant_id=row.tenant_id,
+                kind=kind,
+                payload={"scheduled": True},
+                channel_id=row.channel_id,
+                flow=row.flow,
+                dedupe_key=f"{kind}:{row.channel_id}",
+            ),
+            now=now,
+        )
+    return len(due)
+
+
+def record_flow_result(
+    conn: Connection, channel_id: int, flow: str, *, now: datetime, error: str | None
+) -> None:
+    """Remember the last success (or error) of a flow for the operator views."""
+    values: dict[str, object] = {"last_error": error}
+    if error is None:
+        values["last_success_at"] = now
+    conn.execute(
+        sa.update(channel_flows)
+        .where(channel_flows.c.channel_id == channel_id, channel_flows.c.flow == flow)
+        .values(**values)
+    )

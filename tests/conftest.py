@@ -1,0 +1,96 @@
+"""Shared fixtures. The backend is chosen by ``TRADELANE_TEST_DB`` (``sqlite``, the default, or
+``postgres``); ``make test`` runs the whole suite once for each.
+
+* SQLite: the schema is migrated once into a template file, copied per test (fast and isolated).
+* PostgreSQL: one fresh database per run (named after the pid and a random suffix, dropped at the end),
+  migrated once, truncated after each test. Unreachable PostgreSQL is a hard failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tradelane.persistence import migrate
+from tradelane.persistence.db import make_engine, normalize_url
+from tradelane.persistence.tables import metadata
+
+BACKEND = os.environ.get("TRADELANE_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("TRADELANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"tradelane test backend: {BACKEND}"
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The migrated database the tests start from: a file path (SQLite) or a URL (PostgreSQL)."""
+    if BACKEND == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate.upgrade(engine)
+        engine.dispose()
+        con = sqlite3.connect(path)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        yield str(path)
+        return
+    if BACKEND != "postgres":
+        raise pytest.UsageError(f"TRADELANE_TEST_DB must be sqlite or postgres, not {BACKEND!r}")
+    admin = sa.create_engine(normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"tradelane_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment failure
+        pytest.exit(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}", returncode=3)
+    url = sa.engine.make_url(normalize_url(PG_ADMIN_URL)).set(database=name).render_as_string(
+        hide_password=False
+    )
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def db_url(_template: str, tmp_path: Path) -> Iterator[str]:
+    """A URL to a freshly migrated, empty database for this test."""
+    if BACKEND == "sqlite":
+        target = tmp_path / "tradelane.db"
+        shutil.copyfile(_template, target)
+        yield f"sqlite:///{target}"
+        return
+    yield _template
+    engine = make_engine(_template, poolclass=sa.pool.NullPool)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
