@@ -6,7 +6,8 @@ import typer
 
 
 def build_app() -> typer.Typer:
-    from tradelane.cli import admin, catalog, channels, jobs, runtime
+    from tradelane.cli import admin, catalog, channels, jobs, mirakl, runtime
+    from tradelane.connectors.mirakl.sandbox.cli import sandbox_app
 
     app = typer.Typer(
         name="tradelane",
@@ -19,6 +20,8 @@ def build_app() -> typer.Typer:
     app.add_typer(admin.keys_app, name="keys")
     app.add_typer(catalog.catalog_app, name="catalog")
     app.add_typer(channels.channel_app, name="channel")
+    app.add_typer(mirakl.offers_app, name="offers")
+    app.add_typer(sandbox_app, name="sandbox")
     app.add_typer(jobs.jobs_app, name="jobs")
     runtime.register(app)
     return app

@@ -7,8 +7,11 @@ to psycopg 3.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,23 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")  # exact: money never goes through float
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for JSON columns: Decimals as exact strings, datetimes in ISO 8601."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url``; creates the SQLite file's folder if needed."""
     url = normalize_url(url)
+    kwargs.setdefault("json_serializer", json_dumps)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":

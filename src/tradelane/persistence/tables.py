@@ -383,3 +383,119 @@ returns = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("channel_id", "marketplace_return_id"),
 )
+
+# --- Merchant side (system of record) -----------------------------------------------------------
+merchant_systems = sa.Table(
+    "merchant_systems",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),  # http | shopify | files
+    sa.Column("settings", JSONDoc, nullable=False),
+    sa.Column("credentials", sa.LargeBinary(), nullable=True),  # Fernet, like channel credentials
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+# One hand-over of one order to one merchant system; unique so an order is created there once.
+order_deliveries = sa.Table(
+    "order_deliveries",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "merchant_system_id", BigId, sa.ForeignKey("merchant_systems.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | delivered | quarantined | released
+    sa.Column("external_ref", sa.String(200), nullable=True),  # the merchant system's id for the order
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_request", sa.Text(), nullable=True),
+    sa.Column("last_response", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("order_id", "merchant_system_id"),
+)
+
+# Order Health: orders that could not be created on the merchant side, with the precise reason.
+order_quarantine = sa.Table(
+    "order_quarantine",
+    metadata,
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True),
+    _tenant(),
+    sa.Column("reason_code", sa.String(50), nullable=False),  # unknown_sku | missing_field | oms_rejected...
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("detail", JSONDoc, nullable=False),  # e.g. {"skus": [...]} or the OMS response
+    sa.Column("since", UTCDateTime(), nullable=False),
+    sa.Column("last_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"),
+    sa.Index("ix_order_quarantine_reason", "tenant_id", "reason_code"),
+)
+
+# Marketplace SKU -> merchant SKU, per channel (NULL channel = every channel of the tenant).
+sku_mappings = sa.Table(
+    "sku_mappings",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("marketplace_sku", sa.String(200), nullable=False),
+    sa.Column("merchant_sku", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "channel_id", "marketplace_sku"),
+)
+
+# Rules are data: attribute rules per channel, publishing rules per merchant system.
+order_rules = sa.Table(
+    "order_rules",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("kind", sa.String(20), nullable=False),  # attribute | publish
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=True),
+    sa.Column(
+        "merchant_system_id", BigId, sa.ForeignKey("merchant_systems.id", ondelete="CASCADE"), nullable=True
+    ),
+    sa.Column("position", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("definition", JSONDoc, nullable=False),
+    sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Updates from the merchant side (shipments, cancellations, refunds, returns), each pushed back to the
+# order's origin marketplace by a fulfillments job. ``external_id`` dedupes the OMS's retries.
+order_updates = sa.Table(
+    "order_updates",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # shipment | cancellation | refund | return | label
+    sa.Column("external_id", sa.String(200), nullable=False),
+    sa.Column("payload", JSONDoc, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # queued | sent | failed | not_supported | skipped
+    sa.Column("detail", sa.Text(), nullable=True),
+    sa.Column("job_id", BigId, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("order_id", "kind", "external_id"),
+)
+
+order_documents = sa.Table(
+    "order_documents",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("order_id", BigId, sa.ForeignKey("orders.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),  # shipping_label | invoice | ...
+    sa.Column("filename", sa.String(200), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("source_format", sa.String(10), nullable=False),  # pdf | html
+    sa.Column("content", sa.LargeBinary(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # stored | sent | failed
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("order_id", "sha256"),
+)

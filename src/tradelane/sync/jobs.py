@@ -327,7 +327,8 @@ def retry_later(
         updated_at=now,
     )
     if done:
-        _close_attempt(conn, job, now, "retry" if count_attempt else "throttled", error)
+        if count_attempt:  # a throttled run is not an attempt: no history row (last_error shows it)
+            _close_attempt(conn, job, now, "retry", error)
         return True
     return False
 

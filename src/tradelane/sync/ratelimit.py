@@ -68,6 +68,18 @@ def take(conn: Connection, channel_id: int, bucket: str, limit: RateLimit, *, no
     return wait
 
 
+def hold(
+    conn: Connection, channel_id: int, bucket: str, limit: RateLimit, *, now: datetime, seconds: float
+) -> None:
+    """The remote said "not before ``seconds``" (429 Retry-After): no token for anyone until then."""
+    take(conn, channel_id, bucket, limit, now=now)  # ensure the row exists and is refilled to now
+    conn.execute(
+        sa.update(rate_buckets)
+        .where(rate_buckets.c.channel_id == channel_id, rate_buckets.c.bucket == bucket)
+        .values(tokens=min(0.0, 1.0 - seconds * limit.rate), updated_at=now)
+    )
+
+
 class RateLimiter:
     """Blocking acquisition for connectors: waits up to ``max_wait`` seconds in-process, beyond that
     raises :class:`RetryableError` with ``retry_after`` so the job is rescheduled instead of holding a
@@ -85,6 +97,10 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._max_wait = max_wait
+
+    def hold(self, channel_id: int, bucket: str, limit: RateLimit, seconds: float) -> None:
+        with self._engine.begin() as conn:
+            hold(conn, channel_id, bucket, limit, now=self._clock(), seconds=seconds)
 
     def try_acquire(self, channel_id: int, bucket: str, limit: RateLimit) -> bool:
         """Take a token only if one is available now (for optional work that can wait a run)."""

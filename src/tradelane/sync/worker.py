@@ -15,6 +15,7 @@ import random
 import signal
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,10 +69,12 @@ class Worker:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     rng: random.Random = field(default_factory=random.Random)
     stats: WorkerStats = field(default_factory=WorkerStats)
+    #: How the rate limiter waits for a token (tests with a fake clock pass one that advances it).
+    sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self.rate_limiter = RateLimiter(self.engine, self.clock)
+        self.rate_limiter = RateLimiter(self.engine, self.clock, sleep=self.sleep)
         self._current: jobstore.ClaimedJob | None = None
         self._conn: Any = None
 

@@ -1,0 +1,82 @@
+"""The Mirakl connector: job handlers by kind, and channel set-up (add, check)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from tradelane.connectors.dispatch import ChannelHandler
+from tradelane.connectors.mirakl import offers_flow, orders_flow, updates_flow
+from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
+from tradelane.connectors.mirakl.settings import CONNECTOR, MiraklSettings
+from tradelane.domain.errors import ValidationError
+from tradelane.security.crypto import KeyRing
+from tradelane.services.channels import Channel, channel_credentials, create_channel
+
+HANDLERS: Mapping[str, ChannelHandler] = {
+    "orders.poll": orders_flow.poll_orders,
+    "orders.accept": orders_flow.accept_order,
+    "offers.delta": offers_flow.push_delta,
+    "offers.full": offers_flow.push_full,
+    "offers.import_check": offers_flow.check_import,
+    "fulfillments.ship": updates_flow.ship,
+    "fulfillments.cancel": updates_flow.cancel,
+    "fulfillments.refund": updates_flow.refund,
+}
+
+
+def add_channel(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    name: str,
+    hostname: str,
+    shop_id: str | None,
+    api_key: str,
+    keyring: KeyRing,
+    now: datetime,
+    options: dict[str, Any] | None = None,
+    staging_api_key: str | None = None,
+) -> Channel:
+    """Create a Mirakl channel. Settings are validated (hostname, shop id) before anything is stored."""
+    data = {"hostname": hostname, "shop_id": shop_id, **(options or {})}
+    try:
+        settings = MiraklSettings.from_dict(data)
+        MiraklClient(settings.hostname, api_key, settings.shop_id).close()  # validates host, key, shop id
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
+    credentials: dict[str, Any] = {"api_key": api_key}
+    if staging_api_key:
+        credentials["staging_api_key"] = staging_api_key
+    return create_channel(
+        conn,
+        tenant_id=tenant_id,
+        name=name,
+        connector=CONNECTOR,
+        settings=settings.to_dict(),
+        credentials=credentials,
+        keyring=keyring,
+        now=now,
+    )
+
+
+def check_channel(
+    conn: Connection, channel: Channel, keyring: KeyRing, *, staging: bool = False
+) -> CheckResult:
+    """A01 with the channel's credentials: wrong host / wrong key / wrong shop id / unreachable are
+    told apart (see :meth:`MiraklClient.check`)."""
+    settings = MiraklSettings.from_dict(channel.settings)
+    credentials = channel_credentials(conn, channel, keyring)
+    if staging:
+        if not settings.staging_hostname or not credentials.get("staging_api_key"):
+            raise ValidationError(f"channel {channel.name} has no staging account")
+        client = MiraklClient(
+            settings.staging_hostname, credentials["staging_api_key"], settings.staging_shop_id
+        )
+    else:
+        client = MiraklClient(settings.hostname, credentials["api_key"], settings.shop_id, timeout=10.0)
+    with client:
+        return client.check()

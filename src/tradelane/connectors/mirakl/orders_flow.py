@@ -1,0 +1,350 @@
+"""Mirakl orders: poll (OR11 + M01 + RT11), accept (OR21), and the alerts around the deadline.
+
+Polling keeps a ``start_update_date`` watermark per channel. Each run reads every page from the
+watermark to the end, ingests every order version idempotently (unique on channel + order id), and
+moves the watermark to the newest ``last_updated_date`` seen *minus an overlap*, so an order updated at
+a page or time boundary is seen again rather than missed. Seeing an order twice is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.connectors.mirakl.errors import MiraklRequestRejected
+from tradelane.connectors.mirakl.gateway import MiraklGateway
+from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
+from tradelane.connectors.mirakl.settings import POLLED_STATES, AcceptancePolicy
+from tradelane.domain.errors import RetryableError
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, deadline_missed
+from tradelane.persistence.db import insert_ignore
+from tradelane.persistence.tables import order_messages, orders, products, returns
+from tradelane.services import orders as order_service
+from tradelane.services.channels import Channel
+from tradelane.sync.context import JobContext
+from tradelane.sync.jobs import JobSpec, enqueue
+
+WATERMARK = "mirakl.or11.start_update_date"
+MESSAGES_WATERMARK = "mirakl.m01.start_date"
+ACCEPT = "orders.accept"
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
+    now = ctx.now()
+    with MiraklGateway(ctx, channel) as gw:
+        with ctx.engine.connect() as conn:
+            start = _parse_ts(order_service.get_cursor(conn, channel.id, WATERMARK))
+            messages_since = _parse_ts(order_service.get_cursor(conn, channel.id, MESSAGES_WATERMARK))
+            third_party = _fulfillments_off(conn, channel.id)
+        if start is None:
+            start = now - timedelta(hours=gw.settings.initial_lookback_hours)
+        fetched = gw.call(
+            "OR11", lambda c: list(c.iter_orders(states=POLLED_STATES, start_update_date=start))
+        )
+        latest: dict[str, MarketplaceOrder] = {}
+        for raw_order in fetched:  # a duplicated page yields the same order twice: keep the newest
+            order = _localise(raw_order, gw)
+            seen = latest.get(order.marketplace_order_id)
+            if seen is None or order.updated_at >= seen.updated_at:
+                latest[order.marketplace_order_id] = order
+        messages = gw.try_call("M01", lambda c: c.list_messages(start_date=messages_since, max=100))
+        returns_page = gw.try_call("RT11", lambda c: c.list_returns())
+        summary = {"fetched": len(fetched), "orders": len(latest), "created": 0, "to_accept": 0, "alerts": 0}
+        with ctx.transaction() as conn:
+            for order in latest.values():
+                result = order_service.ingest_order(
+                    conn,
+                    tenant_id=channel.tenant_id,
+                    channel_id=channel.id,
+                    order=order,
+                    now=now,
+                    third_party_managed=third_party,
+                )
+                summary["created"] += int(result.created)
+                if order.state is MarketplaceOrderState.WAITING_ACCEPTANCE and not result.stale:
+                    created = enqueue(
+                        conn,
+                        JobSpec(
+                            tenant_id=channel.tenant_id,
+                            kind=ACCEPT,
+                            payload={"order_id": result.order_id},
+                            channel_id=channel.id,
+                            flow="orders",
+                            idempotency_key=f"{ACCEPT}:{result.order_id}",
+                            priority=10,
+                        ),
+                        now=now,
+                    ).created
+                    summary["to_accept"] += int(created)
+            summary["alerts"] = check_deadlines(conn, channel, now=now)
+            if messages is not None:
+                summary["messages"] = _store_messages(conn, channel, messages.messages, now=now)
+            for order in latest.values():
+                _merge_customer_messages(conn, channel, order.marketplace_order_id, now=now)
+            if returns_page is not None:
+                summary["returns"] = _store_returns(conn, channel, returns_page.returns, now=now)
+            newest = max((o.updated_at for o in latest.values()), default=None)
+            if newest is not None:
+                watermark = max(start, newest - timedelta(seconds=gw.settings.poll_overlap_seconds))
+                order_service.set_cursor(conn, channel.id, WATERMARK, watermark.isoformat(), now=now)
+            elif order_service.get_cursor(conn, channel.id, WATERMARK) is None:
+                order_service.set_cursor(conn, channel.id, WATERMARK, start.isoformat(), now=now)
+            gw.record(conn, "orders.poll", now=now, only_ops={"OR11"})
+            ctx.complete_in(conn, summary)
+    return summary
+
+
+def _localise(order: MarketplaceOrder, gw: MiraklGateway) -> MarketplaceOrder:
+    """Catalog SKUs from offer SKUs (the channel's SKU template) and the acceptance deadline."""
+    offer_settings = gw.settings.offer_settings()
+    lines = tuple(
+        replace(line, product_sku=offer_settings.product_sku(line.offer_sku) or line.offer_sku)
+        for line in order.lines
+    )
+    deadline = order.acceptance_deadline or order.created_at + timedelta(
+        seconds=gw.settings.acceptance_window_seconds
+    )
+    return replace(order, lines=lines, acceptance_deadline=deadline)
+
+
+def _fulfillments_off(conn: Connection, channel_id: int) -> bool:
+    """Third Party Managed: with the Fulfillments flow off, orders are flagged and never updated back."""
+    from tradelane.persistence.tables import channel_flows
+
+    enabled = conn.execute(
+        sa.select(channel_flows.c.enabled).where(
+            channel_flows.c.channel_id == channel_id, channel_flows.c.flow == "fulfillments"
+        )
+    ).scalar()
+    return enabled is False
+
+
+def check_deadlines(conn: Connection, channel: Channel, *, now: datetime) -> int:
+    """Alert (once per order) for every order whose acceptance deadline passed unaccepted, including
+    orders the marketplace auto-cancelled for that reason."""
+    rows = conn.execute(
+        sa.select(
+            orders.c.id, orders.c.marketplace_order_id, orders.c.acceptance_deadline, orders.c.state
+        ).where(
+            orders.c.channel_id == channel.id,
+            orders.c.accepted_at.is_(None),
+            orders.c.acceptance_deadline.is_not(None),
+            orders.c.acceptance_deadline <= now,
+            orders.c.state.in_(
+                [MarketplaceOrderState.WAITING_ACCEPTANCE.value, MarketplaceOrderState.CANCELED.value]
+            ),
+        )
+    ).all()
+    raised = 0
+    for row in rows:
+        # An unaccepted order past its deadline: still waiting, or already cancelled by the marketplace.
+        if not deadline_missed(row.acceptance_deadline, False, now):
+            continue
+        cancelled = row.state == MarketplaceOrderState.CANCELED.value
+        auto = " and the marketplace cancelled it" if cancelled else ""
+        raised += order_service.raise_alert(
+            conn,
+            tenant_id=channel.tenant_id,
+            kind="acceptance_deadline_missed",
+            key=f"acceptance_deadline_missed:{row.id}",
+            message=(
+                f"order {row.marketplace_order_id} on {channel.name} was not accepted before its deadline "
+                f"{row.acceptance_deadline.isoformat()}{auto}"
+            ),
+            now=now,
+            channel_id=channel.id,
+            order_id=row.id,
+        )
+    return raised
+
+
+def _store_messages(conn: Connection, channel: Channel, messages: Any, *, now: datetime) -> int:
+    stored = 0
+    newest: datetime | None = None
+    for msg in messages:
+        order_id = None
+        if msg.order_id:
+            order_id = conn.execute(
+                sa.select(orders.c.id).where(
+                    orders.c.channel_id == channel.id, orders.c.marketplace_order_id == msg.order_id
+                )
+            ).scalar()
+        inserted = conn.execute(
+            insert_ignore(conn, order_messages)
+            .values(
+                tenant_id=channel.tenant_id,
+                channel_id=channel.id,
+                order_id=order_id,
+                marketplace_order_id=msg.order_id,
+                message_id=str(msg.message_id),
+                author=msg.from_name,
+                subject=msg.subject,
+                body=msg.body,
+                sent_at=msg.created_at,
+                raw=dict(msg.raw),
+                received_at=now,
+            )
+            .returning(order_messages.c.id)
+        ).scalar()
+        stored += int(inserted is not None)
+        newest = msg.created_at if newest is None or msg.created_at > newest else newest
+    if newest is not None:
+        order_service.set_cursor(conn, channel.id, MESSAGES_WATERMARK, newest.isoformat(), now=now)
+    return stored
+
+
+def _merge_customer_messages(conn: Connection, channel: Channel, mirakl_id: str, *, now: datetime) -> None:
+    """Customer messages (M01, from the customer) of an order become its order-level attribute
+    ``:MiraklOrderMessage`` — whichever of the order and the message tradelane saw first."""
+    row = conn.execute(
+        sa.select(orders.c.id, orders.c.attributes, orders.c.customer_message).where(
+            orders.c.channel_id == channel.id, orders.c.marketplace_order_id == mirakl_id
+        )
+    ).first()
+    if row is None:
+        return
+    texts = [
+        m.body
+        for m in conn.execute(
+            sa.select(order_messages.c.body, order_messages.c.raw)
+            .where(
+                order_messages.c.channel_id == channel.id, order_messages.c.marketplace_order_id == mirakl_id
+            )
+            .order_by(order_messages.c.id)
+        )
+        if (m.raw or {}).get("from_type") == "CUSTOMER"
+    ]
+    if not texts:
+        return
+    attributes = dict(row.attributes)
+    message = attributes.get(ORDER_MESSAGE_ATTRIBUTE) or row.customer_message or ""
+    for text in (t.strip() for t in texts):
+        if text and f"\n{text}\n" not in f"\n{message}\n":
+            message = f"{message}\n{text}" if message else text
+    if message != attributes.get(ORDER_MESSAGE_ATTRIBUTE):
+        attributes[ORDER_MESSAGE_ATTRIBUTE] = message
+        conn.execute(
+            sa.update(orders)
+            .where(orders.c.id == row.id)
+            .values(attributes=attributes, customer_message=message, updated_at=now)
+        )
+
+
+def _store_returns(conn: Connection, channel: Channel, items: Any, *, now: datetime) -> int:
+    stored = 0
+    for ret in items:
+        order_id = conn.execute(
+            sa.select(orders.c.id).where(
+                orders.c.channel_id == channel.id, orders.c.marketplace_order_id == ret.order_id
+            )
+        ).scalar()
+        values = {
+            "tenant_id": channel.tenant_id,
+            "channel_id": channel.id,
+            "order_id": order_id,
+            "marketplace_return_id": ret.return_id,
+            "marketplace_order_id": ret.order_id,
+            "state": ret.state,
+            "rma": ret.rma,
+            "lines": [
+                {"order_line_id": ln.order_line_id, "quantity": ln.quantity, "reason_code": ln.reason_code}
+                for ln in ret.lines
+            ],
+            "raw": dict(ret.raw),
+            "marketplace_updated_at": ret.updated_at,
+            "created_at": now,
+            "updated_at": now,
+        }
+        inserted = conn.execute(
+            insert_ignore(conn, returns).values(**values).returning(returns.c.id)
+        ).scalar()
+        if inserted is None:
+            conn.execute(
+                sa.update(returns)
+                .where(
+                    returns.c.channel_id == channel.id,
+                    returns.c.marketplace_return_id == ret.return_id,
+                    returns.c.marketplace_updated_at <= ret.updated_at,
+                )
+                .values(
+                    state=ret.state, raw=dict(ret.raw), marketplace_updated_at=ret.updated_at, updated_at=now
+                )
+            )
+        stored += int(inserted is not None)
+    return stored
+
+
+def accept_order(ctx: JobContext, channel: Channel) -> dict[str, Any]:
+    """OR21 for one order: every line accepted (``accept_all``) or only lines whose SKU is known and in
+    stock (``accept_if_known``, with the refusal reason recorded on the line)."""
+    order_id = int(ctx.job.payload["order_id"])
+    now = ctx.now()
+    with ctx.engine.connect() as conn:
+        order = order_service.get_order(conn, channel.tenant_id, order_id)
+    if order["accepted_at"] is not None:
+        return {"skipped": "already accepted"}
+    if order["state"] != MarketplaceOrderState.WAITING_ACCEPTANCE.value:
+        return {"skipped": f"order is {order['state']}"}
+    with MiraklGateway(ctx, channel) as gw:
+        decisions, refusals = _decide(ctx, channel, gw.settings.acceptance_policy, order)
+        try:
+            gw.call("OR21", lambda c: c.accept_lines(order["marketplace_order_id"], decisions))
+        except MiraklRequestRejected as exc:
+            # Accepted earlier by a run that died before recording it? The next poll tells.
+            raise RetryableError(
+                f"OR21 refused ({exc.reason}); will re-check the order state", raw=exc.raw
+            ) from exc
+        with ctx.transaction() as conn:
+            note = "all lines accepted" if not refusals else f"{len(refusals)} line(s) refused"
+            order_service.mark_accepted(conn, channel.tenant_id, order_id, now=now, note=note)
+            for line_id, reason in refusals.items():
+                order_service.set_line_refusal(conn, order_id, line_id, reason)
+            if deadline_missed(order["acceptance_deadline"], False, now):
+                order_service.raise_alert(
+                    conn,
+                    tenant_id=channel.tenant_id,
+                    kind="acceptance_late",
+                    key=f"acceptance_late:{order_id}",
+                    message=f"order {order['marketplace_order_id']} was accepted after its deadline",
+                    now=now,
+                    channel_id=channel.id,
+                    order_id=order_id,
+                    severity="warning",
+                )
+            gw.record(conn, f"order:{order_id}", now=now)
+            result = {"accepted": sum(decisions.values()), "refused": len(refusals)}
+            ctx.complete_in(conn, result)
+    return result
+
+
+def _decide(
+    ctx: JobContext, channel: Channel, policy: AcceptancePolicy, order: dict[str, Any]
+) -> tuple[dict[str, bool], dict[str, str]]:
+    decisions: dict[str, bool] = {}
+    refusals: dict[str, str] = {}
+    if policy is AcceptancePolicy.ACCEPT_ALL:
+        return {line["line_id"]: True for line in order["lines"]}, refusals
+    skus = [line["sku"] for line in order["lines"]]
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(products.c.sku, products.c.quantity).where(
+                products.c.tenant_id == channel.tenant_id, products.c.sku.in_(skus)
+            )
+        ).all()
+    stock: dict[str, int] = {r.sku: r.quantity for r in rows}
+    for line in order["lines"]:
+        available = stock.get(line["sku"])
+        if available is None:
+            refusals[line["line_id"]] = f"SKU {line['sku']} is unknown in the catalog"
+        elif available < line["quantity"]:
+            refusals[line["line_id"]] = f"SKU {line['sku']} out of stock ({available} < {line['quantity']})"
+        decisions[line["line_id"]] = line["line_id"] not in refusals
+    return decisions, refusals

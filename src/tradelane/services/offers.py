@@ -1,0 +1,232 @@
+"""Offer bindings (the listings outbox) as the connectors and operators see them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.domain.catalog import Product
+from tradelane.persistence.tables import channels, offer_bindings, products
+from tradelane.services.outbox import schedule_deltas
+
+
+class OfferStatus(StrEnum):
+    PENDING = "pending"  # never sent
+    SUBMITTED = "submitted"  # sent, marketplace still processing
+    PUBLISHED = "published"  # accepted by the marketplace
+    ERROR = "error"  # the marketplace rejected it; see last_error
+    BLOCKED = "blocked"  # tradelane cannot send it (e.g. no price); see last_error
+
+
+@dataclass(frozen=True, slots=True)
+class DirtyOffer:
+    binding_id: int
+    change_seq: int
+    product: Product
+
+
+def product_from_row(row: Any) -> Product:
+    return Product(
+        sku=row.sku,
+        parent_sku=row.parent_sku,
+        title=row.title,
+        description=row.description,
+        brand=row.brand,
+        gtin=row.gtin,
+        price=row.price,
+        currency=row.currency,
+        quantity=row.quantity,
+        labels=tuple(row.labels or ()),
+        attributes=dict(row.attributes or {}),
+    )
+
+
+def _bound_select(channel_id: int) -> sa.Select[Any]:
+    return (
+        sa.select(offer_bindings.c.id.label("binding_id"), offer_bindings.c.change_seq, products)
+        .join(products, products.c.id == offer_bindings.c.product_id)
+        .where(offer_bindings.c.channel_id == channel_id)
+    )
+
+
+def dirty_offers(conn: Connection, channel_id: int, *, limit: int) -> list[DirtyOffer]:
+    """The oldest ``limit`` unsynced offers of a channel (every change since the last call, coalesced)."""
+    rows = conn.execute(
+        _bound_select(channel_id)
+        .where(offer_bindings.c.dirty.is_(True))
+        .order_by(offer_bindings.c.id)
+        .limit(limit)
+    ).all()
+    return [DirtyOffer(r.binding_id, r.change_seq, product_from_row(r)) for r in rows]
+
+
+def all_offers(conn: Connection, channel_id: int) -> list[DirtyOffer]:
+    rows = conn.execute(_bound_select(channel_id).order_by(offer_bindings.c.id)).all()
+    return [DirtyOffer(r.binding_id, r.change_seq, product_from_row(r)) for r in rows]
+
+
+def count_dirty(conn: Connection, channel_id: int) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(offer_bindings)
+            .where(offer_bindings.c.channel_id == channel_id, offer_bindings.c.dirty.is_(True))
+        ).scalar_one()
+    )
+
+
+def mark_sent(
+    conn: Connection,
+    offers: Sequence[DirtyOffer],
+    *,
+    status: OfferStatus,
+    now: datetime,
+    import_ref: str | None = None,
+    error: str | None = None,
+    request: str | None = None,
+) -> int:
+    """Record that these offer versions were sent (or blocked). Fenced by ``change_seq``: an offer that
+    changed again meanwhile stays dirty, so the newer change is sent by the next delta."""
+    if not offers:
+        return 0
+    stmt = (
+        sa.update(offer_bindings)
+        .where(
+            offer_bindings.c.id == sa.bindparam("b_id"),
+            offer_bindings.c.change_seq == sa.bindparam("b_seq"),
+        )
+        .values(
+            dirty=False,
+            dirty_since=None,
+            synced_seq=sa.bindparam("b_seq"),
+            status=status.value,
+            import_ref=import_ref,
+            last_error=error,
+            last_request=request,
+            last_synced_at=now,
+        )
+    )
+    result = conn.execute(stmt, [{"b_id": o.binding_id, "b_seq": o.change_seq} for o in offers])
+    return int(result.rowcount or 0)
+
+
+def block(conn: Connection, offer: DirtyOffer, reasons: Iterable[str], *, now: datetime) -> None:
+    mark_sent(conn, [offer], status=OfferStatus.BLOCKED, now=now, error="; ".join(reasons))
+
+
+def apply_import_result(
+    conn: Connection,
+    channel_id: int,
+    import_ref: str,
+    errors_by_sku: dict[str, list[str]],
+    *,
+    response: str | None = None,
+) -> tuple[int, int]:
+    """Set the outcome of every offer carried by ``import_ref``: errors on the SKUs named, published
+    for the rest. Returns (published, failed)."""
+    failed = 0
+    rows = conn.execute(
+        sa.select(offer_bindings.c.id, products.c.sku)
+        .join(products, products.c.id == offer_bindings.c.product_id)
+        .where(offer_bindings.c.channel_id == channel_id, offer_bindings.c.import_ref == import_ref)
+    ).all()
+    error_ids = [(r.id, errors_by_sku[r.sku]) for r in rows if r.sku in errors_by_sku]
+    for binding_id, messages in error_ids:
+        conn.execute(
+            sa.update(offer_bindings)
+            .where(offer_bindings.c.id == binding_id)
+            .values(status=OfferStatus.ERROR.value, last_error="; ".join(messages), last_response=response)
+        )
+        failed += 1
+    ok_ids = [r.id for r in rows if r.sku not in errors_by_sku]
+    for start in range(0, len(ok_ids), 500):
+        conn.execute(
+            sa.update(offer_bindings)
+            .where(offer_bindings.c.id.in_(ok_ids[start : start + 500]))
+            .values(status=OfferStatus.PUBLISHED.value, last_error=None, last_response=response)
+        )
+    return len(ok_ids), failed
+
+
+def list_offers(
+    conn: Connection,
+    tenant_id: int,
+    *,
+    channel: str | None = None,
+    status: str | None = None,
+    sku: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    stmt = (
+        sa.select(
+            offer_bindings.c.id,
+            channels.c.name.label("channel"),
+            products.c.sku,
+            products.c.title,
+            products.c.price,
+            products.c.currency,
+            products.c.quantity,
+            offer_bindings.c.status,
+            offer_bindings.c.dirty,
+            offer_bindings.c.dirty_since,
+            offer_bindings.c.last_error,
+            offer_bindings.c.last_request,
+            offer_bindings.c.last_response,
+            offer_bindings.c.last_synced_at,
+            offer_bindings.c.import_ref,
+        )
+        .join(products, products.c.id == offer_bindings.c.product_id)
+        .join(channels, channels.c.id == offer_bindings.c.channel_id)
+        .where(offer_bindings.c.tenant_id == tenant_id)
+    )
+    if channel:
+        stmt = stmt.where(channels.c.name == channel)
+    if status:
+        stmt = stmt.where(offer_bindings.c.status == status)
+    if sku:
+        stmt = stmt.where(products.c.sku == sku)
+    rows = conn.execute(stmt.order_by(offer_bindings.c.id).limit(limit).offset(offset)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def republish(
+    conn: Connection,
+    tenant_id: int,
+    channel_id: int,
+    *,
+    skus: Sequence[str] | None = None,
+    failed_only: bool = True,
+    now: datetime,
+) -> int:
+    """Mark offers to be sent again (one SKU, several, or every failed/blocked one) and schedule the delta."""
+    stmt = (
+        sa.select(offer_bindings.c.product_id)
+        .join(products, products.c.id == offer_bindings.c.product_id)
+        .where(offer_bindings.c.tenant_id == tenant_id, offer_bindings.c.channel_id == channel_id)
+    )
+    if skus is not None:
+        stmt = stmt.where(products.c.sku.in_(list(skus)))
+    elif failed_only:
+        stmt = stmt.where(offer_bindings.c.status.in_([OfferStatus.ERROR.value, OfferStatus.BLOCKED.value]))
+    product_ids = [r.product_id for r in conn.execute(stmt)]
+    if not product_ids:
+        return 0
+    conn.execute(
+        sa.update(offer_bindings)
+        .where(offer_bindings.c.channel_id == channel_id, offer_bindings.c.product_id.in_(product_ids))
+        .values(
+            dirty=True,
+            change_seq=offer_bindings.c.change_seq + 1,
+            dirty_since=now,
+            status=OfferStatus.PENDING.value,
+        )
+    )
+    schedule_deltas(conn, tenant_id, {channel_id}, now=now)
+    return len(product_ids)

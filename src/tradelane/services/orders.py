@@ -1,0 +1,378 @@
+"""Orders: idempotent ingestion of marketplace order versions, read models, history and alerts.
+
+``ingest_order`` is safe to call any number of times with the same or older payloads (re-polls,
+overlapping windows, duplicated pages, replays): the order row is unique on (channel, marketplace
+order id), each distinct raw payload is stored once, and an older version never overwrites a newer one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.domain.errors import NotFoundError
+from tradelane.domain.orders import (
+    HANDOVER_STATES,
+    LineType,
+    MarketplaceOrder,
+    MerchantStatus,
+)
+from tradelane.persistence.db import insert_ignore, is_postgres
+from tradelane.persistence.tables import (
+    alerts,
+    channel_cursors,
+    channels,
+    order_history,
+    order_lines,
+    order_versions,
+    orders,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    order_id: int
+    created: bool
+    state_changed: bool
+    previous_state: str | None
+    merchant_status: str
+    stale: bool = False
+
+
+def _payload_hash(raw: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ingest_order(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_id: int,
+    order: MarketplaceOrder,
+    now: datetime,
+    third_party_managed: bool = False,
+) -> IngestResult:
+    """Create or update the order from one marketplace version (see module docstring)."""
+    base = {
+        "tenant_id": tenant_id,
+        "channel_id": channel_id,
+        "marketplace_order_id": order.marketplace_order_id,
+        "state": order.state.value,
+        "marketplace_state": order.state.value,
+        "merchant_status": MerchantStatus.NOT_READY.value,
+        "currency": order.currency,
+        "acceptance_deadline": order.acceptance_deadline,
+        "shipping_address": order.shipping_address.as_dict() if order.shipping_address else None,
+        "billing_address": order.billing_address.as_dict() if order.billing_address else None,
+        "customer_message": order.customer_message,
+        "attributes": dict(order.attributes),
+        "third_party_managed": third_party_managed,
+        "marketplace_created_at": order.created_at,
+        "marketplace_updated_at": order.updated_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+    order_id = conn.execute(insert_ignore(conn, orders).values(**base).returning(orders.c.id)).scalar()
+    created = order_id is not None
+    select = sa.select(orders).where(
+        orders.c.channel_id == channel_id, orders.c.marketplace_order_id == order.marketplace_order_id
+    )
+    if is_postgres(conn):
+        select = select.with_for_update()
+    current = conn.execute(select).one()
+    order_id = current.id
+    conn.execute(
+        insert_ignore(conn, order_versions).values(
+            tenant_id=tenant_id,
+            order_id=order_id,
+            marketplace_state=order.state.value,
+            payload=order.raw,
+            payload_hash=_payload_hash(order.raw),
+            received_at=now,
+        )
+    )
+    previous_state = None if created else current.state
+    stale = not created and order.updated_at < current.marketplace_updated_at
+    if stale:
+        return IngestResult(order_id, False, False, previous_state, current.merchant_status, stale=True)
+
+    merchant_status = current.merchant_status
+    if third_party_managed or current.third_party_managed:
+        merchant_status = MerchantStatus.THIRD_PARTY_MANAGED.value
+    elif merchant_status == MerchantStatus.NOT_READY.value and order.state in HANDOVER_STATES:
+        merchant_status = MerchantStatus.PENDING.value
+    if not created:
+        updates: dict[str, Any] = {
+            "state": order.state.value,
+            "marketplace_state": order.state.value,
+            "marketplace_updated_at": order.updated_at,
+            "merchant_status": merchant_status,
+            "updated_at": now,
+            "attributes": {**dict(current.attributes), **order.attributes},
+        }
+        # Addresses and messages only ever get added: a later payload without them erases nothing.
+        if order.shipping_address is not None:
+            updates["shipping_address"] = order.shipping_address.as_dict()
+        if order.billing_address is not None:
+            updates["billing_address"] = order.billing_address.as_dict()
+        if order.customer_message:
+            updates["customer_message"] = order.customer_message
+        if order.acceptance_deadline is not None:
+            updates["acceptance_deadline"] = order.acceptance_deadline
+        conn.execute(sa.update(orders).where(orders.c.id == order_id).values(**updates))
+    elif merchant_status != current.merchant_status:
+        conn.execute(sa.update(orders).where(orders.c.id == order_id).values(merchant_status=merchant_status))
+
+    for line in order.lines:
+        values = {
+            "tenant_id": tenant_id,
+            "order_id": order_id,
+            "line_id": line.line_id,
+            "sku": line.product_sku or line.offer_sku,
+            "offer_sku": line.offer_sku,
+            "title": line.title,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "currency": line.currency,
+            "type": LineType.TEXTUAL.value,
+            "state": line.state,
+        }
+        inserted = conn.execute(
+            insert_ignore(conn, order_lines).values(**values).returning(order_lines.c.id)
+        ).scalar()
+        if inserted is None:
+            conn.execute(
+                sa.update(order_lines)
+                .where(order_lines.c.order_id == order_id, order_lines.c.line_id == line.line_id)
+                .values(state=line.state, quantity=line.quantity)
+            )
+    state_changed = created or previous_state != order.state.value
+    if state_changed:
+        add_history(conn, tenant_id, order_id, order.state.value, now=now, note="seen on marketplace")
+    return IngestResult(order_id, created, state_changed, previous_state, merchant_status)
+
+
+def add_history(
+    conn: Connection, tenant_id: int, order_id: int, state: str, *, now: datetime, note: str | None
+) -> None:
+    conn.execute(
+        sa.insert(order_history).values(
+            tenant_id=tenant_id, order_id=order_id, at=now, state=state, note=note
+        )
+    )
+
+
+def mark_accepted(conn: Connection, tenant_id: int, order_id: int, *, now: datetime, note: str) -> None:
+    conn.execute(sa.update(orders).where(orders.c.id == order_id).values(accepted_at=now, updated_at=now))
+    add_history(conn, tenant_id, order_id, "ACCEPTANCE_SENT", now=now, note=note)
+
+
+def set_line_refusal(conn: Connection, order_id: int, line_id: str, reason: str) -> None:
+    conn.execute(
+        sa.update(order_lines)
+        .where(order_lines.c.order_id == order_id, order_lines.c.line_id == line_id)
+        .values(refusal_reason=reason)
+    )
+
+
+def set_merchant_status(conn: Connection, order_id: int, status: MerchantStatus, *, now: datetime) -> None:
+    conn.execute(
+        sa.update(orders).where(orders.c.id == order_id).values(merchant_status=status.value, updated_at=now)
+    )
+
+
+# --- alerts and cursors --------------------------------------------------------------------------
+
+
+def raise_alert(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    kind: str,
+    key: str,
+    message: str,
+    now: datetime,
+    channel_id: int | None = None,
+    order_id: int | None = None,
+    severity: str = "error",
+) -> bool:
+    """Raise an alert once per ``key``; returns True if it is new."""
+    inserted = conn.execute(
+        insert_ignore(conn, alerts)
+        .values(
+            tenant_id=tenant_id,
+            channel_id=channel_id,
+            order_id=order_id,
+            kind=kind,
+            key=key,
+            severity=severity,
+            message=message,
+            created_at=now,
+        )
+        .returning(alerts.c.id)
+    ).scalar()
+    return inserted is not None
+
+
+def list_alerts(conn: Connection, tenant_id: int, *, open_only: bool = True) -> list[dict[str, Any]]:
+    stmt = sa.select(alerts).where(alerts.c.tenant_id == tenant_id).order_by(alerts.c.id.desc())
+    if open_only:
+        stmt = stmt.where(alerts.c.resolved_at.is_(None))
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def get_cursor(conn: Connection, channel_id: int, name: str) -> str | None:
+    return conn.execute(
+        sa.select(channel_cursors.c.value).where(
+            channel_cursors.c.channel_id == channel_id, channel_cursors.c.name == name
+        )
+    ).scalar()
+
+
+def set_cursor(conn: Connection, channel_id: int, name: str, value: str, *, now: datetime) -> None:
+    updated = conn.execute(
+        sa.update(channel_cursors)
+        .where(channel_cursors.c.channel_id == channel_id, channel_cursors.c.name == name)
+        .values(value=value, updated_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert_ignore(conn, channel_cursors).values(
+                channel_id=channel_id, name=name, value=value, updated_at=now
+            )
+        )
+
+
+# --- read models --------------------------------------------------------------------------------
+
+
+def _order_dict(row: Any, lines: list[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "channel": row.channel,
+        "marketplace_order_id": row.marketplace_order_id,
+        "state": row.state,
+        "merchant_status": row.merchant_status,
+        "currency": row.currency,
+        "acceptance_deadline": row.acceptance_deadline,
+        "accepted_at": row.accepted_at,
+        "third_party_managed": row.third_party_managed,
+        "attributes": dict(row.attributes),
+        "customer_message": row.customer_message,
+        "shipping_address": row.shipping_address,
+        "billing_address": row.billing_address,
+        "created_at": row.marketplace_created_at,
+        "updated_at": row.marketplace_updated_at,
+        "lines": [
+            {
+                "line_id": ln.line_id,
+                "sku": ln.sku,
+                "offer_sku": ln.offer_sku,
+                "title": ln.title,
+                "quantity": ln.quantity,
+                "unit_price": ln.unit_price,
+                "currency": ln.currency,
+                "type": ln.type,
+                "state": ln.state,
+                "refusal_reason": ln.refusal_reason,
+            }
+            for ln in lines
+        ],
+    }
+
+
+def _orders_select() -> sa.Select[Any]:
+    return sa.select(orders, channels.c.name.label("channel")).join(
+        channels, channels.c.id == orders.c.channel_id
+    )
+
+
+def list_orders(
+    conn: Connection,
+    tenant_id: int,
+    *,
+    channel: str | None = None,
+    state: str | None = None,
+    merchant_status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    stmt = _orders_select().where(orders.c.tenant_id == tenant_id)
+    if channel:
+        stmt = stmt.where(channels.c.name == channel)
+    if state:
+        stmt = stmt.where(orders.c.state == state)
+    if merchant_status:
+        stmt = stmt.where(orders.c.merchant_status == merchant_status)
+    rows = conn.execute(stmt.order_by(orders.c.id.desc()).limit(limit).offset(offset)).all()
+    if not rows:
+        return []
+    line_rows = conn.execute(
+        sa.select(order_lines)
+        .where(order_lines.c.order_id.in_([r.id for r in rows]))
+        .order_by(order_lines.c.id)
+    ).all()
+    by_order: dict[int, list[Any]] = {}
+    for ln in line_rows:
+        by_order.setdefault(ln.order_id, []).append(ln)
+    return [_order_dict(r, by_order.get(r.id, [])) for r in rows]
+
+
+def resolve_order_ref(conn: Connection, tenant_id: int, ref: str) -> int:
+    """An order id from ``REF``: tradelane's numeric id or ``CHANNEL:MARKETPLACE_ORDER_ID``."""
+    if ":" in ref:
+        channel_name, _, marketplace_id = ref.partition(":")
+        order_id = conn.execute(
+            sa.select(orders.c.id)
+            .join(channels, channels.c.id == orders.c.channel_id)
+            .where(
+                orders.c.tenant_id == tenant_id,
+                channels.c.name == channel_name,
+                orders.c.marketplace_order_id == marketplace_id,
+            )
+        ).scalar()
+    elif ref.isdigit():
+        order_id = conn.execute(
+            sa.select(orders.c.id).where(orders.c.tenant_id == tenant_id, orders.c.id == int(ref))
+        ).scalar()
+    else:
+        order_id = None
+    if order_id is None:
+        raise NotFoundError(f"no order {ref!r}")
+    return int(order_id)
+
+
+def get_order(
+    conn: Connection, tenant_id: int, order_id: int, *, with_payloads: bool = False
+) -> dict[str, Any]:
+    row = conn.execute(
+        _orders_select().where(orders.c.tenant_id == tenant_id, orders.c.id == order_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no order {order_id}")
+    lines = conn.execute(
+        sa.select(order_lines).where(order_lines.c.order_id == order_id).order_by(order_lines.c.id)
+    ).all()
+    result = _order_dict(row, list(lines))
+    result["history"] = [
+        {"at": h.at, "state": h.state, "note": h.note}
+        for h in conn.execute(
+            sa.select(order_history).where(order_history.c.order_id == order_id).order_by(order_history.c.id)
+        )
+    ]
+    if with_payloads:
+        result["versions"] = [
+            {"received_at": v.received_at, "marketplace_state": v.marketplace_state, "payload": v.payload}
+            for v in conn.execute(
+                sa.select(order_versions)
+                .where(order_versions.c.order_id == order_id)
+                .order_by(order_versions.c.id)
+            )
+        ]
+    return result
