@@ -8,8 +8,11 @@ from tradelane.cli.common import console, container
 
 
 def register(app: typer.Typer) -> None:
+    from tradelane.cli.demo import demo
+
     app.command("worker")(worker)
     app.command("serve")(serve)
+    app.command("demo")(demo)
 
 
 def worker(

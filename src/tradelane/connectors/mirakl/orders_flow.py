@@ -20,7 +20,7 @@ from tradelane.connectors.mirakl.gateway import MiraklGateway
 from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
 from tradelane.connectors.mirakl.settings import POLLED_STATES, AcceptancePolicy
 from tradelane.domain.errors import RetryableError
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, deadline_missed
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, MerchantStatus, deadline_missed
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import order_messages, orders, products, returns
 from tradelane.services import orders as order_service
@@ -31,6 +31,8 @@ from tradelane.sync.jobs import JobSpec, enqueue
 WATERMARK = "mirakl.or11.start_update_date"
 MESSAGES_WATERMARK = "mirakl.m01.start_date"
 ACCEPT = "orders.accept"
+#: Hands an order to the merchant system (see services/order_delivery.py).
+DELIVER = "orders.deliver"
 
 
 def _parse_ts(value: str | None) -> datetime | None:
@@ -84,6 +86,19 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                         now=now,
                     ).created
                     summary["to_accept"] += int(created)
+                if result.merchant_status == MerchantStatus.PENDING.value and not result.stale:
+                    enqueue(
+                        conn,
+                        JobSpec(
+                            tenant_id=channel.tenant_id,
+                            kind=DELIVER,
+                            payload={"order_id": result.order_id},
+                            channel_id=channel.id,
+                            flow="orders",
+                            dedupe_key=f"{DELIVER}:{result.order_id}",
+                        ),
+                        now=now,
+                    )
             summary["alerts"] = check_deadlines(conn, channel, now=now)
             if messages is not None:
                 summary["messages"] = _store_messages(conn, channel, messages.messages, now=now)

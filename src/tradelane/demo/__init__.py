@@ -1,0 +1,1 @@
+"""`tradelane demo`: the hub, marketplace and OMS sandboxes, a sample catalog and simulated traffic."""
