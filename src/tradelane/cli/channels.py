@@ -10,9 +10,16 @@ from rich.table import Table
 from sqlalchemy.engine import Connection
 
 from tradelane.cli.common import console, container, fail, print_json
-from tradelane.domain.channels import Flow, parse_flow
+from tradelane.domain.channels import Flow, LifecycleState, parse_flow
 from tradelane.persistence.tables import channels, tenants
-from tradelane.services.channels import Channel, flow_statuses, get_channel, list_channels, set_paused
+from tradelane.services.channels import (
+    Channel,
+    flow_statuses,
+    get_channel,
+    list_channels,
+    set_lifecycle,
+    set_paused,
+)
 from tradelane.services.tenants import get_tenant
 from tradelane.sync.jobs import JobSpec, enqueue
 from tradelane.sync.scheduler import FLOW_JOB_KINDS
@@ -117,6 +124,23 @@ def channel_resume(
     ),
 ) -> None:
     _pause(name, tenant, flow, False)
+
+
+@channel_app.command("state")
+def channel_state(
+    name: str,
+    state: str = typer.Argument(..., help="setup | testing | live | disabled"),
+    tenant: str | None = TenantOpt,
+) -> None:
+    """Set the channel's lifecycle state (in testing, flows use the staging/test account)."""
+    try:
+        target = LifecycleState(state)
+    except ValueError:
+        fail(f"unknown state {state!r} (setup, testing, live, disabled)")
+    with container() as app, app.engine.begin() as conn:
+        channel = resolve_channel(conn, name, tenant)
+        set_lifecycle(conn, channel, target)
+    console.print(f"{channel.name}: {target.value}")
 
 
 @channel_app.command("sync")

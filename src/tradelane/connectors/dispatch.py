@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import PermanentError
 from tradelane.services.channels import Channel, get_channel_by_id
 from tradelane.sync.context import JobContext
@@ -24,6 +25,8 @@ def _dispatcher(kind: str, connectors: Mapping[str, Mapping[str, ChannelHandler]
             raise PermanentError(f"{kind} job has no channel")
         with ctx.engine.connect() as conn:
             channel = get_channel_by_id(conn, ctx.job.tenant_id, ctx.job.channel_id)
+        if channel.lifecycle_state == LifecycleState.DISABLED.value:
+            return {"skipped": f"channel {channel.name} is disabled"}
         handler = connectors.get(channel.connector, {}).get(kind)
         if handler is None:
             raise PermanentError(f"connector {channel.connector!r} does not support {kind}")

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.domain.channels import DEFAULT_FREQUENCIES, MIN_FREQUENCY_SECONDS, Flow
+from tradelane.domain.channels import DEFAULT_FREQUENCIES, MIN_FREQUENCY_SECONDS, Flow, LifecycleState
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
 from tradelane.persistence.tables import channel_flows, channels, offer_bindings, products
 from tradelane.security.crypto import KeyRing
@@ -184,3 +184,9 @@ def set_frequency(conn: Connection, channel: Channel, flow: Flow, seconds: int |
         .where(channel_flows.c.channel_id == channel.id, channel_flows.c.flow == flow.value)
         .values(frequency_seconds=seconds, next_run_at=now if seconds is not None else None)
     )
+
+
+def set_lifecycle(conn: Connection, channel: Channel, state: LifecycleState) -> None:
+    """Move a channel through setup -> testing (flows use the staging account) -> live; disabled
+    channels keep their data but their jobs are skipped."""
+    conn.execute(sa.update(channels).where(channels.c.id == channel.id).values(lifecycle_state=state.value))

@@ -30,8 +30,10 @@ from tradelane.persistence.tables import (
     channels,
     order_history,
     order_lines,
+    order_messages,
     order_versions,
     orders,
+    returns,
 )
 
 
@@ -365,6 +367,24 @@ def get_order(
         for h in conn.execute(
             sa.select(order_history).where(order_history.c.order_id == order_id).order_by(order_history.c.id)
         )
+    ]
+    result["messages"] = [
+        {"at": m.sent_at, "author": m.author, "subject": m.subject, "body": m.body}
+        for m in conn.execute(
+            sa.select(order_messages)
+            .where(order_messages.c.order_id == order_id)
+            .order_by(order_messages.c.id)
+        )
+    ]
+    result["returns"] = [
+        {
+            "id": r.marketplace_return_id,
+            "state": r.state,
+            "rma": r.rma,
+            "lines": r.lines,
+            "updated_at": r.marketplace_updated_at,
+        }
+        for r in conn.execute(sa.select(returns).where(returns.c.order_id == order_id).order_by(returns.c.id))
     ]
     if with_payloads:
         result["versions"] = [

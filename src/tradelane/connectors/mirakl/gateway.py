@@ -14,6 +14,7 @@ from tradelane.connectors.mirakl.client import MiraklClient
 from tradelane.connectors.mirakl.errors import MiraklRateLimited
 from tradelane.connectors.mirakl.settings import MiraklSettings
 from tradelane.connectors.mirakl.transport import Exchange
+from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import PermanentError
 from tradelane.persistence.tables import exchanges
 from tradelane.security.crypto import CredentialError, KeyRing
@@ -41,14 +42,18 @@ class MiraklGateway:
                 credentials = channel_credentials(conn, channel, keyring)
         except CredentialError as exc:
             raise PermanentError(f"channel {channel.name}: {exc}") from None
-        api_key = credentials.get("api_key")
+        hostname, shop_id, api_key = self.settings.hostname, self.settings.shop_id, credentials.get("api_key")
+        if channel.lifecycle_state == LifecycleState.TESTING.value and self.settings.staging_hostname:
+            # In Testing, every flow runs against the staging/test account next to the live one.
+            hostname, shop_id = self.settings.staging_hostname, self.settings.staging_shop_id
+            api_key = credentials.get("staging_api_key")
         if not api_key:
-            raise PermanentError(f"channel {channel.name} has no Mirakl API key")
+            raise PermanentError(f"channel {channel.name} has no Mirakl API key for {hostname}")
         self.exchanges: list[Exchange] = []
         self.client = MiraklClient(
-            self.settings.hostname,
+            hostname,
             str(api_key),
-            self.settings.shop_id,
+            shop_id,
             timeout=self.settings.timeout_seconds,
             on_exchange=self.exchanges.append,
             clock=ctx.clock,
