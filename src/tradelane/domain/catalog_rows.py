@@ -1,0 +1,345 @@
+"""Parsing and validation of one catalog import row (pure: no I/O).
+
+A row is a mapping from *canonical column names* to raw values. Canonical names are the known fields
+(:data:`FIELDS`) and ``attr:<name>`` for attributes. CSV cells are strings; JSON Lines values may also be
+numbers (``Decimal`` when parsed with ``parse_float=Decimal``), lists (``labels``) or ``null``.
+
+Contract of :func:`parse_row`:
+
+* An empty string, a whitespace-only string or ``None`` means *no value*. A row fully describes its
+  product: a field without a value is stored empty (``quantity`` 0, no labels, no such attribute), it does
+  not keep a previously imported value.
+* Every problem raises :class:`RowError` whose ``reason`` names the field and the offending value.
+* Rules: ``sku`` required, printable, at most 200 characters; ``parent_sku`` likewise, optional and not the
+  row's own sku; ``brand`` at most 200 characters; ``gtin`` ASCII digits, 8/12/13/14 of them, valid GS1 check
+  digit; ``price`` a plain decimal (dot separator), not negative, at most 6 decimal places and below 10^14;
+  ``currency`` ISO 4217 (case-insensitive), required with a price and refused without one; ``quantity`` an
+  integer, ``0 <= quantity <= 2**31-1``; ``labels`` semicolon-separated (or a JSON list of strings),
+  trimmed, empty ones dropped, duplicates dropped keeping the first; ``attr:<name>`` values are strings
+  (JSON numbers are kept in their exact decimal text). No text may contain a NUL character or a lone
+  surrogate (neither can be stored).
+
+Cross-row rules (duplicate skus, a parent that is itself a variant) need the whole file and live in the
+import service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from tradelane.domain.catalog import Product
+from tradelane.domain.currencies import ISO_4217
+
+FIELDS: tuple[str, ...] = (
+    "sku",
+    "parent_sku",
+    "title",
+    "description",
+    "brand",
+    "gtin",
+    "price",
+    "currency",
+    "quantity",
+    "labels",
+)
+ATTR_PREFIX = "attr:"
+
+MAX_SKU_LENGTH = 200
+MAX_BRAND_LENGTH = 200
+MAX_ATTRIBUTE_NAME_LENGTH = 100
+MAX_QUANTITY = 2**31 - 1
+MAX_PRICE_DECIMALS = 6
+PRICE_LIMIT = Decimal(10) ** 14
+GTIN_LENGTHS = (8, 12, 13, 14)
+
+_FIELD_SET = frozenset(FIELDS)
+_DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_COMMA_DECIMAL_RE = re.compile(r"[+-]?\d+,\d+")
+_INTEGER_RE = re.compile(r"[+-]?\d+")
+
+
+class RowError(ValueError):
+    """One row cannot be imported; ``reason`` says precisely why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def canonical_column(name: str) -> str:
+    """The canonical name of a CSV header cell: known fields are trimmed and case-insensitive, and
+    ``attr:<name>`` keeps the attribute name's case (trimmed). Raises ``ValueError`` for anything else."""
+    cleaned = name.strip()
+    lowered = cleaned.lower()
+    if lowered in _FIELD_SET:
+        return lowered
+    if lowered.startswith(ATTR_PREFIX):
+        return ATTR_PREFIX + _attribute_name(cleaned[len(ATTR_PREFIX) :])
+    if not cleaned:
+        raise ValueError("a column has no name")
+    raise ValueError(f"unknown column {cleaned!r} (expected {', '.join(FIELDS)} or attr:<name>)")
+
+
+def check_columns(names: Sequence[str]) -> tuple[str, ...]:
+    """Canonical names of a CSV header, in order. Raises ``ValueError`` when there is no ``sku`` column
+    (checked first: it is what a file with another delimiter looks like), or for an unknown, unnamed or
+    repeated column."""
+    if not any(name.strip().lower() == "sku" for name in names):
+        found = ",".join(names)
+        if len(found) > 80:
+            found = found[:80] + "..."
+        raise ValueError(f"no 'sku' column in the header (found {found!r}); is the file comma-separated?")
+    result: list[str] = []
+    for position, name in enumerate(names, start=1):
+        try:
+            column = canonical_column(name)
+        except ValueError as exc:
+            raise ValueError(f"column {position}: {exc}") from None
+        if column in result:
+            raise ValueError(f"column {position}: {column!r} appears twice in the header")
+        result.append(column)
+    return tuple(result)
+
+
+def check_json_keys(record: Mapping[str, object]) -> None:
+    """JSON Lines keys are exact: a known field name or ``attr:<name>``. Raises :class:`RowError`."""
+    for key in record:
+        if key in _FIELD_SET:
+            continue
+        if key.startswith(ATTR_PREFIX):
+            try:
+                if _attribute_name(key[len(ATTR_PREFIX) :]) == key[len(ATTR_PREFIX) :]:
+                    continue
+            except ValueError as exc:
+                raise RowError(str(exc)) from None
+        raise RowError(f"unknown field {key!r} (expected {', '.join(FIELDS)} or attr:<name>)")
+
+
+def _attribute_name(raw: str) -> str:
+    name = raw.strip()
+    if not name:
+        raise ValueError("attribute column 'attr:' has no name")
+    if len(name) > MAX_ATTRIBUTE_NAME_LENGTH:
+        raise ValueError(
+            f"attribute name longer than {MAX_ATTRIBUTE_NAME_LENGTH} characters: {name[:40]!r}..."
+        )
+    return name
+
+
+def parse_row(row: Mapping[str, object]) -> Product:
+    """Validate one row (canonical keys, see the module docstring) into a :class:`Product`."""
+    sku = _identifier(row.get("sku"), "sku")
+    if sku is None:
+        raise RowError("sku is missing")
+    parent_sku = _identifier(row.get("parent_sku"), "parent_sku")
+    if parent_sku == sku:
+        raise RowError("parent_sku is the row's own sku")
+    brand = _text(row.get("brand"), "brand")
+    if brand is not None and len(brand) > MAX_BRAND_LENGTH:
+        raise RowError(f"brand longer than {MAX_BRAND_LENGTH} characters")
+    price = parse_price(row.get("price"))
+    currency = parse_currency(row.get("currency"))
+    if price is not None and currency is None:
+        raise RowError("price without currency")
+    if currency is not None and price is None:
+        raise RowError(f"currency {currency} without price")
+    attributes: dict[str, str] = {}
+    for key, value in row.items():
+        if key.startswith(ATTR_PREFIX):
+            name = key[len(ATTR_PREFIX) :]
+            text = _attribute_value(value, name)
+            if text is not None:
+                attributes[name] = text
+    return Product(
+        sku=sku,
+        parent_sku=parent_sku,
+        title=_text(row.get("title"), "title"),
+        description=_text(row.get("description"), "description"),
+        brand=brand,
+        gtin=parse_gtin(row.get("gtin")),
+        price=price,
+        currency=currency,
+        quantity=parse_quantity(row.get("quantity")),
+        labels=parse_labels(row.get("labels")),
+        attributes=attributes,
+    )
+
+
+def _text(value: object, field: str) -> str | None:
+    """A trimmed string, or None when empty. Refuses non-strings, NUL and lone surrogates."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RowError(f"{field} must be a string, not {_json_type(value)}")
+    text = value.strip()
+    if not text:
+        return None
+    if "\x00" in text:
+        raise RowError(f"{field} contains a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RowError(f"{field} contains an invalid Unicode character (lone surrogate)") from None
+    return text
+
+
+def _identifier(value: object, field: str) -> str | None:
+    text = _text(value, field)
+    if text is None:
+        return None
+    if len(text) > MAX_SKU_LENGTH:
+        raise RowError(f"{field} longer than {MAX_SKU_LENGTH} characters")
+    if not text.isprintable():
+        raise RowError(f"{field} {text!r} contains a control or non-printable character")
+    return text
+
+
+def parse_price(value: object) -> Decimal | None:
+    """A non-negative decimal with at most 6 decimal places, below 10^14; None when empty."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RowError("price must be a decimal number, not a boolean")
+    if isinstance(value, int):
+        price = Decimal(value)
+    elif isinstance(value, Decimal):
+        price = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not _DECIMAL_RE.fullmatch(text):
+            if _COMMA_DECIMAL_RE.fullmatch(text):
+                raise RowError(
+                    f"price is not a decimal number: {text!r} (use a dot as the decimal separator)"
+                )
+            raise RowError(f"price is not a decimal number: {text!r}")
+        price = Decimal(text)
+    else:
+        raise RowError(f"price must be a decimal number, not {_json_type(value)}")
+    if not price.is_finite():
+        raise RowError(f"price is not a finite number: {value!r}")
+    if price < 0:
+        raise RowError(f"price must not be negative: {format(price, 'f')}")
+    if price >= PRICE_LIMIT:
+        raise RowError(f"price too large: {format(price, 'f')}")
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_PRICE_DECIMALS:
+        exponent = price.normalize().as_tuple().exponent  # 1.50000000 has 1 decimal place
+    if isinstance(exponent, int) and exponent < -MAX_PRICE_DECIMALS:
+        raise RowError(f"price has more than {MAX_PRICE_DECIMALS} decimal places: {format(price, 'f')}")
+    return price
+
+
+def parse_currency(value: object) -> str | None:
+    """An ISO 4217 code (input is trimmed and upper-cased); None when empty."""
+    text = _text(value, "currency")
+    if text is None:
+        return None
+    code = text.upper()
+    if code not in ISO_4217:
+        raise RowError(f"unknown currency {text!r} (not ISO 4217)")
+    return code
+
+
+def parse_quantity(value: object) -> int:
+    """An integer in ``0..2**31-1``; 0 when empty."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise RowError("quantity must be an integer, not a boolean")
+    if isinstance(value, int):
+        quantity = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0
+        if not _INTEGER_RE.fullmatch(text):
+            raise RowError(f"quantity is not an integer: {text!r}")
+        quantity = int(text)
+    elif isinstance(value, Decimal):
+        raise RowError(f"quantity is not an integer: {value}")
+    else:
+        raise RowError(f"quantity must be an integer, not {_json_type(value)}")
+    if quantity < 0:
+        raise RowError(f"quantity must not be negative: {quantity}")
+    if quantity > MAX_QUANTITY:
+        raise RowError(f"quantity too large: {quantity}")
+    return quantity
+
+
+def parse_gtin(value: object) -> str | None:
+    """A GTIN-8/12/13/14 with a valid GS1 check digit; None when empty."""
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        raise RowError("gtin must be a string (a number loses its leading zeros)")
+    text = _text(value, "gtin")
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise RowError(f"gtin must contain only digits: {text!r}")
+    if len(text) not in GTIN_LENGTHS:
+        hint = " (leading zeros lost?)" if len(text) < 14 else ""
+        raise RowError(f"gtin must have 8, 12, 13 or 14 digits, not {len(text)}{hint}: {text!r}")
+    expected = gtin_check_digit(text[:-1])
+    if int(text[-1]) != expected:
+        raise RowError(f"gtin check digit is wrong: {text!r} (expected {expected} as last digit)")
+    return text
+
+
+def gtin_check_digit(body: str) -> int:
+    """The GS1 mod-10 check digit of ``body`` (the GTIN without its last digit, ASCII digits): digits are
+    weighted 3, 1, 3, ... from the right."""
+    raw = body.encode("ascii")
+    odd, even = raw[::-2], raw[-2::-2]  # bytes: summing them sums the ASCII codes (digit + 48)
+    total = 3 * (sum(odd) - 48 * len(odd)) + sum(even) - 48 * len(even)
+    return (10 - total % 10) % 10
+
+
+def parse_labels(value: object) -> tuple[str, ...]:
+    """Labels from ``"a;b;c"`` or a JSON list of strings: trimmed, empties and repeats dropped."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: list[object] = list(value.split(";"))
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise RowError(f"labels must be a string or a list of strings, not {_json_type(value)}")
+    labels: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise RowError(f"labels must be strings, not {_json_type(item)}")
+        label = _text(item, "labels")
+        if label is not None and label not in labels:
+            labels.append(label)
+    return tuple(labels)
+
+
+def _attribute_value(value: object, name: str) -> str | None:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and "\x00" not in text:
+            return text or None  # the common case, without building a field name
+        return _text(value, f"attribute {name!r}")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise RowError(f"attribute {name!r} must be a string or a number, not {_json_type(value)}")
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, Decimal)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
