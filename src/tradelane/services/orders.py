@@ -339,7 +339,7 @@ def resolve_order_ref(conn: Connection, tenant_id: int, ref: str) -> int:
                 orders.c.marketplace_order_id == marketplace_id,
             )
         ).scalar()
-    elif ref.isdigit():
+    elif ref.isascii() and ref.isdigit() and len(ref) <= 18:  # a BIGINT, never a crash on odd input
         order_id = conn.execute(
             sa.select(orders.c.id).where(orders.c.tenant_id == tenant_id, orders.c.id == int(ref))
         ).scalar()
