@@ -16,12 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="tradelane benchmarks")
-    parser.add_argument("--only", action="append", help="catalog_import | sync_engine (repeatable)")
+    parser.add_argument(
+        "--only", action="append", help="catalog_import | sync_engine | mirakl_offers (repeatable)"
+    )
     parser.add_argument("--rows", type=int, default=200_000, help="catalog import rows")
     parser.add_argument("--jobs", type=int, default=20_000, help="sync engine jobs")
+    parser.add_argument("--products", type=int, default=100_000, help="Mirakl offers products")
     parser.add_argument("--pg-url", default=None)
     args = parser.parse_args()
-    selected = set(args.only or ["catalog_import", "sync_engine"])
+    selected = set(args.only or ["catalog_import", "sync_engine", "mirakl_offers"])
     results: dict[str, object] = {}
     if "catalog_import" in selected:
         import bench_catalog_import
@@ -31,6 +34,10 @@ def main() -> None:
         import bench_sync_engine
 
         results["sync_engine"] = bench_sync_engine.run(args.jobs, args.pg_url)
+    if "mirakl_offers" in selected:
+        import bench_mirakl_offers
+
+        results["mirakl_offers"] = bench_mirakl_offers.run(args.products, None)
     print(json.dumps(results, indent=2))
 
 

@@ -131,6 +131,7 @@ offer_bindings = sa.Table(
     sa.Column("import_ref", sa.String(100), nullable=True),
     sa.UniqueConstraint("product_id", "channel_id"),
     sa.Index("ix_offer_bindings_channel_dirty", "channel_id", "dirty"),
+    sa.Index("ix_offer_bindings_channel_import", "channel_id", "import_ref"),
 )
 
 jobs = sa.Table(

@@ -32,24 +32,32 @@ class DirtyOffer:
 
 
 def product_from_row(row: Any) -> Product:
+    """The offer-relevant part of a product row (what marketplaces' offers carry)."""
     return Product(
         sku=row.sku,
         parent_sku=row.parent_sku,
-        title=row.title,
-        description=row.description,
-        brand=row.brand,
         gtin=row.gtin,
         price=row.price,
         currency=row.currency,
         quantity=row.quantity,
-        labels=tuple(row.labels or ()),
         attributes=dict(row.attributes or {}),
     )
 
 
 def _bound_select(channel_id: int) -> sa.Select[Any]:
+    # Only the columns an offer needs: at 100k offers, converting whole rows costs seconds.
     return (
-        sa.select(offer_bindings.c.id.label("binding_id"), offer_bindings.c.change_seq, products)
+        sa.select(
+            offer_bindings.c.id.label("binding_id"),
+            offer_bindings.c.change_seq,
+            products.c.sku,
+            products.c.parent_sku,
+            products.c.gtin,
+            products.c.price,
+            products.c.currency,
+            products.c.quantity,
+            products.c.attributes,
+        )
         .join(products, products.c.id == offer_bindings.c.product_id)
         .where(offer_bindings.c.channel_id == channel_id)
     )
@@ -95,25 +103,28 @@ def mark_sent(
     changed again meanwhile stays dirty, so the newer change is sent by the next delta."""
     if not offers:
         return 0
-    stmt = (
-        sa.update(offer_bindings)
-        .where(
-            offer_bindings.c.id == sa.bindparam("b_id"),
-            offer_bindings.c.change_seq == sa.bindparam("b_seq"),
-        )
-        .values(
-            dirty=False,
-            dirty_since=None,
-            synced_seq=sa.bindparam("b_seq"),
-            status=status.value,
-            import_ref=import_ref,
-            last_error=error,
-            last_request=request,
-            last_synced_at=now,
-        )
-    )
-    result = conn.execute(stmt, [{"b_id": o.binding_id, "b_seq": o.change_seq} for o in offers])
-    return int(result.rowcount or 0)
+    by_seq: dict[int, list[int]] = {}
+    for offer in offers:
+        by_seq.setdefault(offer.change_seq, []).append(offer.binding_id)
+    updated = 0
+    for seq, ids in by_seq.items():  # set-based: one UPDATE per (change_seq, 500 ids)
+        for start in range(0, len(ids), 500):
+            result = conn.execute(
+                sa.update(offer_bindings)
+                .where(offer_bindings.c.id.in_(ids[start : start + 500]), offer_bindings.c.change_seq == seq)
+                .values(
+                    dirty=False,
+                    dirty_since=None,
+                    synced_seq=seq,
+                    status=status.value,
+                    import_ref=import_ref,
+                    last_error=error,
+                    last_request=request,
+                    last_synced_at=now,
+                )
+            )
+            updated += int(result.rowcount or 0)
+    return updated
 
 
 def block(conn: Connection, offer: DirtyOffer, reasons: Iterable[str], *, now: datetime) -> None:
@@ -130,28 +141,35 @@ def apply_import_result(
 ) -> tuple[int, int]:
     """Set the outcome of every offer carried by ``import_ref``: errors on the SKUs named, published
     for the rest. Returns (published, failed)."""
-    failed = 0
-    rows = conn.execute(
-        sa.select(offer_bindings.c.id, products.c.sku)
-        .join(products, products.c.id == offer_bindings.c.product_id)
+    carried = conn.execute(
+        sa.update(offer_bindings)
         .where(offer_bindings.c.channel_id == channel_id, offer_bindings.c.import_ref == import_ref)
-    ).all()
-    error_ids = [(r.id, errors_by_sku[r.sku]) for r in rows if r.sku in errors_by_sku]
-    for binding_id, messages in error_ids:
-        conn.execute(
-            sa.update(offer_bindings)
-            .where(offer_bindings.c.id == binding_id)
-            .values(status=OfferStatus.ERROR.value, last_error="; ".join(messages), last_response=response)
-        )
-        failed += 1
-    ok_ids = [r.id for r in rows if r.sku not in errors_by_sku]
-    for start in range(0, len(ok_ids), 500):
-        conn.execute(
-            sa.update(offer_bindings)
-            .where(offer_bindings.c.id.in_(ok_ids[start : start + 500]))
-            .values(status=OfferStatus.PUBLISHED.value, last_error=None, last_response=response)
-        )
-    return len(ok_ids), failed
+        .values(status=OfferStatus.PUBLISHED.value, last_error=None, last_response=response)
+    )
+    failed = 0
+    skus = list(errors_by_sku)
+    for begin in range(0, len(skus), 500):
+        rows = conn.execute(
+            sa.select(offer_bindings.c.id, products.c.sku)
+            .join(products, products.c.id == offer_bindings.c.product_id)
+            .where(
+                offer_bindings.c.channel_id == channel_id,
+                offer_bindings.c.import_ref == import_ref,
+                products.c.sku.in_(skus[begin : begin + 500]),
+            )
+        ).all()
+        for row in rows:
+            conn.execute(
+                sa.update(offer_bindings)
+                .where(offer_bindings.c.id == row.id)
+                .values(
+                    status=OfferStatus.ERROR.value,
+                    last_error="; ".join(errors_by_sku[row.sku]),
+                    last_response=response,
+                )
+            )
+            failed += 1
+    return int(carried.rowcount or 0) - failed, failed
 
 
 def list_offers(

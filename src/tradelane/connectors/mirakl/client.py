@@ -12,8 +12,10 @@ pagination (OR11, OF21, M01) uses Mirakl's ``offset``/``max`` query parameters a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,6 +93,12 @@ DEFAULT_TIMEOUT = 30.0
 T = TypeVar("T")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs ~50 ms, far more than a call."""
+    return httpx.create_ssl_context()
+
+
 class CheckProblem(StrEnum):
     """What :meth:`MiraklClient.check` found wrong."""
 
@@ -150,7 +158,11 @@ class MiraklClient:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=timeout, follow_redirects=False)
+        self._http = (
+            http
+            if http is not None
+            else httpx.Client(timeout=timeout, follow_redirects=False, verify=_ssl_context())
+        )
         self._transport = MiraklTransport(
             base_url,
             api_key.strip(),

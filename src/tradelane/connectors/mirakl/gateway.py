@@ -50,14 +50,23 @@ class MiraklGateway:
         if not api_key:
             raise PermanentError(f"channel {channel.name} has no Mirakl API key for {hostname}")
         self.exchanges: list[Exchange] = []
-        self.client = MiraklClient(
-            hostname,
-            str(api_key),
-            shop_id,
-            timeout=self.settings.timeout_seconds,
-            on_exchange=self.exchanges.append,
-            clock=ctx.clock,
-        )
+        self._account = (hostname, str(api_key), shop_id)
+        self._client: MiraklClient | None = None
+
+    @property
+    def client(self) -> MiraklClient:
+        """Built on first use (after a rate-limit token is ours, so a throttled run pays nothing)."""
+        if self._client is None:
+            hostname, api_key, shop_id = self._account
+            self._client = MiraklClient(
+                hostname,
+                api_key,
+                shop_id,
+                timeout=self.settings.timeout_seconds,
+                on_exchange=self.exchanges.append,
+                clock=self.ctx.clock,
+            )
+        return self._client
 
     def call(self, op: str, fn: Callable[[MiraklClient], T]) -> T:
         """Run ``fn`` (one operation ``op``) once a token of the channel's ``op`` budget is ours.
@@ -107,7 +116,8 @@ class MiraklGateway:
             conn.execute(sa.insert(exchanges), rows)
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> MiraklGateway:
         return self

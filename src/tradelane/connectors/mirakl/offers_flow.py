@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from tradelane.connectors.mirakl.gateway import MiraklGateway
@@ -67,7 +68,7 @@ def push_delta(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                     import_ref=str(import_id),
                     request=f"OF24 import {import_id}",
                 )
-                _schedule_check(ctx, conn, channel, import_id)
+                _schedule_check(ctx, conn, channel, import_id, _check_delay(gw))
                 gw.record(conn, f"import:{import_id}", now=now)
             remaining = offer_service.count_dirty(conn, channel.id)
             if remaining:
@@ -120,16 +121,20 @@ def push_full(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                     import_ref=str(import_id),
                     request=f"OF01 import {import_id}",
                 )
-                _schedule_check(ctx, conn, channel, import_id)
+                _schedule_check(ctx, conn, channel, import_id, _check_delay(gw))
                 gw.record(conn, f"import:{import_id}", now=now, only_ops={"OF01"})
             result = {"sent": len(ready), "blocked": len(blocked), "import_id": import_id}
             ctx.complete_in(conn, result)
     return result
 
 
-def _schedule_check(ctx: JobContext, conn: Any, channel: Channel, import_id: int) -> None:
-    from datetime import timedelta
+def _check_delay(gw: MiraklGateway) -> float:
+    """Never look at an import sooner than the OF02 budget allows (a wasted token delays the result)."""
+    limit = gw.settings.limit("OF02")
+    return max(IMPORT_POLL_SECONDS, limit.per_seconds / limit.calls)
 
+
+def _schedule_check(ctx: JobContext, conn: Any, channel: Channel, import_id: int, delay: float) -> None:
     enqueue(
         conn,
         JobSpec(
@@ -139,7 +144,7 @@ def _schedule_check(ctx: JobContext, conn: Any, channel: Channel, import_id: int
             channel_id=channel.id,
             flow=Flow.OFFERS.value,
             idempotency_key=f"{IMPORT_CHECK}:{channel.id}:{import_id}",
-            run_at=ctx.now() + timedelta(seconds=IMPORT_POLL_SECONDS),
+            run_at=ctx.now() + timedelta(seconds=delay),
         ),
         now=ctx.now(),
     )
