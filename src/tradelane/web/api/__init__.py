@@ -1,0 +1,43 @@
+"""The versioned REST API (``/api/v1``): one router module per resource, all tenant-scoped.
+
+Each module's router carries the full ``/api/v1/<resource>`` prefix itself, so a matched route's
+``path_format`` is the complete template (the metrics label requests by it).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from tradelane.web.api import (
+    catalog,
+    channels,
+    jobs,
+    marketplace,
+    order_health,
+    orders,
+    products,
+    rules,
+    tenant,
+    webhooks,
+)
+from tradelane.web.problems import problem_responses
+
+
+def include_api(app: FastAPI) -> None:
+    """Mount every ``/api/v1`` route; each needs a bearer token and may answer the problems listed here."""
+    from tradelane.web.api import shopify_webhooks  # signed by Shopify, no bearer token
+
+    for module in (
+        tenant,
+        channels,
+        marketplace,
+        jobs,
+        products,
+        catalog,
+        webhooks,
+        rules,
+        order_health,
+        orders,
+    ):
+        app.include_router(module.router, responses=problem_responses(400, 401, 422, 500))
+    app.include_router(shopify_webhooks.router, responses=problem_responses(400, 401, 413, 422, 500))

@@ -1,0 +1,146 @@
+"""The tenant's job queue: list and filter, detail with payload and attempt history, dead letters,
+replay of one or all dead jobs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from tradelane.domain.errors import ConflictError
+from tradelane.persistence.db import read_only, transaction
+from tradelane.services import job_queries
+from tradelane.services.job_queries import JobView
+from tradelane.sync.jobs import JobState, replay
+from tradelane.web.api.common import (
+    API_PREFIX,
+    DEFAULT_PAGE_SIZE,
+    MAX_DB_ID,
+    PRINTABLE,
+    Limit,
+    Offset,
+    Page,
+    next_offset,
+)
+from tradelane.web.auth import ContainerDep, TenantDep
+from tradelane.web.problems import problem_responses
+
+router = APIRouter(prefix=f"{API_PREFIX}/jobs", tags=["jobs"])
+
+JobId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="Job id.")]
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    state: str
+    channel: str | None
+    flow: str | None
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+    error_kind: str | None
+    idempotency_key: str | None
+    dedupe_key: str | None
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    worker: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    error: str | None
+
+
+class JobDetailOut(JobOut):
+    payload: dict[str, Any]
+    result: dict[str, Any] | None
+    history: list[AttemptOut]
+
+
+class ReplayOut(BaseModel):
+    """Ids of the jobs moved from dead letters back to the queue (fresh attempt budget)."""
+
+    replayed: list[int]
+
+
+def _out(view: JobView) -> JobOut:
+    return JobOut(**asdict(view))
+
+
+def _page(views: list[JobView], limit: int, offset: int) -> Page[JobOut]:
+    return Page[JobOut](
+        items=[_out(v) for v in views],
+        limit=limit,
+        offset=offset,
+        next_offset=next_offset(len(views), limit, offset),
+    )
+
+
+@router.get("", summary="List jobs, newest first")
+def list_jobs(
+    tenant: TenantDep,
+    container: ContainerDep,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    kind: Annotated[str | None, Query(min_length=1, max_length=100, pattern=PRINTABLE)] = None,
+    channel: Annotated[str | None, Query(min_length=1, max_length=100, pattern=PRINTABLE)] = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
+) -> Page[JobOut]:
+    with read_only(container.engine) as conn:
+        views = job_queries.list_jobs(
+            conn,
+            tenant.id,
+            state=state.value if state else None,
+            kind=kind,
+            channel=channel,
+            limit=limit,
+            offset=offset,
+        )
+    return _page(views, limit, offset)
+
+
+@router.get("/dead", summary="Dead letters, newest first")
+def list_dead_jobs(
+    tenant: TenantDep, container: ContainerDep, limit: Limit = DEFAULT_PAGE_SIZE, offset: Offset = 0
+) -> Page[JobOut]:
+    with read_only(container.engine) as conn:
+        views = job_queries.list_jobs(conn, tenant.id, state=JobState.DEAD.value, limit=limit, offset=offset)
+    return _page(views, limit, offset)
+
+
+@router.post("/replay", summary="Replay every dead letter of the tenant")
+def replay_all(tenant: TenantDep, container: ContainerDep) -> ReplayOut:
+    with transaction(container.engine) as conn:
+        ids = replay(conn, tenant.id, None, now=container.now())
+    return ReplayOut(replayed=ids)
+
+
+@router.get(
+    "/{job_id}", summary="One job with payload, result and attempt history", responses=problem_responses(404)
+)
+def get_job(job_id: JobId, tenant: TenantDep, container: ContainerDep) -> JobDetailOut:
+    with read_only(container.engine) as conn:
+        detail = job_queries.get_job(conn, tenant.id, job_id)
+    return JobDetailOut(**detail.as_dict())
+
+
+@router.post(
+    "/{job_id}/replay",
+    summary="Replay one dead job (409 when the job is not dead)",
+    responses=problem_responses(404, 409),
+)
+def replay_one(job_id: JobId, tenant: TenantDep, container: ContainerDep) -> ReplayOut:
+    with transaction(container.engine) as conn:
+        detail = job_queries.get_job(conn, tenant.id, job_id)  # 404 for unknown and other tenants' jobs
+        ids = replay(conn, tenant.id, [job_id], now=container.now())
+    if not ids:
+        raise ConflictError(f"job {job_id} is {detail.job.state}, only dead jobs can be replayed")
+    return ReplayOut(replayed=ids)

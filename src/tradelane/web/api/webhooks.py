@@ -1,0 +1,132 @@
+"""Inbound webhooks: ``POST /api/v1/webhooks/{source}[/{channel_name}]``.
+
+The raw body, headers (without credentials) and content type are committed to ``inbound_events``
+before the sender gets any 2xx: 202 with the new event's id, or 200 with the original event's id for a
+duplicate delivery (same tenant, source and delivery id; see :mod:`tradelane.services.inbound`).
+Processing happens later, elsewhere; nothing here interprets the body.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from tradelane.persistence.db import transaction
+from tradelane.services.channels import get_channel
+from tradelane.services.inbound import MAX_SOURCE_LENGTH, store_inbound_event
+from tradelane.web.api.common import API_PREFIX, ChannelName
+from tradelane.web.auth import ContainerDep, TenantDep
+from tradelane.web.problems import problem_responses
+
+router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
+
+Source = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_SOURCE_LENGTH,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Who sends the events (e.g. `shopify`, `mirakl`).",
+    ),
+]
+
+
+class WebhookAck(BaseModel):
+    event_id: int
+    duplicate: bool
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request body exactly as received (size-limited by the body-limit middleware)."""
+    return await request.body()
+
+
+_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {"schema": {}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    "parameters": [
+        {
+            "name": "X-Event-Id",
+            "in": "header",
+            "required": False,
+            "description": "Delivery id used for deduplication (also `X-Shopify-Webhook-Id`, "
+            "`X-Webhook-Id`); without one, the body's SHA-256 is used.",
+            "schema": {"type": "string", "maxLength": 300},
+        }
+    ],
+}
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookAck, "description": "Duplicate delivery: the original event's id."},
+    **problem_responses(404, 413),
+}
+
+
+def _store(
+    container: ContainerDep,
+    tenant_id: int,
+    source: str,
+    channel_name: str | None,
+    request: Request,
+    body: bytes,
+) -> JSONResponse:
+    with transaction(container.engine) as conn:
+        channel_id = get_channel(conn, tenant_id, channel_name).id if channel_name is not None else None
+        event_id, created = store_inbound_event(
+            conn,
+            tenant_id=tenant_id,
+            source=source,
+            channel_id=channel_id,
+            headers=request.headers.items(),
+            body=body,
+            content_type=request.headers.get("content-type"),
+            now=container.now(),
+        )
+    # Only now, with the transaction committed, is the event acknowledged.
+    ack = WebhookAck(event_id=event_id, duplicate=not created)
+    return JSONResponse(ack.model_dump(), status_code=202 if created else 200)
+
+
+@router.post(
+    "/{source}",
+    status_code=202,
+    response_model=WebhookAck,
+    summary="Store an inbound event of the tenant",
+    responses=_RESPONSES,
+    openapi_extra=_OPENAPI,
+)
+def receive_webhook(
+    source: Source,
+    request: Request,
+    tenant: TenantDep,
+    container: ContainerDep,
+    body: Annotated[bytes, Depends(raw_body)],
+) -> JSONResponse:
+    return _store(container, tenant.id, source, None, request, body)
+
+
+@router.post(
+    "/{source}/{channel_name}",
+    status_code=202,
+    response_model=WebhookAck,
+    summary="Store an inbound event for one channel of the tenant",
+    responses=_RESPONSES,
+    openapi_extra=_OPENAPI,
+)
+def receive_channel_webhook(
+    source: Source,
+    channel_name: ChannelName,
+    request: Request,
+    tenant: TenantDep,
+    container: ContainerDep,
+    body: Annotated[bytes, Depends(raw_body)],
+) -> JSONResponse:
+    return _store(container, tenant.id, source, channel_name, request, body)
