@@ -18,6 +18,7 @@ from rich.progress import (
 
 from tradelane.cli.common import console, container, print_json
 from tradelane.persistence.db import read_only
+from tradelane.services.catalog_followups import release_resolved_orders
 from tradelane.services.catalog_import import (
     CatalogFormat,
     ImportSummary,
@@ -61,6 +62,10 @@ def catalog_import(
             summary = import_catalog(
                 app.engine, tenant_id=tenant_id, path=file, fmt=fmt, now=app.now(), progress=progress
             )
+        with app.engine.begin() as conn:  # SKUs that just appeared release the orders waiting for them
+            released = release_resolved_orders(conn, tenant_id=tenant_id, now=app.now())
+        if released and not as_json:
+            console.print(f"{released} quarantined order(s) can now be delivered and were queued again")
     if as_json:
         print_json(summary.as_dict())
     else:

@@ -446,6 +446,15 @@ sku_mappings = sa.Table(
     sa.Column("merchant_sku", sa.String(200), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("tenant_id", "channel_id", "marketplace_sku"),
+    # NULLs are distinct in a unique constraint: tenant-wide mappings need their own index.
+    sa.Index(
+        "uq_sku_mappings_tenant_wide",
+        "tenant_id",
+        "marketplace_sku",
+        unique=True,
+        sqlite_where=sa.text("channel_id IS NULL"),
+        postgresql_where=sa.text("channel_id IS NULL"),
+    ),
 )
 
 # Rules are data: attribute rules per channel, publishing rules per merchant system.

@@ -25,14 +25,13 @@ from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import order_messages, orders, products, returns
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
+from tradelane.services.order_health import enqueue_delivery
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
 
 WATERMARK = "mirakl.or11.start_update_date"
 MESSAGES_WATERMARK = "mirakl.m01.start_date"
 ACCEPT = "orders.accept"
-#: Hands an order to the merchant system (see services/order_delivery.py).
-DELIVER = "orders.deliver"
 
 
 def _parse_ts(value: str | None) -> datetime | None:
@@ -87,16 +86,11 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                     ).created
                     summary["to_accept"] += int(created)
                 if result.merchant_status == MerchantStatus.PENDING.value and not result.stale:
-                    enqueue(
+                    enqueue_delivery(
                         conn,
-                        JobSpec(
-                            tenant_id=channel.tenant_id,
-                            kind=DELIVER,
-                            payload={"order_id": result.order_id},
-                            channel_id=channel.id,
-                            flow="orders",
-                            dedupe_key=f"{DELIVER}:{result.order_id}",
-                        ),
+                        tenant_id=channel.tenant_id,
+                        order_id=result.order_id,
+                        channel_id=channel.id,
                         now=now,
                     )
             summary["alerts"] = check_deadlines(conn, channel, now=now)

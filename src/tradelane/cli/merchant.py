@@ -1,0 +1,239 @@
+"""Merchant side on the command line.
+
+* ``tradelane merchant add http --tenant T --name NAME --url URL --secret SECRET`` / ``merchant list``;
+* ``tradelane sku-map add --tenant T [--channel NAME] MARKETPLACE_SKU MERCHANT_SKU`` / ``sku-map list``;
+* Order Health commands for the shared ``orders`` group, attached by :func:`register_orders_commands`:
+  ``orders health [--json]``, ``orders retry REF... | --reason CODE | --all``, ``orders release REF``.
+
+Edit-and-retry: fix the cause (``sku-map add`` for an unknown SKU — it re-tries the orders it unblocks
+by itself — or the catalog), then ``orders retry REF``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from tradelane.cli import orders as orders_cli
+from tradelane.cli.common import console, container, fail, print_json
+from tradelane.merchant.skus import list_sku_mappings, put_sku_mapping
+from tradelane.merchant.systems import add_http_system, describe, list_merchant_systems
+from tradelane.services import order_health as health
+from tradelane.services.channels import get_channel
+from tradelane.services.tenants import get_tenant
+
+merchant_app = typer.Typer(help="Merchant systems (OMS, commerce platforms).", no_args_is_help=True)
+#: ``merchant add <kind>``: other adapters (e.g. Shopify) attach their own ``add`` command here.
+merchant_add_app = typer.Typer(help="Add a merchant system.", no_args_is_help=True)
+merchant_app.add_typer(merchant_add_app, name="add")
+sku_map_app = typer.Typer(help="SKU mappings: marketplace SKU -> merchant SKU.", no_args_is_help=True)
+
+TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant name.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON.")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``merchant`` and ``sku-map`` to the root app."""
+    app.add_typer(merchant_app, name="merchant")
+    app.add_typer(sku_map_app, name="sku-map")
+
+
+def register_orders_commands(orders_app: typer.Typer) -> None:
+    """Attach ``health``, ``retry`` and ``release`` to the shared ``orders`` group."""
+    orders_app.command("health")(orders_health)
+    orders_app.command("retry")(orders_retry)
+    orders_app.command("release")(orders_release)
+
+
+# --- merchant systems ---------------------------------------------------------------------------
+
+
+@merchant_add_app.command("http")
+def add_http(
+    tenant: str = TenantOpt,
+    name: str = typer.Option(..., "--name", help="Unique per tenant; used in the webhook URL."),
+    url: str = typer.Option(..., "--url", help="Where orders are POSTed."),
+    secret: str = typer.Option(
+        ...,
+        "--secret",
+        envvar="TRADELANE_MERCHANT_SECRET",
+        help="HMAC signing secret shared with the OMS (or set TRADELANE_MERCHANT_SECRET).",
+        show_default=False,
+    ),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request (default 10)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """A generic HTTP/webhook OMS: orders are POSTed to it as signed JSON
+    (the document: GET /api/v1/orders/{ref}/oms-document)."""
+    with container() as app, app.engine.begin() as conn:
+        tenant_id = get_tenant(conn, tenant).id
+        system = add_http_system(
+            conn,
+            tenant_id=tenant_id,
+            name=name,
+            url=url,
+            secret=secret,
+            keyring=app.keyring,
+            now=app.now(),
+            timeout_seconds=timeout,
+        )
+    if as_json:
+        print_json(describe(system))
+    else:
+        console.print(f"merchant system {system.name!r} (http) added: orders go to {system.settings['url']}")
+        console.print(f"its signed webhook: POST /api/v1/merchant/{system.name}/webhook")
+
+
+@merchant_app.command("list")
+def merchant_list(tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
+    """Merchant systems of the tenant (credentials are never shown)."""
+    with container() as app, app.engine.connect() as conn:
+        systems = [describe(s) for s in list_merchant_systems(conn, get_tenant(conn, tenant).id)]
+    if as_json:
+        print_json(systems)
+        return
+    table = Table("id", "name", "kind", "enabled", "url")
+    for s in systems:
+        table.add_row(
+            str(s["id"]), s["name"], s["kind"], str(s["enabled"]), str(s["settings"].get("url", ""))
+        )
+    console.print(table)
+
+
+# --- SKU mappings -------------------------------------------------------------------------------
+
+
+@sku_map_app.command("add")
+def sku_map_add(
+    marketplace_sku: str = typer.Argument(..., help="The SKU marketplace orders carry."),
+    merchant_sku: str = typer.Argument(..., help="The merchant system's SKU."),
+    tenant: str = TenantOpt,
+    channel: str | None = typer.Option(None, "--channel", "-c", help="Only for this channel (default: all)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Map a marketplace SKU (replacing an existing mapping); orders quarantined for it retry."""
+    with container() as app, app.engine.begin() as conn:
+        tenant_id = get_tenant(conn, tenant).id
+        channel_id = get_channel(conn, tenant_id, channel).id if channel else None
+        now = app.now()
+        mapping = put_sku_mapping(
+            conn,
+            tenant_id=tenant_id,
+            channel_id=channel_id,
+            marketplace_sku=marketplace_sku,
+            merchant_sku=merchant_sku,
+            now=now,
+        )
+        retried = health.retry_quarantined_for_skus(
+            conn, tenant_id=tenant_id, skus=[mapping.marketplace_sku], now=now
+        )
+    result = {
+        "marketplace_sku": mapping.marketplace_sku,
+        "merchant_sku": mapping.merchant_sku,
+        "channel": channel,
+        "orders_retried": retried,
+    }
+    if as_json:
+        print_json(result)
+    else:
+        scope = f"channel {channel}" if channel else "every channel"
+        console.print(
+            f"{mapping.marketplace_sku} -> {mapping.merchant_sku} ({scope}); {retried} order(s) retried"
+        )
+
+
+@sku_map_app.command("list")
+def sku_map_list(tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
+    with container() as app, app.engine.connect() as conn:
+        rows = list_sku_mappings(conn, get_tenant(conn, tenant).id)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("marketplace sku", "merchant sku", "channel")
+    for r in rows:
+        table.add_row(r["marketplace_sku"], r["merchant_sku"], r["channel"] or "(all)")
+    console.print(table)
+
+
+# --- Order Health -------------------------------------------------------------------------------
+
+
+def _age(seconds: int) -> str:
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600:02d}h"
+
+
+def orders_health(tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
+    """Quarantined orders grouped by reason, with counts and ages."""
+    with container() as app, app.engine.connect() as conn:
+        groups = health.health_report(conn, get_tenant(conn, tenant).id, now=app.now())
+    if as_json:
+        payload: dict[str, Any] = {
+            "total": sum(g.count for g in groups),
+            "groups": [
+                {
+                    "reason_code": g.reason_code,
+                    "count": g.count,
+                    "oldest_since": g.oldest_since,
+                    "oldest_age_seconds": g.oldest_age_seconds,
+                    "orders": [{n: getattr(o, n) for n in o.__slots__} for o in g.orders],
+                }
+                for g in groups
+            ],
+        }
+        print_json(payload)
+        return
+    if not groups:
+        console.print("no quarantined orders")
+        return
+    for g in groups:
+        console.print(f"[bold]{g.reason_code}[/]: {g.count} order(s), oldest {_age(g.oldest_age_seconds)}")
+        table = Table("ref", "since", "age", "attempts", "reason")
+        for o in g.orders:
+            table.add_row(o.ref, o.since.isoformat(), _age(o.age_seconds), str(o.attempts), o.reason)
+        console.print(table)
+
+
+def orders_retry(
+    refs: list[str] = typer.Argument(None, help="Order REFs (id or CHANNEL:MARKETPLACE_ORDER_ID)."),
+    tenant: str = TenantOpt,
+    reason: str | None = typer.Option(
+        None, "--reason", help="Retry every order quarantined for this reason."
+    ),
+    all_: bool = typer.Option(False, "--all", help="Retry every quarantined order."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Retry delivery to the merchant system: given orders, one reason, or all quarantined."""
+    if sum([bool(refs), reason is not None, all_]) != 1:
+        fail("give REF..., --reason CODE or --all (exactly one)")
+    with container() as app, app.engine.begin() as conn:
+        tenant_id = get_tenant(conn, tenant).id
+        if refs:
+            queued = health.retry_orders(conn, tenant_id=tenant_id, refs=refs, now=app.now())
+        else:
+            queued = health.retry_quarantined(conn, tenant_id=tenant_id, reason_code=reason, now=app.now())
+    if as_json:
+        print_json({"queued": queued, "count": len(queued)})
+    else:
+        console.print(f"{len(queued)} order(s) queued for delivery")
+
+
+def orders_release(
+    ref: str = typer.Argument(..., help="Order REF."), tenant: str = TenantOpt, as_json: bool = JsonOpt
+) -> None:
+    """Release a quarantined order: you handle it outside tradelane (its history is kept)."""
+    with container() as app, app.engine.begin() as conn:
+        order_id = health.release_order(conn, tenant_id=get_tenant(conn, tenant).id, ref=ref, now=app.now())
+    if as_json:
+        print_json({"order_id": order_id, "merchant_status": "released"})
+    else:
+        console.print(f"order {ref} released")
+
+
+# `orders health|retry|release` live in the shared `orders` group (registered once, on import).
+register_orders_commands(orders_cli.orders_app)

@@ -1,0 +1,66 @@
+"""What a merchant-system adapter is, and the classified result of handing it one order.
+
+An adapter talks to one merchant system (an HTTP OMS, a commerce platform...). It classifies every
+answer at the edge into a :class:`DeliveryOutcome`; the delivery service turns outcomes into Order
+Health quarantines or engine retries. Adapters never touch the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from tradelane.merchant.schema import OmsOrder
+
+
+class OutcomeKind(StrEnum):
+    DELIVERED = "delivered"  # the merchant system created (or already had) the order
+    REJECTED = "rejected"  # it refused the order; retrying the same document cannot help
+    RETRY = "retry"  # a transient failure (5xx, timeout, 408, 429): try again later
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """One attempt's result, with the raw exchange kept for inspection.
+
+    ``request``/``response`` are the raw texts (the response prefixed with its status line when there
+    was one); ``status_code`` is None when no response arrived; ``retry_after`` (seconds) is set when
+    the merchant system asked for it."""
+
+    kind: OutcomeKind
+    reason: str
+    request: str
+    response: str | None = None
+    status_code: int | None = None
+    external_ref: str | None = None
+    retry_after: float | None = None
+    response_body: Any = None
+
+
+class MerchantAdapter(Protocol):
+    """Hands orders to one merchant system."""
+
+    def deliver_order(self, document: OmsOrder, *, idempotency_key: str, now: datetime) -> DeliveryOutcome:
+        """Create the order in the merchant system (idempotent on ``idempotency_key``)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantSystem:
+    id: int
+    tenant_id: int
+    name: str
+    kind: str
+    settings: dict[str, Any]
+    enabled: bool
+
+
+#: Builds an adapter from a system and its decrypted credentials.
+AdapterFactory = Callable[[MerchantSystem, dict[str, Any]], MerchantAdapter]

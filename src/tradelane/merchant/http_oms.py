@@ -1,0 +1,146 @@
+"""The generic HTTP/webhook OMS adapter: POST the order document, signed, to the merchant's URL.
+
+Request: ``POST <settings.url>`` with the :class:`~tradelane.merchant.schema.OmsOrder` JSON as body,
+``Content-Type: application/json``, ``X-Tradelane-Signature`` (see :mod:`tradelane.merchant.signing`) and
+``Idempotency-Key: order-<id>`` so the OMS can deduplicate our retries.
+
+Classification (at the edge, pure :func:`classify`):
+
+* 2xx → delivered; the OMS's order id is the response JSON's ``id`` when there is one;
+* 408, 429, 5xx, timeouts and connection failures → retry (``Retry-After`` honoured);
+* any other status (4xx, and 3xx since redirects are not followed) → rejected, with the response kept.
+
+Settings: ``url`` (required), ``timeout_seconds`` (default 10). Credentials: ``{"secret": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from tradelane import __version__
+from tradelane.merchant.base import DeliveryOutcome, MerchantSystem, OutcomeKind
+from tradelane.merchant.schema import OmsOrder
+from tradelane.merchant.signing import SIGNATURE_HEADER, sign
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+#: Raw responses are kept on the delivery row up to this many characters.
+MAX_KEPT_RESPONSE = 64 * 1024
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date), or None."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def classify(
+    status: int, headers: httpx.Headers | dict[str, str], text: str, *, request: str, now: datetime
+) -> DeliveryOutcome:
+    """The outcome of one HTTP answer of the OMS (pure)."""
+    kept = f"HTTP {status}\n{text[:MAX_KEPT_RESPONSE]}"
+    body = _json(text)
+    if 200 <= status < 300:
+        ref = body.get("id") if isinstance(body, dict) else None
+        return DeliveryOutcome(
+            OutcomeKind.DELIVERED,
+            f"accepted with HTTP {status}",
+            request,
+            kept,
+            status,
+            external_ref=None if ref is None else str(ref)[:200],
+            response_body=body,
+        )
+    if status in RETRYABLE_STATUSES or status >= 500:
+        retry_after = parse_retry_after(headers.get("retry-after"), now)
+        return DeliveryOutcome(
+            OutcomeKind.RETRY,
+            f"OMS answered HTTP {status}",
+            request,
+            kept,
+            status,
+            retry_after=retry_after,
+            response_body=body,
+        )
+    return DeliveryOutcome(
+        OutcomeKind.REJECTED,
+        f"OMS rejected the order with HTTP {status}",
+        request,
+        kept,
+        status,
+        response_body=body if body is not None else text[:MAX_KEPT_RESPONSE],
+    )
+
+
+class HttpOmsAdapter:
+    """One HTTP OMS. Pass ``client`` to share a connection pool; otherwise one is created and closed
+    by :meth:`close`."""
+
+    def __init__(
+        self, system: MerchantSystem, credentials: dict[str, Any], client: httpx.Client | None = None
+    ) -> None:
+        url = system.settings.get("url")
+        secret = credentials.get("secret")
+        if not isinstance(url, str) or not url:
+            raise ValueError(f"merchant system {system.name!r} has no url")
+        if not isinstance(secret, str) or not secret:
+            raise ValueError(f"merchant system {system.name!r} has no signing secret")
+        self.system = system
+        self.url = url
+        self._secret = secret
+        timeout = float(system.settings.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
+        self._own_client = client is None
+        self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return f"HttpOmsAdapter({self.system.name!r}, {self.url!r})"
+
+    def deliver_order(self, document: OmsOrder, *, idempotency_key: str, now: datetime) -> DeliveryOutcome:
+        body = document.model_dump_json().encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key,
+            "User-Agent": f"tradelane/{__version__}",
+            SIGNATURE_HEADER: sign(self._secret, body, now),
+        }
+        request = f"POST {self.url}\nIdempotency-Key: {idempotency_key}\n\n{body.decode('utf-8')}"
+        try:
+            response = self._client.post(self.url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            return DeliveryOutcome(OutcomeKind.RETRY, f"OMS timed out: {type(exc).__name__}", request)
+        except httpx.HTTPError as exc:
+            return DeliveryOutcome(
+                OutcomeKind.RETRY, f"OMS unreachable: {type(exc).__name__}: {exc}", request
+            )
+        return classify(response.status_code, response.headers, response.text, request=request, now=now)
+
+    def close(self) -> None:
+        if self._own_client:
+            self._client.close()
+
+
+def http_adapter(system: MerchantSystem, credentials: dict[str, Any]) -> HttpOmsAdapter:
+    """The :data:`~tradelane.merchant.base.AdapterFactory` of ``kind = "http"`` systems."""
+    return HttpOmsAdapter(system, credentials)

@@ -1,0 +1,162 @@
+"""SKU resolution for merchant-side delivery, and SKU mappings (marketplace SKU → merchant SKU).
+
+Resolution of one order line, first match wins:
+
+1. a ``sku_mappings`` row for the order's channel, then a tenant-wide one (``channel_id`` NULL), for
+   the line's SKU, then for its offer SKU;
+2. a catalog ``products`` row with the line's SKU, then with its offer SKU.
+
+Otherwise the line's SKU is *unknown* and the order is quarantined (Order Health) before any merchant
+system is contacted.
+
+Known gap: the unique index ``(tenant_id, channel_id, marketplace_sku)`` does not hold for NULL
+``channel_id`` (NULLs are distinct), so two concurrent tenant-wide additions of the same SKU may both
+insert; resolution then uses the newest row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.domain.errors import ValidationError
+from tradelane.persistence.db import insert_ignore
+from tradelane.persistence.tables import channels, products, sku_mappings
+
+MAX_SKU_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class SkuMapping:
+    id: int
+    tenant_id: int
+    channel_id: int | None
+    marketplace_sku: str
+    merchant_sku: str
+
+
+def _check_sku(value: str, what: str) -> str:
+    cleaned = value.strip()
+    if not cleaned or len(cleaned) > MAX_SKU_LENGTH or any(ord(c) < 0x20 or c == "\x7f" for c in cleaned):
+        raise ValidationError(f"{what} must be 1-{MAX_SKU_LENGTH} printable characters")
+    return cleaned
+
+
+def _channel_condition(channel_id: int | None) -> sa.ColumnElement[bool]:
+    if channel_id is None:
+        return sku_mappings.c.channel_id.is_(None)
+    return sku_mappings.c.channel_id == channel_id
+
+
+def put_sku_mapping(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_id: int | None,
+    marketplace_sku: str,
+    merchant_sku: str,
+    now: datetime,
+) -> SkuMapping:
+    """Create or replace the mapping of ``marketplace_sku`` (for one channel, or tenant-wide when
+    ``channel_id`` is None). Callers should then re-try quarantined orders
+    (:func:`tradelane.services.order_health.retry_quarantined_for_skus`)."""
+    marketplace_sku = _check_sku(marketplace_sku, "marketplace SKU")
+    merchant_sku = _check_sku(merchant_sku, "merchant SKU")
+    where = sa.and_(
+        sku_mappings.c.tenant_id == tenant_id,
+        _channel_condition(channel_id),
+        sku_mappings.c.marketplace_sku == marketplace_sku,
+    )
+    for _ in range(2):  # update, else insert; a concurrent insert makes the second update win
+        updated = conn.execute(sa.update(sku_mappings).where(where).values(merchant_sku=merchant_sku))
+        if updated.rowcount:
+            break
+        inserted = conn.execute(
+            insert_ignore(conn, sku_mappings)
+            .values(
+                tenant_id=tenant_id,
+                channel_id=channel_id,
+                marketplace_sku=marketplace_sku,
+                merchant_sku=merchant_sku,
+                created_at=now,
+            )
+            .returning(sku_mappings.c.id)
+        ).scalar()
+        if inserted is not None:
+            break
+    row = conn.execute(sa.select(sku_mappings).where(where).order_by(sku_mappings.c.id.desc())).first()
+    assert row is not None
+    return SkuMapping(row.id, row.tenant_id, row.channel_id, row.marketplace_sku, row.merchant_sku)
+
+
+def list_sku_mappings(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(sku_mappings, channels.c.name.label("channel"))
+        .outerjoin(channels, channels.c.id == sku_mappings.c.channel_id)
+        .where(sku_mappings.c.tenant_id == tenant_id)
+        .order_by(sku_mappings.c.marketplace_sku, sku_mappings.c.id)
+    )
+    return [
+        {
+            "id": r.id,
+            "channel": r.channel,
+            "marketplace_sku": r.marketplace_sku,
+            "merchant_sku": r.merchant_sku,
+            "created_at": r.created_at,
+        }
+        for r in rows
+    ]
+
+
+def _candidates(line: Mapping[str, Any]) -> list[str]:
+    values = [line.get("sku"), line.get("offer_sku")]
+    return list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
+def resolve_line_skus(
+    conn: Connection, *, tenant_id: int, channel_id: int, lines: Sequence[Mapping[str, Any]]
+) -> dict[str, str | None]:
+    """Line SKU → merchant SKU (None when unknown) for ``lines`` of an order of ``channel_id``."""
+    wanted = sorted({c for line in lines for c in _candidates(line)})
+    if not wanted:
+        return {str(line.get("sku")): None for line in lines}
+    mapped: dict[str, str] = {}
+    rows = conn.execute(
+        sa.select(sku_mappings.c.marketplace_sku, sku_mappings.c.merchant_sku, sku_mappings.c.channel_id)
+        .where(
+            sku_mappings.c.tenant_id == tenant_id,
+            sku_mappings.c.marketplace_sku.in_(wanted),
+            sa.or_(sku_mappings.c.channel_id == channel_id, sku_mappings.c.channel_id.is_(None)),
+        )
+        # Tenant-wide rows first, then channel rows, each oldest first: later assignments win.
+        .order_by(sku_mappings.c.channel_id.is_not(None), sku_mappings.c.id)
+    )
+    for r in rows:
+        mapped[r.marketplace_sku] = r.merchant_sku
+    in_catalog = set(
+        conn.execute(
+            sa.select(products.c.sku).where(products.c.tenant_id == tenant_id, products.c.sku.in_(wanted))
+        ).scalars()
+    )
+    result: dict[str, str | None] = {}
+    for line in lines:
+        candidates = _candidates(line)
+        merchant_sku = next((mapped[c] for c in candidates if c in mapped), None)
+        if merchant_sku is None:
+            merchant_sku = next((c for c in candidates if c in in_catalog), None)
+        result[str(line.get("sku"))] = merchant_sku
+    return result
+
+
+def unknown_skus(resolved: Mapping[str, str | None]) -> list[str]:
+    return sorted(sku for sku, merchant_sku in resolved.items() if merchant_sku is None)
+
+
+def all_candidates(lines: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Every SKU a line can be known by (line SKU and offer SKU)."""
+    return {c for line in lines for c in _candidates(line)}

@@ -1,0 +1,426 @@
+"""The ``orders.deliver`` job: hand one marketplace order to every enabled merchant system of its
+tenant, whole or not at all.
+
+Steps (payload ``{"order_id": N}``):
+
+1. Load the order. Skip (job succeeds, nothing sent) when it is third-party managed, already delivered,
+   released, not yet released by the marketplace (``not_ready``), or refused/cancelled there.
+2. Apply the channel's attribute rules (:func:`tradelane.services.rules.apply_attribute_rules`).
+3. Validate *before* contacting anyone: every deliverable line's SKU must resolve
+   (:mod:`tradelane.merchant.skus`) and the mandatory fields must be present — otherwise the order is
+   quarantined (``unknown_sku`` with the SKUs, ``missing_field`` with the field paths).
+4. For each enabled merchant system not yet holding the order: the adapter delivers the
+   :class:`~tradelane.merchant.schema.OmsOrder` (``Idempotency-Key: order-<id>``). The raw request and
+   response are kept on the ``order_deliveries`` row at every attempt.
+
+   * delivered → the row is ``delivered`` with the OMS's order id;
+   * rejected (4xx) → the order is quarantined ``oms_rejected`` with the OMS's status and body;
+   * transient (5xx, timeout, 408, 429) → :class:`RetryableError` (``Retry-After`` honoured) so the
+     engine retries with backoff; on the job's last attempt the order is quarantined
+     ``oms_unavailable`` instead, so it shows in Order Health rather than only in dead letters.
+
+5. Once every system holds it: ``merchant_status = delivered``, the quarantine row (if any) removed,
+   a history row written — in the same transaction that completes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.domain.errors import NotFoundError, PermanentError, RetryableError
+from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
+from tradelane.merchant.base import (
+    AdapterFactory,
+    DeliveryOutcome,
+    MerchantAdapter,
+    MerchantSystem,
+    OutcomeKind,
+)
+from tradelane.merchant.http_oms import http_adapter
+from tradelane.merchant.schema import (
+    DEFAULT_REQUIRED_FIELDS,
+    InvalidOrderDocument,
+    OmsOrder,
+    build_oms_order,
+    deliverable_lines,
+    missing_fields,
+)
+from tradelane.merchant.skus import resolve_line_skus, unknown_skus
+from tradelane.merchant.systems import list_merchant_systems, merchant_credentials
+from tradelane.persistence.db import insert_ignore, read_only
+from tradelane.persistence.tables import merchant_systems, order_deliveries, orders
+from tradelane.security.crypto import CredentialError, KeyRing
+from tradelane.services.order_health import (
+    DELIVER_KIND,
+    QuarantineReason,
+    clear_quarantine,
+    enqueue_delivery,
+    quarantine,
+)
+from tradelane.services.orders import add_history, get_order, set_merchant_status
+from tradelane.services.rules import apply_attribute_rules
+from tradelane.sync.context import JobContext
+from tradelane.sync.registry import Handler, JobRegistry
+
+__all__ = [
+    "DEFAULT_ADAPTERS",
+    "DELIVER_KIND",
+    "enqueue_delivery",
+    "oms_document",
+    "oms_document_for_order",
+    "register",
+]
+
+#: Adapter factories by ``merchant_systems.kind``. Other adapters (e.g. Shopify) are added by the
+#: composition root: ``register(registry, adapters={**DEFAULT_ADAPTERS, "shopify": factory})``.
+DEFAULT_ADAPTERS: dict[str, AdapterFactory] = {"http": http_adapter}
+
+_SKIP_STATUSES = {
+    MerchantStatus.DELIVERED.value: "already delivered",
+    MerchantStatus.RELEASED.value: "released to the operator",
+    MerchantStatus.THIRD_PARTY_MANAGED.value: "third-party managed",
+    MerchantStatus.NOT_READY.value: "not released by the marketplace yet",
+}
+_SKIP_STATES = {MarketplaceOrderState.REFUSED.value, MarketplaceOrderState.CANCELED.value}
+
+
+def register(registry: JobRegistry, adapters: Mapping[str, AdapterFactory] | None = None) -> None:
+    """Register the ``orders.deliver`` handler with the given adapter factories."""
+    registry.register(DELIVER_KIND, make_handler(dict(adapters or DEFAULT_ADAPTERS)))
+
+
+def _skip_reason(order: Mapping[str, Any]) -> str | None:
+    if order["third_party_managed"]:
+        return "third-party managed"
+    if order["merchant_status"] in _SKIP_STATUSES:
+        return _SKIP_STATUSES[order["merchant_status"]]
+    if order["state"] in _SKIP_STATES:
+        return f"order is {order['state']} on the marketplace"
+    return None
+
+
+def _channel_id(conn: Connection, order_id: int) -> int:
+    return int(conn.execute(sa.select(orders.c.channel_id).where(orders.c.id == order_id)).scalar_one())
+
+
+def oms_document(
+    conn: Connection, *, tenant_id: int, order: dict[str, Any], channel_id: int
+) -> tuple[OmsOrder, list[str]]:
+    """The document a merchant system would receive for ``order``, and the line SKUs that do not
+    resolve (unknown SKUs pass through unmapped in the document)."""
+    attributes = apply_attribute_rules(conn, tenant_id=tenant_id, channel_id=channel_id, order=order)
+    resolved = resolve_line_skus(
+        conn, tenant_id=tenant_id, channel_id=channel_id, lines=deliverable_lines(order)
+    )
+    sku_map = {sku: merchant for sku, merchant in resolved.items() if merchant is not None}
+    return build_oms_order(order, attributes, sku_map=sku_map), unknown_skus(resolved)
+
+
+def oms_document_for_order(conn: Connection, *, tenant_id: int, order_id: int) -> tuple[OmsOrder, list[str]]:
+    """:func:`oms_document` of one of the tenant's orders (NotFoundError if it is not theirs)."""
+    order = get_order(conn, tenant_id, order_id)
+    return oms_document(conn, tenant_id=tenant_id, order=order, channel_id=_channel_id(conn, order_id))
+
+
+def _required_fields(systems: list[MerchantSystem]) -> list[str]:
+    required: set[str] = set()
+    for system in systems:
+        configured = system.settings.get("required_fields")
+        required.update(configured if isinstance(configured, list) else DEFAULT_REQUIRED_FIELDS)
+    return sorted(required or DEFAULT_REQUIRED_FIELDS)
+
+
+def _delivered_to(conn: Connection, order_id: int) -> set[int]:
+    return set(
+        conn.execute(
+            sa.select(order_deliveries.c.merchant_system_id).where(
+                order_deliveries.c.order_id == order_id, order_deliveries.c.status == "delivered"
+            )
+        ).scalars()
+    )
+
+
+def _record_attempt(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    order_id: int,
+    system: MerchantSystem,
+    outcome: DeliveryOutcome,
+    now: datetime,
+) -> None:
+    """Keep the raw exchange on the (order, system) delivery row; one row per pair, ever."""
+    conn.execute(
+        insert_ignore(conn, order_deliveries).values(
+            tenant_id=tenant_id,
+            order_id=order_id,
+            merchant_system_id=system.id,
+            status="pending",
+            attempts=0,
+            created_at=now,
+        )
+    )
+    status = {
+        OutcomeKind.DELIVERED: "delivered",
+        OutcomeKind.REJECTED: "quarantined",
+        OutcomeKind.RETRY: "pending",
+    }[outcome.kind]
+    values: dict[str, Any] = {
+        "status": status,
+        "attempts": order_deliveries.c.attempts + 1,
+        "last_request": outcome.request,
+        "last_response": outcome.response if outcome.response is not None else outcome.reason,
+    }
+    if outcome.kind is OutcomeKind.DELIVERED:
+        values.update(external_ref=outcome.external_ref, delivered_at=now)
+    conn.execute(
+        sa.update(order_deliveries)
+        .where(order_deliveries.c.order_id == order_id, order_deliveries.c.merchant_system_id == system.id)
+        .values(**values)
+    )
+
+
+def make_handler(adapters: dict[str, AdapterFactory]) -> Handler:
+    def handle(ctx: JobContext) -> dict[str, Any] | None:
+        return _deliver(ctx, adapters)
+
+    return handle
+
+
+@dataclass
+class _Prepared:
+    """Everything one delivery attempt needs, read in one short read-only transaction."""
+
+    order: dict[str, Any]
+    document: OmsOrder | None
+    invalid: InvalidOrderDocument | None
+    unknown: list[str]
+    systems: list[MerchantSystem]
+    delivered_to: set[int]
+    credentials: dict[int, dict[str, Any] | Exception]
+
+
+def _prepare(ctx: JobContext, order_id: int) -> _Prepared | str:
+    """The prepared attempt, or why the order is skipped."""
+    tenant_id = ctx.job.tenant_id
+    keyring: KeyRing = ctx.services["keyring"]
+    with read_only(ctx.engine) as conn:
+        try:
+            order = get_order(conn, tenant_id, order_id)
+        except NotFoundError:
+            raise PermanentError(f"order {order_id} does not exist for tenant {tenant_id}") from None
+        skip = _skip_reason(order)
+        if skip is not None:
+            return skip
+        document: OmsOrder | None = None
+        invalid: InvalidOrderDocument | None = None
+        unknown: list[str] = []
+        try:
+            document, unknown = oms_document(
+                conn, tenant_id=tenant_id, order=order, channel_id=_channel_id(conn, order_id)
+            )
+        except InvalidOrderDocument as exc:
+            invalid = exc
+        systems = list_merchant_systems(conn, tenant_id, enabled_only=True)
+        credentials: dict[int, dict[str, Any] | Exception] = {}
+        for system in systems:
+            try:
+                credentials[system.id] = merchant_credentials(conn, system, keyring)
+            except CredentialError as exc:
+                credentials[system.id] = exc
+        return _Prepared(
+            order, document, invalid, unknown, systems, _delivered_to(conn, order_id), credentials
+        )
+
+
+def _problem(prepared: _Prepared) -> tuple[QuarantineReason, str, dict[str, Any]] | None:
+    """Why the order cannot be handed over at all (checked before any merchant system is contacted)."""
+    if prepared.invalid is not None:
+        detail: dict[str, Any] = {
+            "skus": [],
+            "lines": [],
+            "missing_fields": [],
+            "invalid_fields": prepared.invalid.fields,
+        }
+        return QuarantineReason.MISSING_FIELD, str(prepared.invalid), detail
+    assert prepared.document is not None
+    missing = missing_fields(prepared.document, _required_fields(prepared.systems))
+    unknown = prepared.unknown
+    if unknown or missing:
+        unknown_lines = [
+            {"line_id": ln["line_id"], "sku": ln["sku"], "offer_sku": ln["offer_sku"]}
+            for ln in deliverable_lines(prepared.order)
+            if ln["sku"] in unknown
+        ]
+        detail = {"skus": unknown, "lines": unknown_lines, "missing_fields": missing}
+        if unknown:
+            return QuarantineReason.UNKNOWN_SKU, f"unknown SKU(s): {', '.join(unknown)}", detail
+        return QuarantineReason.MISSING_FIELD, f"missing field(s): {', '.join(missing)}", detail
+    if not prepared.systems:
+        return QuarantineReason.NO_MERCHANT_SYSTEM, "the tenant has no enabled merchant system", {}
+    return None
+
+
+def _deliver(ctx: JobContext, adapters: dict[str, AdapterFactory]) -> dict[str, Any]:
+    order_id = int(ctx.job.payload["order_id"])
+    prepared = _prepare(ctx, order_id)
+    if isinstance(prepared, str):
+        return {"order_id": order_id, "status": "skipped", "reason": prepared}
+    problem = _problem(prepared)
+    if problem is not None:
+        return _quarantine_and_complete(ctx, order_id, *problem)
+    assert prepared.document is not None
+    delivered: list[dict[str, Any]] = []
+    for system in prepared.systems:
+        if system.id in prepared.delivered_to:
+            continue
+        outcome = _attempt(
+            ctx, adapters, system, prepared.credentials[system.id], prepared.document, order_id
+        )
+        if isinstance(outcome, str):
+            detail = {"merchant_system": system.name}
+            return _quarantine_and_complete(
+                ctx, order_id, QuarantineReason.MERCHANT_SYSTEM_ERROR, outcome, detail
+            )
+        if outcome.kind is OutcomeKind.DELIVERED:
+            delivered.append({"merchant_system": system.name, "external_ref": outcome.external_ref})
+            continue
+        return _failed(ctx, order_id, system, outcome)
+    return _complete_delivered(ctx, order_id, delivered)
+
+
+def _attempt(
+    ctx: JobContext,
+    adapters: dict[str, AdapterFactory],
+    system: MerchantSystem,
+    credentials: dict[str, Any] | Exception,
+    document: OmsOrder,
+    order_id: int,
+) -> DeliveryOutcome | str:
+    """One hand-over to one system (a delivered one is recorded at once), or a configuration problem."""
+    adapter = _adapter(adapters, system, credentials)
+    if isinstance(adapter, str):
+        return adapter
+    now = ctx.now()
+    try:
+        outcome = adapter.deliver_order(document, idempotency_key=f"order-{order_id}", now=now)
+    finally:
+        adapter.close()
+    if outcome.kind is OutcomeKind.DELIVERED:
+        with ctx.transaction() as conn:
+            _record_attempt(
+                conn, tenant_id=ctx.job.tenant_id, order_id=order_id, system=system, outcome=outcome, now=now
+            )
+    return outcome
+
+
+def _failed(
+    ctx: JobContext, order_id: int, system: MerchantSystem, outcome: DeliveryOutcome
+) -> dict[str, Any]:
+    """A rejection quarantines; a transient failure retries (or quarantines on the last attempt)."""
+    detail = {
+        "merchant_system": system.name,
+        "status": outcome.status_code,
+        "response": outcome.response_body,
+        "error": outcome.reason,
+    }
+    attempt = (system, outcome)
+    if outcome.kind is OutcomeKind.REJECTED:
+        reason = f"{system.name}: {outcome.reason}"
+        return _quarantine_and_complete(
+            ctx, order_id, QuarantineReason.OMS_REJECTED, reason, detail, attempt=attempt
+        )
+    if outcome.retry_after is None and ctx.job.attempts >= ctx.job.max_attempts:
+        reason = f"{system.name}: {outcome.reason} (gave up after {ctx.job.attempts} attempts)"
+        return _quarantine_and_complete(
+            ctx, order_id, QuarantineReason.OMS_UNAVAILABLE, reason, detail, attempt=attempt
+        )
+    with ctx.transaction() as conn:
+        _record_attempt(
+            conn,
+            tenant_id=ctx.job.tenant_id,
+            order_id=order_id,
+            system=system,
+            outcome=outcome,
+            now=ctx.now(),
+        )
+    raise RetryableError(
+        f"{system.name}: {outcome.reason}", retry_after=outcome.retry_after, raw=outcome.response
+    )
+
+
+def _complete_delivered(ctx: JobContext, order_id: int, delivered: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every system holds the order: mark it delivered and finish the job, in one transaction."""
+    now = ctx.now()
+    result = {"order_id": order_id, "status": "delivered", "deliveries": delivered}
+    with ctx.transaction() as conn:
+        clear_quarantine(conn, order_id)
+        set_merchant_status(conn, order_id, MerchantStatus.DELIVERED, now=now)
+        note = "delivered to " + ", ".join(_holders(conn, order_id))
+        add_history(conn, ctx.job.tenant_id, order_id, "DELIVERED", now=now, note=note)
+        ctx.complete_in(conn, result)
+    return result
+
+
+def _holders(conn: Connection, order_id: int) -> list[str]:
+    """``name (their order id)`` of every merchant system holding the order."""
+    rows = conn.execute(
+        sa.select(merchant_systems.c.name, order_deliveries.c.external_ref)
+        .join(merchant_systems, merchant_systems.c.id == order_deliveries.c.merchant_system_id)
+        .where(order_deliveries.c.order_id == order_id, order_deliveries.c.status == "delivered")
+        .order_by(merchant_systems.c.name)
+    )
+    return [f"{r.name} ({r.external_ref})" if r.external_ref else r.name for r in rows]
+
+
+def _adapter(
+    adapters: dict[str, AdapterFactory], system: MerchantSystem, credentials: dict[str, Any] | Exception
+) -> MerchantAdapter | str:
+    """The system's adapter, or why there is none (a configuration problem, quarantined as such)."""
+    if isinstance(credentials, Exception):
+        return f"{system.name}: credentials cannot be decrypted with the configured keys"
+    factory = adapters.get(system.kind)
+    if factory is None:
+        return f"{system.name}: no adapter for merchant systems of kind {system.kind!r}"
+    try:
+        return factory(system, credentials)
+    except ValueError as exc:
+        return f"{system.name}: {exc}"
+
+
+def _quarantine_and_complete(
+    ctx: JobContext,
+    order_id: int,
+    code: QuarantineReason,
+    reason: str,
+    detail: dict[str, Any],
+    *,
+    attempt: tuple[MerchantSystem, DeliveryOutcome] | None = None,
+) -> dict[str, Any]:
+    """Quarantine the order and finish the job in one transaction (the job did its work: the order
+    now waits in Order Health, where it is retried or released)."""
+    now = ctx.now()
+    result = {"order_id": order_id, "status": "quarantined", "reason_code": code.value, "reason": reason}
+    with ctx.transaction() as conn:
+        if attempt is not None:
+            system, outcome = attempt
+            _record_attempt(
+                conn, tenant_id=ctx.job.tenant_id, order_id=order_id, system=system, outcome=outcome, now=now
+            )
+        quarantine(
+            conn,
+            tenant_id=ctx.job.tenant_id,
+            order_id=order_id,
+            reason_code=code,
+            reason=reason,
+            detail=detail,
+            now=now,
+        )
+        ctx.complete_in(conn, result)
+    return result
