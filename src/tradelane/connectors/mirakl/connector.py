@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from tradelane.connectors.dispatch import ChannelHandler
-from tradelane.connectors.mirakl import offers_flow, orders_flow, updates_flow
+from tradelane.connectors.mirakl import documents_flow, offers_flow, orders_flow, updates_flow
 from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
 from tradelane.connectors.mirakl.settings import CONNECTOR, MiraklSettings
 from tradelane.domain.errors import ValidationError
@@ -25,6 +25,7 @@ HANDLERS: Mapping[str, ChannelHandler] = {
     "fulfillments.ship": updates_flow.ship,
     "fulfillments.cancel": updates_flow.cancel,
     "fulfillments.refund": updates_flow.refund,
+    "fulfillments.label": documents_flow.upload_label,
 }
 
 
@@ -68,7 +69,10 @@ def check_channel(
 ) -> CheckResult:
     """A01 with the channel's credentials: wrong host / wrong key / wrong shop id / unreachable are
     told apart (see :meth:`MiraklClient.check`)."""
-    settings = MiraklSettings.from_dict(channel.settings)
+    try:
+        settings = MiraklSettings.from_dict(channel.settings)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"channel {channel.name} has invalid Mirakl settings: {exc}") from None
     credentials = channel_credentials(conn, channel, keyring)
     if staging:
         if not settings.staging_hostname or not credentials.get("staging_api_key"):

@@ -24,6 +24,11 @@ from tradelane.sync.context import JobContext
 T = TypeVar("T")
 
 
+def _text(value: str | None) -> str | None:
+    """Exchange excerpts as storable text (PostgreSQL text cannot hold NUL, e.g. in a PDF upload)."""
+    return None if value is None else value.replace("\x00", "\\0")
+
+
 def load_settings(channel: Channel) -> MiraklSettings:
     try:
         return MiraklSettings.from_dict(channel.settings)
@@ -105,8 +110,10 @@ class MiraklGateway:
                 "method": ex.method,
                 "url": ex.url,
                 "status": ex.status,
-                "request": ex.request_body,
-                "response": ex.response_body if ex.error is None else f"{ex.error}\n{ex.response_body or ''}",
+                "request": _text(ex.request_body),
+                "response": _text(
+                    ex.response_body if ex.error is None else f"{ex.error}\n{ex.response_body or ''}"
+                ),
                 "at": now,
             }
             for ex in self.exchanges
