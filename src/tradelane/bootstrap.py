@@ -47,10 +47,17 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     ``module:function`` registrars (site-specific handlers)."""
     from tradelane.connectors.dispatch import register_connectors
     from tradelane.connectors.mirakl.connector import HANDLERS as MIRAKL
+    from tradelane.merchant.shopify import catalog_sync as shopify_catalog
+    from tradelane.merchant.shopify.adapter import shopify_adapter
+    from tradelane.services import order_delivery
     from tradelane.sync import builtin
 
     builtin.register(registry)
     register_connectors(registry, {"mirakl": MIRAKL})
+    order_delivery.register(
+        registry, adapters={**order_delivery.DEFAULT_ADAPTERS, "shopify": shopify_adapter}
+    )
+    shopify_catalog.register(registry)
     for spec in plugins or []:
         module_name, _, func_name = spec.partition(":")
         if not func_name:

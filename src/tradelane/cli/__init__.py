@@ -6,7 +6,8 @@ import typer
 
 
 def build_app() -> typer.Typer:
-    from tradelane.cli import admin, catalog, channels, jobs, mirakl, runtime
+    import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
+    from tradelane.cli import admin, catalog, channels, jobs, merchant, mirakl, orders, rules, runtime
     from tradelane.connectors.mirakl.sandbox.cli import sandbox_app
 
     app = typer.Typer(
@@ -23,6 +24,9 @@ def build_app() -> typer.Typer:
     app.add_typer(mirakl.offers_app, name="offers")
     app.add_typer(sandbox_app, name="sandbox")
     app.add_typer(jobs.jobs_app, name="jobs")
+    app.add_typer(rules.rules_app, name="rules")
+    app.add_typer(orders.orders_app, name="orders")
+    merchant.register(app)
     runtime.register(app)
     return app
 

@@ -1,0 +1,281 @@
+"""Shopify webhooks: verification, and what each topic does to tradelane.
+
+Verification (:func:`verify_hmac`): ``X-Shopify-Hmac-SHA256`` must be the base64 HMAC-SHA256 of the raw
+body keyed with the system's webhook secret; digests are compared with :func:`hmac.compare_digest`.
+Shopify signs the body only, so :func:`payload_fits_topic` also checks that the (unsigned) topic
+header announces the kind of resource the body is.
+
+Processing (:func:`process_event`, inside the caller's transaction, after the raw event was stored once
+per ``X-Shopify-Webhook-Id`` by :func:`tradelane.services.inbound.store_inbound_event`):
+
+* ``products/create``, ``products/update`` → catalog price/stock (:func:`.catalog_sync.apply_product`);
+* ``inventory_levels/update`` → a coalesced ``shopify.inventory`` job (:mod:`.catalog_sync`);
+* ``fulfillments/create`` → :func:`tradelane.services.order_updates.record_shipment` (external id
+  ``shopify-fulfillment-<id>``); ``orders/fulfilled`` → the same for each successful fulfillment it lists
+  (so whichever arrives first records the shipment, the other changes nothing);
+* ``orders/cancelled`` → :func:`~tradelane.services.order_updates.record_cancellation` (external id
+  ``shopify-cancel-<order id>``).
+
+A Shopify order is mapped back to tradelane's by the delivery row holding its id
+(``order_deliveries.external_ref`` of this merchant system), else by the ``tradelane_order_id`` note
+attribute / ``tradelane-order-<id>`` tag set at creation. Orders tradelane did not create (the shop's own
+web orders) and topics not listed above are *ignored*, not failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.merchant.base import MerchantSystem
+from tradelane.merchant.shopify.catalog_sync import apply_product, enqueue_inventory_sync
+from tradelane.merchant.shopify.mapping import Shipment, shipment_from_fulfillment, tradelane_order_id
+from tradelane.persistence.tables import order_deliveries, orders
+from tradelane.services import order_updates
+
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+TOPIC_HEADER = "X-Shopify-Topic"
+SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+
+
+class WebhookTopic(StrEnum):
+    PRODUCTS_CREATE = "products/create"
+    PRODUCTS_UPDATE = "products/update"
+    INVENTORY_LEVELS_UPDATE = "inventory_levels/update"
+    FULFILLMENTS_CREATE = "fulfillments/create"
+    ORDERS_FULFILLED = "orders/fulfilled"
+    ORDERS_CANCELLED = "orders/cancelled"
+
+
+class EventStatus(StrEnum):
+    """Final ``inbound_events.status`` of a processed Shopify event."""
+
+    PROCESSED = "processed"
+    IGNORED = "ignored"  # nothing for tradelane (not our order, topic not handled...)
+    FAILED = "failed"  # tradelane could not apply it; ``error`` says why
+
+
+class BadSignature(Exception):
+    """The webhook is not signed with the expected secret; ``reason`` is a short code for the log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def compute_hmac(secret: str, body: bytes) -> str:
+    """The ``X-Shopify-Hmac-SHA256`` value of ``body``."""
+    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
+
+
+def verify_hmac(secret: str, body: bytes, header: str | None) -> None:
+    """Raise :class:`BadSignature` unless ``header`` is the body's signature (constant-time compare)."""
+    if not header or not header.strip():
+        raise BadSignature("missing_signature")
+    try:
+        received = base64.b64decode(header.strip().encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError):
+        raise BadSignature("malformed_signature") from None
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
+    if not hmac.compare_digest(received, expected):
+        raise BadSignature("bad_signature")
+
+
+def payload_fits_topic(topic: str, payload: Any) -> bool:
+    """Whether the body is the kind of resource ``topic`` announces.
+
+    Shopify signs the body only, not ``X-Shopify-Topic``: without this check a genuine body could be
+    re-sent under another topic (an ``orders/fulfilled`` order posted as ``orders/cancelled``). Topics
+    tradelane does not handle fit anything (they are ignored)."""
+    if not isinstance(payload, Mapping):
+        return False
+    match topic:
+        case WebhookTopic.PRODUCTS_CREATE | WebhookTopic.PRODUCTS_UPDATE:
+            return isinstance(payload.get("variants"), list) and "order_id" not in payload
+        case WebhookTopic.INVENTORY_LEVELS_UPDATE:
+            return "inventory_item_id" in payload and "location_id" in payload
+        case WebhookTopic.FULFILLMENTS_CREATE:
+            return "order_id" in payload and "line_items" in payload
+        case WebhookTopic.ORDERS_FULFILLED:
+            return "order_id" not in payload and payload.get("fulfillment_status") == "fulfilled"
+        case WebhookTopic.ORDERS_CANCELLED:
+            return "order_id" not in payload and payload.get("cancelled_at") is not None
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    status: EventStatus
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _delivered_order(conn: Connection, system: MerchantSystem, shopify_order_id: int) -> int | None:
+    value = conn.execute(
+        sa.select(order_deliveries.c.order_id).where(
+            order_deliveries.c.merchant_system_id == system.id,
+            order_deliveries.c.external_ref == str(shopify_order_id),
+        )
+    ).scalar()
+    return None if value is None else int(value)
+
+
+def _tenant_order(conn: Connection, system: MerchantSystem, order_id: int) -> int | None:
+    value = conn.execute(
+        sa.select(orders.c.id).where(orders.c.id == order_id, orders.c.tenant_id == system.tenant_id)
+    ).scalar()
+    return None if value is None else int(value)
+
+
+def resolve_order(
+    conn: Connection,
+    system: MerchantSystem,
+    *,
+    shopify_order_id: int | None,
+    shopify_order: Mapping[str, Any] | None = None,
+) -> int | None:
+    """tradelane's order id for a Shopify order of this system, or None when it is not one of ours."""
+    if shopify_order_id is not None:
+        found = _delivered_order(conn, system, shopify_order_id)
+        if found is not None:
+            return found
+    marked = tradelane_order_id(shopify_order) if shopify_order is not None else None
+    return _tenant_order(conn, system, marked) if marked is not None else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _record_shipment(
+    conn: Connection, system: MerchantSystem, order_id: int, shipment: Shipment, now: datetime
+) -> order_updates.UpdateResult:
+    lines = [
+        order_updates.UpdateLine(
+            quantity=line.quantity, line_id=line.line_id, sku=None if line.line_id else line.sku
+        )
+        for line in shipment.lines
+        if line.line_id or line.sku
+    ]
+    return order_updates.record_shipment(
+        conn,
+        tenant_id=system.tenant_id,
+        order_ref=str(order_id),
+        carrier=shipment.carrier,
+        tracking_number=shipment.tracking_number,
+        tracking_url=shipment.tracking_url,
+        lines=lines or None,
+        external_id=shipment.external_id,
+        merchant_system_id=system.id,
+        now=now,
+    )
+
+
+def _fulfillment(
+    conn: Connection, system: MerchantSystem, payload: Mapping[str, Any], now: datetime
+) -> ProcessResult:
+    shipment = shipment_from_fulfillment(payload)
+    if shipment is None:
+        return ProcessResult(
+            EventStatus.IGNORED, f"fulfillment status {payload.get('status')!r} is not a shipment"
+        )
+    order_id = resolve_order(conn, system, shopify_order_id=shipment.shopify_order_id)
+    if order_id is None:
+        return ProcessResult(
+            EventStatus.IGNORED, f"Shopify order {shipment.shopify_order_id} is not from tradelane"
+        )
+    result = _record_shipment(conn, system, order_id, shipment, now)
+    return ProcessResult(
+        EventStatus.PROCESSED, f"shipment {result.status.value}", {"updates": [result.as_dict()]}
+    )
+
+
+def _orders_fulfilled(
+    conn: Connection, system: MerchantSystem, payload: Mapping[str, Any], now: datetime
+) -> ProcessResult:
+    order_id = resolve_order(conn, system, shopify_order_id=_int(payload.get("id")), shopify_order=payload)
+    if order_id is None:
+        return ProcessResult(EventStatus.IGNORED, f"Shopify order {payload.get('id')} is not from tradelane")
+    results = []
+    for fulfillment in payload.get("fulfillments") or []:
+        shipment = shipment_from_fulfillment(fulfillment) if isinstance(fulfillment, Mapping) else None
+        if shipment is not None:
+            results.append(_record_shipment(conn, system, order_id, shipment, now).as_dict())
+    if not results:
+        return ProcessResult(EventStatus.IGNORED, "the order lists no successful fulfillment")
+    return ProcessResult(EventStatus.PROCESSED, f"{len(results)} shipment(s) recorded", {"updates": results})
+
+
+def _orders_cancelled(
+    conn: Connection, system: MerchantSystem, payload: Mapping[str, Any], now: datetime
+) -> ProcessResult:
+    shopify_id = _int(payload.get("id"))
+    order_id = resolve_order(conn, system, shopify_order_id=shopify_id, shopify_order=payload)
+    if order_id is None:
+        return ProcessResult(EventStatus.IGNORED, f"Shopify order {payload.get('id')} is not from tradelane")
+    reason = payload.get("cancel_reason")
+    result = order_updates.record_cancellation(
+        conn,
+        tenant_id=system.tenant_id,
+        order_ref=str(order_id),
+        reason=f"cancelled in Shopify ({reason})" if reason else "cancelled in Shopify",
+        external_id=f"shopify-cancel-{shopify_id}",
+        merchant_system_id=system.id,
+        now=now,
+    )
+    return ProcessResult(
+        EventStatus.PROCESSED, f"cancellation {result.status.value}", {"updates": [result.as_dict()]}
+    )
+
+
+def process_event(
+    conn: Connection,
+    *,
+    system: MerchantSystem,
+    currency: str | None,
+    topic: str,
+    payload: Any,
+    now: datetime,
+) -> ProcessResult:
+    """Apply one verified event of ``system`` (``currency``: the shop's, for catalog prices).
+
+    Raises tradelane's errors (:class:`~tradelane.domain.errors.ValidationError`, ``ConflictError``,
+    ``NotFoundError``) when the event cannot be applied; the caller rolls back and records the failure."""
+    if not isinstance(payload, Mapping):
+        return ProcessResult(EventStatus.FAILED, "the body is not a JSON object")
+    match topic:
+        case WebhookTopic.PRODUCTS_CREATE | WebhookTopic.PRODUCTS_UPDATE:
+            change = apply_product(
+                conn, tenant_id=system.tenant_id, currency=currency, product=payload, now=now
+            )
+            detail = (
+                f"{len(change.created)} created, {len(change.updated)} updated, "
+                f"{len(change.unchanged)} unchanged"
+            )
+            return ProcessResult(EventStatus.PROCESSED, detail, change.as_dict())
+        case WebhookTopic.INVENTORY_LEVELS_UPDATE:
+            item_id = _int(payload.get("inventory_item_id"))
+            if item_id is None:
+                return ProcessResult(EventStatus.FAILED, "inventory level without an inventory_item_id")
+            job = enqueue_inventory_sync(conn, system=system, inventory_item_id=item_id, now=now)
+            return ProcessResult(
+                EventStatus.PROCESSED, f"stock re-read queued (job {job.job_id})", {"job_id": job.job_id}
+            )
+        case WebhookTopic.FULFILLMENTS_CREATE:
+            return _fulfillment(conn, system, payload, now)
+        case WebhookTopic.ORDERS_FULFILLED:
+            return _orders_fulfilled(conn, system, payload, now)
+        case WebhookTopic.ORDERS_CANCELLED:
+            return _orders_cancelled(conn, system, payload, now)
+    return ProcessResult(EventStatus.IGNORED, f"topic {topic!r} is not handled")

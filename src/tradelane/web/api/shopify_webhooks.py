@@ -1,0 +1,268 @@
+"""``POST /api/v1/shopify/{tenant}/{merchant_name}/webhooks``: Shopify's webhooks for one merchant system.
+
+Shopify sends no bearer token, so the URL names the tenant and its Shopify merchant system (names are
+unique per tenant), and the request is authenticated by its signature alone. Subscribe every topic of the
+shop to this URL (``products/create``, ``products/update``, ``inventory_levels/update``,
+``fulfillments/create``, ``orders/fulfilled``, ``orders/cancelled``).
+
+Contracts:
+
+* ``X-Shopify-Hmac-SHA256`` is verified in constant time with the system's webhook secret
+  (:mod:`tradelane.merchant.shopify.webhooks`); ``X-Shopify-Shop-Domain``, when present, must be the
+  system's shop, and the body must be the kind of resource ``X-Shopify-Topic`` announces (the topic is not
+  signed). An unknown tenant or system, a disabled system, a missing, malformed or forged signature,
+  another shop, a body under the wrong topic, or a *replayed* delivery answers 401 (problem JSON) and
+  stores nothing: the only trace is a ``security.webhook_rejected`` log line (reason, tenant, merchant,
+  topic, webhook id, remote address — never the secret or the body).
+* Replays are refused without check-then-insert: the raw event is stored in ``inbound_events`` (source
+  ``shopify:<merchant_name>``, see :func:`event_source`; external id = ``X-Shopify-Webhook-Id``) by an
+  insert that ignores conflicts; a delivery whose id is already stored is a replay — unless the stored
+  event was never finished (the earlier attempt crashed before its outcome was recorded), in which case
+  it is processed now.
+* Known limit: Shopify signs neither the webhook id nor the topic. A captured body re-sent under a *new*
+  webhook id is accepted, with the original's effects: shipments and cancellations are keyed by
+  Shopify's ids (recorded once), stock is re-read live, and a replayed product can only restore the price
+  and stock Shopify sent earlier, until its next update.
+* A stored event is then applied in a second transaction, which also records its outcome on the event
+  (``processed``, ``ignored`` or ``failed`` with the error). The answer is 200 with that outcome, including
+  for failures: Shopify retrying the same delivery could not change them, and they stay inspectable.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection
+
+from tradelane.bootstrap import Container
+from tradelane.domain.errors import NotFoundError, TradelaneError, ValidationError
+from tradelane.logging import get_logger
+from tradelane.merchant.base import MerchantSystem
+from tradelane.merchant.shopify.settings import SHOPIFY_KIND, ShopifyCredentials, ShopifySettings
+from tradelane.merchant.shopify.webhooks import (
+    HMAC_HEADER,
+    SHOP_DOMAIN_HEADER,
+    TOPIC_HEADER,
+    WEBHOOK_ID_HEADER,
+    BadSignature,
+    EventStatus,
+    ProcessResult,
+    payload_fits_topic,
+    process_event,
+    verify_hmac,
+)
+from tradelane.merchant.systems import get_merchant_system, merchant_credentials
+from tradelane.persistence.db import read_only, transaction
+from tradelane.persistence.tables import inbound_events
+from tradelane.security.crypto import CredentialError
+from tradelane.services.inbound import MAX_SOURCE_LENGTH, InboundStatus, store_inbound_event
+from tradelane.services.tenants import get_tenant
+from tradelane.web.api.common import API_PREFIX, PRINTABLE
+from tradelane.web.auth import ContainerDep
+from tradelane.web.problems import ApiProblem, problem_responses
+
+router = APIRouter(prefix=f"{API_PREFIX}/shopify", tags=["shopify"])
+security_log = get_logger("tradelane.security")
+log = get_logger("tradelane.shopify")
+
+TenantName = Annotated[
+    str, Path(min_length=1, max_length=100, pattern=PRINTABLE, description="The tenant's name.")
+]
+MerchantName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="The name of the tenant's Shopify merchant system.",
+    ),
+]
+
+
+class ShopifyWebhookAck(BaseModel):
+    event_id: int
+    topic: str
+    status: str
+    detail: str
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reject(request: Request, tenant: str, name: str, reason: str) -> ApiProblem:
+    security_log.warning(
+        "security.webhook_rejected",
+        reason=reason,
+        source="shopify",
+        tenant=tenant,
+        merchant=name,
+        topic=request.headers.get(TOPIC_HEADER),
+        webhook_id=request.headers.get(WEBHOOK_ID_HEADER),
+        remote_addr=request.client.host if request.client else None,
+        path=request.url.path,
+    )
+    return ApiProblem(
+        401, "the webhook signature is missing, invalid or already used", slug="invalid-signature"
+    )
+
+
+def _system(
+    conn: Connection, container: Container, tenant: str, name: str
+) -> tuple[MerchantSystem, ShopifySettings, str]:
+    """The enabled Shopify system, its settings and its webhook secret; :class:`_Rejected` otherwise."""
+    try:
+        system = get_merchant_system(conn, get_tenant(conn, tenant).id, name)
+    except NotFoundError:
+        raise _Rejected("unknown_merchant") from None
+    if system.kind != SHOPIFY_KIND:
+        raise _Rejected("unknown_merchant")
+    if not system.enabled:
+        raise _Rejected("merchant_disabled")
+    try:
+        settings = ShopifySettings.from_settings(system.settings)
+        secret = ShopifyCredentials.from_credentials(
+            merchant_credentials(conn, system, container.keyring)
+        ).webhook_secret
+    except (ValidationError, CredentialError):
+        raise _Rejected("no_usable_secret") from None
+    return system, settings, secret
+
+
+def event_source(system: MerchantSystem) -> str:
+    """``shopify:<name>`` (``shopify:#<id>`` for a name too long for the column)."""
+    source = f"shopify:{system.name}"
+    return source if len(source) <= MAX_SOURCE_LENGTH else f"shopify:#{system.id}"
+
+
+def _status(conn: Connection, event_id: int) -> str:
+    return str(
+        conn.execute(sa.select(inbound_events.c.status).where(inbound_events.c.id == event_id)).scalar_one()
+    )
+
+
+def _finish(conn: Connection, event_id: int, result: ProcessResult, now: datetime) -> None:
+    conn.execute(
+        sa.update(inbound_events)
+        .where(inbound_events.c.id == event_id)
+        .values(
+            status=result.status.value,
+            error=result.detail if result.status is EventStatus.FAILED else None,
+            processed_at=now,
+        )
+    )
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+    "parameters": [
+        {
+            "name": HMAC_HEADER,
+            "in": "header",
+            "required": True,
+            "description": "Base64 HMAC-SHA256 of the raw body, keyed with the system's webhook secret.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": TOPIC_HEADER,
+            "in": "header",
+            "required": True,
+            "description": "e.g. `fulfillments/create`; unhandled topics are acknowledged and ignored.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": WEBHOOK_ID_HEADER,
+            "in": "header",
+            "required": True,
+            "description": "Delivery id; each is accepted once (a replay answers 401).",
+            "schema": {"type": "string", "maxLength": 300},
+        },
+        {
+            "name": SHOP_DOMAIN_HEADER,
+            "in": "header",
+            "required": False,
+            "description": "When present, must be the system's shop domain.",
+            "schema": {"type": "string"},
+        },
+    ],
+}
+
+
+@router.post(
+    "/{tenant}/{merchant_name}/webhooks",
+    response_model=ShopifyWebhookAck,
+    summary="Receive a webhook signed by a tenant's Shopify shop",
+    responses=problem_responses(401, 413, 422),
+    openapi_extra=_OPENAPI,
+)
+def receive_shopify_webhook(
+    tenant: TenantName,
+    merchant_name: MerchantName,
+    request: Request,
+    container: ContainerDep,
+    body: Annotated[bytes, Depends(_raw_body)],
+) -> JSONResponse:
+    now = container.now()
+    try:
+        with read_only(container.engine) as conn:
+            system, settings, secret = _system(conn, container, tenant, merchant_name)
+        verify_hmac(secret, body, request.headers.get(HMAC_HEADER))
+        shop = request.headers.get(SHOP_DOMAIN_HEADER)
+        if shop is not None and shop.strip().lower() != settings.shop_domain:
+            raise _Rejected("shop_mismatch")
+        topic = request.headers.get(TOPIC_HEADER) or ""
+        payload = _json(body)
+        if not payload_fits_topic(topic, payload):
+            raise _Rejected("topic_mismatch")
+    except (_Rejected, BadSignature) as exc:
+        raise _reject(request, tenant, merchant_name, exc.reason) from None
+    with transaction(container.engine) as conn:
+        event_id, created = store_inbound_event(
+            conn,
+            tenant_id=system.tenant_id,
+            source=event_source(system),
+            channel_id=None,
+            headers=request.headers.items(),
+            body=body,
+            content_type=request.headers.get("content-type"),
+            now=now,
+        )
+        unfinished = created or _status(conn, event_id) == InboundStatus.RECEIVED.value
+    if not unfinished:
+        raise _reject(request, tenant, merchant_name, "replayed")
+    try:
+        with transaction(container.engine) as conn:
+            result = process_event(
+                conn, system=system, currency=settings.currency, topic=topic, payload=payload, now=now
+            )
+            _finish(conn, event_id, result, now)
+    except TradelaneError as exc:
+        result = ProcessResult(EventStatus.FAILED, str(exc))
+        with transaction(container.engine) as conn:
+            _finish(conn, event_id, result, now)
+    if result.status is EventStatus.FAILED:
+        log.warning("shopify.webhook_failed", event_id=event_id, topic=topic, error=result.detail)
+    ack = ShopifyWebhookAck(event_id=event_id, topic=topic, status=result.status.value, detail=result.detail)
+    return JSONResponse(ack.model_dump(), status_code=200)
