@@ -1,0 +1,30 @@
+"""The server-rendered dashboard (``/dashboard``): Jinja2 pages over the same services as the API and
+the CLI, scoped to the tenant whose API token was used to log in (see :mod:`.session`).
+
+:func:`install_dashboard` mounts it on an app: the pages, ``/static`` (CSS and the small script, shipped
+as package data) and ``/`` redirecting to the dashboard.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any, cast
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from tradelane.web.dashboard import channels, health, jobs, login, offers, orders, overview
+from tradelane.web.dashboard.rendering import build_environment
+
+STATIC_PATH = "/static"
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """Mount the dashboard's routes, static files and error handlers on ``app`` (whose
+    ``state.container`` is the :class:`~tradelane.bootstrap.Container`)."""
+    app.state.dashboard_templates = build_environment()
+    for module in (login, overview, channels, offers, orders, health, jobs):
+        app.include_router(module.router)
+    for exc_class, handler in login.HANDLERS.items():
+        app.add_exception_handler(exc_class, cast(Any, handler))
+    app.mount(STATIC_PATH, StaticFiles(directory=str(files("tradelane.web") / "static")), name="static")

@@ -1,0 +1,53 @@
+"""Channels: lifecycle, flows (on/off, paused, last success, configured and observed frequency),
+rate-limit budgets; pause/resume one flow (``services.channels.set_paused``, as
+``POST /api/v1/channels/{name}/pause|resume`` and ``tradelane channel pause|resume``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from tradelane.domain.channels import Flow
+from tradelane.domain.errors import NotFoundError
+from tradelane.persistence.db import read_only, transaction
+from tradelane.services import channels as channel_service
+from tradelane.services.channel_insights import channel_insights
+from tradelane.web.dashboard.limits import bucket_limit
+from tradelane.web.dashboard.rendering import PREFIX, redirect, render
+from tradelane.web.dashboard.session import ActionDep, SessionDep, container_of
+
+router = APIRouter(prefix=f"{PREFIX}/channels", include_in_schema=False)
+PAGE = f"{PREFIX}/channels"
+
+
+@router.get("")
+def channels_page(request: Request, session: SessionDep) -> Response:
+    container = container_of(request)
+    with read_only(container.engine) as conn:
+        insights = channel_insights(conn, session.tenant.id, now=container.now(), limit_for=bucket_limit)
+    return render(
+        request, "dashboard/channels.html", {"page": "channels", "insights": insights}, session=session
+    )
+
+
+@router.post("/flows")
+def set_flow_paused(
+    request: Request,
+    session: ActionDep,
+    channel: Annotated[str, Form()] = "",
+    flow: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "",
+) -> Response:
+    if action not in {"pause", "resume"} or flow not in {f.value for f in Flow}:
+        return redirect(request, PAGE, "Unknown flow or action.", level="error")
+    container = container_of(request)
+    try:
+        with transaction(container.engine) as conn:
+            found = channel_service.get_channel(conn, session.tenant.id, channel)
+            channel_service.set_paused(conn, found, [Flow(flow)], action == "pause")
+    except NotFoundError as exc:
+        return redirect(request, PAGE, str(exc), level="error")
+    verb = "paused" if action == "pause" else "resumed"
+    return redirect(request, PAGE, f"{channel}: {flow} {verb}.")

@@ -1,0 +1,92 @@
+"""Orders: list with origin channel, marketplace state and merchant status; one order with its state
+history, raw payload versions, quarantine, hand-overs to merchant systems and recorded exchanges."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tradelane.domain.errors import NotFoundError
+from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
+from tradelane.persistence.db import read_only
+from tradelane.services.channels import list_channels
+from tradelane.services.inspection import order_inspection
+from tradelane.services.orders import get_order, list_orders, resolve_order_ref
+from tradelane.web.dashboard.rendering import PREFIX, page_url, redirect, render
+from tradelane.web.dashboard.session import SessionDep, container_of
+
+router = APIRouter(prefix=f"{PREFIX}/orders", include_in_schema=False)
+PAGE = f"{PREFIX}/orders"
+PAGE_SIZE = 50
+MAX_FILTER_LENGTH = 300
+
+
+def _filter(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value if value and len(value) <= MAX_FILTER_LENGTH and value.isprintable() else None
+
+
+@router.get("")
+def orders_page(
+    request: Request,
+    session: SessionDep,
+    ref: str | None = None,
+    state: str | None = None,
+    merchant_status: str | None = None,
+    channel: str | None = None,
+    offset: str | None = None,
+) -> Response:
+    container = container_of(request)
+    wanted = _filter(ref)
+    if wanted:
+        try:
+            with read_only(container.engine) as conn:
+                order_id = resolve_order_ref(conn, session.tenant.id, wanted)
+        except NotFoundError:
+            return redirect(request, PAGE, f"No order {wanted!r}.", level="error")
+        return redirect(request, f"{PAGE}/{order_id}")
+    filters = {
+        "state": state if state in {s.value for s in MarketplaceOrderState} else None,
+        "merchant_status": merchant_status if merchant_status in {s.value for s in MerchantStatus} else None,
+        "channel": _filter(channel),
+    }
+    start = int(offset) if offset and offset.isdigit() and len(offset) < 10 else 0
+    with read_only(container.engine) as conn:
+        rows = list_orders(conn, session.tenant.id, limit=PAGE_SIZE + 1, offset=start, **filters)
+        channel_names = [c.name for c in list_channels(conn, session.tenant.id)]
+    more = len(rows) > PAGE_SIZE
+    return render(
+        request,
+        "dashboard/orders.html",
+        {
+            "page": "orders",
+            "orders": rows[:PAGE_SIZE],
+            "filters": filters,
+            "states": [s.value for s in MarketplaceOrderState],
+            "merchant_statuses": [s.value for s in MerchantStatus],
+            "channels": channel_names,
+            "prev_url": page_url(PAGE, {**filters, "offset": max(0, start - PAGE_SIZE)}) if start else None,
+            "next_url": page_url(PAGE, {**filters, "offset": start + PAGE_SIZE}) if more else None,
+        },
+        session=session,
+    )
+
+
+@router.get("/{order_id:int}")
+def order_page(request: Request, session: SessionDep, order_id: int) -> Response:
+    container = container_of(request)
+    try:
+        with read_only(container.engine) as conn:
+            order = get_order(conn, session.tenant.id, order_id, with_payloads=True)
+            extra = order_inspection(conn, session.tenant.id, order_id)
+    except NotFoundError as exc:
+        return render(
+            request,
+            "dashboard/error.html",
+            {"title": "Not found", "message": str(exc)},
+            session=session,
+            status_code=404,
+        )
+    return render(
+        request, "dashboard/order.html", {"page": "orders", "order": order, "extra": extra}, session=session
+    )
