@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import sqlalchemy as sa
-import uvicorn
 from fastapi import FastAPI
 
 from mirakl_world import World
+from tradelane.background_server import BackgroundServer
 from tradelane.merchant.sandbox.state import OmsSandboxState
 from tradelane.persistence.tables import orders
 from tradelane.services.order_health import enqueue_delivery
@@ -29,34 +26,11 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 OMS_SECRET = "e2e-oms-signing-secret-0123456789"
-STARTUP_TIMEOUT = 10.0
 
 
-class AppServer:
+def AppServer(app: FastAPI) -> BackgroundServer:
     """``app`` served by uvicorn on 127.0.0.1 and a free port, in a daemon thread."""
-
-    def __init__(self, app: FastAPI) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="dashboard-e2e", daemon=True)
-        self.url = ""
-
-    def __enter__(self) -> AppServer:
-        self._thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the dashboard server did not start")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=STARTUP_TIMEOUT)
+    return BackgroundServer(app, name="dashboard-e2e")
 
 
 @dataclass
