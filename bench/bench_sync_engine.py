@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +49,8 @@ import sys, time
 from tradelane.bootstrap import build
 from tradelane.config import Settings
 from tradelane.sync.worker import Worker, WorkerConfig
-app = build(Settings(database_url=sys.argv[1], secret_keys=sys.argv[2], log_level="ERROR"), configure_logs=True)
+settings = Settings(database_url=sys.argv[1], secret_keys=sys.argv[2], log_level="ERROR")
+app = build(settings, configure_logs=True)
 worker = Worker(app.engine, app.registry, app.now, WorkerConfig(batch_size=int(sys.argv[3]), schedule=False))
 first = time.time()
 stats = worker.run(burst=True)
@@ -82,7 +82,9 @@ def _drop(admin_url: str, name: str) -> None:
 def _run_pair(script: str, args: list[str]) -> tuple[float, int]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         for _ in range(2)
     ]
     results = []
@@ -114,7 +116,9 @@ def run(jobs: int = 20_000, pg_url: str | None = None, batch_size: int = 50) -> 
             tenant, _ = create_tenant(conn, "bench", now=now)
             conn.exec_driver_sql("CREATE TABLE raw_jobs (id BIGSERIAL PRIMARY KEY, payload JSONB NOT NULL)")
             conn.execute(
-                sa.text("INSERT INTO raw_jobs (payload) SELECT CAST(:p AS JSONB) FROM generate_series(1, :n)"),
+                sa.text(
+                    "INSERT INTO raw_jobs (payload) SELECT CAST(:p AS JSONB) FROM generate_series(1, :n)"
+                ),
                 {"p": json.dumps(payload), "n": jobs},
             )
             rows = [

@@ -54,8 +54,10 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except sa.exc.OperationalError as exc:  # pragma: no cover - environment failure
         pytest.exit(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}", returncode=3)
-    url = sa.engine.make_url(normalize_url(PG_ADMIN_URL)).set(database=name).render_as_string(
-        hide_password=False
+    url = (
+        sa.engine.make_url(normalize_url(PG_ADMIN_URL))
+        .set(database=name)
+        .render_as_string(hide_password=False)
     )
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -77,11 +79,20 @@ def db_url(_template: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{target}"
         return
     yield _template
-    engine = make_engine(_template, poolclass=sa.pool.NullPool)
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    engine.dispose()
+    # DELETE is much cheaper than TRUNCATE for the few rows a test leaves (TRUNCATE rewrites every
+    # table's files); children first, in one round trip.
+    statements = "; ".join(f'DELETE FROM "{t.name}"' for t in reversed(metadata.sorted_tables))
+    with _cleaner(_template).begin() as conn:
+        conn.exec_driver_sql(statements)
+
+
+_CLEANERS: dict[str, Engine] = {}
+
+
+def _cleaner(url: str) -> Engine:
+    if url not in _CLEANERS:
+        _CLEANERS[url] = make_engine(url, poolclass=sa.pool.NullPool)
+    return _CLEANERS[url]
 
 
 @pytest.fixture

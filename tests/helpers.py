@@ -30,7 +30,9 @@ def make_tenant(engine: Engine, name: str, now: datetime) -> tuple[Tenant, str]:
         return create_tenant(conn, name, now=now)
 
 
-def make_channel(engine: Engine, tenant_id: int, name: str, now: datetime, connector: str = "test") -> Channel:
+def make_channel(
+    engine: Engine, tenant_id: int, name: str, now: datetime, connector: str = "test"
+) -> Channel:
     with engine.begin() as conn:
         return create_channel(
             conn,

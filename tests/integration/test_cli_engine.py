@@ -45,9 +45,7 @@ def test_tenant_create_prints_token_once_and_stores_hash(cli, engine):
 def test_enqueue_burst_worker_and_list(cli, engine, now):
     make_tenant(engine, "acme", now)
     job_id = int(cli("jobs", "enqueue", "system.noop", "--tenant", "acme", "--payload", '{"x": 1}').strip())
-    again = int(
-        cli("jobs", "enqueue", "system.noop", "--tenant", "acme", "--idempotency-key", "k1").strip()
-    )
+    again = int(cli("jobs", "enqueue", "system.noop", "--tenant", "acme", "--idempotency-key", "k1").strip())
     same = int(cli("jobs", "enqueue", "system.noop", "--tenant", "acme", "--idempotency-key", "k1").strip())
     assert again == same != job_id
     cli("worker", "--burst", "--no-schedule")
@@ -64,8 +62,16 @@ def test_dead_letters_list_and_replay(cli, engine, now):
         for i in range(2):
             conn.execute(
                 sa.insert(jobs).values(
-                    tenant_id=tenant.id, kind="system.noop", payload={"i": i}, state="dead", attempts=8,
-                    max_attempts=8, run_at=now, created_at=now, updated_at=now, last_error="boom",
+                    tenant_id=tenant.id,
+                    kind="system.noop",
+                    payload={"i": i},
+                    state="dead",
+                    attempts=8,
+                    max_attempts=8,
+                    run_at=now,
+                    created_at=now,
+                    updated_at=now,
+                    last_error="boom",
                 )
             )
     dead = json.loads(cli("jobs", "dead", "--tenant", "acme", "--json"))
@@ -92,13 +98,18 @@ def test_channel_pause_resume_by_flow(cli, engine, now):
     cli("channel", "pause", "solo", "--flow", "bogus", code=1)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(channels.c.name, channels.c.tenant_id, channel_flows.c.flow, channel_flows.c.paused).join(
-                channels, channels.c.id == channel_flows.c.channel_id
-            )
+            sa.select(
+                channels.c.name, channels.c.tenant_id, channel_flows.c.flow, channel_flows.c.paused
+            ).join(channels, channels.c.id == channel_flows.c.channel_id)
         ).all()
     paused = {(r.name, r.tenant_id, r.flow) for r in rows if r.paused}
     assert ("solo", acme.id, "orders") in paused and ("solo", acme.id, "offers") not in paused
-    assert {f for (n, t, f) in paused if n == "shop" and t == acme.id} == {"offers", "orders", "fulfillments", "reconciler"}
+    assert {f for (n, t, f) in paused if n == "shop" and t == acme.id} == {
+        "offers",
+        "orders",
+        "fulfillments",
+        "reconciler",
+    }
     assert not any(n == "shop" and t == other.id for (n, t, _f) in paused)
     cli("channel", "resume", "shop", "--tenant", "acme", "--flow", "orders")
     listed = json.loads(cli("channel", "list", "--tenant", "acme", "--json"))
@@ -113,8 +124,14 @@ def test_keys_rotate_reencrypts_credentials(cli, engine, now, monkeypatch):
     old = KeyRing([cli.key])
     with engine.begin() as conn:
         create_channel(
-            conn, tenant_id=tenant.id, name="shop", connector="test", settings={},
-            credentials={"api_key": "s3cret"}, keyring=old, now=now,
+            conn,
+            tenant_id=tenant.id,
+            name="shop",
+            connector="test",
+            settings={},
+            credentials={"api_key": "s3cret"},
+            keyring=old,
+            now=now,
         )
     new_key = generate_key()
     monkeypatch.setenv("TRADELANE_SECRET_KEYS", f"{new_key},{cli.key}")

@@ -39,7 +39,9 @@ def test_idempotency_key_yields_one_job(engine, now):
     assert first.created and not second.created and first.job_id == second.job_id
     other, _ = make_tenant(engine, "other", now)
     with engine.begin() as conn:  # keys are per tenant
-        third = jobstore.enqueue(conn, jobstore.JobSpec(other.id, "system.noop", {}, idempotency_key="order:1"), now=now)
+        third = jobstore.enqueue(
+            conn, jobstore.JobSpec(other.id, "system.noop", {}, idempotency_key="order:1"), now=now
+        )
     assert third.created
 
 
@@ -133,7 +135,9 @@ def test_attempts_exhausted_and_unknown_kind_go_dead(engine, now):
     registry = JobRegistry()
     registry.register("t.crash", always_fails)
     with engine.begin() as conn:
-        crash = jobstore.enqueue(conn, jobstore.JobSpec(tenant.id, "t.crash", {}, max_attempts=3), now=now).job_id
+        crash = jobstore.enqueue(
+            conn, jobstore.JobSpec(tenant.id, "t.crash", {}, max_attempts=3), now=now
+        ).job_id
         unknown = jobstore.enqueue(conn, jobstore.JobSpec(tenant.id, "t.nobody", {}), now=now).job_id
     worker = _worker(engine, registry, clock, backoff_base=1, backoff_cap=1)
     for _ in range(5):
@@ -167,10 +171,14 @@ def test_paused_flow_is_not_claimed_until_resumed(engine, now):
     channel = make_channel(engine, tenant.id, "shop", now)
     with engine.begin() as conn:
         orders = jobstore.enqueue(
-            conn, jobstore.JobSpec(tenant.id, "system.noop", {}, channel_id=channel.id, flow="orders"), now=now
+            conn,
+            jobstore.JobSpec(tenant.id, "system.noop", {}, channel_id=channel.id, flow="orders"),
+            now=now,
         ).job_id
         offers = jobstore.enqueue(
-            conn, jobstore.JobSpec(tenant.id, "system.noop", {}, channel_id=channel.id, flow="offers"), now=now
+            conn,
+            jobstore.JobSpec(tenant.id, "system.noop", {}, channel_id=channel.id, flow="offers"),
+            now=now,
         ).job_id
         set_paused(conn, channel, [Flow.ORDERS], True)
     registry = JobRegistry()
@@ -206,7 +214,9 @@ def test_scheduler_enqueues_due_flows_once(engine, now):
     assert ran == [channel.id, channel.id]
     with engine.connect() as conn:
         flow = conn.execute(
-            sa.select(channel_flows).where(channel_flows.c.channel_id == channel.id, channel_flows.c.flow == "orders")
+            sa.select(channel_flows).where(
+                channel_flows.c.channel_id == channel.id, channel_flows.c.flow == "orders"
+            )
         ).one()
     assert flow.last_success_at == clock() and flow.next_run_at == clock() + timedelta(seconds=300)
 

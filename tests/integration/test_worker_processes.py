@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from sync_probe import PROBE_DDL
 
 from helpers import make_tenant
-from sync_probe import PROBE_DDL
 from tradelane.persistence.tables import job_attempts, jobs
 from tradelane.sync import jobs as jobstore
 from tradelane.timeutil import utcnow
@@ -53,7 +53,9 @@ def _enqueue_probes(engine, tenant_id: int, count: int, sleep: float) -> list[in
         conn.exec_driver_sql("DROP TABLE IF EXISTS probe_effects")
         conn.exec_driver_sql(PROBE_DDL)
         return [
-            jobstore.enqueue(conn, jobstore.JobSpec(tenant_id, "probe.effect", {"sleep": sleep, "n": i}), now=utcnow()).job_id
+            jobstore.enqueue(
+                conn, jobstore.JobSpec(tenant_id, "probe.effect", {"sleep": sleep, "n": i}), now=utcnow()
+            ).job_id
             for i in range(count)
         ]
 
@@ -83,7 +85,11 @@ def test_sigkill_mid_batch_loses_nothing_and_runs_nothing_twice(engine, db_url, 
     ids = _enqueue_probes(engine, tenant.id, 30, sleep=0.15)
     victim = _worker(db_url, "--batch-size", "5")
     try:
-        _wait(lambda: len(_effects(engine)) >= 3 or victim.poll() is not None, 60, "the first worker to make progress")
+        _wait(
+            lambda: len(_effects(engine)) >= 3 or victim.poll() is not None,
+            60,
+            "the first worker to make progress",
+        )
         assert victim.poll() is None, victim.stderr.read().decode()[-3000:] if victim.stderr else ""
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
@@ -95,8 +101,11 @@ def test_sigkill_mid_batch_loses_nothing_and_runs_nothing_twice(engine, db_url, 
     assert orphaned >= 1, "the kill should have left claimed work behind"
     survivors = [_worker(db_url, "--burst", "--batch-size", "5") for _ in range(2)]
     try:
-        _wait(lambda: all(p.poll() is not None for p in survivors) and len(_effects(engine)) == len(ids), 90,
-              "survivors to finish every job")
+        _wait(
+            lambda: all(p.poll() is not None for p in survivors) and len(_effects(engine)) == len(ids),
+            90,
+            "survivors to finish every job",
+        )
     finally:
         for p in survivors:
             if p.poll() is None:
@@ -108,7 +117,9 @@ def test_sigkill_mid_batch_loses_nothing_and_runs_nothing_twice(engine, db_url, 
         states = dict(conn.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)).all())
         retried = conn.execute(sa.select(sa.func.count()).where(jobs.c.attempts >= 2)).scalar_one()
         lost = conn.execute(
-            sa.select(sa.func.count()).select_from(job_attempts).where(job_attempts.c.outcome == "lease_expired")
+            sa.select(sa.func.count())
+            .select_from(job_attempts)
+            .where(job_attempts.c.outcome == "lease_expired")
         ).scalar_one()
     assert states == {"succeeded": len(ids)}
     assert retried >= 1  # the killed worker's jobs were claimed again after the lease expired
@@ -148,7 +159,8 @@ while time.time() < start:
 created = 0
 for i in range(150):
     with engine.begin() as conn:
-        r = jobs.enqueue(conn, jobs.JobSpec(tenant_id, "system.noop", {}, idempotency_key=f"order-{i}"), now=utcnow())
+        spec = jobs.JobSpec(tenant_id, "system.noop", {}, idempotency_key=f"order-{i}")
+        r = jobs.enqueue(conn, spec, now=utcnow())
         created += r.created
 print(created)
 """

@@ -14,8 +14,16 @@ def test_tenant_token_roundtrip_and_decimal_exact(engine, now):
         tenant, token = create_tenant(conn, "acme", now=now)
         conn.execute(
             sa.insert(products).values(
-                tenant_id=tenant.id, sku="A", price=Decimal("19.99"), currency="EUR", quantity=1,
-                labels=[], attributes={}, content_hash="x", created_at=now, updated_at=now,
+                tenant_id=tenant.id,
+                sku="A",
+                price=Decimal("19.99"),
+                currency="EUR",
+                quantity=1,
+                labels=[],
+                attributes={},
+                content_hash="x",
+                created_at=now,
+                updated_at=now,
             )
         )
     with engine.connect() as conn:

@@ -202,6 +202,9 @@ class Worker:
                         log.warning("job.lease_lost")
                         return
                     self._record_flow(conn, job, None)
+            elif job.channel_id is not None and job.flow is not None:
+                with self._tx() as conn:  # the handler completed the job in its own transaction
+                    self._record_flow(conn, job, None)
             self.stats.succeeded += 1
             log.debug("job.succeeded")
 
