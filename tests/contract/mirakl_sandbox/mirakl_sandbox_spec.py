@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -25,13 +24,14 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from specs import MIRAKL_SPEC
+
 _URI = "urn:mirakl-seller-spec"
 _NULL_WORD = re.compile(r"\bnull\b", re.IGNORECASE)
 
 
 def spec_path() -> Path:
-    root = Path(os.environ.get("TRADELANE_SPECS_DIR", "/work/shared/specs"))
-    path = root / "mirakl" / "mirakl-mmp-seller-openapi.json"
+    path = MIRAKL_SPEC
     if not path.is_file():
         raise FileNotFoundError(f"Mirakl spec not found at {path} (set TRADELANE_SPECS_DIR)")
     return path

@@ -13,16 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 from jsonschema import Draft202012Validator
 
+from specs import MIRAKL_SPEC
 from tradelane.connectors.mirakl._payload import dumps_json
 from tradelane.connectors.mirakl.client import MiraklClient
 
-SPEC_PATH = Path("/work/shared/specs/mirakl/mirakl-mmp-seller-openapi.json")
+SPEC_PATH = MIRAKL_SPEC
 HOST = "shop.mirakl.test"
 API_KEY = "test-key-0123"
 SHOP_ID = "2001"

@@ -5,9 +5,9 @@ Every method either returns a typed result (:mod:`.models`; raw JSON kept in ``r
 subclass from :mod:`.errors` (classification table in :mod:`.transport`). The client never sleeps or
 retries: the sync engine owns retries and rate limits (:mod:`.limits`).
 
-Operation ids and shapes follow ``/work/shared/specs/mirakl/mirakl-mmp-seller-openapi.json``. Offset
-pagination (OR11, OF21, M01) uses Mirakl's ``offset``/``max`` query parameters and seek pagination (RT11)
-``limit``/``page_token``; the spec mentions both styles without listing those parameters.
+Operation ids and shapes follow ``shared/specs/mirakl/mirakl-mmp-seller-openapi.json`` (beside the
+project). Offset pagination (OR11, OF21, M01) uses Mirakl's ``offset``/``max`` query parameters and
+seek pagination (RT11) ``limit``/``page_token``; the spec mentions both styles without listing those parameters.
 """
 
 from __future__ import annotations

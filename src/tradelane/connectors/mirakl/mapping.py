@@ -6,7 +6,7 @@
 * :func:`offer_update_json` — products → the ``offers`` array of an OF24 request;
 * :func:`error_report_rows_to_offer_errors` — OF03 error-report rows → offer SKU → readable errors.
 
-Contract source: ``/work/shared/specs/mirakl/mirakl-mmp-seller-openapi.json`` (schemas
+Contract source: ``shared/specs/mirakl/mirakl-mmp-seller-openapi.json`` (beside the project) (schemas
 ``OR11_Response_200_Orders``, ``OF24_Request``, the OF01 file description).
 """
 
