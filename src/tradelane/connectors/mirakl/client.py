@@ -7,7 +7,8 @@ retries: the sync engine owns retries and rate limits (:mod:`.limits`).
 
 Operation ids and shapes follow ``shared/specs/mirakl/mirakl-mmp-seller-openapi.json`` (beside the
 project). Offset pagination (OR11, OF21, M01) uses Mirakl's ``offset``/``max`` query parameters and
-seek pagination (RT11) ``limit``/``page_token``; the spec mentions both styles without listing those parameters.
+seek pagination (RT11) ``limit``/``page_token``; the spec mentions both styles without listing those
+parameters.
 """
 
 from __future__ import annotations
