@@ -36,6 +36,8 @@ def product_from_row(row: Any) -> Product:
     return Product(
         sku=row.sku,
         parent_sku=row.parent_sku,
+        title=row.title,
+        brand=row.brand,
         gtin=row.gtin,
         price=row.price,
         currency=row.currency,
@@ -52,6 +54,8 @@ def _bound_select(channel_id: int) -> sa.Select[Any]:
             offer_bindings.c.change_seq,
             products.c.sku,
             products.c.parent_sku,
+            products.c.title,
+            products.c.brand,
             products.c.gtin,
             products.c.price,
             products.c.currency,

@@ -280,7 +280,9 @@ class MiraklOfferSettings:
     * ``state_code`` — offer condition code (Mirakl's default "11" is *new*).
     * ``logistic_class`` / ``leadtime_to_ship`` — sent when set (OF24 resets unsent fields).
     * ``currency`` — the shop currency; a product priced in another currency is a blocker.
-    * ``custom_fields`` — Mirakl offer custom-field code → product attribute name.
+    * ``custom_fields`` — Mirakl offer custom-field code → product attribute name, or one of the
+      product's own fields prefixed with ``:`` (``":parent_sku"`` carries the variant grouping key,
+      ``":brand"``, ``":title"``...).
     """
 
     sku_template: str = "{sku}"
@@ -331,6 +333,18 @@ class MiraklOfferSettings:
         if self.fallback_id_type:
             return product.sku, self.fallback_id_type
         return None
+
+
+#: Product fields an offer custom field may carry (``":parent_sku"``: the variant grouping key).
+PRODUCT_FIELDS = frozenset({"parent_sku", "brand", "title", "gtin", "sku"})
+
+
+def custom_field_value(product: Product, source: str) -> str:
+    """The value of a custom field's source: ``:field`` names a product field, anything else an attribute."""
+    if source.startswith(":") and source[1:] in PRODUCT_FIELDS:
+        value = getattr(product, source[1:])
+        return "" if value is None else str(value)
+    return product.attributes.get(source, "")
 
 
 def offer_blockers(product: Product, settings: MiraklOfferSettings) -> list[str]:
@@ -399,7 +413,7 @@ def offer_csv(
                 settings.logistic_class or "",
                 "" if settings.leadtime_to_ship is None else str(settings.leadtime_to_ship),
                 update_delete,
-                *(product.attributes.get(attribute, "") for _, attribute in custom),
+                *(custom_field_value(product, attribute) for _, attribute in custom),
             ]
         )
     return buffer.getvalue().encode("utf-8")
@@ -439,9 +453,9 @@ def offer_update_json(
         if settings.leadtime_to_ship is not None:
             offer["leadtime_to_ship"] = settings.leadtime_to_ship
         custom = [
-            {"code": code, "value": product.attributes[attribute]}
+            {"code": code, "value": custom_field_value(product, attribute)}
             for code, attribute in settings.custom_fields.items()
-            if product.attributes.get(attribute)
+            if custom_field_value(product, attribute)
         ]
         if custom:
             offer["offer_additional_fields"] = custom
