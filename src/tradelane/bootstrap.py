@@ -47,6 +47,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     ``module:function`` registrars (site-specific handlers)."""
     from tradelane.connectors.dispatch import register_connectors
     from tradelane.connectors.mirakl.connector import HANDLERS as MIRAKL
+    from tradelane.merchant.files import scan as files_scan
     from tradelane.merchant.shopify import catalog_sync as shopify_catalog
     from tradelane.merchant.shopify.adapter import shopify_adapter
     from tradelane.services import order_delivery
@@ -58,6 +59,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
         registry, adapters={**order_delivery.DEFAULT_ADAPTERS, "shopify": shopify_adapter}
     )
     shopify_catalog.register(registry)
+    files_scan.register(registry)
     for spec in plugins or []:
         module_name, _, func_name = spec.partition(":")
         if not func_name:

@@ -6,6 +6,7 @@ import typer
 
 
 def build_app() -> typer.Typer:
+    import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
     import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
     from tradelane.cli import admin, catalog, channels, jobs, merchant, mirakl, orders, rules, runtime
     from tradelane.connectors.mirakl.sandbox.cli import sandbox_app

@@ -46,6 +46,23 @@ def product_from_row(row: Any) -> Product:
     )
 
 
+def stored_product(row: Any) -> Product:
+    """The complete product of a full ``products`` row (its ``content_hash`` matches the stored one)."""
+    return Product(
+        sku=row.sku,
+        parent_sku=row.parent_sku,
+        title=row.title,
+        description=row.description,
+        brand=row.brand,
+        gtin=row.gtin,
+        price=row.price,
+        currency=row.currency,
+        quantity=row.quantity,
+        labels=tuple(row.labels or ()),
+        attributes=dict(row.attributes or {}),
+    )
+
+
 def _bound_select(channel_id: int) -> sa.Select[Any]:
     # Only the columns an offer needs: at 100k offers, converting whole rows costs seconds.
     return (

@@ -38,7 +38,7 @@ from tradelane.merchant.systems import merchant_credentials
 from tradelane.persistence.db import insert_ignore, is_postgres, read_only
 from tradelane.persistence.tables import merchant_systems, products
 from tradelane.security.crypto import CredentialError, KeyRing
-from tradelane.services.offers import product_from_row
+from tradelane.services.offers import stored_product
 from tradelane.services.order_health import retry_quarantined_for_skus
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
 from tradelane.sync.context import JobContext
@@ -140,7 +140,7 @@ def apply_product(
                 change.created.append(variant.sku)
                 continue
             row = _stored(conn, tenant_id, [variant.sku])[variant.sku]  # created concurrently: update it
-        current = product_from_row(row)
+        current = stored_product(row)
         updated = _updated(current, variant, currency)
         if updated.offer_fields_hash() == current.offer_fields_hash():
             change.unchanged.append(variant.sku)
@@ -165,7 +165,7 @@ def set_stock(conn: Connection, *, tenant_id: int, sku: str, quantity: int, now:
     row = _stored(conn, tenant_id, [sku]).get(sku)
     if row is None:
         return None
-    current = product_from_row(row)
+    current = stored_product(row)
     updated = replace(current, quantity=clamp_quantity(quantity))
     if updated.quantity == current.quantity:
         return False

@@ -1,0 +1,8 @@
+"""The Files merchant adapter: a drop folder of catalog and stock files, for merchants with no API.
+
+* :mod:`~tradelane.merchant.files.folder`: the folder's layout (``inbox/``, ``processed/``,
+  ``rejected/``), picking settled files oldest first, atomic no-clobber moves and sidecar files;
+* :mod:`~tradelane.merchant.files.stock`: reading stock files (``sku``, ``quantity``) and applying them;
+* :mod:`~tradelane.merchant.files.scan`: the merchant system (kind ``files``) and the self-perpetuating
+  ``merchant.files.scan`` job.
+"""
