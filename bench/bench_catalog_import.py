@@ -1,4 +1,4 @@
-"""Catalog import throughput against a raw executemany INSERT of the same rows.
+"""Catalog import throughput against raw executemany INSERTs of the same rows.
 
 Usage: ``python bench/bench_catalog_import.py [--rows N] [--database-url URL] [--batch-size N]
 [--sequential]``
@@ -7,21 +7,28 @@ Generates a CSV of N products, then measures in the same run:
 
 * ``import``: :func:`tradelane.services.catalog_import.import_catalog` end to end (pre-pass, parsing,
   validation, diff SELECT, INSERTs, outbox, run record) into an empty tenant;
-* ``raw_executemany``: the same rows, already parsed into column dicts (not timed), inserted into
-  ``products`` with SQLAlchemy Core ``executemany`` in batches of the same size, one transaction each.
+* ``raw_driver_executemany``: the same rows, already converted (not timed) into the tuples the DB-API
+  driver stores (each value through its column type's bind processor: money as text on SQLite, naive
+  UTC datetimes, JSON text...), inserted with the driver cursor's own ``executemany`` (the engine's
+  ``conn.connection.cursor()``), in batches of the same size, one transaction each. This is the floor:
+  no Python work per row beyond the driver's;
+* ``raw_core_executemany``: the same rows as column dicts (not timed), inserted with SQLAlchemy Core
+  ``executemany`` (its per-row parameter and type processing is timed), same batches.
 
-By default the two are *interleaved*: after each import batch (from its progress callback) the raw side
-inserts the same number of rows, and that time is subtracted from the import's. Both thus see the same
-background load, which keeps the ratio meaningful on a busy machine; ``--sequential`` runs the raw side
-after the import instead.
+By default the three are *interleaved*: after each import batch (from its progress callback) each raw
+side inserts the same number of rows, and that time is subtracted from the import's. All thus see the
+same background load, which keeps the ratios meaningful on a busy machine; ``--sequential`` runs the raw
+sides after the import instead.
 
 Without ``--database-url`` each side gets a fresh, migrated SQLite file in a temporary folder. With a
 PostgreSQL URL the database is migrated to head if needed and each side uses its own new tenant, deleted
 afterwards. Prints one JSON object; :func:`run` returns the same dict.
 
-``ratio`` is import rows/s over raw rows/s (wall clock); ``ratio_cpu`` the same from process CPU time.
-``peak_rss_mb_import`` is ``ru_maxrss`` right after the import (CSV generation streams to disk, raw
-batches are small, so it is the import's peak); ``peak_rss_mb`` is the whole run's.
+``ratio`` is import rows/s over raw driver rows/s (wall clock), ``ratio_vs_core`` the same over Core;
+``ratio_cpu`` and ``ratio_cpu_vs_core`` are the same from process CPU time (on PostgreSQL the server's
+work is not counted: read the wall-clock ratios there). ``peak_rss_mb_import`` is ``ru_maxrss`` right
+after the import (CSV generation streams to disk, raw batches are small, so it is the import's peak);
+``peak_rss_mb`` is the whole run's.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -41,13 +49,13 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from tradelane.domain.catalog import Product
 from tradelane.domain.catalog_rows import gtin_check_digit
 from tradelane.logging import configure_logging
 from tradelane.persistence import migrate
-from tradelane.persistence.db import make_engine
+from tradelane.persistence.db import json_dumps, make_engine
 from tradelane.persistence.tables import products, tenants
 from tradelane.services.catalog_import import DEFAULT_BATCH_SIZE, import_catalog
 
@@ -153,26 +161,99 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-class _RawInserter:
-    """The raw side: inserts generated rows ``[done, upto)`` with Core executemany, one transaction per
-    batch, and accounts wall and CPU time of the ``execute`` calls only (building the dicts is free)."""
+class _Baseline:
+    """A raw side: inserts generated rows ``[done, upto)`` in batches of ``batch_size``, one transaction
+    each, and accounts wall and CPU time of the transaction only (building the rows is free)."""
 
     def __init__(self, engine: Engine, tenant_id: int, batch_size: int, now: datetime) -> None:
         self.engine, self.tenant_id, self.batch_size, self.now = engine, tenant_id, batch_size, now
         self.done = 0
         self.seconds = self.cpu = 0.0
-        self.statement = sa.insert(products)
+
+    def rows(self, start: int, end: int) -> Any:
+        raise NotImplementedError
+
+    def write(self, conn: Connection, rows: Any) -> None:
+        raise NotImplementedError
 
     def insert_up_to(self, upto: int) -> None:
         while self.done < upto:
             end = min(upto, self.done + self.batch_size)
-            batch = _raw_rows(self.done, end, self.tenant_id, self.now)
+            batch = self.rows(self.done, end)
             started, cpu_started = time.perf_counter(), time.process_time()
             with self.engine.begin() as conn:
-                conn.execute(self.statement, batch)
+                self.write(conn, batch)
             self.seconds += time.perf_counter() - started
             self.cpu += time.process_time() - cpu_started
             self.done = end
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.done / self.seconds) if self.seconds > 0 else None,
+            "cpu_seconds": round(self.cpu, 3),
+        }
+
+
+class _CoreInserter(_Baseline):
+    """SQLAlchemy Core ``executemany`` of column dicts (type processing happens inside the timing)."""
+
+    statement = sa.insert(products)
+
+    def rows(self, start: int, end: int) -> list[dict[str, Any]]:
+        return _raw_rows(start, end, self.tenant_id, self.now)
+
+    def write(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(self.statement, rows)
+
+
+class _DriverInserter(_Baseline):
+    """The DB-API cursor's own ``executemany`` of tuples already converted to what the driver stores:
+    every value went through its column type's bind processor outside the timing (on PostgreSQL the JSON
+    columns are JSON text cast to JSONB by the statement). This is the floor any import can reach."""
+
+    def __init__(self, engine: Engine, tenant_id: int, batch_size: int, now: datetime) -> None:
+        super().__init__(engine, tenant_id, batch_size, now)
+        dialect = engine.dialect
+        if dialect.paramstyle == "qmark":
+            marker = "?"
+        elif dialect.paramstyle in ("format", "pyformat"):
+            marker = "%s"
+        else:
+            raise RuntimeError(f"unsupported DB-API paramstyle {dialect.paramstyle!r}")
+        postgres = dialect.name == "postgresql"
+        self.columns = [column for column in products.columns if column.name != "id"]
+        self.converters: list[Callable[[Any], Any] | None] = []
+        placeholders = []
+        for column in self.columns:
+            if postgres and isinstance(column.type.dialect_impl(dialect), sa.JSON):
+                self.converters.append(json_dumps)
+                placeholders.append(f"CAST({marker} AS JSONB)")
+            else:
+                self.converters.append(column.type.dialect_impl(dialect).bind_processor(dialect))
+                placeholders.append(marker)
+        quote = dialect.identifier_preparer.quote
+        self.sql = (
+            f"INSERT INTO {quote(products.name)} ({', '.join(quote(c.name) for c in self.columns)}) "
+            f"VALUES ({', '.join(placeholders)})"
+        )
+
+    def rows(self, start: int, end: int) -> list[tuple[Any, ...]]:
+        converted = []
+        for row in _raw_rows(start, end, self.tenant_id, self.now):
+            values = []
+            for column, convert in zip(self.columns, self.converters, strict=True):
+                value = row[column.name]
+                values.append(value if convert is None or value is None else convert(value))
+            converted.append(tuple(values))
+        return converted
+
+    def write(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.sql, rows)
+        finally:
+            cursor.close()
 
 
 def run(
@@ -181,8 +262,9 @@ def run(
     batch_size: int = DEFAULT_BATCH_SIZE,
     interleave: bool = True,
 ) -> dict[str, Any]:
-    """Run both measurements and return the figures (see the module docstring). When nobody configured
-    structlog yet, logging is set to WARNING on stderr so that the import's INFO line stays off stdout."""
+    """Run the three measurements and return the figures (see the module docstring). When nobody
+    configured structlog yet, logging is set to WARNING on stderr so that the import's INFO line stays off
+    stdout."""
     if not structlog.is_configured():
         configure_logging("WARNING")
     now = datetime.now(UTC)
@@ -201,18 +283,22 @@ def run(
 
         try:
             import_engine = engine_for("import.db")
-            raw_engine = engine_for("raw.db")
             tenant_id = _new_tenant(import_engine, now)
             cleanup.append((import_engine, tenant_id))
-            raw = _RawInserter(raw_engine, _new_tenant(raw_engine, now), batch_size, now)
-            cleanup.append((raw_engine, raw.tenant_id))
+            baselines: list[_Baseline] = []
+            for name, kind in (("driver.db", _DriverInserter), ("core.db", _CoreInserter)):
+                engine = engine_for(name)
+                baselines.append(kind(engine, _new_tenant(engine, now), batch_size, now))
+                cleanup.append((engine, baselines[-1].tenant_id))
+            driver, core = baselines
             paused = paused_cpu = 0.0
 
             def interleaved(rows_done: int, _bytes_done: int, _total: int) -> None:
-                # Runs the raw batches for the rows the import just did; its time is not the import's.
+                # Runs the raw batches for the rows the import just did; their time is not the import's.
                 nonlocal paused, paused_cpu
                 started, cpu_started = time.perf_counter(), time.process_time()
-                raw.insert_up_to(rows_done)
+                for baseline in baselines:
+                    baseline.insert_up_to(rows_done)
                 paused += time.perf_counter() - started
                 paused_cpu += time.process_time() - cpu_started
 
@@ -228,7 +314,8 @@ def run(
             import_seconds = time.perf_counter() - started - paused
             import_cpu = time.process_time() - cpu_started - paused_cpu
             rss_import = _peak_rss_mb()
-            raw.insert_up_to(rows)
+            for baseline in baselines:
+                baseline.insert_up_to(rows)
         finally:
             if database_url:
                 for engine, owner in cleanup:
@@ -237,7 +324,6 @@ def run(
             for engine in engines:
                 engine.dispose()
     import_rate = rows / import_seconds
-    raw_rate = rows / raw.seconds
     return {
         "rows": rows,
         "database": "postgresql" if database_url and database_url.startswith("postgres") else "sqlite",
@@ -252,15 +338,14 @@ def run(
             "unchanged": summary.unchanged,
             "rejected": summary.rejected,
         },
-        "raw_executemany": {
-            "seconds": round(raw.seconds, 3),
-            "rows_per_s": round(raw_rate),
-            "cpu_seconds": round(raw.cpu, 3),
-        },
-        "ratio": round(import_rate / raw_rate, 3),
-        # The same ratio from this process's CPU time. With PostgreSQL the server's work is not counted:
-        # use "ratio" there.
-        "ratio_cpu": round(raw.cpu / import_cpu, 3) if import_cpu > 0 else None,
+        "raw_driver_executemany": driver.figures(),
+        "raw_core_executemany": core.figures(),
+        "ratio": round(import_rate / (rows / driver.seconds), 3),
+        "ratio_vs_core": round(import_rate / (rows / core.seconds), 3),
+        # The same ratios from this process's CPU time. With PostgreSQL the server's work is not counted:
+        # use the wall-clock ratios there.
+        "ratio_cpu": round(driver.cpu / import_cpu, 3) if import_cpu > 0 else None,
+        "ratio_cpu_vs_core": round(core.cpu / import_cpu, 3) if import_cpu > 0 else None,
         "peak_rss_mb_import": rss_import,
         "peak_rss_mb": _peak_rss_mb(),
     }

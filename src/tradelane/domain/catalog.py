@@ -7,6 +7,9 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+# ASCII JSON (a NUL is escaped), for the digests of values that contain a NUL.
+_DIGEST_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
 
 @dataclass(frozen=True, slots=True)
 class Product:
@@ -29,22 +32,40 @@ class Product:
     attributes: dict[str, str] = field(default_factory=dict)
 
     def content_hash(self) -> str:
-        """A stable digest of every field; equal hashes mean an import line changes nothing."""
-        doc = {
-            "sku": self.sku,
-            "parent_sku": self.parent_sku,
-            "title": self.title,
-            "description": self.description,
-            "brand": self.brand,
-            "gtin": self.gtin,
-            "price": None if self.price is None else format(self.price.normalize(), "f"),
-            "currency": self.currency,
-            "quantity": self.quantity,
-            "labels": list(self.labels),
-            "attributes": dict(sorted(self.attributes.items())),
-        }
-        encoded = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+        """A stable digest of every field; equal hashes mean an import line changes nothing.
+
+        Canonical form: the price normalised (``10.0`` and ``10.00`` agree), attributes sorted by name, an
+        empty text the same as no text. The digest is sha256 of the fields joined by NUL, with the count
+        of labels before them (so the fields can be told apart again); when a value itself contains a NUL
+        (the import refuses it, other sources may not) or is not text, of an ASCII JSON array instead,
+        which never contains a NUL, so both forms stay distinct. Stored digests are compared with freshly
+        computed ones, so a change of this encoding makes the next import rewrite (not re-dirty) every
+        product once."""
+        price = self.price
+        labels = self.labels
+        parts = [
+            self.sku,
+            self.parent_sku or "",
+            self.title or "",
+            self.description or "",
+            self.brand or "",
+            self.gtin or "",
+            "" if price is None else format(price.normalize(), "f"),
+            self.currency or "",
+            str(self.quantity),
+            str(len(labels)),
+            *labels,
+        ]
+        for name, value in sorted(self.attributes.items()):
+            parts += (name, value)
+        try:
+            canonical = "\x00".join(parts)
+        except TypeError:  # a value that is not text (the type says it is; the digest need not fail)
+            canonical = ""
+        if canonical.count("\x00") != len(parts) - 1:
+            canonical = _DIGEST_JSON([part or None for part in parts])
+        # surrogatepass: a lone surrogate (refused by the import, possible elsewhere) still hashes.
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
     def offer_fields_hash(self) -> str:
         """Digest of what an offer delta carries (price, currency, quantity)."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from operator import itemgetter
 
 from tradelane.domain.catalog import Product
 from tradelane.domain.currencies import ISO_4217
@@ -58,6 +59,9 @@ _FIELD_SET = frozenset(FIELDS)
 _DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COMMA_DECIMAL_RE = re.compile(r"[+-]?\d+,\d+")
 _INTEGER_RE = re.compile(r"[+-]?\d+")
+# The common price, valid as it stands: ASCII digits, at most 14 before the dot and 6 after it.
+_PLAIN_PRICE_RE = re.compile(r"[0-9]{1,14}(?:\.[0-9]{0,6})?")
+_GTIN_LENGTH_SET = frozenset(GTIN_LENGTHS)
 
 
 class RowError(ValueError):
@@ -165,6 +169,115 @@ def parse_row(row: Mapping[str, object]) -> Product:
         labels=parse_labels(row.get("labels")),
         attributes=attributes,
     )
+
+
+class CsvRowParser:
+    """Parses the cells of CSV rows under one header (canonical column names, as returned by
+    :func:`check_columns`) into products.
+
+    ``parser(cells)`` returns or raises exactly what ``parse_row(dict(zip(columns, cells)))`` would: a row
+    made of plain values (printable skus, ASCII digits, a known currency...) is validated inline, at a
+    fraction of the cost; anything else, and every error, goes through :func:`parse_row` itself.
+    """
+
+    __slots__ = ("_attributes", "_fields", "_width", "columns")
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        self._width = len(self.columns)
+        absent = self._width  # index of the "" cell appended to each row for absent columns
+        position = {name: index for index, name in enumerate(self.columns)}
+        self._fields = itemgetter(*(position.get(name, absent) for name in FIELDS))
+        self._attributes = tuple(
+            (name[len(ATTR_PREFIX) :], index)
+            for index, name in enumerate(self.columns)
+            if name.startswith(ATTR_PREFIX)
+        )
+
+    def __call__(self, cells: Sequence[str]) -> Product:
+        product = self._plain(cells) if len(cells) == self._width else None
+        if product is None:
+            return parse_row(dict(zip(self.columns, cells, strict=False)))
+        return product
+
+    def _plain(self, cells: Sequence[str]) -> Product | None:
+        """The product when every cell is a plain value (see the class docstring), else None. Each test
+        below mirrors a rule of :func:`parse_row` on stripped strings ("" meaning no value)."""
+        if not _plain_text("".join(cells)):
+            return None  # a NUL or a lone surrogate somewhere: every text cell is plain past this test
+        sku, parent, title, description, brand, gtin, price_text, currency, quantity_text, labels_text = (
+            self._fields([*cells, ""])
+        )
+        sku = sku.strip()
+        if not sku or len(sku) > MAX_SKU_LENGTH or not sku.isprintable():
+            return None
+        parent = parent.strip() or None
+        if parent is not None and (len(parent) > MAX_SKU_LENGTH or not parent.isprintable() or parent == sku):
+            return None
+        brand = brand.strip() or None
+        if brand is not None and len(brand) > MAX_BRAND_LENGTH:
+            return None
+        gtin = gtin.strip() or None
+        if gtin is not None and not (
+            gtin.isascii()
+            and gtin.isdigit()
+            and len(gtin) in _GTIN_LENGTH_SET
+            and ord(gtin[-1]) - 48 == gtin_check_digit(gtin[:-1])
+        ):
+            return None
+        price_text = price_text.strip()
+        if not price_text:
+            price = None
+        elif _PLAIN_PRICE_RE.fullmatch(price_text):
+            price = Decimal(price_text)
+        else:
+            return None
+        currency = currency.strip().upper() or None
+        if (price is None) != (currency is None) or (currency is not None and currency not in ISO_4217):
+            return None
+        quantity_text = quantity_text.strip()
+        if not quantity_text:
+            quantity = 0
+        elif quantity_text.isascii() and quantity_text.isdigit():
+            quantity = int(quantity_text)
+            if quantity > MAX_QUANTITY:
+                return None
+        else:
+            return None
+        labels: tuple[str, ...] = ()
+        if labels_text:
+            labels = tuple(dict.fromkeys(filter(None, map(str.strip, labels_text.split(";")))))
+        attributes: dict[str, str] = {}
+        for name, index in self._attributes:
+            value = cells[index].strip()
+            if value:
+                attributes[name] = value
+        return Product(
+            sku,
+            parent,
+            title.strip() or None,
+            description.strip() or None,
+            brand,
+            gtin,
+            price,
+            currency,
+            quantity,
+            labels,
+            attributes,
+        )
+
+
+def _plain_text(text: str) -> bool:
+    """Whether a string passes the text rules as it is: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(value: object, field: str) -> str | None:

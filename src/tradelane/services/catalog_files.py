@@ -17,18 +17,25 @@ is reported at the line where it starts.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from itertools import pairwise
+from itertools import chain, pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tradelane.domain.catalog_rows import RowError, check_columns, check_json_keys
+from tradelane.domain.catalog import Product
+from tradelane.domain.catalog_rows import CsvRowParser, RowError, check_columns, check_json_keys, parse_row
 from tradelane.domain.errors import ValidationError
+
+if TYPE_CHECKING:
+    from _csv import Reader as _CsvReader
 
 _BOM = b"\xef\xbb\xbf"
 #: A longer physical line refuses the file (memory stays bounded even for a file without line breaks).
@@ -37,6 +44,10 @@ MAX_LINE_BYTES = 16 * 2**20
 #: One row of a file: physical line, canonical row (None when the line could not be read as a row) and
 #: a line-level problem (None when the line is well-formed).
 Record = tuple[int, Mapping[str, object] | None, str | None]
+#: One parsed row: ``(line, product, None, None)``, or ``(line, None, sku, reason)`` for a rejected row
+#: (``sku`` trimmed as the row gives it, None when it has none; ``reason`` the line-level problem or the
+#: :class:`~tradelane.domain.catalog_rows.RowError` reason).
+ParsedRow = tuple[int, Product | None, str | None, str | None]
 
 
 class CatalogFormat(StrEnum):
@@ -98,25 +109,47 @@ class CatalogReader:
             return self._csv_records()
         return self._jsonl_records()
 
+    def rows(self) -> Iterator[ParsedRow]:
+        """Every row, parsed (see :data:`ParsedRow`): the rows of :meth:`records`, with the row rules of
+        :func:`~tradelane.domain.catalog_rows.parse_row` applied."""
+        self.bytes_read = 0
+        if self.fmt is CatalogFormat.CSV:
+            return self._csv_parsed()
+        return self._jsonl_parsed()
+
     def _lines(self) -> Iterator[str]:
+        """The file's physical lines, decoded (each with its ``\\n``, the last one maybe without)."""
+        return chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[Iterable[str]]:
+        """The lines in blocks of whole lines: one read, one decode and one split per block."""
         try:
             fh = self.path.open("rb")
         except OSError as exc:
             raise CatalogFileError(f"cannot read {self.path.name!r}: {exc.strerror}") from None
+        limit = MAX_LINE_BYTES
+        size = min(_BLOCK_BYTES, limit)  # then only a block's first line can be longer than the limit
+        lines_before = 0  # complete lines before ``pending``
+        pending = b""  # the start of a line (no line break in it)
         with fh:
-            for number, raw in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""), start=1):
-                if len(raw) > MAX_LINE_BYTES:
-                    raise CatalogFileError(f"line {number} is longer than {MAX_LINE_BYTES:,} bytes")
-                self.bytes_read += len(raw)
-                if number == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM) :]
-                try:
-                    yield raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise CatalogFileError(
-                        f"line {number}: not valid UTF-8 (byte {exc.start + 1} of the line); "
-                        "save the file as UTF-8"
-                    ) from None
+            while chunk := fh.read(size):
+                self.bytes_read += len(chunk)
+                cut = chunk.rfind(b"\n") + 1
+                if cut == 0:
+                    pending += chunk
+                    if len(pending) > limit:
+                        raise _too_long(lines_before + 1, limit)
+                    continue
+                if len(pending) + chunk.find(b"\n") + 1 > limit:
+                    raise _too_long(lines_before + 1, limit)
+                block = pending + chunk[:cut] if pending else chunk[:cut]
+                pending = chunk[cut:]
+                yield _decode_lines(block, lines_before)
+                lines_before += block.count(b"\n")
+                if len(pending) > limit:
+                    raise _too_long(lines_before + 1, limit)
+        if pending:
+            yield _decode_lines(pending, lines_before)
 
     def identities(self) -> Iterator[tuple[int, str | None, str | None]]:
         """``(line, sku, parent_sku)`` of every row (trimmed, None when empty or not a string): the same
@@ -126,44 +159,80 @@ class CatalogReader:
             for line, row, _problem in self._jsonl_records():
                 yield line, row_sku(row), _row_parent(row) if row is not None else None
             return
-        sku_at = parent_at = -1
-        for line, cells, header in self._csv_rows():
-            if sku_at < 0:
-                sku_at = header.index("sku")
-                parent_at = header.index("parent_sku") if "parent_sku" in header else len(header)
-            sku = cells[sku_at].strip() if sku_at < len(cells) else ""
-            parent = cells[parent_at].strip() if parent_at < len(cells) else ""
-            yield line, sku or None, parent or None
-
-    def _csv_records(self) -> Iterator[Record]:
-        for line, cells, header in self._csv_rows():
-            row = dict(zip(header, cells, strict=False))
-            if len(cells) != len(header):
-                yield line, row, f"line has {len(cells)} fields, the header has {len(header)}"
-            else:
-                yield line, row, None
-
-    def _csv_rows(self) -> Iterator[tuple[int, list[str], tuple[str, ...]]]:
-        """``(line, cells, header)`` of each non-empty row after the header."""
-        reader = csv.reader(self._lines(), strict=True)
-        header: tuple[str, ...] | None = None
-        start = 1
-        try:
+        reader, header, start = self._csv_open()
+        sku_at = header.index("sku")
+        parent_at = header.index("parent_sku") if "parent_sku" in header else len(header)
+        with _csv_syntax(reader):
             for cells in reader:
                 line, start = start, reader.line_num + 1
                 if not any(cells):
                     continue
-                if header is None:
-                    try:
-                        header = check_columns(cells)
-                    except ValueError as exc:
-                        raise CatalogFileError(f"line {line}: {exc}") from None
+                sku = cells[sku_at].strip() if sku_at < len(cells) else ""
+                parent = cells[parent_at].strip() if parent_at < len(cells) else ""
+                yield line, sku or None, parent or None
+
+    def _csv_records(self) -> Iterator[Record]:
+        reader, header, start = self._csv_open()
+        with _csv_syntax(reader):
+            for cells in reader:
+                line, start = start, reader.line_num + 1
+                if not any(cells):
                     continue
-                yield line, cells, header
-        except csv.Error as exc:
-            raise CatalogFileError(f"line {reader.line_num}: CSV syntax error: {exc}") from None
-        if header is None:
-            raise CatalogFileError("the file is empty (no header row)")
+                row = dict(zip(header, cells, strict=False))
+                if len(cells) != len(header):
+                    yield line, row, _field_count_problem(cells, header)
+                else:
+                    yield line, row, None
+
+    def _csv_parsed(self) -> Iterator[ParsedRow]:
+        reader, header, start = self._csv_open()
+        parse = CsvRowParser(header)
+        width = len(header)
+        sku_at = header.index("sku")
+        with _csv_syntax(reader):
+            for cells in reader:
+                line, start = start, reader.line_num + 1
+                if not any(cells):
+                    continue
+                if len(cells) == width:
+                    try:
+                        product = parse(cells)
+                    except RowError as exc:
+                        problem = exc.reason
+                    else:
+                        yield line, product, None, None
+                        continue
+                else:
+                    problem = _field_count_problem(cells, header)
+                sku = cells[sku_at].strip() if sku_at < len(cells) else ""
+                yield line, None, sku or None, problem
+
+    def _csv_open(self) -> tuple[_CsvReader, tuple[str, ...], int]:
+        """A CSV reader past the header row, the canonical header and the line the next row starts on."""
+        reader = csv.reader(self._lines(), strict=True)
+        start = 1
+        with _csv_syntax(reader):
+            for cells in reader:
+                line, start = start, reader.line_num + 1
+                if not any(cells):
+                    continue
+                try:
+                    return reader, check_columns(cells), start
+                except ValueError as exc:
+                    raise CatalogFileError(f"line {line}: {exc}") from None
+        raise CatalogFileError("the file is empty (no header row)")
+
+    def _jsonl_parsed(self) -> Iterator[ParsedRow]:
+        for line, row, problem in self._jsonl_records():
+            if problem is None and row is not None:
+                try:
+                    product = parse_row(row)
+                except RowError as exc:
+                    problem = exc.reason
+                else:
+                    yield line, product, None, None
+                    continue
+            yield line, None, row_sku(row), problem or "unreadable line"
 
     def _jsonl_records(self) -> Iterator[Record]:
         for number, text in enumerate(self._lines(), start=1):
@@ -187,6 +256,43 @@ class CatalogReader:
                 yield number, value, exc.reason
                 continue
             yield number, value, None
+
+
+_BLOCK_BYTES = 2**18
+
+
+def _decode_lines(block: bytes, lines_before: int) -> Iterable[str]:
+    """The lines of ``block`` (whole lines, the first being line ``lines_before + 1``), split at
+    ``\\n`` only (a lone ``\\r`` is for the CSV parser to judge)."""
+    if lines_before == 0 and block.startswith(_BOM):
+        block = block[len(_BOM) :]  # the first line's length counted it, as the file holds it
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = block.rfind(b"\n", 0, exc.start) + 1
+        number = lines_before + block.count(b"\n", 0, line_start) + 1
+        raise CatalogFileError(
+            f"line {number}: not valid UTF-8 (byte {exc.start - line_start + 1} of the line); "
+            "save the file as UTF-8"
+        ) from None
+    return io.StringIO(text, newline="\n")
+
+
+def _too_long(number: int, limit: int) -> CatalogFileError:
+    return CatalogFileError(f"line {number} is longer than {limit:,} bytes")
+
+
+def _field_count_problem(cells: list[str], header: tuple[str, ...]) -> str:
+    return f"line has {len(cells)} fields, the header has {len(header)}"
+
+
+@contextmanager
+def _csv_syntax(reader: _CsvReader) -> Iterator[None]:
+    """Turns a CSV syntax error into a refused file."""
+    try:
+        yield
+    except csv.Error as exc:
+        raise CatalogFileError(f"line {reader.line_num}: CSV syntax error: {exc}") from None
 
 
 def _refuse_constant(name: str) -> object:

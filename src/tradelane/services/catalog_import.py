@@ -13,9 +13,12 @@ Contract of :func:`import_catalog`:
 * A malformed file (:class:`~tradelane.services.catalog_files.CatalogFileError`) and an unknown tenant
   (:class:`~tradelane.domain.errors.NotFoundError`) are refused before anything is written.
 * Rows are written in batches (``batch_size`` file rows), one transaction each: one SELECT of the stored
-  rows (the batch's skus and the parents they name), one executemany INSERT (then one SELECT of the new
-  ids), one executemany UPDATE, and, only when rows become variants, one SELECT of stored variants naming
-  them as parent. In the same transaction, created products get dirty bindings to every channel
+  rows (the batch's skus and the parents they name), one executemany INSERT (then, when the tenant has
+  channels, one SELECT of the new ids), one executemany UPDATE, and, only when rows become variants, one
+  SELECT of stored variants naming them as parent. The INSERT and UPDATE go to the DB-API driver with
+  values converted once by the column types' own bind processors (see :class:`_ProductStatements`), so
+  they store exactly what SQLAlchemy Core would. In the same transaction, created products get dirty
+  bindings to every channel
   (:func:`~tradelane.services.outbox.bind_new_products`) and updated products whose price, currency or
   quantity changed are marked dirty (:func:`~tradelane.services.outbox.mark_offers_dirty`); a change of
   other fields only (title...) does not dirty offers. Counts are added to the run's ``catalog_imports``
@@ -32,6 +35,7 @@ Contract of :func:`import_catalog`:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,21 +46,20 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 from tradelane.domain.catalog import Product
-from tradelane.domain.catalog_rows import RowError, parse_row
 from tradelane.domain.errors import NotFoundError
-from tradelane.persistence.db import is_postgres, read_only, transaction
-from tradelane.persistence.tables import catalog_imports, products, tenants
+from tradelane.persistence.db import is_postgres, json_dumps, read_only, transaction
+from tradelane.persistence.tables import catalog_imports, channels, products, tenants
 from tradelane.services.catalog_files import (
     CatalogFileError,
     CatalogFormat,
     CatalogReader,
     FileScan,
+    ParsedRow,
     detect_format,
     prescan,
-    row_sku,
 )
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
 
@@ -176,9 +179,10 @@ def import_catalog(
     summary = ImportSummary(import_id=import_id, filename=name, format=file_format)
     stored_errors: list[dict[str, Any]] = []
     reader = CatalogReader(path, file_format)
+    statements = _ProductStatements(engine.dialect, tenant_id, now)
     rows_done = 0
-    for batch in _batches(reader.records(), scan, batch_size):
-        result = _write_with_retry(engine, tenant_id, import_id, batch, scan, stored_errors, now)
+    for batch in _batches(reader.rows(), scan, batch_size):
+        result = _write_with_retry(engine, tenant_id, import_id, batch, scan, stored_errors, statements, now)
         rows_done += batch.records
         summary.created += result.created
         summary.updated += result.updated
@@ -208,29 +212,27 @@ def import_catalog(
     return summary
 
 
-def _batches(
-    records: Iterator[tuple[int, Mapping[str, object] | None, str | None]], scan: FileScan, size: int
-) -> Iterator[_Batch]:
-    """Group the file's rows into batches, applying the row rules and the in-file cross-row rules."""
+def _batches(rows: Iterator[ParsedRow], scan: FileScan, size: int) -> Iterator[_Batch]:
+    """Group the file's parsed rows into batches, applying the in-file cross-row rules."""
     batch = _Batch()
-    for line, row, problem in records:
-        batch.records += 1
-        if problem is not None or row is None:
-            batch.rejections.append(RowRejection(line, row_sku(row), problem or "unreadable line"))
+    candidates, rejections = batch.candidates, batch.rejections
+    duplicates, variant_parents = scan.duplicates, scan.variant_parents
+    for line, product, sku, problem in rows:
+        if product is None:
+            rejections.append(RowRejection(line, sku, problem or "unreadable line"))
+        elif product.sku not in duplicates and product.parent_sku not in variant_parents:
+            candidates.append((line, product))  # the common case, without a call
         else:
-            try:
-                product = parse_row(row)
-            except RowError as exc:
-                batch.rejections.append(RowRejection(line, row_sku(row), exc.reason))
+            reason = _cross_row_problem(product, line, scan)
+            if reason is None:
+                candidates.append((line, product))
             else:
-                reason = _cross_row_problem(product, line, scan)
-                if reason is None:
-                    batch.candidates.append((line, product))
-                else:
-                    batch.rejections.append(RowRejection(line, product.sku, reason))
+                rejections.append(RowRejection(line, product.sku, reason))
+        batch.records += 1
         if batch.records >= size:
             yield batch
             batch = _Batch()
+            candidates, rejections = batch.candidates, batch.rejections
     if batch.records:
         yield batch
 
@@ -253,6 +255,7 @@ def _write_with_retry(
     batch: _Batch,
     scan: FileScan,
     stored_errors: list[dict[str, Any]],
+    statements: _ProductStatements,
     now: datetime,
 ) -> _BatchResult:
     """Write one batch in one transaction. A concurrent import inserting the same sku between our SELECT
@@ -260,7 +263,7 @@ def _write_with_retry(
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             with transaction(engine) as conn:
-                result = _write_batch(conn, tenant_id, batch.candidates, scan, now)
+                result = _write_batch(conn, tenant_id, batch.candidates, scan, statements, now)
                 result.rejections = sorted(batch.rejections + result.rejections, key=lambda r: r.line)
                 kept = _record_counts(conn, import_id, result, stored_errors)
         except sa.exc.IntegrityError:
@@ -303,16 +306,19 @@ _STORED_COLUMNS = (
 
 
 def _write_batch(
-    conn: Connection, tenant_id: int, candidates: Sequence[tuple[int, Product]], scan: FileScan, now: datetime
+    conn: Connection,
+    tenant_id: int,
+    candidates: Sequence[tuple[int, Product]],
+    scan: FileScan,
+    statements: _ProductStatements,
+    now: datetime,
 ) -> _BatchResult:
     result = _BatchResult()
     if not candidates:
         return result
     wanted = {product.sku for _, product in candidates}
     wanted.update(product.parent_sku for _, product in candidates if product.parent_sku is not None)
-    stored = {
-        row.sku: row for row in conn.execute(_select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted))
-    }
+    stored = {row.sku: row for row in _select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted)}
     # Stored variants whose parent is a sku this batch makes a variant (two-level rule). A sku already
     # stored as a variant cannot have any, so a re-import of unchanged variants skips the query.
     becoming = [
@@ -325,43 +331,181 @@ def _write_batch(
     if becoming:
         columns = (products.c.sku, products.c.parent_sku)
         children = [
-            (row.sku, row.parent_sku)
-            for row in conn.execute(_select_in(conn, columns, tenant_id, "parent_sku", becoming))
+            (row.sku, row.parent_sku) for row in _select_in(conn, columns, tenant_id, "parent_sku", becoming)
         ]
     accepted = _apply_stored_hierarchy(candidates, stored, children, scan, result)
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
     dirty: list[int] = []
+    statements.forget()
+    insert_row, update_row = statements.insert_row, statements.update_row
     for product in accepted:
         digest = product.content_hash()
         current = stored.get(product.sku)
         if current is None:
-            inserts.append(
-                _product_values(product, digest, tenant_id=tenant_id, created_at=now, updated_at=now)
-            )
+            inserts.append(insert_row(product, digest))
         elif current.content_hash == digest:
             result.unchanged += 1
         else:
-            updates.append(_product_values(product, digest, b_id=current.id, updated_at=now))
+            updates.append(update_row(product, digest, current.id))
             before = Product(
                 current.sku, price=current.price, currency=current.currency, quantity=current.quantity
             )
             if before.offer_fields_hash() != product.offer_fields_hash():
                 dirty.append(current.id)
     if inserts:
-        # Plain executemany, then the ids in one indexed SELECT: INSERT ... RETURNING turns into
-        # multi-row VALUES statements that are several times slower on PostgreSQL.
-        conn.execute(sa.insert(products), inserts)
-        new_skus = [row["sku"] for row in inserts]
-        new_ids = list(conn.execute(_select_in(conn, (products.c.id,), tenant_id, "sku", new_skus)).scalars())
-        bind_new_products(conn, tenant_id, new_ids, now=now)
+        conn.exec_driver_sql(statements.insert_sql, inserts)
         result.created = len(inserts)
+        # New products are bound to every channel of the tenant: without channels, their ids are not
+        # needed. Else one indexed SELECT (INSERT ... RETURNING cannot be an executemany).
+        if conn.execute(sa.select(channels.c.id).where(channels.c.tenant_id == tenant_id).limit(1)).first():
+            new_skus = [row[statements.insert_sku_index] for row in inserts]
+            new_ids = list(_select_in(conn, (products.c.id,), tenant_id, "sku", new_skus).scalars())
+            bind_new_products(conn, tenant_id, new_ids, now=now)
     if updates:
-        conn.execute(sa.update(products).where(products.c.id == sa.bindparam("b_id")), updates)
+        conn.exec_driver_sql(statements.update_sql, updates)
         result.updated = len(updates)
     if dirty:
         mark_offers_dirty(conn, tenant_id, dirty, now=now)
     return result
+
+
+class _ProductStatements:
+    """The INSERT and UPDATE of ``products`` as DB-API statements, and the rows they take.
+
+    Each value is converted exactly as its column's SQLAlchemy type converts it (the type's bind
+    processor for the connection's dialect): money as exact text on SQLite, ``now`` as a naive UTC
+    datetime on SQLite... The import's constants (tenant, ``now``) are converted once, and repeated JSON
+    documents (labels, attributes) once per batch. Batches then go to the driver's ``executemany``
+    without SQLAlchemy's per-row parameter processing. On PostgreSQL the JSON columns take JSON text cast
+    to JSONB (what the JSONB type would send, minus a wrapper per value)."""
+
+    #: The columns of a product's content, in the order :meth:`insert_row` and :meth:`update_row` give them.
+    _CONTENT = (
+        "parent_sku",
+        "title",
+        "description",
+        "brand",
+        "gtin",
+        "price",
+        "currency",
+        "quantity",
+        "labels",
+        "attributes",
+        "content_hash",
+    )
+    #: Columns passed as they are: their types have no bind processing (checked at construction).
+    _PLAIN = ("id", "sku", "parent_sku", "title", "description", "brand", "gtin", "currency", "quantity")
+
+    def __init__(self, dialect: Dialect, tenant_id: int, now: datetime) -> None:
+        def processor(name: str) -> Callable[[Any], Any] | None:
+            column = products.c[name]
+            return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+        for name in (*self._PLAIN, "content_hash"):
+            if processor(name) is not None:
+                raise RuntimeError(f"products.{name} now has bind processing: convert it here")
+        if dialect.paramstyle == "qmark":
+            marker = "?"
+        elif dialect.paramstyle in ("format", "pyformat"):
+            marker = "%s"
+        else:
+            raise RuntimeError(f"unsupported DB-API paramstyle {dialect.paramstyle!r}")
+        postgres = dialect.name == "postgresql"
+        self._json: dict[str, Callable[[Any], Any]] = {}
+        markers: dict[str, str] = {}
+        for name in ("labels", "attributes"):
+            convert = json_dumps if postgres else processor(name)
+            if convert is None:
+                raise RuntimeError(f"products.{name} has no JSON bind processing on {dialect.name}")
+            self._json[name] = convert
+            markers[name] = f"CAST({marker} AS JSONB)" if postgres else marker
+        self._price = processor("price") or _same
+        self._tenant = _convert(processor("tenant_id"), tenant_id)
+        self._now = _convert(processor("updated_at"), now)
+        if _convert(processor("created_at"), now) != self._now:
+            raise RuntimeError("products.created_at and updated_at convert differently")
+        self._labels: dict[tuple[str, ...], Any] = {}
+        self._attributes: dict[tuple[tuple[str, str], ...], Any] = {}
+
+        quote = dialect.identifier_preparer.quote
+        table = quote(products.name)
+        inserted = ("tenant_id", "sku", *self._CONTENT, "created_at", "updated_at")
+        self.insert_sql = (
+            f"INSERT INTO {table} ({', '.join(quote(name) for name in inserted)}) "
+            f"VALUES ({', '.join(markers.get(name, marker) for name in inserted)})"
+        )
+        self.insert_sku_index = inserted.index("sku")
+        assignments = ", ".join(
+            f"{quote(name)} = {markers.get(name, marker)}" for name in (*self._CONTENT, "updated_at")
+        )
+        self.update_sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = {marker}"
+
+    def insert_row(self, product: Product, digest: str) -> tuple[Any, ...]:
+        """The INSERT parameters of a new product."""
+        price = product.price
+        return (
+            self._tenant,
+            product.sku,
+            product.parent_sku,
+            product.title,
+            product.description,
+            product.brand,
+            product.gtin,
+            None if price is None else self._price(price),
+            product.currency,
+            product.quantity,
+            self._labels_doc(product.labels),
+            self._attributes_doc(product.attributes),
+            digest,
+            self._now,
+            self._now,
+        )
+
+    def update_row(self, product: Product, digest: str, product_id: int) -> tuple[Any, ...]:
+        """The UPDATE parameters of a stored product (every column of its content, and ``updated_at``)."""
+        price = product.price
+        return (
+            product.parent_sku,
+            product.title,
+            product.description,
+            product.brand,
+            product.gtin,
+            None if price is None else self._price(price),
+            product.currency,
+            product.quantity,
+            self._labels_doc(product.labels),
+            self._attributes_doc(product.attributes),
+            digest,
+            self._now,
+            product_id,
+        )
+
+    def forget(self) -> None:
+        """Drop the serialised documents kept so far (called per batch: memory stays bounded by it)."""
+        self._labels.clear()
+        self._attributes.clear()
+
+    def _labels_doc(self, labels: tuple[str, ...]) -> Any:
+        found = self._labels.get(labels)
+        if found is None:
+            found = self._labels[labels] = self._json["labels"](list(labels))
+        return found
+
+    def _attributes_doc(self, attributes: dict[str, str]) -> Any:
+        key = tuple(attributes.items())  # in order: the document keeps the file's attribute order
+        found = self._attributes.get(key)
+        if found is None:
+            found = self._attributes[key] = self._json["attributes"](attributes)
+        return found
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _convert(processor: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if processor is None else processor(value)
 
 
 def _select_in(
@@ -370,27 +514,31 @@ def _select_in(
     tenant_id: int,
     key: str,
     values: Collection[str],
-) -> sa.Select[Any]:
+) -> sa.CursorResult[Any]:
     """``SELECT columns FROM products WHERE tenant_id = :tenant AND <key> IN :values``, planned as one
-    index probe per value. On PostgreSQL that is a join with ``unnest(tenant ids, values)``: the IN form
-    is planned from per-tenant statistics, which a large import makes stale at once (the planner then
-    scans all of the tenant's rows for every batch)."""
+    index probe per value, with the values in one parameter (one cached statement, whatever their number).
+    On PostgreSQL that is a join with ``unnest(tenant ids, values)``: the IN form is planned from
+    per-tenant statistics, which a large import makes stale at once (the planner then scans all of the
+    tenant's rows for every batch). On SQLite the values are a JSON array read by ``json_each``."""
     column = products.c[key]
-    if not is_postgres(conn):
-        return sa.select(*columns).where(products.c.tenant_id == tenant_id, column.in_(list(values)))
-    keys = (
-        sa.func.unnest(
-            sa.bindparam(
-                None, [tenant_id] * len(values), type_=postgresql.ARRAY(sa.BigInteger()), unique=True
-            ),
-            sa.bindparam(None, list(values), type_=postgresql.ARRAY(sa.String()), unique=True),
+    if is_postgres(conn):
+        keys = (
+            sa.func.unnest(
+                sa.bindparam("key_tenants", type_=postgresql.ARRAY(sa.BigInteger())),
+                sa.bindparam("key_values", type_=postgresql.ARRAY(sa.String())),
+            )
+            .table_valued("tenant_id", "value")
+            .render_derived()
         )
-        .table_valued("tenant_id", "value")
-        .render_derived()
+        statement = sa.select(*columns).join_from(
+            products, keys, sa.and_(products.c.tenant_id == keys.c.tenant_id, column == keys.c.value)
+        )
+        return conn.execute(statement, {"key_tenants": [tenant_id] * len(values), "key_values": list(values)})
+    listed = sa.func.json_each(sa.bindparam("key_values", type_=sa.String())).table_valued("value")
+    statement = sa.select(*columns).where(
+        products.c.tenant_id == sa.bindparam("key_tenant"), column.in_(sa.select(listed.c.value))
     )
-    return sa.select(*columns).join_from(
-        products, keys, sa.and_(products.c.tenant_id == keys.c.tenant_id, column == keys.c.value)
-    )
+    return conn.execute(statement, {"key_tenant": tenant_id, "key_values": json.dumps(list(values))})
 
 
 def _apply_stored_hierarchy(
@@ -440,21 +588,3 @@ def _apply_stored_hierarchy(
                 continue
         accepted.append(product)
     return accepted
-
-
-def _product_values(product: Product, digest: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "sku": product.sku,
-        "parent_sku": product.parent_sku,
-        "title": product.title,
-        "description": product.description,
-        "brand": product.brand,
-        "gtin": product.gtin,
-        "price": product.price,
-        "currency": product.currency,
-        "quantity": product.quantity,
-        "labels": list(product.labels),
-        "attributes": product.attributes,
-        "content_hash": digest,
-        **extra,
-    }
