@@ -41,10 +41,19 @@ class DeliveryOutcome:
 
 
 class MerchantAdapter(Protocol):
-    """Hands orders to one merchant system."""
+    """Hands orders, and the marketplace's cancellations of them, to one merchant system."""
 
     def deliver_order(self, document: OmsOrder, *, idempotency_key: str, now: datetime) -> DeliveryOutcome:
         """Create the order in the merchant system (idempotent on ``idempotency_key``)."""
+        ...
+
+    def notify_cancellation(
+        self, document: OmsOrder, *, lines: list[str] | None, idempotency_key: str, now: datetime
+    ) -> DeliveryOutcome:
+        """Tell the merchant system that the marketplace cancelled the order (``lines`` None) or the
+        given marketplace line ids of it (idempotent on ``idempotency_key``). ``document`` is the order
+        as the merchant system received it, cancelled lines included. DELIVERED means the merchant
+        system took the cancellation; REJECTED that it refused it or cannot take one (no retry helps)."""
         ...
 
     def close(self) -> None:

@@ -10,7 +10,15 @@ Classification (at the edge, pure :func:`classify`):
 * 408, 429, 5xx, timeouts and connection failures → retry (``Retry-After`` honoured);
 * any other status (4xx, and 3xx since redirects are not followed) → rejected, with the response kept.
 
-Settings: ``url`` (required), ``timeout_seconds`` (default 10). Credentials: ``{"secret": ...}``.
+Cancellations made on the marketplace (:meth:`HttpOmsAdapter.notify_cancellation`): ``POST`` to the
+cancellations URL — ``settings.cancellations_url`` when set, otherwise the orders ``url`` with its last
+path segment replaced by ``cancellations`` (``https://oms.example/api/orders`` →
+``https://oms.example/api/cancellations``) — signed and keyed the same way, with the body
+``{"type": "cancellation", "order": <ref>, "lines": [{"sku", "quantity"}...] | null, "reason": ...}``
+(``lines`` null: the whole order). Classified like orders (2xx done, 408/429/5xx retry, other refused).
+
+Settings: ``url`` (required), ``cancellations_url`` (optional), ``timeout_seconds`` (default 10).
+Credentials: ``{"secret": ...}``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import json
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -31,6 +40,24 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Raw responses are kept on the delivery row up to this many characters.
 MAX_KEPT_RESPONSE = 64 * 1024
 RETRYABLE_STATUSES = frozenset({408, 429})
+CANCELLATION_REASON = "cancelled on the marketplace"
+
+
+def cancellations_url(orders_url: str) -> str:
+    """The orders URL with its last path segment replaced by ``cancellations`` (query dropped)."""
+    parts = urlsplit(orders_url)
+    base = parts.path.rstrip("/").rsplit("/", 1)[0]
+    return urlunsplit((parts.scheme, parts.netloc, f"{base}/cancellations", "", ""))
+
+
+def cancellation_body(document: OmsOrder, lines: list[str] | None) -> dict[str, Any]:
+    """The cancellation document (pure): ``lines`` are marketplace line ids of ``document``; None
+    cancels the whole order. Line ids the document does not carry are left out."""
+    items: list[dict[str, Any]] | None = None
+    if lines is not None:
+        wanted = set(lines)
+        items = [{"sku": ln.sku, "quantity": ln.quantity} for ln in document.lines if ln.line_id in wanted]
+    return {"type": "cancellation", "order": document.ref, "lines": items, "reason": CANCELLATION_REASON}
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -109,6 +136,10 @@ class HttpOmsAdapter:
             raise ValueError(f"merchant system {system.name!r} has no signing secret")
         self.system = system
         self.url = url
+        configured = system.settings.get("cancellations_url")
+        self.cancellations_url = (
+            configured if isinstance(configured, str) and configured else cancellations_url(url)
+        )
         self._secret = secret
         timeout = float(system.settings.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
         self._own_client = client is None
@@ -119,15 +150,24 @@ class HttpOmsAdapter:
 
     def deliver_order(self, document: OmsOrder, *, idempotency_key: str, now: datetime) -> DeliveryOutcome:
         body = document.model_dump_json().encode("utf-8")
+        return self._post(self.url, body, idempotency_key, now)
+
+    def notify_cancellation(
+        self, document: OmsOrder, *, lines: list[str] | None, idempotency_key: str, now: datetime
+    ) -> DeliveryOutcome:
+        body = json.dumps(cancellation_body(document, lines), ensure_ascii=False).encode("utf-8")
+        return self._post(self.cancellations_url, body, idempotency_key, now)
+
+    def _post(self, url: str, body: bytes, idempotency_key: str, now: datetime) -> DeliveryOutcome:
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": idempotency_key,
             "User-Agent": f"tradelane/{__version__}",
             SIGNATURE_HEADER: sign(self._secret, body, now),
         }
-        request = f"POST {self.url}\nIdempotency-Key: {idempotency_key}\n\n{body.decode('utf-8')}"
+        request = f"POST {url}\nIdempotency-Key: {idempotency_key}\n\n{body.decode('utf-8')}"
         try:
-            response = self._client.post(self.url, content=body, headers=headers)
+            response = self._client.post(url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
             return DeliveryOutcome(OutcomeKind.RETRY, f"OMS timed out: {type(exc).__name__}", request)
         except httpx.HTTPError as exc:

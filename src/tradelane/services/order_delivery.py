@@ -21,10 +21,18 @@ Steps (payload ``{"order_id": N}``):
 
 5. Once every system holds it: ``merchant_status = delivered``, the quarantine row (if any) removed,
    a history row written — in the same transaction that completes the job.
+
+The ``orders.notify_cancellation`` job (payload ``{"order_id": N, "lines": [line ids] | null}``, queued
+by :func:`enqueue_cancellation_notice` when the marketplace cancels a delivered order or some of its
+lines) tells every merchant system holding the order (:meth:`MerchantAdapter.notify_cancellation`,
+idempotency key = the job's). Accepted → history ``CANCELLATION_NOTIFIED``; refused or not supported →
+history ``CANCELLATION_REFUSED`` and a ``cancellation_not_accepted`` alert, and the job succeeds (no retry
+can help); transient → :class:`RetryableError` (on the last attempt: refused, as above).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,19 +66,24 @@ from tradelane.persistence.tables import merchant_systems, order_deliveries, ord
 from tradelane.security.crypto import CredentialError, KeyRing
 from tradelane.services.order_health import (
     DELIVER_KIND,
+    DELIVERY_MAX_ATTEMPTS,
     QuarantineReason,
     clear_quarantine,
     enqueue_delivery,
     quarantine,
 )
-from tradelane.services.orders import add_history, get_order, set_merchant_status
+from tradelane.services.orders import add_history, get_order, raise_alert, set_merchant_status
 from tradelane.services.rules import apply_attribute_rules
 from tradelane.sync.context import JobContext
+from tradelane.sync.jobs import EnqueueResult, JobSpec, enqueue
 from tradelane.sync.registry import Handler, JobRegistry
 
 __all__ = [
     "DEFAULT_ADAPTERS",
     "DELIVER_KIND",
+    "NOTIFY_CANCELLATION_KIND",
+    "cancellation_key",
+    "enqueue_cancellation_notice",
     "enqueue_delivery",
     "oms_document",
     "oms_document_for_order",
@@ -88,11 +101,15 @@ _SKIP_STATUSES = {
     MerchantStatus.NOT_READY.value: "not released by the marketplace yet",
 }
 _SKIP_STATES = {MarketplaceOrderState.REFUSED.value, MarketplaceOrderState.CANCELED.value}
+NOTIFY_CANCELLATION_KIND = "orders.notify_cancellation"
 
 
 def register(registry: JobRegistry, adapters: Mapping[str, AdapterFactory] | None = None) -> None:
-    """Register the ``orders.deliver`` handler with the given adapter factories."""
-    registry.register(DELIVER_KIND, make_handler(dict(adapters or DEFAULT_ADAPTERS)))
+    """Register the ``orders.deliver`` and ``orders.notify_cancellation`` handlers with the given
+    adapter factories."""
+    factories = dict(adapters or DEFAULT_ADAPTERS)
+    registry.register(DELIVER_KIND, make_handler(factories))
+    registry.register(NOTIFY_CANCELLATION_KIND, make_cancellation_handler(factories))
 
 
 def _skip_reason(order: Mapping[str, Any]) -> str | None:
@@ -422,5 +439,160 @@ def _quarantine_and_complete(
             detail=detail,
             now=now,
         )
+        ctx.complete_in(conn, result)
+    return result
+
+
+# --- cancellations made on the marketplace ------------------------------------------------------
+
+
+def cancellation_key(order_id: int, lines: list[str] | None) -> str:
+    """The job's (and the merchant system's) idempotency key: one per order and set of lines."""
+    cancelled = "order" if lines is None else ",".join(sorted(lines))
+    digest = hashlib.sha256(cancelled.encode("utf-8")).hexdigest()[:16]
+    return f"{NOTIFY_CANCELLATION_KIND}:{order_id}:{digest}"
+
+
+def enqueue_cancellation_notice(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    order_id: int,
+    channel_id: int | None,
+    lines: list[str] | None,
+    now: datetime,
+) -> EnqueueResult:
+    """Queue ``orders.notify_cancellation`` for the whole order (``lines`` None) or these marketplace
+    line ids; queued once per order and set of lines."""
+    chosen = None if lines is None else sorted(lines)
+    return enqueue(
+        conn,
+        JobSpec(
+            tenant_id=tenant_id,
+            kind=NOTIFY_CANCELLATION_KIND,
+            payload={"order_id": order_id, "lines": chosen},
+            channel_id=channel_id,
+            idempotency_key=cancellation_key(order_id, chosen),
+            priority=40,
+            max_attempts=DELIVERY_MAX_ATTEMPTS,
+        ),
+        now=now,
+    )
+
+
+def make_cancellation_handler(adapters: dict[str, AdapterFactory]) -> Handler:
+    def handle(ctx: JobContext) -> dict[str, Any] | None:
+        return _notify_cancellation(ctx, adapters)
+
+    return handle
+
+
+def _as_delivered(order: dict[str, Any], lines: list[str] | None) -> dict[str, Any]:
+    """The order with the cancelled ``lines`` counted as deliverable again, so its document carries
+    them (with the merchant's SKUs and quantities) as the merchant system received them."""
+    restored = set(lines or [])
+    return {
+        **order,
+        "lines": [{**ln, "state": ""} if ln["line_id"] in restored else ln for ln in order["lines"]],
+    }
+
+
+def _notify_cancellation(ctx: JobContext, adapters: dict[str, AdapterFactory]) -> dict[str, Any]:
+    order_id = int(ctx.job.payload["order_id"])
+    lines: list[str] | None = ctx.job.payload.get("lines")
+    tenant_id = ctx.job.tenant_id
+    keyring: KeyRing = ctx.services["keyring"]
+    with read_only(ctx.engine) as conn:
+        try:
+            order = get_order(conn, tenant_id, order_id)
+            document, _ = oms_document(
+                conn,
+                tenant_id=tenant_id,
+                order=_as_delivered(order, lines),
+                channel_id=_channel_id(conn, order_id),
+            )
+        except NotFoundError:
+            raise PermanentError(f"order {order_id} does not exist for tenant {tenant_id}") from None
+        except InvalidOrderDocument as exc:
+            raise PermanentError(f"order {order_id} cannot be expressed as a document: {exc}") from None
+        held = _delivered_to(conn, order_id)
+        systems = [s for s in list_merchant_systems(conn, tenant_id) if s.id in held]
+        credentials: dict[int, dict[str, Any] | Exception] = {}
+        for system in systems:
+            try:
+                credentials[system.id] = merchant_credentials(conn, system, keyring)
+            except CredentialError as exc:
+                credentials[system.id] = exc
+    key = cancellation_key(order_id, lines)
+    notified: list[str] = []
+    refused: list[tuple[MerchantSystem, str]] = []
+    for system in systems:
+        adapter = _adapter(adapters, system, credentials[system.id])
+        if isinstance(adapter, str):
+            refused.append((system, adapter))
+            continue
+        try:
+            outcome = adapter.notify_cancellation(document, lines=lines, idempotency_key=key, now=ctx.now())
+        finally:
+            adapter.close()
+        if outcome.kind is OutcomeKind.DELIVERED:
+            notified.append(system.name)
+        elif outcome.kind is OutcomeKind.RETRY and ctx.job.attempts < ctx.job.max_attempts:
+            # Nothing recorded yet: the retry re-sends to every system, which dedupe on the key.
+            raise RetryableError(
+                f"{system.name}: {outcome.reason}", retry_after=outcome.retry_after, raw=outcome.response
+            )
+        else:
+            refused.append((system, _refusal(outcome)))
+    return _complete_cancellation(ctx, order, lines, notified, refused)
+
+
+def _refusal(outcome: DeliveryOutcome) -> str:
+    if outcome.kind is OutcomeKind.RETRY:
+        return f"{outcome.reason} (gave up after the last attempt)"
+    if outcome.status_code is None:
+        return outcome.reason
+    body = outcome.response_body
+    detail = body.get("message") or body.get("error") if isinstance(body, dict) else body
+    return f"HTTP {outcome.status_code}" + (f": {detail}" if detail else "")
+
+
+def _complete_cancellation(
+    ctx: JobContext,
+    order: dict[str, Any],
+    lines: list[str] | None,
+    notified: list[str],
+    refused: list[tuple[MerchantSystem, str]],
+) -> dict[str, Any]:
+    """History for each outcome, an alert per refusing system, and the job's end, in one transaction."""
+    now = ctx.now()
+    order_id = int(order["id"])
+    what = "the order" if lines is None else f"line(s) {', '.join(lines)}"
+    result = {
+        "order_id": order_id,
+        "lines": lines,
+        "notified": notified,
+        "refused": [{"merchant_system": s.name, "reason": r} for s, r in refused],
+    }
+    with ctx.transaction() as conn:
+        if notified:
+            note = f"merchant system notified of the cancellation of {what}: {', '.join(notified)}"
+            add_history(conn, ctx.job.tenant_id, order_id, "CANCELLATION_NOTIFIED", now=now, note=note)
+        for system, reason in refused:
+            note = f"merchant system refused the cancellation: {system.name}: {reason}"
+            add_history(conn, ctx.job.tenant_id, order_id, "CANCELLATION_REFUSED", now=now, note=note)
+            raise_alert(
+                conn,
+                tenant_id=ctx.job.tenant_id,
+                kind="cancellation_not_accepted",
+                key=f"{cancellation_key(order_id, lines)}:{system.id}",
+                message=(
+                    f"order {order['marketplace_order_id']} was cancelled on the marketplace ({what}) but "
+                    f"{system.name} refused the cancellation: {reason}; cancel it there by hand"
+                ),
+                now=now,
+                channel_id=ctx.job.channel_id,
+                order_id=order_id,
+            )
         ctx.complete_in(conn, result)
     return result

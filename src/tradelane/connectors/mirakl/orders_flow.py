@@ -22,9 +22,10 @@ from tradelane.connectors.mirakl.settings import POLLED_STATES, AcceptancePolicy
 from tradelane.domain.errors import RetryableError
 from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, MerchantStatus, deadline_missed
 from tradelane.persistence.db import insert_ignore
-from tradelane.persistence.tables import order_messages, orders, products, returns
+from tradelane.persistence.tables import order_lines, order_messages, orders, products, returns
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
+from tradelane.services.order_delivery import enqueue_cancellation_notice
 from tradelane.services.order_health import enqueue_delivery
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
@@ -32,6 +33,8 @@ from tradelane.sync.jobs import JobSpec, enqueue
 WATERMARK = "mirakl.or11.start_update_date"
 MESSAGES_WATERMARK = "mirakl.m01.start_date"
 ACCEPT = "orders.accept"
+#: Line states meaning the marketplace took the line away from the order.
+CANCELLED_LINE_STATES = frozenset({"CANCELED", "REFUSED"})
 
 
 def _parse_ts(value: str | None) -> datetime | None:
@@ -58,9 +61,17 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                 latest[order.marketplace_order_id] = order
         messages = gw.try_call("M01", lambda c: c.list_messages(start_date=messages_since, max=100))
         returns_page = gw.try_call("RT11", lambda c: c.list_returns())
-        summary = {"fetched": len(fetched), "orders": len(latest), "created": 0, "to_accept": 0, "alerts": 0}
+        summary = {
+            "fetched": len(fetched),
+            "orders": len(latest),
+            "created": 0,
+            "to_accept": 0,
+            "cancellations": 0,
+            "alerts": 0,
+        }
         with ctx.transaction() as conn:
             for order in latest.values():
+                line_states = stored_line_states(conn, channel.id, order.marketplace_order_id)
                 result = order_service.ingest_order(
                     conn,
                     tenant_id=channel.tenant_id,
@@ -93,6 +104,9 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                         channel_id=channel.id,
                         now=now,
                     )
+                summary["cancellations"] += queue_cancellation_notice(
+                    conn, channel, order, result, line_states, now=now
+                )
             summary["alerts"] = check_deadlines(conn, channel, now=now)
             if messages is not None:
                 summary["messages"] = _store_messages(conn, channel, messages.messages, now=now)
@@ -109,6 +123,55 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
             gw.record(conn, "orders.poll", now=now, only_ops={"OR11"})
             ctx.complete_in(conn, summary)
     return summary
+
+
+def stored_line_states(conn: Connection, channel_id: int, mirakl_id: str) -> dict[str, str]:
+    """The stored state of each line of the order (empty for an order not seen yet)."""
+    rows = conn.execute(
+        sa.select(order_lines.c.line_id, order_lines.c.state)
+        .join(orders, orders.c.id == order_lines.c.order_id)
+        .where(orders.c.channel_id == channel_id, orders.c.marketplace_order_id == mirakl_id)
+    )
+    return {r.line_id: r.state for r in rows}
+
+
+def queue_cancellation_notice(
+    conn: Connection,
+    channel: Channel,
+    order: MarketplaceOrder,
+    result: order_service.IngestResult,
+    before: dict[str, str],
+    *,
+    now: datetime,
+) -> int:
+    """Queue ``orders.notify_cancellation`` when this version cancels an order already delivered to
+    the merchant system: the whole order (newly CANCELED), else the lines newly cancelled or refused
+    (``before``: the stored line states). Returns 1 when a notice was queued."""
+    if result.created or result.stale or result.merchant_status != MerchantStatus.DELIVERED.value:
+        return 0
+    lines: list[str] | None
+    if order.state is MarketplaceOrderState.CANCELED:
+        if result.previous_state == order.state.value:
+            return 0  # already cancelled (and notified) before
+        lines = None
+    else:
+        lines = [
+            line.line_id
+            for line in order.lines
+            if line.state.upper() in CANCELLED_LINE_STATES
+            and before.get(line.line_id, "").upper() not in CANCELLED_LINE_STATES
+        ]
+        if not lines:
+            return 0
+    queued = enqueue_cancellation_notice(
+        conn,
+        tenant_id=channel.tenant_id,
+        order_id=result.order_id,
+        channel_id=channel.id,
+        lines=lines,
+        now=now,
+    )
+    return int(queued.created)
 
 
 def _localise(order: MarketplaceOrder, gw: MiraklGateway) -> MarketplaceOrder:

@@ -1,8 +1,10 @@
 """The sandbox OMS's HTTP API.
 
 * ``POST /orders`` — receive a signed order (see :meth:`OmsSandboxState.receive`);
+* ``POST /cancellations`` — receive a signed cancellation (:meth:`OmsSandboxState.receive_cancellation`);
 * ``GET /orders``, ``GET /orders/{key}`` — what was received (key: OMS id, idempotency key or ref);
-* ``POST /_sandbox/faults`` ``{"count", "status", "retry_after"}`` — fail the next order POSTs;
+* ``POST /_sandbox/faults`` ``{"count", "status", "retry_after"}`` — fail the next order or
+  cancellation POSTs;
 * ``PUT /_sandbox/reject-skus`` ``{"skus": [...]}`` — refuse orders carrying these SKUs (422);
 * ``POST /_sandbox/orders/{key}/ship`` ``{"carrier", "tracking_number", "tracking_url", "lines", "via"}``
   and ``POST /_sandbox/orders/{key}/cancel`` ``{"lines", "reason", "via"}`` — call tradelane back;
@@ -71,6 +73,14 @@ async def receive_order(request: Request) -> JSONResponse:
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
     answer = _state(request).receive(headers, body)
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+@api.post("/cancellations")
+async def receive_cancellation(request: Request) -> JSONResponse:
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    answer = _state(request).receive_cancellation(headers, body)
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 

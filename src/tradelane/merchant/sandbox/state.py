@@ -31,6 +31,8 @@ class ReceivedOrder:
     received_at: datetime
     deliveries: int = 1
     shipments: list[dict[str, Any]] = field(default_factory=list)
+    #: Cancellations received (``POST /cancellations``): ``idempotency_key``, ``lines``, ``reason``, ``at``.
+    cancellations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -44,6 +46,7 @@ class ReceivedOrder:
             "received_at": self.received_at.isoformat(),
             "deliveries": self.deliveries,
             "shipments": list(self.shipments),
+            "cancellations": list(self.cancellations),
             "document": self.document,
         }
 
@@ -93,7 +96,7 @@ class OmsSandboxState:
 
     # -- control ---------------------------------------------------------------------------------
     def fail_next(self, count: int, status: int = 500, retry_after: int | None = None) -> None:
-        """The next ``count`` order POSTs (with a valid signature) answer ``status``."""
+        """The next ``count`` order or cancellation POSTs (with a valid signature) answer ``status``."""
         with self._lock:
             self._faults.extend(Fault(status, retry_after) for _ in range(count))
 
@@ -130,7 +133,25 @@ class OmsSandboxState:
         shape (400), rejected SKUs (422), then store — a repeated key answers 200 with the same id.
         A re-sent signature inside the window is *not* refused here: tradelane re-signs each retry,
         and two retries within one second carry the same signature; the idempotency key dedupes."""
-        answer = self._receive(headers, body)
+        return self._logged(headers, self._receive(headers, body))
+
+    def _check(self, headers: dict[str, str], body: bytes) -> Answer | str:
+        """The signature, the ``Idempotency-Key`` and an injected fault: the refusal, or the key."""
+        try:
+            verify(self._secret, headers.get("x-tradelane-signature"), body, self.clock(), self.tolerance)
+        except SignatureError as exc:
+            return Answer(401, {"error": "invalid_signature", "message": exc.reason})
+        key = headers.get("idempotency-key", "").strip()
+        if not key:
+            return Answer(400, {"error": "missing_idempotency_key", "message": "Idempotency-Key is required"})
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return Answer(fault.status, {"error": "injected_fault", "message": f"HTTP {fault.status}"}, extra)
+        return key
+
+    def _logged(self, headers: dict[str, str], answer: Answer) -> Answer:
         with self._lock:
             self._log.append(
                 {
@@ -141,20 +162,45 @@ class OmsSandboxState:
             )
         return answer
 
-    def _receive(self, headers: dict[str, str], body: bytes) -> Answer:
+    def receive_cancellation(self, headers: dict[str, str], body: bytes) -> Answer:
+        """Handle ``POST /cancellations`` (checked like orders; injected faults apply too): record
+        ``{"order": <ref or id>, "lines": [...] | null, "reason"}`` on the received order (404 when
+        unknown). A repeated ``Idempotency-Key`` answers 200 without recording twice."""
+        return self._logged(headers, self._receive_cancellation(headers, body))
+
+    def _receive_cancellation(self, headers: dict[str, str], body: bytes) -> Answer:
+        checked = self._check(headers, body)
+        if isinstance(checked, Answer):
+            return checked
         try:
-            verify(self._secret, headers.get("x-tradelane-signature"), body, self.clock(), self.tolerance)
-        except SignatureError as exc:
-            return Answer(401, {"error": "invalid_signature", "message": exc.reason})
-        key = headers.get("idempotency-key", "").strip()
-        if not key:
-            return Answer(400, {"error": "missing_idempotency_key", "message": "Idempotency-Key is required"})
+            document = json.loads(body)
+        except ValueError:
+            return Answer(400, {"error": "invalid_json", "message": "body is not JSON"})
+        if not isinstance(document, dict) or not isinstance(document.get("lines"), list | None):
+            return Answer(400, {"error": "invalid_cancellation", "message": "order and lines are required"})
+        order = self.find(str(document.get("order")))
+        if order is None:
+            return Answer(404, {"error": "unknown_order", "message": f"no order {document.get('order')!r}"})
         with self._lock:
-            fault = self._faults.popleft() if self._faults else None
+            if any(c["idempotency_key"] == checked for c in order.cancellations):
+                return Answer(200, {"order": order.oms_id, "status": "duplicate"})
+            order.cancellations.append(
+                {
+                    "idempotency_key": checked,
+                    "lines": document["lines"],
+                    "reason": document.get("reason"),
+                    "at": self.clock().isoformat(),
+                }
+            )
+        return Answer(201, {"order": order.oms_id, "status": "cancelled"})
+
+    def _receive(self, headers: dict[str, str], body: bytes) -> Answer:
+        checked = self._check(headers, body)
+        if isinstance(checked, Answer):
+            return checked
+        key = checked
+        with self._lock:
             rejected = set(self._reject_skus)
-        if fault is not None:
-            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-            return Answer(fault.status, {"error": "injected_fault", "message": f"HTTP {fault.status}"}, extra)
         try:
             document = json.loads(body)
         except ValueError:

@@ -16,6 +16,9 @@ Classification: 2xx → delivered (``external_ref`` = Shopify's order id); 429, 
 full call-limit bucket → retry (``retry_after`` when known); any other 4xx (422 with Shopify's
 ``errors``, 401 bad token, 402/423 shop unavailable...) → rejected with Shopify's answer kept. The access
 token never appears in the kept request.
+
+Cancellations made on the marketplace are not supported by this adapter yet:
+:meth:`ShopifyAdapter.notify_cancellation` answers REJECTED without calling Shopify.
 """
 
 from __future__ import annotations
@@ -134,6 +137,18 @@ class ShopifyAdapter:
             response.status,
             external_ref=None if order_id is None else str(order_id),
             response_body=response.body,
+        )
+
+    def notify_cancellation(
+        self, document: OmsOrder, *, lines: list[str] | None, idempotency_key: str, now: datetime
+    ) -> DeliveryOutcome:
+        """Not supported yet: always REJECTED, so the order gets a clear history note and an alert
+        (cancel it in Shopify by hand) rather than a retry loop."""
+        what = "the order" if lines is None else f"line(s) {', '.join(lines)}"
+        return DeliveryOutcome(
+            OutcomeKind.REJECTED,
+            f"cancellations are not supported by Shopify (tradelane does not cancel {what} there)",
+            f"cancellation of {order_tag(document.id)} in {self.settings.shop_domain} (not sent)",
         )
 
     def _find_existing(self, document: OmsOrder) -> dict[str, Any] | None:
