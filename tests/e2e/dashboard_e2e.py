@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: The README's screenshots are refreshed only on request (TRADELANE_UPDATE_SCREENSHOTS=1), so a test
+#: run never dirties the checkout; otherwise they go to a scratch folder.
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("TRADELANE_UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "tradelane-screenshots"
+)
 OMS_SECRET = "e2e-oms-signing-secret-0123456789"
 
 
