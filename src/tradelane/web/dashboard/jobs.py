@@ -14,18 +14,13 @@ from tradelane.domain.errors import NotFoundError
 from tradelane.persistence.db import read_only, transaction
 from tradelane.services import job_queries
 from tradelane.sync.jobs import JobState, replay
-from tradelane.web.dashboard.rendering import PREFIX, page_url, redirect, render, safe_back
+from tradelane.web.dashboard.rendering import PREFIX, clean_filter, page_url, redirect, render, safe_back
 from tradelane.web.dashboard.session import ActionDep, SessionDep, container_of
 
 router = APIRouter(prefix=f"{PREFIX}/jobs", include_in_schema=False)
 PAGE = f"{PREFIX}/jobs"
 PAGE_SIZE = 50
 MAX_FILTER_LENGTH = 100
-
-
-def _filter(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value if value and len(value) <= MAX_FILTER_LENGTH and value.isprintable() else None
 
 
 @router.get("")
@@ -40,8 +35,8 @@ def jobs_page(
     container = container_of(request)
     filters = {
         "state": state if state in {s.value for s in JobState} else None,
-        "kind": _filter(kind),
-        "channel": _filter(channel),
+        "kind": clean_filter(kind, MAX_FILTER_LENGTH),
+        "channel": clean_filter(channel, MAX_FILTER_LENGTH),
     }
     start = int(offset) if offset and offset.isdigit() and len(offset) < 10 else 0
     with read_only(container.engine) as conn:

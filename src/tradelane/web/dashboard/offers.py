@@ -14,18 +14,13 @@ from tradelane.persistence.db import read_only, transaction
 from tradelane.services.channels import get_channel, list_channels
 from tradelane.services.inspection import get_offer
 from tradelane.services.offers import OfferStatus, list_offers, republish
-from tradelane.web.dashboard.rendering import PREFIX, page_url, redirect, render, safe_back
+from tradelane.web.dashboard.rendering import PREFIX, clean_filter, page_url, redirect, render, safe_back
 from tradelane.web.dashboard.session import ActionDep, SessionDep, container_of
 
 router = APIRouter(prefix=f"{PREFIX}/offers", include_in_schema=False)
 PAGE = f"{PREFIX}/offers"
 PAGE_SIZE = 50
 MAX_FILTER_LENGTH = 200
-
-
-def _filter(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value if value and len(value) <= MAX_FILTER_LENGTH and value.isprintable() else None
 
 
 def _offset(value: str | None) -> int:
@@ -43,9 +38,9 @@ def offers_page(
 ) -> Response:
     container = container_of(request)
     filters = {
-        "sku": _filter(sku),
+        "sku": clean_filter(sku, MAX_FILTER_LENGTH),
         "status": status if status in {s.value for s in OfferStatus} else None,
-        "channel": _filter(channel),
+        "channel": clean_filter(channel, MAX_FILTER_LENGTH),
     }
     start = _offset(offset)
     with read_only(container.engine) as conn:

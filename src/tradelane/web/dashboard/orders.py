@@ -12,18 +12,13 @@ from tradelane.persistence.db import read_only
 from tradelane.services.channels import list_channels
 from tradelane.services.inspection import order_inspection
 from tradelane.services.orders import get_order, list_orders, resolve_order_ref
-from tradelane.web.dashboard.rendering import PREFIX, page_url, redirect, render
+from tradelane.web.dashboard.rendering import PREFIX, clean_filter, page_url, redirect, render
 from tradelane.web.dashboard.session import SessionDep, container_of
 
 router = APIRouter(prefix=f"{PREFIX}/orders", include_in_schema=False)
 PAGE = f"{PREFIX}/orders"
 PAGE_SIZE = 50
 MAX_FILTER_LENGTH = 300
-
-
-def _filter(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value if value and len(value) <= MAX_FILTER_LENGTH and value.isprintable() else None
 
 
 @router.get("")
@@ -37,7 +32,7 @@ def orders_page(
     offset: str | None = None,
 ) -> Response:
     container = container_of(request)
-    wanted = _filter(ref)
+    wanted = clean_filter(ref, MAX_FILTER_LENGTH)
     if wanted:
         try:
             with read_only(container.engine) as conn:
@@ -48,7 +43,7 @@ def orders_page(
     filters = {
         "state": state if state in {s.value for s in MarketplaceOrderState} else None,
         "merchant_status": merchant_status if merchant_status in {s.value for s in MerchantStatus} else None,
-        "channel": _filter(channel),
+        "channel": clean_filter(channel, MAX_FILTER_LENGTH),
     }
     start = int(offset) if offset and offset.isdigit() and len(offset) < 10 else 0
     with read_only(container.engine) as conn:

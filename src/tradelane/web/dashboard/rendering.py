@@ -167,3 +167,9 @@ def page_url(path: str, params: Mapping[str, Any]) -> str:
     """``path`` with the non-empty ``params`` as its query string."""
     query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
     return f"{path}?{query}" if query else path
+
+
+def clean_filter(value: str | None, max_length: int) -> str | None:
+    """A query filter as typed by the operator: stripped, printable and bounded, else no filter."""
+    value = (value or "").strip()
+    return value if value and len(value) <= max_length and value.isprintable() else None
