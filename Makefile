@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PG_URL ?= $(or $(TRADELANE_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/test)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-sqlite test-postgres lint typecheck bench serve worker clean browser lock
+.PHONY: venv demo test test-sqlite test-postgres lint typecheck bench serve worker clean browser lock contracts
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -27,8 +27,8 @@ demo: $(STAMP)
 test: $(STAMP) browser lint typecheck test-sqlite test-postgres
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -53,6 +53,11 @@ serve: $(STAMP)
 
 worker: $(STAMP)
 	$(BIN)/tradelane worker
+
+## Regenerate the contract subsets under contracts/ from the upstream specs folder
+## (TRADELANE_SPECS_DIR, or the script's default; see `python3 scripts/contracts.py --help`).
+contracts:
+	$(PYTHON) scripts/contracts.py
 
 ## Regenerate requirements.lock from pyproject.toml (needs network to PyPI).
 lock:

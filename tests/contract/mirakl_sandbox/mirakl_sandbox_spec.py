@@ -33,7 +33,7 @@ _NULL_WORD = re.compile(r"\bnull\b", re.IGNORECASE)
 def spec_path() -> Path:
     path = MIRAKL_SPEC
     if not path.is_file():
-        raise FileNotFoundError(f"Mirakl spec not found at {path} (set TRADELANE_SPECS_DIR)")
+        raise FileNotFoundError(f"Mirakl contract not found at {path} (run `make contracts`)")
     return path
 
 
