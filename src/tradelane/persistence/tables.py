@@ -5,6 +5,7 @@ Idempotency is enforced here, by unique indexes, never by check-then-insert:
 * ``products (tenant_id, sku)``
 * ``jobs (tenant_id, idempotency_key)`` — the same logical work is enqueued once, ever;
 * ``jobs (dedupe_key) WHERE state = 'queued'`` — at most one *pending* job per coalescing key;
+* ``jobs (exclusive_key) WHERE state IN ('queued', 'running')`` — at most one job *in flight* per key;
 * ``inbound_events (tenant_id, source, external_id)`` — the same inbound event is stored once.
 """
 
@@ -145,10 +146,14 @@ jobs = sa.Table(
     sa.Column("payload", JSONDoc, nullable=False),
     sa.Column("idempotency_key", sa.String(300), nullable=True),
     sa.Column("dedupe_key", sa.String(300), nullable=True),
+    # At most one queued-or-running job per key (e.g. one delivery of an order in flight).
+    sa.Column("exclusive_key", sa.String(300), nullable=True),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("priority", sa.Integer(), nullable=False, server_default="100"),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("max_attempts", sa.Integer(), nullable=False),
+    # Attempts made before the last replay (which resets ``attempts``): the history keeps numbering on.
+    sa.Column("replayed_attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("run_at", UTCDateTime(), nullable=False),
     sa.Column("lease_owner", sa.String(100), nullable=True),
     sa.Column("lease_token", sa.String(36), nullable=True),
@@ -169,6 +174,13 @@ jobs = sa.Table(
         sqlite_where=sa.text("state = 'queued'"),
         postgresql_where=sa.text("state = 'queued'"),
     ),
+    sa.Index(
+        "uq_jobs_in_flight_exclusive",
+        "exclusive_key",
+        unique=True,
+        sqlite_where=sa.text("state IN ('queued', 'running')"),
+        postgresql_where=sa.text("state IN ('queued', 'running')"),
+    ),
 )
 
 job_attempts = sa.Table(
@@ -183,6 +195,21 @@ job_attempts = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
     sa.UniqueConstraint("job_id", "attempt"),
+)
+
+# One row per worker process, upserted by its heartbeat thread (live = seen within 3 heartbeats).
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("heartbeat_seconds", sa.Float(), nullable=False),
+    sa.Column("current_job_id", BigId, nullable=True),
+    sa.Column("held_jobs", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("stats", JSONDoc, nullable=False),
 )
 
 inbound_events = sa.Table(
@@ -444,6 +471,9 @@ sku_mappings = sa.Table(
     sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=True),
     sa.Column("marketplace_sku", sa.String(200), nullable=False),
     sa.Column("merchant_sku", sa.String(200), nullable=False),
+    # True: the operator confirmed that ``merchant_sku`` exists only in the merchant system (not in the
+    # catalog). False: ``merchant_sku`` must be a catalog SKU of the tenant.
+    sa.Column("merchant_only", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("tenant_id", "channel_id", "marketplace_sku"),
     # NULLs are distinct in a unique constraint: tenant-wide mappings need their own index.

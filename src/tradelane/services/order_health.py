@@ -8,7 +8,7 @@ Contracts:
   A quarantined order has ``merchant_status = quarantined``; history rows record each new reason.
 * The raw marketplace payloads stay in ``order_versions`` and the OMS's raw answers on
   ``order_deliveries``: nothing is dropped by quarantining, delivering or releasing.
-* Retrying enqueues an ``orders.deliver`` job (coalesced: at most one queued per order); the order
+* Retrying enqueues an ``orders.deliver`` job (at most one queued or running per order); the order
   stays quarantined until that job delivers it.
 * Releasing hands the order to the operator (handled outside tradelane): ``merchant_status =
   released``, the quarantine row is removed, and its reason goes into the history.
@@ -71,7 +71,10 @@ def enqueue_delivery(
     now: datetime,
     priority: int = 50,
 ) -> EnqueueResult:
-    """Queue ``orders.deliver`` for the order (coalesced with an already queued one)."""
+    """Queue ``orders.deliver`` for the order, unless a delivery of it is already queued or running
+    (then that job is returned, ``created=False``): at most one delivery of an order is in flight,
+    enforced by the jobs' ``exclusive_key`` index."""
+    key = f"{DELIVER_KIND}:{order_id}"
     return enqueue(
         conn,
         JobSpec(
@@ -79,7 +82,8 @@ def enqueue_delivery(
             kind=DELIVER_KIND,
             payload={"order_id": order_id},
             channel_id=channel_id,
-            dedupe_key=f"{DELIVER_KIND}:{order_id}",
+            dedupe_key=key,
+            exclusive_key=key,
             priority=priority,
             max_attempts=DELIVERY_MAX_ATTEMPTS,
         ),

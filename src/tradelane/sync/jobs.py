@@ -4,7 +4,10 @@ Contracts:
 
 * :func:`enqueue` never checks-then-inserts. ``idempotency_key`` (unique per tenant, forever) makes the
   same logical work one job; ``dedupe_key`` (unique among *queued* jobs) coalesces repeated triggers into
-  the one pending job. A conflicting enqueue returns the existing job's id with ``created=False``.
+  the one pending job; ``exclusive_key`` (unique among *queued or running* jobs) keeps a second copy of
+  work from starting while the first is still in flight (e.g. one delivery of an order at a time: a
+  re-poll that sees the order while its delivery runs gets that job back, it does not queue another).
+  A conflicting enqueue returns the existing job's id with ``created=False``.
 * :func:`claim` hands each ready job to exactly one worker: on PostgreSQL via ``FOR UPDATE SKIP LOCKED``;
   on SQLite the single ``UPDATE ... RETURNING`` runs under the database write lock. A claim sets a lease;
   a running job whose lease expired (its worker died) is claimable again.
@@ -54,6 +57,8 @@ class JobSpec:
     dedupe_key: str | None = None
     run_at: datetime | None = None
     priority: int = 100
+    #: At most one queued-or-running job per key, enforced by a unique partial index.
+    exclusive_key: str | None = None
     max_attempts: int | None = None
 
 
@@ -77,6 +82,13 @@ class ClaimedJob:
     dedupe_key: str | None = None
     worker: str = ""
     claimed_at: datetime | None = None
+    #: Attempts made before the job's last replay; history row numbers are this plus ``attempts``.
+    replayed_attempts: int = 0
+
+    @property
+    def attempt_number(self) -> int:
+        """This attempt's number in the job's history (keeps counting across replays)."""
+        return self.replayed_attempts + self.attempts
 
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -94,6 +106,7 @@ def enqueue(
         "payload": spec.payload,
         "idempotency_key": spec.idempotency_key,
         "dedupe_key": spec.dedupe_key,
+        "exclusive_key": spec.exclusive_key,
         "state": JobState.QUEUED.value,
         "priority": spec.priority,
         "attempts": 0,
@@ -113,21 +126,21 @@ def enqueue(
                 jobs.c.tenant_id == spec.tenant_id, jobs.c.idempotency_key == spec.idempotency_key
             )
         ).scalar()
+    if existing is None and spec.exclusive_key is not None:
+        existing = _in_flight(conn, spec.exclusive_key)
     if existing is None and spec.dedupe_key is not None:
         existing = conn.execute(
             sa.select(jobs.c.id).where(
                 jobs.c.dedupe_key == spec.dedupe_key, jobs.c.state == JobState.QUEUED.value
             )
         ).scalar()
-        if existing is not None and spec.run_at is not None:
-            # A coalesced trigger may ask for the pending job to run sooner, never later.
-            conn.execute(
-                sa.update(jobs)
-                .where(
-                    jobs.c.id == existing, jobs.c.state == JobState.QUEUED.value, jobs.c.run_at > spec.run_at
-                )
-                .values(run_at=spec.run_at, updated_at=now)
-            )
+    if existing is not None and spec.run_at is not None:
+        # A coalesced trigger may ask for a pending job to run sooner, never later.
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == existing, jobs.c.state == JobState.QUEUED.value, jobs.c.run_at > spec.run_at)
+            .values(run_at=spec.run_at, updated_at=now)
+        )
     if existing is None:
         # The conflicting row vanished between our insert and select (claimed and finished): retry once.
         job_id = conn.execute(stmt).scalar()
@@ -135,6 +148,15 @@ def enqueue(
             raise RuntimeError(f"enqueue conflict for {spec.kind} could not be resolved")
         return EnqueueResult(job_id, True)
     return EnqueueResult(existing, False)
+
+
+def _in_flight(conn: Connection, exclusive_key: str) -> int | None:
+    """The queued-or-running job holding ``exclusive_key``, if any."""
+    in_flight = sa.select(jobs.c.id).where(
+        jobs.c.exclusive_key == exclusive_key,
+        jobs.c.state.in_([JobState.QUEUED.value, JobState.RUNNING.value]),
+    )
+    return conn.execute(in_flight).scalar()
 
 
 def _ready_condition(now: datetime) -> sa.ColumnElement[bool]:
@@ -191,6 +213,7 @@ def claim(
             jobs.c.attempts,
             jobs.c.max_attempts,
             jobs.c.dedupe_key,
+            jobs.c.replayed_attempts,
         )
     ).all()
     return [
@@ -207,6 +230,7 @@ def claim(
             r.dedupe_key,
             worker,
             now,
+            r.replayed_attempts,
         )
         for r in sorted(rows, key=lambda r: r.id)
     ]
@@ -216,7 +240,7 @@ def _record_lost_attempts(conn: Connection, now: datetime) -> None:
     """Write a history row for every attempt whose worker vanished (lease expired); once per attempt."""
     lost = sa.select(
         jobs.c.id,
-        jobs.c.attempts,
+        jobs.c.replayed_attempts + jobs.c.attempts,
         sa.func.coalesce(jobs.c.lease_owner, "unknown"),
         jobs.c.updated_at,
         sa.literal(now, type_=job_attempts.c.finished_at.type),
@@ -242,7 +266,7 @@ def _close_attempt(conn: Connection, job: ClaimedJob, now: datetime, outcome: st
     conn.execute(
         sa.insert(job_attempts).values(
             job_id=job.id,
-            attempt=job.attempts,
+            attempt=job.attempt_number,
             worker=job.worker,
             started_at=job.claimed_at or now,
             finished_at=now,
@@ -264,6 +288,31 @@ def extend_lease(conn: Connection, job: ClaimedJob, *, now: datetime, lease_seco
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
     )
     return result.rowcount == 1
+
+
+def extend_leases(
+    conn: Connection, held: list[ClaimedJob], *, now: datetime, lease_seconds: float
+) -> set[int]:
+    """Push forward the lease of every job in ``held`` in one statement (a worker's whole claimed batch).
+
+    All of ``held`` must come from one claim (they share its lease token). Returns the ids whose lease
+    was extended; a job missing from the result is lost to this worker and must not be started."""
+    if not held:
+        return set()
+    tokens = {job.lease_token for job in held}
+    if len(tokens) != 1:
+        raise ValueError("extend_leases takes the jobs of one claim (one lease token)")
+    rows = conn.execute(
+        sa.update(jobs)
+        .where(
+            jobs.c.id.in_([job.id for job in held]),
+            jobs.c.lease_token == tokens.pop(),
+            jobs.c.state == JobState.RUNNING.value,
+        )
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .returning(jobs.c.id)
+    )
+    return {int(r.id) for r in rows}
 
 
 def complete(
@@ -407,7 +456,9 @@ def bury(conn: Connection, job: ClaimedJob, *, now: datetime, error: str, kind: 
 def replay(conn: Connection, tenant_id: int, job_ids: list[int] | None, *, now: datetime) -> list[int]:
     """Re-queue dead jobs (all of the tenant's when ``job_ids`` is None) with a fresh attempt budget.
 
-    History (attempts, last error) is kept. Returns the ids actually re-queued."""
+    History (attempts, last error) is kept. A dead job whose ``exclusive_key`` is held by another job in
+    flight (e.g. a newer delivery of the same order) is not re-queued beside it: it is cancelled as
+    superseded, with that job's id in its ``last_error``. Returns the ids actually re-queued."""
     cond = sa.and_(jobs.c.tenant_id == tenant_id, jobs.c.state == JobState.DEAD.value)
     if job_ids is not None:
         cond = sa.and_(cond, jobs.c.id.in_(job_ids))
@@ -416,6 +467,7 @@ def replay(conn: Connection, tenant_id: int, job_ids: list[int] | None, *, now: 
     for job_id in ids:
         values: dict[str, Any] = {
             "state": JobState.QUEUED.value,
+            "replayed_attempts": jobs.c.replayed_attempts + jobs.c.attempts,  # history numbering goes on
             "attempts": 0,
             "run_at": now,
             "finished_at": None,
@@ -425,10 +477,31 @@ def replay(conn: Connection, tenant_id: int, job_ids: list[int] | None, *, now: 
             with conn.begin_nested():
                 conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(**values))
         except sa.exc.IntegrityError:
+            if _supersede(conn, job_id, now):
+                continue
             # Another job with this dedupe key is pending; the replay runs beside it, uncoalesced.
             conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(dedupe_key=None, **values))
         replayed.append(job_id)
     return replayed
+
+
+def _supersede(conn: Connection, job_id: int, now: datetime) -> bool:
+    """Cancel dead job ``job_id`` if another job holding its ``exclusive_key`` is in flight."""
+    key = conn.execute(sa.select(jobs.c.exclusive_key).where(jobs.c.id == job_id)).scalar()
+    holder = None if key is None else _in_flight(conn, key)
+    if holder is None:
+        return False
+    conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == JobState.DEAD.value)
+        .values(
+            state=JobState.CANCELLED.value,
+            last_error=f"superseded: job {holder} doing the same work ({key}) is already in flight",
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return True
 
 
 def recover_expired(conn: Connection, *, now: datetime) -> int:
