@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from tradelane.connectors.dispatch import ChannelHandler
-from tradelane.connectors.mirakl import documents_flow, offers_flow, orders_flow, updates_flow
+from tradelane.connectors.mirakl import documents_flow, feeds_flow, offers_flow, orders_flow, updates_flow
 from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
 from tradelane.connectors.mirakl.settings import CONNECTOR, MiraklSettings
 from tradelane.domain.errors import ValidationError
@@ -19,6 +19,8 @@ from tradelane.services.channels import Channel, channel_credentials, create_cha
 HANDLERS: Mapping[str, ChannelHandler] = {
     "orders.poll": orders_flow.poll_orders,
     "orders.accept": orders_flow.accept_order,
+    "orders.messages": feeds_flow.poll_messages,
+    "orders.returns": feeds_flow.poll_returns,
     "offers.delta": offers_flow.push_delta,
     "offers.full": offers_flow.push_full,
     "offers.import_check": offers_flow.check_import,

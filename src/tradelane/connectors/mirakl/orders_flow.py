@@ -1,9 +1,13 @@
-"""Mirakl orders: poll (OR11 + M01 + RT11), accept (OR21), and the alerts around the deadline.
+"""Mirakl orders: poll (OR11), accept (OR21), and the alerts around the deadline.
 
 Polling keeps a ``start_update_date`` watermark per channel. Each run reads every page from the
 watermark to the end, ingests every order version idempotently (unique on channel + order id), and
 moves the watermark to the newest ``last_updated_date`` seen *minus an overlap*, so an order updated at
 a page or time boundary is seen again rather than missed. Seeing an order twice is harmless.
+
+Secondary feeds (messages M01, returns RT11) are never read inside the poll: once the orders are
+committed, the poll queues their own jobs (:mod:`.feeds_flow`), so no failure of theirs can hold an
+order back from being stored and accepted.
 """
 
 from __future__ import annotations
@@ -16,13 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.connectors.mirakl.errors import MiraklRequestRejected
+from tradelane.connectors.mirakl.feeds_flow import enqueue_feeds, merge_customer_messages
 from tradelane.connectors.mirakl.gateway import MiraklGateway
-from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
 from tradelane.connectors.mirakl.settings import POLLED_STATES, AcceptancePolicy
 from tradelane.domain.errors import RetryableError
 from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, MerchantStatus, deadline_missed
-from tradelane.persistence.db import insert_ignore
-from tradelane.persistence.tables import order_lines, order_messages, orders, products, returns
+from tradelane.persistence.tables import order_lines, orders, products
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
 from tradelane.services.order_delivery import enqueue_cancellation_notice
@@ -31,7 +34,6 @@ from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
 
 WATERMARK = "mirakl.or11.start_update_date"
-MESSAGES_WATERMARK = "mirakl.m01.start_date"
 ACCEPT = "orders.accept"
 #: Line states meaning the marketplace took the line away from the order.
 CANCELLED_LINE_STATES = frozenset({"CANCELED", "REFUSED"})
@@ -46,7 +48,6 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
     with MiraklGateway(ctx, channel) as gw:
         with ctx.engine.connect() as conn:
             start = _parse_ts(order_service.get_cursor(conn, channel.id, WATERMARK))
-            messages_since = _parse_ts(order_service.get_cursor(conn, channel.id, MESSAGES_WATERMARK))
             third_party = _fulfillments_off(conn, channel.id)
         if start is None:
             start = now - timedelta(hours=gw.settings.initial_lookback_hours)
@@ -59,8 +60,6 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
             seen = latest.get(order.marketplace_order_id)
             if seen is None or order.updated_at >= seen.updated_at:
                 latest[order.marketplace_order_id] = order
-        messages = gw.try_call("M01", lambda c: c.list_messages(start_date=messages_since, max=100))
-        returns_page = gw.try_call("RT11", lambda c: c.list_returns())
         summary = {
             "fetched": len(fetched),
             "orders": len(latest),
@@ -108,12 +107,9 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                     conn, channel, order, result, line_states, now=now
                 )
             summary["alerts"] = check_deadlines(conn, channel, now=now)
-            if messages is not None:
-                summary["messages"] = _store_messages(conn, channel, messages.messages, now=now)
-            for order in latest.values():
-                _merge_customer_messages(conn, channel, order.marketplace_order_id, now=now)
-            if returns_page is not None:
-                summary["returns"] = _store_returns(conn, channel, returns_page.returns, now=now)
+            for order in latest.values():  # messages read before the order arrived
+                merge_customer_messages(conn, channel, order.marketplace_order_id, now=now)
+            enqueue_feeds(conn, channel, now=now)
             newest = max((o.updated_at for o in latest.values()), default=None)
             if newest is not None:
                 watermark = max(start, newest - timedelta(seconds=gw.settings.poll_overlap_seconds))
@@ -236,122 +232,6 @@ def check_deadlines(conn: Connection, channel: Channel, *, now: datetime) -> int
             order_id=row.id,
         )
     return raised
-
-
-def _store_messages(conn: Connection, channel: Channel, messages: Any, *, now: datetime) -> int:
-    stored = 0
-    newest: datetime | None = None
-    for msg in messages:
-        order_id = None
-        if msg.order_id:
-            order_id = conn.execute(
-                sa.select(orders.c.id).where(
-                    orders.c.channel_id == channel.id, orders.c.marketplace_order_id == msg.order_id
-                )
-            ).scalar()
-        inserted = conn.execute(
-            insert_ignore(conn, order_messages)
-            .values(
-                tenant_id=channel.tenant_id,
-                channel_id=channel.id,
-                order_id=order_id,
-                marketplace_order_id=msg.order_id,
-                message_id=str(msg.message_id),
-                author=msg.from_name,
-                subject=msg.subject,
-                body=msg.body,
-                sent_at=msg.created_at,
-                raw=dict(msg.raw),
-                received_at=now,
-            )
-            .returning(order_messages.c.id)
-        ).scalar()
-        stored += int(inserted is not None)
-        newest = msg.created_at if newest is None or msg.created_at > newest else newest
-    if newest is not None:
-        order_service.set_cursor(conn, channel.id, MESSAGES_WATERMARK, newest.isoformat(), now=now)
-    return stored
-
-
-def _merge_customer_messages(conn: Connection, channel: Channel, mirakl_id: str, *, now: datetime) -> None:
-    """Customer messages (M01, from the customer) of an order become its order-level attribute
-    ``:MiraklOrderMessage`` — whichever of the order and the message tradelane saw first."""
-    row = conn.execute(
-        sa.select(orders.c.id, orders.c.attributes, orders.c.customer_message).where(
-            orders.c.channel_id == channel.id, orders.c.marketplace_order_id == mirakl_id
-        )
-    ).first()
-    if row is None:
-        return
-    texts = [
-        m.body
-        for m in conn.execute(
-            sa.select(order_messages.c.body, order_messages.c.raw)
-            .where(
-                order_messages.c.channel_id == channel.id, order_messages.c.marketplace_order_id == mirakl_id
-            )
-            .order_by(order_messages.c.id)
-        )
-        if (m.raw or {}).get("from_type") == "CUSTOMER"
-    ]
-    if not texts:
-        return
-    attributes = dict(row.attributes)
-    message = attributes.get(ORDER_MESSAGE_ATTRIBUTE) or row.customer_message or ""
-    for text in (t.strip() for t in texts):
-        if text and f"\n{text}\n" not in f"\n{message}\n":
-            message = f"{message}\n{text}" if message else text
-    if message != attributes.get(ORDER_MESSAGE_ATTRIBUTE):
-        attributes[ORDER_MESSAGE_ATTRIBUTE] = message
-        conn.execute(
-            sa.update(orders)
-            .where(orders.c.id == row.id)
-            .values(attributes=attributes, customer_message=message, updated_at=now)
-        )
-
-
-def _store_returns(conn: Connection, channel: Channel, items: Any, *, now: datetime) -> int:
-    stored = 0
-    for ret in items:
-        order_id = conn.execute(
-            sa.select(orders.c.id).where(
-                orders.c.channel_id == channel.id, orders.c.marketplace_order_id == ret.order_id
-            )
-        ).scalar()
-        values = {
-            "tenant_id": channel.tenant_id,
-            "channel_id": channel.id,
-            "order_id": order_id,
-            "marketplace_return_id": ret.return_id,
-            "marketplace_order_id": ret.order_id,
-            "state": ret.state,
-            "rma": ret.rma,
-            "lines": [
-                {"order_line_id": ln.order_line_id, "quantity": ln.quantity, "reason_code": ln.reason_code}
-                for ln in ret.lines
-            ],
-            "raw": dict(ret.raw),
-            "marketplace_updated_at": ret.updated_at,
-            "created_at": now,
-            "updated_at": now,
-        }
-        inserted = conn.execute(
-            insert_ignore(conn, returns).values(**values).returning(returns.c.id)
-        ).scalar()
-        if inserted is None:
-            conn.execute(
-                sa.update(returns)
-                .where(
-                    returns.c.channel_id == channel.id,
-                    returns.c.marketplace_return_id == ret.return_id,
-                    returns.c.marketplace_updated_at <= ret.updated_at,
-                )
-                .values(
-                    state=ret.state, raw=dict(ret.raw), marketplace_updated_at=ret.updated_at, updated_at=now
-                )
-            )
-        stored += int(inserted is not None)
-    return stored
 
 
 def accept_order(ctx: JobContext, channel: Channel) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +19,14 @@ from starlette.responses import HTMLResponse, Response
 
 from tradelane.connectors.mirakl.sandbox import api_misc, api_offers, api_orders, control, operations
 from tradelane.connectors.mirakl.sandbox.errors import SandboxApiError
-from tradelane.connectors.mirakl.sandbox.faults import Fault, FaultKind, RequestRecord
+from tradelane.connectors.mirakl.sandbox.faults import (
+    GARBAGE_BODY,
+    Fault,
+    FaultKind,
+    RequestRecord,
+    RouteMode,
+    RouteOverride,
+)
 from tradelane.connectors.mirakl.sandbox.jsonout import MiraklJSONResponse
 from tradelane.connectors.mirakl.sandbox.models import Shop
 from tradelane.connectors.mirakl.sandbox.state import SandboxState
@@ -93,6 +101,18 @@ def _fault_response(fault: Fault) -> Response:
     return error_response(SandboxApiError(status, "Internal server error"))
 
 
+def _route_response(override: RouteOverride, op_id: str) -> Response | None:
+    """The answer of a configured route (``None``: a ``truncated`` route, processed then cut)."""
+    if override.mode is RouteMode.OFF:
+        return error_response(SandboxApiError(404, f"Not Found: {op_id} is not available on this platform"))
+    if override.mode is RouteMode.STATUS:
+        status = override.status or 500
+        return error_response(SandboxApiError(status, f"{op_id} failed (sandbox route answers {status})"))
+    if override.mode is RouteMode.GARBAGE:
+        return Response(GARBAGE_BODY, status_code=override.status or 200, media_type="application/json")
+    return None
+
+
 async def _truncate(response: Response) -> Response:
     body = b""
     async for chunk in response.body_iterator:  # type: ignore[attr-defined]
@@ -128,9 +148,15 @@ async def _pipeline(request: Request, call_next: Callable[[Request], Awaitable[R
                     wait = state.limiter.admit(shop.shop_id, op.op_id, state.now())
                 if wait is not None:
                     raise _TooManyRequests(wait)
+            override = state.route(op.op_id) if op is not None else None
+            routed = None if override is None or op is None else _route_response(override, op.op_id)
+            if routed is not None:
+                return _recorded(state, request, op, started, routed, shop_id, fault)
             request.state.shop = shop
             request.state.fault = fault
             response = await call_next(request)
+            if override is not None and override.mode is RouteMode.TRUNCATED:
+                response = await _truncate(response)
             if fault is not None and fault.kind is FaultKind.TRUNCATED_JSON:
                 response = await _truncate(response)
             if fault is not None and fault.kind is FaultKind.TIMEOUT and fault.delay:
@@ -142,10 +168,22 @@ async def _pipeline(request: Request, call_next: Callable[[Request], Awaitable[R
         )
     except SandboxApiError as exc:
         response = error_response(exc)
+    return _recorded(state, request, op, started, response, shop_id, fault)
+
+
+def _recorded(
+    state: SandboxState,
+    request: Request,
+    op: operations.Operation | None,
+    started: datetime,
+    response: Response,
+    shop_id: int | None,
+    fault: Fault | None,
+) -> Response:
     state.record(
         RequestRecord(
             method=request.method,
-            path=path,
+            path=request.url.path,
             query=request.url.query,
             op_id=op.op_id if op else None,
             at=started,

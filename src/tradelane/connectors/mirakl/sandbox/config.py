@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from tradelane.connectors.mirakl.sandbox import seeddata
+from tradelane.connectors.mirakl.sandbox.faults import RouteOverride
 from tradelane.connectors.mirakl.sandbox.models import Carrier
 from tradelane.connectors.mirakl.sandbox.offers import OfferRules
 
@@ -54,6 +55,9 @@ class SandboxConfig:
         default_factory=lambda: dict(seeddata.DEFAULT_REASONS)
     )
     document_types: frozenset[str] = seeddata.DEFAULT_DOCUMENT_TYPES
+    #: Lasting behaviour per operation id (``RT11`` off like an operator without the returns module,
+    #: ``M01`` answering 503 or garbage...). Operations not named here behave normally.
+    routes: dict[str, RouteOverride] = field(default_factory=dict)
 
     def offer_rules(self) -> OfferRules:
         return OfferRules(

@@ -290,6 +290,32 @@ async def clear_faults(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@router.put("/routes/{op_id}")
+async def set_route(request: Request, op_id: str) -> Response:
+    """``{"mode": "off" | "status" | "garbage" | "truncated", "status": 503}``: a lasting behaviour of
+    the operation (``off``: 404 like an operator without the module) until ``DELETE``."""
+    state, body = _state(request), await _body(request)
+    try:
+        override = state.set_route(
+            op_id, get_str(body, "mode", "body", required=True) or "", status=get_int(body, "status", "body")
+        )
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    return MiraklJSONResponse({"op_id": op_id, "mode": override.mode.value, "status": override.status})
+
+
+@router.delete("/routes/{op_id}")
+async def clear_route(request: Request, op_id: str) -> Response:
+    _state(request).clear_route(op_id)
+    return Response(status_code=204)
+
+
+@router.delete("/routes")
+async def clear_routes(request: Request) -> Response:
+    _state(request).clear_route()
+    return Response(status_code=204)
+
+
 @router.put("/rate-limits/{op_id}")
 async def set_rate_limit(request: Request, op_id: str) -> Response:
     state, body = _state(request), await _body(request)

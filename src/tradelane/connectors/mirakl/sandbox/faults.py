@@ -112,6 +112,52 @@ class FaultBook:
         self._pending.clear()
 
 
+class RouteMode(StrEnum):
+    """A lasting behaviour of one operation, like an operator's configuration (not a one-off fault)."""
+
+    OFF = "off"
+    """The route does not exist: 404, as on an operator without the module (returns, messages...)."""
+    STATUS = "status"
+    """Every call answers ``status`` (4xx/5xx) with a Mirakl-style JSON error body."""
+    GARBAGE = "garbage"
+    """Every call answers ``status`` (default 200) with a body that is not JSON at all."""
+    TRUNCATED = "truncated"
+    """Every call is processed, but only the first half of its JSON body is sent."""
+
+
+#: The non-JSON body a ``garbage`` route sends.
+GARBAGE_BODY = b'\x1f\x8b<<<not json: sandbox garbage>>>\x00{"orders": [1, 2'
+
+
+@dataclass(frozen=True)
+class RouteOverride:
+    mode: RouteMode
+    status: int | None = None
+
+    @staticmethod
+    def build(mode: RouteMode | str, status: int | None = None) -> RouteOverride:
+        """Validate ``mode`` and ``status`` (a clear ``ValueError`` for any bad combination)."""
+        try:
+            kind = RouteMode(mode)
+        except ValueError:
+            allowed = ", ".join(m.value for m in RouteMode)
+            raise ValueError(f"unknown route mode {mode!r} (expected one of: {allowed})") from None
+        if kind is RouteMode.OFF:
+            if status not in (None, 404):
+                raise ValueError("an 'off' route always answers 404")
+            status = 404
+        elif kind is RouteMode.STATUS:
+            if status is None or not 400 <= status <= 599:
+                raise ValueError("a 'status' route needs a 4xx/5xx status")
+        elif kind is RouteMode.GARBAGE:
+            status = 200 if status is None else status
+            if not 200 <= status <= 599:
+                raise ValueError("a 'garbage' route needs a status within 200..599")
+        elif status is not None:
+            raise ValueError("a 'truncated' route keeps the operation's own status")
+        return RouteOverride(kind, status)
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """At most ``calls`` calls per sliding window of ``per_seconds`` seconds."""

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tradelane.connectors.mirakl.sandbox import seeddata
+from tradelane.connectors.mirakl.sandbox import operations, seeddata
 from tradelane.connectors.mirakl.sandbox.clock import SandboxClock
 from tradelane.connectors.mirakl.sandbox.config import OrderLineSpec, SandboxConfig, decimals, line_spec
 from tradelane.connectors.mirakl.sandbox.errors import SandboxApiError
@@ -31,6 +31,8 @@ from tradelane.connectors.mirakl.sandbox.faults import (
     RateLimit,
     RateLimiter,
     RequestRecord,
+    RouteMode,
+    RouteOverride,
 )
 from tradelane.connectors.mirakl.sandbox.models import (
     AdditionalField,
@@ -572,6 +574,32 @@ class SandboxState:
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+
+    def set_route(self, op_id: str, mode: RouteMode | str, *, status: int | None = None) -> RouteOverride:
+        """Make every call to ``op_id`` behave as ``mode`` until :meth:`clear_route`: ``off`` (404, an
+        operator without the module), ``status`` (that 4xx/5xx), ``garbage`` (a non-JSON body, status
+        default 200) or ``truncated`` (half of the real JSON body). Sandbox configuration, kept in
+        ``config.routes``."""
+        if op_id not in operations.known_op_ids():
+            raise ValueError(
+                f"unknown operation {op_id!r} (expected one of: {sorted(operations.known_op_ids())})"
+            )
+        override = RouteOverride.build(mode, status)
+        with self.lock:
+            self.config.routes[op_id] = override
+        return override
+
+    def clear_route(self, op_id: str | None = None) -> None:
+        """Restore ``op_id`` (``None``: every operation) to its normal behaviour."""
+        with self.lock:
+            if op_id is None:
+                self.config.routes.clear()
+            else:
+                self.config.routes.pop(op_id, None)
+
+    def route(self, op_id: str) -> RouteOverride | None:
+        with self.lock:
+            return self.config.routes.get(op_id)
 
     def set_rate_limit(self, op_id: str, calls: int, per_seconds: float) -> None:
         """Allow ``calls`` calls to ``op_id`` per ``per_seconds`` (sliding window, per shop)."""
