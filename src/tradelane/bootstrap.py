@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tradelane.config import Settings, load_settings
-from tradelane.logging import configure_logging
+from tradelane.logging import configure_logging, get_logger
 from tradelane.persistence.db import make_engine
-from tradelane.security.crypto import KeyRing, load_or_create_key_file
+from tradelane.security.crypto import KeyRing
 from tradelane.sync.registry import JobRegistry
 from tradelane.timeutil import utcnow
 
@@ -35,11 +35,40 @@ class Container:
         self.engine.dispose()
 
 
-def build_keyring(settings: Settings) -> KeyRing:
-    keys = settings.key_list()
-    if not keys:
-        keys = [load_or_create_key_file(settings.data_dir / "secret.key")]
-    return KeyRing(keys)
+def build_keyring(settings: Settings, engine: Engine) -> KeyRing:
+    """The key ring for ``engine``'s store, checked against the credentials it already holds.
+
+    Raises :class:`~tradelane.services.key_check.KeyConfigurationError` (the process must not start)
+    when no configured key decrypts them, and never creates a key file over encrypted data.
+    """
+    from tradelane.services.key_check import open_keyring
+
+    keyring, source, check = open_keyring(
+        engine, configured_keys=settings.key_list(), key_file=settings.key_file()
+    )
+    log = get_logger("tradelane.bootstrap")
+    log.info(
+        "settings.resolved",
+        database_url=_url_for_log(settings.resolved_database_url()),
+        data_dir=str(settings.data_dir) if settings.data_dir is not None else None,
+        keys_from=source.description,
+    )
+    if source.created_key_file:
+        log.warning("keys.created", key_file=str(settings.key_file()))
+    if check.undecryptable:
+        log.error(
+            "keys.some_credentials_undecryptable",
+            sampled=check.sampled,
+            rows=[v.label for v in check.undecryptable],
+        )
+    return keyring
+
+
+def _url_for_log(url: str) -> str:
+    """``url`` with any password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -> None:
@@ -73,9 +102,13 @@ def build(settings: Settings | None = None, *, configure_logs: bool = True) -> C
     if configure_logs:
         configure_logging(settings.log_level, json_output=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
+    try:
+        keyring = build_keyring(settings, engine)
+    except BaseException:
+        engine.dispose()
+        raise
     registry = JobRegistry()
     register_handlers(registry, settings.plugin_list())
-    keyring = build_keyring(settings)
     return Container(
         settings=settings, engine=engine, keyring=keyring, registry=registry, extras={"keyring": keyring}
     )

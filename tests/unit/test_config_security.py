@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,11 @@ def test_settings_from_toml_then_env_overrides(tmp_path, monkeypatch):
     config.write_text('database_url = "sqlite:///from-toml.db"\nworker_batch_size = 7\n')
     monkeypatch.setenv("TRADELANE_CONFIG", str(config))
     monkeypatch.delenv("TRADELANE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TRADELANE_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
     settings = load_settings()
-    assert settings.resolved_database_url() == "sqlite:///from-toml.db"
+    assert settings.resolved_database_url() == f"sqlite:///{tmp_path}/from-toml.db"  # made absolute at load
+    assert settings.data_dir == tmp_path
     assert settings.worker_batch_size == 7
     monkeypatch.setenv("TRADELANE_WORKER_BATCH_SIZE", "3")
     assert load_settings().worker_batch_size == 3
@@ -25,8 +29,33 @@ def test_settings_from_toml_then_env_overrides(tmp_path, monkeypatch):
 def test_default_database_is_sqlite_under_data_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("TRADELANE_DATABASE_URL", raising=False)
     monkeypatch.delenv("TRADELANE_CONFIG", raising=False)
+    monkeypatch.delenv("TRADELANE_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert load_settings().resolved_database_url() == "sqlite:///var/tradelane.db"
+    settings = load_settings()
+    assert settings.resolved_database_url() == f"sqlite:///{tmp_path}/var/tradelane.db"
+    assert settings.key_file() == tmp_path / "var" / "secret.key"
+    monkeypatch.setenv("TRADELANE_DATA_DIR", "/srv/tradelane")
+    assert load_settings().resolved_database_url() == "sqlite:////srv/tradelane/tradelane.db"
+    monkeypatch.setenv("TRADELANE_DATABASE_URL", "postgresql://db.example/hub")
+    assert load_settings().key_file() == Path("/srv/tradelane/secret.key")  # explicit data dir wins
+    monkeypatch.delenv("TRADELANE_DATA_DIR")
+    assert load_settings().key_file() is None  # PostgreSQL: no per-host default
+
+
+def test_key_file_creation_keeps_the_first_key_when_two_processes_race(tmp_path, monkeypatch):
+    path = tmp_path / "var" / "secret.key"
+    import tradelane.security.crypto as crypto
+
+    real_link = crypto.os.link
+
+    def link_after_someone_else(src, dst):  # the other process wins between our check and our link
+        if not Path(dst).exists():
+            Path(dst).write_text("OTHER-PROCESS-KEY\n")
+        return real_link(src, dst)
+
+    monkeypatch.setattr(crypto.os, "link", link_after_someone_else)
+    assert load_or_create_key_file(path) == "OTHER-PROCESS-KEY"
+    assert [p.name for p in path.parent.iterdir()] == ["secret.key"]  # no temporary file left
 
 
 def test_keyring_rotation_and_wrong_key():

@@ -7,7 +7,6 @@ import typer
 
 from tradelane.cli.common import console, container, fail, print_json
 from tradelane.persistence import migrate
-from tradelane.persistence.tables import channels
 from tradelane.security.crypto import CredentialError, generate_key
 from tradelane.services.tenants import create_tenant, list_tenants
 
@@ -19,14 +18,14 @@ keys_app = typer.Typer(help="Encryption keys for channel credentials.", no_args_
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    with container() as app:
+    with container(require_schema=False) as app:
         migrate.upgrade(app.engine, revision)
         console.print(f"database at revision [bold]{migrate.current(app.engine)}[/]")
 
 
 @db_app.command("current")
 def db_current() -> None:
-    with container() as app:
+    with container(require_schema=False) as app:
         typer.echo(migrate.current(app.engine) or "(empty)")
 
 
@@ -62,22 +61,32 @@ def keys_generate() -> None:
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:
-    """Re-encrypt every stored channel credential under the first configured key."""
+    """Re-encrypt every stored credential (channels and merchant systems) under the first configured key.
+
+    All or nothing: one credential no configured key decrypts changes nothing and names the row.
+    """
+    from tradelane.services.key_check import ENCRYPTED_COLUMNS
+
+    counts: dict[str, int] = {}
     with container() as app, app.engine.begin() as conn:
-        rows = conn.execute(
-            sa.select(channels.c.id, channels.c.credentials, channels.c.staging_credentials)
-        ).all()
-        count = 0
-        for row in rows:
-            values = {}
-            try:
-                for column in ("credentials", "staging_credentials"):
-                    token = getattr(row, column)
-                    if token is not None:
+        for table, columns in ENCRYPTED_COLUMNS:
+            rows = conn.execute(sa.select(table.c.id, *(table.c[c] for c in columns))).all()
+            count = 0
+            for row in rows:
+                values = {}
+                for column in columns:
+                    token = row._mapping[column]
+                    if token is None:
+                        continue
+                    try:
                         values[column] = app.keyring.rotate(token)
-            except CredentialError as exc:
-                fail(f"channel {row.id}: {exc}; nothing was changed")
-            if values:
-                conn.execute(sa.update(channels).where(channels.c.id == row.id).values(**values))
-                count += 1
-    console.print(f"re-encrypted credentials of {count} channel(s)")
+                    except CredentialError as exc:
+                        fail(f"{table.name}.{column} (id {row.id}): {exc}; nothing was changed")
+                if values:
+                    conn.execute(sa.update(table).where(table.c.id == row.id).values(**values))
+                    count += 1
+            counts[table.name] = count
+    console.print(
+        f"re-encrypted credentials of {counts.get('channels', 0)} channel(s) and "
+        f"{counts.get('merchant_systems', 0)} merchant system(s)"
+    )

@@ -15,15 +15,26 @@ from rich.console import Console
 
 from tradelane.bootstrap import Container, build
 from tradelane.domain.errors import TradelaneError
+from tradelane.persistence.migrate import require_head
 
 console = Console(stderr=True)
 
 
 @contextmanager
-def container() -> Iterator[Container]:
-    """Build the application for one command; errors we raise on purpose become clean exits."""
-    app = build()
+def container(*, require_schema: bool = True) -> Iterator[Container]:
+    """Build the application for one command; errors we raise on purpose become clean exits.
+
+    A store the configured keys cannot decrypt stops every command here, before it does anything.
+    So does a store whose schema is not at head (never migrated, older, or newer), with one line
+    saying to run ``tradelane db upgrade``; only the ``db`` commands pass ``require_schema=False``.
+    """
     try:
+        app = build()
+    except TradelaneError as exc:
+        fail(str(exc))
+    try:
+        if require_schema:
+            require_head(app.engine)
         yield app
     except TradelaneError as exc:
         fail(str(exc))

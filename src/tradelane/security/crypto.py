@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,32 @@ def generate_key() -> str:
 
 
 def load_or_create_key_file(path: Path) -> str:
-    """The embedded default: a key file next to the SQLite store, created 0600 on first use."""
+    """The key in ``path``, creating the file (0600, parent folders 0700) with a new key if it is missing.
+
+    Creation is atomic: the key is written to a private temporary file and hard-linked into place,
+    so two processes starting at once end up with the same key and nobody reads a half-written file.
+    Callers decide whether creating a key is allowed (see ``services.key_check``).
+    """
     if path.exists():
-        return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = generate_key()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key + "\n")
+        return _read_key(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".secret-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(generate_key() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+    finally:
+        os.unlink(tmp)
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> str:
+    key = path.read_text(encoding="ascii").strip()
+    if not key:
+        raise ValueError("the key file is empty")
     return key
