@@ -41,6 +41,11 @@ class JobState(StrEnum):
 
 class ErrorKind(StrEnum):
     RETRYABLE = "retryable"
+    #: Queued again because of a rate limit (the remote's Retry-After or our budget): a manual run
+    #: does not bring such a job forward.
+    THROTTLED = "throttled"
+    #: Dead-lettered because the remote rejected the credentials (re-queued once they are fixed).
+    AUTH = "auth"
     PERMANENT = "permanent"
     EXHAUSTED = "exhausted"
     CRASH = "crash"
@@ -172,6 +177,11 @@ def _ready_condition(now: datetime) -> sa.ColumnElement[bool]:
         .exists()
     )
     return sa.and_(sa.or_(queued_ready, lease_lost), ~paused)
+
+
+def ready_condition(now: datetime) -> sa.ColumnElement[bool]:
+    """Jobs a worker would claim at ``now``: queued and due, or running with an expired lease; not paused."""
+    return _ready_condition(now)
 
 
 def claim(
@@ -372,7 +382,7 @@ def retry_later(
         lease_token=None,
         lease_expires_at=None,
         last_error=error,
-        error_kind=ErrorKind.RETRYABLE.value,
+        error_kind=(ErrorKind.RETRYABLE if count_attempt else ErrorKind.THROTTLED).value,
         updated_at=now,
     )
     if done:

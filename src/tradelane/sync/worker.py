@@ -3,8 +3,17 @@
 * Retryable errors are retried with exponential backoff and jitter; a ``retry_after`` from the remote
   (or our own rate limiter) is honoured exactly and does not consume an attempt.
 * Permanent errors, exhausted attempts and unknown job kinds go to the dead-letter list with the reason.
-* While a handler runs, a heartbeat thread extends the job's lease; if the process dies (SIGKILL) the
-  lease expires and another worker claims the job again.
+* A heartbeat thread (its own connection, every third of the lease) extends the lease of *every* job of
+  the claimed batch that has not finished yet, in one statement, and upserts the worker's liveness row
+  (:mod:`tradelane.sync.liveness`). A job whose lease could not be extended in time, or was lost to
+  another worker, is never started. If the process dies (SIGKILL) the leases expire and other workers
+  claim the jobs again.
+* The loop survives its own bookkeeping failures (claim, complete, retry, bury, schedule, a dropped
+  database connection): the error is logged with its traceback, the unstarted jobs of the batch are
+  released when the database allows it, and after a bounded exponential backoff
+  (``error_backoff_min`` doubling up to ``error_backoff_max``) the loop carries on with a fresh
+  connection. A job interrupted by the failure is retried under its lease rules. Only a stop request
+  (or ``burst``/``max_jobs``) ends :meth:`Worker.run`.
 * SIGTERM/SIGINT: the running job finishes, claimed-but-unstarted jobs are released, the loop exits.
 """
 
@@ -20,14 +29,15 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
 import structlog
 
-from tradelane.domain.errors import PermanentError, RetryableError
+from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
 from tradelane.sync import jobs as jobstore
+from tradelane.sync import liveness
 from tradelane.sync.backoff import backoff_delay
 from tradelane.sync.context import JobContext, LeaseLost
 from tradelane.sync.ratelimit import RateLimiter
@@ -45,6 +55,10 @@ class WorkerConfig:
     backoff_base: float = 2.0
     backoff_cap: float = 900.0
     schedule: bool = True
+    #: After a failure of the loop's own bookkeeping, wait this long before trying again, doubling per
+    #: consecutive failure up to ``error_backoff_max`` (reset by the next successful iteration).
+    error_backoff_min: float = 0.5
+    error_backoff_max: float = 30.0
 
 
 @dataclass
@@ -77,6 +91,21 @@ class Worker:
         self.rate_limiter = RateLimiter(self.engine, self.clock, sleep=self.sleep)
         self._current: jobstore.ClaimedJob | None = None
         self._conn: Any = None
+        # The claimed batch's unfinished jobs, shared with the heartbeat thread (under ``_lock``):
+        # job id -> job, the instant until which its lease is known to hold, ids whose lease was lost,
+        # ids whose handler has started.
+        self._lock = threading.Lock()
+        self._held: dict[int, jobstore.ClaimedJob] = {}
+        self._lease_until: dict[int, datetime] = {}
+        self._lost_ids: set[int] = set()
+        self._started_ids: set[int] = set()
+        self._failures = 0
+        self._started_at: datetime | None = None
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """The heartbeat interval: a third of the lease, so one missed beat never loses a lease."""
+        return max(0.05, self.config.lease_seconds / 3)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def request_stop(self, *_args: Any) -> None:
@@ -91,30 +120,90 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> WorkerStats:
-        """Loop until stopped; with ``burst``, until nothing is ready (then return)."""
+        """Loop until stopped; with ``burst``, until nothing is ready (then return); with ``max_jobs``,
+        until that many jobs were handled. Errors of the loop's own bookkeeping never end it (see the
+        module docstring)."""
         log.info("worker.started", worker=self.name, burst=burst)
+        self._started_at = self.clock()
         heartbeat_done = threading.Event()
         heartbeat = threading.Thread(
             target=self._heartbeat, args=(heartbeat_done,), name="heartbeat", daemon=True
         )
         heartbeat.start()
         try:
-            with self.engine.connect() as conn:
-                self._conn = conn
-                while not self._stop.is_set():
-                    processed = self.run_once()
-                    if max_jobs is not None and self.stats.total() >= max_jobs:
+            while not self._stop.is_set():
+                try:
+                    if self._loop(burst=burst, max_jobs=max_jobs):
                         break
-                    if processed == 0:
-                        if burst:
-                            break
-                        self._stop.wait(self.config.poll_seconds)
+                except Exception as exc:
+                    self._failures += 1
+                    delay = min(
+                        self.config.error_backoff_max,
+                        self.config.error_backoff_min * 2 ** min(self._failures - 1, 30),
+                    )
+                    log.error(
+                        "worker.loop_failed",
+                        worker=self.name,
+                        error=type(exc).__name__,
+                        failures=self._failures,
+                        retry_in=round(delay, 3),
+                        exc_info=True,
+                    )
+                    self._abandon_batch()
+                    self._stop.wait(delay)
         finally:
-            self._conn = None
             heartbeat_done.set()
             heartbeat.join(timeout=5)
+            self._retire()
         log.info("worker.stopped", worker=self.name, **self.stats.__dict__)
         return self.stats
+
+    def _loop(self, *, burst: bool, max_jobs: int | None) -> bool:
+        """Iterate on one connection until stopped or done (True); an exception means "reconnect"."""
+        with self.engine.connect() as conn:
+            self._conn = conn
+            try:
+                while not self._stop.is_set():
+                    processed = self.run_once()
+                    self._failures = 0
+                    if max_jobs is not None and self.stats.total() >= max_jobs:
+                        return True
+                    if processed == 0:
+                        if burst:
+                            return True
+                        self._stop.wait(self.config.poll_seconds)
+                return True
+            finally:
+                self._conn = None
+
+    def _abandon_batch(self) -> None:
+        """After a loop failure: give the batch's unstarted jobs back (best effort, fenced) and forget
+        the batch. A job whose handler ran keeps its lease until it expires, then is retried."""
+        with self._lock:
+            unstarted = [j for i, j in self._held.items() if i not in self._started_ids]
+            self._forget_batch()
+        if not unstarted:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for job in unstarted:
+                    if jobstore.release(conn, job, now=self.clock()):
+                        self.stats.released += 1
+        except Exception as exc:  # still down: the leases expire and the jobs are claimed again
+            log.warning("worker.release_failed", jobs=len(unstarted), error=type(exc).__name__)
+
+    def _forget_batch(self) -> None:
+        self._held.clear()
+        self._lease_until.clear()
+        self._lost_ids.clear()
+        self._started_ids.clear()
+
+    def _retire(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                liveness.retire(conn, self.name)
+        except Exception as exc:
+            log.warning("worker.retire_failed", error=type(exc).__name__)
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -141,14 +230,49 @@ class Worker:
                 lease_seconds=self.config.lease_seconds,
                 limit=self.config.batch_size,
             )
+        lease_until = now + timedelta(seconds=self.config.lease_seconds)
+        with self._lock:
+            self._forget_batch()
+            self._held.update((job.id, job) for job in batch)
+            self._lease_until.update((job.id, lease_until) for job in batch)
         for index, job in enumerate(batch):
             if self._stop.is_set():
                 self._release(batch[index:])
                 break
+            if not self._may_start(job):
+                self._give_up(job)
+                continue
             self._process(job)
+            with self._lock:
+                self._held.pop(job.id, None)
+        with self._lock:
+            self._forget_batch()
         return len(batch)
 
+    def _may_start(self, job: jobstore.ClaimedJob) -> bool:
+        """True while the job's lease is known to hold (claimed or extended by the heartbeat)."""
+        with self._lock:
+            if job.id in self._lost_ids or self.clock() >= self._lease_until[job.id]:
+                return False
+            self._started_ids.add(job.id)
+            return True
+
+    def _give_up(self, job: jobstore.ClaimedJob) -> None:
+        """Not started: its lease was lost or could not be extended in time. Hand it back if still ours."""
+        with self._lock:
+            self._held.pop(job.id, None)
+        with self._tx() as conn:
+            released = jobstore.release(conn, job, now=self.clock())
+        if released:
+            self.stats.released += 1
+        else:
+            self.stats.lost += 1
+        log.warning("job.lease_lost", job_id=job.id, started=False, released=released)
+
     def _release(self, remaining: list[jobstore.ClaimedJob]) -> None:
+        with self._lock:
+            for job in remaining:
+                self._held.pop(job.id, None)
         with self._tx() as conn:
             for job in remaining:
                 if jobstore.release(conn, job, now=self.clock()):
@@ -186,7 +310,8 @@ class Worker:
                 return
             except PermanentError as exc:
                 detail = exc.reason if exc.raw is None else f"{exc.reason}\n--- raw ---\n{exc.raw}"
-                self._bury(job, detail, jobstore.ErrorKind.PERMANENT)
+                auth = isinstance(exc, AuthenticationError)  # the channel's alert is raised at the edge
+                self._bury(job, detail, jobstore.ErrorKind.AUTH if auth else jobstore.ErrorKind.PERMANENT)
                 return
             except Exception as exc:  # a bug or an unclassified failure: retried, then dead-lettered
                 log.exception("job.crashed")
@@ -246,16 +371,50 @@ class Worker:
                 self.stats.lost += 1
 
     def _heartbeat(self, done: threading.Event) -> None:
-        """Extend the running job's lease every third of the lease time, on a connection of its own."""
-        interval = max(0.05, self.config.lease_seconds / 3)
-        while not done.wait(interval):
-            job = self._current
-            if job is None:
-                continue
+        """Every :attr:`heartbeat_seconds`, on connections of its own: extend the leases of the batch's
+        unfinished jobs, then report liveness. A failed beat is logged; the next one tries again."""
+        while True:
+            self.beat()
+            if done.wait(self.heartbeat_seconds):
+                return
+
+    def beat(self) -> None:
+        """One heartbeat (see :meth:`_heartbeat`); never raises."""
+        with self._lock:
+            held = list(self._held.values())
+        if held:
+            now = self.clock()
             try:
                 with self.engine.begin() as conn:
-                    jobstore.extend_lease(
-                        conn, job, now=self.clock(), lease_seconds=self.config.lease_seconds
+                    extended = jobstore.extend_leases(
+                        conn, held, now=now, lease_seconds=self.config.lease_seconds
                     )
-            except Exception:  # the next beat retries; the lease margin covers a miss
-                log.warning("job.heartbeat_failed", exc_info=True)
+            except Exception as exc:  # unstarted jobs whose lease runs out are not started
+                log.warning("job.heartbeat_failed", jobs=len(held), error=type(exc).__name__)
+            else:
+                until = now + timedelta(seconds=self.config.lease_seconds)
+                with self._lock:
+                    for job in held:
+                        if job.id in extended:
+                            self._lease_until[job.id] = until
+                        elif job.id in self._held:
+                            self._lost_ids.add(job.id)
+        current = self._current
+        report = liveness.WorkerBeat(
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self._started_at or self.clock(),
+            heartbeat_seconds=self.heartbeat_seconds,
+            current_job_id=None if current is None else current.id,
+            held_jobs=len(held),
+            stats=dict(self.stats.__dict__),
+        )
+        try:
+            now = self.clock()
+            with self.engine.begin() as conn:
+                liveness.beat(conn, report, now=now)
+                liveness.resolve_alerts(conn, now=now)
+                liveness.prune(conn, now=now)
+        except Exception as exc:
+            log.warning("worker.heartbeat_failed", error=type(exc).__name__)
