@@ -1,7 +1,10 @@
 """Merchant side on the command line.
 
 * ``tradelane merchant add http --tenant T --name NAME --url URL --secret SECRET`` / ``merchant list``;
-* ``tradelane sku-map add --tenant T [--channel NAME] MARKETPLACE_SKU MERCHANT_SKU`` / ``sku-map list``;
+* ``tradelane sku-map add --tenant T [--channel NAME] [--merchant-only [--yes]] MARKETPLACE_SKU
+  MERCHANT_SKU`` / ``sku-map list``: MERCHANT_SKU must be a catalog SKU of the tenant, unless
+  ``--merchant-only`` (confirmed at a prompt, or with ``--yes``) marks it as known only to the merchant
+  system;
 * Order Health commands for the shared ``orders`` group, attached by :func:`register_orders_commands`:
   ``orders health [--json]``, ``orders retry REF... | --reason CODE | --all``, ``orders release REF``.
 
@@ -111,9 +114,26 @@ def sku_map_add(
     merchant_sku: str = typer.Argument(..., help="The merchant system's SKU."),
     tenant: str = TenantOpt,
     channel: str | None = typer.Option(None, "--channel", "-c", help="Only for this channel (default: all)."),
+    merchant_only: bool = typer.Option(
+        False,
+        "--merchant-only",
+        help="MERCHANT_SKU is not in the catalog: it exists only in the merchant system (asks to confirm).",
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --merchant-only without asking."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Map a marketplace SKU (replacing an existing mapping); orders quarantined for it retry."""
+    """Map a marketplace SKU (replacing an existing mapping); orders quarantined for it retry.
+
+    MERCHANT_SKU must be a catalog SKU of the tenant, unless --merchant-only is given and confirmed."""
+    if merchant_only and not yes:
+        confirmed = typer.confirm(
+            f"Map {marketplace_sku.strip()} to {merchant_sku.strip()!r}, a SKU that is not in the catalog "
+            "and exists only in the merchant system? Orders will be sent with it as it is",
+            default=False,
+            err=True,
+        )
+        if not confirmed:
+            fail("not confirmed: nothing changed")
     with container() as app, app.engine.begin() as conn:
         tenant_id = get_tenant(conn, tenant).id
         channel_id = get_channel(conn, tenant_id, channel).id if channel else None
@@ -124,6 +144,7 @@ def sku_map_add(
             channel_id=channel_id,
             marketplace_sku=marketplace_sku,
             merchant_sku=merchant_sku,
+            merchant_only=merchant_only,
             now=now,
         )
         retried = health.retry_quarantined_for_skus(
@@ -133,14 +154,16 @@ def sku_map_add(
         "marketplace_sku": mapping.marketplace_sku,
         "merchant_sku": mapping.merchant_sku,
         "channel": channel,
+        "merchant_only": mapping.merchant_only,
         "orders_retried": retried,
     }
     if as_json:
         print_json(result)
     else:
         scope = f"channel {channel}" if channel else "every channel"
+        only = ", merchant-only" if mapping.merchant_only else ""
         console.print(
-            f"{mapping.marketplace_sku} -> {mapping.merchant_sku} ({scope}); {retried} order(s) retried"
+            f"{mapping.marketplace_sku} -> {mapping.merchant_sku} ({scope}{only}); {retried} order(s) retried"
         )
 
 
@@ -151,9 +174,14 @@ def sku_map_list(tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("marketplace sku", "merchant sku", "channel")
+    table = Table("marketplace sku", "merchant sku", "channel", "merchant-only")
     for r in rows:
-        table.add_row(r["marketplace_sku"], r["merchant_sku"], r["channel"] or "(all)")
+        table.add_row(
+            r["marketplace_sku"],
+            r["merchant_sku"],
+            r["channel"] or "(all)",
+            "yes" if r["merchant_only"] else "",
+        )
     console.print(table)
 
 

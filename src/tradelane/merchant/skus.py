@@ -6,6 +6,13 @@ Resolution of one order line, first match wins:
    the line's SKU, then for its offer SKU;
 2. a catalog ``products`` row with the line's SKU, then with its offer SKU.
 
+A mapping is *checked*: its merchant SKU must be a catalog SKU of the tenant, unless the mapping is
+``merchant_only`` (the operator confirmed the SKU exists only in the merchant system).
+:func:`put_sku_mapping` refuses any other target, and resolution treats a stored mapping whose target
+is not (or no longer) in the catalog as no resolution at all, so an order never reaches a merchant
+system with a made-up SKU. (A matching mapping decides: a bogus channel mapping does not fall back to
+a tenant-wide one or to the catalog.)
+
 Otherwise the line's SKU is *unknown* and the order is quarantined (Order Health) before any merchant
 system is contacted.
 
@@ -26,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from tradelane.domain.errors import ValidationError
 from tradelane.persistence.db import insert_ignore
-from tradelane.persistence.tables import channels, products, sku_mappings
+from tradelane.persistence.tables import channels, products, sku_mappings, tenants
 
 MAX_SKU_LENGTH = 200
 
@@ -38,9 +45,11 @@ class SkuMapping:
     channel_id: int | None
     marketplace_sku: str
     merchant_sku: str
+    merchant_only: bool = False
 
 
-def _check_sku(value: str, what: str) -> str:
+def check_sku(value: str, what: str) -> str:
+    """``value`` stripped; :class:`ValidationError` unless it is 1-200 printable characters."""
     cleaned = value.strip()
     if not cleaned or len(cleaned) > MAX_SKU_LENGTH or any(ord(c) < 0x20 or c == "\x7f" for c in cleaned):
         raise ValidationError(f"{what} must be 1-{MAX_SKU_LENGTH} printable characters")
@@ -61,19 +70,30 @@ def put_sku_mapping(
     marketplace_sku: str,
     merchant_sku: str,
     now: datetime,
+    merchant_only: bool = False,
 ) -> SkuMapping:
     """Create or replace the mapping of ``marketplace_sku`` (for one channel, or tenant-wide when
     ``channel_id`` is None). Callers should then re-try quarantined orders
-    (:func:`tradelane.services.order_health.retry_quarantined_for_skus`)."""
-    marketplace_sku = _check_sku(marketplace_sku, "marketplace SKU")
-    merchant_sku = _check_sku(merchant_sku, "merchant SKU")
+    (:func:`tradelane.services.order_health.retry_quarantined_for_skus`).
+
+    ``merchant_sku`` must be a catalog SKU of the tenant, else :class:`ValidationError` ("SKU 'X' is not
+    in the catalog of tenant T"), unless ``merchant_only`` is True: the caller has had the operator
+    confirm that the SKU exists only in the merchant system. The flag is stored with the mapping."""
+    marketplace_sku = check_sku(marketplace_sku, "marketplace SKU")
+    merchant_sku = check_sku(merchant_sku, "merchant SKU")
+    if not merchant_only and not sku_in_catalog(conn, tenant_id, merchant_sku):
+        raise ValidationError(not_in_catalog_reason(conn, tenant_id, merchant_sku))
     where = sa.and_(
         sku_mappings.c.tenant_id == tenant_id,
         _channel_condition(channel_id),
         sku_mappings.c.marketplace_sku == marketplace_sku,
     )
     for _ in range(2):  # update, else insert; a concurrent insert makes the second update win
-        updated = conn.execute(sa.update(sku_mappings).where(where).values(merchant_sku=merchant_sku))
+        updated = conn.execute(
+            sa.update(sku_mappings)
+            .where(where)
+            .values(merchant_sku=merchant_sku, merchant_only=merchant_only)
+        )
         if updated.rowcount:
             break
         inserted = conn.execute(
@@ -83,6 +103,7 @@ def put_sku_mapping(
                 channel_id=channel_id,
                 marketplace_sku=marketplace_sku,
                 merchant_sku=merchant_sku,
+                merchant_only=merchant_only,
                 created_at=now,
             )
             .returning(sku_mappings.c.id)
@@ -91,15 +112,40 @@ def put_sku_mapping(
             break
     row = conn.execute(sa.select(sku_mappings).where(where).order_by(sku_mappings.c.id.desc())).first()
     assert row is not None
-    return SkuMapping(row.id, row.tenant_id, row.channel_id, row.marketplace_sku, row.merchant_sku)
+    return SkuMapping(
+        row.id, row.tenant_id, row.channel_id, row.marketplace_sku, row.merchant_sku, row.merchant_only
+    )
 
 
-def list_sku_mappings(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
+def sku_in_catalog(conn: Connection, tenant_id: int, sku: str) -> bool:
+    """Whether ``sku`` is a catalog (``products``) SKU of the tenant."""
+    return (
+        conn.execute(
+            sa.select(products.c.id).where(products.c.tenant_id == tenant_id, products.c.sku == sku)
+        ).first()
+        is not None
+    )
+
+
+def not_in_catalog_reason(conn: Connection, tenant_id: int, sku: str) -> str:
+    """The error of a mapping to ``sku`` when it is not a catalog SKU of the tenant."""
+    name = conn.execute(sa.select(tenants.c.name).where(tenants.c.id == tenant_id)).scalar()
+    return (
+        f"SKU {sku!r} is not in the catalog of tenant {name if name is not None else tenant_id}; "
+        "map to a catalog SKU, or mark the mapping as known only to the merchant system "
+        "(merchant-only, with a confirmation)"
+    )
+
+
+def list_sku_mappings(conn: Connection, tenant_id: int, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The tenant's mappings by marketplace SKU (the first ``limit`` of them when given), each with
+    its channel name (None: every channel) and whether it is ``merchant_only``."""
     rows = conn.execute(
         sa.select(sku_mappings, channels.c.name.label("channel"))
         .outerjoin(channels, channels.c.id == sku_mappings.c.channel_id)
         .where(sku_mappings.c.tenant_id == tenant_id)
         .order_by(sku_mappings.c.marketplace_sku, sku_mappings.c.id)
+        .limit(limit)
     )
     return [
         {
@@ -107,6 +153,7 @@ def list_sku_mappings(conn: Connection, tenant_id: int) -> list[dict[str, Any]]:
             "channel": r.channel,
             "marketplace_sku": r.marketplace_sku,
             "merchant_sku": r.merchant_sku,
+            "merchant_only": r.merchant_only,
             "created_at": r.created_at,
         }
         for r in rows
@@ -125,9 +172,14 @@ def resolve_line_skus(
     wanted = sorted({c for line in lines for c in _candidates(line)})
     if not wanted:
         return {str(line.get("sku")): None for line in lines}
-    mapped: dict[str, str] = {}
+    mapped: dict[str, tuple[str, bool]] = {}
     rows = conn.execute(
-        sa.select(sku_mappings.c.marketplace_sku, sku_mappings.c.merchant_sku, sku_mappings.c.channel_id)
+        sa.select(
+            sku_mappings.c.marketplace_sku,
+            sku_mappings.c.merchant_sku,
+            sku_mappings.c.merchant_only,
+            sku_mappings.c.channel_id,
+        )
         .where(
             sku_mappings.c.tenant_id == tenant_id,
             sku_mappings.c.marketplace_sku.in_(wanted),
@@ -137,17 +189,27 @@ def resolve_line_skus(
         .order_by(sku_mappings.c.channel_id.is_not(None), sku_mappings.c.id)
     )
     for r in rows:
-        mapped[r.marketplace_sku] = r.merchant_sku
-    in_catalog = set(
-        conn.execute(
-            sa.select(products.c.sku).where(products.c.tenant_id == tenant_id, products.c.sku.in_(wanted))
-        ).scalars()
-    )
+        mapped[r.marketplace_sku] = (r.merchant_sku, bool(r.merchant_only))
+    # Catalog SKUs among the candidates and the (checked) mapping targets.
+    lookup = sorted(set(wanted) | {target for target, only in mapped.values() if not only})
+    in_catalog: set[str] = set()
+    for start in range(0, len(lookup), 500):
+        in_catalog.update(
+            conn.execute(
+                sa.select(products.c.sku).where(
+                    products.c.tenant_id == tenant_id, products.c.sku.in_(lookup[start : start + 500])
+                )
+            ).scalars()
+        )
     result: dict[str, str | None] = {}
     for line in lines:
         candidates = _candidates(line)
-        merchant_sku = next((mapped[c] for c in candidates if c in mapped), None)
-        if merchant_sku is None:
+        mapping = next((mapped[c] for c in candidates if c in mapped), None)
+        merchant_sku: str | None
+        if mapping is not None:
+            target, merchant_only = mapping
+            merchant_sku = target if merchant_only or target in in_catalog else None
+        else:
             merchant_sku = next((c for c in candidates if c in in_catalog), None)
         result[str(line.get("sku"))] = merchant_sku
     return result

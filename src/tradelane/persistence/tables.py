@@ -68,6 +68,10 @@ channels = sa.Table(
     sa.Column("credentials", sa.LargeBinary(), nullable=True),
     sa.Column("staging_credentials", sa.LargeBinary(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # When the last full offer sync read the catalog; NULL: never (the first delta defers to a full).
+    sa.Column("full_synced_at", UTCDateTime(), nullable=True),
+    # ``channel remove`` keeps the row (its orders stay for audit) and stamps it here.
+    sa.Column("removed_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("tenant_id", "name"),
 )
 
@@ -78,6 +82,8 @@ channel_flows = sa.Table(
     sa.Column("flow", sa.String(30), primary_key=True),
     sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("paused", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # Why it is paused: NULL (the operator) or "auth" (credentials rejected; `channel update` resumes).
+    sa.Column("pause_reason", sa.String(30), nullable=True),
     sa.Column("frequency_seconds", sa.Integer(), nullable=True),
     sa.Column("next_run_at", UTCDateTime(), nullable=True),
     sa.Column("last_run_at", UTCDateTime(), nullable=True),

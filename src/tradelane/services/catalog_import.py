@@ -154,12 +154,15 @@ def import_catalog(
     filename: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_errors: int = SUMMARY_ERRORS,
+    publish_to: Collection[int] | None = None,
 ) -> ImportSummary:
     """Import the file at ``path`` for ``tenant_id`` (see the module docstring for the contract).
 
     ``fmt`` overrides the extension; ``filename`` is the name recorded for the run (defaults to the file's
-    name, useful when ``path`` is a temporary upload). Raises :class:`CatalogFileError` or
-    :class:`NotFoundError` before writing anything."""
+    name, useful when ``path`` is a temporary upload). ``publish_to`` restricts the channels that created
+    products get offer bindings on (None: every channel of the tenant; empty: none, so the new products
+    are not published anywhere). Raises :class:`CatalogFileError` or :class:`NotFoundError` before
+    writing anything."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     started = time.monotonic()
@@ -180,9 +183,12 @@ def import_catalog(
     stored_errors: list[dict[str, Any]] = []
     reader = CatalogReader(path, file_format)
     statements = _ProductStatements(engine.dialect, tenant_id, now)
+    publish = None if publish_to is None else frozenset(publish_to)
     rows_done = 0
     for batch in _batches(reader.rows(), scan, batch_size):
-        result = _write_with_retry(engine, tenant_id, import_id, batch, scan, stored_errors, statements, now)
+        result = _write_with_retry(
+            engine, tenant_id, import_id, batch, scan, stored_errors, statements, now, publish
+        )
         rows_done += batch.records
         summary.created += result.created
         summary.updated += result.updated
@@ -257,13 +263,14 @@ def _write_with_retry(
     stored_errors: list[dict[str, Any]],
     statements: _ProductStatements,
     now: datetime,
+    publish_to: frozenset[int] | None = None,
 ) -> _BatchResult:
     """Write one batch in one transaction. A concurrent import inserting the same sku between our SELECT
     and INSERT (PostgreSQL) violates the unique index: the batch is then re-read and re-written."""
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             with transaction(engine) as conn:
-                result = _write_batch(conn, tenant_id, batch.candidates, scan, statements, now)
+                result = _write_batch(conn, tenant_id, batch.candidates, scan, statements, now, publish_to)
                 result.rejections = sorted(batch.rejections + result.rejections, key=lambda r: r.line)
                 kept = _record_counts(conn, import_id, result, stored_errors)
         except sa.exc.IntegrityError:
@@ -312,6 +319,7 @@ def _write_batch(
     scan: FileScan,
     statements: _ProductStatements,
     now: datetime,
+    publish_to: frozenset[int] | None = None,
 ) -> _BatchResult:
     result = _BatchResult()
     if not candidates:
@@ -356,12 +364,19 @@ def _write_batch(
     if inserts:
         conn.exec_driver_sql(statements.insert_sql, inserts)
         result.created = len(inserts)
-        # New products are bound to every channel of the tenant: without channels, their ids are not
-        # needed. Else one indexed SELECT (INSERT ... RETURNING cannot be an executemany).
-        if conn.execute(sa.select(channels.c.id).where(channels.c.tenant_id == tenant_id).limit(1)).first():
+        # New products are bound to every channel of the tenant (or those of ``publish_to``): without
+        # channels, their ids are not needed. Else one indexed SELECT (INSERT ... RETURNING cannot be an
+        # executemany).
+        has_channels = publish_to is None or bool(publish_to)
+        if (
+            has_channels
+            and conn.execute(
+                sa.select(channels.c.id).where(channels.c.tenant_id == tenant_id).limit(1)
+            ).first()
+        ):
             new_skus = [row[statements.insert_sku_index] for row in inserts]
             new_ids = list(_select_in(conn, (products.c.id,), tenant_id, "sku", new_skus).scalars())
-            bind_new_products(conn, tenant_id, new_ids, now=now)
+            bind_new_products(conn, tenant_id, new_ids, now=now, only_channels=publish_to)
     if updates:
         conn.exec_driver_sql(statements.update_sql, updates)
         result.updated = len(updates)

@@ -7,7 +7,7 @@ changes the products, so a change can never be committed without being scheduled
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,12 +26,22 @@ def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
 
 
 def bind_new_products(
-    conn: Connection, tenant_id: int, product_ids: Sequence[int], *, now: datetime
+    conn: Connection,
+    tenant_id: int,
+    product_ids: Sequence[int],
+    *,
+    now: datetime,
+    only_channels: Collection[int] | None = None,
 ) -> set[int]:
-    """Create dirty bindings of new products to every channel of the tenant; returns the channel ids."""
-    channel_ids = [
-        r.id for r in conn.execute(sa.select(channels.c.id).where(channels.c.tenant_id == tenant_id))
-    ]
+    """Create dirty bindings of new products to every channel of the tenant (or only to those of
+    ``only_channels`` that belong to the tenant; an empty collection binds nothing, so the products are
+    published nowhere); returns the channel ids."""
+    if only_channels is not None and not only_channels:
+        return set()
+    stmt = sa.select(channels.c.id).where(channels.c.tenant_id == tenant_id, channels.c.removed_at.is_(None))
+    if only_channels is not None:
+        stmt = stmt.where(channels.c.id.in_(sorted(only_channels)))
+    channel_ids = [r.id for r in conn.execute(stmt)]
     if not channel_ids or not product_ids:
         return set()
     conn.execute(

@@ -105,9 +105,12 @@ def test_offers_list_and_republish_and_sku_mapping(api):
         == 404
     )
     mapped = client.post(
-        "/api/v1/sku-mappings", json={"marketplace_sku": "OLD-1", "merchant_sku": "NEW-1"}, headers=auth
+        "/api/v1/sku-mappings",
+        json={"marketplace_sku": "OLD-1", "merchant_sku": "NEW-1", "merchant_only": True},
+        headers=auth,
     )
     assert mapped.status_code == 201 and mapped.json()["released_orders"] == 0
+    assert mapped.json()["merchant_only"] is True
     assert (
         client.post(
             "/api/v1/sku-mappings",

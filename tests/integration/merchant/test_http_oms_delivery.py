@@ -79,6 +79,7 @@ def test_unknown_sku_quarantines_then_a_mapping_delivers_the_whole_order(
             channel_id=shop.channel_id,
             marketplace_sku="MYSTERY",
             merchant_sku="M-1",
+            merchant_only=True,  # known to the OMS, not in the catalog
             now=now,
         )
         assert retry_quarantined_for_skus(conn, tenant_id=shop.tenant_id, skus=["MYSTERY"], now=now) == 1
@@ -138,7 +139,13 @@ def test_a_tenant_wide_mapping_of_the_offer_sku_counts_and_other_channels_mappin
     with container.engine.begin() as conn:
         # Another tenant's mapping of the same SKU changes nothing here.
         put_sku_mapping(
-            conn, tenant_id=other.tenant_id, channel_id=None, marketplace_sku="S1", merchant_sku="NO", now=now
+            conn,
+            tenant_id=other.tenant_id,
+            channel_id=None,
+            marketplace_sku="S1",
+            merchant_sku="NO",
+            merchant_only=True,
+            now=now,
         )
     _deliver(container, shop, clock, order_id)
     assert quarantine_row(container.engine, order_id).reason_code == "unknown_sku"
@@ -149,6 +156,7 @@ def test_a_tenant_wide_mapping_of_the_offer_sku_counts_and_other_channels_mappin
             channel_id=None,
             marketplace_sku="offer-S1",
             merchant_sku="M-S1",
+            merchant_only=True,
             now=now,
         )
         assert retry_quarantined_for_skus(conn, tenant_id=shop.tenant_id, skus=["offer-S1"], now=now) == 1

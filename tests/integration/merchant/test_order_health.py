@@ -276,12 +276,15 @@ def test_cli_merchant_add_and_list_never_show_the_secret(cli, container, shop):
 
 
 def test_cli_sku_map_add_retries_what_it_unblocks(cli, container, shop, quarantined):
+    for sku in ("M-A", "M-B", "M-C"):
+        add_product(container.engine, shop.tenant_id, sku, container.now())
     r = cli("sku-map", "add", "--tenant", "acme", "--channel", "shop-fr", "A", "M-A", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == {
         "marketplace_sku": "A",
         "merchant_sku": "M-A",
         "channel": "shop-fr",
+        "merchant_only": False,
         "orders_retried": 3,
     }
     r = cli("sku-map", "add", "--tenant", "acme", "A", "M-B", "--json")  # tenant-wide; replace it next

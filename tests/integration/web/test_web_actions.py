@@ -184,7 +184,7 @@ def test_adding_the_unknown_sku_to_the_catalog_retries_its_orders(client, shops,
         currency="eur",
         quantity="3",
     )
-    assert "ACME-LEGACY added to the catalog; 1 order(s) retried." in page.text
+    assert "ACME-LEGACY added to the catalog (not published on any channel); 1 order(s) retried." in page.text
     with container.engine.connect() as conn:
         row = conn.execute(
             sa.select(products.c.title, products.c.price, products.c.currency, products.c.quantity).where(

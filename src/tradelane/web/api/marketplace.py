@@ -115,12 +115,18 @@ class SkuMappingIn(BaseModel):
     channel: Annotated[str | None, Field(default=None, min_length=1, max_length=100, pattern=PRINTABLE)] = (
         None
     )
+    merchant_only: bool = Field(
+        default=False,
+        description="`merchant_sku` must be a catalog SKU of the tenant (else 422); true confirms that it "
+        "exists only in the merchant system and is stored with the mapping.",
+    )
 
 
 class SkuMappingOut(BaseModel):
     marketplace_sku: str
     merchant_sku: str
     channel: str | None
+    merchant_only: bool
     released_orders: int
 
 
@@ -260,6 +266,7 @@ def map_sku(body: SkuMappingIn, tenant: TenantDep, container: ContainerDep) -> S
             channel_id=channel_id,
             marketplace_sku=body.marketplace_sku,
             merchant_sku=body.merchant_sku,
+            merchant_only=body.merchant_only,
             now=now,
         )
         released = retry_quarantined_for_skus(conn, tenant_id=tenant.id, skus=[body.marketplace_sku], now=now)
@@ -267,5 +274,6 @@ def map_sku(body: SkuMappingIn, tenant: TenantDep, container: ContainerDep) -> S
         marketplace_sku=body.marketplace_sku,
         merchant_sku=body.merchant_sku,
         channel=body.channel,
+        merchant_only=body.merchant_only,
         released_orders=released,
     )

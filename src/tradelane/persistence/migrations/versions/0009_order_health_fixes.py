@@ -21,8 +21,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # Existing mappings keep resolving only if their merchant SKU is in the catalog (see
+    # tradelane.merchant.skus); a mapping to a SKU known only to the merchant system must be
+    # re-confirmed with merchant_only.
+    with op.batch_alter_table("sku_mappings", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("merchant_only", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("sku_mappings", schema=None) as batch_op:
+        batch_op.drop_column("merchant_only")
