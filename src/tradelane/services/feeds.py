@@ -75,7 +75,7 @@ def record_failure(
         f"{channel_name}: {what}: {reason}. Orders are not affected; {feed.value} will be read again "
         f"after {health.retry_at.isoformat() if health.retry_at else 'the next poll'}. Raw exchange "
         f"kept under subject {exchange_subject(feed)!r}" + (f":\n{excerpt}" if excerpt else ".")
-    )
+    ).replace("\x00", "\\0")  # storable text: PostgreSQL cannot hold NUL, a garbage body may
     order_service.raise_alert(
         conn,
         tenant_id=tenant_id,
