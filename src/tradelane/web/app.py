@@ -1,7 +1,8 @@
 """The API application: :func:`create_app` builds it from a :class:`Container`; :func:`serve` runs it.
 
 Layout: ``/healthz``, ``/readyz``, ``/metrics`` (operations, no auth), ``/api/v1/...`` (bearer token of one
-tenant), ``/openapi.json`` and ``/docs``. Errors are problem documents (:mod:`tradelane.web.problems`).
+tenant), ``/openapi.json`` and ``/docs`` (Swagger UI, its assets served locally). Errors are problem
+documents (:mod:`tradelane.web.problems`).
 Nothing happens at import time; each app has its own metrics registry, so several apps can live in one
 process.
 """
@@ -13,6 +14,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from tradelane import __version__
 from tradelane.bootstrap import Container
@@ -36,6 +38,8 @@ DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
 IMPORTS_PATH = f"{API_PREFIX}/catalog/imports"
+#: Where the Swagger UI assets (JS, CSS, favicon) of ``/docs`` are served from.
+DOCS_ASSETS_PATH = "/docs/assets"
 
 
 #: Order updates carry labels: a 10 MiB PDF is ~13.4 MiB as base64 JSON.
@@ -50,13 +54,16 @@ def create_app(
     max_import_bytes: int = DEFAULT_MAX_IMPORT_BYTES,
 ) -> FastAPI:
     """A FastAPI app serving ``container``'s database. The caller keeps ownership of ``container``."""
-    app = FastAPI(
+    # /docs is Swagger UI served from this app (assets shipped by the fastapi-offline package under
+    # DOCS_ASSETS_PATH): self-hosted installs are often offline, and a CDN would leave /docs blank.
+    app = FastAPIOffline(
         title="tradelane",
         version=__version__,
         summary="Marketplace integration hub: tenant-scoped REST API.",
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        static_url=DOCS_ASSETS_PATH,
     )
     app.state.container = container
     app.state.metrics = ApiMetrics(container.engine)
