@@ -36,9 +36,12 @@ class JobView:
 
 @dataclass(frozen=True, slots=True)
 class AttemptView:
+    """One attempt. Recorded ones (``job_attempts``) have a worker and a start; the attempt the job row
+    itself describes (running, or succeeded: a success writes no history row) may lack them."""
+
     attempt: int
-    worker: str
-    started_at: datetime
+    worker: str | None
+    started_at: datetime | None
     finished_at: datetime | None
     outcome: str | None
     error: str | None
@@ -46,10 +49,38 @@ class AttemptView:
 
 @dataclass(frozen=True, slots=True)
 class JobDetail:
+    """A job with its attempts, consistent by construction: ``job.attempts`` counts the attempts since
+    the last replay (``replayed_attempts`` made before it); ``attempts`` is the recorded history, and
+    ``current`` the latest attempt as the job row tells it when no history row records it (running,
+    succeeded, or lost without a row). So ``timeline`` is empty exactly when nothing was ever
+    attempted, and :attr:`last_attempt` is None exactly when ``job.attempts == 0``."""
+
     job: JobView
     payload: dict[str, Any]
     result: dict[str, Any] | None
     attempts: list[AttemptView]
+    current: AttemptView | None = None
+    replayed_attempts: int = 0
+
+    @property
+    def timeline(self) -> list[AttemptView]:
+        """Every attempt, oldest first: the recorded history, then ``current``."""
+        return [*self.attempts, self.current] if self.current is not None else list(self.attempts)
+
+    @property
+    def last_attempt(self) -> AttemptView | None:
+        """The latest attempt of the current budget (None: not yet attempted since creation/replay)."""
+        if self.job.attempts == 0:
+            return None
+        number = self.replayed_attempts + self.job.attempts
+        return next((a for a in reversed(self.timeline) if a.attempt == number), self.timeline[-1])
+
+    @property
+    def last_attempt_at(self) -> datetime | None:
+        """When the latest attempt finished, else when it started (None: not yet attempted, or an
+        attempt still running that the job row does not date)."""
+        last = self.last_attempt
+        return None if last is None else (last.finished_at or last.started_at)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +88,20 @@ class JobDetail:
             "payload": self.payload,
             "result": self.result,
             "history": [asdict(a) for a in self.attempts],
+            "last_attempt_at": self.last_attempt_at,
         }
+
+
+def _current_attempt(row: Any, recorded: list[AttemptView], replayed: int) -> AttemptView | None:
+    """The job row's latest attempt when the history has no row for it (see :class:`JobDetail`)."""
+    number = replayed + row.attempts
+    if row.attempts == 0 or any(a.attempt == number for a in recorded):
+        return None
+    if row.state == "running":
+        return AttemptView(number, row.lease_owner, None, None, "running", None)
+    finished = row.finished_at if row.state in {"succeeded", "dead", "cancelled"} else None
+    error = None if row.state == "succeeded" else row.last_error
+    return AttemptView(number, None, None, finished, row.state, error)
 
 
 def _select() -> sa.Select[Any]:
@@ -108,7 +152,7 @@ def list_jobs(
 def get_job(conn: Connection, tenant_id: int, job_id: int) -> JobDetail:
     row = conn.execute(
         _select()
-        .add_columns(jobs.c.payload, jobs.c.result)
+        .add_columns(jobs.c.payload, jobs.c.result, jobs.c.lease_owner, jobs.c.replayed_attempts)
         .where(jobs.c.tenant_id == tenant_id, jobs.c.id == job_id)
     ).first()
     if row is None:
@@ -119,7 +163,9 @@ def get_job(conn: Connection, tenant_id: int, job_id: int) -> JobDetail:
             sa.select(job_attempts).where(job_attempts.c.job_id == job_id).order_by(job_attempts.c.id)
         )
     ]
-    return JobDetail(_view(row), dict(row.payload), row.result, attempts)
+    replayed = int(row.replayed_attempts)
+    current = _current_attempt(row, attempts, replayed)
+    return JobDetail(_view(row), dict(row.payload), row.result, attempts, current, replayed)
 
 
 def count_by_state(conn: Connection, tenant_id: int) -> dict[str, int]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tradelane.domain.errors import ConflictError
 from tradelane.persistence.db import read_only, transaction
@@ -63,6 +63,11 @@ class JobDetailOut(JobOut):
     payload: dict[str, Any]
     result: dict[str, Any] | None
     history: list[AttemptOut]
+    last_attempt_at: datetime | None = Field(
+        default=None,
+        description="When the latest attempt since creation or the last replay finished (or started); "
+        "null when `attempts` is 0 (not yet attempted) or the running attempt is not dated.",
+    )
 
 
 class ReplayOut(BaseModel):
