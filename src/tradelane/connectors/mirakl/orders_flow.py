@@ -243,6 +243,12 @@ def accept_order(ctx: JobContext, channel: Channel) -> dict[str, Any]:
         order = order_service.get_order(conn, channel.tenant_id, order_id)
     if order["accepted_at"] is not None:
         return {"skipped": "already accepted"}
+    if order["state"] in PAST_ACCEPTANCE_STATES:
+        # A poll saw the order move on before this job recorded its OR21 (e.g. OR21 timed out after
+        # taking effect): the marketplace shows the acceptance done.
+        return _found_done(
+            ctx, channel, order, MarketplaceOrderState(order["state"]), f"a poll saw it {order['state']}"
+        )
     if order["state"] != MarketplaceOrderState.WAITING_ACCEPTANCE.value:
         return {"skipped": f"order is {order['state']}"}
     with MiraklGateway(ctx, channel) as gw:
@@ -250,10 +256,16 @@ def accept_order(ctx: JobContext, channel: Channel) -> dict[str, Any]:
         try:
             gw.call("OR21", lambda c: c.accept_lines(order["marketplace_order_id"], decisions))
         except MiraklRequestRejected as exc:
-            # Accepted earlier by a run that died before recording it? The next poll tells.
-            raise RetryableError(
-                f"OR21 refused ({exc.reason}); will re-check the order state", raw=exc.raw
-            ) from exc
+            # Refused because an earlier OR21 took effect (it timed out, or its answer was lost)? The
+            # order as the marketplace shows it now tells; only an order still awaiting acceptance
+            # is retried.
+            state = _marketplace_state(gw, order["marketplace_order_id"])
+            if state is None or state not in PAST_ACCEPTANCE_STATES | NOT_ACCEPTED_STATES:
+                shown = "not found by OR11" if state is None else f"still {state.value}"
+                raise RetryableError(
+                    f"OR21 refused ({exc.reason}); the order is {shown}, will try again", raw=exc.raw
+                ) from exc
+            return _found_done(ctx, channel, order, state, f"OR21 answered {exc.reason}", gw=gw)
         with ctx.transaction() as conn:
             note = "all lines accepted" if not refusals else f"{len(refusals)} line(s) refused"
             order_service.mark_accepted(conn, channel.tenant_id, order_id, now=now, note=note)
@@ -274,6 +286,59 @@ def accept_order(ctx: JobContext, channel: Channel) -> dict[str, Any]:
             gw.record(conn, f"order:{order_id}", now=now)
             result = {"accepted": sum(decisions.values()), "refused": len(refusals)}
             ctx.complete_in(conn, result)
+    return result
+
+
+#: Order states a Mirakl order reaches only once accepted (at least one line accepted).
+PAST_ACCEPTANCE_STATES = frozenset(
+    {
+        MarketplaceOrderState.WAITING_DEBIT,
+        MarketplaceOrderState.WAITING_DEBIT_PAYMENT,
+        MarketplaceOrderState.SHIPPING,
+        MarketplaceOrderState.SHIPPED,
+        MarketplaceOrderState.TO_COLLECT,
+        MarketplaceOrderState.RECEIVED,
+        MarketplaceOrderState.CLOSED,
+    }
+)
+#: Order states that end the acceptance without the order being accepted.
+NOT_ACCEPTED_STATES = frozenset({MarketplaceOrderState.REFUSED, MarketplaceOrderState.CANCELED})
+
+
+def _marketplace_state(gw: MiraklGateway, mirakl_id: str) -> MarketplaceOrderState | None:
+    """The order's state as OR11 shows it now (``None``: OR11 does not know the order)."""
+    found = gw.call("OR11", lambda c: list(c.iter_orders(order_ids=[mirakl_id])))
+    states = [o.state for o in found if o.marketplace_order_id == mirakl_id]
+    return states[0] if states else None
+
+
+def _found_done(
+    ctx: JobContext,
+    channel: Channel,
+    order: dict[str, Any],
+    state: MarketplaceOrderState,
+    evidence: str,
+    *,
+    gw: MiraklGateway | None = None,
+) -> dict[str, Any]:
+    """Complete the acceptance job for an order the marketplace no longer awaits a decision on,
+    recording what is true: accepted (``state`` past acceptance) or not (refused / cancelled)."""
+    order_id = int(order["id"])
+    now = ctx.now()
+    with ctx.transaction() as conn:
+        if state in PAST_ACCEPTANCE_STATES:
+            note = f"found already accepted on the marketplace ({state.value}; {evidence})"
+            order_service.mark_accepted(conn, channel.tenant_id, order_id, now=now, note=note)
+            result: dict[str, Any] = {"found_accepted": state.value}
+        else:
+            note = f"not accepted: the marketplace shows the order {state.value} ({evidence})"
+            order_service.add_history(
+                conn, channel.tenant_id, order_id, "ACCEPTANCE_NOT_DONE", now=now, note=note
+            )
+            result = {"found_not_accepted": state.value}
+        if gw is not None:
+            gw.record(conn, f"order:{order_id}", now=now)
+        ctx.complete_in(conn, result)
     return result
 
 
