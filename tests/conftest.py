@@ -32,6 +32,16 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"tradelane test backend: {BACKEND}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``pg_only`` tests need PostgreSQL semantics: skipped (with the reason) on the SQLite run."""
+    if BACKEND == "postgres":
+        return
+    skip = pytest.mark.skip(reason="pg_only: runs in the PostgreSQL half (TRADELANE_TEST_DB=postgres)")
+    for item in items:
+        if item.get_closest_marker("pg_only") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def _template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The migrated database the tests start from: a file path (SQLite) or a URL (PostgreSQL)."""
