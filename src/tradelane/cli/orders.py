@@ -1,7 +1,8 @@
 """`tradelane orders ...`: list and inspect orders; record merchant-side updates (ship, cancel, refund,
 return, label) that go back to the marketplace the order came from.
 
-REF is tradelane's order id or ``CHANNEL:MARKETPLACE_ORDER_ID``. Lines are ``SKU:QTY`` (refunds
+REF is tradelane's order id, ``CHANNEL:MARKETPLACE_ORDER_ID`` or the bare marketplace order id (an id
+found on several channels is refused with the ``CHANNEL:ID`` candidates). Lines are ``SKU:QTY`` (refunds
 ``SKU:QTY[:AMOUNT]``); the last one or two ``:``-separated fields are the numbers, so a SKU may itself
 contain ``:``.
 """
@@ -19,13 +20,15 @@ from rich.table import Table
 from sqlalchemy.engine import Connection
 
 from tradelane.cli.common import container, fail, print_json
+from tradelane.domain.errors import ValidationError
 from tradelane.domain.labels import MAX_PDF_BYTES, LabelFormat
 from tradelane.domain.order_updates import ReturnStatus, UpdateLine, UpdateResult
+from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.persistence.db import read_only
 from tradelane.persistence.tables import channels, orders
 from tradelane.services import order_updates as updates
 from tradelane.services.labels import ChromiumRenderer, prepare_label
-from tradelane.services.orders import list_orders
+from tradelane.services.orders import enum_value, list_alerts, list_orders
 from tradelane.services.rules import merchant_system_id_by_name
 from tradelane.services.tenants import get_tenant
 
@@ -72,25 +75,27 @@ def _merchant(conn: Connection, tenant_id: int, name: str | None) -> int | None:
 
 
 def _tenant_of(conn: Connection, ref: str, tenant: str | None) -> int:
-    """The tenant owning REF: ``--tenant`` when given, else the only tenant with such an order."""
+    """The tenant owning REF: ``--tenant`` when given, else the only tenant with such an order (REF as
+    tradelane's id, ``CHANNEL:ID`` or a bare marketplace order id)."""
     if tenant is not None:
         return get_tenant(conn, tenant).id
+    ref = ref.strip()
+    matches = [orders.c.marketplace_order_id == ref]
     if ":" in ref:
         name, _, marketplace_id = ref.partition(":")
-        stmt = (
-            sa.select(orders.c.tenant_id)
-            .join(channels, channels.c.id == orders.c.channel_id)
-            .where(channels.c.name == name, orders.c.marketplace_order_id == marketplace_id)
-        )
-    elif ref.isascii() and ref.isdigit() and int(ref) < 2**63:
-        stmt = sa.select(orders.c.tenant_id).where(orders.c.id == int(ref))
-    else:
-        fail(f"no order {ref!r}")
+        matches.append(sa.and_(channels.c.name == name, orders.c.marketplace_order_id == marketplace_id))
+    if ref.isascii() and ref.isdigit() and int(ref) < 2**63:
+        matches.append(orders.c.id == int(ref))
+    stmt = (
+        sa.select(orders.c.tenant_id)
+        .join(channels, channels.c.id == orders.c.channel_id)
+        .where(sa.or_(*matches))
+    )
     found = sorted(set(conn.execute(stmt).scalars()))
     if not found:
-        fail(f"no order {ref!r}")
+        fail(f"no order {ref!a}")
     if len(found) > 1:
-        fail(f"several tenants have an order {ref!r}: pass --tenant")
+        fail(f"several tenants have an order {ref!a}: pass --tenant")
     return int(found[0])
 
 
@@ -101,19 +106,28 @@ def _tenant_of(conn: Connection, ref: str, tenant: str | None) -> int:
 def orders_list(
     tenant: str = TenantOpt,
     channel: str | None = typer.Option(None, "--channel", help="Only orders of this channel."),
-    state: str | None = typer.Option(None, "--state", help="Only orders in this marketplace state."),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        help="Only orders in this marketplace state: " + ", ".join(s.value for s in MarketplaceOrderState),
+    ),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
     offset: int = typer.Option(0, "--offset", min=0),
     as_json: bool = JsonOpt,
 ) -> None:
-    """List orders, newest first (--json: one JSON array; money as decimal strings)."""
+    """List orders, newest first (--json: one JSON array; money as decimal strings). An unknown --state
+    is a usage error (exit 2) listing the valid states."""
+    try:
+        wanted = enum_value(MarketplaceOrderState, state, "order state")
+    except ValidationError as exc:
+        fail(f"--state: {exc}", code=2)
     with container() as app, read_only(app.engine) as conn:
         tenant_id = get_tenant(conn, tenant).id
-        rows = list_orders(conn, tenant_id, channel=channel, state=state, limit=limit, offset=offset)
+        rows = list_orders(conn, tenant_id, channel=channel, state=wanted, limit=limit, offset=offset)
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "channel", "marketplace id", "state", "merchant", "lines", "total")
+    table = Table("id", "channel", "marketplace id", "state", "sent to OMS", "lines", "total")
     for order in rows:
         total = sum((ln["unit_price"] * ln["quantity"] for ln in order["lines"]), Decimal(0))
         table.add_row(
@@ -121,7 +135,7 @@ def orders_list(
             order["channel"],
             order["marketplace_order_id"],
             order["state"],
-            order["merchant_status"],
+            _handover_text(order["handover"]),
             str(len(order["lines"])),
             f"{total} {order['currency']}",
         )
@@ -148,6 +162,42 @@ def orders_show(
     _print_detail(detail, payloads)
 
 
+@orders_app.command("alerts")
+def orders_alerts(
+    tenant: str = TenantOpt,
+    include_resolved: bool = typer.Option(False, "--all", help="Resolved alerts too."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Alerts, newest first: missed acceptance deadlines, secondary feeds (messages, returns) that fail
+    or that the marketplace does not offer — each message names where its raw exchange is kept."""
+    with container() as app, read_only(app.engine) as conn:
+        tenant_id = get_tenant(conn, tenant).id
+        rows = list_alerts(conn, tenant_id, open_only=not include_resolved)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "created", "kind", "severity", "resolved", "message")
+    for alert in rows:
+        resolved = alert["resolved_at"]
+        table.add_row(
+            str(alert["id"]),
+            f"{alert['created_at']:%Y-%m-%d %H:%M}",
+            alert["kind"],
+            alert["severity"],
+            f"{resolved:%Y-%m-%d %H:%M}" if resolved is not None else "",
+            alert["message"],
+        )
+    out = _stdout()
+    out.print(table)
+    out.print(f"{len(rows)} alert(s)")
+
+
+def _handover_text(handover: dict[str, Any]) -> str:
+    """The hand-over to the merchant system as people read it: ``sent to OMS oms (2026-11-25 12:00)``."""
+    at = handover["sent_at"]
+    return handover["label"] + (f" ({at:%Y-%m-%d %H:%M})" if at is not None else "")
+
+
 def _stdout() -> Console:
     """Human-readable results go to stdout (diagnostics to stderr), without Rich markup in the data."""
     return Console(highlight=False, markup=False, soft_wrap=True)
@@ -157,7 +207,8 @@ def _print_detail(order: dict[str, Any], payloads: bool) -> None:
     out = _stdout()
     echo = out.print
     echo(f"order {order['id']}  {order['channel']}:{order['marketplace_order_id']}")
-    echo(f"state {order['state']}  merchant {order['merchant_status']}  currency {order['currency']}")
+    echo(f"state {order['state']}  currency {order['currency']}")
+    echo(f"hand-over to the merchant system: {_handover_text(order['handover'])}")
     if order["third_party_managed"]:
         echo("third party managed: no update is ever sent to the marketplace")
     cancellation = order["cancellation"]

@@ -4,7 +4,8 @@
 * :data:`CONNECTOR_SUPPORT` and :func:`unsupported_reason` — which updates a connector can carry, so an
   impossible update is recorded as ``not_supported`` with a clear reason instead of failing in a loop.
 * :func:`content_digest` — the external id of an update that came without one (same content → same id).
-* :func:`effective_status` — a queued update's status as of the job pushing it.
+* :func:`marketplace_confirmation` and :func:`effective_status` — an update's status as of the job
+  pushing it and of what the marketplace itself showed on later polls.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -29,8 +31,13 @@ class UpdateKind(StrEnum):
 
 
 class UpdateStatus(StrEnum):
-    QUEUED = "queued"  # a fulfillments job will push it
-    SENT = "sent"  # the job succeeded
+    """Where an update stands. ``queued`` → ``sent`` (our push succeeded) → ``confirmed`` (a later poll
+    shows the marketplace in the state the update leads to). ``confirmed`` wins over ``queued``/``sent``
+    whatever the job is doing — the marketplace is the authority — but never hides a ``failed`` push."""
+
+    QUEUED = "queued"  # a fulfillments job will push it (or is retrying)
+    SENT = "sent"  # the job succeeded; the marketplace has not shown the result yet
+    CONFIRMED = "confirmed"  # the marketplace shows the result (e.g. the order SHIPPED after the push)
     FAILED = "failed"  # the job was dead-lettered (see the job for the raw exchange)
     NOT_SUPPORTED = "not_supported"  # the channel's connector cannot carry it; nothing is sent
     SKIPPED = "skipped"  # Third Party Managed, refused by a publishing rule, or nothing to do
@@ -210,17 +217,68 @@ def covers_whole_order(order_lines: Sequence[Mapping[str, Any]], lines: Sequence
     return wanted == {ln["line_id"]: int(ln["quantity"]) for ln in order_lines if is_live(ln)}
 
 
+#: Marketplace order/line states showing that goods left the warehouse.
+SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
+CANCELLED_STATES = frozenset({"CANCELED", "CANCELLED"})
+
+
+def marketplace_confirmation(
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    recorded_at: datetime,
+    states_seen: Sequence[tuple[datetime, str]],
+    line_states: Mapping[str, str],
+) -> str | None:
+    """Why the marketplace's own view confirms the update, or None (pure).
+
+    ``states_seen`` are the (time, state) the order was seen entering on the marketplace; only a state
+    entered at or after ``recorded_at`` counts (an order already SHIPPED does not confirm new tracking).
+    ``line_states`` are the marketplace's current line states by line id, used for line-level updates.
+    Shipments are confirmed by a shipped state, cancellations by CANCELED; refunds, returns and labels
+    leave no trace in the order state, so they stay ``sent``.
+    """
+    if kind == UpdateKind.SHIPMENT.value:
+        wanted = SHIPPED_STATES
+    elif kind == UpdateKind.CANCELLATION.value:
+        wanted = CANCELLED_STATES
+    else:
+        return None
+    for at, state in states_seen:
+        if at >= recorded_at and state in wanted:
+            return f"the marketplace shows the order {state} (seen {at:%Y-%m-%d %H:%M} UTC)"
+    named = [str(item["line_id"]) for item in payload.get("lines") or [] if item.get("line_id")]
+    if named and all(line_states.get(line_id, "") in wanted for line_id in named):
+        shown = sorted({line_states[line_id] for line_id in named})
+        return f"the marketplace shows line(s) {', '.join(named)} {'/'.join(shown)}"
+    return None
+
+
 def effective_status(
-    stored: str, detail: str | None, job_state: str | None, job_error: str | None, job_result: Any
+    stored: str,
+    detail: str | None,
+    job_state: str | None,
+    job_error: str | None,
+    job_result: Any,
+    confirmation: str | None = None,
 ) -> tuple[str, str | None]:
-    """An update's status as of its job: a queued update is ``sent`` once its job succeeded (or
-    ``skipped`` if the handler said so), ``failed`` once the job was dead-lettered or cancelled."""
-    if stored != UpdateStatus.QUEUED.value or job_state is None:
+    """An update's status as of its job and the marketplace (see :class:`UpdateStatus`).
+
+    A queued update is ``failed`` once its job was dead-lettered or cancelled (even if the marketplace
+    reached that state by another way: the failure stays visible), ``skipped`` if the handler said so,
+    ``confirmed`` when ``confirmation`` (from :func:`marketplace_confirmation`) is given, else ``sent``
+    once the job succeeded and ``queued`` before.
+    """
+    if stored != UpdateStatus.QUEUED.value:
         return stored, detail
-    if job_state == "succeeded":
-        if isinstance(job_result, Mapping) and job_result.get("skipped"):
-            return UpdateStatus.SKIPPED.value, str(job_result["skipped"])
-        return UpdateStatus.SENT.value, detail
     if job_state in ("dead", "cancelled"):
-        return UpdateStatus.FAILED.value, job_error or f"job {job_state}"
+        reason = job_error or f"job {job_state}"
+        return UpdateStatus.FAILED.value, reason + (f" (although {confirmation})" if confirmation else "")
+    if job_state == "succeeded" and isinstance(job_result, Mapping) and job_result.get("skipped"):
+        return UpdateStatus.SKIPPED.value, str(job_result["skipped"])
+    if confirmation:
+        pending = "" if job_state in ("succeeded", None) else f"; our push job is still {job_state}"
+        return UpdateStatus.CONFIRMED.value, confirmation + pending
+    if job_state == "succeeded":
+        return UpdateStatus.SENT.value, detail
     return UpdateStatus.QUEUED.value, detail

@@ -26,10 +26,10 @@ from tradelane.persistence.tables import (
     offer_bindings,
     order_deliveries,
     order_quarantine,
-    order_updates,
     orders,
     products,
 )
+from tradelane.services.order_updates import list_updates
 
 #: Exchanges shown per subject, newest first.
 EXCHANGES_SHOWN = 20
@@ -103,12 +103,10 @@ def order_inspection(conn: Connection, tenant_id: int, order_id: int) -> dict[st
         .where(order_deliveries.c.order_id == order_id)
         .order_by(order_deliveries.c.id)
     )
-    updates = conn.execute(
-        sa.select(order_updates).where(order_updates.c.order_id == order_id).order_by(order_updates.c.id)
-    )
     return {
         "quarantine": dict(quarantine._mapping) if quarantine is not None else None,
         "deliveries": [dict(r._mapping) for r in deliveries],
-        "updates": [dict(r._mapping) for r in updates],
+        # Effective statuses (job outcome, marketplace confirmation), never the row's "queued" as stored.
+        "updates": list_updates(conn, tenant_id, order_id),
         "exchanges": exchanges_for(conn, tenant_id, int(channel_id), f"order:{order_id}"),
     }

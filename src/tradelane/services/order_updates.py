@@ -12,7 +12,8 @@ Contracts:
   rule said no, or there is nothing left to do), ``not_supported`` (the channel's connector cannot carry
   that update, e.g. line-level cancellation on Mirakl), or ``queued`` with the ``fulfillments.*`` job
   (idempotency key ``<job kind>:<update id>``) that pushes it. ``sent``/``failed`` are read from that
-  job (see :func:`effective_status`). Nothing is ever sent for a skipped or unsupported update.
+  job, and ``confirmed`` from a later poll showing the marketplace in the state the update leads to
+  (see :func:`effective_status`). Nothing is ever sent for a skipped or unsupported update.
 * Lines are named by SKU — the merchant's SKU (after SKU mapping), the catalog SKU or the offer SKU —
   or by marketplace line id; quantities are checked against the order (and, for split shipments,
   against what earlier shipments already carried).
@@ -33,7 +34,9 @@ from sqlalchemy.engine import Connection
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
 from tradelane.domain.order_updates import (
+    CANCELLED_STATES,
     JOB_KINDS,
+    SHIPPED_STATES,
     ReturnStatus,
     UpdateKind,
     UpdateLine,
@@ -45,12 +48,22 @@ from tradelane.domain.order_updates import (
     covers_whole_order,
     effective_status,
     is_live,
+    marketplace_confirmation,
     refund_amount,
     unsupported_reason,
 )
 from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.persistence.db import insert_ignore, is_postgres
-from tradelane.persistence.tables import channel_flows, jobs, order_updates, orders, returns, sku_mappings
+from tradelane.persistence.tables import (
+    channel_flows,
+    jobs,
+    order_history,
+    order_lines,
+    order_updates,
+    orders,
+    returns,
+    sku_mappings,
+)
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel, get_channel_by_id
 from tradelane.services.labels import PreparedLabel, list_documents, store_label
@@ -94,17 +107,15 @@ class _Target:
 
 
 def resolve_ref(conn: Connection, tenant_id: int, ref: str) -> int:
-    """``REF`` (a numeric id or ``CHANNEL:MARKETPLACE_ORDER_ID``) → the tenant's order id, else
-    :class:`NotFoundError` (also for ids beyond BIGINT and non-ASCII digits such as ``²``)."""
-    ref = ref.strip()
-    numeric = ref.isascii() and ref.isdigit() and 0 < int(ref) <= MAX_DB_ID
+    """``REF`` (a numeric id, ``CHANNEL:MARKETPLACE_ORDER_ID`` or a bare marketplace order id) → the
+    tenant's order id, else :class:`NotFoundError` (also for ids beyond BIGINT and non-ASCII digits such
+    as ``²``); a bare id on several channels is a :class:`ConflictError` listing the candidates. See
+    :func:`~tradelane.services.orders.resolve_order_ref`."""
     try:
-        if ":" not in ref and not numeric:
-            raise NotFoundError(ref)
         return order_service.resolve_order_ref(conn, tenant_id, ref)
     except NotFoundError:
         # !a: the message (echoed in API problems) never carries raw non-ASCII input.
-        raise NotFoundError(f"no order {ref!a}") from None
+        raise NotFoundError(f"no order {ref.strip()!a}") from None
 
 
 def _load(conn: Connection, tenant_id: int, order_ref: str) -> _Target:
@@ -212,14 +223,20 @@ def _existing(conn: Connection, order_id: int, kind: UpdateKind, external_id: st
     ).first()
 
 
-def _replayed(row: Any, payload: Mapping[str, Any], kind: UpdateKind) -> UpdateResult:
+def _replayed(conn: Connection, row: Any, payload: Mapping[str, Any], kind: UpdateKind) -> UpdateResult:
     """The stored update for a repeated request (same content), as of its job."""
     if canonical(row.payload) != canonical(payload):
         raise ConflictError(
             f"{kind.value} {row.external_id!a} of order {row.order_id} was already recorded with different "
             "content; use a new external id for a new update"
         )
-    status, detail = effective_status(row.status, row.detail, row.job_state, row.job_error, row.job_result)
+    states_seen, line_states = _marketplace_view(conn, row.order_id)
+    confirmation = marketplace_confirmation(
+        row.kind, row.payload, recorded_at=row.created_at, states_seen=states_seen, line_states=line_states
+    )
+    status, detail = effective_status(
+        row.status, row.detail, row.job_state, row.job_error, row.job_result, confirmation
+    )
     return UpdateResult(
         row.id,
         row.order_id,
@@ -281,7 +298,7 @@ def _record(
     ext = bounded_text(external_id, "external_id", 200) or content_digest(kind, payload)
     row = _existing(conn, target.order_id, kind, ext)
     if row is not None:
-        return _replayed(row, payload, kind)
+        return _replayed(conn, row, payload, kind)
     if before_insert is not None:
         before_insert()
     update_id = conn.execute(
@@ -299,7 +316,7 @@ def _record(
         .returning(order_updates.c.id)
     ).scalar()
     if update_id is None:  # a concurrent identical request won the insert
-        return _replayed(_existing(conn, target.order_id, kind, ext), payload, kind)
+        return _replayed(conn, _existing(conn, target.order_id, kind, ext), payload, kind)
     status, detail = _decide(
         conn, target, kind, merchant_system_id, line_level=line_level, nothing_to_do=nothing_to_do
     )
@@ -566,8 +583,33 @@ def attach_label(
 # --- reading -------------------------------------------------------------------------------------
 
 
+def _marketplace_view(conn: Connection, order_id: int) -> tuple[list[tuple[datetime, str]], dict[str, str]]:
+    """What polls showed of the order: the (time, state) it entered that can confirm an update, and its
+    lines' current states by line id."""
+    states_seen = [
+        (h.at, h.state)
+        for h in conn.execute(
+            sa.select(order_history.c.at, order_history.c.state)
+            .where(
+                order_history.c.order_id == order_id,
+                order_history.c.state.in_(sorted(SHIPPED_STATES | CANCELLED_STATES)),
+            )
+            .order_by(order_history.c.id)
+        )
+    ]
+    line_states = {
+        r.line_id: str(r.state or "").upper()
+        for r in conn.execute(
+            sa.select(order_lines.c.line_id, order_lines.c.state).where(order_lines.c.order_id == order_id)
+        )
+    }
+    return states_seen, line_states
+
+
 def list_updates(conn: Connection, tenant_id: int, order_id: int) -> list[dict[str, Any]]:
-    """The order's updates, oldest first, each with its effective status."""
+    """The order's updates, oldest first, each with its effective status: from its job and from what
+    later polls showed on the marketplace (``confirmed``; see :func:`marketplace_confirmation`)."""
+    states_seen, line_states = _marketplace_view(conn, order_id)
     rows = conn.execute(
         sa.select(
             order_updates,
@@ -581,7 +623,12 @@ def list_updates(conn: Connection, tenant_id: int, order_id: int) -> list[dict[s
     ).all()
     result = []
     for r in rows:
-        status, detail = effective_status(r.status, r.detail, r.job_state, r.job_error, r.job_result)
+        confirmation = marketplace_confirmation(
+            r.kind, r.payload, recorded_at=r.created_at, states_seen=states_seen, line_states=line_states
+        )
+        status, detail = effective_status(
+            r.status, r.detail, r.job_state, r.job_error, r.job_result, confirmation
+        )
         result.append(
             {
                 "id": r.id,
@@ -592,6 +639,7 @@ def list_updates(conn: Connection, tenant_id: int, order_id: int) -> list[dict[s
                 "job_id": r.job_id,
                 "payload": dict(r.payload),
                 "created_at": r.created_at,
+                "updated_at": r.updated_at,
             }
         )
     return result

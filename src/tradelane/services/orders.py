@@ -11,16 +11,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.domain.errors import NotFoundError
+from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
+from tradelane.domain.handover import describe_handover
 from tradelane.domain.orders import (
     HANDOVER_STATES,
     LineType,
     MarketplaceOrder,
+    MarketplaceOrderState,
     MerchantStatus,
 )
 from tradelane.persistence.db import insert_ignore, is_postgres
@@ -28,6 +31,8 @@ from tradelane.persistence.tables import (
     alerts,
     channel_cursors,
     channels,
+    merchant_systems,
+    order_deliveries,
     order_history,
     order_lines,
     order_messages,
@@ -254,13 +259,28 @@ def set_cursor(conn: Connection, channel_id: int, name: str, value: str, *, now:
 # --- read models --------------------------------------------------------------------------------
 
 
-def _order_dict(row: Any, lines: list[Any]) -> dict[str, Any]:
+def _sent_to(conn: Connection, order_ids: list[int]) -> dict[int, list[tuple[str, datetime | None]]]:
+    """order id → (merchant system, time) of every system the order was created in."""
+    rows = conn.execute(
+        sa.select(order_deliveries.c.order_id, merchant_systems.c.name, order_deliveries.c.delivered_at)
+        .join(merchant_systems, merchant_systems.c.id == order_deliveries.c.merchant_system_id)
+        .where(order_deliveries.c.order_id.in_(order_ids), order_deliveries.c.status == "delivered")
+    ).all()
+    result: dict[int, list[tuple[str, datetime | None]]] = {}
+    for r in rows:
+        result.setdefault(r.order_id, []).append((r.name, r.delivered_at))
+    return result
+
+
+def _order_dict(row: Any, lines: list[Any], sent: list[tuple[str, datetime | None]]) -> dict[str, Any]:
     return {
         "id": row.id,
         "channel": row.channel,
         "marketplace_order_id": row.marketplace_order_id,
         "state": row.state,
         "merchant_status": row.merchant_status,
+        # How the hand-over to the merchant system reads (merchant_status is not a fulfilment state).
+        "handover": describe_handover(row.merchant_status, row.state, sent).as_dict(),
         "currency": row.currency,
         "acceptance_deadline": row.acceptance_deadline,
         "accepted_at": row.accepted_at,
@@ -295,6 +315,22 @@ def _orders_select() -> sa.Select[Any]:
     )
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+def enum_value(enum: type[E], value: str | None, what: str) -> str | None:
+    """``value`` as one of ``enum``'s values (case-insensitive), None for None, else a
+    :class:`ValidationError` naming the valid values."""
+    if value is None:
+        return None
+    wanted = value.strip().casefold()
+    for member in enum:
+        if member.value.casefold() == wanted:
+            return member.value
+    valid = ", ".join(member.value for member in enum)
+    raise ValidationError(f"unknown {what} {value!a}; valid values: {valid}")
+
+
 def list_orders(
     conn: Connection,
     tenant_id: int,
@@ -305,6 +341,11 @@ def list_orders(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
+    """The tenant's orders, newest first. ``state`` (a :class:`MarketplaceOrderState`) and
+    ``merchant_status`` (a :class:`MerchantStatus`) are matched case-insensitively; an unknown value is a
+    :class:`ValidationError` listing the valid ones — never an empty answer."""
+    state = enum_value(MarketplaceOrderState, state, "order state")
+    merchant_status = enum_value(MerchantStatus, merchant_status, "merchant status")
     stmt = _orders_select().where(orders.c.tenant_id == tenant_id)
     if channel:
         stmt = stmt.where(channels.c.name == channel)
@@ -323,11 +364,30 @@ def list_orders(
     by_order: dict[int, list[Any]] = {}
     for ln in line_rows:
         by_order.setdefault(ln.order_id, []).append(ln)
-    return [_order_dict(r, by_order.get(r.id, [])) for r in rows]
+    sent = _sent_to(conn, [r.id for r in rows])
+    return [_order_dict(r, by_order.get(r.id, []), sent.get(r.id, [])) for r in rows]
+
+
+MAX_DB_ID = 2**63 - 1
 
 
 def resolve_order_ref(conn: Connection, tenant_id: int, ref: str) -> int:
-    """An order id from ``REF``: tradelane's numeric id or ``CHANNEL:MARKETPLACE_ORDER_ID``."""
+    """The tenant's order id for ``REF``, else :class:`NotFoundError`.
+
+    ``REF`` is, in this order: tradelane's numeric id; ``CHANNEL:MARKETPLACE_ORDER_ID``; or a bare
+    marketplace order id (``88061052-A``) looked up across the tenant's channels. A bare id found on
+    several channels is a :class:`ConflictError` listing the ``CHANNEL:ID`` candidates to use instead.
+    Odd input (control characters, non-ASCII digits, ids beyond BIGINT) is simply not found.
+    """
+    ref = ref.strip()
+    if not ref or len(ref) > 300 or any(ord(c) < 0x20 or c == "\x7f" for c in ref):
+        raise NotFoundError(f"no order {ref!a}")
+    if ref.isascii() and ref.isdigit() and 0 < int(ref) <= MAX_DB_ID:
+        order_id = conn.execute(
+            sa.select(orders.c.id).where(orders.c.tenant_id == tenant_id, orders.c.id == int(ref))
+        ).scalar()
+        if order_id is not None:
+            return int(order_id)
     if ":" in ref:
         channel_name, _, marketplace_id = ref.partition(":")
         order_id = conn.execute(
@@ -339,15 +399,20 @@ def resolve_order_ref(conn: Connection, tenant_id: int, ref: str) -> int:
                 orders.c.marketplace_order_id == marketplace_id,
             )
         ).scalar()
-    elif ref.isascii() and ref.isdigit() and len(ref) <= 18:  # a BIGINT, never a crash on odd input
-        order_id = conn.execute(
-            sa.select(orders.c.id).where(orders.c.tenant_id == tenant_id, orders.c.id == int(ref))
-        ).scalar()
-    else:
-        order_id = None
-    if order_id is None:
-        raise NotFoundError(f"no order {ref!r}")
-    return int(order_id)
+        if order_id is not None:
+            return int(order_id)
+    found = conn.execute(
+        sa.select(orders.c.id, channels.c.name)
+        .join(channels, channels.c.id == orders.c.channel_id)
+        .where(orders.c.tenant_id == tenant_id, orders.c.marketplace_order_id == ref)
+        .order_by(channels.c.name)
+    ).all()
+    if len(found) > 1:
+        candidates = ", ".join(f"{row.name}:{ref}" for row in found)
+        raise ConflictError(f"order id {ref!a} exists on {len(found)} channels; use one of {candidates}")
+    if not found:
+        raise NotFoundError(f"no order {ref!a}")
+    return int(found[0].id)
 
 
 def get_order(
@@ -361,7 +426,7 @@ def get_order(
     lines = conn.execute(
         sa.select(order_lines).where(order_lines.c.order_id == order_id).order_by(order_lines.c.id)
     ).all()
-    result = _order_dict(row, list(lines))
+    result = _order_dict(row, list(lines), _sent_to(conn, [order_id]).get(order_id, []))
     result["history"] = [
         {"at": h.at, "state": h.state, "note": h.note}
         for h in conn.execute(

@@ -59,12 +59,29 @@ class OrderLineOut(BaseModel):
     refusal_reason: str | None
 
 
+class HandoverOut(BaseModel):
+    """The hand-over to the merchant system (OMS, Shopify, files) as a person should read it."""
+
+    label: str = Field(
+        description="e.g. `sent to OMS oms-main`, `waiting to be sent to OMS`, or on a cancelled order "
+        "`order cancelled · had been sent to OMS oms-main` (never a fulfilment state)."
+    )
+    tone: str = Field(description="ok | wait | bad | mute")
+    systems: list[str] = Field(description="Merchant systems the order was created in.")
+    sent_at: datetime | None = Field(description="When it was first created in one of them.")
+
+
 class OrderOut(BaseModel):
     id: int
     channel: str
     marketplace_order_id: str
     state: str = Field(description="Marketplace state (WAITING_ACCEPTANCE, SHIPPING, CANCELED...).")
-    merchant_status: str
+    merchant_status: str = Field(
+        description="Hand-over to the merchant system, not a fulfilment state: not_ready | pending | "
+        "delivered (= created in the merchant system, *not* delivered to the customer) | quarantined | "
+        "released | third_party_managed. See `handover` for a readable label."
+    )
+    handover: HandoverOut
     currency: str
     acceptance_deadline: datetime | None
     accepted_at: datetime | None
@@ -94,7 +111,10 @@ class UpdateOut(BaseModel):
     id: int
     kind: str
     external_id: str
-    status: str = Field(description="queued | sent | failed | not_supported | skipped")
+    status: str = Field(
+        description="queued | sent (our push succeeded) | confirmed (a later poll shows the marketplace "
+        "in the state the update leads to) | failed | not_supported | skipped"
+    )
     detail: str | None
     job_id: int | None
     payload: dict[str, Any]
@@ -142,7 +162,10 @@ class UpdateResultOut(BaseModel):
     order_id: int
     kind: str
     external_id: str
-    status: str = Field(description="queued | sent | failed | not_supported | skipped")
+    status: str = Field(
+        description="queued | sent (our push succeeded) | confirmed (a later poll shows the marketplace "
+        "in the state the update leads to) | failed | not_supported | skipped"
+    )
     detail: str | None
     job_id: int | None
     created: bool = Field(description="False when this repeats an update already recorded.")

@@ -11,8 +11,9 @@
   ``pdf``|``html``) or as a multipart upload (part ``file``); HTML is rendered to PDF offline;
 * ``GET /api/v1/orders/{ref}/labels/{document_id}`` — the stored PDF (``?as=base64``: JSON).
 
-``ref`` is tradelane's order id or ``CHANNEL:MARKETPLACE_ORDER_ID`` (URL-encoded; use the numeric id
-when the channel name contains ``/``).
+``ref`` is tradelane's order id, ``CHANNEL:MARKETPLACE_ORDER_ID`` or the bare marketplace order id
+(URL-encoded; use the numeric id when the channel name contains ``/``). A bare id found on several of
+the tenant's channels answers 409 with the ``CHANNEL:ID`` candidates.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tradelane.bootstrap import Container
 from tradelane.domain.errors import ValidationError
 from tradelane.domain.labels import MAX_PDF_BYTES, LabelFormat, decode_base64
 from tradelane.domain.order_updates import UpdateResult
+from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.persistence.db import read_only, transaction
 from tradelane.services import order_updates as updates
 from tradelane.services.labels import ChromiumRenderer, HtmlRenderer, get_document, prepare_label
@@ -71,7 +73,8 @@ OrderRef = Annotated[
         min_length=1,
         max_length=300,
         pattern=PRINTABLE,
-        description="tradelane's order id or `CHANNEL:MARKETPLACE_ORDER_ID` (URL-encoded).",
+        description="tradelane's order id, `CHANNEL:MARKETPLACE_ORDER_ID` or the bare marketplace order id "
+        "(URL-encoded; a bare id found on several channels is a 409 listing the `CHANNEL:ID` candidates).",
     ),
 ]
 DocumentId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="Document id (from the label's answer).")]
@@ -83,12 +86,17 @@ def list_orders_route(
     tenant: TenantDep,
     container: ContainerDep,
     channel: Annotated[str | None, Query(min_length=1, max_length=100, pattern=PRINTABLE)] = None,
-    state: Annotated[str | None, Query(min_length=1, max_length=30, pattern=PRINTABLE)] = None,
+    state: Annotated[
+        MarketplaceOrderState | None,
+        Query(description="Only orders in this marketplace state; another value is a 422 listing them."),
+    ] = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
     offset: Offset = 0,
 ) -> Page[OrderOut]:
     with read_only(container.engine) as conn:
-        rows = list_orders(conn, tenant.id, channel=channel, state=state, limit=limit, offset=offset)
+        rows = list_orders(
+            conn, tenant.id, channel=channel, state=state.value if state else None, limit=limit, offset=offset
+        )
     return Page[OrderOut](
         items=[OrderOut.model_validate(r) for r in rows],
         limit=limit,
@@ -100,7 +108,7 @@ def list_orders_route(
 @router.get(
     "/{ref}",
     summary="One order with history, raw payload versions, updates, documents and returns",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
 )
 def get_order_route(
     ref: OrderRef,

@@ -1,12 +1,15 @@
-"""Orders: list with origin channel, marketplace state and merchant status; one order with its state
-history, raw payload versions, quarantine, hand-overs to merchant systems and recorded exchanges."""
+"""Orders: list with origin channel, marketplace state and hand-over to the merchant system ("sent to
+OMS", never shown as a fulfilment state); one order with its state history, raw payload versions,
+quarantine, hand-overs to merchant systems, updates pushed back (as confirmed by the marketplace) and
+recorded exchanges. The search box takes tradelane's id, ``CHANNEL:ID`` or the bare marketplace id."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tradelane.domain.errors import NotFoundError
+from tradelane.domain.errors import ConflictError, NotFoundError
+from tradelane.domain.handover import HANDOVER_LABELS
 from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
 from tradelane.persistence.db import read_only
 from tradelane.services.channels import list_channels
@@ -39,6 +42,8 @@ def orders_page(
                 order_id = resolve_order_ref(conn, session.tenant.id, wanted)
         except NotFoundError:
             return redirect(request, PAGE, f"No order {wanted!r}.", level="error")
+        except ConflictError as exc:  # a bare marketplace id found on several channels
+            return redirect(request, PAGE, f"{str(exc)[0].upper()}{str(exc)[1:]}.", level="error")
         return redirect(request, f"{PAGE}/{order_id}")
     filters = {
         "state": state if state in {s.value for s in MarketplaceOrderState} else None,
@@ -58,7 +63,7 @@ def orders_page(
             "orders": rows[:PAGE_SIZE],
             "filters": filters,
             "states": [s.value for s in MarketplaceOrderState],
-            "merchant_statuses": [s.value for s in MerchantStatus],
+            "merchant_statuses": [(s.value, HANDOVER_LABELS[s.value]) for s in MerchantStatus],
             "channels": channel_names,
             "prev_url": page_url(PAGE, {**filters, "offset": max(0, start - PAGE_SIZE)}) if start else None,
             "next_url": page_url(PAGE, {**filters, "offset": start + PAGE_SIZE}) if more else None,
