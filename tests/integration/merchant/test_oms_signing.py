@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from tradelane.merchant.base import OutcomeKind
-from tradelane.merchant.http_oms import classify, parse_retry_after
+from tradelane.merchant.base import MerchantSystem, OutcomeKind
+from tradelane.merchant.http_oms import HttpOmsAdapter, classify, parse_retry_after
 from tradelane.merchant.schema import OmsOrder, build_oms_order, missing_fields
 from tradelane.merchant.signing import (
+    SIGNATURE_HEADER,
     BadSignature,
     MalformedSignature,
     StaleSignature,
@@ -35,10 +37,29 @@ def test_sign_follows_the_documented_formula():
     assert verify(SECRET, header, BODY, NOW) == expected
 
 
+def _independent_v1(secret: str, timestamp: int, body: bytes) -> str:
+    """HMAC-SHA256 of ``"<t>.<body>"``, computed here without the module under test."""
+    return hmac.new(secret.encode("utf-8"), b"%d." % timestamp + body, hashlib.sha256).hexdigest()
+
+
+def test_known_vector():
+    # Pinned: a receiver written against the documentation must keep verifying what we send.
+    assert sign(SECRET, BODY, NOW) == ("t=1795608000,v1=" + _independent_v1(SECRET, 1795608000, BODY))
+    assert _independent_v1(SECRET, 1795608000, BODY) == (
+        "fd2642790fa15c7e1799d09339d8cc93a5a4bf5dac8a1e3cc7ac70fd252d83cf"
+    )
+
+
 @pytest.mark.parametrize("skew", [-300, 300, 0, 12])
 def test_inside_the_replay_window_verifies(skew):
     header = sign(SECRET, BODY, NOW)
-    verify(SECRET, header, BODY, NOW + timedelta(seconds=skew))
+    expected = _independent_v1(SECRET, int(NOW.timestamp()), BODY)
+    assert verify(SECRET, header, BODY, NOW + timedelta(seconds=skew)) == expected
+    # A header made independently (as an OMS would sign its webhooks) verifies too.
+    t = int((NOW + timedelta(seconds=skew)).timestamp())
+    assert verify(SECRET, f"t={t},v1={_independent_v1(SECRET, t, BODY)}", BODY, NOW) == (
+        _independent_v1(SECRET, t, BODY)
+    )
 
 
 @pytest.mark.parametrize("skew", [-301, 301, 3600])
@@ -85,6 +106,53 @@ def test_parse_tolerates_spaces_only():
     header = sign(SECRET, BODY, NOW)
     spaced = header.replace(",", ", ")
     assert verify(SECRET, spaced, BODY, NOW) == parse_signature(header)[1]
+
+
+def _captured_adapter() -> tuple[HttpOmsAdapter, list[httpx.Request]]:
+    """The real adapter over a fake transport that records each request and answers 201."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"id": "OMS-1"})
+
+    system = MerchantSystem(1, 1, "oms", "http", {"url": "https://oms.test/api/orders"}, True)
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    return HttpOmsAdapter(system, {"secret": SECRET}, client=client), seen
+
+
+def _check_signed(request: httpx.Request, sent_at: datetime) -> str:
+    """The request's signature, checked independently over the exact bytes on the wire."""
+    body = request.content
+    t, v1 = request.headers[SIGNATURE_HEADER].split(",")
+    assert t == f"t={int(sent_at.timestamp())}"
+    assert v1 == f"v1={_independent_v1(SECRET, int(sent_at.timestamp()), body)}"
+    return request.headers[SIGNATURE_HEADER]
+
+
+def test_the_adapter_signs_the_exact_bytes_it_sends_and_tampering_is_refused():
+    adapter, seen = _captured_adapter()
+    document = build_oms_order(_order(), {})
+    assert adapter.deliver_order(document, idempotency_key="order-7", now=NOW).kind is OutcomeKind.DELIVERED
+    assert adapter.notify_cancellation(document, lines=None, idempotency_key="cancel-7", now=NOW).kind is (
+        OutcomeKind.DELIVERED
+    )
+    assert [str(r.url) for r in seen] == ["https://oms.test/api/orders", "https://oms.test/api/cancellations"]
+    for request in seen:
+        header = _check_signed(request, NOW)
+        assert request.headers["content-type"] == "application/json"
+        # What the OMS does on receipt: the untouched request verifies...
+        assert verify(SECRET, header, request.content, NOW + timedelta(seconds=5))
+        # ...a body changed in transit (one byte, or a re-serialisation of the same JSON) does not...
+        assert b"7" in request.content
+        with pytest.raises(BadSignature):
+            verify(SECRET, header, request.content.replace(b"7", b"8", 1), NOW)
+        with pytest.raises(BadSignature):
+            verify(SECRET, header, json.dumps(json.loads(request.content), indent=1).encode(), NOW)
+        # ...and the same request replayed after the window is stale.
+        with pytest.raises(StaleSignature):
+            verify(SECRET, header, request.content, NOW + timedelta(seconds=301))
+    adapter.close()
 
 
 def _order(**overrides):
