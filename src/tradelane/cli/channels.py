@@ -1,28 +1,36 @@
-"""`tradelane channel ...`: list, pause/resume flows, trigger a flow now."""
+"""`tradelane channel ...`: list, pause/resume flows, trigger a flow now, remove."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.engine import Connection
 
+from tradelane.bootstrap import Container
 from tradelane.cli.common import console, container, fail, print_json
 from tradelane.domain.channels import Flow, LifecycleState, parse_flow
-from tradelane.persistence.tables import channels, tenants
+from tradelane.persistence.tables import channels, jobs, tenants
 from tradelane.services.channels import (
+    AUTH_PAUSE,
     Channel,
+    credentials_alert,
     flow_statuses,
     get_channel,
     list_channels,
+    manual_job_kind,
+    removal_preview,
+    remove_channel,
+    run_flow_now,
     set_lifecycle,
     set_paused,
 )
+from tradelane.services.offers import OFFER_SYNC_PROGRESS, OfferSyncProgress
 from tradelane.services.tenants import get_tenant
-from tradelane.sync.jobs import JobSpec, enqueue
-from tradelane.sync.scheduler import FLOW_JOB_KINDS
 
 channel_app = typer.Typer(help="Marketplace channels.", no_args_is_help=True)
 
@@ -36,7 +44,7 @@ def resolve_channel(conn: Connection, name: str, tenant: str | None) -> Channel:
     rows = conn.execute(
         sa.select(channels.c.tenant_id, tenants.c.name)
         .join(tenants, tenants.c.id == channels.c.tenant_id)
-        .where(channels.c.name == name)
+        .where(channels.c.name == name, channels.c.removed_at.is_(None))
     ).all()
     if not rows:
         fail(f"no channel named {name!r}")
@@ -70,10 +78,12 @@ def channel_list(
                     "name": ch.name,
                     "connector": ch.connector,
                     "lifecycle_state": ch.lifecycle_state,
+                    "alert": credentials_alert(conn, ch),
                     "flows": {
                         f.flow.value: {
                             "enabled": f.enabled,
                             "paused": f.paused,
+                            "pause_reason": f.pause_reason,
                             "frequency_seconds": f.frequency_seconds,
                             "last_success_at": f.last_success_at,
                             "last_error": f.last_error,
@@ -85,14 +95,21 @@ def channel_list(
     if as_json:
         print_json(result)
         return
-    table = Table("channel", "connector", "state", "flows")
+    table = Table("channel", "connector", "state", "flows", "alert")
     for item in result:
         flows_text = ", ".join(
-            f"{name}{' (paused)' if f['paused'] else ''}{'' if f['enabled'] else ' (off)'}"
-            for name, f in item["flows"].items()
+            f"{name}{_paused_text(f)}{'' if f['enabled'] else ' (off)'}" for name, f in item["flows"].items()
         )
-        table.add_row(item["name"], item["connector"], item["lifecycle_state"], flows_text)
+        table.add_row(
+            item["name"], item["connector"], item["lifecycle_state"], flows_text, item["alert"] or ""
+        )
     console.print(table)
+
+
+def _paused_text(flow: dict[str, Any]) -> str:
+    if not flow["paused"]:
+        return ""
+    return " (paused: credentials rejected)" if flow["pause_reason"] == AUTH_PAUSE else " (paused)"
 
 
 def _pause(name: str, tenant: str | None, flow: list[str] | None, paused: bool) -> None:
@@ -149,28 +166,108 @@ def channel_sync(
     tenant: str | None = TenantOpt,
     flow: str = typer.Option(..., "--flow", "-f", help="offers | orders | reconciler | fulfillments"),
     full: bool = typer.Option(False, "--full", help="Full sync instead of a delta (offers)."),
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help="Run the job here, now (like `tradelane worker --burst`), with a progress bar for --full.",
+    ),
 ) -> None:
-    """Enqueue FLOW of channel NAME now; `tradelane worker --burst` then does the work."""
+    """Run FLOW of channel NAME now: enqueue it (or bring its pending job forward, also out of a retry
+    backoff — but never ahead of a marketplace's Retry-After); a worker, or --wait, then does the work.
+
+    With --full, the full sync supersedes pending deltas: no offer is sent twice."""
     try:
         selected = parse_flow(flow)
     except ValueError as exc:
         fail(str(exc))
-    kind = "offers.full" if full and selected is Flow.OFFERS else FLOW_JOB_KINDS[selected.value]
-    with container() as app, app.engine.begin() as conn:
-        channel = resolve_channel(conn, name, tenant)
-        if kind not in app.registry.kinds():
-            fail(f"connector {channel.connector!r} has no {kind} job")
-        result = enqueue(
-            conn,
-            JobSpec(
-                tenant_id=channel.tenant_id,
-                kind=kind,
-                payload={"manual": True},
-                channel_id=channel.id,
-                flow=selected.value,
-                dedupe_key=f"{kind}:{channel.id}",
-            ),
-            now=app.now(),
+    kind = manual_job_kind(selected, full=full)
+    with container() as app:
+        with app.engine.begin() as conn:
+            channel = resolve_channel(conn, name, tenant)
+            if kind not in app.registry.kinds():
+                fail(f"connector {channel.connector!r} has no {kind} job")
+            run = run_flow_now(conn, channel, selected, full=full, now=app.now())
+        console.print(f"{channel.name}: {run.message()}")
+        if wait:
+            _run_here(app, run.job_id)
+
+
+def _run_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> None:
+    """Run ready jobs in this process until job ``job_id`` is finished, showing a full offer sync's
+    progress (offers built, then sent) as it goes."""
+    from tradelane.sync.worker import Worker, WorkerConfig
+
+    s = app.settings
+    config = WorkerConfig(
+        batch_size=s.worker_batch_size,
+        lease_seconds=s.worker_lease_seconds,
+        backoff_base=s.job_backoff_base_seconds,
+        backoff_cap=s.job_backoff_cap_seconds,
+        schedule=False,
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} offers"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("waiting for the job", total=None)
+
+        def report(step: OfferSyncProgress) -> None:
+            label = "building offers" if step.stage == "building" else "sent to the marketplace"
+            progress.update(task, description=label, completed=step.done, total=step.total)
+
+        worker = Worker(
+            app.engine,
+            app.registry,
+            app.now,
+            config,
+            services={**app.extras, OFFER_SYNC_PROGRESS: report},
         )
-    state = "queued" if result.created else "already pending"
-    console.print(f"{channel.name}: {kind} job {result.job_id} {state}")
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            with app.engine.connect() as conn:
+                state, error = conn.execute(
+                    sa.select(jobs.c.state, jobs.c.last_error).where(jobs.c.id == job_id)
+                ).one()
+            if state not in ("queued", "running"):
+                break
+            if worker.run_once() == 0:
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        else:
+            fail(f"job {job_id} is still {state} after {timeout_seconds:g}s; a worker will finish it")
+    if state == "succeeded":
+        console.print(f"job {job_id} succeeded")
+    else:
+        fail(f"job {job_id} {state}: {(error or '').splitlines()[0] if error else ''}", code=2)
+
+
+@channel_app.command("remove")
+def channel_remove(
+    name: str,
+    tenant: str | None = TenantOpt,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Remove channel NAME. Its orders (and their history, messages, returns) are kept, read-only, for
+    audit; its offer bindings are deleted and its pending jobs cancelled; its credentials are erased.
+    Its listings on the marketplace are NOT deleted: end them on the marketplace if wanted."""
+    with container() as app:
+        with app.engine.connect() as conn:
+            channel = resolve_channel(conn, name, tenant)
+            preview = removal_preview(conn, channel)
+        console.print(
+            f"Removing channel {channel.name}:\n"
+            f"  - its {preview['orders']} order(s) and their history are kept, read-only, for audit;\n"
+            f"  - its {preview['offer_bindings']} offer binding(s) are deleted and its "
+            f"{preview['pending_jobs']} pending job(s) cancelled; its credentials are erased;\n"
+            "  - its listings on the marketplace are NOT deleted (end them on the marketplace if wanted)."
+        )
+        if not yes and not typer.confirm(f"Remove channel {channel.name}?", default=False, err=True):
+            fail("not confirmed: nothing changed")
+        with app.engine.begin() as conn:
+            done = remove_channel(conn, resolve_channel(conn, name, tenant), now=app.now())
+    console.print(
+        f"{done.channel}: removed ({done.orders_kept} order(s) kept as {done.archived_as!r}, "
+        f"{done.offer_bindings_deleted} offer binding(s) deleted, {done.jobs_cancelled} job(s) cancelled)"
+    )

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from tradelane.cli import orders as orders_cli
 from tradelane.cli.common import console, container, fail, print_json
+from tradelane.cli.secrets import required_secret, secret_option, stdin_option
 from tradelane.merchant.skus import list_sku_mappings, put_sku_mapping
 from tradelane.merchant.systems import add_http_system, describe, list_merchant_systems
 from tradelane.services import order_health as health
@@ -58,18 +59,16 @@ def add_http(
     tenant: str = TenantOpt,
     name: str = typer.Option(..., "--name", help="Unique per tenant; used in the webhook URL."),
     url: str = typer.Option(..., "--url", help="Where orders are POSTed."),
-    secret: str = typer.Option(
-        ...,
-        "--secret",
-        envvar="TRADELANE_MERCHANT_SECRET",
-        help="HMAC signing secret shared with the OMS (or set TRADELANE_MERCHANT_SECRET).",
-        show_default=False,
+    secret: str | None = secret_option(
+        "--secret", "TRADELANE_MERCHANT_SECRET", "HMAC signing secret shared with the OMS"
     ),
+    secret_stdin: bool = stdin_option("--secret", "the signing secret"),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request (default 10)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """A generic HTTP/webhook OMS: orders are POSTed to it as signed JSON
     (the document: GET /api/v1/orders/{ref}/oms-document)."""
+    secret = required_secret(secret, secret_stdin, flag="--secret", what="signing secret")
     with container() as app, app.engine.begin() as conn:
         tenant_id = get_tenant(conn, tenant).id
         system = add_http_system(

@@ -12,6 +12,7 @@ import typer
 
 from tradelane.cli.common import console, container, print_json
 from tradelane.cli.merchant import merchant_add_app
+from tradelane.cli.secrets import required_secret, secret_option, stdin_option
 from tradelane.merchant.shopify.settings import DEFAULT_API_VERSION, InventoryBehaviour, add_shopify_system
 from tradelane.merchant.systems import describe
 from tradelane.services.tenants import get_tenant
@@ -24,20 +25,16 @@ def add_shopify(
     shop_domain: str = typer.Option(
         ..., "--shop-domain", help="The shop's domain, e.g. my-shop.myshopify.com."
     ),
-    access_token: str = typer.Option(
-        ...,
+    access_token: str | None = secret_option(
         "--access-token",
-        envvar="TRADELANE_SHOPIFY_ACCESS_TOKEN",
-        help="Admin API access token of the shop's custom app (or set TRADELANE_SHOPIFY_ACCESS_TOKEN).",
-        show_default=False,
+        "TRADELANE_SHOPIFY_ACCESS_TOKEN",
+        "Admin API access token of the shop's custom app",
     ),
-    webhook_secret: str = typer.Option(
-        ...,
-        "--webhook-secret",
-        envvar="TRADELANE_SHOPIFY_WEBHOOK_SECRET",
-        help="The secret Shopify signs webhooks with (or set TRADELANE_SHOPIFY_WEBHOOK_SECRET).",
-        show_default=False,
+    access_token_stdin: bool = stdin_option("--access-token", "the Admin API access token"),
+    webhook_secret: str | None = secret_option(
+        "--webhook-secret", "TRADELANE_SHOPIFY_WEBHOOK_SECRET", "The secret Shopify signs webhooks with"
     ),
+    webhook_secret_stdin: bool = stdin_option("--webhook-secret", "the webhook secret"),
     api_url: str | None = typer.Option(
         None, "--api-url", help="Admin API base URL (default https://<shop-domain>; e.g. a sandbox)."
     ),
@@ -54,6 +51,12 @@ def add_shopify(
 ) -> None:
     """A Shopify shop: orders are created in it through the Admin API; products, stock, fulfillments
     and cancellations come back through its webhooks."""
+    token = required_secret(
+        access_token, access_token_stdin, flag="--access-token", what="Admin API access token"
+    )
+    signing = required_secret(
+        webhook_secret, webhook_secret_stdin, flag="--webhook-secret", what="webhook secret"
+    )
     with container() as app, app.engine.begin() as conn:
         tenant_row = get_tenant(conn, tenant)
         system = add_shopify_system(
@@ -61,8 +64,8 @@ def add_shopify(
             tenant_id=tenant_row.id,
             name=name,
             shop_domain=shop_domain,
-            access_token=access_token,
-            webhook_secret=webhook_secret,
+            access_token=token,
+            webhook_secret=signing,
             keyring=app.keyring,
             now=app.now(),
             api_url=api_url,

@@ -36,6 +36,7 @@ from tradelane.merchant.systems import add_http_system
 from tradelane.persistence import migrate
 from tradelane.persistence.tables import offer_bindings, order_history, orders
 from tradelane.services.catalog_import import import_catalog
+from tradelane.services.offers import OFFER_SYNC_PROGRESS, OFFERS_FULL, OfferSyncProgress
 from tradelane.services.tenants import create_tenant
 from tradelane.sync.jobs import JobSpec, enqueue
 from tradelane.sync.worker import Worker, WorkerConfig
@@ -219,30 +220,50 @@ class Demo:
         return channels
 
     def _initial_sync(self, app: Container, worker: Worker, tenant_id: int, channels: list[Any]) -> None:
+        """One full sync per channel. The first bar advances as each channel's offers are built and
+        sent (the full sync reports every chunk), the second as the marketplace reports the imports."""
         with app.engine.begin() as conn:
             for ch in channels:
                 enqueue(
                     conn,
-                    JobSpec(tenant_id, "offers.full", {}, channel_id=ch.id, flow=Flow.OFFERS.value),
+                    JobSpec(
+                        tenant_id,
+                        OFFERS_FULL,
+                        {},
+                        channel_id=ch.id,
+                        flow=Flow.OFFERS.value,
+                        dedupe_key=f"{OFFERS_FULL}:{ch.id}",
+                    ),
                     now=app.now(),
                 )
         with app.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(offer_bindings)).scalar_one()
         with _progress(self.console) as progress:
-            task = progress.add_task("initial offer sync", total=total)
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                worker.run(burst=True)
-                with app.engine.connect() as conn:
-                    done = conn.execute(
-                        sa.select(sa.func.count())
-                        .select_from(offer_bindings)
-                        .where(offer_bindings.c.status.in_(["published", "error", "blocked"]))
-                    ).scalar_one()
-                progress.update(task, completed=done)
-                if done >= total:
-                    break
-                time.sleep(0.5)
+            sending = progress.add_task("initial offer sync: offers built and sent", total=total)
+            reported = progress.add_task("marketplace import reports", total=total)
+            per_channel: dict[int, int] = {}
+
+            def report(step: OfferSyncProgress) -> None:
+                per_channel[step.channel_id] = step.done
+                progress.update(sending, completed=sum(per_channel.values()))
+
+            worker.services[OFFER_SYNC_PROGRESS] = report
+            try:
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline:
+                    worker.run(burst=True)
+                    with app.engine.connect() as conn:
+                        done = conn.execute(
+                            sa.select(sa.func.count())
+                            .select_from(offer_bindings)
+                            .where(offer_bindings.c.status.in_(["published", "error", "blocked"]))
+                        ).scalar_one()
+                    progress.update(reported, completed=done)
+                    if done >= total:
+                        break
+                    time.sleep(0.5)
+            finally:
+                worker.services.pop(OFFER_SYNC_PROGRESS, None)
 
     def _banner(self, token: str) -> None:
         opts = self.options

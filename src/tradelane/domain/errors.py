@@ -5,7 +5,8 @@ Connectors classify every failure at the edge:
 * :class:`RetryableError` — try again later; ``retry_after`` (seconds), when the remote said so
   (e.g. HTTP 429 ``Retry-After``), is honoured exactly by the engine;
 * :class:`PermanentError` — retrying cannot help; the job goes straight to the dead-letter list
-  with ``reason`` (human readable) and the raw request/response kept for inspection.
+  with ``reason`` (human readable) and the raw request/response kept for inspection;
+* :class:`AuthenticationError` — a :class:`PermanentError` meaning the credentials were rejected.
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ class PermanentError(TradelaneError):
         super().__init__(reason)
         self.reason = reason
         self.raw = raw
+
+
+class AuthenticationError(PermanentError):
+    """The remote rejected our credentials (HTTP 401, or 403 on the account): no job of the channel can
+    succeed until an operator fixes them. ``host`` names the remote when the edge knows it.
+
+    The engine dead-letters the job that met it, raises an alert on the channel and pauses its flows
+    (see :func:`tradelane.services.channels.credentials_rejected`)."""
+
+    def __init__(self, reason: str, *, raw: str | None = None, host: str | None = None) -> None:
+        super().__init__(reason, raw=raw)
+        self.host = host
 
 
 class NotFoundError(TradelaneError):

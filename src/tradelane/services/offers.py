@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -12,8 +12,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.domain.catalog import Product
-from tradelane.persistence.tables import channels, offer_bindings, products
+from tradelane.persistence.tables import channels, jobs, offer_bindings, products
 from tradelane.services.outbox import schedule_deltas
+
+#: The job kind of a full offer sync (every bound offer, whatever its dirty flag).
+OFFERS_FULL = "offers.full"
+
+#: Key of the optional progress callback in the worker's ``services``: a full sync calls it with an
+#: :class:`OfferSyncProgress` after every chunk of offers it builds, and once more when they are sent.
+OFFER_SYNC_PROGRESS = "offer_sync_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSyncProgress:
+    """Where a full offer sync of ``channel_id`` stands: ``done`` of ``total`` offers are built (stage
+    ``building``) or handed to the marketplace (stage ``sent``). ``done`` never decreases."""
+
+    channel_id: int
+    done: int
+    total: int
+    stage: str
+
+
+OfferSyncProgressFn = Callable[[OfferSyncProgress], None]
 
 
 class OfferStatus(StrEnum):
@@ -98,6 +119,29 @@ def dirty_offers(conn: Connection, channel_id: int, *, limit: int) -> list[Dirty
 def all_offers(conn: Connection, channel_id: int) -> list[DirtyOffer]:
     rows = conn.execute(_bound_select(channel_id).order_by(offer_bindings.c.id)).all()
     return [DirtyOffer(r.binding_id, r.change_seq, product_from_row(r)) for r in rows]
+
+
+def full_sync_in_flight(conn: Connection, channel_id: int, *, other_than: int | None = None) -> int | None:
+    """The id of a queued or running full offer sync of the channel (not ``other_than``), if any."""
+    stmt = sa.select(jobs.c.id).where(
+        jobs.c.channel_id == channel_id,
+        jobs.c.kind == OFFERS_FULL,
+        jobs.c.state.in_(["queued", "running"]),
+    )
+    if other_than is not None:
+        stmt = stmt.where(jobs.c.id != other_than)
+    return conn.execute(stmt.order_by(jobs.c.id).limit(1)).scalar()
+
+
+def never_fully_synced(conn: Connection, channel_id: int) -> bool:
+    """True while no full offer sync of the channel has completed (its first sync is still to come)."""
+    stamp = conn.execute(sa.select(channels.c.full_synced_at).where(channels.c.id == channel_id)).scalar()
+    return stamp is None
+
+
+def mark_full_synced(conn: Connection, channel_id: int, *, read_at: datetime) -> None:
+    """Record that a full sync sent every offer as read at ``read_at``."""
+    conn.execute(sa.update(channels).where(channels.c.id == channel_id).values(full_synced_at=read_at))
 
 
 def count_dirty(conn: Connection, channel_id: int) -> int:

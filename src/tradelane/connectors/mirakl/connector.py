@@ -14,7 +14,7 @@ from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
 from tradelane.connectors.mirakl.settings import CONNECTOR, MiraklSettings
 from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing
-from tradelane.services.channels import Channel, channel_credentials, create_channel
+from tradelane.services.channels import Channel, channel_credentials, create_channel, update_channel_config
 
 HANDLERS: Mapping[str, ChannelHandler] = {
     "orders.poll": orders_flow.poll_orders,
@@ -63,6 +63,48 @@ def add_channel(
         credentials=credentials,
         keyring=keyring,
         now=now,
+    )
+
+
+def update_channel(
+    conn: Connection,
+    channel: Channel,
+    *,
+    keyring: KeyRing,
+    api_key: str | None = None,
+    hostname: str | None = None,
+    shop_id: str | None = None,
+    staging_api_key: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> Channel:
+    """Change a Mirakl channel's credentials and/or settings (what is not given is kept).
+
+    The new settings are validated before anything is stored; the credentials are encrypted again
+    under the current key. Nothing is checked against the marketplace here: callers run
+    :func:`check_channel` next (and :func:`~tradelane.services.channels.credentials_accepted` when it
+    passes)."""
+    if channel.connector != CONNECTOR:
+        raise ValidationError(f"channel {channel.name} uses connector {channel.connector!r}, not mirakl")
+    if api_key is not None and not api_key.strip():
+        raise ValidationError("the API key is empty")
+    data = {**channel.settings, **(options or {})}
+    if hostname is not None:
+        data["hostname"] = hostname
+    if shop_id is not None:
+        data["shop_id"] = shop_id or None
+    credentials = channel_credentials(conn, channel, keyring)
+    if api_key is not None:
+        credentials["api_key"] = api_key.strip()
+    if staging_api_key is not None:
+        credentials["staging_api_key"] = staging_api_key.strip()
+    try:
+        settings = MiraklSettings.from_dict(data)
+        # validates host, key, shop id
+        MiraklClient(settings.hostname, str(credentials.get("api_key", "")), settings.shop_id).close()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
+    return update_channel_config(
+        conn, channel, settings=settings.to_dict(), credentials=credentials, keyring=keyring
     )
 
 

@@ -15,7 +15,7 @@ the API key.
 
 from __future__ import annotations
 
-from tradelane.domain.errors import PermanentError, RetryableError
+from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
 
 
 class MiraklRetryableError(RetryableError):
@@ -80,12 +80,13 @@ class MiraklBadResponse(MiraklRetryableError):
     maintenance page), an empty, truncated or otherwise invalid JSON document, or inconsistent paging."""
 
 
-class MiraklAuthError(MiraklPermanentError):
+class MiraklAuthError(MiraklPermanentError, AuthenticationError):
     """HTTP 401: the API key was rejected."""
 
 
-class MiraklForbidden(MiraklPermanentError):
-    """HTTP 403: the key is valid but may not do this (role missing, or no access to the shop id)."""
+class MiraklForbidden(MiraklPermanentError, AuthenticationError):
+    """HTTP 403: the key is valid but may not do this (role missing, or no access to the shop id).
+    Like a 401 it is an :class:`AuthenticationError`: the channel's credentials need fixing."""
 
 
 class MiraklRequestRejected(MiraklPermanentError):

@@ -15,7 +15,7 @@ from tradelane.connectors.mirakl.errors import MiraklRateLimited
 from tradelane.connectors.mirakl.settings import MiraklSettings
 from tradelane.connectors.mirakl.transport import Exchange
 from tradelane.domain.channels import LifecycleState
-from tradelane.domain.errors import PermanentError
+from tradelane.domain.errors import AuthenticationError, PermanentError
 from tradelane.persistence.tables import exchanges
 from tradelane.security.crypto import CredentialError, KeyRing
 from tradelane.services.channels import Channel, channel_credentials
@@ -95,6 +95,9 @@ class MiraklGateway:
                 self.ctx.rate_limiter.hold(
                     self.channel.id, f"mirakl:{op}", self.settings.limit(op), exc.retry_after
                 )
+            raise
+        except AuthenticationError as exc:
+            exc.host = self._account[0]  # the engine's alert says which host refused the key
             raise
 
     def record(

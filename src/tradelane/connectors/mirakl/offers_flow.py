@@ -4,6 +4,15 @@ A delta takes every dirty binding of the channel (all the changes since the last
 product changed ten times is sent once, with its latest values) in batches of ``delta_batch_size``,
 one OF24 call per batch within the channel's OF24 budget. Sent offers are marked with the import id;
 an ``offers.import_check`` job later reads OF02 (and OF03's error report) to set each offer's outcome.
+
+First sync and full syncs (so that no offer is sent twice when a channel starts):
+
+* a full sync supersedes deltas: while an ``offers.full`` of the channel is queued or running, a delta
+  stands aside and sends nothing (the full sends every offer, the dirty ones included; anything changed
+  after the full read the catalog stays dirty for the next scheduled delta);
+* a channel's first sync is a full one: a delta with offers to send, on a channel that never completed
+  a full sync, queues one ``offers.full`` instead (once per channel — idempotency key
+  ``offers.first_full:<channel>`` — coalesced with a full the operator asked for) and sends nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
+
+import sqlalchemy as sa
 
 from tradelane.connectors.mirakl.gateway import MiraklGateway
 from tradelane.connectors.mirakl.mapping import (
@@ -23,6 +34,7 @@ from tradelane.connectors.mirakl.mapping import (
 )
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import RetryableError
+from tradelane.persistence.tables import jobs
 from tradelane.services import offers as offer_service
 from tradelane.services.channels import Channel
 from tradelane.services.outbox import OFFERS_DELTA
@@ -30,6 +42,8 @@ from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
 
 IMPORT_CHECK = "offers.import_check"
+#: A full sync reports its progress every ``max(1, min(FULL_CHUNK, total // 20))`` offers built.
+FULL_CHUNK = 500
 #: Seconds between two looks at a running import (OF02's own budget may space them further).
 IMPORT_POLL_SECONDS = 15.0
 
@@ -44,7 +58,48 @@ def _split(offers: Sequence[offer_service.DirtyOffer], gw: MiraklGateway) -> tup
     return ready, blocked
 
 
+def _stand_aside(ctx: JobContext, channel: Channel) -> dict[str, Any] | None:
+    """The delta's answer when a full sync does its work (see the module docstring), else None."""
+    with ctx.engine.connect() as conn:
+        full_job = offer_service.full_sync_in_flight(conn, channel.id, other_than=ctx.job.id)
+        first = (
+            full_job is None
+            and offer_service.never_fully_synced(conn, channel.id)
+            and offer_service.count_dirty(conn, channel.id) > 0
+        )
+    if full_job is None and not first:
+        return None
+    with ctx.transaction() as conn:
+        if full_job is None:
+            queued = enqueue(
+                conn,
+                JobSpec(
+                    tenant_id=channel.tenant_id,
+                    kind=offer_service.OFFERS_FULL,
+                    payload={"first_sync": True},
+                    channel_id=channel.id,
+                    flow=Flow.OFFERS.value,
+                    idempotency_key=f"offers.first_full:{channel.id}",
+                    dedupe_key=f"{offer_service.OFFERS_FULL}:{channel.id}",
+                ),
+                now=ctx.now(),
+            )
+            if not queued.created:
+                # The first full sync was queued before and is no longer in flight (it died, or it was
+                # cancelled): do not queue fulls forever — send the changes as a delta.
+                with_state = conn.execute(sa.select(jobs.c.state).where(jobs.c.id == queued.job_id)).scalar()
+                if with_state not in ("queued", "running"):
+                    return None
+            full_job = queued.job_id
+        result = {"sent": 0, "superseded_by_full_sync": full_job}
+        ctx.complete_in(conn, result)
+    return result
+
+
 def push_delta(ctx: JobContext, channel: Channel) -> dict[str, Any]:
+    aside = _stand_aside(ctx, channel)
+    if aside is not None:
+        return aside
     now = ctx.now()
     with MiraklGateway(ctx, channel) as gw:
         with ctx.engine.connect() as conn:
@@ -94,13 +149,40 @@ def push_delta(ctx: JobContext, channel: Channel) -> dict[str, Any]:
     return result
 
 
+def _report(ctx: JobContext, channel: Channel, done: int, total: int, stage: str) -> None:
+    report: offer_service.OfferSyncProgressFn | None = ctx.services.get(offer_service.OFFER_SYNC_PROGRESS)
+    if report is not None:
+        report(offer_service.OfferSyncProgress(channel.id, done, total, stage))
+
+
+def _build_in_chunks(
+    ctx: JobContext, channel: Channel, everything: Sequence[offer_service.DirtyOffer], gw: MiraklGateway
+) -> tuple[list[Any], list[Any]]:
+    """:func:`_split` chunk by chunk, reporting the progress after each chunk."""
+    total = len(everything)
+    size = max(1, min(FULL_CHUNK, total // 20))
+    ready: list[Any] = []
+    blocked: list[Any] = []
+    _report(ctx, channel, 0, total, "building")
+    for start in range(0, total, size):
+        part_ready, part_blocked = _split(everything[start : start + size], gw)
+        ready.extend(part_ready)
+        blocked.extend(part_blocked)
+        _report(ctx, channel, min(total, start + size), total, "building")
+    return ready, blocked
+
+
 def push_full(ctx: JobContext, channel: Channel) -> dict[str, Any]:
-    """Initial/full sync: every bound offer in one OF01 file (NORMAL mode: create or update)."""
+    """Initial/full sync: every bound offer in one OF01 file (NORMAL mode: create or update).
+
+    Records the channel's ``full_synced_at`` (the instant the catalog was read), so later deltas stay
+    deltas; the optional :data:`~tradelane.services.offers.OFFER_SYNC_PROGRESS` service hears of every
+    chunk of offers built and of the upload."""
     now = ctx.now()
     with MiraklGateway(ctx, channel) as gw:
         with ctx.engine.connect() as conn:
             everything = offer_service.all_offers(conn, channel.id)
-        ready, blocked = _split(everything, gw)
+        ready, blocked = _build_in_chunks(ctx, channel, everything, gw)
         import_id: int | None = None
         if ready:
             data = offer_csv(
@@ -110,6 +192,7 @@ def push_full(ctx: JobContext, channel: Channel) -> dict[str, Any]:
             )
             import_id = gw.call("OF01", lambda c: c.import_offers(data, OfferImportMode.NORMAL))
         with ctx.transaction() as conn:
+            offer_service.mark_full_synced(conn, channel.id, read_at=now)
             for offer, reasons in blocked:
                 offer_service.block(conn, offer, reasons, now=now)
             if import_id is not None:
@@ -125,6 +208,7 @@ def push_full(ctx: JobContext, channel: Channel) -> dict[str, Any]:
                 gw.record(conn, f"import:{import_id}", now=now, only_ops={"OF01"})
             result = {"sent": len(ready), "blocked": len(blocked), "import_id": import_id}
             ctx.complete_in(conn, result)
+    _report(ctx, channel, len(everything), len(everything), "sent")
     return result
 
 

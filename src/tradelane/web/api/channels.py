@@ -35,10 +35,14 @@ class FlowOut(BaseModel):
     last_run_at: datetime | None
     last_success_at: datetime | None
     last_error: str | None
+    pause_reason: str | None = Field(
+        default=None, description="Why it is paused: null (an operator) or `auth` (credentials rejected)."
+    )
 
 
 class ChannelDetailOut(ChannelOut):
     flows: list[FlowOut]
+    alert: str | None = Field(default=None, description="The open credentials alert, if any.")
 
 
 class ChannelList(BaseModel):
@@ -69,11 +73,12 @@ def _flow_out(status: FlowStatus) -> FlowOut:
         last_run_at=status.last_run_at,
         last_success_at=status.last_success_at,
         last_error=status.last_error,
+        pause_reason=status.pause_reason,
     )
 
 
-def _detail(channel: Channel, flows: list[FlowStatus]) -> ChannelDetailOut:
-    return ChannelDetailOut(**_out(channel).model_dump(), flows=[_flow_out(f) for f in flows])
+def _detail(channel: Channel, flows: list[FlowStatus], alert: str | None = None) -> ChannelDetailOut:
+    return ChannelDetailOut(**_out(channel).model_dump(), flows=[_flow_out(f) for f in flows], alert=alert)
 
 
 @router.get("", summary="List the tenant's channels (by name)")
@@ -88,7 +93,8 @@ def get_channel(name: ChannelName, tenant: TenantDep, container: ContainerDep) -
     with read_only(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
         flows = channel_service.flow_statuses(conn, channel.id)
-    return _detail(channel, flows)
+        alert = channel_service.credentials_alert(conn, channel)
+    return _detail(channel, flows, alert)
 
 
 def _set_paused(

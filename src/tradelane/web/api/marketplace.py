@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradelane.connectors.mirakl.connector import add_channel, check_channel
+from tradelane.connectors.mirakl.connector import add_channel, check_channel, update_channel
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.merchant.skus import put_sku_mapping
@@ -18,8 +18,6 @@ from tradelane.persistence.db import read_only, transaction
 from tradelane.services import channels as channel_service
 from tradelane.services import offers as offer_service
 from tradelane.services.order_health import retry_quarantined_for_skus
-from tradelane.sync.jobs import JobSpec, enqueue
-from tradelane.sync.scheduler import FLOW_JOB_KINDS
 from tradelane.web.api.common import API_PREFIX, PRINTABLE, ChannelName, Limit, Offset
 from tradelane.web.auth import ContainerDep, TenantDep
 from tradelane.web.problems import problem_responses
@@ -65,6 +63,48 @@ class JobQueued(BaseModel):
     job_id: int
     kind: str
     created: bool
+    run_at: datetime | None = Field(default=None, description="When the job is due (now, or a hold).")
+    held_until: datetime | None = Field(
+        default=None, description="Set when a rate limit (e.g. the marketplace's Retry-After) holds the job."
+    )
+    paused: bool = Field(default=False, description="The flow is paused: the job waits for a resume.")
+    message: str = ""
+
+
+class ChannelUpdateIn(BaseModel):
+    """What to change on a Mirakl channel; omitted fields are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: Annotated[str | None, Field(default=None, min_length=1, max_length=500, pattern=PRINTABLE)] = (
+        None
+    )
+    hostname: Annotated[str | None, Field(default=None, min_length=1, max_length=300, pattern=PRINTABLE)] = (
+        None
+    )
+    shop_id: Annotated[str | None, Field(default=None, pattern=r"^[0-9]{0,19}$")] = None
+    staging_api_key: Annotated[str | None, Field(default=None, max_length=500, pattern=PRINTABLE)] = None
+    options: dict[str, Any] | None = Field(default=None, description="Mirakl settings to change.")
+
+
+class ChannelUpdated(BaseModel):
+    name: str
+    check: CheckOut
+    resumed_flows: list[Flow]
+    replayed_jobs: list[int]
+    alert_resolved: bool
+
+
+class ChannelRemoved(BaseModel):
+    name: str
+    archived_as: str
+    orders_kept: int
+    offer_bindings_deleted: int
+    jobs_cancelled: int
+    note: str = (
+        "Orders and their history are kept, read-only, for audit. Listings on the marketplace are NOT "
+        "deleted."
+    )
 
 
 class StateIn(BaseModel):
@@ -177,24 +217,81 @@ def check(
     "/channels/{name}/sync", status_code=202, summary="Run a flow now", responses=problem_responses(404)
 )
 def sync(name: ChannelName, body: SyncIn, tenant: TenantDep, container: ContainerDep) -> JobQueued:
-    kind = "offers.full" if body.full and body.flow is Flow.OFFERS else FLOW_JOB_KINDS[body.flow.value]
+    """Enqueue the flow, or bring its pending job forward (out of a retry backoff too, never ahead of a
+    rate-limit hold such as the marketplace's Retry-After: ``held_until`` then says until when)."""
+    kind = channel_service.manual_job_kind(body.flow, full=body.full)
     if kind not in container.registry.kinds():
         raise ValidationError(f"flow {body.flow.value} has nothing to run on demand")
     with transaction(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
-        result = enqueue(
+        run = channel_service.run_flow_now(conn, channel, body.flow, full=body.full, now=container.now())
+    return JobQueued(
+        job_id=run.job_id,
+        kind=run.kind,
+        created=run.created,
+        run_at=run.run_at,
+        held_until=run.held_until,
+        paused=run.paused,
+        message=run.message(),
+    )
+
+
+@router.patch(
+    "/channels/{name}",
+    summary="Change a Mirakl channel's credentials or settings, then check them",
+    responses=problem_responses(404, 422),
+)
+def update(
+    name: ChannelName, body: ChannelUpdateIn, tenant: TenantDep, container: ContainerDep
+) -> ChannelUpdated:
+    """The change is stored, then checked like ``/check``. When the check passes, flows paused because
+    the credentials were rejected resume, the jobs that died of it are re-queued and the alert is
+    resolved; when it fails, ``check.ok`` is false and the flows stay as they are."""
+    with transaction(container.engine) as conn:
+        channel = channel_service.get_channel(conn, tenant.id, name)
+        channel = update_channel(
             conn,
-            JobSpec(
-                tenant.id,
-                kind,
-                {"manual": True},
-                channel_id=channel.id,
-                flow=body.flow.value,
-                dedupe_key=f"{kind}:{channel.id}",
-            ),
-            now=container.now(),
+            channel,
+            keyring=container.keyring,
+            api_key=body.api_key,
+            hostname=body.hostname,
+            shop_id=body.shop_id,
+            staging_api_key=body.staging_api_key,
+            options=body.options,
         )
-    return JobQueued(job_id=result.job_id, kind=kind, created=result.created)
+    with read_only(container.engine) as conn:
+        result = check_channel(conn, channel, container.keyring)
+    fixed = channel_service.CredentialsFixed([], [], False)
+    if result.ok:
+        with transaction(container.engine) as conn:
+            fixed = channel_service.credentials_accepted(conn, channel, now=container.now())
+    return ChannelUpdated(
+        name=channel.name,
+        check=CheckOut(
+            ok=result.ok, problem=result.problem.value if result.problem else None, message=result.message
+        ),
+        resumed_flows=fixed.resumed,
+        replayed_jobs=fixed.replayed_jobs,
+        alert_resolved=fixed.alert_resolved,
+    )
+
+
+@router.delete(
+    "/channels/{name}",
+    summary="Remove a channel: orders kept for audit, offer bindings deleted, marketplace listings untouched",
+    responses=problem_responses(404),
+)
+def remove(name: ChannelName, tenant: TenantDep, container: ContainerDep) -> ChannelRemoved:
+    with transaction(container.engine) as conn:
+        channel = channel_service.get_channel(conn, tenant.id, name)
+        done = channel_service.remove_channel(conn, channel, now=container.now())
+    return ChannelRemoved(
+        name=done.channel,
+        archived_as=done.archived_as,
+        orders_kept=done.orders_kept,
+        offer_bindings_deleted=done.offer_bindings_deleted,
+        jobs_cancelled=done.jobs_cancelled,
+    )
 
 
 @router.put("/channels/{name}/state", summary="Set the lifecycle state", responses=problem_responses(404))

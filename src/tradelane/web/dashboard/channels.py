@@ -1,6 +1,7 @@
 """Channels: lifecycle, flows (on/off, paused, last success, configured and observed frequency),
-rate-limit budgets; pause/resume one flow (``services.channels.set_paused``, as
-``POST /api/v1/channels/{name}/pause|resume`` and ``tradelane channel pause|resume``)."""
+rate-limit budgets, the credentials alert; pause/resume one flow (``services.channels.set_paused``, as
+``POST /api/v1/channels/{name}/pause|resume`` and ``tradelane channel pause|resume``) and run one now
+(``services.channels.run_flow_now``, as ``tradelane channel sync``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tradelane.domain.errors import NotFoundError
 from tradelane.persistence.db import read_only, transaction
 from tradelane.services import channels as channel_service
 from tradelane.services.channel_insights import channel_insights
+from tradelane.sync.scheduler import FLOW_JOB_KINDS
 from tradelane.web.dashboard.limits import bucket_limit
 from tradelane.web.dashboard.rendering import PREFIX, redirect, render
 from tradelane.web.dashboard.session import ActionDep, SessionDep, container_of
@@ -27,9 +29,36 @@ def channels_page(request: Request, session: SessionDep) -> Response:
     container = container_of(request)
     with read_only(container.engine) as conn:
         insights = channel_insights(conn, session.tenant.id, now=container.now(), limit_for=bucket_limit)
+        alerts = {ins.channel.id: channel_service.credentials_alert(conn, ins.channel) for ins in insights}
+    runnable = {flow for flow, kind in FLOW_JOB_KINDS.items() if kind in container.registry.kinds()}
     return render(
-        request, "dashboard/channels.html", {"page": "channels", "insights": insights}, session=session
+        request,
+        "dashboard/channels.html",
+        {"page": "channels", "insights": insights, "alerts": alerts, "runnable": runnable},
+        session=session,
     )
+
+
+@router.post("/run")
+def run_flow(
+    request: Request,
+    session: ActionDep,
+    channel: Annotated[str, Form()] = "",
+    flow: Annotated[str, Form()] = "",
+) -> Response:
+    """ "Run now": the flow's job is due now (also out of a retry backoff; a rate-limit hold stays)."""
+    if flow not in {f.value for f in Flow}:
+        return redirect(request, PAGE, "Unknown flow.", level="error")
+    container = container_of(request)
+    if channel_service.manual_job_kind(Flow(flow), full=False) not in container.registry.kinds():
+        return redirect(request, PAGE, f"{flow} has nothing to run on demand.", level="error")
+    try:
+        with transaction(container.engine) as conn:
+            found = channel_service.get_channel(conn, session.tenant.id, channel)
+            run = channel_service.run_flow_now(conn, found, Flow(flow), full=False, now=container.now())
+    except NotFoundError as exc:
+        return redirect(request, PAGE, str(exc), level="error")
+    return redirect(request, PAGE, f"{channel}: {run.message()}.")
 
 
 @router.post("/flows")
