@@ -5,7 +5,8 @@ The orders poll queues both after its orders are committed (:func:`enqueue_feeds
 404 on an operator without the module, 403, 5xx, timeouts, garbage or truncated bodies, contract
 breaks — never fails the orders poll nor the feed's job: the raw exchange is kept, an alert raised and
 the feed backs off (:mod:`tradelane.services.feeds`). Only a 429 goes back to the engine, which retries
-at exactly ``Retry-After`` without spending an attempt.
+at exactly ``Retry-After`` without spending an attempt, and a 401 (the API key itself rejected, a matter
+of the whole channel).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.connectors.mirakl.errors import MiraklPermanentError, MiraklRateLimited, MiraklRetryableError
+from tradelane.connectors.mirakl.errors import (
+    MiraklAuthError,
+    MiraklPermanentError,
+    MiraklRateLimited,
+    MiraklRetryableError,
+)
 from tradelane.connectors.mirakl.gateway import MiraklGateway
 from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
 from tradelane.connectors.mirakl.models import Message, Return
@@ -78,6 +84,8 @@ def _read_feed(
             page = fetch(gw, since)
         except MiraklRateLimited:
             raise  # the engine retries at exactly Retry-After
+        except MiraklAuthError:
+            raise  # the key itself is rejected: a channel matter (orders fail too), not this feed's
         except (MiraklRetryableError, MiraklPermanentError) as exc:
             with ctx.transaction() as conn:
                 gw.record(conn, feeds.exchange_subject(feed), now=now)
