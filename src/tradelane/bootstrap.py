@@ -26,6 +26,8 @@ class Container:
     registry: JobRegistry
     clock: Any = field(default=utcnow)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The resolved store, data directory and key source (see :func:`describe_setup`).
+    setup: dict[str, Any] = field(default_factory=dict)
 
     def now(self) -> datetime:
         result: datetime = self.clock()
@@ -35,8 +37,9 @@ class Container:
         self.engine.dispose()
 
 
-def build_keyring(settings: Settings, engine: Engine) -> KeyRing:
-    """The key ring for ``engine``'s store, checked against the credentials it already holds.
+def build_keyring(settings: Settings, engine: Engine) -> tuple[KeyRing, str]:
+    """The key ring for ``engine``'s store, checked against the credentials it already holds, and where
+    it came from (for logs; never the key).
 
     Raises :class:`~tradelane.services.key_check.KeyConfigurationError` (the process must not start)
     when no configured key decrypts them, and never creates a key file over encrypted data.
@@ -47,12 +50,7 @@ def build_keyring(settings: Settings, engine: Engine) -> KeyRing:
         engine, configured_keys=settings.key_list(), key_file=settings.key_file()
     )
     log = get_logger("tradelane.bootstrap")
-    log.info(
-        "settings.resolved",
-        database_url=_url_for_log(settings.resolved_database_url()),
-        data_dir=str(settings.data_dir) if settings.data_dir is not None else None,
-        keys_from=source.description,
-    )
+    log.debug("settings.resolved", **describe_setup(settings, source.description))
     if source.created_key_file:
         log.warning("keys.created", key_file=str(settings.key_file()))
     if check.undecryptable:
@@ -61,7 +59,17 @@ def build_keyring(settings: Settings, engine: Engine) -> KeyRing:
             sampled=check.sampled,
             rows=[v.label for v in check.undecryptable],
         )
-    return keyring
+    return keyring, source.description
+
+
+def describe_setup(settings: Settings, keys_from: str) -> dict[str, Any]:
+    """What a process runs on, for its start-up log line (no secrets): the store, the data directory and
+    where the keys came from. ``worker`` and ``serve`` log it at INFO; one-shot commands at DEBUG."""
+    return {
+        "database_url": _url_for_log(settings.resolved_database_url()),
+        "data_dir": str(settings.data_dir) if settings.data_dir is not None else None,
+        "keys_from": keys_from,
+    }
 
 
 def _url_for_log(url: str) -> str:
@@ -103,12 +111,17 @@ def build(settings: Settings | None = None, *, configure_logs: bool = True) -> C
         configure_logging(settings.log_level, json_output=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
     try:
-        keyring = build_keyring(settings, engine)
+        keyring, keys_from = build_keyring(settings, engine)
     except BaseException:
         engine.dispose()
         raise
     registry = JobRegistry()
     register_handlers(registry, settings.plugin_list())
     return Container(
-        settings=settings, engine=engine, keyring=keyring, registry=registry, extras={"keyring": keyring}
+        settings=settings,
+        engine=engine,
+        keyring=keyring,
+        registry=registry,
+        extras={"keyring": keyring},
+        setup=describe_setup(settings, keys_from),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tradelane.cli.common import console, container
+from tradelane.logging import get_logger
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +25,7 @@ def worker(
     from tradelane.sync.worker import Worker, WorkerConfig
 
     with container() as app:
+        get_logger("tradelane.worker").info("settings.resolved", **app.setup)
         s = app.settings
         config = WorkerConfig(
             batch_size=batch_size or s.worker_batch_size,
@@ -50,4 +52,5 @@ def serve(
     from tradelane.web.app import serve as run_server
 
     with container() as app:
+        get_logger("tradelane.serve").info("settings.resolved", **app.setup)
         run_server(app, host or app.settings.api_host, port or app.settings.api_port)
