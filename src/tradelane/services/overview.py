@@ -8,6 +8,8 @@ Everything here is a read, scoped to one tenant, computed at ``now`` (passed in)
   over the channel's dirty offer bindings (no dirty binding = fresh);
 * offer rejection rate per channel: ``error / (published + error)`` (None when nothing was judged yet);
 * job counts by state (dead letters included), quarantined orders, open alerts;
+* workers: the live workers (all of the install's, they serve every tenant) and this tenant's due jobs
+  with the oldest one's wait; ``stalled`` when jobs are due and no worker is live;
 * hourly series over the last ``hours`` hours: orders placed (marketplace creation time) and jobs
   finished, split into succeeded and dead. Buckets are computed in SQL with one ``CASE`` per hour, so
   the same query runs on SQLite and PostgreSQL and reads each row once.
@@ -28,6 +30,7 @@ from tradelane.persistence.tables import alerts, channels, jobs, offer_bindings,
 from tradelane.services.job_queries import count_by_state
 from tradelane.services.offers import OfferStatus
 from tradelane.sync.jobs import JobState
+from tradelane.sync.liveness import QueueHealth, queue_health
 
 #: Open alerts listed on the overview (the count is always exact).
 ALERTS_SHOWN = 10
@@ -83,6 +86,7 @@ class Overview:
     latest_alerts: list[dict[str, Any]] = field(default_factory=list)
     orders_per_hour: HourlySeries | None = None
     jobs_per_hour: HourlySeries | None = None
+    workers: QueueHealth | None = None
 
     @property
     def dead_letters(self) -> int:
@@ -246,4 +250,5 @@ def business_overview(conn: Connection, tenant_id: int, *, now: datetime, hours:
         latest_alerts=latest,
         orders_per_hour=orders_per_hour(conn, tenant_id, now=now, hours=hours),
         jobs_per_hour=jobs_per_hour(conn, tenant_id, now=now, hours=hours),
+        workers=queue_health(conn, now=now, tenant_id=tenant_id),
     )

@@ -66,7 +66,7 @@ def create_app(
         static_url=DOCS_ASSETS_PATH,
     )
     app.state.container = container
-    app.state.metrics = ApiMetrics(container.engine)
+    app.state.metrics = ApiMetrics(container.engine, container.now)
     app.state.schema_heads = ops.head_revisions()
     install_problem_handlers(app)
     app.include_router(ops.router, responses=problem_responses(500))
@@ -129,5 +129,13 @@ def make_server(container: Container, host: str | None = None, port: int | None 
 
 
 def serve(container: Container, host: str | None = None, port: int | None = None) -> None:
-    """Run the API until interrupted (SIGINT/SIGTERM stop it gracefully)."""
-    make_server(container, host, port).run()
+    """Run the API until interrupted (SIGINT/SIGTERM stop it gracefully), with the worker watchdog
+    beside it (raises the "no live worker while jobs are due" alert; see :mod:`tradelane.sync.watchdog`)."""
+    from tradelane.sync.watchdog import WorkerWatchdog
+
+    watchdog = WorkerWatchdog(container.engine, container.now)
+    watchdog.start()
+    try:
+        make_server(container, host, port).run()
+    finally:
+        watchdog.stop()

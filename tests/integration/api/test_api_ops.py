@@ -45,7 +45,15 @@ def test_healthz(client: TestClient):
 def test_readyz_when_schema_is_at_head(client: TestClient):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "schema_revision": next(iter(head_revisions()))}
+    body = response.json()
+    assert body["status"] == "ready" and body["schema_revision"] == next(iter(head_revisions()))
+    assert body["workers"] == {
+        "live": 0,
+        "names": [],
+        "jobs_due": 0,
+        "oldest_due_job_age_seconds": 0.0,
+        "stalled": False,
+    }
 
 
 def test_readyz_is_503_on_an_unmigrated_or_outdated_database(container, tmp_path: Path):
