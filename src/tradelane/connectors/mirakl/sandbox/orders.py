@@ -10,7 +10,7 @@ for the caller to give back to the offers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -253,6 +253,58 @@ def cancel(order: Order, now: datetime, new_id: Callable[[], str]) -> Released:
     _cancel_lines(order, now, reason_code=None, new_id=new_id)
     move(order, OrderState.CANCELED, now)
     return released
+
+
+#: The reason code Mirakl gives a cancellation the customer asked for (RE01 ``CANCEL_CUSTOMER_REQUEST``).
+CUSTOMER_CANCEL_REASON = "CANCEL_CUSTOMER_REQUEST"
+_CUSTOMER_CANCELLABLE = frozenset(
+    {
+        OrderState.WAITING_ACCEPTANCE,
+        OrderState.WAITING_DEBIT,
+        OrderState.WAITING_DEBIT_PAYMENT,
+        OrderState.SHIPPING,
+    }
+)
+
+
+def customer_cancel(
+    order: Order, now: datetime, new_id: Callable[[], str], line_ids: Collection[str] | None = None
+) -> Released:
+    """The customer cancels the whole order (``line_ids`` None) or some of its lines, as the operator
+    does on the customer's behalf, before anything shipped (control API only, no seller call).
+
+    Each cancelled line gets a cancelation record (reason ``CANCEL_CUSTOMER_REQUEST``) and the state
+    CANCELED; the order becomes CANCELED when no line is left following it, otherwise only its
+    ``last_updated`` moves (so OR11's ``start_update_date`` filter finds it). Raises
+    :class:`SandboxApiError` (409) when the order cannot be cancelled any more or a line id is not one
+    of its active lines."""
+    if order.state not in _CUSTOMER_CANCELLABLE or any(line.shipped_quantity for line in order.lines):
+        raise SandboxApiError(
+            409, f"The order {order.order_id} cannot be canceled by the customer in state {order.state.value}"
+        )
+    active = active_lines(order)
+    if line_ids is None:
+        targets = active
+    else:
+        wanted = set(line_ids)
+        unknown = wanted - {line.line_id for line in active}
+        if unknown or not wanted:
+            raise SandboxApiError(
+                409,
+                f"No active line {', '.join(sorted(unknown)) or '(none given)'} in order {order.order_id}",
+            )
+        targets = [line for line in active if line.line_id in wanted]
+    for line in targets:
+        line.cancelations.append(
+            Cancelation(new_id(), line.price, line.shipping_price, line.quantity, CUSTOMER_CANCEL_REASON, now)
+        )
+        line.state = LineState.CANCELED
+        line.last_updated = now
+    if active_lines(order):
+        order.last_updated = now
+    else:
+        move(order, OrderState.CANCELED, now)
+    return [(line.offer_sku, line.quantity) for line in targets]
 
 
 def _cancel_lines(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,7 +56,7 @@ from tradelane.connectors.mirakl.sandbox.models import (
 )
 from tradelane.connectors.mirakl.sandbox.money import is_currency, minor_units
 from tradelane.connectors.mirakl.sandbox.offers import process_import
-from tradelane.connectors.mirakl.sandbox.orders import Released, operator_transition, settle
+from tradelane.connectors.mirakl.sandbox.orders import Released, customer_cancel, operator_transition, settle
 
 
 class SandboxState:
@@ -457,6 +457,20 @@ class SandboxState:
                 operator_transition(order, OrderState(state), self.clock.now())
             except SandboxApiError as exc:
                 raise ValueError(exc.message) from None
+            return order
+
+    def cancel_by_customer(self, order_id: str, line_ids: Collection[str] | None = None) -> Order:
+        """The customer cancels the order, or only the lines ``line_ids`` (order line ids), before
+        anything shipped; their stock goes back to the offers. ``ValueError`` when it cannot be."""
+        with self.lock:
+            order = self.order(order_id)
+            try:
+                released = customer_cancel(
+                    order, self.clock.now(), lambda: str(self.next_number("cancelation", 6001)), line_ids
+                )
+            except SandboxApiError as exc:
+                raise ValueError(exc.message) from None
+            self._release(order.shop_id, released)
             return order
 
     def add_message(
