@@ -250,9 +250,11 @@ class Worker:
         return len(batch)
 
     def _may_start(self, job: jobstore.ClaimedJob) -> bool:
-        """True while the job's lease is known to hold (claimed or extended by the heartbeat)."""
+        """True while the job's lease is known to hold (claimed or extended by the heartbeat) for at
+        least one more heartbeat interval: a job is not started on the last seconds of its lease."""
+        margin = timedelta(seconds=self.heartbeat_seconds)
         with self._lock:
-            if job.id in self._lost_ids or self.clock() >= self._lease_until[job.id]:
+            if job.id in self._lost_ids or self.clock() + margin > self._lease_until[job.id]:
                 return False
             self._started_ids.add(job.id)
             return True
