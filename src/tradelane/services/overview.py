@@ -157,7 +157,7 @@ def channel_health(conn: Connection, tenant_id: int, *, now: datetime) -> list[C
     result: list[ChannelHealth] = []
     for ch in conn.execute(
         sa.select(channels.c.id, channels.c.name, channels.c.lifecycle_state)
-        .where(channels.c.tenant_id == tenant_id)
+        .where(channels.c.tenant_id == tenant_id, channels.c.removed_at.is_(None))
         .order_by(channels.c.name)
     ):
         count, oldest = dirty.get(ch.id, (0, None))
