@@ -173,14 +173,15 @@ def sku_map_list(tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("marketplace sku", "merchant sku", "channel", "merchant-only")
+    table = Table("marketplace sku", "merchant sku", "channel", "merchant sku is")
     for r in rows:
-        table.add_row(
-            r["marketplace_sku"],
-            r["merchant_sku"],
-            r["channel"] or "(all)",
-            "yes" if r["merchant_only"] else "",
-        )
+        if r["merchant_only"]:
+            status = "merchant-only"
+        elif r["in_catalog"]:
+            status = "in the catalog"
+        else:
+            status = "not in the catalog: ignored (map it again, or --merchant-only)"
+        table.add_row(r["marketplace_sku"], r["merchant_sku"], r["channel"] or "(all)", status)
     console.print(table)
 
 

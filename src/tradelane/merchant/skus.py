@@ -139,9 +139,18 @@ def not_in_catalog_reason(conn: Connection, tenant_id: int, sku: str) -> str:
 
 def list_sku_mappings(conn: Connection, tenant_id: int, *, limit: int | None = None) -> list[dict[str, Any]]:
     """The tenant's mappings by marketplace SKU (the first ``limit`` of them when given), each with
-    its channel name (None: every channel) and whether it is ``merchant_only``."""
+    its channel name (None: every channel), whether it is ``merchant_only``, whether its merchant SKU
+    is ``in_catalog``, and whether it is ``effective`` (either of them; a mapping that is neither —
+    stored before mappings were checked — is ignored by order validation)."""
+    in_catalog = (
+        sa.exists()
+        .where(
+            products.c.tenant_id == sku_mappings.c.tenant_id, products.c.sku == sku_mappings.c.merchant_sku
+        )
+        .label("in_catalog")
+    )
     rows = conn.execute(
-        sa.select(sku_mappings, channels.c.name.label("channel"))
+        sa.select(sku_mappings, channels.c.name.label("channel"), in_catalog)
         .outerjoin(channels, channels.c.id == sku_mappings.c.channel_id)
         .where(sku_mappings.c.tenant_id == tenant_id)
         .order_by(sku_mappings.c.marketplace_sku, sku_mappings.c.id)
@@ -154,6 +163,8 @@ def list_sku_mappings(conn: Connection, tenant_id: int, *, limit: int | None = N
             "marketplace_sku": r.marketplace_sku,
             "merchant_sku": r.merchant_sku,
             "merchant_only": r.merchant_only,
+            "in_catalog": bool(r.in_catalog),
+            "effective": bool(r.merchant_only or r.in_catalog),
             "created_at": r.created_at,
         }
         for r in rows

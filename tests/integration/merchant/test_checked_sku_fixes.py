@@ -97,7 +97,10 @@ def test_a_mapping_to_a_sku_that_exists_nowhere_is_refused(container, shop, now)
         listed = list_sku_mappings(conn, shop.tenant_id)
     assert (checked.merchant_only, confirmed.merchant_only) == (False, True)
     assert _mappings(container) == [("M1", "REAL", False), ("M2", "NOPE", True)]
-    assert [(m["marketplace_sku"], m["merchant_only"]) for m in listed] == [("M1", False), ("M2", True)]
+    assert [(m["marketplace_sku"], m["merchant_only"], m["in_catalog"], m["effective"]) for m in listed] == [
+        ("M1", False, True, True),
+        ("M2", True, False, True),
+    ]
 
 
 def test_another_tenants_catalog_does_not_count(container, shop, now):
@@ -135,6 +138,9 @@ def test_order_validation_accepts_a_merchant_only_mapping_but_never_a_bogus_one(
     q = quarantine_row(container.engine, order_id)
     assert q is not None and q.reason_code == "unknown_sku" and q.detail["skus"] == ["LEGACY"]
     assert oms.state.requests() == []  # the bogus SKU never reached the OMS
+    with container.engine.connect() as conn:
+        [listed] = list_sku_mappings(conn, shop.tenant_id)
+    assert (listed["merchant_only"], listed["in_catalog"], listed["effective"]) == (False, False, False)
 
     with container.engine.begin() as conn:
         fix = map_sku(

@@ -78,6 +78,23 @@ def test_a_merchant_only_mapping_needs_the_box_ticked_and_is_shown_as_such(clien
     assert 'data-mapping="ACME-LEGACY"' in listed and "merchant-only" in listed
 
 
+def test_a_mapping_stored_before_the_check_is_shown_as_ignored(client, shops, container, now):
+    with container.engine.begin() as conn:
+        conn.execute(
+            sa.insert(sku_mappings).values(
+                tenant_id=shops.acme.tenant_id,
+                channel_id=None,
+                marketplace_sku="ACME-OLD",
+                merchant_sku="GONE-1",
+                created_at=now,
+            )
+        )
+    login(client, shops.acme.token)
+    page = html.unescape(client.get("/dashboard/order-health").text)
+    row = page.split('data-mapping="ACME-OLD"', 1)[1].split("</tr>", 1)[0]
+    assert "not in the catalog" in row and "ignored" in row
+
+
 def test_add_product_lists_the_channels_and_publishes_nowhere_unless_ticked(client, shops, container):
     login(client, shops.acme.token)
     page = html.unescape(client.get("/dashboard/order-health").text)
