@@ -10,20 +10,27 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from helpers import make_channel, make_tenant
-from mirakl_world import API_KEY, SHOP_ID, sandbox_catalog
+from mirakl_world import API_KEY, SHOP_ID, catalog, sandbox_catalog
 from tradelane.cli import build_app
 from tradelane.connectors.mirakl.sandbox import SandboxServer, SandboxState, Shop
 from tradelane.domain.channels import Flow
-from tradelane.persistence.tables import alerts, channel_flows, channels, jobs, merchant_systems
-from tradelane.security.crypto import KeyRing
+from tradelane.persistence.tables import (
+    alerts,
+    channel_flows,
+    channels,
+    jobs,
+    merchant_systems,
+    offer_bindings,
+    products,
+)
+from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services import channels as channel_service
+from tradelane.services.outbox import bind_new_products
 from tradelane.sync import jobs as jobstore
 
 
 @pytest.fixture
 def cli(db_url, monkeypatch, tmp_path):
-    from tradelane.security.crypto import generate_key
-
     key = generate_key()
     for var in (
         "TRADELANE_MIRAKL_API_KEY",
@@ -198,3 +205,32 @@ def test_update_fixes_rejected_credentials_and_remove_asks_first(cli, engine, sa
     assert "shop: removed" in out
     assert "shop" not in cli("channel", "list", "--tenant", "acme")
     cli("channel", "sync", "shop", "--flow", "orders", code=1)
+
+
+def test_full_sync_with_wait_runs_here_with_a_progress_bar(cli, engine, sandbox):
+    tenant, _ = make_tenant(engine, "acme", datetime.now(UTC))
+    cli(
+        "channel", "add", "mirakl", "--tenant", "acme", "--name", "shop", "--hostname", sandbox.url,
+        "--shop-id", str(SHOP_ID), "--api-key-stdin", input=f"{API_KEY}\n",
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        ids = [
+            conn.execute(
+                sa.insert(products)
+                .values(
+                    tenant_id=tenant.id, sku=p.sku, title=p.title, gtin=p.gtin, price=p.price,
+                    currency=p.currency, quantity=p.quantity, labels=[], attributes={},
+                    content_hash=p.content_hash(), created_at=now, updated_at=now,
+                )
+                .returning(products.c.id)
+            ).scalar_one()
+            for p in catalog(3)
+        ]  # fmt: skip
+        bind_new_products(conn, tenant.id, ids, now=now)
+    out = cli("channel", "sync", "shop", "--flow", "offers", "--full", "--wait")
+    assert "offers.full job" in out and "succeeded" in out and "3/3 offers" in out
+    with engine.connect() as conn:
+        statuses = set(conn.execute(sa.select(offer_bindings.c.status)).scalars())
+    assert statuses == {"submitted"}
+    assert len(sandbox.state.calls("OF01")) == 1
