@@ -119,3 +119,16 @@ def test_a_missing_module_is_alerted_once_and_backs_off_long(world: World) -> No
     assert reads[-1] <= 4  # 6h, 12h, 24h: never hot
     assert _count(world, alerts, alerts.c.kind == "feed_unavailable") == 1
     assert len(world.state.calls("M01")) == 12  # the healthy feed is read on every poll
+
+
+def test_more_messages_than_one_page_are_all_imported(world: World) -> None:
+    # M01 lists newest first: reading one page and moving the watermark to its newest message would
+    # lose every older message beyond the first 100 for good.
+    _seed_offers(world)
+    target = world.order([{"offer_sku": "SKU-1", "quantity": 1}])
+    for i in range(150):
+        world.state.add_message(target, f"question {i}")
+        world.advance(1)
+    _poll(world)
+    _poll(world)
+    assert _count(world, order_messages, order_messages.c.marketplace_order_id == target) == 150

@@ -49,6 +49,7 @@ from tradelane.connectors.mirakl.models import (
     DocumentUpload,
     DocumentUploadError,
     DownloadedFile,
+    Message,
     MessagesPage,
     Offer,
     OfferImportStatus,
@@ -574,6 +575,20 @@ class MiraklClient:
             "M01", self._call("M01", "GET", "/api/messages", params=params), parse_messages_page
         )
 
+    def iter_messages(
+        self, *, start_date: datetime | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[Message]:
+        """Every M01 message received since ``start_date`` (inclusive), page after page: a first page
+        alone would hold only the newest messages (M01 sorts newest first) and lose the older ones."""
+        return _paged(
+            "M01",
+            lambda offset, size: _message_items(
+                self.list_messages(start_date=start_date, offset=offset, max=size)
+            ),
+            lambda message: str(message.message_id),
+            page_size,
+        )
+
     # ------------------------------------------------------------------------------ order documents
 
     def upload_order_documents(
@@ -658,6 +673,10 @@ def _items(page: OrdersPage | OffersPage) -> tuple[Sequence[Any], int]:
     if isinstance(page, OrdersPage):
         return page.orders, page.total_count
     return page.offers, page.total_count
+
+
+def _message_items(page: MessagesPage) -> tuple[Sequence[Message], int]:
+    return page.messages, page.total_count
 
 
 def _paged(

@@ -123,16 +123,17 @@ def _read_feed(
 
 
 def poll_messages(ctx: JobContext, channel: Channel) -> dict[str, Any]:
-    """M01 since the messages watermark: store new messages, merge customer ones into their orders."""
+    """M01 since the messages watermark (every page): store new messages, merge customer ones into their
+    orders."""
 
     def fetch(gw: MiraklGateway, since: datetime | None) -> Any:
-        return gw.try_call("M01", lambda c: c.list_messages(start_date=since, max=100))
+        return gw.try_call("M01", lambda c: list(c.iter_messages(start_date=since)))
 
-    def store(conn: Connection, _gw: MiraklGateway, page: Any, now: datetime) -> dict[str, Any]:
-        stored = store_messages(conn, channel, page.messages, now=now)
-        for mirakl_id in sorted({m.order_id for m in page.messages if m.order_id}):
+    def store(conn: Connection, _gw: MiraklGateway, messages: Any, now: datetime) -> dict[str, Any]:
+        stored = store_messages(conn, channel, messages, now=now)
+        for mirakl_id in sorted({m.order_id for m in messages if m.order_id}):
             merge_customer_messages(conn, channel, mirakl_id, now=now)
-        return {"messages": stored}
+        return {"messages": stored, "seen": len(messages)}
 
     return _read_feed(ctx, channel, SecondaryFeed.MESSAGES, MESSAGES_WATERMARK, fetch, store)
 
