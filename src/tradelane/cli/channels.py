@@ -250,16 +250,18 @@ def channel_remove(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Remove channel NAME. Its orders (and their history, messages, returns) are kept, read-only, for
-    audit; its offer bindings are deleted and its pending jobs cancelled; its credentials are erased.
-    Its listings on the marketplace are NOT deleted: end them on the marketplace if wanted."""
+    audit, and their delivery to the merchant system goes on; its offer bindings are deleted and its
+    flows' pending jobs cancelled; its credentials are erased. Its listings on the marketplace are NOT
+    deleted: end them on the marketplace if wanted."""
     with container() as app:
         with app.engine.connect() as conn:
             channel = resolve_channel(conn, name, tenant)
             preview = removal_preview(conn, channel)
         console.print(
             f"Removing channel {channel.name}:\n"
-            f"  - its {preview['orders']} order(s) and their history are kept, read-only, for audit;\n"
-            f"  - its {preview['offer_bindings']} offer binding(s) are deleted and its "
+            f"  - its {preview['orders']} order(s) and their history are kept, read-only, for audit "
+            "(deliveries to the merchant system go on);\n"
+            f"  - its {preview['offer_bindings']} offer binding(s) are deleted and its flows' "
             f"{preview['pending_jobs']} pending job(s) cancelled; its credentials are erased;\n"
             "  - its listings on the marketplace are NOT deleted (end them on the marketplace if wanted)."
         )

@@ -11,7 +11,7 @@ from rich.table import Table
 from tradelane.cli.channels import TenantOpt, channel_app, resolve_channel
 from tradelane.cli.common import console, container, fail, print_json
 from tradelane.cli.secrets import required_secret, resolve_secret, secret_option, stdin_option
-from tradelane.connectors.mirakl.connector import add_channel, check_channel, update_channel
+from tradelane.connectors.mirakl.connector import add_channel, check_channel, check_in_use, update_channel
 from tradelane.services.channels import credentials_accepted
 from tradelane.services.offers import list_offers, republish
 from tradelane.services.tenants import get_tenant
@@ -131,7 +131,7 @@ def channel_update(
                 options=extra,
             )
         with app.engine.connect() as conn:
-            result = check_channel(conn, channel, app.keyring)
+            result = check_in_use(conn, channel, app.keyring)
         if not result.ok:
             problem = result.problem.value if result.problem else "error"
             fail(f"{channel.name}: saved, but the check fails — {problem}: {result.message}", code=2)

@@ -470,6 +470,16 @@ class ChannelRemoval:
     jobs_cancelled: int
 
 
+def _marketplace_jobs_pending(channel: Channel) -> tuple[sa.ColumnElement[bool], ...]:
+    """Queued jobs of the channel's flows (marketplace calls). Merchant-side jobs of its orders (delivery
+    to the OMS, cancellation notices: no flow) are not among them: they still run after a removal."""
+    return (
+        jobs.c.channel_id == channel.id,
+        jobs.c.state == JobState.QUEUED.value,
+        jobs.c.flow.is_not(None),
+    )
+
+
 def removal_preview(conn: Connection, channel: Channel) -> dict[str, int]:
     """What removing ``channel`` would touch: orders kept, offer bindings deleted, pending jobs cancelled."""
 
@@ -479,7 +489,7 @@ def removal_preview(conn: Connection, channel: Channel) -> dict[str, int]:
     return {
         "orders": count(orders, orders.c.channel_id == channel.id),
         "offer_bindings": count(offer_bindings, offer_bindings.c.channel_id == channel.id),
-        "pending_jobs": count(jobs, jobs.c.channel_id == channel.id, jobs.c.state == JobState.QUEUED.value),
+        "pending_jobs": count(jobs, *_marketplace_jobs_pending(channel)),
     }
 
 
@@ -489,8 +499,10 @@ def remove_channel(conn: Connection, channel: Channel, *, now: datetime) -> Chan
     * its orders (with lines, versions, history, messages, returns, exchanges) are **kept**, read-only,
       for audit — the channel row stays, stamped ``removed_at``, renamed ``NAME (removed #ID)`` so the
       name can be used again, ``disabled``, with its flows off and paused;
-    * its credentials are erased; its offer bindings (the listing outbox) are deleted, and its queued
-      jobs are cancelled (a job already running finishes its current call);
+    * its credentials are erased; its offer bindings (the listing outbox) are deleted, and the queued
+      jobs of its flows (marketplace calls) are cancelled — a job already running finishes its call;
+      merchant-side jobs of its orders (delivery to the OMS, cancellation notices) still run, so no
+      order already taken in is dropped;
     * its listings on the marketplace are **not** deleted: do that on the marketplace if wanted.
     """
     preview = removal_preview(conn, channel)
@@ -514,7 +526,7 @@ def remove_channel(conn: Connection, channel: Channel, *, now: datetime) -> Chan
     deleted = conn.execute(sa.delete(offer_bindings).where(offer_bindings.c.channel_id == channel.id))
     cancelled = conn.execute(
         sa.update(jobs)
-        .where(jobs.c.channel_id == channel.id, jobs.c.state == JobState.QUEUED.value)
+        .where(*_marketplace_jobs_pending(channel))
         .values(
             state=JobState.CANCELLED.value,
             last_error=f"channel {channel.name} removed",

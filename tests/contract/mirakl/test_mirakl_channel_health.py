@@ -14,6 +14,7 @@ from tradelane.domain.errors import NotFoundError
 from tradelane.persistence.tables import alerts, channel_flows, jobs, offer_bindings, orders
 from tradelane.services import channels as channel_service
 from tradelane.services.offers import OFFER_SYNC_PROGRESS, OfferSyncProgress, list_offers
+from tradelane.sync.jobs import JobSpec, enqueue
 
 
 def _jobs(world, *kinds: str) -> list[sa.Row]:
@@ -157,6 +158,12 @@ def test_remove_keeps_orders_deletes_bindings_cancels_jobs_and_frees_the_name(wo
     world.enqueue("orders.poll")
     world.run(step=20)
     world.enqueue("orders.poll")  # pending when the channel is removed
+    with world.engine.begin() as conn:  # a delivery of one of its orders to the OMS, pending too
+        delivery = enqueue(
+            conn,
+            JobSpec(world.tenant_id, "orders.deliver", {"order_id": 1}, channel_id=world.channel.id),
+            now=world.clock(),
+        ).job_id
     with world.engine.begin() as conn:
         preview = channel_service.removal_preview(conn, world.channel)
         done = channel_service.remove_channel(conn, world.channel, now=world.clock())
@@ -169,6 +176,8 @@ def test_remove_keeps_orders_deletes_bindings_cancels_jobs_and_frees_the_name(wo
             channel_service.get_channel(conn, world.tenant_id, "marketplace-x")
         assert channel_service.list_channels(conn, world.tenant_id) == []
         assert channel_service.channel_credentials(conn, world.channel, world.keyring) == {}
+        delivery_state = conn.execute(sa.select(jobs.c.state).where(jobs.c.id == delivery)).scalar_one()
+    assert delivery_state == "queued"  # the order already taken in still reaches the merchant system
     calls = len(world.state.requests)
     world.run(step=20)
     assert len(world.state.requests) == calls  # nothing runs against the removed channel

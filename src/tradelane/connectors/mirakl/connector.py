@@ -12,6 +12,7 @@ from tradelane.connectors.dispatch import ChannelHandler
 from tradelane.connectors.mirakl import documents_flow, feeds_flow, offers_flow, orders_flow, updates_flow
 from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
 from tradelane.connectors.mirakl.settings import CONNECTOR, MiraklSettings
+from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing
 from tradelane.services.channels import Channel, channel_credentials, create_channel, update_channel_config
@@ -106,6 +107,15 @@ def update_channel(
     return update_channel_config(
         conn, channel, settings=settings.to_dict(), credentials=credentials, keyring=keyring
     )
+
+
+def check_in_use(conn: Connection, channel: Channel, keyring: KeyRing) -> CheckResult:
+    """:func:`check_channel` on the account the flows use now: the staging one while the channel is in
+    ``testing`` with a staging account, else the live one."""
+    staging = channel.lifecycle_state == LifecycleState.TESTING.value and bool(
+        channel.settings.get("staging_hostname")
+    )
+    return check_channel(conn, channel, keyring, staging=staging)
 
 
 def check_channel(

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradelane.connectors.mirakl.connector import add_channel, check_channel, update_channel
+from tradelane.connectors.mirakl.connector import add_channel, check_channel, check_in_use, update_channel
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.merchant.skus import put_sku_mapping
@@ -260,7 +260,7 @@ def update(
             options=body.options,
         )
     with read_only(container.engine) as conn:
-        result = check_channel(conn, channel, container.keyring)
+        result = check_in_use(conn, channel, container.keyring)
     fixed = channel_service.CredentialsFixed([], [], False)
     if result.ok:
         with transaction(container.engine) as conn:
