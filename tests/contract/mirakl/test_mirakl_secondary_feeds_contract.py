@@ -15,8 +15,9 @@ from tradelane.persistence.tables import alerts, exchanges, jobs, order_messages
 from tradelane.services.orders import list_orders
 
 ORDERS = 20
-#: Worker runs (each a burst until nothing is ready) allowed to take every order in and accept it.
-MAX_RUNS = 3
+#: Worker runs (each a burst until nothing is ready) allowed to take every order in and accept it:
+#: one — the first poll stores all of them and queues their acceptance, whatever the feeds answer.
+MAX_RUNS = 1
 
 
 def _seed_offers(world: World, count: int = 5) -> None:
