@@ -121,15 +121,26 @@ def all_offers(conn: Connection, channel_id: int) -> list[DirtyOffer]:
     return [DirtyOffer(r.binding_id, r.change_seq, product_from_row(r)) for r in rows]
 
 
-def full_sync_in_flight(conn: Connection, channel_id: int, *, other_than: int | None = None) -> int | None:
-    """The id of a queued or running full offer sync of the channel (not ``other_than``), if any."""
+def full_sync_in_flight(
+    conn: Connection,
+    channel_id: int,
+    *,
+    now: datetime,
+    other_than: int | None = None,
+    job_id: int | None = None,
+) -> int | None:
+    """The id of a full offer sync of the channel that is running or due (queued with ``run_at <= now``),
+    if any — ``job_id`` to ask about that one job, ``other_than`` to leave one out. A full sync waiting
+    out a retry backoff is not in flight: deltas do not wait for it (stock must not go stale)."""
     stmt = sa.select(jobs.c.id).where(
         jobs.c.channel_id == channel_id,
         jobs.c.kind == OFFERS_FULL,
-        jobs.c.state.in_(["queued", "running"]),
+        sa.or_(jobs.c.state == "running", sa.and_(jobs.c.state == "queued", jobs.c.run_at <= now)),
     )
     if other_than is not None:
         stmt = stmt.where(jobs.c.id != other_than)
+    if job_id is not None:
+        stmt = stmt.where(jobs.c.id == job_id)
     return conn.execute(stmt.order_by(jobs.c.id).limit(1)).scalar()
 
 

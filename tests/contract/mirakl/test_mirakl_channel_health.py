@@ -4,6 +4,8 @@ reports its progress in chunks, rejected credentials raise an alert and pause th
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -83,6 +85,27 @@ def test_a_delta_on_a_never_synced_channel_does_the_first_full_sync_once(world):
     assert len(world.state.calls("OF01")) == 1 and world.state.calls("OF24") == []
     [full] = _jobs(world, "offers.full")
     assert full.state == "succeeded" and full.idempotency_key == f"offers.first_full:{world.channel.id}"
+
+
+def test_deltas_do_not_wait_for_a_full_sync_backing_off(world):
+    world.add_products(catalog(4))
+    world.run(step=20)  # first sync
+    with world.engine.begin() as conn:  # a full sync that failed and waits out its backoff
+        enqueue(
+            conn,
+            JobSpec(world.tenant_id, "offers.full", {}, channel_id=world.channel.id, flow="offers"),
+            now=world.clock(),
+        )
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.kind == "offers.full", jobs.c.state == "queued")
+            .values(run_at=world.clock() + timedelta(minutes=10))
+        )
+    world.change("SKU-2", quantity=0)
+    world.run()
+    assert len(world.state.calls("OF24")) == 1  # the stock change went out at once
+    world.run(step=20)  # the marketplace applies the import
+    assert world.state.shop_offers(SHOP_ID)["SKU-2"].quantity == 0
 
 
 def test_full_sync_reports_progress_chunk_by_chunk(world):

@@ -7,9 +7,10 @@ an ``offers.import_check`` job later reads OF02 (and OF03's error report) to set
 
 First sync and full syncs (so that no offer is sent twice when a channel starts):
 
-* a full sync supersedes deltas: while an ``offers.full`` of the channel is queued or running, a delta
+* a full sync supersedes deltas: while an ``offers.full`` of the channel is running or due, a delta
   stands aside and sends nothing (the full sends every offer, the dirty ones included; anything changed
-  after the full read the catalog stays dirty for the next scheduled delta);
+  after the full read the catalog stays dirty for the next scheduled delta). A full sync backing off
+  after a failure does not hold deltas back: stock must not go stale;
 * a channel's first sync is a full one: a delta with offers to send, on a channel that never completed
   a full sync, queues one ``offers.full`` instead (once per channel — idempotency key
   ``offers.first_full:<channel>`` — coalesced with a full the operator asked for) and sends nothing.
@@ -22,8 +23,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from tradelane.connectors.mirakl.gateway import MiraklGateway
 from tradelane.connectors.mirakl.mapping import (
     OfferImportMode,
@@ -34,7 +33,6 @@ from tradelane.connectors.mirakl.mapping import (
 )
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import RetryableError
-from tradelane.persistence.tables import jobs
 from tradelane.services import offers as offer_service
 from tradelane.services.channels import Channel
 from tradelane.services.outbox import OFFERS_DELTA
@@ -61,7 +59,7 @@ def _split(offers: Sequence[offer_service.DirtyOffer], gw: MiraklGateway) -> tup
 def _stand_aside(ctx: JobContext, channel: Channel) -> dict[str, Any] | None:
     """The delta's answer when a full sync does its work (see the module docstring), else None."""
     with ctx.engine.connect() as conn:
-        full_job = offer_service.full_sync_in_flight(conn, channel.id, other_than=ctx.job.id)
+        full_job = offer_service.full_sync_in_flight(conn, channel.id, now=ctx.now(), other_than=ctx.job.id)
         first = (
             full_job is None
             and offer_service.never_fully_synced(conn, channel.id)
@@ -84,12 +82,14 @@ def _stand_aside(ctx: JobContext, channel: Channel) -> dict[str, Any] | None:
                 ),
                 now=ctx.now(),
             )
-            if not queued.created:
-                # The first full sync was queued before and is no longer in flight (it died, or it was
-                # cancelled): do not queue fulls forever — send the changes as a delta.
-                with_state = conn.execute(sa.select(jobs.c.state).where(jobs.c.id == queued.job_id)).scalar()
-                if with_state not in ("queued", "running"):
-                    return None
+            in_flight = offer_service.full_sync_in_flight(
+                conn, channel.id, now=ctx.now(), job_id=queued.job_id
+            )
+            if not queued.created and in_flight is None:
+                # The first full sync was queued before and is not in flight now (it died, was
+                # cancelled, or backs off after a failure): never queue fulls over and over, and never
+                # let stock go stale waiting for one — send the changes as a delta.
+                return None
             full_job = queued.job_id
         result = {"sent": 0, "superseded_by_full_sync": full_job}
         ctx.complete_in(conn, result)
