@@ -19,9 +19,19 @@ from tradelane.services.tenants import get_tenant
 #: Environment variables holding the Mirakl API keys (named in the options' help).
 API_KEY_ENV = "TRADELANE_MIRAKL_API_KEY"
 STAGING_API_KEY_ENV = "TRADELANE_MIRAKL_STAGING_API_KEY"
-API_KEY_OPT = secret_option("--api-key", API_KEY_ENV, "Mirakl shop API key")
+API_KEY_OPT = secret_option(
+    "--api-key",
+    API_KEY_ENV,
+    "Mirakl shop API key",
+    asked="when absent (by `update`: when nothing else is given)",
+)
 API_KEY_STDIN_OPT = stdin_option("--api-key", "the Mirakl API key")
-STAGING_KEY_OPT = secret_option("--staging-api-key", STAGING_API_KEY_ENV, "API key of the staging/test shop")
+STAGING_KEY_OPT = secret_option(
+    "--staging-api-key",
+    STAGING_API_KEY_ENV,
+    "API key of the staging/test shop",
+    asked="when absent and `add` is given --staging-hostname",
+)
 STAGING_KEY_STDIN_OPT = stdin_option("--staging-api-key", "the staging API key")
 
 add_app = typer.Typer(help="Connect a marketplace account.", no_args_is_help=True)

@@ -20,8 +20,9 @@ import typer
 from tradelane.cli.common import fail
 
 
-def secret_option(flag: str, envvar: str, what: str) -> Any:
-    """An optional secret option reading ``envvar`` too; its help names the variable and the safer ways."""
+def secret_option(flag: str, envvar: str, what: str, *, asked: str = "when absent") -> Any:
+    """An optional secret option reading ``envvar`` too; its help names the variable and the safer ways
+    (``asked`` says when the command prompts for it)."""
     return typer.Option(
         None,
         flag,
@@ -30,7 +31,7 @@ def secret_option(flag: str, envvar: str, what: str) -> Any:
         show_default=False,
         help=(
             f"{what}. Better kept off the command line (ps, shell history): set {envvar}, or use "
-            f"{flag}-stdin (or {flag} -) to read one line from stdin; asked for (hidden) when absent."
+            f"{flag}-stdin (or {flag} -) to read one line from stdin; asked for (hidden) {asked}."
         ),
     )
 
