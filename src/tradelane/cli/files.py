@@ -41,10 +41,13 @@ def add_files(
         min=MIN_EVERY_SECONDS,
         help=f"Seconds between scans (at least {MIN_EVERY_SECONDS}).",
     ),
+    sends: str = typer.Option(
+        "catalog,stock", "--sends", help="What the folder sends: catalog, stock, or catalog,stock."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """A drop folder for merchants with no API: catalog files and stock files (stock*.csv/.jsonl)
-    dropped in its inbox/ are applied by the worker every --every seconds."""
+    dropped in its inbox/ are applied by the worker every --every seconds. It never receives orders."""
     with container() as app, app.engine.begin() as conn:
         system = add_files_system(
             conn,
@@ -52,6 +55,7 @@ def add_files(
             name=name,
             folder=folder,
             every_seconds=every,
+            sends=[part for part in sends.split(",") if part.strip()],
             keyring=app.keyring,
             now=app.now(),
         )

@@ -73,3 +73,39 @@ class MerchantSystem:
 
 #: Builds an adapter from a system and its decrypted credentials.
 AdapterFactory = Callable[[MerchantSystem, dict[str, Any]], MerchantAdapter]
+
+
+class Capability(StrEnum):
+    """One thing a merchant system does for tradelane."""
+
+    RECEIVE_ORDERS = "receive_orders"  # marketplace orders are delivered to it
+    SEND_CATALOG = "send_catalog"  # it is a source of products (and prices)
+    SEND_STOCK = "send_stock"  # it is a source of stock quantities
+    SEND_SHIPMENTS = "send_shipments"  # it sends shipments (and other order updates) back
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantCapabilities:
+    """What one merchant system declares it does. Orders are delivered only to systems that
+    ``receive_orders``; a system declaring nothing takes part in nothing."""
+
+    receive_orders: bool = False
+    send_catalog: bool = False
+    send_stock: bool = False
+    send_shipments: bool = False
+
+    @classmethod
+    def of(cls, *capabilities: Capability) -> MerchantCapabilities:
+        return cls(**{c.value: True for c in capabilities})
+
+    def __contains__(self, capability: object) -> bool:
+        return isinstance(capability, Capability) and bool(getattr(self, capability.value))
+
+    def names(self) -> list[str]:
+        """The declared capabilities, in :class:`Capability` order."""
+        return [c.value for c in Capability if c in self]
+
+
+#: Declares the capabilities of a system of one kind from its settings (pure; no I/O). Raises
+#: :class:`ValueError` for settings that declare something invalid.
+CapabilitiesOf = Callable[[dict[str, Any]], MerchantCapabilities]

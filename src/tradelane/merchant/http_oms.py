@@ -32,7 +32,13 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from tradelane import __version__
-from tradelane.merchant.base import DeliveryOutcome, MerchantSystem, OutcomeKind
+from tradelane.merchant.base import (
+    Capability,
+    DeliveryOutcome,
+    MerchantCapabilities,
+    MerchantSystem,
+    OutcomeKind,
+)
 from tradelane.merchant.schema import OmsOrder
 from tradelane.merchant.signing import SIGNATURE_HEADER, sign
 
@@ -41,6 +47,13 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_KEPT_RESPONSE = 64 * 1024
 RETRYABLE_STATUSES = frozenset({408, 429})
 CANCELLATION_REASON = "cancelled on the marketplace"
+#: An HTTP OMS receives orders and sends shipments (and other order updates) back by its webhook.
+HTTP_CAPABILITIES = MerchantCapabilities.of(Capability.RECEIVE_ORDERS, Capability.SEND_SHIPMENTS)
+
+
+def capabilities(settings: dict[str, Any]) -> MerchantCapabilities:
+    """The :data:`~tradelane.merchant.base.CapabilitiesOf` of ``kind = "http"`` systems."""
+    return HTTP_CAPABILITIES
 
 
 def cancellations_url(orders_url: str) -> str:

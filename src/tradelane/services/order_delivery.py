@@ -1,17 +1,29 @@
 """The ``orders.deliver`` job: hand one marketplace order to every enabled merchant system of its
-tenant, whole or not at all.
+tenant that receives orders (:mod:`tradelane.merchant.capabilities`; a catalog- or stock-only system,
+e.g. a Files drop folder, is never a target), whole or not at all.
+
+At most one ``orders.deliver`` job of an order is queued or running at any time (the jobs'
+``exclusive_key`` index, :func:`~tradelane.services.order_health.enqueue_delivery`): a re-poll that sees
+the order while its delivery runs does not start a second one. Within the job, a system already holding
+the order (its ``order_deliveries`` row is ``delivered``) is never sent it again, and its
+``external_ref`` is never overwritten. The one re-send left is inherent: a worker killed after POSTing
+but before recording the answer re-sends on recovery, with the same ``Idempotency-Key``, which the
+merchant system must honour.
 
 Steps (payload ``{"order_id": N}``):
 
 1. Load the order. Skip (job succeeds, nothing sent) when it is third-party managed, already delivered,
-   released, not yet released by the marketplace (``not_ready``), or refused/cancelled there.
+   released, not yet released by the marketplace (``not_ready``), or refused/cancelled there. When every
+   target already holds it (a worker died after the last hand-over), it is marked delivered at once.
 2. Apply the channel's attribute rules (:func:`tradelane.services.rules.apply_attribute_rules`).
 3. Validate *before* contacting anyone: every deliverable line's SKU must resolve
    (:mod:`tradelane.merchant.skus`) and the mandatory fields must be present — otherwise the order is
-   quarantined (``unknown_sku`` with the SKUs, ``missing_field`` with the field paths).
-4. For each enabled merchant system not yet holding the order: the adapter delivers the
-   :class:`~tradelane.merchant.schema.OmsOrder` (``Idempotency-Key: order-<id>``). The raw request and
-   response are kept on the ``order_deliveries`` row at every attempt.
+   quarantined (``unknown_sku`` with the SKUs, ``missing_field`` with the field paths). No enabled
+   system receiving orders → ``no_merchant_system``, naming the systems that exist and what they do.
+4. For each target not yet holding the order (re-checked in a lease-fenced transaction right before
+   the call): the adapter delivers the :class:`~tradelane.merchant.schema.OmsOrder`
+   (``Idempotency-Key: order-<id>``). The raw request and response are kept on the ``order_deliveries``
+   row at every attempt.
 
    * delivered → the row is ``delivered`` with the OMS's order id;
    * rejected (4xx) → the order is quarantined ``oms_rejected`` with the OMS's status and body;
@@ -19,8 +31,13 @@ Steps (payload ``{"order_id": N}``):
      engine retries with backoff; on the job's last attempt the order is quarantined
      ``oms_unavailable`` instead, so it shows in Order Health rather than only in dead letters.
 
-5. Once every system holds it: ``merchant_status = delivered``, the quarantine row (if any) removed,
+5. Once every target holds it: ``merchant_status = delivered``, the quarantine row (if any) removed,
    a history row written — in the same transaction that completes the job.
+
+An order that a merchant system accepted is never quarantined afterwards: when, with several targets,
+one holds the order and another refuses it (or cannot be used, or stays unavailable past the retry
+budget), the order is marked delivered, the refusal kept on that system's ``order_deliveries`` row, and a
+``delivery_incomplete`` alert and a ``DELIVERY_INCOMPLETE`` history row name the system and the reason.
 
 The ``orders.notify_cancellation`` job (payload ``{"order_id": N, "lines": [line ids] | null}``, queued
 by :func:`enqueue_cancellation_notice` when the marketplace cancels a delivered order or some of its
@@ -34,7 +51,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,11 +62,13 @@ from tradelane.domain.errors import NotFoundError, PermanentError, RetryableErro
 from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
 from tradelane.merchant.base import (
     AdapterFactory,
+    Capability,
     DeliveryOutcome,
     MerchantAdapter,
     MerchantSystem,
     OutcomeKind,
 )
+from tradelane.merchant.capabilities import capabilities_of, describe_capabilities
 from tradelane.merchant.http_oms import http_adapter
 from tradelane.merchant.schema import (
     DEFAULT_REQUIRED_FIELDS,
@@ -153,6 +172,18 @@ def _required_fields(systems: list[MerchantSystem]) -> list[str]:
     return sorted(required or DEFAULT_REQUIRED_FIELDS)
 
 
+def _held_ref(conn: Connection, order_id: int, system_id: int) -> tuple[bool, str | None]:
+    """Whether the system already holds the order, and its order id for it."""
+    row = conn.execute(
+        sa.select(order_deliveries.c.external_ref).where(
+            order_deliveries.c.order_id == order_id,
+            order_deliveries.c.merchant_system_id == system_id,
+            order_deliveries.c.status == "delivered",
+        )
+    ).first()
+    return (row is not None, None if row is None else row.external_ref)
+
+
 def _delivered_to(conn: Connection, order_id: int) -> set[int]:
     return set(
         conn.execute(
@@ -172,7 +203,8 @@ def _record_attempt(
     outcome: DeliveryOutcome,
     now: datetime,
 ) -> None:
-    """Keep the raw exchange on the (order, system) delivery row; one row per pair, ever."""
+    """Keep the raw exchange on the (order, system) delivery row; one row per pair, ever. A row
+    already ``delivered`` is left as it is: the accepted exchange and its ``external_ref`` stay."""
     conn.execute(
         insert_ignore(conn, order_deliveries).values(
             tenant_id=tenant_id,
@@ -198,7 +230,11 @@ def _record_attempt(
         values.update(external_ref=outcome.external_ref, delivered_at=now)
     conn.execute(
         sa.update(order_deliveries)
-        .where(order_deliveries.c.order_id == order_id, order_deliveries.c.merchant_system_id == system.id)
+        .where(
+            order_deliveries.c.order_id == order_id,
+            order_deliveries.c.merchant_system_id == system.id,
+            order_deliveries.c.status != "delivered",
+        )
         .values(**values)
     )
 
@@ -218,9 +254,17 @@ class _Prepared:
     document: OmsOrder | None
     invalid: InvalidOrderDocument | None
     unknown: list[str]
-    systems: list[MerchantSystem]
+    systems: list[MerchantSystem]  # the enabled systems that receive orders: the targets
     delivered_to: set[int]
     credentials: dict[int, dict[str, Any] | Exception]
+    others: list[MerchantSystem] = field(default_factory=list)  # enabled, not receiving orders
+
+    def accepted(self) -> bool:
+        """Some target already holds the order."""
+        return any(s.id in self.delivered_to for s in self.systems)
+
+    def held_by_all(self) -> bool:
+        return bool(self.systems) and all(s.id in self.delivered_to for s in self.systems)
 
 
 def _prepare(ctx: JobContext, order_id: int) -> _Prepared | str:
@@ -244,7 +288,9 @@ def _prepare(ctx: JobContext, order_id: int) -> _Prepared | str:
             )
         except InvalidOrderDocument as exc:
             invalid = exc
-        systems = list_merchant_systems(conn, tenant_id, enabled_only=True)
+        enabled = list_merchant_systems(conn, tenant_id, enabled_only=True)
+        systems = [s for s in enabled if Capability.RECEIVE_ORDERS in capabilities_of(s)]
+        others = [s for s in enabled if s not in systems]
         credentials: dict[int, dict[str, Any] | Exception] = {}
         for system in systems:
             try:
@@ -252,7 +298,7 @@ def _prepare(ctx: JobContext, order_id: int) -> _Prepared | str:
             except CredentialError as exc:
                 credentials[system.id] = exc
         return _Prepared(
-            order, document, invalid, unknown, systems, _delivered_to(conn, order_id), credentials
+            order, document, invalid, unknown, systems, _delivered_to(conn, order_id), credentials, others
         )
 
 
@@ -280,7 +326,19 @@ def _problem(prepared: _Prepared) -> tuple[QuarantineReason, str, dict[str, Any]
             return QuarantineReason.UNKNOWN_SKU, f"unknown SKU(s): {', '.join(unknown)}", detail
         return QuarantineReason.MISSING_FIELD, f"missing field(s): {', '.join(missing)}", detail
     if not prepared.systems:
-        return QuarantineReason.NO_MERCHANT_SYSTEM, "the tenant has no enabled merchant system", {}
+        if not prepared.others:
+            return QuarantineReason.NO_MERCHANT_SYSTEM, "the tenant has no enabled merchant system", {}
+        what = "; ".join(
+            f"{s.name} ({s.kind}): {describe_capabilities(capabilities_of(s))}" for s in prepared.others
+        )
+        reason = f"no enabled merchant system receives orders (enabled: {what})"
+        detail = {
+            "merchant_systems": [
+                {"name": s.name, "kind": s.kind, "capabilities": capabilities_of(s).names()}
+                for s in prepared.others
+            ]
+        }
+        return QuarantineReason.NO_MERCHANT_SYSTEM, reason, detail
     return None
 
 
@@ -289,8 +347,12 @@ def _deliver(ctx: JobContext, adapters: dict[str, AdapterFactory]) -> dict[str, 
     prepared = _prepare(ctx, order_id)
     if isinstance(prepared, str):
         return {"order_id": order_id, "status": "skipped", "reason": prepared}
+    if prepared.held_by_all():
+        return _complete_delivered(ctx, order_id, [])
     problem = _problem(prepared)
     if problem is not None:
+        if prepared.accepted():
+            return _incomplete_and_complete(ctx, order_id, [], problem[1], None)
         return _quarantine_and_complete(ctx, order_id, *problem)
     assert prepared.document is not None
     delivered: list[dict[str, Any]] = []
@@ -300,7 +362,10 @@ def _deliver(ctx: JobContext, adapters: dict[str, AdapterFactory]) -> dict[str, 
         outcome = _attempt(
             ctx, adapters, system, prepared.credentials[system.id], prepared.document, order_id
         )
+        accepted = bool(delivered) or prepared.accepted()
         if isinstance(outcome, str):
+            if accepted:
+                return _incomplete_and_complete(ctx, order_id, delivered, outcome, None)
             detail = {"merchant_system": system.name}
             return _quarantine_and_complete(
                 ctx, order_id, QuarantineReason.MERCHANT_SYSTEM_ERROR, outcome, detail
@@ -308,7 +373,7 @@ def _deliver(ctx: JobContext, adapters: dict[str, AdapterFactory]) -> dict[str, 
         if outcome.kind is OutcomeKind.DELIVERED:
             delivered.append({"merchant_system": system.name, "external_ref": outcome.external_ref})
             continue
-        return _failed(ctx, order_id, system, outcome)
+        return _failed(ctx, order_id, system, outcome, delivered if accepted else None)
     return _complete_delivered(ctx, order_id, delivered)
 
 
@@ -320,10 +385,18 @@ def _attempt(
     document: OmsOrder,
     order_id: int,
 ) -> DeliveryOutcome | str:
-    """One hand-over to one system (a delivered one is recorded at once), or a configuration problem."""
+    """One hand-over to one system (a delivered one is recorded at once), or a configuration problem.
+
+    Right before the call, a lease-fenced transaction re-reads whether the system holds the order
+    already (then nothing is sent: the held ``external_ref`` is the outcome)."""
     adapter = _adapter(adapters, system, credentials)
     if isinstance(adapter, str):
         return adapter
+    with ctx.transaction() as conn:
+        held, ref = _held_ref(conn, order_id, system.id)
+    if held:
+        adapter.close()
+        return DeliveryOutcome(OutcomeKind.DELIVERED, "already held", request="", external_ref=ref)
     now = ctx.now()
     try:
         outcome = adapter.deliver_order(document, idempotency_key=f"order-{order_id}", now=now)
@@ -338,9 +411,16 @@ def _attempt(
 
 
 def _failed(
-    ctx: JobContext, order_id: int, system: MerchantSystem, outcome: DeliveryOutcome
+    ctx: JobContext,
+    order_id: int,
+    system: MerchantSystem,
+    outcome: DeliveryOutcome,
+    accepted: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A rejection quarantines; a transient failure retries (or quarantines on the last attempt)."""
+    """A rejection quarantines; a transient failure retries (or quarantines on the last attempt).
+
+    ``accepted`` (not None: another system holds the order already) turns the quarantine into an
+    incomplete delivery (:func:`_incomplete_and_complete`)."""
     detail = {
         "merchant_system": system.name,
         "status": outcome.status_code,
@@ -350,11 +430,15 @@ def _failed(
     attempt = (system, outcome)
     if outcome.kind is OutcomeKind.REJECTED:
         reason = f"{system.name}: {outcome.reason}"
+        if accepted is not None:
+            return _incomplete_and_complete(ctx, order_id, accepted, reason, attempt)
         return _quarantine_and_complete(
             ctx, order_id, QuarantineReason.OMS_REJECTED, reason, detail, attempt=attempt
         )
     if outcome.retry_after is None and ctx.job.attempts >= ctx.job.max_attempts:
         reason = f"{system.name}: {outcome.reason} (gave up after {ctx.job.attempts} attempts)"
+        if accepted is not None:
+            return _incomplete_and_complete(ctx, order_id, accepted, reason, attempt)
         return _quarantine_and_complete(
             ctx, order_id, QuarantineReason.OMS_UNAVAILABLE, reason, detail, attempt=attempt
         )
@@ -381,6 +465,50 @@ def _complete_delivered(ctx: JobContext, order_id: int, delivered: list[dict[str
         set_merchant_status(conn, order_id, MerchantStatus.DELIVERED, now=now)
         note = "delivered to " + ", ".join(_holders(conn, order_id))
         add_history(conn, ctx.job.tenant_id, order_id, "DELIVERED", now=now, note=note)
+        ctx.complete_in(conn, result)
+    return result
+
+
+def _incomplete_and_complete(
+    ctx: JobContext,
+    order_id: int,
+    delivered: list[dict[str, Any]],
+    reason: str,
+    attempt: tuple[MerchantSystem, DeliveryOutcome] | None,
+) -> dict[str, Any]:
+    """Some system accepted the order but another cannot take it: the order is delivered (never
+    quarantined once accepted); the failure is kept on the delivery row, in the history and as a
+    ``delivery_incomplete`` alert — all in the transaction that completes the job."""
+    now = ctx.now()
+    tenant_id = ctx.job.tenant_id
+    result = {"order_id": order_id, "status": "incomplete", "deliveries": delivered, "reason": reason}
+    with ctx.transaction() as conn:
+        if attempt is not None:
+            system, outcome = attempt
+            _record_attempt(
+                conn, tenant_id=tenant_id, order_id=order_id, system=system, outcome=outcome, now=now
+            )
+        clear_quarantine(conn, order_id)
+        set_merchant_status(conn, order_id, MerchantStatus.DELIVERED, now=now)
+        holders = ", ".join(_holders(conn, order_id))
+        add_history(conn, tenant_id, order_id, "DELIVERED", now=now, note=f"delivered to {holders}")
+        add_history(conn, tenant_id, order_id, "DELIVERY_INCOMPLETE", now=now, note=reason)
+        marketplace_id = conn.execute(
+            sa.select(orders.c.marketplace_order_id).where(orders.c.id == order_id)
+        ).scalar_one()
+        raise_alert(
+            conn,
+            tenant_id=tenant_id,
+            kind="delivery_incomplete",
+            key=f"delivery_incomplete:{order_id}",
+            message=(
+                f"order {marketplace_id} was accepted by {holders} but not delivered everywhere: {reason}; "
+                "it is not quarantined (a merchant system holds it): enter it there by hand"
+            ),
+            now=now,
+            channel_id=ctx.job.channel_id,
+            order_id=order_id,
+        )
         ctx.complete_in(conn, result)
     return result
 

@@ -21,6 +21,9 @@ Contracts:
     ``<name>.result.json`` (counts and rejected lines with their line numbers). Moves never overwrite
     (a taken name gets ``.1``, ``.2``... before its extension; the sidecar follows the new name).
 
+* A folder may send catalog files only, or stock files only (``settings.sends``, see
+  :mod:`~tradelane.merchant.files.capabilities`; default both): a file of the other kind goes to
+  ``rejected/`` with the reason, nothing of it applied. A drop folder never receives orders.
 * Never lost, never imported twice: a file leaves ``inbox/`` only by an atomic move, after it was
   applied. A crash between applying and moving leaves it in ``inbox/``, so the next scan applies it again:
   for a catalog file that is harmless (the import is a diff: every row is then "unchanged"); a stock file
@@ -49,6 +52,7 @@ from sqlalchemy.engine import Connection
 
 from tradelane.domain.errors import NotFoundError, PermanentError, ValidationError
 from tradelane.merchant.base import MerchantSystem
+from tradelane.merchant.files.capabilities import FILE_KINDS, FILES_KIND, parse_sends
 from tradelane.merchant.files.folder import DropFolder, sidecar, write_atomically
 from tradelane.merchant.files.stock import (
     LineRejection,
@@ -69,7 +73,6 @@ from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import EnqueueResult, JobSpec, enqueue
 from tradelane.sync.registry import JobRegistry
 
-FILES_KIND = "files"
 SCAN_JOB = "merchant.files.scan"
 DEFAULT_EVERY_SECONDS = 60
 MIN_EVERY_SECONDS = 10
@@ -87,6 +90,8 @@ log = structlog.get_logger(__name__)
 class FilesSettings:
     folder: Path
     every_seconds: int
+    #: The file kinds the folder sends (``catalog``, ``stock``), in :data:`FILE_KINDS` order.
+    sends: tuple[str, ...] = FILE_KINDS
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> FilesSettings:
@@ -96,10 +101,18 @@ class FilesSettings:
             raise ValidationError("a files merchant system needs a folder")
         if isinstance(every, bool) or not isinstance(every, int) or every < MIN_EVERY_SECONDS:
             raise ValidationError(f"every_seconds must be an integer of at least {MIN_EVERY_SECONDS}")
-        return cls(Path(folder), every)
+        try:
+            sends = parse_sends(settings.get("sends"))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return cls(Path(folder), every, tuple(sends))
 
     def as_settings(self) -> dict[str, Any]:
-        return {"folder": str(self.folder), "every_seconds": self.every_seconds}
+        """The stored settings (``sends`` only when the folder sends less than every kind)."""
+        settings: dict[str, Any] = {"folder": str(self.folder), "every_seconds": self.every_seconds}
+        if self.sends != FILE_KINDS:
+            settings["sends"] = list(self.sends)
+        return settings
 
 
 def scan_dedupe_key(system_id: int) -> str:
@@ -115,10 +128,16 @@ def add_files_system(
     keyring: KeyRing,
     now: datetime,
     every_seconds: int = DEFAULT_EVERY_SECONDS,
+    sends: list[str] | None = None,
 ) -> MerchantSystem:
-    """Create a drop-folder merchant system and queue its first scan (module docstring)."""
+    """Create a drop-folder merchant system and queue its first scan (module docstring). ``sends``:
+    the file kinds it sends (``catalog`` and/or ``stock``; None: both)."""
     settings = FilesSettings.from_settings(
-        {"folder": str(Path(folder).expanduser().resolve()), "every_seconds": every_seconds}
+        {
+            "folder": str(Path(folder).expanduser().resolve()),
+            "every_seconds": every_seconds,
+            "sends": sends,
+        }
     )
     try:
         DropFolder(settings.folder).prepare(create_root=True)
@@ -201,7 +220,7 @@ def handle_scan_job(ctx: JobContext) -> dict[str, Any] | None:
                 ready = folder.pending(settle_seconds=SETTLE_SECONDS, wall_now=time.time())
                 left_over = len(ready) > MAX_FILES_PER_SCAN
                 for path in ready[:MAX_FILES_PER_SCAN]:
-                    report["files"].append(_process(ctx, folder, path))
+                    report["files"].append(_process(ctx, folder, path, settings.sends))
     now = ctx.now()
     next_run = now if left_over else now + timedelta(seconds=settings.every_seconds)
     report["next_scan_at"] = next_run.isoformat()
@@ -211,13 +230,19 @@ def handle_scan_job(ctx: JobContext) -> dict[str, Any] | None:
     return report
 
 
-def _process(ctx: JobContext, folder: DropFolder, path: Path) -> dict[str, Any]:
+def _process(ctx: JobContext, folder: DropFolder, path: Path, sends: tuple[str, ...]) -> dict[str, Any]:
     """Apply one file and move it out of the inbox; returns a short entry for the job result."""
     name = path.name
     if path.suffix.lower() not in ACCEPTED_SUFFIXES:
         reason = f"unsupported file type {path.suffix or '(none)'!r}: drop .csv, .jsonl or .ndjson files"
         return _reject(folder, path, reason)
     kind = "stock" if name.lower().startswith("stock") else "catalog"
+    if kind not in sends:
+        only = " and ".join(sends)
+        reason = (
+            f"this drop folder sends {only} files only (its 'sends' setting): a {kind} file is not applied"
+        )
+        return _reject(folder, path, reason, kind=kind)
     try:
         summary = _apply_stock(ctx, path) if kind == "stock" else _apply_catalog(ctx, path)
     except (CatalogFileError, StockFileError) as exc:

@@ -1,6 +1,7 @@
 """The sandbox OMS's HTTP API.
 
-* ``POST /orders`` — receive a signed order (see :meth:`OmsSandboxState.receive`);
+* ``POST /orders`` — receive a signed order (see :meth:`OmsSandboxState.receive`), answered after
+  ``latency_seconds`` (a slow OMS; default 0);
 * ``POST /cancellations`` — receive a signed cancellation (:meth:`OmsSandboxState.receive_cancellation`);
 * ``GET /orders``, ``GET /orders/{key}`` — what was received (key: OMS id, idempotency key or ref);
 * ``POST /_sandbox/faults`` ``{"count", "status", "retry_after"}`` — fail the next order or
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -72,7 +74,10 @@ control = APIRouter(prefix="/_sandbox")
 async def receive_order(request: Request) -> JSONResponse:
     body = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    answer = _state(request).receive(headers, body)
+    state = _state(request)
+    answer = state.receive(headers, body)
+    if state.latency_seconds > 0:
+        await asyncio.sleep(state.latency_seconds)
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 

@@ -76,8 +76,11 @@ class OmsSandboxState:
         clock: Callable[[], datetime] = utcnow,
         tolerance: int = DEFAULT_TOLERANCE_SECONDS,
         callback: CallbackConfig | None = None,
+        latency_seconds: float = 0.0,
     ) -> None:
         self._secret = secret
+        #: A slow OMS: each order POST is answered this many seconds after it arrived.
+        self.latency_seconds = latency_seconds
         self.clock = clock
         self.tolerance = tolerance
         self.callback = callback

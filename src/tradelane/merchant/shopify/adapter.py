@@ -30,7 +30,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tradelane.domain.errors import ValidationError
-from tradelane.merchant.base import DeliveryOutcome, MerchantSystem, OutcomeKind
+from tradelane.merchant.base import (
+    Capability,
+    DeliveryOutcome,
+    MerchantCapabilities,
+    MerchantSystem,
+    OutcomeKind,
+)
 from tradelane.merchant.schema import OmsOrder
 from tradelane.merchant.shopify.client import (
     MAX_KEPT_TEXT,
@@ -51,6 +57,13 @@ from tradelane.merchant.shopify.settings import ShopifyCredentials, ShopifySetti
 #: Shopify orders created this long before the marketplace order are not looked at (clock skew).
 LOOKBACK_SKEW = timedelta(hours=1)
 LOOKUP_FIELDS = "id,name,tags,note_attributes"
+#: A shop receives orders and sends its catalog, stock and fulfilments by webhooks.
+SHOPIFY_CAPABILITIES = MerchantCapabilities.of(*Capability)
+
+
+def capabilities(settings: dict[str, Any]) -> MerchantCapabilities:
+    """The :data:`~tradelane.merchant.base.CapabilitiesOf` of ``kind = "shopify"`` systems."""
+    return SHOPIFY_CAPABILITIES
 
 
 class _Rejected(Exception):
