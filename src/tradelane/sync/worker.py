@@ -61,6 +61,14 @@ class WorkerConfig:
     error_backoff_max: float = 30.0
 
 
+def loop_backoff(failures: int, *, low: float, high: float) -> float:
+    """Wait after ``failures`` consecutive loop failures (1 = the first): ``low`` doubling per failure,
+    never more than ``high``. No jitter: a few workers reconnecting in the same instant is cheap."""
+    if failures < 1:
+        raise ValueError("failures starts at 1")
+    return float(min(high, low * 2 ** min(failures - 1, 60)))
+
+
 @dataclass
 class WorkerStats:
     succeeded: int = 0
@@ -137,9 +145,8 @@ class Worker:
                         break
                 except Exception as exc:
                     self._failures += 1
-                    delay = min(
-                        self.config.error_backoff_max,
-                        self.config.error_backoff_min * 2 ** min(self._failures - 1, 30),
+                    delay = loop_backoff(
+                        self._failures, low=self.config.error_backoff_min, high=self.config.error_backoff_max
                     )
                     log.error(
                         "worker.loop_failed",
