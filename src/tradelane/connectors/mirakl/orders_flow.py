@@ -236,7 +236,12 @@ def check_deadlines(conn: Connection, channel: Channel, *, now: datetime) -> int
 
 def accept_order(ctx: JobContext, channel: Channel) -> dict[str, Any]:
     """OR21 for one order: every line accepted (``accept_all``) or only lines whose SKU is known and in
-    stock (``accept_if_known``, with the refusal reason recorded on the line)."""
+    stock (``accept_if_known``, with the refusal reason recorded on the line).
+
+    An acceptance that already took effect (an OR21 that timed out after the marketplace applied it)
+    completes the job: when OR21 is refused, OR11 is read again, and an order past acceptance is
+    recorded accepted ("found already accepted"), a refused/cancelled one as not accepted; only an
+    order still awaiting acceptance is retried. The same holds when a poll stored the later state first."""
     order_id = int(ctx.job.payload["order_id"])
     now = ctx.now()
     with ctx.engine.connect() as conn:
