@@ -135,6 +135,14 @@ class _Batch:
     records: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _WriteOptions:
+    """How created rows are written: ``publish_to`` channels (None: all) and ``create_only``."""
+
+    publish_to: frozenset[int] | None = None
+    create_only: bool = False
+
+
 @dataclass(slots=True)
 class _BatchResult:
     created: int = 0
@@ -155,13 +163,16 @@ def import_catalog(
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_errors: int = SUMMARY_ERRORS,
     publish_to: Collection[int] | None = None,
+    create_only: bool = False,
 ) -> ImportSummary:
     """Import the file at ``path`` for ``tenant_id`` (see the module docstring for the contract).
 
     ``fmt`` overrides the extension; ``filename`` is the name recorded for the run (defaults to the file's
     name, useful when ``path`` is a temporary upload). ``publish_to`` restricts the channels that created
     products get offer bindings on (None: every channel of the tenant; empty: none, so the new products
-    are not published anywhere). Raises :class:`CatalogFileError` or :class:`NotFoundError` before
+    are not published anywhere). ``create_only`` rejects a row whose sku is already stored (read in the
+    transaction that inserts, so a concurrent creation hits the unique index and the batch is re-read)
+    instead of updating the product. Raises :class:`CatalogFileError` or :class:`NotFoundError` before
     writing anything."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -183,11 +194,11 @@ def import_catalog(
     stored_errors: list[dict[str, Any]] = []
     reader = CatalogReader(path, file_format)
     statements = _ProductStatements(engine.dialect, tenant_id, now)
-    publish = None if publish_to is None else frozenset(publish_to)
+    options = _WriteOptions(None if publish_to is None else frozenset(publish_to), create_only)
     rows_done = 0
     for batch in _batches(reader.rows(), scan, batch_size):
         result = _write_with_retry(
-            engine, tenant_id, import_id, batch, scan, stored_errors, statements, now, publish
+            engine, tenant_id, import_id, batch, scan, stored_errors, statements, now, options
         )
         rows_done += batch.records
         summary.created += result.created
@@ -263,14 +274,14 @@ def _write_with_retry(
     stored_errors: list[dict[str, Any]],
     statements: _ProductStatements,
     now: datetime,
-    publish_to: frozenset[int] | None = None,
+    options: _WriteOptions | None = None,
 ) -> _BatchResult:
     """Write one batch in one transaction. A concurrent import inserting the same sku between our SELECT
     and INSERT (PostgreSQL) violates the unique index: the batch is then re-read and re-written."""
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             with transaction(engine) as conn:
-                result = _write_batch(conn, tenant_id, batch.candidates, scan, statements, now, publish_to)
+                result = _write_batch(conn, tenant_id, batch.candidates, scan, statements, now, options)
                 result.rejections = sorted(batch.rejections + result.rejections, key=lambda r: r.line)
                 kept = _record_counts(conn, import_id, result, stored_errors)
         except sa.exc.IntegrityError:
@@ -319,11 +330,12 @@ def _write_batch(
     scan: FileScan,
     statements: _ProductStatements,
     now: datetime,
-    publish_to: frozenset[int] | None = None,
+    options: _WriteOptions | None = None,
 ) -> _BatchResult:
     result = _BatchResult()
     if not candidates:
         return result
+    publish_to = options.publish_to if options is not None else None
     wanted = {product.sku for _, product in candidates}
     wanted.update(product.parent_sku for _, product in candidates if product.parent_sku is not None)
     stored = {row.sku: row for row in _select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted)}
@@ -341,6 +353,16 @@ def _write_batch(
         children = [
             (row.sku, row.parent_sku) for row in _select_in(conn, columns, tenant_id, "parent_sku", becoming)
         ]
+    if options is not None and options.create_only:
+        fresh: list[tuple[int, Product]] = []
+        for line, product in candidates:
+            if product.sku in stored:
+                result.rejections.append(
+                    RowRejection(line, product.sku, f"SKU {product.sku!r} is already in the catalog")
+                )
+            else:
+                fresh.append((line, product))
+        candidates = fresh
     accepted = _apply_stored_hierarchy(candidates, stored, children, scan, result)
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []

@@ -168,8 +168,8 @@ def add_catalog_product(
     The product gets offer bindings (and so is published) only on the channels named in
     ``publish_to``; by default on none. Raises :class:`FormErrors` with every problem found (the row's
     fields, ``sku`` already in the catalog, ``publish_to`` naming an unknown channel) before writing
-    anything, and :class:`ValidationError` with the import's reason if the import still rejects the
-    row."""
+    anything, and :class:`FormErrors` (``sku``) with the import's reason if the import still rejects
+    the row — e.g. the SKU was added meanwhile: the import only creates, so it is never overwritten."""
     errors = product_form_errors(row)
     sku = (row.get("sku") or "").strip()
     channel_ids: list[int] = []
@@ -195,9 +195,11 @@ def add_catalog_product(
             now=now,
             filename=f"order-health:{sku}",
             publish_to=channel_ids,
+            create_only=True,  # a product added meanwhile is refused, never overwritten
         )
     if summary.rejected:
-        raise ValidationError(summary.errors[0].error if summary.errors else f"SKU {sku!r} was rejected")
+        reason = summary.errors[0].error if summary.errors else f"SKU {sku!r} was rejected"
+        raise FormErrors({"sku": reason})
     with transaction(engine) as conn:
         retried = retry_quarantined_for_skus(conn, tenant_id=tenant_id, skus=[sku], now=now)
     return SkuFix(sku, retried, published_to=names)

@@ -32,6 +32,7 @@ from tradelane.persistence.tables import (
     products,
     sku_mappings,
 )
+from tradelane.services.catalog_import import import_catalog
 from tradelane.services.channels import create_channel
 from tradelane.services.order_health import enqueue_delivery
 from tradelane.services.sku_fixes import FormErrors, add_catalog_product, map_sku, product_form_errors
@@ -248,6 +249,24 @@ def test_add_product_reports_every_problem_at_once_and_writes_nothing(container,
     with container.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(catalog_imports)).scalar() == 0
         assert conn.execute(sa.select(products.c.sku)).scalars().all() == ["TAKEN"]
+
+
+def test_a_create_only_import_never_overwrites_a_stored_product(container, shop, now, tmp_path):
+    """What "add product" relies on when the SKU is added between its check and its import."""
+    add_product(container.engine, shop.tenant_id, "TAKEN", now)
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"sku": "TAKEN", "title": "overwritten?"}\n{"sku": "FRESH", "title": "new"}\n')
+    summary = import_catalog(
+        container.engine, tenant_id=shop.tenant_id, path=path, now=now, create_only=True, publish_to=[]
+    )
+    assert (summary.created, summary.updated, summary.rejected) == (1, 0, 1)
+    assert [(e.line, e.sku, e.error) for e in summary.errors] == [
+        (1, "TAKEN", "SKU 'TAKEN' is already in the catalog")
+    ]
+    with container.engine.connect() as conn:
+        titles = dict(conn.execute(sa.select(products.c.sku, products.c.title)).all())
+    assert titles == {"TAKEN": "Product TAKEN", "FRESH": "new"}
+    assert _bindings(container, "FRESH") == []
 
 
 def test_product_form_errors_pair_price_and_currency():
