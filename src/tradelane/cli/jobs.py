@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from tradelane.cli.common import console, container, dumps, fail, print_json
+from tradelane.domain.errors import NotFoundError
 from tradelane.services.job_queries import get_job, list_jobs
 from tradelane.services.tenants import get_tenant
 from tradelane.sync import jobs as jobstore
@@ -88,11 +89,20 @@ def jobs_replay(
     """Put dead letters back in the queue with a fresh attempt budget."""
     if (job_id is None) == (not replay_all):
         fail("give exactly one of JOB_ID or --all")
+    why = ""
     with container() as app, app.engine.begin() as conn:
         tenant_id = get_tenant(conn, tenant).id
         ids = jobstore.replay(conn, tenant_id, None if replay_all else [job_id or 0], now=app.now())
+        if job_id is not None and not ids:
+            try:
+                view = get_job(conn, tenant_id, job_id).job
+            except NotFoundError:
+                view = None
+            # A dead job superseded by one doing the same work in flight was cancelled: say why.
+            if view is not None and view.state == "cancelled" and view.last_error:
+                why = f" ({view.last_error})"
     if job_id is not None and not ids:
-        fail(f"job {job_id} is not a dead letter of tenant {tenant!r}")
+        fail(f"job {job_id} is not a dead letter of tenant {tenant!r}{why}")
     console.print(f"replayed {len(ids)} job(s): {', '.join(map(str, ids))}")
 
 

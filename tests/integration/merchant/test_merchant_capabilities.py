@@ -241,3 +241,25 @@ def test_a_catalog_only_drop_folder_rejects_stock_files(container, shop, clock, 
         "catalog.csv",
         "catalog.csv.result.json",
     ]
+
+
+def test_cli_merchant_add_files_sends(db_url, monkeypatch, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from tradelane.cli import build_app
+    from tradelane.security.crypto import generate_key
+
+    monkeypatch.setenv("TRADELANE_DATABASE_URL", db_url)
+    monkeypatch.setenv("TRADELANE_SECRET_KEYS", generate_key())
+    monkeypatch.setenv("TRADELANE_LOG_LEVEL", "WARNING")
+    monkeypatch.chdir(tmp_path)
+    runner, app = CliRunner(), build_app()
+    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
+    add = ["merchant", "add", "files", "--tenant", "acme", "--folder", str(tmp_path / "d"), "--json"]
+    ok = runner.invoke(app, [*add, "--name", "cat", "--sends", "catalog"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["settings"]["sends"] == ["catalog"]
+    bad = runner.invoke(app, [*add, "--name", "bad", "--sends", "orders"])
+    assert bad.exit_code == 1 and "a drop folder sends catalog and/or stock, not orders" in bad.output

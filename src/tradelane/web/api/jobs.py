@@ -144,8 +144,13 @@ def get_job(job_id: JobId, tenant: TenantDep, container: ContainerDep) -> JobDet
 )
 def replay_one(job_id: JobId, tenant: TenantDep, container: ContainerDep) -> ReplayOut:
     with transaction(container.engine) as conn:
-        detail = job_queries.get_job(conn, tenant.id, job_id)  # 404 for unknown and other tenants' jobs
+        job_queries.get_job(conn, tenant.id, job_id)  # 404 for unknown and other tenants' jobs
         ids = replay(conn, tenant.id, [job_id], now=container.now())
+        detail = job_queries.get_job(conn, tenant.id, job_id)
     if not ids:
-        raise ConflictError(f"job {job_id} is {detail.job.state}, only dead jobs can be replayed")
+        # A dead job superseded by one doing the same work in flight was cancelled: say why.
+        why = (
+            f" ({detail.job.last_error})" if detail.job.state == "cancelled" and detail.job.last_error else ""
+        )
+        raise ConflictError(f"job {job_id} is {detail.job.state}{why}, only dead jobs can be replayed")
     return ReplayOut(replayed=ids)

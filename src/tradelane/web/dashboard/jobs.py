@@ -85,13 +85,17 @@ def replay_one(
     target = safe_back(back, f"{PAGE}/{job_id}")
     try:
         with transaction(container.engine) as conn:
-            detail = job_queries.get_job(conn, session.tenant.id, job_id)
+            job_queries.get_job(conn, session.tenant.id, job_id)
             replayed = replay(conn, session.tenant.id, [job_id], now=container.now())
+            detail = job_queries.get_job(conn, session.tenant.id, job_id)
     except NotFoundError as exc:
         return redirect(request, PAGE, str(exc), level="error")
     if not replayed:
+        why = (
+            f" ({detail.job.last_error})" if detail.job.state == "cancelled" and detail.job.last_error else ""
+        )
         return redirect(
-            request, target, f"Job {job_id} is {detail.job.state}; only dead jobs replay.", level="error"
+            request, target, f"Job {job_id} is {detail.job.state}{why}; only dead jobs replay.", level="error"
         )
     return redirect(request, target, f"Job {job_id} ({detail.job.kind}) queued again.")
 
