@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
+from tradelane.domain.errors import ConflictError, ValidationError
 from tradelane.domain.orders import MerchantStatus
 from tradelane.merchant.schema import deliverable_lines
 from tradelane.merchant.skus import resolve_line_skus, unknown_skus
@@ -44,7 +44,6 @@ from tradelane.services.orders import add_history, resolve_order_ref, set_mercha
 from tradelane.sync.jobs import EnqueueResult, JobSpec, enqueue
 
 DELIVER_KIND = "orders.deliver"
-MAX_DB_ID = 2**63 - 1
 #: Transient OMS failures are retried with backoff this many times before the order is quarantined
 #: as ``oms_unavailable`` (throttling with ``Retry-After`` does not count).
 DELIVERY_MAX_ATTEMPTS = 12
@@ -260,11 +259,8 @@ def health_report(
 
 
 def resolve_ref(conn: Connection, tenant_id: int, ref: str) -> int:
-    """:func:`~tradelane.services.orders.resolve_order_ref`, with numeric refs bounded to what the
-    database can compare (anything else is simply not found)."""
-    ref = ref.strip()
-    if ":" not in ref and not (ref.isascii() and ref.isdigit() and 0 < int(ref) <= MAX_DB_ID):
-        raise NotFoundError(f"no order {ref!r}")
+    """:func:`~tradelane.services.orders.resolve_order_ref`: tradelane's id, ``CHANNEL:ID`` or the bare
+    marketplace order id; odd input (ids beyond BIGINT, non-ASCII digits) is simply not found."""
     return resolve_order_ref(conn, tenant_id, ref)
 
 
@@ -277,7 +273,7 @@ def _order_row(conn: Connection, tenant_id: int, order_id: int) -> Any:
 
 
 def retry_orders(conn: Connection, *, tenant_id: int, refs: Sequence[str], now: datetime) -> list[int]:
-    """Queue delivery of each order (REF: id or ``CHANNEL:MARKETPLACE_ORDER_ID``), one by one.
+    """Queue delivery of each order (REF: id, ``CHANNEL:MARKETPLACE_ORDER_ID`` or bare marketplace id).
 
     Quarantined and pending orders may be retried; delivered, released and third-party-managed ones
     answer :class:`ConflictError`; unknown refs :class:`~tradelane.domain.errors.NotFoundError`.

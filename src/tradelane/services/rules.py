@@ -143,11 +143,9 @@ def _merchant_name(conn: Connection, tenant_id: int, merchant_system_id: int) ->
 
 
 def resolve_order(conn: Connection, tenant_id: int, ref: str) -> int:
-    """:func:`resolve_order_ref` that answers NotFoundError (never a database error) for numeric refs
-    that cannot be an id (non-ASCII digits, beyond BIGINT)."""
-    ref = ref.strip()
-    if ":" not in ref and not (ref.isascii() and ref.isdigit() and int(ref) <= MAX_DB_ID):
-        raise NotFoundError(f"no order {ref!r}")
+    """:func:`resolve_order_ref` (tradelane's id, ``CHANNEL:ID`` or the bare marketplace order id), which
+    answers NotFoundError — never a database error — for refs that cannot be an id (non-ASCII digits,
+    beyond BIGINT, control characters)."""
     return resolve_order_ref(conn, tenant_id, ref)
 
 

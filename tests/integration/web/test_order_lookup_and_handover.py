@@ -18,6 +18,8 @@ from tradelane.domain.handover import describe_handover
 from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.merchant.systems import add_merchant_system
 from tradelane.persistence.tables import order_deliveries, orders
+from tradelane.services import order_health as health
+from tradelane.services import rules
 from tradelane.services.channels import create_channel
 from tradelane.services.orders import list_orders, resolve_order_ref
 from tradelane.services.tenants import create_tenant
@@ -99,6 +101,9 @@ def test_service_finds_bare_ids_and_names_the_candidates_when_ambiguous(containe
         for odd in ("NOPE", "99999999999999999999", "²", "a\x00b"):
             with pytest.raises(NotFoundError):
                 resolve_order_ref(conn, acme, odd)
+        # Order Health (retry/release) and publishing-rule previews take the same references
+        assert health.resolve_ref(conn, acme, BARE) == seeded["bare"]
+        assert rules.resolve_order(conn, acme, BARE) == seeded["bare"]
 
 
 def test_api_finds_bare_ids_and_rejects_unknown_states(client, seeded):

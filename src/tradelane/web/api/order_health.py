@@ -35,7 +35,7 @@ OrderRef = Annotated[
         min_length=1,
         max_length=300,
         pattern=PRINTABLE,
-        description="tradelane's order id or `CHANNEL:MARKETPLACE_ORDER_ID`.",
+        description="tradelane's order id, `CHANNEL:MARKETPLACE_ORDER_ID` or the bare marketplace order id.",
     ),
 ]
 ReasonCode = Literal[
@@ -168,7 +168,7 @@ def release(ref: OrderRef, tenant: TenantDep, container: ContainerDep) -> Releas
     description="Exactly the JSON POSTed to an HTTP OMS, with headers `X-Tradelane-Signature: "
     't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` and `Idempotency-Key: order-<id>`. '
     "SKUs that do not resolve yet are listed in the `X-Unknown-Skus` response header.",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
 )
 def oms_order_document(ref: OrderRef, tenant: TenantDep, container: ContainerDep) -> JSONResponse:
     with read_only(container.engine) as conn:

@@ -382,7 +382,7 @@ async def post_label(
             "description": "The PDF (default) or, with `?as=base64`, JSON.",
             "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
         },
-        **problem_responses(404),
+        **problem_responses(404, 409),
     },
 )
 def get_label(

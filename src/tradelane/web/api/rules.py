@@ -261,7 +261,7 @@ def create_rule(rule: RuleIn, tenant: TenantDep, container: ContainerDep) -> Rul
 @router.post(
     "/preview",
     summary="Run the rules against a stored or sample order (no side effects)",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
 )
 def preview_rules(body: PreviewIn, tenant: TenantDep, container: ContainerDep) -> PreviewOut:
     with read_only(container.engine) as conn:
