@@ -14,11 +14,14 @@ from sync_probe import PROBE_DDL
 
 from helpers import make_tenant
 from tradelane.persistence.tables import job_attempts, jobs
+from tradelane.security.crypto import generate_key
 from tradelane.sync import jobs as jobstore
 from tradelane.timeutil import utcnow
 
 TESTS = Path(__file__).resolve().parents[1]
 SRC = TESTS.parent / "src"
+#: Workers sharing one store share its key (PostgreSQL has no default key location).
+SHARED_KEY = generate_key()
 
 
 def _env(db_url: str, **extra: str) -> dict[str, str]:
@@ -26,6 +29,7 @@ def _env(db_url: str, **extra: str) -> dict[str, str]:
     env.update(
         {
             "TRADELANE_DATABASE_URL": db_url,
+            "TRADELANE_SECRET_KEYS": SHARED_KEY,
             "TRADELANE_PLUGINS": "sync_probe:register",
             "TRADELANE_WORKER_LEASE_SECONDS": "2",
             "TRADELANE_WORKER_POLL_SECONDS": "0.1",
