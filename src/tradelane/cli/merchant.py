@@ -22,6 +22,7 @@ from rich.table import Table
 from tradelane.cli import orders as orders_cli
 from tradelane.cli.common import console, container, fail, print_json
 from tradelane.cli.secrets import required_secret, secret_option, stdin_option
+from tradelane.merchant.capabilities import capabilities_of, describe_capabilities
 from tradelane.merchant.skus import list_sku_mappings, put_sku_mapping
 from tradelane.merchant.systems import add_http_system, describe, list_merchant_systems
 from tradelane.services import order_health as health
@@ -90,17 +91,18 @@ def add_http(
 
 @merchant_app.command("list")
 def merchant_list(tenant: str = TenantOpt, as_json: bool = JsonOpt) -> None:
-    """Merchant systems of the tenant (credentials are never shown)."""
+    """Merchant systems of the tenant and what each does (credentials are never shown)."""
     with container() as app, app.engine.connect() as conn:
-        systems = [describe(s) for s in list_merchant_systems(conn, get_tenant(conn, tenant).id)]
+        found = list_merchant_systems(conn, get_tenant(conn, tenant).id)
+    systems = [{**describe(s), "capabilities": capabilities_of(s).names()} for s in found]
     if as_json:
         print_json(systems)
         return
-    table = Table("id", "name", "kind", "enabled", "url")
-    for s in systems:
-        table.add_row(
-            str(s["id"]), s["name"], s["kind"], str(s["enabled"]), str(s["settings"].get("url", ""))
-        )
+    table = Table("id", "name", "kind", "enabled", "does", "url")
+    for system, s in zip(found, systems, strict=True):
+        does = describe_capabilities(capabilities_of(system))
+        url = str(s["settings"].get("url", ""))
+        table.add_row(str(s["id"]), s["name"], s["kind"], str(s["enabled"]), does, url)
     console.print(table)
 
 

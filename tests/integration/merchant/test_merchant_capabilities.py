@@ -263,3 +263,7 @@ def test_cli_merchant_add_files_sends(db_url, monkeypatch, tmp_path):
     assert json.loads(ok.stdout)["settings"]["sends"] == ["catalog"]
     bad = runner.invoke(app, [*add, "--name", "bad", "--sends", "orders"])
     assert bad.exit_code == 1 and "a drop folder sends catalog and/or stock, not orders" in bad.output
+    listed = runner.invoke(app, ["merchant", "list", "--tenant", "acme", "--json"])
+    assert [(s["name"], s["capabilities"]) for s in json.loads(listed.stdout)] == [("cat", ["send_catalog"])]
+    table = runner.invoke(app, ["merchant", "list", "--tenant", "acme"], terminal_width=200)
+    assert "send_catalog" in table.output
