@@ -22,11 +22,12 @@ from tradelane.connectors.mirakl.client import (
     MiraklRequestRejected,
     MiraklSchemaError,
     MiraklServerError,
+    MiraklShopAccessDenied,
     MiraklUnreachable,
     parse_retry_after,
 )
 from tradelane.connectors.mirakl.transport import RAW_EXCERPT_CHARS
-from tradelane.domain.errors import PermanentError, RetryableError
+from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -80,10 +81,25 @@ def test_401_is_permanent_authentication_failure() -> None:
     assert error.reason.startswith("authentication failed: API key rejected")
 
 
-def test_403_is_permanent_and_names_the_shop() -> None:
+def test_403_on_the_account_means_the_key_lost_the_shop() -> None:
     error = fail(json_response(403, {"status": 403, "message": "Forbidden"}))
-    assert isinstance(error, MiraklForbidden) and isinstance(error, PermanentError)
+    assert isinstance(error, MiraklShopAccessDenied) and isinstance(error, AuthenticationError)
+    assert isinstance(error, PermanentError)
     assert f"shop id {SHOP_ID}" in error.reason
+
+
+def test_403_on_an_optional_operation_fails_that_call_only() -> None:
+    """A missing role or operator module (returns, here) must not read as rejected credentials: that
+    would pause the channel's orders."""
+    client = (
+        FakeMirakl()
+        .on("GET", "/api/returns", json_response(403, {"status": 403, "message": "Forbidden"}))
+        .client(clock=lambda: NOW)
+    )
+    with pytest.raises(MiraklForbidden) as info:
+        client.list_returns()
+    assert not isinstance(info.value, AuthenticationError)
+    assert isinstance(info.value, PermanentError) and info.value.op == "RT11"
 
 
 @pytest.mark.parametrize(

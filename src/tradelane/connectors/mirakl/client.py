@@ -40,6 +40,7 @@ from tradelane.connectors.mirakl.errors import (
     MiraklRetryableError,
     MiraklSchemaError,
     MiraklServerError,
+    MiraklShopAccessDenied,
     MiraklUnreachable,
 )
 from tradelane.connectors.mirakl.mapping import OfferImportMode
@@ -741,6 +742,7 @@ __all__ = [
     "MiraklRetryableError",
     "MiraklSchemaError",
     "MiraklServerError",
+    "MiraklShopAccessDenied",
     "MiraklUnreachable",
     "OfferImportMode",
     "normalize_base_url",

@@ -84,9 +84,20 @@ class MiraklAuthError(MiraklPermanentError, AuthenticationError):
     """HTTP 401: the API key was rejected."""
 
 
-class MiraklForbidden(MiraklPermanentError, AuthenticationError):
-    """HTTP 403: the key is valid but may not do this (role missing, or no access to the shop id).
+class MiraklForbidden(MiraklPermanentError):
+    """HTTP 403: the key is valid but may not do this (a role or an operator module missing).
+
+    On an optional operation (labels, returns, messages...) it fails that call only: it must never
+    pause the channel's orders."""
+
+
+class MiraklShopAccessDenied(MiraklForbidden, AuthenticationError):
+    """HTTP 403 on one of :data:`SHOP_ACCESS_OPERATIONS`: the key no longer reaches the shop at all.
     Like a 401 it is an :class:`AuthenticationError`: the channel's credentials need fixing."""
+
+
+#: Operations every channel needs; a 403 on one of them means the key lost access to the shop.
+SHOP_ACCESS_OPERATIONS = frozenset({"A01", "OR11", "OF01", "OF24"})
 
 
 class MiraklRequestRejected(MiraklPermanentError):

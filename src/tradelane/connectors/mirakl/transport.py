@@ -12,7 +12,8 @@ refused / timeout / TLS / protocol error    :class:`MiraklUnreachable` (retryabl
 2xx with HTML, empty or invalid JSON        :class:`MiraklBadResponse` (retryable)
 2xx JSON that breaks the schema             :class:`MiraklSchemaError` (permanent, field path)
 401                                         :class:`MiraklAuthError` "authentication failed: API key rejected"
-403                                         :class:`MiraklForbidden`
+403                                         :class:`MiraklShopAccessDenied` on A01/OR11/OF01/OF24 (pauses
+                                            the channel), else :class:`MiraklForbidden` (that call only)
 404                                         :class:`MiraklNotFound` (Mirakl's ``message``)
 3xx, 400, 409, 422, other 4xx               :class:`MiraklRequestRejected` (Mirakl's ``message``)
 ==========================================  ====================================================
@@ -41,6 +42,7 @@ import httpx
 from tradelane import __version__
 from tradelane.connectors.mirakl._payload import dumps_json
 from tradelane.connectors.mirakl.errors import (
+    SHOP_ACCESS_OPERATIONS,
     MiraklAuthError,
     MiraklBadResponse,
     MiraklForbidden,
@@ -51,6 +53,7 @@ from tradelane.connectors.mirakl.errors import (
     MiraklRetryableError,
     MiraklSchemaError,
     MiraklServerError,
+    MiraklShopAccessDenied,
     MiraklUnreachable,
 )
 
@@ -332,9 +335,8 @@ class MiraklTransport:
             raise MiraklAuthError(f"authentication failed: API key rejected (HTTP 401){detail}", **common)
         if status == 403:
             shop = f" for shop id {self.shop_id}" if self.shop_id else ""
-            raise MiraklForbidden(
-                f"forbidden: the API key may not call {op}{shop} (HTTP 403){detail}", **common
-            )
+            forbidden = MiraklShopAccessDenied if op in SHOP_ACCESS_OPERATIONS else MiraklForbidden
+            raise forbidden(f"forbidden: the API key may not call {op}{shop} (HTTP 403){detail}", **common)
         if status == 404:
             if message is None and _looks_like_html(text, content_type):
                 detail = f": an HTML page answered — is {urlsplit(url).netloc} a Mirakl API host?"
