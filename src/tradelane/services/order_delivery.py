@@ -260,11 +260,12 @@ class _Prepared:
     others: list[MerchantSystem] = field(default_factory=list)  # enabled, not receiving orders
 
     def accepted(self) -> bool:
-        """Some target already holds the order."""
-        return any(s.id in self.delivered_to for s in self.systems)
+        """Some merchant system (a target or not, e.g. one disabled since) already holds the order."""
+        return bool(self.delivered_to)
 
     def held_by_all(self) -> bool:
-        return bool(self.systems) and all(s.id in self.delivered_to for s in self.systems)
+        """Accepted, and every target holds it: nothing is left to send."""
+        return self.accepted() and all(s.id in self.delivered_to for s in self.systems)
 
 
 def _prepare(ctx: JobContext, order_id: int) -> _Prepared | str:

@@ -195,6 +195,25 @@ def test_a_rerun_after_the_last_hand_over_neither_re_sends_nor_quarantines(
     assert (again.external_ref, again.attempts, again.delivered_at) == ("OMS-1", 1, row.delivered_at)
 
 
+def test_a_rerun_after_the_holder_was_disabled_completes_instead_of_quarantining(
+    container, shop, merchant, oms, clock, now
+):
+    from tradelane.merchant.systems import set_enabled
+
+    add_product(container.engine, shop.tenant_id, "A", now)
+    order_id = ingest(container, shop, marketplace_order("C-6", [("A", 1, "5")], now=now), now)
+    _deliver(container, shop, clock, order_id)
+    with container.engine.begin() as conn:  # crash before completion, then the OMS is disabled
+        conn.execute(sa.update(orders).where(orders.c.id == order_id).values(merchant_status="pending"))
+        set_enabled(conn, merchant, False)
+
+    _deliver(container, shop, clock, order_id)
+
+    assert order_row(container.engine, order_id).merchant_status == "delivered"
+    assert quarantine_row(container.engine, order_id) is None
+    assert [o.deliveries for o in oms.state.orders()] == [1]
+
+
 def test_a_delivered_row_keeps_its_first_external_ref(container, shop, merchant, oms, clock, now):
     from tradelane.merchant.base import DeliveryOutcome, OutcomeKind
     from tradelane.services.order_delivery import _record_attempt
