@@ -13,8 +13,9 @@ merchant system must honour.
 Steps (payload ``{"order_id": N}``):
 
 1. Load the order. Skip (job succeeds, nothing sent) when it is third-party managed, already delivered,
-   released, not yet released by the marketplace (``not_ready``), or refused/cancelled there. When every
-   target already holds it (a worker died after the last hand-over), it is marked delivered at once.
+   released, not yet released by the marketplace (``not_ready``), or refused/cancelled there. When some
+   system holds it and every target does (a worker died after the last hand-over, or the holder was
+   disabled since), it is marked delivered at once, without validating again.
 2. Apply the channel's attribute rules (:func:`tradelane.services.rules.apply_attribute_rules`).
 3. Validate *before* contacting anyone: every deliverable line's SKU must resolve
    (:mod:`tradelane.merchant.skus`) and the mandatory fields must be present — otherwise the order is
@@ -34,10 +35,11 @@ Steps (payload ``{"order_id": N}``):
 5. Once every target holds it: ``merchant_status = delivered``, the quarantine row (if any) removed,
    a history row written — in the same transaction that completes the job.
 
-An order that a merchant system accepted is never quarantined afterwards: when, with several targets,
-one holds the order and another refuses it (or cannot be used, or stays unavailable past the retry
-budget), the order is marked delivered, the refusal kept on that system's ``order_deliveries`` row, and a
-``delivery_incomplete`` alert and a ``DELIVERY_INCOMPLETE`` history row name the system and the reason.
+An order that a merchant system accepted is never quarantined afterwards: when one system holds the
+order and another target refuses it (or cannot be used, or stays unavailable past the retry budget, or
+the order no longer validates), the order is marked delivered, the refusal kept on that system's
+``order_deliveries`` row, and a ``delivery_incomplete`` alert and a ``DELIVERY_INCOMPLETE`` history row
+name the system and the reason.
 
 The ``orders.notify_cancellation`` job (payload ``{"order_id": N, "lines": [line ids] | null}``, queued
 by :func:`enqueue_cancellation_notice` when the marketplace cancels a delivered order or some of its
