@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tradelane.config import Settings, load_settings
 from tradelane.logging import configure_logging, get_logger
 from tradelane.persistence.db import make_engine
+from tradelane.persistence.migrate import unavailable
 from tradelane.security.crypto import KeyRing
 from tradelane.sync.registry import JobRegistry
 from tradelane.timeutil import utcnow
@@ -106,12 +108,17 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
 
 
 def build(settings: Settings | None = None, *, configure_logs: bool = True) -> Container:
+    """Wire the application. Raises :class:`~tradelane.persistence.migrate.DatabaseUnavailable` when the
+    store cannot be reached, and the key check's errors (see :func:`build_keyring`)."""
     settings = settings or load_settings()
     if configure_logs:
         configure_logging(settings.log_level, json_output=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
     try:
         keyring, keys_from = build_keyring(settings, engine)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        raise unavailable(engine, exc) from None
     except BaseException:
         engine.dispose()
         raise

@@ -93,7 +93,7 @@ def test_db_upgrade_works_on_a_never_migrated_store_and_commands_then_run(cli):
 
 def test_password_is_hidden_in_the_message():
     engine = make_engine("postgresql://tl:s3cr3t-pw@127.0.0.1:1/none", pool_pre_ping=False)
-    with pytest.raises(migrate.SchemaNotReady) as info:
+    with pytest.raises(migrate.DatabaseUnavailable) as info:
         migrate.require_head(engine)
     engine.dispose()
     message = str(info.value)

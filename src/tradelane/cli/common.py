@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -15,26 +16,27 @@ from rich.console import Console
 
 from tradelane.bootstrap import Container, build
 from tradelane.domain.errors import TradelaneError
-from tradelane.persistence.migrate import require_head
+from tradelane.persistence.migrate import DatabaseUnavailable, require_head
 
 console = Console(stderr=True)
 
 
+#: How long a long-running process waits between tries while the store cannot be reached.
+DATABASE_WAIT_FIRST, DATABASE_WAIT_CAP = 0.5, 30.0
+
+
 @contextmanager
-def container(*, require_schema: bool = True) -> Iterator[Container]:
+def container(*, require_schema: bool = True, wait_for_database: bool = False) -> Iterator[Container]:
     """Build the application for one command; errors we raise on purpose become clean exits.
 
     A store the configured keys cannot decrypt stops every command here, before it does anything.
     So does a store whose schema is not at head (never migrated, older, or newer), with one line
     saying to run ``tradelane db upgrade``; only the ``db`` commands pass ``require_schema=False``.
+    A store that cannot be reached is one line too — or, with ``wait_for_database`` (``worker``), a
+    wait with backoff until it answers (a worker started before its database, or during a restart).
     """
+    app = _open(require_schema=require_schema, wait_for_database=wait_for_database)
     try:
-        app = build()
-    except TradelaneError as exc:
-        fail(str(exc))
-    try:
-        if require_schema:
-            require_head(app.engine)
         yield app
     except TradelaneError as exc:
         fail(str(exc))
@@ -42,8 +44,36 @@ def container(*, require_schema: bool = True) -> Iterator[Container]:
         app.close()
 
 
+def _open(*, require_schema: bool, wait_for_database: bool) -> Container:
+    delay = DATABASE_WAIT_FIRST
+    while True:
+        app: Container | None = None
+        try:
+            app = build()
+            if require_schema:
+                require_head(app.engine)
+            return app
+        except DatabaseUnavailable as exc:
+            if app is not None:
+                app.close()
+            if not wait_for_database:
+                fail(str(exc))
+            console.print(
+                f"[yellow]waiting for the database:[/] {exc} (next try in {delay:g} s)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, DATABASE_WAIT_CAP)
+        except TradelaneError as exc:
+            if app is not None:
+                app.close()
+            fail(str(exc))
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # soft_wrap: one line however narrow the terminal (or none, under a supervisor), so logs grep well.
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -21,10 +21,13 @@ def worker(
     batch_size: int | None = typer.Option(None, "--batch-size"),
     no_schedule: bool = typer.Option(False, "--no-schedule", help="Do not enqueue periodic flows."),
 ) -> None:
-    """Run jobs. Several workers may share one PostgreSQL store."""
+    """Run jobs. Several workers may share one PostgreSQL store.
+
+    A worker started while its database cannot be reached waits for it (backoff up to 30 s); once
+    running, it survives dropped connections."""
     from tradelane.sync.worker import Worker, WorkerConfig
 
-    with container() as app:
+    with container(wait_for_database=True) as app:
         get_logger("tradelane.worker").info("settings.resolved", **app.setup)
         s = app.settings
         config = WorkerConfig(

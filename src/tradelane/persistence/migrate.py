@@ -46,6 +46,19 @@ def autogenerate(engine: Engine, message: str) -> None:
         command.revision(cfg, message=message, autogenerate=True)
 
 
+class DatabaseUnavailable(TradelaneError):
+    """The store could not be reached (down, refusing connections, wrong address). A one-line message
+    for the operator; a long-running process may wait and try again."""
+
+
+def unavailable(engine: Engine, exc: sa.exc.DBAPIError) -> DatabaseUnavailable:
+    """:class:`DatabaseUnavailable` for a driver error met while opening ``engine`` (password hidden)."""
+    text = str(exc.orig).strip()
+    reason = text.splitlines()[0] if text else type(exc.orig).__name__
+    where = engine.url.render_as_string(hide_password=True)
+    return DatabaseUnavailable(f"cannot open the database at {where}: {reason}")
+
+
 class SchemaNotReady(TradelaneError):
     """The store cannot be used by this code: no schema, an older one, one from a newer tradelane, or
     no connection at all. The message is one line meant for the operator."""
@@ -96,8 +109,7 @@ def require_head(engine: Engine) -> None:
     try:
         status = schema_status(engine)
     except sa.exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
-        raise SchemaNotReady(f"cannot open {where}: {reason}") from None
+        raise unavailable(engine, exc) from None
     if status.at_head:
         return
     head = ", ".join(sorted(status.heads))
