@@ -7,6 +7,7 @@ to psycopg 3.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.visitors import _TraverseInternalsType
 
 
 def normalize_url(url: str) -> str:
@@ -94,11 +96,60 @@ def is_postgres(conn_or_engine: Connection | Engine) -> bool:
     return conn_or_engine.dialect.name == "postgresql"
 
 
+class _PgDoNothing(postgresql.dml.OnConflictDoNothing):
+    """A target-less ``ON CONFLICT DO NOTHING``: always the same text, so its cache key is constant."""
+
+    _traverse_internals: _TraverseInternalsType = []
+
+
+class _SqliteDoNothing(sqlite.dml.OnConflictDoNothing):
+    """A target-less ``ON CONFLICT DO NOTHING``: always the same text, so its cache key is constant."""
+
+    _traverse_internals: _TraverseInternalsType = []
+
+
+class _PgInsertIgnore(postgresql.Insert):
+    """``postgresql.insert(table).on_conflict_do_nothing()`` that SQLAlchemy can cache.
+
+    SQLAlchemy 2.0's dialect inserts declare ``inherit_cache = False`` (no cache key), so every execution
+    compiled the statement from scratch. The standard insert's cache key covers everything this class
+    adds (the conflict clause is part of it, as ``_post_values_clause``)."""
+
+    inherit_cache = True
+
+    def __init__(self, table: sa.Table) -> None:
+        super().__init__(table)
+        self._post_values_clause = _PgDoNothing()
+
+
+class _SqliteInsertIgnore(sqlite.Insert):
+    """``sqlite.insert(table).on_conflict_do_nothing()`` that SQLAlchemy can cache (see
+    :class:`_PgInsertIgnore`). Not ``INSERT OR IGNORE``: that would also swallow NOT NULL and CHECK
+    violations, where ``ON CONFLICT`` only covers uniqueness."""
+
+    inherit_cache = True
+
+    def __init__(self, table: sa.Table) -> None:
+        super().__init__(table)
+        self._post_values_clause = _SqliteDoNothing()
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignore(dialect_name: str, table: sa.Table) -> Any:
+    if dialect_name == "postgresql":
+        return _PgInsertIgnore(table)
+    return _SqliteInsertIgnore(table)
+
+
 def insert_ignore(conn: Connection, table: sa.Table) -> Any:
-    """An ``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
-    if is_postgres(conn):
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+    """An ``INSERT ... ON CONFLICT DO NOTHING`` (no conflict target) for the connection's dialect.
+
+    The statement is built once per dialect and table and has a cache key, so SQLAlchemy compiles it
+    once per distinct shape (``.values(...)`` keys, ``.returning(...)``) and reuses it afterwards.
+    Statements are immutable (``.values()``/``.returning()`` return copies), so sharing it is safe.
+    Cheapest form: ``conn.execute(insert_ignore(conn, t).returning(...), {"col": value, ...})`` —
+    the parameters bind at execution, with no per-call statement building."""
+    return _insert_ignore(conn.dialect.name, table)
 
 
 @contextmanager
