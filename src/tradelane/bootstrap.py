@@ -89,7 +89,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     from tradelane.merchant.files import scan as files_scan
     from tradelane.merchant.shopify import catalog_sync as shopify_catalog
     from tradelane.merchant.shopify.adapter import shopify_adapter
-    from tradelane.services import order_delivery
+    from tradelane.services import merchant_webhooks, order_delivery
     from tradelane.sync import builtin
 
     builtin.register(registry)
@@ -98,6 +98,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
         registry, adapters={**order_delivery.DEFAULT_ADAPTERS, "shopify": shopify_adapter}
     )
     shopify_catalog.register(registry)
+    merchant_webhooks.register(registry)
     files_scan.register(registry)
     for spec in plugins or []:
         module_name, _, func_name = spec.partition(":")

@@ -1,5 +1,6 @@
-"""The signed merchant webhook: valid updates are stored raw then recorded; forged, stale, malformed
-or replayed requests answer 401, store nothing, and leave only a security log line."""
+"""The signed merchant webhook: valid updates are stored raw with one job and answered at once, the job
+records them; forged, stale, malformed or replayed requests answer 401, store nothing, and leave only a
+security log line."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ from merchant_support import (
 from tradelane.merchant.sandbox.callback import send_update
 from tradelane.merchant.sandbox.state import CallbackConfig
 from tradelane.merchant.signing import SIGNATURE_HEADER, parse_signature, sign
-from tradelane.persistence.tables import inbound_events, jobs, order_updates
+from tradelane.merchant.systems import set_enabled
+from tradelane.persistence.tables import inbound_events, jobs, merchant_systems, order_updates
+from tradelane.services.merchant_webhooks import APPLY_KIND
 from tradelane.services.order_health import enqueue_delivery
+from tradelane.sync.jobs import replay as replay_job
 
 URL = "/api/v1/merchant/oms/webhook"
 
@@ -67,26 +71,46 @@ def _nothing_stored(engine) -> bool:
     return read(engine, sa.select(inbound_events)) == [] and read(engine, sa.select(order_updates)) == []
 
 
-def test_a_signed_shipment_is_stored_raw_then_recorded(client, container, shop, system, order_id, now):
+def _apply_jobs(engine) -> list:
+    return read(engine, sa.select(jobs).where(jobs.c.kind == APPLY_KIND).order_by(jobs.c.id))
+
+
+def test_a_signed_shipment_is_stored_raw_with_its_job_then_recorded(
+    client, container, shop, system, order_id, clock, now
+):
     body = _shipment()
     signature = sign(SECRET, body, now)
     r = _post(client, body, signature)
     assert r.status_code == 202, r.text
     ack = r.json()
-    assert ack["update"]["kind"] == "shipment" and ack["update"]["order_id"] == order_id
-    assert ack["update"]["external_id"] == "SHIP-1" and ack["update"]["status"] == "queued"
     [event] = read(container.engine, sa.select(inbound_events))
     assert event.id == ack["event_id"] and event.tenant_id == shop.tenant_id
     assert event.source == "merchant:oms" and event.body == body
     assert event.external_id == parse_signature(signature)[1]
-    assert event.status == "processed" and event.processed_at == now
+    # Answered before any work: the raw event and exactly one job to apply it, committed together.
+    assert event.status == "received" and read(container.engine, sa.select(order_updates)) == []
+    [apply_job] = _apply_jobs(container.engine)
+    assert apply_job.id == ack["job_id"] and apply_job.state == "queued"
+    assert apply_job.tenant_id == shop.tenant_id and apply_job.payload["event_id"] == event.id
+    assert apply_job.payload["merchant_system_id"] == system.id
+
+    run_worker(container, clock)
+    [event] = read(container.engine, sa.select(inbound_events))
+    assert event.status == "processed" and event.processed_at == now and event.error is None
+    [apply_job] = _apply_jobs(container.engine)
+    assert apply_job.state == "succeeded"
+    result = apply_job.result["update"]
+    assert result["kind"] == "shipment" and result["order_id"] == order_id
+    assert result["external_id"] == "SHIP-1"
     [update] = read(container.engine, sa.select(order_updates))
     assert update.payload["carrier"] == "UPS" and update.payload["tracking_number"] == "1Z999"
     [job] = read(container.engine, sa.select(jobs).where(jobs.c.kind == "fulfillments.ship"))
     assert job.channel_id == shop.channel_id and job.payload["order_id"] == order_id
 
 
-def test_a_replayed_request_is_refused_and_changes_nothing(client, container, system, order_id, now, capsys):
+def test_a_replayed_request_is_refused_and_changes_nothing(
+    client, container, system, order_id, clock, now, capsys
+):
     body = _shipment()
     signature = sign(SECRET, body, now)
     assert _post(client, body, signature).status_code == 202
@@ -97,6 +121,8 @@ def test_a_replayed_request_is_refused_and_changes_nothing(client, container, sy
     assert replay.headers["content-type"] == "application/problem+json"
     assert replay.json()["type"] == "urn:tradelane:problem:invalid-signature"
     assert read(container.engine, sa.select(inbound_events)) == events_before
+    assert len(_apply_jobs(container.engine)) == 1
+    run_worker(container, clock)
     assert len(read(container.engine, sa.select(order_updates))) == 1
     [line] = _security_lines(capsys)
     assert line["reason"] == "replayed" and line["merchant"] == "oms" and line["remote_addr"] == "testclient"
@@ -134,7 +160,7 @@ def test_an_unknown_merchant_is_refused_like_a_forgery(client, container, system
 
 
 def test_same_name_in_two_tenants_goes_to_the_tenant_whose_secret_signed(
-    client, container, shop, system, now
+    client, container, shop, system, clock, now
 ):
     other = make_shop(container, "globex", "shop-fr", now)
     other_secret = "globex-own-signing-secret-42"
@@ -144,36 +170,61 @@ def test_same_name_in_two_tenants_goes_to_the_tenant_whose_secret_signed(
     assert _post(client, body, sign(other_secret, body, now)).status_code == 202
     [event] = read(container.engine, sa.select(inbound_events))
     assert event.tenant_id == other.tenant_id
+    run_worker(container, clock)
     [update] = read(container.engine, sa.select(order_updates))
     assert update.tenant_id == other.tenant_id
 
 
-def test_a_valid_but_unusable_update_is_kept_as_failed(client, container, system, order_id, now):
+def test_a_valid_but_unusable_update_is_kept_as_failed(client, container, system, order_id, clock, now):
     unknown_order = _shipment(order="shop-fr:NOPE")
     r = _post(client, unknown_order, sign(SECRET, unknown_order, now))
-    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.status_code == 202, r.text
     not_json = b"{not json"
     r = _post(client, not_json, sign(SECRET, not_json, now))
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    run_worker(container, clock)
     events = read(container.engine, sa.select(inbound_events).order_by(inbound_events.c.id))
     assert [(e.status, e.body) for e in events] == [("failed", unknown_order), ("failed", not_json)]
     assert "NOPE" in events[0].error and events[1].error.startswith("invalid update")
     assert read(container.engine, sa.select(order_updates)) == []
+    # The unusable one is a dead letter (replayable); the unparseable one never had a job.
+    [dead] = _apply_jobs(container.engine)
+    assert dead.state == "dead" and dead.payload["event_id"] == events[0].id and "NOPE" in dead.last_error
 
 
-def test_a_cancellation_and_a_return_by_webhook(client, container, system, order_id, now):
+def test_a_dead_lettered_update_replays_once_its_order_exists(
+    client, container, shop, system, order_id, clock, now
+):
+    early = _shipment(order="shop-fr:W-9")
+    assert _post(client, early, sign(SECRET, early, now)).status_code == 202
+    run_worker(container, clock)
+    [dead] = _apply_jobs(container.engine)
+    assert dead.state == "dead"
+    ingest(container, shop, marketplace_order("W-9", [("A", 1, "5")], now=now), now)
+    with container.engine.begin() as conn:
+        assert replay_job(conn, shop.tenant_id, [dead.id], now=now) == [dead.id]
+    run_worker(container, clock)
+    [event] = read(container.engine, sa.select(inbound_events))
+    assert (event.status, event.error) == ("processed", None)
+    [update] = read(container.engine, sa.select(order_updates))
+    assert update.external_id == "SHIP-1"
+
+
+def test_a_cancellation_and_a_return_by_webhook(client, container, system, order_id, clock, now):
     cancel = json.dumps(
         {"type": "cancellation", "order": str(order_id), "id": "C-1", "reason": "no stock"}
     ).encode()
     r = _post(client, cancel, sign(SECRET, cancel, now))
     assert r.status_code == 202, r.text
-    assert r.json()["update"]["kind"] == "cancellation"
     ret = json.dumps(
         {"type": "return", "order": str(order_id), "id": "R-1", "lines": [{"sku": "A", "quantity": 1}]}
     )
     r = _post(client, ret.encode(), sign(SECRET, ret.encode(), now))
     assert r.status_code == 202, r.text
-    assert r.json()["update"]["kind"] == "return" and r.json()["update"]["payload"]["status"] == "received"
+    run_worker(container, clock)
+    results = [job.result["update"] for job in _apply_jobs(container.engine)]
+    assert [u["kind"] for u in results] == ["cancellation", "return"]
+    assert results[1]["payload"]["status"] == "received"
     no_lines = json.dumps({"type": "return", "order": str(order_id)}).encode()
     assert _post(client, no_lines, sign(SECRET, no_lines, now)).status_code == 422
 
@@ -201,6 +252,7 @@ def test_the_sandbox_ships_a_delivered_order_back_through_the_webhook(
         client=client,
     )
     assert response.status_code == 202, response.text
+    run_worker(container, clock)
     [update] = read(container.engine, sa.select(order_updates))
     assert update.order_id == order_id and update.external_id == "OMS-1-shipment-1"
     assert update.payload["lines"] == [{"sku": "A", "line_id": "W-2-1", "quantity": 1}]
@@ -223,3 +275,30 @@ def test_the_sandbox_ships_through_the_api_with_a_bearer_token(client, container
     [update] = read(container.engine, sa.select(order_updates))
     assert update.order_id == order_id and update.external_id == "OMS-1-shipment-1"
     assert update.payload["tracking_number"] == "1Z1"
+
+
+def test_new_credentials_and_disabling_take_effect_on_the_next_request(
+    client, container, system, order_id, now, capsys
+):
+    """The verification secret is cached in-process, keyed by its ciphertext: a rotated secret or a
+    disabled system is never served from the cache."""
+    first = _shipment(id="S-1")
+    assert _post(client, first, sign(SECRET, first, now)).status_code == 202  # the old secret is cached
+    rotated = "a-freshly-rotated-signing-secret"
+    with container.engine.begin() as conn:
+        conn.execute(
+            sa.update(merchant_systems)
+            .where(merchant_systems.c.id == system.id)
+            .values(credentials=container.keyring.encrypt({"secret": rotated}))
+        )
+    capsys.readouterr()
+    second = _shipment(id="S-2")
+    assert _post(client, second, sign(SECRET, second, now)).status_code == 401
+    assert _security_lines(capsys)[0]["reason"] == "bad_signature"
+    assert _post(client, second, sign(rotated, second, now)).status_code == 202
+    with container.engine.begin() as conn:
+        set_enabled(conn, system, False)
+    third = _shipment(id="S-3")
+    assert _post(client, third, sign(rotated, third, now)).status_code == 401
+    assert _security_lines(capsys)[0]["reason"] == "unknown_merchant"
+    assert len(read(container.engine, sa.select(inbound_events))) == 2

@@ -13,13 +13,20 @@ Contracts:
 * Replays are refused without check-then-insert: the raw event is stored in ``inbound_events`` with
   ``external_id`` = the verified ``v1`` digest, unique per (tenant, source); a second insert of the same
   signature conflicts, and that is the replay.
-* A valid request is committed raw first (source ``merchant:<name>``), then handed to
-  :mod:`tradelane.services.order_updates` in a second transaction; the event ends ``processed`` or
-  ``failed`` (with the error), and the answer is 202 or the problem (404 unknown order, 422 bad update).
+* A valid request is answered as soon as it is durable, never after doing the work: in one transaction
+  the systems are read, the signature verified, the raw event stored (source ``merchant:<name>``) and
+  one job enqueued to apply it (:mod:`tradelane.services.merchant_webhooks`); then 202 with the event
+  and job ids. The job applies the update later; the event ends ``processed``, or ``failed`` with the
+  error (unknown order, bad lines...) and a dead-lettered job that can be replayed. A body that is not
+  a valid update is stored ``failed`` and answered 422 at once.
+* Decrypted verification secrets are cached in-process keyed by their ciphertext: changing a system's
+  credentials takes effect on the next request, and no request pays for a Fernet decrypt twice.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -27,20 +34,17 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.engine import Connection
 
-from tradelane.domain.errors import TradelaneError, ValidationError
+from tradelane.domain.errors import ValidationError
 from tradelane.logging import get_logger
-from tradelane.merchant.base import MerchantSystem
 from tradelane.merchant.signing import SIGNATURE_HEADER, BadSignature, SignatureError, verify
-from tradelane.merchant.systems import HTTP_KIND, merchant_credentials, systems_named
-from tradelane.persistence.db import read_only, transaction
-from tradelane.persistence.tables import inbound_events
-from tradelane.security.crypto import CredentialError
-from tradelane.services import order_updates
-from tradelane.services.inbound import EXTERNAL_ID_HEADERS, store_inbound_event
-from tradelane.services.order_updates import ReturnStatus, UpdateLine, UpdateResult
+from tradelane.merchant.systems import HTTP_KIND
+from tradelane.persistence.db import transaction
+from tradelane.persistence.tables import merchant_systems
+from tradelane.security.crypto import CredentialError, KeyRing
+from tradelane.services.inbound import EXTERNAL_ID_HEADERS
+from tradelane.services.merchant_webhooks import MerchantUpdateIn, accept_update
 from tradelane.web.auth import ContainerDep
 from tradelane.web.problems import ApiProblem, problem_responses
 
@@ -58,35 +62,10 @@ MerchantName = Annotated[
 ]
 
 
-class UpdateLineIn(BaseModel):
-    sku: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Merchant, catalog or offer SKU."
-    )
-    line_id: str | None = Field(
-        default=None, min_length=1, max_length=100, description="Marketplace line id."
-    )
-    quantity: int = Field(ge=1)
-
-
-class MerchantUpdateIn(BaseModel):
-    """The signed webhook body. ``id`` is the merchant system's id for this update: retries with the
-    same id are applied once (without one, the update's content identifies it)."""
-
-    type: Literal["shipment", "cancellation", "return"]
-    order: str = Field(min_length=1, max_length=300, description="Order REF: id or `CHANNEL:MARKETPLACE_ID`.")
-    id: str | None = Field(default=None, min_length=1, max_length=200)
-    carrier: str | None = Field(default=None, max_length=100, description="Shipment: carrier code or name.")
-    tracking_number: str | None = Field(default=None, max_length=200, description="Shipment.")
-    tracking_url: str | None = Field(default=None, max_length=1000, description="Shipment.")
-    lines: list[UpdateLineIn] | None = Field(default=None, description="Omitted: the whole order.")
-    reason: str | None = Field(default=None, max_length=500, description="Cancellation.")
-    status: ReturnStatus = Field(default=ReturnStatus.RECEIVED, description="Return: received or refunded.")
-    return_id: str | None = Field(default=None, max_length=100, description="Return: the marketplace's id.")
-
-
 class MerchantWebhookAck(BaseModel):
-    event_id: int
-    update: dict[str, Any]
+    event_id: int = Field(description="The stored event (inbound_events).")
+    job_id: int = Field(description="The job that applies the update.")
+    status: Literal["accepted"] = "accepted"
 
 
 class _Rejected(Exception):
@@ -110,21 +89,47 @@ def _reject(request: Request, name: str, reason: str) -> ApiProblem:
     )
 
 
+_CANDIDATES = (
+    sa.select(merchant_systems.c.id, merchant_systems.c.tenant_id, merchant_systems.c.credentials)
+    .where(
+        merchant_systems.c.name == sa.bindparam("name"),
+        merchant_systems.c.kind == HTTP_KIND,
+        merchant_systems.c.enabled.is_(True),
+    )
+    .order_by(merchant_systems.c.id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sender:
+    system_id: int
+    tenant_id: int
+
+
+@functools.lru_cache(maxsize=1024)
+def _verification_secret(keyring: KeyRing, token: bytes) -> str:
+    """The signing secret sealed in ``token`` (the credentials ciphertext). Cached by ciphertext: new
+    credentials are a new token, so a rotated secret is never served from the cache."""
+    return str(keyring.decrypt(token).get("secret") or "")
+
+
 def _authenticate(
-    conn: Connection, container: Any, name: str, header: str | None, body: bytes, now: datetime
-) -> tuple[MerchantSystem, str]:
-    """The merchant system whose secret verifies the request, and the verified digest."""
-    systems = systems_named(conn, name, kind=HTTP_KIND)
-    if not systems:
+    conn: Connection, keyring: KeyRing, name: str, header: str | None, body: bytes, now: datetime
+) -> tuple[_Sender, str]:
+    """The enabled merchant system whose secret verifies the request, and the verified digest."""
+    candidates = conn.execute(_CANDIDATES, {"name": name}).all()
+    if not candidates:
         raise _Rejected("unknown_merchant")
     failure: SignatureError | None = None
-    for system in systems:
+    for row in candidates:
+        if row.credentials is None:
+            continue
         try:
-            secret = str(merchant_credentials(conn, system, container.keyring).get("secret") or "")
+            secret = _verification_secret(keyring, bytes(row.credentials))
         except CredentialError:
             continue
         try:
-            return system, verify(secret, header, body, now)
+            return _Sender(row.id, row.tenant_id), verify(secret, header, body, now)
         except BadSignature as exc:
             failure = exc  # maybe another tenant's system of that name
         except SignatureError as exc:  # malformed or stale: the same for every candidate
@@ -141,57 +146,6 @@ def _stored_headers(request: Request, digest: str) -> list[tuple[str, str]]:
         headers.append((f"x-sender-{lower[2:]}" if lower in EXTERNAL_ID_HEADERS else lower, value))
     headers.append((EXTERNAL_ID_HEADERS[0], digest))
     return headers
-
-
-def _apply(
-    conn: Connection, tenant_id: int, system: MerchantSystem, update: MerchantUpdateIn, now: datetime
-) -> UpdateResult:
-    lines = [UpdateLine(ln.quantity, ln.sku, ln.line_id) for ln in update.lines or []] or None
-    if update.type == "shipment":
-        return order_updates.record_shipment(
-            conn,
-            tenant_id=tenant_id,
-            order_ref=update.order,
-            carrier=update.carrier,
-            tracking_number=update.tracking_number,
-            tracking_url=update.tracking_url,
-            lines=lines,
-            external_id=update.id,
-            merchant_system_id=system.id,
-            now=now,
-        )
-    if update.type == "cancellation":
-        return order_updates.record_cancellation(
-            conn,
-            tenant_id=tenant_id,
-            order_ref=update.order,
-            lines=lines,
-            reason=update.reason,
-            external_id=update.id,
-            merchant_system_id=system.id,
-            now=now,
-        )
-    if not lines:
-        raise ValidationError("a return needs at least one line")
-    return order_updates.record_return(
-        conn,
-        tenant_id=tenant_id,
-        order_ref=update.order,
-        lines=lines,
-        status=update.status,
-        marketplace_return_id=update.return_id,
-        external_id=update.id,
-        merchant_system_id=system.id,
-        now=now,
-    )
-
-
-def _finish_event(conn: Connection, event_id: int, status: str, error: str | None, now: datetime) -> None:
-    conn.execute(
-        sa.update(inbound_events)
-        .where(inbound_events.c.id == event_id)
-        .values(status=status, error=error, processed_at=now)
-    )
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -240,7 +194,7 @@ _OPENAPI: dict[str, Any] = {
     status_code=202,
     response_model=MerchantWebhookAck,
     summary="Receive an update (shipment, cancellation, return) signed by a merchant system",
-    responses=problem_responses(401, 404, 409, 422),
+    responses=problem_responses(401, 422),
     openapi_extra=_OPENAPI,
 )
 def receive_merchant_webhook(
@@ -252,39 +206,24 @@ def receive_merchant_webhook(
     now = container.now()
     header = request.headers.get(SIGNATURE_HEADER)
     try:
-        with read_only(container.engine) as conn:
-            system, digest = _authenticate(conn, container, name, header, body, now)
+        with transaction(container.engine) as conn:
+            sender, digest = _authenticate(conn, container.keyring, name, header, body, now)
+            accepted = accept_update(
+                conn,
+                tenant_id=sender.tenant_id,
+                merchant_system_id=sender.system_id,
+                source=f"merchant:{name}",
+                headers=_stored_headers(request, digest),
+                body=body,
+                content_type=request.headers.get("content-type"),
+                now=now,
+            )
+            if not accepted.created:
+                raise _Rejected("replayed")  # stores nothing: the transaction rolls back
     except _Rejected as exc:
         raise _reject(request, name, exc.reason) from None
-    with transaction(container.engine) as conn:
-        event_id, created = store_inbound_event(
-            conn,
-            tenant_id=system.tenant_id,
-            source=f"merchant:{name}",
-            channel_id=None,
-            headers=_stored_headers(request, digest),
-            body=body,
-            content_type=request.headers.get("content-type"),
-            now=now,
-        )
-    if not created:
-        raise _reject(request, name, "replayed")
-    try:
-        update = MerchantUpdateIn.model_validate_json(body)
-    except PydanticValidationError as exc:
-        error = f"invalid update: {exc.error_count()} error(s): " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        with transaction(container.engine) as conn:
-            _finish_event(conn, event_id, "failed", error, now)
-        raise ValidationError(error) from None
-    try:
-        with transaction(container.engine) as conn:
-            result = _apply(conn, system.tenant_id, system, update, now)
-            _finish_event(conn, event_id, "processed", None, now)
-    except TradelaneError as exc:
-        with transaction(container.engine) as conn:
-            _finish_event(conn, event_id, "failed", str(exc), now)
-        raise
-    ack = MerchantWebhookAck(event_id=event_id, update=result.as_dict())
+    if accepted.error is not None:
+        raise ValidationError(accepted.error)
+    assert accepted.job_id is not None  # a valid new update always has its job
+    ack = MerchantWebhookAck(event_id=accepted.event_id, job_id=accepted.job_id)
     return JSONResponse(ack.model_dump(mode="json"), status_code=202)
