@@ -73,20 +73,23 @@ def enqueue_delivery(
     """Queue ``orders.deliver`` for the order, unless a delivery of it is already queued or running
     (then that job is returned, ``created=False``): at most one delivery of an order is in flight,
     enforced by the jobs' ``exclusive_key`` index."""
+    spec = delivery_spec(tenant_id=tenant_id, order_id=order_id, channel_id=channel_id, priority=priority)
+    return enqueue(conn, spec, now=now)
+
+
+def delivery_spec(*, tenant_id: int, order_id: int, channel_id: int | None, priority: int = 50) -> JobSpec:
+    """The ``orders.deliver`` job of an order, keyed so that at most one is in flight (enqueue it with
+    :func:`~tradelane.sync.jobs.enqueue` or, for many orders, :func:`~tradelane.sync.jobs.enqueue_many`)."""
     key = f"{DELIVER_KIND}:{order_id}"
-    return enqueue(
-        conn,
-        JobSpec(
-            tenant_id=tenant_id,
-            kind=DELIVER_KIND,
-            payload={"order_id": order_id},
-            channel_id=channel_id,
-            dedupe_key=key,
-            exclusive_key=key,
-            priority=priority,
-            max_attempts=DELIVERY_MAX_ATTEMPTS,
-        ),
-        now=now,
+    return JobSpec(
+        tenant_id=tenant_id,
+        kind=DELIVER_KIND,
+        payload={"order_id": order_id},
+        channel_id=channel_id,
+        dedupe_key=key,
+        exclusive_key=key,
+        priority=priority,
+        max_attempts=DELIVERY_MAX_ATTEMPTS,
     )
 
 

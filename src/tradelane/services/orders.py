@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
@@ -41,6 +43,8 @@ from tradelane.persistence.tables import (
     returns,
 )
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
@@ -54,6 +58,19 @@ class IngestResult:
 
 def _payload_hash(raw: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _encoded_payload(raw: dict[str, Any]) -> tuple[str | None, str]:
+    """``(JSON text to store, payload hash)`` from one encoding of ``raw``.
+
+    The hash is :func:`_payload_hash`'s (stored versions keep matching). A payload of plain JSON types
+    is stored as the very text that was hashed (sorted keys: the same document); one holding other
+    types (Decimal, datetime...) gives ``None`` for the text: store the dict, encoded by the column."""
+    try:
+        text = json.dumps(raw, sort_keys=True)
+    except TypeError:
+        return None, _payload_hash(raw)
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def ingest_order(
@@ -163,6 +180,219 @@ def ingest_order(
     if state_changed:
         add_history(conn, tenant_id, order_id, order.state.value, now=now, note="seen on marketplace")
     return IngestResult(order_id, created, state_changed, previous_state, merchant_status)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedOrder:
+    """One order of a page after :func:`ingest_orders`: the result, and the stored state of each of
+    its lines *before* this version (empty for an order not seen before)."""
+
+    order: MarketplaceOrder
+    result: IngestResult
+    lines_before: dict[str, str]
+
+
+#: Rows per ``IN (...)`` list and per multi-row statement (well below every driver's parameter limit).
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _payload_param(conn: Connection) -> sa.ColumnElement[Any]:
+    """The ``order_versions.payload`` value as JSON text already encoded (see :func:`_encoded_payload`)."""
+    text = sa.bindparam("payload_text", type_=sa.Text())
+    if is_postgres(conn):
+        return sa.cast(text, postgresql.JSONB)
+    return text  # SQLite stores JSON as text: the encoded text is the stored value
+
+
+def _line_rows(tenant_id: int, order_id: int, order: MarketplaceOrder) -> list[dict[str, Any]]:
+    """The order's line rows; a line id given twice is one row with the later state and quantity
+    (what :func:`ingest_order`'s insert-then-update stores)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in order.lines:
+        seen = rows.get(line.line_id)
+        if seen is not None:
+            seen["state"], seen["quantity"] = line.state, line.quantity
+            continue
+        rows[line.line_id] = {
+            "tenant_id": tenant_id,
+            "order_id": order_id,
+            "line_id": line.line_id,
+            "sku": line.product_sku or line.offer_sku,
+            "offer_sku": line.offer_sku,
+            "title": line.title,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "currency": line.currency,
+            "type": LineType.TEXTUAL.value,
+            "state": line.state,
+            "refusal_reason": None,
+        }
+    return list(rows.values())
+
+
+def ingest_orders(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_id: int,
+    orders_page: Sequence[MarketplaceOrder],
+    now: datetime,
+    third_party_managed: bool = False,
+) -> list[IngestedOrder]:
+    """:func:`ingest_order` for a page of orders, with set-based statements; results in page order.
+
+    Same contract and same rows as calling :func:`ingest_order` for each order (marketplace order ids
+    must be distinct: keep the newest version of each first). Orders not stored yet take one
+    ``SELECT`` of the page's ids, then one multi-row statement per table (orders ``ON CONFLICT DO
+    NOTHING RETURNING``, versions, lines, history), each payload encoded once. Orders already stored
+    (re-polls, new versions) and any an overlapping transaction inserted meanwhile go through
+    :func:`ingest_order` one by one, after their stored line states are read."""
+    ids = [o.marketplace_order_id for o in orders_page]
+    if len(set(ids)) != len(ids):
+        raise ValueError("ingest_orders takes each marketplace order once per page")
+    existing: set[str] = set()
+    for chunk in _chunks(ids):
+        existing.update(
+            conn.execute(
+                sa.select(orders.c.marketplace_order_id).where(
+                    orders.c.channel_id == channel_id, orders.c.marketplace_order_id.in_(chunk)
+                )
+            ).scalars()
+        )
+    fresh = [o for o in orders_page if o.marketplace_order_id not in existing]
+    created = _insert_new_orders(
+        conn,
+        tenant_id=tenant_id,
+        channel_id=channel_id,
+        fresh=fresh,
+        now=now,
+        third_party=third_party_managed,
+    )
+    results: list[IngestedOrder] = []
+    for order in orders_page:
+        done = created.get(order.marketplace_order_id)
+        if done is not None:
+            results.append(IngestedOrder(order, done, {}))
+            continue
+        before = stored_line_states(conn, channel_id, order.marketplace_order_id)
+        result = ingest_order(
+            conn,
+            tenant_id=tenant_id,
+            channel_id=channel_id,
+            order=order,
+            now=now,
+            third_party_managed=third_party_managed,
+        )
+        results.append(IngestedOrder(order, result, before))
+    return results
+
+
+def _insert_new_orders(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    channel_id: int,
+    fresh: Sequence[MarketplaceOrder],
+    now: datetime,
+    third_party: bool,
+) -> dict[str, IngestResult]:
+    """Insert the orders not stored yet with their version, lines and first history row; returns the
+    result of each one inserted (an order another transaction inserted meanwhile is left out)."""
+    if not fresh:
+        return {}
+    status_of: dict[str, str] = {}
+    order_rows: list[dict[str, Any]] = []
+    for order in fresh:
+        if third_party:
+            status = MerchantStatus.THIRD_PARTY_MANAGED.value
+        elif order.state in HANDOVER_STATES:
+            status = MerchantStatus.PENDING.value
+        else:
+            status = MerchantStatus.NOT_READY.value
+        status_of[order.marketplace_order_id] = status
+        order_rows.append(
+            {
+                "tenant_id": tenant_id,
+                "channel_id": channel_id,
+                "marketplace_order_id": order.marketplace_order_id,
+                "state": order.state.value,
+                "marketplace_state": order.state.value,
+                "merchant_status": status,
+                "currency": order.currency,
+                "acceptance_deadline": order.acceptance_deadline,
+                "accepted_at": None,
+                "shipping_address": order.shipping_address.as_dict() if order.shipping_address else None,
+                "billing_address": order.billing_address.as_dict() if order.billing_address else None,
+                "customer_message": order.customer_message,
+                "attributes": dict(order.attributes),
+                "third_party_managed": third_party,
+                "marketplace_created_at": order.created_at,
+                "marketplace_updated_at": order.updated_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    insert = insert_ignore(conn, orders).returning(orders.c.id, orders.c.marketplace_order_id)
+    ids: dict[str, int] = {}
+    for chunk in _chunks(order_rows):
+        ids.update((row.marketplace_order_id, row.id) for row in conn.execute(insert, list(chunk)))
+    version_rows: list[dict[str, Any]] = []
+    version_dicts: list[dict[str, Any]] = []
+    line_rows: list[dict[str, Any]] = []
+    history_rows: list[dict[str, Any]] = []
+    results: dict[str, IngestResult] = {}
+    for order in fresh:
+        order_id = ids.get(order.marketplace_order_id)
+        if order_id is None:
+            continue  # inserted by an overlapping transaction: the caller ingests it one by one
+        text, digest = _encoded_payload(order.raw)
+        version = {
+            "tenant_id": tenant_id,
+            "order_id": order_id,
+            "marketplace_state": order.state.value,
+            "payload_hash": digest,
+            "received_at": now,
+        }
+        if text is None:
+            version_dicts.append({**version, "payload": order.raw})
+        else:
+            version_rows.append({**version, "payload_text": text})
+        line_rows.extend(_line_rows(tenant_id, order_id, order))
+        history_rows.append(
+            {
+                "tenant_id": tenant_id,
+                "order_id": order_id,
+                "at": now,
+                "state": order.state.value,
+                "note": "seen on marketplace",
+            }
+        )
+        status = status_of[order.marketplace_order_id]
+        results[order.marketplace_order_id] = IngestResult(order_id, True, True, None, status)
+    if version_rows:
+        conn.execute(sa.insert(order_versions).values(payload=_payload_param(conn)), version_rows)
+    if version_dicts:
+        conn.execute(sa.insert(order_versions), version_dicts)
+    if line_rows:
+        conn.execute(sa.insert(order_lines), line_rows)
+    if history_rows:
+        conn.execute(sa.insert(order_history), history_rows)
+    return results
+
+
+def stored_line_states(conn: Connection, channel_id: int, mirakl_id: str) -> dict[str, str]:
+    """The stored state of each line of the order (empty for an order not seen yet)."""
+    rows = conn.execute(
+        sa.select(order_lines.c.line_id, order_lines.c.state)
+        .join(orders, orders.c.id == order_lines.c.order_id)
+        .where(orders.c.channel_id == channel_id, orders.c.marketplace_order_id == mirakl_id)
+    )
+    return {r.line_id: r.state for r in rows}
 
 
 def add_history(

@@ -18,6 +18,7 @@ Contracts:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from tradelane.persistence.db import insert_ignore, is_postgres
-from tradelane.persistence.tables import channel_flows, job_attempts, jobs
+from tradelane.persistence.tables import channel_flows, job_attempts, jobs, tenants
 
 
 class JobState(StrEnum):
@@ -103,23 +104,7 @@ def enqueue(
     conn: Connection, spec: JobSpec, *, now: datetime, max_attempts: int = DEFAULT_MAX_ATTEMPTS
 ) -> EnqueueResult:
     """Insert a job unless its idempotency or dedupe key already holds one (see module docstring)."""
-    values = {
-        "tenant_id": spec.tenant_id,
-        "channel_id": spec.channel_id,
-        "flow": spec.flow,
-        "kind": spec.kind,
-        "payload": spec.payload,
-        "idempotency_key": spec.idempotency_key,
-        "dedupe_key": spec.dedupe_key,
-        "exclusive_key": spec.exclusive_key,
-        "state": JobState.QUEUED.value,
-        "priority": spec.priority,
-        "attempts": 0,
-        "max_attempts": spec.max_attempts or max_attempts,
-        "run_at": spec.run_at or now,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = _job_values(spec, now, max_attempts)
     stmt = insert_ignore(conn, jobs).values(**values).returning(jobs.c.id)
     job_id = conn.execute(stmt).scalar()
     if job_id is not None:
@@ -155,6 +140,76 @@ def enqueue(
     return EnqueueResult(existing, False)
 
 
+def _job_values(spec: JobSpec, now: datetime, max_attempts: int) -> dict[str, Any]:
+    return {
+        "tenant_id": spec.tenant_id,
+        "channel_id": spec.channel_id,
+        "flow": spec.flow,
+        "kind": spec.kind,
+        "payload": spec.payload,
+        "idempotency_key": spec.idempotency_key,
+        "dedupe_key": spec.dedupe_key,
+        "exclusive_key": spec.exclusive_key,
+        "state": JobState.QUEUED.value,
+        "priority": spec.priority,
+        "attempts": 0,
+        "max_attempts": spec.max_attempts or max_attempts,
+        "run_at": spec.run_at or now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _spec_keys(
+    tenant_id: int, kind: str, idem: str | None, dedupe: str | None, excl: str | None
+) -> tuple[Any, ...]:
+    return (tenant_id, kind, idem, dedupe, excl)
+
+
+def enqueue_many(
+    conn: Connection,
+    specs: Sequence[JobSpec],
+    *,
+    now: datetime,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> list[EnqueueResult]:
+    """:func:`enqueue` for many jobs at once, same contract; results in the order of ``specs``.
+
+    The jobs carrying a key go in one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``
+    (matched back to their specs by kind and keys); each one it did not insert (its key already held,
+    or held by an earlier spec of the same call) then goes through :func:`enqueue`, which returns the
+    job holding the key and applies an earlier ``run_at``. Jobs without any key are plain inserts."""
+    results: list[EnqueueResult | None] = [None] * len(specs)
+    waiting: dict[tuple[Any, ...], list[int]] = {}
+    rows: list[dict[str, Any]] = []
+    for position, spec in enumerate(specs):
+        if spec.idempotency_key is None and spec.dedupe_key is None and spec.exclusive_key is None:
+            results[position] = enqueue(conn, spec, now=now, max_attempts=max_attempts)
+            continue
+        keys = _spec_keys(
+            spec.tenant_id, spec.kind, spec.idempotency_key, spec.dedupe_key, spec.exclusive_key
+        )
+        waiting.setdefault(keys, []).append(position)
+        rows.append(_job_values(spec, now, max_attempts))
+    if rows:
+        stmt = insert_ignore(conn, jobs).returning(
+            jobs.c.id,
+            jobs.c.tenant_id,
+            jobs.c.kind,
+            jobs.c.idempotency_key,
+            jobs.c.dedupe_key,
+            jobs.c.exclusive_key,
+        )
+        for row in conn.execute(stmt, rows):
+            keys = _spec_keys(row.tenant_id, row.kind, row.idempotency_key, row.dedupe_key, row.exclusive_key)
+            # Specs with the very same keys conflict with each other: only the first can be inserted.
+            results[waiting[keys][0]] = EnqueueResult(row.id, True)
+    for position, spec in enumerate(specs):
+        if results[position] is None:
+            results[position] = enqueue(conn, spec, now=now, max_attempts=max_attempts)
+    return [r for r in results if r is not None]
+
+
 def _in_flight(conn: Connection, exclusive_key: str) -> int | None:
     """The queued-or-running job holding ``exclusive_key``, if any."""
     in_flight = sa.select(jobs.c.id).where(
@@ -164,14 +219,14 @@ def _in_flight(conn: Connection, exclusive_key: str) -> int | None:
     return conn.execute(in_flight).scalar()
 
 
-def _ready_condition(now: datetime) -> sa.ColumnElement[bool]:
-    queued_ready = sa.and_(jobs.c.state == JobState.QUEUED.value, jobs.c.run_at <= now)
-    lease_lost = sa.and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < now)
+def _ready_condition(now: datetime, table: Any = jobs) -> sa.ColumnElement[bool]:
+    queued_ready = sa.and_(table.c.state == JobState.QUEUED.value, table.c.run_at <= now)
+    lease_lost = sa.and_(table.c.state == JobState.RUNNING.value, table.c.lease_expires_at < now)
     paused = (
         sa.select(channel_flows.c.channel_id)
         .where(
-            channel_flows.c.channel_id == jobs.c.channel_id,
-            channel_flows.c.flow == jobs.c.flow,
+            channel_flows.c.channel_id == table.c.channel_id,
+            channel_flows.c.flow == table.c.flow,
             channel_flows.c.paused.is_(True),
         )
         .exists()
@@ -184,6 +239,67 @@ def ready_condition(now: datetime) -> sa.ColumnElement[bool]:
     return _ready_condition(now)
 
 
+_PICK_COLUMNS = (
+    jobs.c.id,
+    jobs.c.tenant_id,
+    jobs.c.priority,
+    jobs.c.run_at,
+    jobs.c.state,
+    jobs.c.lease_owner,
+    jobs.c.attempts,
+    jobs.c.replayed_attempts,
+    jobs.c.updated_at,
+)
+
+
+def _pick(conn: Connection, *, now: datetime, limit: int, kinds: list[str] | None) -> list[Any]:
+    """Lock and choose up to ``limit`` ready jobs: priority first, then round-robin across tenants.
+
+    Two small reads, both ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (so concurrent workers take
+    different rows): the first ``limit`` ready jobs in (priority, run_at) order, and the *head* of
+    every tenant with ready work (its first job in that order, one index probe per tenant through
+    ``ix_jobs_tenant_ready``). Among those candidates each job's rank within its tenant is computed
+    and the batch is the first ``limit`` by (priority, rank, run_at, id). A tenant's backlog of any
+    size therefore never keeps another tenant's job of the same or a more urgent priority out of the
+    next claim; a less urgent job still waits behind more urgent ones of every tenant."""
+    ready = _ready_condition(now)
+    if kinds:
+        ready = sa.and_(ready, jobs.c.kind.in_(kinds))
+    order = (jobs.c.priority, jobs.c.run_at, jobs.c.id)
+    top = sa.select(*_PICK_COLUMNS).where(ready).order_by(*order).limit(limit)
+    head = jobs.alias("head")
+    head_ready = _ready_condition(now, head)
+    if kinds:
+        head_ready = sa.and_(head_ready, head.c.kind.in_(kinds))
+    head_id = (
+        sa.select(head.c.id)
+        .where(head.c.tenant_id == tenants.c.id, head_ready)
+        .order_by(head.c.priority, head.c.run_at, head.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    heads = (
+        sa.select(*_PICK_COLUMNS)
+        .where(jobs.c.id.in_(sa.select(head_id).select_from(tenants)), ready)
+        .order_by(*order)
+        .limit(limit)
+    )
+    if is_postgres(conn):
+        top = top.with_for_update(skip_locked=True)
+        heads = heads.with_for_update(skip_locked=True)
+    candidates = {r.id: r for r in conn.execute(top)}
+    if not candidates:
+        return []  # nothing ready in any tenant (a tenant's head is also in the global order)
+    for r in conn.execute(heads):
+        candidates.setdefault(r.id, r)
+    rank: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    for r in sorted(candidates.values(), key=lambda r: (r.priority, r.run_at, r.id)):
+        seen[r.tenant_id] = rank[r.id] = seen.get(r.tenant_id, 0) + 1
+    chosen = sorted(candidates.values(), key=lambda r: (r.priority, rank[r.id], r.run_at, r.id))
+    return chosen[:limit]
+
+
 def claim(
     conn: Connection,
     *,
@@ -193,39 +309,44 @@ def claim(
     limit: int = 10,
     kinds: list[str] | None = None,
 ) -> list[ClaimedJob]:
-    """Lease up to ``limit`` ready jobs to ``worker``. Call inside a short transaction of its own."""
-    _record_lost_attempts(conn, now)
-    pick = sa.select(jobs.c.id).where(_ready_condition(now))
-    if kinds:
-        pick = pick.where(jobs.c.kind.in_(kinds))
-    pick = pick.order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id).limit(limit)
-    if is_postgres(conn):
-        pick = pick.with_for_update(skip_locked=True)
+    """Lease up to ``limit`` ready jobs to ``worker``, in the order they should run (see :func:`_pick`:
+    priority first, then fairly across tenants). Call inside a short transaction of its own.
+
+    A claimed job whose previous lease had expired (its worker vanished) gets the history row of that
+    lost attempt here, in the same transaction. Lost attempts of jobs that are not claimed (paused
+    flows, other kinds) are written by :func:`record_lost_attempts` (the worker's periodic upkeep)."""
+    picked = _pick(conn, now=now, limit=limit, kinds=kinds)
+    if not picked:
+        return []
+    lost = [r for r in picked if r.state == JobState.RUNNING.value]
+    if lost:
+        _insert_lost_attempts(
+            conn,
+            [
+                {
+                    "job_id": r.id,
+                    "attempt": r.replayed_attempts + r.attempts,
+                    "worker": r.lease_owner or "unknown",
+                    "started_at": r.updated_at,
+                    "finished_at": now,
+                    "outcome": "lease_expired",
+                    "error": _LOST_REASON,
+                }
+                for r in lost
+            ],
+        )
     token = str(uuid.uuid4())
     rows = conn.execute(
-        sa.update(jobs)
-        .where(jobs.c.id.in_(pick.scalar_subquery()))
-        .values(
-            state=JobState.RUNNING.value,
-            attempts=jobs.c.attempts + 1,
-            lease_owner=worker,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            updated_at=now,
-        )
-        .returning(
-            jobs.c.id,
-            jobs.c.tenant_id,
-            jobs.c.channel_id,
-            jobs.c.flow,
-            jobs.c.kind,
-            jobs.c.payload,
-            jobs.c.attempts,
-            jobs.c.max_attempts,
-            jobs.c.dedupe_key,
-            jobs.c.replayed_attempts,
-        )
+        _CLAIM,
+        {
+            "b_ids": [r.id for r in picked],
+            "b_worker": worker,
+            "b_token": token,
+            "b_expires": now + timedelta(seconds=lease_seconds),
+            "b_now": now,
+        },
     ).all()
+    position = {r.id: index for index, r in enumerate(picked)}
     return [
         ClaimedJob(
             r.id,
@@ -242,12 +363,53 @@ def claim(
             now,
             r.replayed_attempts,
         )
-        for r in sorted(rows, key=lambda r: r.id)
+        for r in sorted(rows, key=lambda r: position[r.id])
     ]
 
 
-def _record_lost_attempts(conn: Connection, now: datetime) -> None:
+# The claim's write, built once: the picked rows are locked by this transaction (PostgreSQL) or the
+# database write lock (SQLite), so they are still ready.
+_CLAIM = (
+    sa.update(jobs)
+    .where(jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    .values(
+        state=JobState.RUNNING.value,
+        attempts=jobs.c.attempts + 1,
+        lease_owner=sa.bindparam("b_worker"),
+        lease_token=sa.bindparam("b_token"),
+        lease_expires_at=sa.bindparam("b_expires", type_=jobs.c.lease_expires_at.type),
+        updated_at=sa.bindparam("b_now", type_=jobs.c.updated_at.type),
+    )
+    .returning(
+        jobs.c.id,
+        jobs.c.tenant_id,
+        jobs.c.channel_id,
+        jobs.c.flow,
+        jobs.c.kind,
+        jobs.c.payload,
+        jobs.c.attempts,
+        jobs.c.max_attempts,
+        jobs.c.dedupe_key,
+        jobs.c.replayed_attempts,
+    )
+)
+
+_LOST_REASON = "the worker stopped renewing its lease (killed or hung)"
+
+
+def _insert_lost_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if is_postgres(conn):
+        conn.execute(postgresql.insert(job_attempts).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(sa.insert(job_attempts).prefix_with("OR IGNORE"), rows)
+
+
+def record_lost_attempts(conn: Connection, *, now: datetime) -> None:
     """Write a history row for every attempt whose worker vanished (lease expired); once per attempt."""
+    _record_lost_attempts(conn, now)
+
+
+def _record_lost_attempts(conn: Connection, now: datetime) -> None:
     lost = sa.select(
         jobs.c.id,
         jobs.c.replayed_attempts + jobs.c.attempts,
@@ -255,7 +417,7 @@ def _record_lost_attempts(conn: Connection, now: datetime) -> None:
         jobs.c.updated_at,
         sa.literal(now, type_=job_attempts.c.finished_at.type),
         sa.literal("lease_expired"),
-        sa.literal("the worker stopped renewing its lease (killed or hung)"),
+        sa.literal(_LOST_REASON),
     ).where(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_expires_at < now)
     columns = ["job_id", "attempt", "worker", "started_at", "finished_at", "outcome", "error"]
     if is_postgres(conn):
@@ -333,6 +495,43 @@ def complete(
         _COMPLETE, {"b_id": job.id, "b_token": job.lease_token, "b_result": result, "b_now": now}
     )
     return done.rowcount == 1
+
+
+def complete_many(
+    conn: Connection, done: list[tuple[ClaimedJob, dict[str, Any] | None]], *, now: datetime
+) -> set[int]:
+    """Mark succeeded every job of ``done`` (job, result) whose lease this worker still holds, in two
+    statements whatever their number: a fenced read that locks the held ones, and one batched
+    completion of those. Returns the ids completed; a job missing from it was lost (its lease expired
+    and another worker may own it) and nothing of it was changed.
+
+    All of ``done`` must come from one claim (they share its lease token)."""
+    if not done:
+        return set()
+    tokens = {job.lease_token for job, _ in done}
+    if len(tokens) != 1:
+        raise ValueError("complete_many takes the jobs of one claim (one lease token)")
+    token = tokens.pop()
+    held_stmt = _HELD_FOR_UPDATE if is_postgres(conn) else _HELD
+    held = {
+        int(r.id) for r in conn.execute(held_stmt, {"b_ids": [job.id for job, _ in done], "b_token": token})
+    }
+    params = [
+        {"b_id": job.id, "b_token": token, "b_result": result, "b_now": now}
+        for job, result in done
+        if job.id in held
+    ]
+    if params:
+        conn.execute(_COMPLETE, params)
+    return held
+
+
+_HELD = sa.select(jobs.c.id).where(
+    jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)),
+    jobs.c.lease_token == sa.bindparam("b_token"),
+    jobs.c.state == JobState.RUNNING.value,
+)
+_HELD_FOR_UPDATE = _HELD.with_for_update()
 
 
 # The hot path's statement, built once (completing is the one write every job makes).

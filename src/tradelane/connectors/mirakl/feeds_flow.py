@@ -11,7 +11,7 @@ of the whole channel).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -173,6 +173,28 @@ def store_messages(conn: Connection, channel: Channel, messages: Iterable[Messag
     if newest is not None:
         order_service.set_cursor(conn, channel.id, MESSAGES_WATERMARK, newest.isoformat(), now=now)
     return stored
+
+
+def merge_customer_messages_of(
+    conn: Connection, channel: Channel, mirakl_ids: Sequence[str], *, now: datetime
+) -> None:
+    """:func:`merge_customer_messages` for each of the orders that has messages stored (one
+    ``SELECT`` for the lot; an order without any has nothing to merge)."""
+    with_messages: set[str] = set()
+    for start in range(0, len(mirakl_ids), 500):
+        with_messages.update(
+            conn.execute(
+                sa.select(order_messages.c.marketplace_order_id)
+                .where(
+                    order_messages.c.channel_id == channel.id,
+                    order_messages.c.marketplace_order_id.in_(mirakl_ids[start : start + 500]),
+                )
+                .distinct()
+            ).scalars()
+        )
+    for mirakl_id in mirakl_ids:
+        if mirakl_id in with_messages:
+            merge_customer_messages(conn, channel, mirakl_id, now=now)
 
 
 def merge_customer_messages(conn: Connection, channel: Channel, mirakl_id: str, *, now: datetime) -> None:

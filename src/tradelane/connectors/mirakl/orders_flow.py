@@ -20,18 +20,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.connectors.mirakl.errors import MiraklRequestRejected
-from tradelane.connectors.mirakl.feeds_flow import enqueue_feeds, merge_customer_messages
+from tradelane.connectors.mirakl.feeds_flow import enqueue_feeds, merge_customer_messages_of
 from tradelane.connectors.mirakl.gateway import MiraklGateway
 from tradelane.connectors.mirakl.settings import POLLED_STATES, AcceptancePolicy
 from tradelane.domain.errors import RetryableError
 from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, MerchantStatus, deadline_missed
-from tradelane.persistence.tables import order_lines, orders, products
+from tradelane.persistence.tables import orders, products
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
 from tradelane.services.order_delivery import enqueue_cancellation_notice
-from tradelane.services.order_health import enqueue_delivery
+from tradelane.services.order_health import delivery_spec
 from tradelane.sync.context import JobContext
-from tradelane.sync.jobs import JobSpec, enqueue
+from tradelane.sync.jobs import JobSpec, enqueue_many
 
 WATERMARK = "mirakl.or11.start_update_date"
 ACCEPT = "orders.accept"
@@ -69,46 +69,11 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
             "alerts": 0,
         }
         with ctx.transaction() as conn:
-            for order in latest.values():
-                line_states = stored_line_states(conn, channel.id, order.marketplace_order_id)
-                result = order_service.ingest_order(
-                    conn,
-                    tenant_id=channel.tenant_id,
-                    channel_id=channel.id,
-                    order=order,
-                    now=now,
-                    third_party_managed=third_party,
-                )
-                summary["created"] += int(result.created)
-                if order.state is MarketplaceOrderState.WAITING_ACCEPTANCE and not result.stale:
-                    created = enqueue(
-                        conn,
-                        JobSpec(
-                            tenant_id=channel.tenant_id,
-                            kind=ACCEPT,
-                            payload={"order_id": result.order_id},
-                            channel_id=channel.id,
-                            flow="orders",
-                            idempotency_key=f"{ACCEPT}:{result.order_id}",
-                            priority=10,
-                        ),
-                        now=now,
-                    ).created
-                    summary["to_accept"] += int(created)
-                if result.merchant_status == MerchantStatus.PENDING.value and not result.stale:
-                    enqueue_delivery(
-                        conn,
-                        tenant_id=channel.tenant_id,
-                        order_id=result.order_id,
-                        channel_id=channel.id,
-                        now=now,
-                    )
-                summary["cancellations"] += queue_cancellation_notice(
-                    conn, channel, order, result, line_states, now=now
-                )
+            counts = store_orders(conn, channel, list(latest.values()), now=now, third_party=third_party)
+            summary.update(counts)
             summary["alerts"] = check_deadlines(conn, channel, now=now)
-            for order in latest.values():  # messages read before the order arrived
-                merge_customer_messages(conn, channel, order.marketplace_order_id, now=now)
+            # messages read before the order arrived
+            merge_customer_messages_of(conn, channel, list(latest), now=now)
             enqueue_feeds(conn, channel, now=now)
             newest = max((o.updated_at for o in latest.values()), default=None)
             if newest is not None:
@@ -121,14 +86,59 @@ def poll_orders(ctx: JobContext, channel: Channel) -> dict[str, Any]:
     return summary
 
 
-def stored_line_states(conn: Connection, channel_id: int, mirakl_id: str) -> dict[str, str]:
-    """The stored state of each line of the order (empty for an order not seen yet)."""
-    rows = conn.execute(
-        sa.select(order_lines.c.line_id, order_lines.c.state)
-        .join(orders, orders.c.id == order_lines.c.order_id)
-        .where(orders.c.channel_id == channel_id, orders.c.marketplace_order_id == mirakl_id)
+def store_orders(
+    conn: Connection,
+    channel: Channel,
+    page: list[MarketplaceOrder],
+    *,
+    now: datetime,
+    third_party: bool = False,
+) -> dict[str, int]:
+    """Store a polled page (one version per order) and queue what follows from it, set-wise: the
+    orders (:func:`~tradelane.services.orders.ingest_orders`), one acceptance per order awaiting it
+    (idempotent per order), one delivery per order ready for the merchant system (at most one in
+    flight, by ``exclusive_key``), and a cancellation notice for a delivered order the marketplace
+    cancelled. Returns the counts ``created``, ``to_accept`` and ``cancellations``."""
+    ingested = order_service.ingest_orders(
+        conn,
+        tenant_id=channel.tenant_id,
+        channel_id=channel.id,
+        orders_page=page,
+        now=now,
+        third_party_managed=third_party,
     )
-    return {r.line_id: r.state for r in rows}
+    accept: list[JobSpec] = []
+    deliver: list[JobSpec] = []
+    cancellations = 0
+    for item in ingested:
+        result = item.result
+        if result.stale:
+            continue
+        if item.order.state is MarketplaceOrderState.WAITING_ACCEPTANCE:
+            accept.append(
+                JobSpec(
+                    tenant_id=channel.tenant_id,
+                    kind=ACCEPT,
+                    payload={"order_id": result.order_id},
+                    channel_id=channel.id,
+                    flow="orders",
+                    idempotency_key=f"{ACCEPT}:{result.order_id}",
+                    priority=10,
+                )
+            )
+        if result.merchant_status == MerchantStatus.PENDING.value:
+            deliver.append(
+                delivery_spec(tenant_id=channel.tenant_id, order_id=result.order_id, channel_id=channel.id)
+            )
+        cancellations += queue_cancellation_notice(
+            conn, channel, item.order, result, item.lines_before, now=now
+        )
+    queued = enqueue_many(conn, accept + deliver, now=now)
+    return {
+        "created": sum(int(item.result.created) for item in ingested),
+        "to_accept": sum(int(r.created) for r in queued[: len(accept)]),
+        "cancellations": cancellations,
+    }
 
 
 def queue_cancellation_notice(
