@@ -256,6 +256,30 @@ class _DriverInserter(_Baseline):
             cursor.close()
 
 
+class _CopyInserter(_DriverInserter):
+    """PostgreSQL only: the same pre-converted tuples streamed with ``COPY products (...) FROM STDIN``
+    (psycopg's ``cursor.copy()``, text format), into the same table with its indexes and constraints,
+    one ``COPY`` per batch of the same size, one transaction each. The floor of a bulk load."""
+
+    def __init__(self, engine: Engine, tenant_id: int, batch_size: int, now: datetime) -> None:
+        super().__init__(engine, tenant_id, batch_size, now)
+        self.converters = [
+            json_dumps if isinstance(column.type.dialect_impl(engine.dialect), sa.JSON) else None
+            for column in self.columns
+        ]
+        quote = engine.dialect.identifier_preparer.quote
+        self.sql = (
+            f"COPY {quote(products.name)} ({', '.join(quote(c.name) for c in self.columns)}) FROM STDIN"
+        )
+
+    def write(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor, cursor.copy(self.sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
 def run(
     rows: int = 200_000,
     database_url: str | None = None,
@@ -286,11 +310,18 @@ def run(
             tenant_id = _new_tenant(import_engine, now)
             cleanup.append((import_engine, tenant_id))
             baselines: list[_Baseline] = []
-            for name, kind in (("driver.db", _DriverInserter), ("core.db", _CoreInserter)):
+            kinds: list[tuple[str, type[_Baseline]]] = [
+                ("driver.db", _DriverInserter),
+                ("core.db", _CoreInserter),
+            ]
+            if import_engine.dialect.name == "postgresql":
+                kinds.append(("copy", _CopyInserter))
+            for name, kind in kinds:
                 engine = engine_for(name)
                 baselines.append(kind(engine, _new_tenant(engine, now), batch_size, now))
                 cleanup.append((engine, baselines[-1].tenant_id))
-            driver, core = baselines
+            driver, core = baselines[:2]
+            copy = baselines[2] if len(baselines) > 2 else None
             paused = paused_cpu = 0.0
 
             def interleaved(rows_done: int, _bytes_done: int, _total: int) -> None:
@@ -324,7 +355,7 @@ def run(
             for engine in engines:
                 engine.dispose()
     import_rate = rows / import_seconds
-    return {
+    result: dict[str, Any] = {
         "rows": rows,
         "database": "postgresql" if database_url and database_url.startswith("postgres") else "sqlite",
         "batch_size": batch_size,
@@ -349,6 +380,11 @@ def run(
         "peak_rss_mb_import": rss_import,
         "peak_rss_mb": _peak_rss_mb(),
     }
+    if copy is not None:
+        result["raw_copy"] = copy.figures()
+        result["ratio_vs_copy"] = round(import_rate / (rows / copy.seconds), 3)
+        result["ratio_cpu_vs_copy"] = round(copy.cpu / import_cpu, 3) if import_cpu > 0 else None
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -332,6 +332,8 @@ def _write_batch(
     now: datetime,
     options: _WriteOptions | None = None,
 ) -> _BatchResult:
+    if is_postgres(conn):
+        return _write_batch_postgres(conn, tenant_id, candidates, scan, statements, now, options)
     result = _BatchResult()
     if not candidates:
         return result
@@ -518,6 +520,25 @@ class _ProductStatements:
             product_id,
         )
 
+    def stage_row(self, position: int, product: Product) -> tuple[Any, ...]:
+        """The row of the PostgreSQL staging table (see :data:`_STAGE_COLUMNS`) for a product, written
+        ``position``-th (the order of the INSERT, hence of new ids)."""
+        return (
+            position,
+            product.sku,
+            product.parent_sku,
+            product.title,
+            product.description,
+            product.brand,
+            product.gtin,
+            product.price,
+            product.currency,
+            product.quantity,
+            self._labels_doc(product.labels),
+            self._attributes_doc(product.attributes),
+            product.content_hash(),
+        )
+
     def forget(self) -> None:
         """Drop the serialised documents kept so far (called per batch: memory stays bounded by it)."""
         self._labels.clear()
@@ -576,6 +597,216 @@ def _select_in(
         products.c.tenant_id == sa.bindparam("key_tenant"), column.in_(sa.select(listed.c.value))
     )
     return conn.execute(statement, {"key_tenant": tenant_id, "key_values": json.dumps(list(values))})
+
+
+# --- PostgreSQL: COPY into a staging table, then one set-wise upsert --------------------------------
+
+#: The staging table's columns, in the order :meth:`_ProductStatements.stage_row` gives them.
+_STAGE_COLUMNS = (
+    "position",
+    "sku",
+    "parent_sku",
+    "title",
+    "description",
+    "brand",
+    "gtin",
+    "price",
+    "currency",
+    "quantity",
+    "labels",
+    "attributes",
+    "content_hash",
+)
+_STAGE_TABLE = "tradelane_catalog_stage"
+_STAGE_DDL = (
+    f"CREATE TEMP TABLE {_STAGE_TABLE} (position integer NOT NULL, sku text NOT NULL, parent_sku text, "
+    "title text, description text, brand text, gtin text, price numeric, currency text, "
+    "quantity integer NOT NULL, labels jsonb NOT NULL, attributes jsonb NOT NULL, "
+    "content_hash text NOT NULL) ON COMMIT DROP"
+)
+_STAGE_COPY = f"COPY {_STAGE_TABLE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
+_CONTENT_COLUMNS = _STAGE_COLUMNS[2:]
+_PG_INSERT = (
+    "INSERT INTO products (tenant_id, sku, {content}, created_at, updated_at) "
+    "SELECT %(tenant)s, sku, {content}, %(now)s, %(now)s FROM {stage} ORDER BY position "
+).format(content=", ".join(_CONTENT_COLUMNS), stage=_STAGE_TABLE)
+#: Inserts new skus, rewrites stored products whose content hash differs (the others are not touched),
+#: and returns one row per written product: its id, whether it was inserted (``xmax = 0``) and whether
+#: its offer fields changed. ``old`` is read in the statement's snapshot, so it holds the values from
+#: before the upsert (NULL for an inserted product).
+_PG_UPSERT = (
+    "WITH written AS ("
+    + _PG_INSERT
+    + "ON CONFLICT (tenant_id, sku) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in (*_CONTENT_COLUMNS, "updated_at"))
+    + " WHERE products.content_hash IS DISTINCT FROM excluded.content_hash "
+    "RETURNING id, sku, (xmax = 0) AS inserted, price, currency, quantity) "
+    "SELECT written.id, written.sku, written.inserted, "
+    "CASE WHEN written.inserted THEN false ELSE EXISTS (SELECT FROM products old "
+    "WHERE old.tenant_id = %(tenant)s AND old.sku = written.sku "
+    "AND (old.price IS DISTINCT FROM written.price OR old.currency IS DISTINCT FROM written.currency "
+    "OR old.quantity IS DISTINCT FROM written.quantity)) END AS offers_changed "
+    "FROM written ORDER BY written.id"
+)
+#: ``create_only``: a sku stored meanwhile (a concurrent import) is not written; the row is rejected.
+_PG_CREATE = _PG_INSERT + "ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING id, sku"
+
+
+def _write_batch_postgres(
+    conn: Connection,
+    tenant_id: int,
+    candidates: Sequence[tuple[int, Product]],
+    scan: FileScan,
+    statements: _ProductStatements,
+    now: datetime,
+    options: _WriteOptions | None = None,
+) -> _BatchResult:
+    """:func:`_write_batch` on PostgreSQL, set-wise: the stored facts the hierarchy rules need are read
+    by (at most) two queries that only return offending rows, the accepted rows are streamed with
+    ``COPY`` into a temporary staging table (dropped at commit), and one ``INSERT ... SELECT ... ON
+    CONFLICT DO UPDATE ... WHERE content_hash IS DISTINCT FROM`` writes them: an unchanged product is
+    neither rewritten nor sent back, so the database does the diff. Counts are exact: ``created`` and
+    ``updated`` are the returned rows, ``unchanged`` the accepted rows that were not returned."""
+    result = _BatchResult()
+    if not candidates:
+        return result
+    publish_to = options.publish_to if options is not None else None
+    create_only = options is not None and options.create_only
+    if create_only:
+        taken = set(
+            _select_in(conn, (products.c.sku,), tenant_id, "sku", [p.sku for _, p in candidates]).scalars()
+        )
+        if taken:
+            fresh: list[tuple[int, Product]] = []
+            for line, product in candidates:
+                if product.sku in taken:
+                    result.rejections.append(
+                        RowRejection(line, product.sku, f"SKU {product.sku!r} is already in the catalog")
+                    )
+                else:
+                    fresh.append((line, product))
+            candidates = fresh
+    stored, children = _stored_hierarchy_postgres(conn, tenant_id, candidates)
+    lines = {product.sku: line for line, product in candidates} if create_only else {}
+    accepted = _apply_stored_hierarchy(candidates, stored, children, scan, result)
+    if not accepted:
+        return result
+    statements.forget()
+    stage_row = statements.stage_row
+    driver = conn.connection.driver_connection
+    if driver is None:  # pragma: no cover - a checked-out connection always has one
+        raise RuntimeError("no driver connection")
+    conn.exec_driver_sql(_STAGE_DDL)
+    with driver.cursor() as cursor, cursor.copy(_STAGE_COPY) as copy:
+        write_row = copy.write_row
+        for position, product in enumerate(accepted):
+            write_row(stage_row(position, product))
+    params = {"tenant": tenant_id, "now": now}
+    new_ids: list[int] = []
+    dirty: list[int] = []
+    if create_only:
+        written = conn.exec_driver_sql(_PG_CREATE, params).all()
+        new_ids = [row.id for row in written]
+        if len(written) < len(accepted):
+            created = {row.sku for row in written}
+            for _, product in accepted:
+                if product.sku not in created:
+                    result.rejections.append(
+                        RowRejection(
+                            lines[product.sku], product.sku, f"SKU {product.sku!r} is already in the catalog"
+                        )
+                    )
+    else:
+        for product_id, _sku, inserted, offers_changed in conn.exec_driver_sql(_PG_UPSERT, params):
+            if inserted:
+                new_ids.append(product_id)
+            else:
+                result.updated += 1
+                if offers_changed:
+                    dirty.append(product_id)
+        result.unchanged = len(accepted) - len(new_ids) - result.updated
+    conn.exec_driver_sql(f"DROP TABLE {_STAGE_TABLE}")
+    result.created = len(new_ids)
+    if new_ids and (publish_to is None or publish_to):
+        bind_new_products(conn, tenant_id, new_ids, now=now, only_channels=publish_to)
+    if dirty:
+        mark_offers_dirty(conn, tenant_id, dirty, now=now)
+    return result
+
+
+def _stored_hierarchy_postgres(
+    conn: Connection, tenant_id: int, candidates: Sequence[tuple[int, Product]]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """What :func:`_apply_stored_hierarchy` needs, reading only rows that can reject something: the
+    parents named by the batch that are stored as variants, and the stored variants whose parent is a
+    sku this batch makes a variant (its sku is not stored, or stored without a parent). One index probe
+    per distinct parent and one per variant row; nothing is returned in the common case."""
+    variants = [product.sku for _, product in candidates if product.parent_sku is not None]
+    if not variants:
+        return {}, []
+    parents = list({product.parent_sku for _, product in candidates if product.parent_sku is not None})
+    stored = {
+        row.sku: row
+        for row in conn.execute(
+            _PG_STORED_VARIANTS, {"key_tenants": [tenant_id] * len(parents), "key_values": parents}
+        )
+    }
+    children = [
+        (row.sku, row.parent_sku)
+        for row in conn.execute(
+            _PG_STORED_CHILDREN, {"key_tenants": [tenant_id] * len(variants), "key_values": variants}
+        )
+    ]
+    if children:
+        # Only a sku that becomes a variant (not stored, or stored without a parent) can have stored
+        # variants in the way: a stored variant cannot have any (a rare read, only when some were found).
+        named = list({parent for _, parent in children})
+        already = {
+            row.sku
+            for row in conn.execute(
+                _PG_STORED_VARIANTS, {"key_tenants": [tenant_id] * len(named), "key_values": named}
+            )
+        }
+        children = [(sku, parent) for sku, parent in children if parent not in already]
+    return stored, children
+
+
+def _pg_keys() -> Any:
+    """``unnest(:key_tenants, :key_values) AS (tenant_id, value)`` (see :func:`_select_in`)."""
+    return (
+        sa.func.unnest(
+            sa.bindparam("key_tenants", type_=postgresql.ARRAY(sa.BigInteger())),
+            sa.bindparam("key_values", type_=postgresql.ARRAY(sa.String())),
+        )
+        .table_valued("tenant_id", "value")
+        .render_derived()
+    )
+
+
+def _pg_stored_variants() -> sa.Select[Any]:
+    keys = _pg_keys()
+    return (
+        sa.select(products.c.sku, products.c.parent_sku)
+        .join_from(
+            products, keys, sa.and_(products.c.tenant_id == keys.c.tenant_id, products.c.sku == keys.c.value)
+        )
+        .where(products.c.parent_sku.is_not(None))
+    )
+
+
+def _pg_stored_children() -> sa.Select[Any]:
+    keys = _pg_keys()
+    return sa.select(products.c.sku, products.c.parent_sku).join_from(
+        products,
+        keys,
+        sa.and_(products.c.tenant_id == keys.c.tenant_id, products.c.parent_sku == keys.c.value),
+    )
+
+
+#: Stored products among ``key_values`` that are variants.
+_PG_STORED_VARIANTS = _pg_stored_variants()
+#: Stored variants whose parent is one of ``key_values``.
+_PG_STORED_CHILDREN = _pg_stored_children()
 
 
 def _apply_stored_hierarchy(
