@@ -62,3 +62,24 @@ def test_update_checks_then_resumes_and_delete_keeps_orders(api, now):
     assert client.get("/api/v1/channels/shop", headers=auth).status_code == 404
     assert client.delete("/api/v1/channels/shop", headers=auth).status_code == 404
     assert client.post("/api/v1/channels", json=body, headers=auth).status_code == 201  # name free again
+
+
+@pytest.mark.parametrize("field", ["api_key", "staging_api_key"])
+def test_a_key_that_cannot_travel_in_a_header_is_refused_and_the_stored_one_kept(api, field):
+    """Found by schemathesis: a non-ASCII key was stored, then the check crashed building the request."""
+    client, url, auth, _container, _tenant_id = api
+    body = {
+        "connector": "mirakl",
+        "name": "shop",
+        "hostname": url,
+        "shop_id": str(SHOP_ID),
+        "api_key": API_KEY,
+    }
+    assert client.post("/api/v1/channels", json=body, headers=auth).status_code == 201
+    refused = client.patch("/api/v1/channels/shop", json={field: "clé-Ⱦ"}, headers=auth)
+    assert refused.status_code == 422, refused.text
+    assert "printable ASCII" in refused.json()["detail"]
+    created = client.post("/api/v1/channels", json={**body, "name": "other", field: "ⱦ"}, headers=auth)
+    assert created.status_code == 422 and "printable ASCII" in created.json()["detail"]
+    check = client.post("/api/v1/channels/shop/check", headers=auth).json()
+    assert check["ok"], check

@@ -155,6 +155,11 @@ class MiraklClient:
             raise ValueError("Mirakl API key is empty")
         if any(c in api_key for c in "\r\n"):
             raise ValueError("Mirakl API key contains a line break")
+        if not (api_key.strip().isascii() and api_key.strip().isprintable()):
+            # It travels in the Authorization header, which carries printable ASCII only.
+            raise ValueError(
+                "Mirakl API key must be printable ASCII (no accents, symbols or control characters)"
+            )
         shop = None if shop_id is None or not str(shop_id).strip() else str(shop_id).strip()
         if shop is not None and not re.fullmatch(r"[0-9]{1,19}", shop):
             raise ValueError(f"Mirakl shop id must be a number, got {shop_id!r}")

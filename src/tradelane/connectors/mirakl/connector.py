@@ -47,14 +47,10 @@ def add_channel(
 ) -> Channel:
     """Create a Mirakl channel. Settings are validated (hostname, shop id) before anything is stored."""
     data = {"hostname": hostname, "shop_id": shop_id, **(options or {})}
-    try:
-        settings = MiraklSettings.from_dict(data)
-        MiraklClient(settings.hostname, api_key, settings.shop_id).close()  # validates host, key, shop id
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(str(exc)) from None
     credentials: dict[str, Any] = {"api_key": api_key}
     if staging_api_key:
         credentials["staging_api_key"] = staging_api_key
+    settings = _validated(data, credentials)
     return create_channel(
         conn,
         tenant_id=tenant_id,
@@ -98,15 +94,25 @@ def update_channel(
         credentials["api_key"] = api_key.strip()
     if staging_api_key is not None:
         credentials["staging_api_key"] = staging_api_key.strip()
-    try:
-        settings = MiraklSettings.from_dict(data)
-        # validates host, key, shop id
-        MiraklClient(settings.hostname, str(credentials.get("api_key", "")), settings.shop_id).close()
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(str(exc)) from None
+    settings = _validated(data, credentials)
     return update_channel_config(
         conn, channel, settings=settings.to_dict(), credentials=credentials, keyring=keyring
     )
+
+
+def _validated(data: dict[str, Any], credentials: dict[str, Any]) -> MiraklSettings:
+    """Settings from ``data``, with the hosts, keys and shop ids (live and staging) checked by building
+    the clients that would use them; a :class:`ValidationError` says what is wrong."""
+    try:
+        settings = MiraklSettings.from_dict(data)
+        MiraklClient(settings.hostname, str(credentials.get("api_key", "")), settings.shop_id).close()
+        staging_key = credentials.get("staging_api_key")
+        if staging_key:
+            host = settings.staging_hostname or settings.hostname
+            MiraklClient(host, str(staging_key), settings.staging_shop_id).close()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
+    return settings
 
 
 def check_in_use(conn: Connection, channel: Channel, keyring: KeyRing) -> CheckResult:

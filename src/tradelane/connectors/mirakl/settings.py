@@ -52,6 +52,8 @@ class MiraklSettings:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown Mirakl settings: {', '.join(unknown)}")
+        if not data.get("hostname"):
+            raise ValueError("Mirakl settings need a hostname")
         values = dict(data)
         if "acceptance_policy" in values:
             values["acceptance_policy"] = AcceptancePolicy(values["acceptance_policy"])
