@@ -628,15 +628,26 @@ _STAGE_COPY = f"COPY {_STAGE_TABLE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
 _CONTENT_COLUMNS = _STAGE_COLUMNS[2:]
 _PG_INSERT = (
     "INSERT INTO products (tenant_id, sku, {content}, created_at, updated_at) "
-    "SELECT %(tenant)s, sku, {content}, %(now)s, %(now)s FROM {stage} ORDER BY position "
-).format(content=", ".join(_CONTENT_COLUMNS), stage=_STAGE_TABLE)
+    "SELECT %(tenant)s, sku, {content}, %(now)s, %(now)s FROM {stage} {where}ORDER BY position "
+)
+#: Staged rows whose stored twin (if any) has another content hash. A scalar subquery, so that it is
+#: one index probe per staged row whatever the (unknown) size of the staging table; it spares the upsert
+#: the row lock ON CONFLICT takes on every conflicting row, even one its WHERE then leaves alone.
+_PG_CHANGED = (
+    "WHERE (SELECT stored.content_hash FROM products stored WHERE stored.tenant_id = %(tenant)s "
+    f"AND stored.sku = {_STAGE_TABLE}.sku) IS DISTINCT FROM {_STAGE_TABLE}.content_hash "
+)
+_PG_INSERT_CHANGED = _PG_INSERT.format(
+    content=", ".join(_CONTENT_COLUMNS), stage=_STAGE_TABLE, where=_PG_CHANGED
+)
+_PG_INSERT_ALL = _PG_INSERT.format(content=", ".join(_CONTENT_COLUMNS), stage=_STAGE_TABLE, where="")
 #: Inserts new skus, rewrites stored products whose content hash differs (the others are not touched),
 #: and returns one row per written product: its id, whether it was inserted (``xmax = 0``) and whether
 #: its offer fields changed. ``old`` is read in the statement's snapshot, so it holds the values from
 #: before the upsert (NULL for an inserted product).
 _PG_UPSERT = (
     "WITH written AS ("
-    + _PG_INSERT
+    + _PG_INSERT_CHANGED
     + "ON CONFLICT (tenant_id, sku) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in (*_CONTENT_COLUMNS, "updated_at"))
     + " WHERE products.content_hash IS DISTINCT FROM excluded.content_hash "
@@ -649,7 +660,7 @@ _PG_UPSERT = (
     "FROM written ORDER BY written.id"
 )
 #: ``create_only``: a sku stored meanwhile (a concurrent import) is not written; the row is rejected.
-_PG_CREATE = _PG_INSERT + "ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING id, sku"
+_PG_CREATE = _PG_INSERT_ALL + "ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING id, sku"
 
 
 def _write_batch_postgres(
@@ -709,7 +720,7 @@ def _write_batch_postgres(
         new_ids = [row.id for row in written]
         if len(written) < len(accepted):
             created = {row.sku for row in written}
-            for _, product in accepted:
+            for product in accepted:
                 if product.sku not in created:
                     result.rejections.append(
                         RowRejection(
