@@ -110,29 +110,30 @@ def store_inbound_event(
     _check_content_type(content_type)
     kept = storable_headers(headers)
     external_id = external_id_for(kept, body)
-    stmt = (
-        insert_ignore(conn, inbound_events)
-        .values(
-            tenant_id=tenant_id,
-            channel_id=channel_id,
-            source=source,
-            external_id=external_id,
-            content_type=content_type,
-            headers=kept,
-            body=body,
-            status=InboundStatus.RECEIVED.value,
-            received_at=now,
-        )
-        .returning(inbound_events.c.id)
-    )
-    event_id = conn.execute(stmt).scalar()
+    event_id = conn.execute(
+        insert_ignore(conn, inbound_events).returning(inbound_events.c.id),
+        {
+            "tenant_id": tenant_id,
+            "channel_id": channel_id,
+            "source": source,
+            "external_id": external_id,
+            "content_type": content_type,
+            "headers": kept,
+            "body": body,
+            "status": InboundStatus.RECEIVED.value,
+            "received_at": now,
+        },
+    ).scalar()
     if event_id is not None:
         return int(event_id), True
     existing = conn.execute(
-        sa.select(inbound_events.c.id).where(
-            inbound_events.c.tenant_id == tenant_id,
-            inbound_events.c.source == source,
-            inbound_events.c.external_id == external_id,
-        )
+        _EXISTING, {"tenant_id": tenant_id, "source": source, "external_id": external_id}
     ).scalar_one()
     return int(existing), False
+
+
+_EXISTING = sa.select(inbound_events.c.id).where(
+    inbound_events.c.tenant_id == sa.bindparam("tenant_id"),
+    inbound_events.c.source == sa.bindparam("source"),
+    inbound_events.c.external_id == sa.bindparam("external_id"),
+)

@@ -13,7 +13,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from tradelane.bootstrap import Container
@@ -63,8 +63,30 @@ async def current_tenant(
     tenant = await run_in_threadpool(_lookup, container.engine, credentials.credentials)
     if tenant is None:
         raise _unauthorized("the bearer token is unknown or revoked", "invalid_token")
-    structlog.contextvars.bind_contextvars(tenant_id=tenant.id, tenant=tenant.name)
+    bind_tenant(tenant)
     return tenant
 
 
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+#: The bearer credentials, unchecked: for routes that look the tenant up with :func:`tenant_in` inside
+#: their own transaction (one connection and one thread hop per request instead of two). Documented in
+#: OpenAPI as bearer-protected exactly like :data:`TenantDep`.
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def tenant_in(conn: Connection, credentials: HTTPAuthorizationCredentials | None) -> Tenant:
+    """The authenticated tenant, looked up on ``conn``; the same 401 problems as :func:`current_tenant`.
+    The caller binds ``tenant_id``/``tenant`` into the structlog context in the request's task (see
+    :func:`bind_tenant`)."""
+    if credentials is None:
+        raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)", None)
+    tenant = tenant_for_token(conn, credentials.credentials)
+    if tenant is None:
+        raise _unauthorized("the bearer token is unknown or revoked", "invalid_token")
+    return tenant
+
+
+def bind_tenant(tenant: Tenant) -> None:
+    """Bind the tenant into the structlog context (call it in the request's task, not a worker thread)."""
+    structlog.contextvars.bind_contextvars(tenant_id=tenant.id, tenant=tenant.name)

@@ -12,13 +12,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
+from tradelane.bootstrap import Container
 from tradelane.persistence.db import transaction
 from tradelane.services.channels import get_channel
 from tradelane.services.inbound import MAX_SOURCE_LENGTH, store_inbound_event
+from tradelane.services.tenants import Tenant
 from tradelane.web.api.common import API_PREFIX, ChannelName
-from tradelane.web.auth import ContainerDep, TenantDep
+from tradelane.web.auth import BearerDep, ContainerDep, bind_tenant, tenant_in
 from tradelane.web.problems import problem_responses
 
 router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
@@ -71,25 +75,44 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _store(
-    container: ContainerDep,
-    tenant_id: int,
+    container: Container,
+    credentials: HTTPAuthorizationCredentials | None,
+    source: str,
+    channel_name: str | None,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> tuple[Tenant, int, bool]:
+    """Authenticate and store in one transaction: one connection, one thread hop per request."""
+    with transaction(container.engine) as conn:
+        tenant = tenant_in(conn, credentials)
+        channel_id = get_channel(conn, tenant.id, channel_name).id if channel_name is not None else None
+        content_type = next((v for k, v in headers if k == "content-type"), None)
+        event_id, created = store_inbound_event(
+            conn,
+            tenant_id=tenant.id,
+            source=source,
+            channel_id=channel_id,
+            headers=headers,
+            body=body,
+            content_type=content_type,
+            now=container.now(),
+        )
+    return tenant, event_id, created
+
+
+async def _receive(
+    container: Container,
+    credentials: HTTPAuthorizationCredentials | None,
     source: str,
     channel_name: str | None,
     request: Request,
     body: bytes,
 ) -> JSONResponse:
-    with transaction(container.engine) as conn:
-        channel_id = get_channel(conn, tenant_id, channel_name).id if channel_name is not None else None
-        event_id, created = store_inbound_event(
-            conn,
-            tenant_id=tenant_id,
-            source=source,
-            channel_id=channel_id,
-            headers=request.headers.items(),
-            body=body,
-            content_type=request.headers.get("content-type"),
-            now=container.now(),
-        )
+    headers = request.headers.items()
+    tenant, event_id, created = await run_in_threadpool(
+        _store, container, credentials, source, channel_name, headers, body
+    )
+    bind_tenant(tenant)
     # Only now, with the transaction committed, is the event acknowledged.
     ack = WebhookAck(event_id=event_id, duplicate=not created)
     return JSONResponse(ack.model_dump(), status_code=202 if created else 200)
@@ -103,14 +126,14 @@ def _store(
     responses=_RESPONSES,
     openapi_extra=_OPENAPI,
 )
-def receive_webhook(
+async def receive_webhook(
     source: Source,
     request: Request,
-    tenant: TenantDep,
+    credentials: BearerDep,
     container: ContainerDep,
     body: Annotated[bytes, Depends(raw_body)],
 ) -> JSONResponse:
-    return _store(container, tenant.id, source, None, request, body)
+    return await _receive(container, credentials, source, None, request, body)
 
 
 @router.post(
@@ -121,12 +144,12 @@ def receive_webhook(
     responses=_RESPONSES,
     openapi_extra=_OPENAPI,
 )
-def receive_channel_webhook(
+async def receive_channel_webhook(
     source: Source,
     channel_name: ChannelName,
     request: Request,
-    tenant: TenantDep,
+    credentials: BearerDep,
     container: ContainerDep,
     body: Annotated[bytes, Depends(raw_body)],
 ) -> JSONResponse:
-    return _store(container, tenant.id, source, channel_name, request, body)
+    return await _receive(container, credentials, source, channel_name, request, body)
