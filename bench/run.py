@@ -30,6 +30,8 @@ def main() -> None:
         import bench_catalog_import
 
         results["catalog_import"] = bench_catalog_import.run(args.rows, None)
+        if args.pg_url:  # against COPY into the same table, and the 1 % changed re-import
+            results["catalog_import_postgresql"] = bench_catalog_import.run(args.rows, args.pg_url)
     if "sync_engine" in selected:
         import bench_sync_engine
 
