@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from tradelane.persistence.db import insert_ignore, is_postgres
-from tradelane.persistence.tables import channel_flows, job_attempts, jobs, tenants
+from tradelane.persistence.tables import channel_flows, job_attempts, jobs
 
 
 class JobState(StrEnum):
@@ -105,8 +105,9 @@ def enqueue(
 ) -> EnqueueResult:
     """Insert a job unless its idempotency or dedupe key already holds one (see module docstring)."""
     values = _job_values(spec, now, max_attempts)
-    stmt = insert_ignore(conn, jobs).values(**values).returning(jobs.c.id)
-    job_id = conn.execute(stmt).scalar()
+    # Parameters bound at execution: the statement itself is built once (see ``insert_ignore``).
+    stmt = insert_ignore(conn, jobs).returning(jobs.c.id)
+    job_id = conn.execute(stmt, values).scalar()
     if job_id is not None:
         return EnqueueResult(job_id, True)
     existing = None
@@ -133,7 +134,7 @@ def enqueue(
         )
     if existing is None:
         # The conflicting row vanished between our insert and select (claimed and finished): retry once.
-        job_id = conn.execute(stmt).scalar()
+        job_id = conn.execute(stmt, values).scalar()
         if job_id is None:
             raise RuntimeError(f"enqueue conflict for {spec.kind} could not be resolved")
         return EnqueueResult(job_id, True)
@@ -255,49 +256,95 @@ _PICK_COLUMNS = (
 def _pick(conn: Connection, *, now: datetime, limit: int, kinds: list[str] | None) -> list[Any]:
     """Lock and choose up to ``limit`` ready jobs: priority first, then round-robin across tenants.
 
-    Two small reads, both ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (so concurrent workers take
-    different rows): the first ``limit`` ready jobs in (priority, run_at) order, and the *head* of
-    every tenant with ready work (its first job in that order, one index probe per tenant through
-    ``ix_jobs_tenant_ready``). Among those candidates each job's rank within its tenant is computed
-    and the batch is the first ``limit`` by (priority, rank, run_at, id). A tenant's backlog of any
-    size therefore never keeps another tenant's job of the same or a more urgent priority out of the
-    next claim; a less urgent job still waits behind more urgent ones of every tenant."""
+    Small reads, each ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (so concurrent workers take different
+    rows), all served by the partial indexes of revision 0010 without reading anyone's whole backlog:
+
+    1. the first ``limit`` ready jobs in (priority, run_at, id) order;
+    2. the *head* of every tenant with ready work (its first job in that order; one index probe per
+       such tenant, see :func:`_tenant_heads`), the ``limit`` most urgent of them: the ``T`` tenants
+       with work (more than ``limit`` busy tenants take turns by their heads' age);
+    3. when ``T > 1``, the first ``ceil(limit / T)`` ready jobs of each of those tenants (one statement).
+
+    Every tenant's candidates are then a prefix of its own queue, so each job's rank within its tenant
+    is known; the batch is the first ``limit`` candidates by (priority, rank, run_at, id). A tenant's
+    backlog of any size therefore does not keep another tenant's job of the same or a more urgent
+    priority out of the next claim (each tenant with work gets its fair share of the batch, the rest is
+    filled in queue order); a less urgent job still waits behind the more urgent ones of every tenant."""
     ready = _ready_condition(now)
     if kinds:
         ready = sa.and_(ready, jobs.c.kind.in_(kinds))
     order = (jobs.c.priority, jobs.c.run_at, jobs.c.id)
-    top = sa.select(*_PICK_COLUMNS).where(ready).order_by(*order).limit(limit)
-    head = jobs.alias("head")
-    head_ready = _ready_condition(now, head)
-    if kinds:
-        head_ready = sa.and_(head_ready, head.c.kind.in_(kinds))
-    head_id = (
-        sa.select(head.c.id)
-        .where(head.c.tenant_id == tenants.c.id, head_ready)
-        .order_by(head.c.priority, head.c.run_at, head.c.id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    heads = (
+    postgres = is_postgres(conn)
+
+    def locked(stmt: Any) -> Any:
+        return stmt.with_for_update(skip_locked=True) if postgres else stmt
+
+    top = locked(sa.select(*_PICK_COLUMNS).where(ready).order_by(*order).limit(limit))
+    candidates = {r.id: r for r in conn.execute(top)}
+    if not candidates:
+        return []  # nothing ready in any tenant (a tenant's head is also in the queue order)
+    heads = locked(
         sa.select(*_PICK_COLUMNS)
-        .where(jobs.c.id.in_(sa.select(head_id).select_from(tenants)), ready)
+        .where(jobs.c.id.in_(sa.select(_tenant_heads(now, kinds).c.id)), ready)
         .order_by(*order)
         .limit(limit)
     )
-    if is_postgres(conn):
-        top = top.with_for_update(skip_locked=True)
-        heads = heads.with_for_update(skip_locked=True)
-    candidates = {r.id: r for r in conn.execute(top)}
-    if not candidates:
-        return []  # nothing ready in any tenant (a tenant's head is also in the global order)
+    active: list[int] = []
     for r in conn.execute(heads):
         candidates.setdefault(r.id, r)
+        active.append(r.tenant_id)
+    share = -(-limit // max(1, len(active)))
+    if len(active) > 1 and share > 1:
+        per_tenant = [
+            locked(
+                sa.select(*_PICK_COLUMNS).where(ready, jobs.c.tenant_id == t).order_by(*order).limit(share)
+            ).subquery()
+            for t in active
+        ]
+        fair = sa.union_all(*(sa.select(sub) for sub in per_tenant))
+        for r in conn.execute(fair):
+            candidates.setdefault(r.id, r)
     rank: dict[int, int] = {}
     seen: dict[int, int] = {}
     for r in sorted(candidates.values(), key=lambda r: (r.priority, r.run_at, r.id)):
         seen[r.tenant_id] = rank[r.id] = seen.get(r.tenant_id, 0) + 1
     chosen = sorted(candidates.values(), key=lambda r: (r.priority, rank[r.id], r.run_at, r.id))
     return chosen[:limit]
+
+
+def _tenant_heads(now: datetime, kinds: list[str] | None) -> Any:
+    """A recursive CTE (id, tenant_id) of every tenant's first ready job (priority, run_at, id), tenant
+    by tenant in id order: a loose index scan of ``ix_jobs_tenant_ready``, one probe per tenant with
+    ready work (the range ``tenant_id > previous`` keeps the planner on that index, whatever the
+    statistics say about a tenant's share of the queue)."""
+
+    def next_head(after: Any) -> Any:
+        j = jobs.alias("nxt")
+        cond = _ready_condition(now, j)
+        if kinds:
+            cond = sa.and_(cond, j.c.kind.in_(kinds))
+        if after is not None:
+            cond = sa.and_(cond, j.c.tenant_id > after)
+        return (
+            sa.select(j.c.id)
+            .where(cond)
+            .order_by(j.c.tenant_id, j.c.priority, j.c.run_at, j.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    first = jobs.alias("first_head")
+    heads = (
+        sa.select(first.c.id, first.c.tenant_id)
+        .where(first.c.id == next_head(None))
+        .cte("tenant_heads", recursive=True)
+    )
+    step = jobs.alias("next_head")
+    return heads.union_all(
+        sa.select(step.c.id, step.c.tenant_id).select_from(
+            heads.join(step, step.c.id == next_head(heads.c.tenant_id))
+        )
+    )
 
 
 def claim(
