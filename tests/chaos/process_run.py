@@ -1,0 +1,343 @@
+"""One seeded order-and-offer run driven by real ``tradelane worker`` processes, with faults on the side.
+
+A run owns a tenant, a Mirakl channel on its own Mirakl sandbox (real HTTP on 127.0.0.1, wall clock,
+no rate limits) and an HTTP OMS sandbox. It publishes ``offers`` products (``offers.full``), then
+changes the price and stock of a tenth of the catalog before the first upload is done
+(``offers.delta``), and once the offers are on the marketplace places ``orders`` seeded orders there
+(3 lines each) for the workers to accept and hand to the OMS. The test plays the scheduler (coalesced
+polls every 0.3 s until the OMS holds every order) and, through ``fault``, whatever goes wrong.
+:meth:`ProcessRun.final_state` is what must not depend on the faults.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from chaos_support import oms_view
+
+from helpers import make_tenant
+from mirakl_world import API_KEY, GENEROUS, SHOP_ID, catalog, sandbox_catalog
+from tradelane.connectors.mirakl.connector import add_channel
+from tradelane.connectors.mirakl.sandbox import SandboxServer, SandboxState, Shop
+from tradelane.connectors.mirakl.sandbox.config import SandboxConfig
+from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
+from tradelane.merchant.systems import add_http_system
+from tradelane.persistence.tables import jobs, orders, products
+from tradelane.security.crypto import KeyRing, generate_key
+from tradelane.services.outbox import bind_new_products, mark_offers_dirty
+from tradelane.sync.jobs import JobSpec, enqueue
+from tradelane.timeutil import utcnow
+
+TESTS = Path(__file__).resolve().parents[1]
+SRC = TESTS.parent / "src"
+OMS_SECRET = "chaos-process-oms-secret-0123456789"
+#: Order lines use the first ORDER_SKUS products; the price/stock changes touch only later ones, so
+#: the final stock on the marketplace does not depend on when an order landed.
+ORDER_SKUS = 50
+TERMINAL = ("succeeded", "dead", "cancelled")
+
+
+@dataclass
+class RunReport:
+    seconds: float = 0.0
+    kills: int = 0
+    terminations: int = 0
+    workers_started: int = 0
+    oms_posts: int = 0
+
+
+@dataclass
+class ProcessRun:
+    engine: Any
+    db_url: str
+    name: str
+    offers: int
+    orders: int
+    workers: int = 2
+    seed: int = 12
+    report: RunReport = field(default_factory=RunReport)
+
+    def run(self, fault: Callable[[ProcessRun], None] | None = None, *, timeout: float) -> dict[str, Any]:
+        """Do the whole run; ``fault(self)`` is called about every 0.3 s while the workers work.
+        Returns :meth:`final_state`."""
+        started = time.monotonic()
+        key = generate_key()
+        self.keyring = KeyRing([key])
+        self.env = _env(self.db_url, key)
+        self.state = SandboxState(
+            self.seed,
+            shops=[Shop(SHOP_ID, "Chaos Shop", API_KEY, multi_shipment=True)],
+            products=sandbox_catalog(self.offers),
+            rate_limits={},
+            follow_wall_time=True,
+            # Imports finish at their first status read (the test is about tradelane, not Mirakl's pace).
+            config=SandboxConfig(import_polls=0, import_delay=timedelta(0)),
+        )
+        self.oms_state = OmsSandboxState(OMS_SECRET)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        now = utcnow()
+        tenant, _ = make_tenant(self.engine, self.name, now)
+        self.tenant_id = tenant.id
+        with SandboxServer(self.state) as mirakl, OmsSandboxServer(self.oms_state) as oms:
+            with self.engine.begin() as conn:
+                self.channel = add_channel(
+                    conn,
+                    tenant_id=tenant.id,
+                    name="marketplace-x",
+                    hostname=mirakl.url,
+                    shop_id=str(SHOP_ID),
+                    api_key=API_KEY,
+                    keyring=self.keyring,
+                    now=now,
+                    options={"rate_limits": GENEROUS, "multi_shipment": True},
+                )
+                add_http_system(
+                    conn,
+                    tenant_id=tenant.id,
+                    name="oms",
+                    url=oms.orders_url,
+                    secret=OMS_SECRET,
+                    keyring=self.keyring,
+                    now=now,
+                )
+            self.skus = self._publish_catalog()
+            rng = random.Random(self.seed)
+            self._change_prices(rng)
+            try:
+                for _ in range(self.workers):
+                    self.start_worker()
+                self._wait(
+                    lambda: len(self.state.shop_offers(SHOP_ID)) == self.offers, fault, timeout, "offers"
+                )
+                self.order_ids = self._place_orders(rng)
+                self._wait(self._done, fault, timeout, "every order delivered and every job finished")
+            finally:
+                for proc in self.procs:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGKILL)
+                    proc.wait(30)
+        self.report.seconds = time.monotonic() - started
+        self.report.oms_posts = sum(oms_view(self.oms_state).posts.values())
+        return self.final_state()
+
+    # --- workers ---------------------------------------------------------------------------------
+
+    def start_worker(self) -> None:
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tradelane", "worker", "--no-schedule", "--batch-size", "5"],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
+        self.report.workers_started += 1
+
+    def live(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.procs if p.poll() is None]
+
+    def kill_one(self, rng: random.Random) -> None:
+        """SIGKILL one live worker at random and start a replacement."""
+        victim = rng.choice(self.live())
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        self.report.kills += 1
+        self.start_worker()
+
+    def check_workers(self) -> None:
+        dead = [p for p in self.procs if p.poll() not in (None, -signal.SIGKILL)]
+        if dead:
+            err = dead[0].stderr.read().decode()[-3000:] if dead[0].stderr else ""
+            raise AssertionError(f"a worker exited with {dead[0].returncode}: {err}")
+
+    # --- the run ---------------------------------------------------------------------------------
+
+    def _publish_catalog(self) -> list[str]:
+        now = utcnow()
+        items = catalog(self.offers, quantity=100_000)
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "sku": p.sku,
+                "parent_sku": p.parent_sku,
+                "title": p.title,
+                "gtin": p.gtin,
+                "price": p.price,
+                "currency": p.currency,
+                "quantity": p.quantity,
+                "labels": list(p.labels),
+                "attributes": dict(p.attributes),
+                "content_hash": p.content_hash(),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for p in items
+        ]
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), 1000):
+                conn.execute(sa.insert(products), rows[start : start + 1000])
+            ids = list(
+                conn.execute(sa.select(products.c.id).where(products.c.tenant_id == self.tenant_id)).scalars()
+            )
+            bind_new_products(conn, self.tenant_id, ids, now=now)
+            self._enqueue(conn, "offers.full", "offers")
+        return [p.sku for p in items]
+
+    def _place_orders(self, rng: random.Random) -> list[str]:
+        ids = []
+        for _ in range(self.orders):
+            lines = [
+                {
+                    "offer_sku": self.skus[rng.randrange(min(ORDER_SKUS, self.offers))],
+                    "quantity": rng.randint(1, 3),
+                }
+                for _ in range(3)
+            ]
+            ids.append(
+                self.state.create_order(
+                    SHOP_ID, lines, payment_delay=timedelta(0), staging_delay=timedelta(0)
+                )
+            )
+        return ids
+
+    def _change_prices(self, rng: random.Random) -> None:
+        candidates = self.skus[ORDER_SKUS:] or self.skus
+        chosen = rng.sample(candidates, max(1, len(candidates) // 10))
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for sku in chosen:
+                conn.execute(
+                    sa.update(products)
+                    .where(products.c.tenant_id == self.tenant_id, products.c.sku == sku)
+                    .values(
+                        price=products.c.price + Decimal("0.99"),
+                        quantity=products.c.quantity - 7,
+                        updated_at=now,
+                    )
+                )
+            ids = list(
+                conn.execute(
+                    sa.select(products.c.id).where(
+                        products.c.tenant_id == self.tenant_id, products.c.sku.in_(chosen)
+                    )
+                ).scalars()
+            )
+            mark_offers_dirty(conn, self.tenant_id, ids, now=now)
+            self._enqueue(conn, "offers.delta", "offers")
+
+    def _enqueue(self, conn: Any, kind: str, flow: str) -> None:
+        spec = JobSpec(
+            self.tenant_id,
+            kind,
+            {},
+            channel_id=self.channel.id,
+            flow=flow,
+            dedupe_key=f"{kind}:{self.channel.id}",
+        )
+        enqueue(conn, spec, now=utcnow())
+
+    def _wait(
+        self, done: Callable[[], bool], fault: Callable[[ProcessRun], None] | None, timeout: float, what: str
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: timed out waiting for {what}: {self._stuck()}")
+            self.check_workers()
+            if len(oms_view(self.oms_state).orders) < self.orders:  # polls stop once all are handed over
+                with self.engine.begin() as conn:
+                    self._enqueue(conn, "orders.poll", "orders")
+            if fault is not None:
+                fault(self)
+            time.sleep(0.3)
+
+    def _done(self) -> bool:
+        view = oms_view(self.oms_state)
+        if len(view.orders) < self.orders:
+            return False
+        states = self._job_states()
+        return all(state in TERMINAL for state in states)
+
+    def _stuck(self) -> str:
+        """The job states and every unfinished job (for a timeout's message)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    jobs.c.id,
+                    jobs.c.kind,
+                    jobs.c.state,
+                    jobs.c.attempts,
+                    jobs.c.run_at,
+                    jobs.c.lease_owner,
+                    jobs.c.lease_expires_at,
+                    jobs.c.last_error,
+                ).where(jobs.c.tenant_id == self.tenant_id, jobs.c.state.not_in(TERMINAL))
+            ).all()
+        received = len(oms_view(self.oms_state).orders)
+        return (
+            f"{dict(self._job_states())}; OMS holds {received}/{self.orders} orders; at {utcnow()}: "
+            + "; ".join(str(tuple(r)) for r in rows[:20])
+        )
+
+    def _job_states(self) -> Counter[str]:
+        with self.engine.connect() as conn:
+            return Counter(
+                conn.execute(sa.select(jobs.c.state).where(jobs.c.tenant_id == self.tenant_id)).scalars()
+            )
+
+    def final_state(self) -> dict[str, Any]:
+        """Everything the faults must not change: offers on the marketplace (price, quantity per SKU),
+        the orders' states there and in tradelane, what the OMS holds (by order index), dead jobs."""
+        index = {mid: i for i, mid in enumerate(self.order_ids)}
+        view = oms_view(self.oms_state)
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(orders.c.marketplace_order_id, orders.c.state, orders.c.merchant_status).where(
+                    orders.c.tenant_id == self.tenant_id
+                )
+            ).all()
+            dead = conn.execute(
+                sa.select(sa.func.count()).where(jobs.c.tenant_id == self.tenant_id, jobs.c.state == "dead")
+            ).scalar_one()
+        return {
+            "offers": {
+                sku: (str(o.price), o.quantity) for sku, o in sorted(self.state.shop_offers(SHOP_ID).items())
+            },
+            "marketplace_orders": [self.state.order(mid).state.value for mid in self.order_ids],
+            "tradelane_orders": sorted(
+                (index[r.marketplace_order_id], r.state, r.merchant_status) for r in stored
+            ),
+            "oms_orders_per_order": sorted((index[mid], n) for mid, n in view.orders.items()),
+            "oms_lines": sorted((index[mid], tuple(lines)) for mid, lines in view.lines.items()),
+            "dead_jobs": dead,
+        }
+
+
+def _env(db_url: str, key: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TRADELANE_DATABASE_URL": db_url,
+            "TRADELANE_SECRET_KEYS": key,
+            "TRADELANE_WORKER_LEASE_SECONDS": "2",
+            "TRADELANE_WORKER_POLL_SECONDS": "0.1",
+            "TRADELANE_JOB_BACKOFF_BASE_SECONDS": "0.2",
+            "TRADELANE_LOG_LEVEL": "ERROR",
+            "PYTHONPATH": str(SRC),
+        }
+    )
+    env.pop("TRADELANE_PLUGINS", None)
+    return env
