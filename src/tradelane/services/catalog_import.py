@@ -12,12 +12,19 @@ Contract of :func:`import_catalog`:
   a product a variant while stored variants (absent from the file) still name it as their parent.
 * A malformed file (:class:`~tradelane.services.catalog_files.CatalogFileError`) and an unknown tenant
   (:class:`~tradelane.domain.errors.NotFoundError`) are refused before anything is written.
-* Rows are written in batches (``batch_size`` file rows), one transaction each: one SELECT of the stored
-  rows (the batch's skus and the parents they name), one executemany INSERT (then, when the tenant has
-  channels, one SELECT of the new ids), one executemany UPDATE, and, only when rows become variants, one
-  SELECT of stored variants naming them as parent. The INSERT and UPDATE go to the DB-API driver with
-  values converted once by the column types' own bind processors (see :class:`_ProductStatements`), so
-  they store exactly what SQLAlchemy Core would. In the same transaction, created products get dirty
+* Rows are written in batches (``batch_size`` file rows), one transaction each.
+  On SQLite: one SELECT of the stored rows (the batch's skus and the parents they name), one executemany
+  INSERT (then, when the tenant has channels, one SELECT of the new ids), one executemany UPDATE, and,
+  only when rows become variants, one SELECT of stored variants naming them as parent. The INSERT and
+  UPDATE go to the DB-API driver with values converted once by the column types' own bind processors
+  (see :class:`_ProductStatements`), so they store exactly what SQLAlchemy Core would.
+  On PostgreSQL (:func:`_write_batch_postgres`): when the batch has variants, two index-probe queries
+  that return only offending rows (parents stored as variants, stored variants in the way); the accepted
+  rows streamed with ``COPY`` into a temporary staging table dropped at commit; one ``INSERT ... SELECT
+  ... ON CONFLICT (tenant_id, sku) DO UPDATE ... WHERE content_hash IS DISTINCT FROM`` that skips
+  unchanged rows and returns the written ones (``xmax = 0``: created) with whether their offer fields
+  changed. A sku another writer commits meanwhile is then updated in place (or, with ``create_only``,
+  rejected) instead of failing the batch. In the same transaction, created products get dirty
   bindings to every channel
   (:func:`~tradelane.services.outbox.bind_new_products`) and updated products whose price, currency or
   quantity changed are marked dirty (:func:`~tradelane.services.outbox.mark_offers_dirty`); a change of
@@ -644,7 +651,8 @@ _PG_INSERT_ALL = _PG_INSERT.format(content=", ".join(_CONTENT_COLUMNS), stage=_S
 #: Inserts new skus, rewrites stored products whose content hash differs (the others are not touched),
 #: and returns one row per written product: its id, whether it was inserted (``xmax = 0``) and whether
 #: its offer fields changed. ``old`` is read in the statement's snapshot, so it holds the values from
-#: before the upsert (NULL for an inserted product).
+#: before the upsert; a row another writer committed after that snapshot is not seen there and counts as
+#: changed (an extra offer sync, never a missed one).
 _PG_UPSERT = (
     "WITH written AS ("
     + _PG_INSERT_CHANGED
@@ -653,10 +661,10 @@ _PG_UPSERT = (
     + " WHERE products.content_hash IS DISTINCT FROM excluded.content_hash "
     "RETURNING id, sku, (xmax = 0) AS inserted, price, currency, quantity) "
     "SELECT written.id, written.sku, written.inserted, "
-    "CASE WHEN written.inserted THEN false ELSE EXISTS (SELECT FROM products old "
+    "CASE WHEN written.inserted THEN false ELSE NOT EXISTS (SELECT FROM products old "
     "WHERE old.tenant_id = %(tenant)s AND old.sku = written.sku "
-    "AND (old.price IS DISTINCT FROM written.price OR old.currency IS DISTINCT FROM written.currency "
-    "OR old.quantity IS DISTINCT FROM written.quantity)) END AS offers_changed "
+    "AND old.price IS NOT DISTINCT FROM written.price AND old.currency IS NOT DISTINCT FROM written.currency "
+    "AND old.quantity = written.quantity) END AS offers_changed "
     "FROM written ORDER BY written.id"
 )
 #: ``create_only``: a sku stored meanwhile (a concurrent import) is not written; the row is rejected.
