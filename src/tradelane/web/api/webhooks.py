@@ -1,5 +1,9 @@
 """Inbound webhooks: ``POST /api/v1/webhooks/{source}[/{channel_name}]``.
 
+The bearer token is checked in the same transaction that stores the event: one pooled connection and
+one worker-thread hop per request (the token is still refused with the usual 401 before anything is
+stored).
+
 The raw body, headers (without credentials) and content type are committed to ``inbound_events``
 before the sender gets any 2xx: 202 with the new event's id, or 200 with the original event's id for a
 duplicate delivery (same tenant, source and delivery id; see :mod:`tradelane.services.inbound`).
@@ -108,6 +112,8 @@ async def _receive(
     request: Request,
     body: bytes,
 ) -> JSONResponse:
+    """Authenticate, store, acknowledge. Raises the 401/404/422 problems; runs in the request's task so
+    that the tenant it binds reaches the access log (a worker thread's context changes are lost)."""
     headers = request.headers.items()
     tenant, event_id, created = await run_in_threadpool(
         _store, container, credentials, source, channel_name, headers, body
