@@ -744,7 +744,6 @@ def _write_batch_postgres(
                 if offers_changed:
                     dirty.append(product_id)
         result.unchanged = len(accepted) - len(new_ids) - result.updated
-    conn.exec_driver_sql(f"DROP TABLE {_STAGE_TABLE}")
     result.created = len(new_ids)
     if new_ids and (publish_to is None or publish_to):
         bind_new_products(conn, tenant_id, new_ids, now=now, only_channels=publish_to)
