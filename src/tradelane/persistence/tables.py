@@ -187,6 +187,25 @@ jobs = sa.Table(
         sqlite_where=sa.text("state IN ('queued', 'running')"),
         postgresql_where=sa.text("state IN ('queued', 'running')"),
     ),
+    # The claim order without a sort of the backlog, and each tenant's next ready job by an index probe
+    # (the fair claim's round-robin across tenants); queued or running jobs only.
+    sa.Index(
+        "ix_jobs_claim_order",
+        "priority",
+        "run_at",
+        "id",
+        sqlite_where=sa.text("state IN ('queued', 'running')"),
+        postgresql_where=sa.text("state IN ('queued', 'running')"),
+    ),
+    sa.Index(
+        "ix_jobs_tenant_ready",
+        "tenant_id",
+        "priority",
+        "run_at",
+        "id",
+        sqlite_where=sa.text("state IN ('queued', 'running')"),
+        postgresql_where=sa.text("state IN ('queued', 'running')"),
+    ),
 )
 
 job_attempts = sa.Table(

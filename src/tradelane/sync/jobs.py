@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from tradelane.persistence.db import insert_ignore, is_postgres
+from tradelane.persistence.db import insert_ignore, is_postgres, json_dumps
 from tradelane.persistence.tables import channel_flows, job_attempts, jobs
 
 
@@ -220,7 +220,8 @@ def _in_flight(conn: Connection, exclusive_key: str) -> int | None:
     return conn.execute(in_flight).scalar()
 
 
-def _ready_condition(now: datetime, table: Any = jobs) -> sa.ColumnElement[bool]:
+def _ready_condition(now: Any, table: Any = jobs) -> sa.ColumnElement[bool]:
+    """Ready at ``now`` (a datetime or a bound parameter for one), for ``table`` (jobs or an alias)."""
     queued_ready = sa.and_(table.c.state == JobState.QUEUED.value, table.c.run_at <= now)
     lease_lost = sa.and_(table.c.state == JobState.RUNNING.value, table.c.lease_expires_at < now)
     paused = (
@@ -259,50 +260,40 @@ def _pick(conn: Connection, *, now: datetime, limit: int, kinds: list[str] | Non
     Small reads, each ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (so concurrent workers take different
     rows), all served by the partial indexes of revision 0010 without reading anyone's whole backlog:
 
-    1. the first ``limit`` ready jobs in (priority, run_at, id) order;
-    2. the *head* of every tenant with ready work (its first job in that order; one index probe per
-       such tenant, see :func:`_tenant_heads`), the ``limit`` most urgent of them: the ``T`` tenants
-       with work (more than ``limit`` busy tenants take turns by their heads' age);
-    3. when ``T > 1``, the first ``ceil(limit / T)`` ready jobs of each of those tenants (one statement).
+    1. in one statement, the first ``limit`` ready jobs in (priority, run_at, id) order, and the *head*
+       of every tenant with ready work (its first job in that order; one index probe per such tenant,
+       see :func:`_tenant_heads`), the ``limit`` most urgent of them: the ``T`` tenants with work
+       (more than ``limit`` busy tenants take turns by their heads' age);
+    2. when ``T > 1``, the first ``ceil(limit / T)`` ready jobs of each of those tenants (one statement).
 
     Every tenant's candidates are then a prefix of its own queue, so each job's rank within its tenant
     is known; the batch is the first ``limit`` candidates by (priority, rank, run_at, id). A tenant's
     backlog of any size therefore does not keep another tenant's job of the same or a more urgent
     priority out of the next claim (each tenant with work gets its fair share of the batch, the rest is
     filled in queue order); a less urgent job still waits behind the more urgent ones of every tenant."""
-    ready = _ready_condition(now)
-    if kinds:
-        ready = sa.and_(ready, jobs.c.kind.in_(kinds))
-    order = (jobs.c.priority, jobs.c.run_at, jobs.c.id)
     postgres = is_postgres(conn)
-
-    def locked(stmt: Any) -> Any:
-        return stmt.with_for_update(skip_locked=True) if postgres else stmt
-
-    top = locked(sa.select(*_PICK_COLUMNS).where(ready).order_by(*order).limit(limit))
-    candidates = {r.id: r for r in conn.execute(top)}
-    if not candidates:
-        return []  # nothing ready in any tenant (a tenant's head is also in the queue order)
-    heads = locked(
-        sa.select(*_PICK_COLUMNS)
-        .where(jobs.c.id.in_(sa.select(_tenant_heads(now, kinds).c.id)), ready)
-        .order_by(*order)
-        .limit(limit)
-    )
+    params: dict[str, Any] = {"b_now": now, "b_limit": limit}
+    if kinds:
+        params["b_kinds"] = kinds
+    candidates: dict[int, Any] = {}
     active: list[int] = []
-    for r in conn.execute(heads):
+    for r in conn.execute(_pick_statement(postgres, bool(kinds)), params):
+        if r.head:
+            active.append(r.tenant_id)
         candidates.setdefault(r.id, r)
-        active.append(r.tenant_id)
+    if not candidates:
+        return []
     share = -(-limit // max(1, len(active)))
     if len(active) > 1 and share > 1:
-        per_tenant = [
-            locked(
-                sa.select(*_PICK_COLUMNS).where(ready, jobs.c.tenant_id == t).order_by(*order).limit(share)
-            ).subquery()
-            for t in active
-        ]
-        fair = sa.union_all(*(sa.select(sub) for sub in per_tenant))
-        for r in conn.execute(fair):
+        ready = _ready_condition(now)
+        if kinds:
+            ready = sa.and_(ready, jobs.c.kind.in_(kinds))
+        per_tenant = []
+        for tenant_id in active:
+            stmt = sa.select(*_PICK_COLUMNS).where(ready, jobs.c.tenant_id == tenant_id)
+            stmt = stmt.order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id).limit(share)
+            per_tenant.append((stmt.with_for_update(skip_locked=True) if postgres else stmt).subquery())
+        for r in conn.execute(sa.union_all(*(sa.select(sub) for sub in per_tenant))):
             candidates.setdefault(r.id, r)
     rank: dict[int, int] = {}
     seen: dict[int, int] = {}
@@ -312,7 +303,39 @@ def _pick(conn: Connection, *, now: datetime, limit: int, kinds: list[str] | Non
     return chosen[:limit]
 
 
-def _tenant_heads(now: datetime, kinds: list[str] | None) -> Any:
+_PICK_STATEMENTS: dict[tuple[bool, bool], Any] = {}
+
+
+def _pick_statement(postgres: bool, with_kinds: bool) -> Any:
+    """The queue's first ``b_limit`` ready jobs (``head`` 0) and the tenants' heads (``head`` 1), in one
+    statement built once per (dialect, kind filter); parameters ``b_now``, ``b_limit``, ``b_kinds``."""
+    key = (postgres, with_kinds)
+    stmt = _PICK_STATEMENTS.get(key)
+    if stmt is not None:
+        return stmt
+    now = sa.bindparam("b_now", type_=jobs.c.run_at.type)
+    limit = sa.bindparam("b_limit", type_=sa.Integer())
+    kinds: Any = sa.bindparam("b_kinds", expanding=True) if with_kinds else None
+    ready = _ready_condition(now)
+    if kinds is not None:
+        ready = sa.and_(ready, jobs.c.kind.in_(kinds))
+    order = (jobs.c.priority, jobs.c.run_at, jobs.c.id)
+    top = sa.select(*_PICK_COLUMNS, sa.literal(0).label("head")).where(ready).order_by(*order).limit(limit)
+    heads = (
+        sa.select(*_PICK_COLUMNS, sa.literal(1).label("head"))
+        .where(jobs.c.id.in_(sa.select(_tenant_heads(now, kinds).c.id)), ready)
+        .order_by(*order)
+        .limit(limit)
+    )
+    if postgres:
+        top = top.with_for_update(skip_locked=True)
+        heads = heads.with_for_update(skip_locked=True)
+    stmt = sa.union_all(sa.select(top.subquery()), sa.select(heads.subquery()))
+    _PICK_STATEMENTS[key] = stmt
+    return stmt
+
+
+def _tenant_heads(now: Any, kinds: Any) -> Any:
     """A recursive CTE (id, tenant_id) of every tenant's first ready job (priority, run_at, id), tenant
     by tenant in id order: a loose index scan of ``ix_jobs_tenant_ready``, one probe per tenant with
     ready work (the range ``tenant_id > previous`` keeps the planner on that index, whatever the
@@ -321,7 +344,7 @@ def _tenant_heads(now: datetime, kinds: list[str] | None) -> Any:
     def next_head(after: Any) -> Any:
         j = jobs.alias("nxt")
         cond = _ready_condition(now, j)
-        if kinds:
+        if kinds is not None:
             cond = sa.and_(cond, j.c.kind.in_(kinds))
         if after is not None:
             cond = sa.and_(cond, j.c.tenant_id > after)
@@ -547,10 +570,11 @@ def complete(
 def complete_many(
     conn: Connection, done: list[tuple[ClaimedJob, dict[str, Any] | None]], *, now: datetime
 ) -> set[int]:
-    """Mark succeeded every job of ``done`` (job, result) whose lease this worker still holds, in two
-    statements whatever their number: a fenced read that locks the held ones, and one batched
-    completion of those. Returns the ids completed; a job missing from it was lost (its lease expired
-    and another worker may own it) and nothing of it was changed.
+    """Mark succeeded every job of ``done`` (job, result) whose lease this worker still holds, whatever
+    their number in one statement on PostgreSQL (``UPDATE ... FROM unnest(ids, results)``, fenced by
+    the lease token), in two on SQLite (a fenced read under the write lock, then one ``executemany``).
+    Returns the ids completed; a job missing from it was lost (its lease expired and another worker
+    may own it) and nothing of it was changed.
 
     All of ``done`` must come from one claim (they share its lease token)."""
     if not done:
@@ -559,10 +583,18 @@ def complete_many(
     if len(tokens) != 1:
         raise ValueError("complete_many takes the jobs of one claim (one lease token)")
     token = tokens.pop()
-    held_stmt = _HELD_FOR_UPDATE if is_postgres(conn) else _HELD
-    held = {
-        int(r.id) for r in conn.execute(held_stmt, {"b_ids": [job.id for job, _ in done], "b_token": token})
-    }
+    if is_postgres(conn):  # one statement: the per-job results travel as two arrays
+        rows = conn.execute(
+            _COMPLETE_MANY_PG,
+            {
+                "b_ids": [job.id for job, _ in done],
+                "b_results": [None if result is None else json_dumps(result) for _, result in done],
+                "b_token": token,
+                "b_now": now,
+            },
+        )
+        return {int(r.id) for r in rows}
+    held = {int(r.id) for r in conn.execute(_HELD, {"b_ids": [job.id for job, _ in done], "b_token": token})}
     params = [
         {"b_id": job.id, "b_token": token, "b_result": result, "b_now": now}
         for job, result in done
@@ -573,12 +605,20 @@ def complete_many(
     return held
 
 
+_COMPLETE_MANY_PG = sa.text(
+    "UPDATE jobs SET state = 'succeeded', result = v.result, lease_owner = NULL, lease_token = NULL,"
+    " lease_expires_at = NULL, finished_at = :b_now, updated_at = :b_now, last_error = NULL,"
+    " error_kind = NULL"
+    " FROM unnest(CAST(:b_ids AS BIGINT[]), CAST(:b_results AS JSONB[])) AS v(id, result)"
+    " WHERE jobs.id = v.id AND jobs.lease_token = :b_token AND jobs.state = 'running'"
+    " RETURNING jobs.id"
+).bindparams(sa.bindparam("b_now", type_=jobs.c.finished_at.type))
+
 _HELD = sa.select(jobs.c.id).where(
     jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)),
     jobs.c.lease_token == sa.bindparam("b_token"),
     jobs.c.state == JobState.RUNNING.value,
 )
-_HELD_FOR_UPDATE = _HELD.with_for_update()
 
 
 # The hot path's statement, built once (completing is the one write every job makes).

@@ -14,7 +14,30 @@
   (``error_backoff_min`` doubling up to ``error_backoff_max``) the loop carries on with a fresh
   connection. A job interrupted by the failure is retried under its lease rules. Only a stop request
   (or ``burst``/``max_jobs``) ends :meth:`Worker.run`.
-* SIGTERM/SIGINT: the running job finishes, claimed-but-unstarted jobs are released, the loop exits.
+* SIGTERM/SIGINT: the running job finishes, the finished jobs are acknowledged, claimed-but-unstarted
+  jobs are released, the loop exits.
+
+Completing in batches (the engine's bookkeeping per job is near zero):
+
+* The handlers of a claimed batch run one by one; a job whose handler returned (and did not complete
+  itself with ``ctx.complete_in``) is *acknowledged later*, together with the others, by
+  :func:`jobs.complete_many` in one transaction of two statements, fenced by the batch's lease token
+  (a job whose lease was lost is not acknowledged and is counted lost). The flows' last success
+  (``record_flow_result``) is written in that same transaction, once per flow.
+* Acknowledgements are flushed at the end of the batch, before a job outcome that writes at once
+  (retry, dead letter) so a flow's last result stays in order, when the oldest waits longer than
+  ``ack_delay_max``, and before any job whose kind is not known to be fast (its recent runs took at
+  most ``fast_handler_seconds``): a finished job does not wait on a slow handler for its ack (a
+  handler of a fast kind that turns out slow delays the pending acks by its own run time, once).
+  Until then the heartbeat keeps extending its lease like any held job.
+* Crash safety: a job whose handler finished but whose acknowledgement was not written yet (the
+  process was killed, or the database failed) runs again once its lease expires: the same
+  at-least-once as before for handlers that do not complete in their own transaction (a handler
+  that must not repeat its effect completes with ``ctx.complete_in`` inside ``ctx.transaction()``,
+  which is exactly once, and is never deferred).
+* Upkeep (due flows, jobs that crashed on every attempt, history rows of lost attempts) runs before
+  a claim, but while claims come back full (a backlog) at most every ``upkeep_seconds``. A claim that
+  takes over a job whose lease expired writes that lost attempt's history row itself.
 """
 
 from __future__ import annotations
@@ -59,6 +82,13 @@ class WorkerConfig:
     #: consecutive failure up to ``error_backoff_max`` (reset by the next successful iteration).
     error_backoff_min: float = 0.5
     error_backoff_max: float = 30.0
+    #: While claims come back full, run the upkeep (schedule due flows, recover crashed jobs) at most
+    #: this often; otherwise before every claim.
+    upkeep_seconds: float = 0.5
+    #: A finished job waits at most this long for its batched acknowledgement (checked between jobs).
+    ack_delay_max: float = 0.1
+    #: A kind whose handlers so far took at most this long runs without flushing the pending acks first.
+    fast_handler_seconds: float = 0.02
 
 
 def loop_backoff(failures: int, *, low: float, high: float) -> float:
@@ -109,6 +139,15 @@ class Worker:
         self._started_ids: set[int] = set()
         self._failures = 0
         self._started_at: datetime | None = None
+        # Batched completion: finished jobs awaiting their ack (with their result), flows whose success
+        # is to be recorded, and since when (monotonic) the oldest ack waits.
+        self._acks: list[tuple[jobstore.ClaimedJob, dict[str, Any] | None]] = []
+        self._flow_successes: set[tuple[int, str]] = set()
+        self._acks_since = 0.0
+        # Per job kind, its recent worst run (seconds), to know which kinds may run before a flush.
+        self._kind_seconds: dict[str, float] = {}
+        self._last_upkeep: float | None = None
+        self._last_batch_full = False
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -171,14 +210,16 @@ class Worker:
             self._conn = conn
             try:
                 while not self._stop.is_set():
-                    processed = self.run_once()
+                    processed = self.run_once(defer_acks=True)
                     self._failures = 0
-                    if max_jobs is not None and self.stats.total() >= max_jobs:
+                    if max_jobs is not None and self.stats.total() + len(self._acks) >= max_jobs:
+                        self._flush_acks()
                         return True
                     if processed == 0:
                         if burst:
                             return True
                         self._stop.wait(self.config.poll_seconds)
+                self._flush_acks()
                 return True
             finally:
                 self._conn = None
@@ -189,6 +230,8 @@ class Worker:
         with self._lock:
             unstarted = [j for i, j in self._held.items() if i not in self._started_ids]
             self._forget_batch()
+        self._acks = []  # their leases expire and they run again (at-least-once)
+        self._flow_successes.clear()
         if not unstarted:
             return
         try:
@@ -223,20 +266,19 @@ class Worker:
             yield self._conn
 
     # -- one iteration ---------------------------------------------------------------------------
-    def run_once(self) -> int:
+    def run_once(self, *, defer_acks: bool = False) -> int:
+        """Claim one batch and run it; returns the number of jobs claimed. Every finished job is
+        acknowledged on return, except with ``defer_acks`` (the loop's own calls) after a full batch:
+        then the acks are written in the next claim's transaction, which follows at once."""
         now = self.clock()
-        if self.config.schedule:
-            with self._tx() as conn:
-                enqueue_due(conn, now=now, known_kinds=set(self.registry.kinds()))
-        with self._tx() as conn:
-            jobstore.recover_expired(conn, now=now)
-            batch = jobstore.claim(
-                conn,
-                worker=self.name,
-                now=now,
-                lease_seconds=self.config.lease_seconds,
-                limit=self.config.batch_size,
-            )
+        upkeep = self._upkeep_due()
+        if upkeep:
+            self._upkeep(now)
+        batch = self._claim(now)
+        if not batch and not upkeep:  # idle now: catch up on the upkeep skipped during the backlog
+            self._upkeep(now)
+            batch = self._claim(now)
+        self._last_batch_full = len(batch) >= self.config.batch_size
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         with self._lock:
             self._forget_batch()
@@ -244,17 +286,97 @@ class Worker:
             self._lease_until.update((job.id, lease_until) for job in batch)
         for index, job in enumerate(batch):
             if self._stop.is_set():
+                self._flush_acks()
                 self._release(batch[index:])
                 break
+            if self._acks and self._flush_first(job):
+                self._flush_acks()
             if not self._may_start(job):
                 self._give_up(job)
                 continue
-            self._process(job)
+            if not self._process(job):
+                with self._lock:
+                    self._held.pop(job.id, None)
+        if defer_acks and self._last_batch_full and self._acks and not self._stop.is_set():
+            # A backlog: the next claim follows at once and writes these acks in its transaction.
             with self._lock:
-                self._held.pop(job.id, None)
-        with self._lock:
-            self._forget_batch()
+                pending = [(job, self._lease_until[job.id]) for job, _ in self._acks]
+                lost = {job.id for job, _ in self._acks} & self._lost_ids
+                self._forget_batch()
+                self._held.update((job.id, job) for job, _ in pending)
+                self._lease_until.update((job.id, until) for job, until in pending)
+                self._lost_ids.update(lost)
+                self._started_ids.update(job.id for job, _ in pending)
+        else:
+            self._flush_acks()
+            with self._lock:
+                self._forget_batch()
         return len(batch)
+
+    def _upkeep_due(self) -> bool:
+        if self._last_upkeep is None or not self._last_batch_full:
+            return True
+        return time.monotonic() - self._last_upkeep >= self.config.upkeep_seconds
+
+    def _upkeep(self, now: datetime) -> None:
+        """Schedule due flows, bury jobs lost on every attempt, write the history of lost attempts."""
+        with self._tx() as conn:
+            self._write_acks(conn)
+            if self.config.schedule:
+                enqueue_due(conn, now=now, known_kinds=set(self.registry.kinds()))
+            jobstore.recover_expired(conn, now=now)
+            jobstore.record_lost_attempts(conn, now=now)
+        self._last_upkeep = time.monotonic()
+
+    def _claim(self, now: datetime) -> list[jobstore.ClaimedJob]:
+        with self._tx() as conn:
+            self._write_acks(conn)
+            return jobstore.claim(
+                conn,
+                worker=self.name,
+                now=now,
+                lease_seconds=self.config.lease_seconds,
+                limit=self.config.batch_size,
+            )
+
+    def _flush_first(self, job: jobstore.ClaimedJob) -> bool:
+        """Whether the pending acks must be written before ``job`` runs: they waited long enough, or
+        ``job`` is of a kind not known to be fast (so they never wait on a slow handler)."""
+        if time.monotonic() - self._acks_since >= self.config.ack_delay_max:
+            return True
+        seconds = self._kind_seconds.get(job.kind)
+        return seconds is None or seconds > self.config.fast_handler_seconds
+
+    def _flush_acks(self) -> None:
+        """Acknowledge the finished jobs in a transaction of their own (see :meth:`_write_acks`)."""
+        if not self._acks and not self._flow_successes:
+            return
+        with self._tx() as conn:
+            self._write_acks(conn)
+
+    def _write_acks(self, conn: Any) -> None:
+        """Acknowledge the finished jobs in ``conn``'s transaction, in one statement fenced by the lease
+        token, and record their flows' success once per flow. A job whose lease was lost is counted
+        lost. (If the transaction then fails, the jobs run again once their leases expire.)"""
+        acks, flows = self._acks, self._flow_successes
+        if not acks and not flows:
+            return
+        self._acks, self._flow_successes = [], set()
+        now = self.clock()
+        done = jobstore.complete_many(conn, acks, now=now) if acks else set()
+        for job, _ in acks:
+            if job.id in done and job.channel_id is not None and job.flow is not None:
+                flows.add((job.channel_id, job.flow))
+        for channel_id, flow in sorted(flows):
+            record_flow_result(conn, channel_id, flow, now=now, error=None)
+        with self._lock:
+            for job, _ in acks:
+                self._held.pop(job.id, None)
+        lost = len(acks) - len(done)
+        self.stats.succeeded += len(done)
+        self.stats.lost += lost
+        if lost:
+            log.warning("job.lease_lost", jobs=[job.id for job, _ in acks if job.id not in done])
 
     def _may_start(self, job: jobstore.ClaimedJob) -> bool:
         """True while the job's lease is known to hold (claimed or extended by the heartbeat) for at
@@ -287,7 +409,9 @@ class Worker:
                 if jobstore.release(conn, job, now=self.clock()):
                     self.stats.released += 1
 
-    def _process(self, job: jobstore.ClaimedJob) -> None:
+    def _process(self, job: jobstore.ClaimedJob) -> bool:
+        """Run ``job``'s handler and record its outcome; True when its success awaits the batched ack
+        (the job stays held, its lease extended by the heartbeat, until :meth:`_flush_acks`)."""
         bound = {
             "job_id": job.id,
             "job_kind": job.kind,
@@ -300,53 +424,56 @@ class Worker:
                 self._bury(
                     job, f"no handler registered for job kind {job.kind!r}", jobstore.ErrorKind.PERMANENT
                 )
-                return
+                return False
             if job.attempts > job.max_attempts:
                 self._bury(
                     job, "worker lost the job (crash or kill) on every attempt", jobstore.ErrorKind.CRASH
                 )
-                return
+                return False
             ctx = JobContext(job, self.engine, self.clock, self.rate_limiter, services=self.services)
             self._current = job
+            started = time.perf_counter()
             try:
                 result = handler(ctx)
             except LeaseLost:
                 self.stats.lost += 1
                 log.warning("job.lease_lost")
-                return
+                return False
             except RetryableError as exc:
                 self._retry(job, exc.reason, exc.retry_after)
-                return
+                return False
             except PermanentError as exc:
                 detail = exc.reason if exc.raw is None else f"{exc.reason}\n--- raw ---\n{exc.raw}"
                 auth = isinstance(exc, AuthenticationError)  # the channel's alert is raised at the edge
                 self._bury(job, detail, jobstore.ErrorKind.AUTH if auth else jobstore.ErrorKind.PERMANENT)
-                return
+                return False
             except Exception as exc:  # a bug or an unclassified failure: retried, then dead-lettered
                 log.exception("job.crashed")
                 summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 self._retry(job, f"unexpected error: {summary}", None)
-                return
+                return False
             finally:
                 self._current = None
+            elapsed = time.perf_counter() - started
+            # The kind's recent worst run: a slow run counts at once, and halves away over fast ones.
+            self._kind_seconds[job.kind] = max(elapsed, self._kind_seconds.get(job.kind, 0.0) / 2)
             if not ctx.completed:
-                with self._tx() as conn:
-                    if not jobstore.complete(conn, job, now=self.clock(), result=result):
-                        self.stats.lost += 1
-                        log.warning("job.lease_lost")
-                        return
-                    self._record_flow(conn, job, None)
-            elif job.channel_id is not None and job.flow is not None:
-                with self._tx() as conn:  # the handler completed the job in its own transaction
-                    self._record_flow(conn, job, None)
+                if not self._acks:
+                    self._acks_since = time.monotonic()
+                self._acks.append((job, result))
+                return True
+            if job.channel_id is not None and job.flow is not None:  # completed in its own transaction
+                self._flow_successes.add((job.channel_id, job.flow))
             self.stats.succeeded += 1
             log.debug("job.succeeded")
+            return False
 
     def _record_flow(self, conn: Any, job: jobstore.ClaimedJob, error: str | None) -> None:
         if job.channel_id is not None and job.flow is not None:
             record_flow_result(conn, job.channel_id, job.flow, now=self.clock(), error=error)
 
     def _retry(self, job: jobstore.ClaimedJob, reason: str, retry_after: float | None) -> None:
+        self._flush_acks()  # earlier successes first: a flow's last result stays in order
         throttled = retry_after is not None
         if not throttled and job.attempts >= job.max_attempts:
             self._bury(job, f"gave up after {job.attempts} attempts: {reason}", jobstore.ErrorKind.EXHAUSTED)
@@ -369,6 +496,7 @@ class Worker:
                 self.stats.lost += 1
 
     def _bury(self, job: jobstore.ClaimedJob, reason: str, kind: jobstore.ErrorKind) -> None:
+        self._flush_acks()  # earlier successes first: a flow's last result stays in order
         with self._tx() as conn:
             if jobstore.bury(conn, job, now=self.clock(), error=reason, kind=kind):
                 self._record_flow(conn, job, reason)
