@@ -272,3 +272,31 @@ def test_enqueue_many_keeps_enqueue_idempotency(engine, now):
     assert by_id[results[6].job_id].payload == {"x": 7} and by_id[results[6].job_id].kind == "c"
     assert by_id[pending].run_at == now
     assert all(r.state == JobState.QUEUED.value for r in by_id.values())
+
+
+def test_an_order_inserted_meanwhile_is_left_to_the_per_order_path(engine, now):
+    """Between the page's SELECT and its INSERT another transaction may store one of its orders: the
+    multi-row insert skips it (ON CONFLICT DO NOTHING) and stores nothing else for it."""
+    tenant, _ = make_tenant(engine, "acme", now)
+    channel = make_channel(engine, tenant.id, "shop", now)
+    first = _order(1, now, MarketplaceOrderState.SHIPPING)
+    with engine.begin() as conn:
+        store_orders(conn, channel, [first], now=now)
+    later = now + timedelta(minutes=1)
+    page = [
+        _order(1, now, MarketplaceOrderState.SHIPPING, minutes=3),
+        _order(2, now, MarketplaceOrderState.SHIPPING),
+    ]
+    with engine.begin() as conn:
+        created = order_service._insert_new_orders(
+            conn, tenant_id=tenant.id, channel_id=channel.id, fresh=page, now=later, third_party=False
+        )
+    assert set(created) == {"M2"}
+    with engine.connect() as conn:
+        versions = conn.execute(
+            sa.select(orders.c.marketplace_order_id, sa.func.count())
+            .join(order_versions, order_versions.c.order_id == orders.c.id)
+            .group_by(orders.c.marketplace_order_id)
+        ).all()
+        lines = conn.execute(sa.select(sa.func.count()).select_from(order_lines)).scalar_one()
+    assert dict(versions) == {"M1": 1, "M2": 1} and lines == 6
