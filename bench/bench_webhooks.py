@@ -59,13 +59,16 @@ INSERT = (
     "VALUES (%s, %s, %s, %s, now()) ON CONFLICT DO NOTHING RETURNING id"
 )
 
+pool_lock = asyncio.Lock()
+
 async def _pool() -> asyncio.Queue:
     global pool
-    if pool is None:
-        queue = asyncio.Queue()
-        for _ in range(POOL_SIZE):
-            queue.put_nowait(await psycopg.AsyncConnection.connect(URL, autocommit=True))
-        pool = queue
+    async with pool_lock:  # one pool, however many requests arrive before it exists
+        if pool is None:
+            queue = asyncio.Queue()
+            for _ in range(POOL_SIZE):
+                queue.put_nowait(await psycopg.AsyncConnection.connect(URL, autocommit=True))
+            pool = queue
     return pool
 
 def _verify(header: str, body: bytes) -> str | None:
