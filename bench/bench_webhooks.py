@@ -18,7 +18,7 @@ tradelane back to back, so both see the same background load. Afterwards every a
 be in ``inbound_events`` (and, for the merchant webhook, have its apply job): nothing accepted is lost.
 
 Prints one JSON object: per rate and endpoint, p50/p99/max latency (ms), timeouts and statuses for
-both sides, the server process's CPU time per accepted request (from ``/proc``: on a busy box this is
+both sides, the server process's CPU time per answered request (from ``/proc``: on a busy box this is
 the figure the other loads do not distort), ``p99_ratio`` and ``cpu_per_request_ratio`` (tradelane /
 raw). The goal is tradelane p99 <= 20 ms at 500 req/s.
 """
@@ -388,9 +388,10 @@ def run(
                     cpu_before = _cpu_seconds(pids[side])
                     sides[side] = _summary(_generate(spec), 202)
                     cpu_after = _cpu_seconds(pids[side])
-                    if cpu_before is not None and cpu_after is not None and sides[side]["accepted"]:
-                        # Server CPU per accepted request: what the load of the box does not change.
-                        cpu_ms = (cpu_after - cpu_before) * 1000 / sides[side]["accepted"]
+                    answered = sides[side]["sent"] - sides[side]["timeouts"]
+                    if cpu_before is not None and cpu_after is not None and answered:
+                        # Server CPU per answered request: what the load of the box does not change.
+                        cpu_ms = (cpu_after - cpu_before) * 1000 / answered
                         sides[side]["server_cpu_ms_per_request"] = round(cpu_ms, 3)
                     if side == "tradelane":
                         accepted[endpoint] += sides[side]["accepted"]
