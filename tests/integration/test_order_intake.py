@@ -205,20 +205,25 @@ def test_a_poll_stores_a_page_with_one_statement_per_table_not_per_order(engine,
 
 
 def test_the_stored_payload_is_the_text_that_was_hashed(engine, now):
-    """Each payload is encoded once: the stored JSON is the very text whose sha256 is ``payload_hash``
-    (and it decodes to the raw payload)."""
+    """Each payload is encoded once, on the page path and the per-order path alike: the stored JSON is
+    the very text whose sha256 is ``payload_hash`` (and it decodes to the raw payload)."""
     tenant, _ = make_tenant(engine, "acme", now)
     channel = make_channel(engine, tenant.id, "shop", now)
     order = _order(1, now, MarketplaceOrderState.SHIPPING)
+    newer = _order(1, now, MarketplaceOrderState.SHIPPING, minutes=5)
     with engine.begin() as conn:
         store_orders(conn, channel, [order], now=now)
+        order_service.ingest_order(conn, tenant_id=tenant.id, channel_id=channel.id, order=newer, now=now)
     with engine.connect() as conn:
-        version = conn.execute(sa.select(order_versions.c.payload, order_versions.c.payload_hash)).one()
-        assert version.payload == order.raw
-        if engine.dialect.name == "sqlite":
-            text = conn.exec_driver_sql("SELECT payload FROM order_versions").scalar_one()
-            assert hashlib.sha256(text.encode()).hexdigest() == version.payload_hash
-    assert version.payload_hash == hashlib.sha256(json.dumps(order.raw, sort_keys=True).encode()).hexdigest()
+        stored = conn.execute(
+            sa.select(order_versions.c.payload, order_versions.c.payload_hash).order_by(order_versions.c.id)
+        ).all()
+        texts = conn.exec_driver_sql("SELECT payload FROM order_versions ORDER BY id").scalars().all()
+    assert [v.payload for v in stored] == [order.raw, newer.raw]
+    for version, raw in zip(stored, (order.raw, newer.raw), strict=True):
+        assert version.payload_hash == hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+    if engine.dialect.name == "sqlite":  # PostgreSQL's JSONB keeps no text
+        assert [hashlib.sha256(t.encode()).hexdigest() for t in texts] == [v.payload_hash for v in stored]
 
 
 def test_a_payload_with_non_json_values_is_stored_as_before(engine, now):

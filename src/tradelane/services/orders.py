@@ -111,16 +111,21 @@ def ingest_order(
         select = select.with_for_update()
     current = conn.execute(select).one()
     order_id = current.id
-    conn.execute(
-        insert_ignore(conn, order_versions).values(
-            tenant_id=tenant_id,
-            order_id=order_id,
-            marketplace_state=order.state.value,
-            payload=order.raw,
-            payload_hash=_payload_hash(order.raw),
-            received_at=now,
+    text, digest = _encoded_payload(order.raw)  # one encoding: the hashed text is the stored one
+    version = {
+        "tenant_id": tenant_id,
+        "order_id": order_id,
+        "marketplace_state": order.state.value,
+        "payload_hash": digest,
+        "received_at": now,
+    }
+    if text is None:
+        conn.execute(insert_ignore(conn, order_versions), {**version, "payload": order.raw})
+    else:
+        conn.execute(
+            insert_ignore(conn, order_versions).values(payload=_payload_param(conn)),
+            {**version, "payload_text": text},
         )
-    )
     previous_state = None if created else current.state
     stale = not created and order.updated_at < current.marketplace_updated_at
     if stale:
