@@ -319,14 +319,13 @@ def _record_counts(
     return kept
 
 
+#: What the diff reads for every stored row of a batch; the offer fields (whose money column costs a
+#: conversion per row) are read afterwards for the rows whose hash differs only (:func:`_offer_fields`).
 _STORED_COLUMNS = (
     products.c.id,
     products.c.sku,
     products.c.parent_sku,
     products.c.content_hash,
-    products.c.price,
-    products.c.currency,
-    products.c.quantity,
 )
 
 
@@ -378,6 +377,7 @@ def _write_batch(
     dirty: list[int] = []
     statements.forget()
     insert_row, update_row = statements.insert_row, statements.update_row
+    changed: list[tuple[int, Product]] = []
     for product in accepted:
         digest = product.content_hash()
         current = stored.get(product.sku)
@@ -387,11 +387,14 @@ def _write_batch(
             result.unchanged += 1
         else:
             updates.append(update_row(product, digest, current.id))
-            before = Product(
-                current.sku, price=current.price, currency=current.currency, quantity=current.quantity
-            )
-            if before.offer_fields_hash() != product.offer_fields_hash():
-                dirty.append(current.id)
+            changed.append((current.id, product))
+    if changed:
+        before = _offer_fields(conn, [product_id for product_id, _ in changed])
+        for product_id, product in changed:
+            price, currency, quantity = before[product_id]
+            old = Product(product.sku, price=price, currency=currency, quantity=quantity)
+            if old.offer_fields_hash() != product.offer_fields_hash():
+                dirty.append(product_id)
     if inserts:
         conn.exec_driver_sql(statements.insert_sql, inserts)
         result.created = len(inserts)
@@ -825,6 +828,16 @@ def _pg_stored_children() -> sa.Select[Any]:
 _PG_STORED_VARIANTS = _pg_stored_variants()
 #: Stored variants whose parent is one of ``key_values``.
 _PG_STORED_CHILDREN = _pg_stored_children()
+
+
+def _offer_fields(conn: Connection, product_ids: Sequence[int]) -> dict[int, tuple[Any, Any, Any]]:
+    """``id -> (price, currency, quantity)`` of stored products (SQLite: the ids as a JSON array)."""
+    listed = sa.func.json_each(sa.bindparam("ids", type_=sa.String())).table_valued("value")
+    statement = sa.select(products.c.id, products.c.price, products.c.currency, products.c.quantity).where(
+        products.c.id.in_(sa.select(listed.c.value))
+    )
+    rows = conn.execute(statement, {"ids": json.dumps(list(product_ids))})
+    return {row.id: (row.price, row.currency, row.quantity) for row in rows}
 
 
 def _apply_stored_hierarchy(
