@@ -346,7 +346,8 @@ def _write_batch(
     publish_to = options.publish_to if options is not None else None
     wanted = {product.sku for _, product in candidates}
     wanted.update(product.parent_sku for _, product in candidates if product.parent_sku is not None)
-    stored = {row.sku: row for row in _select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted)}
+    # fetchall, and the hot loop below reads rows by position: (id, sku, parent_sku, content_hash).
+    stored = {row[1]: row for row in _select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted).all()}
     # Stored variants whose parent is a sku this batch makes a variant (two-level rule). A sku already
     # stored as a variant cannot have any, so a re-import of unchanged variants skips the query.
     becoming = [
@@ -383,11 +384,11 @@ def _write_batch(
         current = stored.get(product.sku)
         if current is None:
             inserts.append(insert_row(product, digest))
-        elif current.content_hash == digest:
+        elif current[3] == digest:
             result.unchanged += 1
         else:
-            updates.append(update_row(product, digest, current.id))
-            changed.append((current.id, product))
+            updates.append(update_row(product, digest, current[0]))
+            changed.append((current[0], product))
     if changed:
         before = _offer_fields(conn, [product_id for product_id, _ in changed])
         for product_id, product in changed:
