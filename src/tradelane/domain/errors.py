@@ -11,6 +11,21 @@ Connectors classify every failure at the edge:
 
 from __future__ import annotations
 
+import math
+
+#: The longest wait a remote's ``Retry-After`` may impose. A larger value (a bogus header such as
+#: ``1E310``, or a date years ahead) is capped here: honoured as-is it would block the operation for
+#: good (a rate bucket held at minus infinity) or overflow the job's next run time.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+
+
+def bounded_retry_after(seconds: float) -> float | None:
+    """``seconds`` as a wait tradelane honours: ``None`` for NaN, else clamped to
+    ``[0, MAX_RETRY_AFTER_SECONDS]`` (infinity included)."""
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
 
 class TradelaneError(Exception):
     """Base class of every error tradelane raises on purpose."""

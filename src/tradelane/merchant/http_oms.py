@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from tradelane import __version__
+from tradelane.domain.errors import bounded_retry_after
 from tradelane.merchant.base import (
     Capability,
     DeliveryOutcome,
@@ -74,19 +75,20 @@ def cancellation_body(document: OmsOrder, lines: list[str] | None) -> dict[str, 
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date), or None."""
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date), or None; capped at
+    :data:`~tradelane.domain.errors.MAX_RETRY_AFTER_SECONDS` (a day)."""
     if value is None or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(text)
+    if text.isascii() and text.isdigit():  # str.isdigit() also accepts "²", which float() refuses
+        return bounded_retry_after(float(text))
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, (when - now).total_seconds())
+    return bounded_retry_after((when - now).total_seconds())
 
 
 def _json(text: str) -> Any:

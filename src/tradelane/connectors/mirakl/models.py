@@ -130,20 +130,24 @@ def parse_offer_import_status(body: Mapping[str, Any]) -> OfferImportStatus:
 def parse_error_report(text: str) -> tuple[dict[str, str], ...]:
     """OF03 CSV (``;``-separated, quoted, header first) → one dict per row, keyed by header name.
 
-    Raises :class:`MiraklSchemaError` when the header has no ``error-message`` column.
+    Raises :class:`MiraklSchemaError` when the header has no ``error-message`` column, or when the file
+    is not CSV the reader can split (e.g. a bare carriage return inside an unquoted field).
     """
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=";", quotechar='"')
-    header = next(reader, None)
-    if header is None:
-        return ()
-    columns = [name.strip() for name in header]
-    if "error-message" not in columns:
-        raise MiraklSchemaError("error_report.header", f"no 'error-message' column in {columns[:12]}")
-    rows: list[dict[str, str]] = []
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue
-        rows.append({name: values[i] if i < len(values) else "" for i, name in enumerate(columns)})
+    try:
+        header = next(reader, None)
+        if header is None:
+            return ()
+        columns = [name.strip() for name in header]
+        if "error-message" not in columns:
+            raise MiraklSchemaError("error_report.header", f"no 'error-message' column in {columns[:12]}")
+        rows: list[dict[str, str]] = []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            rows.append({name: values[i] if i < len(values) else "" for i, name in enumerate(columns)})
+    except csv.Error as exc:
+        raise MiraklSchemaError(f"error_report.line[{reader.line_num}]", f"unreadable CSV: {exc}") from None
     return tuple(rows)
 
 

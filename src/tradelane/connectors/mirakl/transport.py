@@ -56,6 +56,7 @@ from tradelane.connectors.mirakl.errors import (
     MiraklShopAccessDenied,
     MiraklUnreachable,
 )
+from tradelane.domain.errors import bounded_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ def _valid_host(host: str) -> bool:
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     """``Retry-After`` → seconds to wait (>= 0): delay-seconds or an HTTP-date (relative to ``now``);
-    ``None`` when absent or unparseable."""
+    ``None`` when absent or unparseable. Capped at
+    :data:`~tradelane.domain.errors.MAX_RETRY_AFTER_SECONDS` (a day)."""
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -163,14 +165,15 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     except ArithmeticError:
         seconds = None
     if seconds is not None:
-        return float(seconds) if seconds.is_finite() and seconds >= 0 else None
+        # float() of a huge Decimal (1E310) is infinity: capped like any wait beyond the maximum.
+        return bounded_retry_after(float(seconds)) if seconds.is_finite() and seconds >= 0 else None
     try:
         moment = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
+    return bounded_retry_after((moment - now).total_seconds())
 
 
 def excerpt(text: str | None, limit: int) -> str | None:

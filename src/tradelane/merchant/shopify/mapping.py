@@ -158,8 +158,14 @@ def order_payload(
 # --- reading Shopify orders back -------------------------------------------------------------------
 
 
+def _items(value: Any) -> list[Any]:
+    """``value`` when it is a JSON array, else nothing (a payload field of the wrong type is ignored,
+    like a missing one)."""
+    return value if isinstance(value, list) else []
+
+
 def _note_attribute(order: Mapping[str, Any], name: str) -> str | None:
-    for item in order.get("note_attributes") or []:
+    for item in _items(order.get("note_attributes")):
         if isinstance(item, Mapping) and item.get("name") == name and item.get("value") is not None:
             return str(item["value"])
     return None
@@ -239,7 +245,7 @@ def _int(value: Any) -> int | None:
 
 
 def _line_property(item: Mapping[str, Any], name: str) -> str | None:
-    for prop in item.get("properties") or []:
+    for prop in _items(item.get("properties")):
         if isinstance(prop, Mapping) and prop.get("name") == name and prop.get("value") not in (None, ""):
             return str(prop["value"])
     return None
@@ -253,11 +259,11 @@ def shipment_from_fulfillment(fulfillment: Mapping[str, Any]) -> Shipment | None
     if fulfillment_id is None or str(fulfillment.get("status") or "success") != "success":
         return None
     lines: list[ShippedLine] = []
-    for item in fulfillment.get("line_items") or []:
+    for item in _items(fulfillment.get("line_items")):
         if not isinstance(item, Mapping):
             continue
         quantity = _int(item.get("quantity"))
-        if not quantity:
+        if not quantity or quantity < 0:  # "-2" never parses, but a JSON -2 would ship minus two
             continue
         lines.append(
             ShippedLine(
@@ -320,7 +326,7 @@ def variants_of_product(product: Mapping[str, Any]) -> list[VariantFields]:
     brand = _text(product.get("vendor"), 200)
     seen: set[str] = set()
     result: list[VariantFields] = []
-    for variant in product.get("variants") or []:
+    for variant in _items(product.get("variants")):
         if not isinstance(variant, Mapping):
             continue
         sku = _text(variant.get("sku"), MAX_SKU_LENGTH + 1)
@@ -352,7 +358,7 @@ def variant_ids_by_sku(products: Iterable[Mapping[str, Any]]) -> dict[str, list[
     """SKU → the ids of the variants carrying it (Shopify does not make SKUs unique)."""
     result: dict[str, list[int]] = {}
     for product in products:
-        for variant in product.get("variants") or []:
+        for variant in _items(product.get("variants")):
             if not isinstance(variant, Mapping):
                 continue
             sku = _text(variant.get("sku"), MAX_SKU_LENGTH + 1)

@@ -15,6 +15,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from tradelane.domain.errors import bounded_retry_after
+
 CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
 DEFAULT_BUCKET_SIZE = 40
 #: Seconds of leak per bucket size: a bucket of 40 leaks 2 calls per second.
@@ -39,7 +41,8 @@ def parse_call_limit(value: str | None) -> tuple[int, int] | None:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` value as Shopify sends it (``"2.0"``; integers too), or None."""
+    """Seconds from a ``Retry-After`` value as Shopify sends it (``"2.0"``; integers too), or None;
+    capped at :data:`~tradelane.domain.errors.MAX_RETRY_AFTER_SECONDS` (a day)."""
     if value is None:
         return None
     try:
@@ -48,7 +51,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     if not math.isfinite(seconds) or seconds < 0:
         return None
-    return seconds
+    return bounded_retry_after(seconds)
 
 
 @dataclass
