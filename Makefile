@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PG_URL ?= $(or $(TRADELANE_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/test)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-sqlite test-postgres lint typecheck bench serve worker clean browser lock contracts
+.PHONY: venv demo test test-sqlite test-postgres lint typecheck bench serve worker clean browser lock contracts chaos
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
@@ -44,6 +44,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: run 'sudo apt-get install chromium'" >&2; exit 1; fi; }
+
+## The chaos suite's long form (tests/chaos; its short form is part of `make test`): 1,000 orders /
+## 10,000 offers under SIGKILLs and dropped connections, a flaky marketplace, deeper fuzzing. By hand.
+chaos: $(STAMP)
+	TRADELANE_CHAOS=long TRADELANE_TEST_DB=sqlite $(BIN)/pytest -s --timeout 3600 tests/chaos $(PYTEST_ARGS)
+	TRADELANE_CHAOS=long TRADELANE_TEST_DB=postgres TRADELANE_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -s --timeout 3600 tests/chaos $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
