@@ -22,7 +22,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.visitors import _TraverseInternalsType
 
-
 #: PostgreSQL connections per engine (per process), all kept open once opened.
 POOL_SIZE = 15
 
