@@ -122,8 +122,9 @@ def test_postgres_streams_each_batch_through_copy_into_one_set_wise_upsert(engin
 
     assert (second.created, second.updated, second.unchanged, second.rejected) == (1, 2, 3, 1)
     assert [(e.line, e.sku) for e in second.errors] == [(7, "F")]
-    # No product is written row by row: per batch one staging table (filled by COPY, which the driver
-    # cursor runs outside SQLAlchemy) and one INSERT ... ON CONFLICT for the whole batch.
+    # No product is written row by row: per batch with new or changed rows one staging table (filled by
+    # COPY, which the driver cursor runs outside SQLAlchemy) and one INSERT ... ON CONFLICT for the whole
+    # batch; a batch of unchanged rows (the last one, V) writes nothing.
     writes = [
         (s, many)
         for s, many in seen
@@ -131,9 +132,9 @@ def test_postgres_streams_each_batch_through_copy_into_one_set_wise_upsert(engin
     ]
     assert writes == []
     upserts = [s for s, many in seen if "ON CONFLICT (tenant_id, sku) DO UPDATE" in s and not many]
-    assert len(upserts) == 3 + 3  # 5 rows in batches of 2, then 7 rows in batches of 3
+    assert len(upserts) == 3 + 2  # 5 rows in batches of 2, then 7 rows in batches of 3
     assert all("IS DISTINCT FROM" in s for s in upserts)
-    assert sum("CREATE TEMP TABLE" in s for s, _ in seen) == 6
+    assert sum("CREATE TEMP TABLE" in s for s, _ in seen) == 5
 
     rows = _stored(engine)
     assert rows["B"].quantity == 4 and rows["C"].title == "Gamma renamed" and rows["E"].title == "Epsilon"
@@ -164,17 +165,17 @@ def test_an_unchanged_product_is_not_rewritten(engine, tenant_id, now, tmp_path)
 def test_a_sku_created_meanwhile_is_updated_in_place_without_retrying_the_batch(
     engine, tenant_id, now, tmp_path, monkeypatch
 ):
-    """Another writer commits the same sku between the batch's reads and its upsert: ON CONFLICT takes
-    it over (the file row wins, counted as updated), no unique violation, no second attempt."""
-    real = catalog_import._stored_hierarchy_postgres
+    """Another writer commits the same sku between the batch's diff SELECT and its upsert: ON CONFLICT
+    takes it over (the file row wins, counted as updated), no unique violation, no second attempt."""
+    real = catalog_import._upsert_postgres
     calls: list[int] = []
 
-    def racing(conn, tenant, candidates):
+    def racing(*args, **kwargs):
         calls.append(1)
         _insert_product(engine, tenant_id, "B", "theirs", now)
-        return real(conn, tenant, candidates)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(catalog_import, "_stored_hierarchy_postgres", racing)
+    monkeypatch.setattr(catalog_import, "_upsert_postgres", racing)
     summary = import_catalog(
         engine,
         tenant_id=tenant_id,
@@ -188,13 +189,13 @@ def test_a_sku_created_meanwhile_is_updated_in_place_without_retrying_the_batch(
 
 @pytest.mark.pg_only
 def test_create_only_rejects_a_sku_created_meanwhile(engine, tenant_id, now, tmp_path, monkeypatch):
-    real = catalog_import._stored_hierarchy_postgres
+    real = catalog_import._upsert_postgres
 
-    def racing(conn, tenant, candidates):
+    def racing(*args, **kwargs):
         _insert_product(engine, tenant_id, "B", "theirs", now)
-        return real(conn, tenant, candidates)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(catalog_import, "_stored_hierarchy_postgres", racing)
+    monkeypatch.setattr(catalog_import, "_upsert_postgres", racing)
     summary = import_catalog(
         engine,
         tenant_id=tenant_id,

@@ -12,20 +12,19 @@ Contract of :func:`import_catalog`:
   a product a variant while stored variants (absent from the file) still name it as their parent.
 * A malformed file (:class:`~tradelane.services.catalog_files.CatalogFileError`) and an unknown tenant
   (:class:`~tradelane.domain.errors.NotFoundError`) are refused before anything is written.
-* Rows are written in batches (``batch_size`` file rows), one transaction each.
-  On SQLite: one SELECT of the stored rows (the batch's skus and the parents they name), one executemany
-  INSERT (then, when the tenant has channels, one SELECT of the new ids), one executemany UPDATE, and,
-  only when rows become variants, one SELECT of stored variants naming them as parent. The INSERT and
-  UPDATE go to the DB-API driver with values converted once by the column types' own bind processors
-  (see :class:`_ProductStatements`), so they store exactly what SQLAlchemy Core would.
-  On PostgreSQL (:func:`_write_batch_postgres`): when the batch has variants, two index-probe queries
-  that return only offending rows (parents stored as variants, stored variants in the way); the accepted
-  rows streamed with ``COPY`` into a temporary staging table dropped at commit; one ``INSERT ... SELECT
-  ... ON CONFLICT (tenant_id, sku) DO UPDATE ... WHERE content_hash IS DISTINCT FROM`` that skips
-  unchanged rows and returns the written ones (``xmax = 0``: created) with whether their offer fields
-  changed. A sku another writer commits meanwhile is then updated in place (or, with ``create_only``,
-  rejected) instead of failing the batch. In the same transaction, created products get dirty
-  bindings to every channel
+* Rows are written in batches (``batch_size`` file rows), one transaction each: one SELECT of the
+  stored ids and hashes (the batch's skus and the parents they name) and, only when rows become
+  variants, one SELECT of stored variants naming them as parent; rows whose hash equals the stored one
+  are unchanged and written nowhere. Then, on SQLite: one executemany INSERT (then, when the tenant has
+  channels, one SELECT of the new ids), one executemany UPDATE (and one SELECT of the updated rows'
+  offer fields). The INSERT and UPDATE go to the DB-API driver with values converted once by the column
+  types' own bind processors (see :class:`_ProductStatements`), so they store exactly what SQLAlchemy
+  Core would. On PostgreSQL (:func:`_upsert_postgres`): the new and changed rows streamed with ``COPY``
+  into a temporary staging table dropped at commit, then one ``INSERT ... SELECT ... ON CONFLICT
+  (tenant_id, sku) DO UPDATE ... WHERE content_hash IS DISTINCT FROM`` returning the written rows
+  (``xmax = 0``: created) and whether their offer fields changed; a sku another writer committed since
+  the SELECT is updated in place (or, with ``create_only``, rejected) instead of failing the batch. In
+  the same transaction, created products get dirty bindings to every channel
   (:func:`~tradelane.services.outbox.bind_new_products`) and updated products whose price, currency or
   quantity changed are marked dirty (:func:`~tradelane.services.outbox.mark_offers_dirty`); a change of
   other fields only (title...) does not dirty offers. Counts are added to the run's ``catalog_imports``
@@ -338,8 +337,6 @@ def _write_batch(
     now: datetime,
     options: _WriteOptions | None = None,
 ) -> _BatchResult:
-    if is_postgres(conn):
-        return _write_batch_postgres(conn, tenant_id, candidates, scan, statements, now, options)
     result = _BatchResult()
     if not candidates:
         return result
@@ -373,6 +370,11 @@ def _write_batch(
                 fresh.append((line, product))
         candidates = fresh
     accepted = _apply_stored_hierarchy(candidates, stored, children, scan, result)
+    if is_postgres(conn):
+        create_only = options is not None and options.create_only
+        lines = {product.sku: line for line, product in candidates} if create_only else {}
+        _upsert_postgres(conn, tenant_id, accepted, stored, statements, now, options, lines, result)
+        return result
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
     dirty: list[int] = []
@@ -531,7 +533,7 @@ class _ProductStatements:
             product_id,
         )
 
-    def stage_row(self, position: int, product: Product) -> tuple[Any, ...]:
+    def stage_row(self, position: int, product: Product, digest: str) -> tuple[Any, ...]:
         """The row of the PostgreSQL staging table (see :data:`_STAGE_COLUMNS`) for a product, written
         ``position``-th (the order of the INSERT, hence of new ids)."""
         return (
@@ -547,7 +549,7 @@ class _ProductStatements:
             product.quantity,
             self._labels_doc(product.labels),
             self._attributes_doc(product.attributes),
-            product.content_hash(),
+            digest,
         )
 
     def forget(self) -> None:
@@ -639,27 +641,16 @@ _STAGE_COPY = f"COPY {_STAGE_TABLE} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
 _CONTENT_COLUMNS = _STAGE_COLUMNS[2:]
 _PG_INSERT = (
     "INSERT INTO products (tenant_id, sku, {content}, created_at, updated_at) "
-    "SELECT %(tenant)s, sku, {content}, %(now)s, %(now)s FROM {stage} {where}ORDER BY position "
-)
-#: Staged rows whose stored twin (if any) has another content hash. A scalar subquery, so that it is
-#: one index probe per staged row whatever the (unknown) size of the staging table; it spares the upsert
-#: the row lock ON CONFLICT takes on every conflicting row, even one its WHERE then leaves alone.
-_PG_CHANGED = (
-    "WHERE (SELECT stored.content_hash FROM products stored WHERE stored.tenant_id = %(tenant)s "
-    f"AND stored.sku = {_STAGE_TABLE}.sku) IS DISTINCT FROM {_STAGE_TABLE}.content_hash "
-)
-_PG_INSERT_CHANGED = _PG_INSERT.format(
-    content=", ".join(_CONTENT_COLUMNS), stage=_STAGE_TABLE, where=_PG_CHANGED
-)
-_PG_INSERT_ALL = _PG_INSERT.format(content=", ".join(_CONTENT_COLUMNS), stage=_STAGE_TABLE, where="")
-#: Inserts new skus, rewrites stored products whose content hash differs (the others are not touched),
-#: and returns one row per written product: its id, whether it was inserted (``xmax = 0``) and whether
-#: its offer fields changed. ``old`` is read in the statement's snapshot, so it holds the values from
-#: before the upsert; a row another writer committed after that snapshot is not seen there and counts as
-#: changed (an extra offer sync, never a missed one).
+    "SELECT %(tenant)s, sku, {content}, %(now)s, %(now)s FROM {stage} ORDER BY position "
+).format(content=", ".join(_CONTENT_COLUMNS), stage=_STAGE_TABLE)
+#: Inserts new skus, rewrites stored products whose content hash differs (a row stored meanwhile with
+#: the same content is left alone), and returns one row per written product: its id, whether it was
+#: inserted (``xmax = 0``) and whether its offer fields changed. ``old`` is read in the statement's
+#: snapshot, so it holds the values from before the upsert; a row another writer committed after that
+#: snapshot is not seen there and counts as changed (an extra offer sync, never a missed one).
 _PG_UPSERT = (
     "WITH written AS ("
-    + _PG_INSERT_CHANGED
+    + _PG_INSERT
     + "ON CONFLICT (tenant_id, sku) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in (*_CONTENT_COLUMNS, "updated_at"))
     + " WHERE products.content_hash IS DISTINCT FROM excluded.content_hash "
@@ -672,65 +663,56 @@ _PG_UPSERT = (
     "FROM written ORDER BY written.id"
 )
 #: ``create_only``: a sku stored meanwhile (a concurrent import) is not written; the row is rejected.
-_PG_CREATE = _PG_INSERT_ALL + "ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING id, sku"
+_PG_CREATE = _PG_INSERT + "ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING id, sku"
 
 
-def _write_batch_postgres(
+def _upsert_postgres(
     conn: Connection,
     tenant_id: int,
-    candidates: Sequence[tuple[int, Product]],
-    scan: FileScan,
+    accepted: Sequence[Product],
+    stored: Mapping[str, Any],
     statements: _ProductStatements,
     now: datetime,
-    options: _WriteOptions | None = None,
-) -> _BatchResult:
-    """:func:`_write_batch` on PostgreSQL, set-wise: the stored facts the hierarchy rules need are read
-    by (at most) two queries that only return offending rows, the accepted rows are streamed with
-    ``COPY`` into a temporary staging table (dropped at commit), and one ``INSERT ... SELECT ... ON
-    CONFLICT DO UPDATE ... WHERE content_hash IS DISTINCT FROM`` writes them: an unchanged product is
-    neither rewritten nor sent back, so the database does the diff. Counts are exact: ``created`` and
-    ``updated`` are the returned rows, ``unchanged`` the accepted rows that were not returned."""
-    result = _BatchResult()
-    if not candidates:
-        return result
+    options: _WriteOptions | None,
+    lines: Mapping[str, int],
+    result: _BatchResult,
+) -> None:
+    """Write a batch's accepted rows on PostgreSQL, set-wise. Rows whose stored hash (read by the batch's
+    SELECT: ``stored``, rows ``(id, sku, parent_sku, content_hash)``) equals theirs are unchanged and go
+    nowhere; the others are streamed with ``COPY`` into a temporary staging table (dropped at commit) and
+    written by one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE content_hash IS DISTINCT
+    FROM``. Counts stay exact: ``created`` and ``updated`` are the rows it returns, every other accepted
+    row is unchanged. A sku another writer committed since the SELECT is thus updated in place (or, with
+    ``create_only``, rejected: ``lines`` gives the line of each sku) instead of failing the batch."""
     publish_to = options.publish_to if options is not None else None
     create_only = options is not None and options.create_only
-    if create_only:
-        taken = set(
-            _select_in(conn, (products.c.sku,), tenant_id, "sku", [p.sku for _, p in candidates]).scalars()
-        )
-        if taken:
-            fresh: list[tuple[int, Product]] = []
-            for line, product in candidates:
-                if product.sku in taken:
-                    result.rejections.append(
-                        RowRejection(line, product.sku, f"SKU {product.sku!r} is already in the catalog")
-                    )
-                else:
-                    fresh.append((line, product))
-            candidates = fresh
-    stored, children = _stored_hierarchy_postgres(conn, tenant_id, candidates)
-    lines = {product.sku: line for line, product in candidates} if create_only else {}
-    accepted = _apply_stored_hierarchy(candidates, stored, children, scan, result)
-    if not accepted:
-        return result
     statements.forget()
     stage_row = statements.stage_row
+    staged: list[tuple[Any, ...]] = []
+    for product in accepted:
+        digest = product.content_hash()
+        current = stored.get(product.sku)
+        if current is not None and current[3] == digest:
+            result.unchanged += 1
+        else:
+            staged.append(stage_row(len(staged), product, digest))
+    if not staged:
+        return
     driver = conn.connection.driver_connection
     if driver is None:  # pragma: no cover - a checked-out connection always has one
         raise RuntimeError("no driver connection")
     conn.exec_driver_sql(_STAGE_DDL)
     with driver.cursor() as cursor, cursor.copy(_STAGE_COPY) as copy:
         write_row = copy.write_row
-        for position, product in enumerate(accepted):
-            write_row(stage_row(position, product))
+        for row in staged:
+            write_row(row)
     params = {"tenant": tenant_id, "now": now}
     new_ids: list[int] = []
     dirty: list[int] = []
     if create_only:
         written = conn.exec_driver_sql(_PG_CREATE, params).all()
         new_ids = [row.id for row in written]
-        if len(written) < len(accepted):
+        if len(written) < len(staged):
             created = {row.sku for row in written}
             for product in accepted:
                 if product.sku not in created:
@@ -747,88 +729,12 @@ def _write_batch_postgres(
                 result.updated += 1
                 if offers_changed:
                     dirty.append(product_id)
-        result.unchanged = len(accepted) - len(new_ids) - result.updated
+        result.unchanged += len(staged) - len(new_ids) - result.updated
     result.created = len(new_ids)
     if new_ids and (publish_to is None or publish_to):
         bind_new_products(conn, tenant_id, new_ids, now=now, only_channels=publish_to)
     if dirty:
         mark_offers_dirty(conn, tenant_id, dirty, now=now)
-    return result
-
-
-def _stored_hierarchy_postgres(
-    conn: Connection, tenant_id: int, candidates: Sequence[tuple[int, Product]]
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """What :func:`_apply_stored_hierarchy` needs, reading only rows that can reject something: the
-    parents named by the batch that are stored as variants, and the stored variants whose parent is a
-    sku this batch makes a variant (its sku is not stored, or stored without a parent). One index probe
-    per distinct parent and one per variant row; nothing is returned in the common case."""
-    variants = [product.sku for _, product in candidates if product.parent_sku is not None]
-    if not variants:
-        return {}, []
-    parents = list({product.parent_sku for _, product in candidates if product.parent_sku is not None})
-    stored = {
-        row.sku: row
-        for row in conn.execute(
-            _PG_STORED_VARIANTS, {"key_tenants": [tenant_id] * len(parents), "key_values": parents}
-        )
-    }
-    children = [
-        (row.sku, row.parent_sku)
-        for row in conn.execute(
-            _PG_STORED_CHILDREN, {"key_tenants": [tenant_id] * len(variants), "key_values": variants}
-        )
-    ]
-    if children:
-        # Only a sku that becomes a variant (not stored, or stored without a parent) can have stored
-        # variants in the way: a stored variant cannot have any (a rare read, only when some were found).
-        named = list({parent for _, parent in children})
-        already = {
-            row.sku
-            for row in conn.execute(
-                _PG_STORED_VARIANTS, {"key_tenants": [tenant_id] * len(named), "key_values": named}
-            )
-        }
-        children = [(sku, parent) for sku, parent in children if parent not in already]
-    return stored, children
-
-
-def _pg_keys() -> Any:
-    """``unnest(:key_tenants, :key_values) AS (tenant_id, value)`` (see :func:`_select_in`)."""
-    return (
-        sa.func.unnest(
-            sa.bindparam("key_tenants", type_=postgresql.ARRAY(sa.BigInteger())),
-            sa.bindparam("key_values", type_=postgresql.ARRAY(sa.String())),
-        )
-        .table_valued("tenant_id", "value")
-        .render_derived()
-    )
-
-
-def _pg_stored_variants() -> sa.Select[Any]:
-    keys = _pg_keys()
-    return (
-        sa.select(products.c.sku, products.c.parent_sku)
-        .join_from(
-            products, keys, sa.and_(products.c.tenant_id == keys.c.tenant_id, products.c.sku == keys.c.value)
-        )
-        .where(products.c.parent_sku.is_not(None))
-    )
-
-
-def _pg_stored_children() -> sa.Select[Any]:
-    keys = _pg_keys()
-    return sa.select(products.c.sku, products.c.parent_sku).join_from(
-        products,
-        keys,
-        sa.and_(products.c.tenant_id == keys.c.tenant_id, products.c.parent_sku == keys.c.value),
-    )
-
-
-#: Stored products among ``key_values`` that are variants.
-_PG_STORED_VARIANTS = _pg_stored_variants()
-#: Stored variants whose parent is one of ``key_values``.
-_PG_STORED_CHILDREN = _pg_stored_children()
 
 
 def _offer_fields(conn: Connection, product_ids: Sequence[int]) -> dict[int, tuple[Any, Any, Any]]:
