@@ -706,6 +706,10 @@ def _upsert_postgres(
         write_row = copy.write_row
         for row in staged:
             write_row(row)
+    # The planner cannot know the staging table's size, and the upsert's per-row subquery makes its cost
+    # estimate large enough to trigger JIT compilation: 15-20 ms per batch (measured with EXPLAIN ANALYZE),
+    # as much as writing 2,000 rows. The rest of the transaction is small statements: off for all of it.
+    conn.exec_driver_sql("SET LOCAL jit = off")
     params = {"tenant": tenant_id, "now": now}
     new_ids: list[int] = []
     dirty: list[int] = []
