@@ -16,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from tradelane.merchant.systems import add_http_system
 from tradelane.persistence.tables import jobs, orders, products
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
-from tradelane.sync.jobs import JobSpec, enqueue
+from tradelane.sync.jobs import JobSpec, enqueue, replay
 from tradelane.timeutil import utcnow
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -57,6 +58,8 @@ class RunReport:
     terminations: int = 0
     workers_started: int = 0
     oms_posts: int = 0
+    #: Dead letters replayed (``replay_dead``): kind and last error of each, as found.
+    replayed: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +71,9 @@ class ProcessRun:
     orders: int
     workers: int = 2
     seed: int = 12
+    #: Replay dead letters once everything else is done, as an operator would (``jobs replay``): a job
+    #: whose worker is killed ``max_attempts`` times in a row is dead-lettered by design.
+    replay_dead: bool = False
     report: RunReport = field(default_factory=RunReport)
 
     def run(self, fault: Callable[[ProcessRun], None] | None = None, *, timeout: float) -> dict[str, Any]:
@@ -88,6 +94,7 @@ class ProcessRun:
         )
         self.oms_state = OmsSandboxState(OMS_SECRET)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs = tempfile.TemporaryFile()  # noqa: SIM115 - every worker's stderr, closed after the run
         now = utcnow()
         tenant, _ = make_tenant(self.engine, self.name, now)
         self.tenant_id = tenant.id
@@ -129,6 +136,7 @@ class ProcessRun:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGKILL)
                     proc.wait(30)
+                self.logs.close()
         self.report.seconds = time.monotonic() - started
         self.report.oms_posts = sum(oms_view(self.oms_state).posts.values())
         return self.final_state()
@@ -141,7 +149,9 @@ class ProcessRun:
                 [sys.executable, "-m", "tradelane", "worker", "--no-schedule", "--batch-size", "5"],
                 env=self.env,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                # A file, not a pipe: nobody reads a pipe while the run goes on, and a worker whose
+                # pipe is full blocks on its next log line (dropped connections log tracebacks).
+                stderr=self.logs,
             )
         )
         self.report.workers_started += 1
@@ -160,7 +170,9 @@ class ProcessRun:
     def check_workers(self) -> None:
         dead = [p for p in self.procs if p.poll() not in (None, -signal.SIGKILL)]
         if dead:
-            err = dead[0].stderr.read().decode()[-3000:] if dead[0].stderr else ""
+            self.logs.flush()
+            self.logs.seek(0)
+            err = self.logs.read().decode(errors="replace")[-3000:]
             raise AssertionError(f"a worker exited with {dead[0].returncode}: {err}")
 
     # --- the run ---------------------------------------------------------------------------------
@@ -265,11 +277,20 @@ class ProcessRun:
             time.sleep(0.3)
 
     def _done(self) -> bool:
-        view = oms_view(self.oms_state)
-        if len(view.orders) < self.orders:
-            return False
         states = self._job_states()
-        return all(state in TERMINAL for state in states)
+        if not all(state in TERMINAL for state in states):
+            return False
+        if self.replay_dead and states["dead"]:
+            with self.engine.begin() as conn:
+                rows = conn.execute(
+                    sa.select(jobs.c.kind, jobs.c.last_error).where(
+                        jobs.c.tenant_id == self.tenant_id, jobs.c.state == "dead"
+                    )
+                ).all()
+                self.report.replayed += [(r.kind, (r.last_error or "").splitlines()[0][:120]) for r in rows]
+                replay(conn, self.tenant_id, None, now=utcnow())
+            return False
+        return len(oms_view(self.oms_state).orders) == self.orders
 
     def _stuck(self) -> str:
         """The job states and every unfinished job (for a timeout's message)."""

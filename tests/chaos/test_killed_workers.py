@@ -62,13 +62,14 @@ def _report(label: str, run: ProcessRun) -> None:
     r = run.report
     print(
         f"\nchaos {label}: {run.orders} orders, {run.offers} offers, {r.seconds:.1f} s, kills={r.kills}, "
-        f"terminations={r.terminations}, workers started={r.workers_started}, OMS POSTs={r.oms_posts}"
+        f"terminations={r.terminations}, workers started={r.workers_started}, OMS POSTs={r.oms_posts}, "
+        f"dead letters replayed={len(r.replayed)} {r.replayed[:5]}"
     )
 
 
 def test_sigkilled_workers_lose_nothing_send_nothing_twice_and_end_like_a_clean_run(engine, db_url) -> None:
     clean, expected = _clean_run(engine, db_url)
-    faulted = ProcessRun(engine, db_url, "sigkilled", OFFERS, ORDERS)
+    faulted = ProcessRun(engine, db_url, "sigkilled", OFFERS, ORDERS, replay_dead=True)
     state = faulted.run(Every(7, lambda run, rng: run.kill_one(rng)), timeout=TIMEOUT)
     _report("clean", clean)
     _report("sigkill", faulted)
