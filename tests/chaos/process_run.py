@@ -126,9 +126,9 @@ class ProcessRun:
             try:
                 for _ in range(self.workers):
                     self.start_worker()
-                self._wait(
-                    lambda: len(self.state.shop_offers(SHOP_ID)) == self.offers, fault, timeout, "offers"
-                )
+                # Orders only once the offer jobs are all done: a full upload re-run after a kill would
+                # otherwise reset stock the marketplace already decremented for them (timing, not a fault).
+                self._wait(self._offers_done, fault, timeout, "offers")
                 self.order_ids = self._place_orders(rng)
                 self._wait(self._done, fault, timeout, "every order delivered and every job finished")
             finally:
@@ -275,6 +275,19 @@ class ProcessRun:
             if fault is not None:
                 fault(self)
             time.sleep(0.3)
+
+    def _offers_done(self) -> bool:
+        if len(self.state.shop_offers(SHOP_ID)) < self.offers:
+            return False
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                sa.select(sa.func.count()).where(
+                    jobs.c.tenant_id == self.tenant_id,
+                    jobs.c.kind.like("offers.%"),
+                    jobs.c.state.in_(["queued", "running"]),
+                )
+            ).scalar_one()
+        return pending == 0
 
     def _done(self) -> bool:
         states = self._job_states()
