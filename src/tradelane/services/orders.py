@@ -25,6 +25,7 @@ from tradelane.domain.orders import (
     HANDOVER_STATES,
     LineType,
     MarketplaceOrder,
+    MarketplaceOrderLine,
     MarketplaceOrderState,
     MerchantStatus,
 )
@@ -159,19 +160,7 @@ def ingest_order(
         conn.execute(sa.update(orders).where(orders.c.id == order_id).values(merchant_status=merchant_status))
 
     for line in order.lines:
-        values = {
-            "tenant_id": tenant_id,
-            "order_id": order_id,
-            "line_id": line.line_id,
-            "sku": line.product_sku or line.offer_sku,
-            "offer_sku": line.offer_sku,
-            "title": line.title,
-            "quantity": line.quantity,
-            "unit_price": line.unit_price,
-            "currency": line.currency,
-            "type": LineType.TEXTUAL.value,
-            "state": line.state,
-        }
+        values = _line_row(tenant_id, order_id, line)
         inserted = conn.execute(
             insert_ignore(conn, order_lines).values(**values).returning(order_lines.c.id)
         ).scalar()
@@ -223,21 +212,26 @@ def _line_rows(tenant_id: int, order_id: int, order: MarketplaceOrder) -> list[d
         if seen is not None:
             seen["state"], seen["quantity"] = line.state, line.quantity
             continue
-        rows[line.line_id] = {
-            "tenant_id": tenant_id,
-            "order_id": order_id,
-            "line_id": line.line_id,
-            "sku": line.product_sku or line.offer_sku,
-            "offer_sku": line.offer_sku,
-            "title": line.title,
-            "quantity": line.quantity,
-            "unit_price": line.unit_price,
-            "currency": line.currency,
-            "type": LineType.TEXTUAL.value,
-            "state": line.state,
-            "refusal_reason": None,
-        }
+        rows[line.line_id] = _line_row(tenant_id, order_id, line)
     return list(rows.values())
+
+
+def _line_row(tenant_id: int, order_id: int, line: MarketplaceOrderLine) -> dict[str, Any]:
+    """The ``order_lines`` row of one marketplace order line (no refusal reason yet)."""
+    return {
+        "tenant_id": tenant_id,
+        "order_id": order_id,
+        "line_id": line.line_id,
+        "sku": line.product_sku or line.offer_sku,
+        "offer_sku": line.offer_sku,
+        "title": line.title,
+        "quantity": line.quantity,
+        "unit_price": line.unit_price,
+        "currency": line.currency,
+        "type": LineType.TEXTUAL.value,
+        "state": line.state,
+        "refusal_reason": None,
+    }
 
 
 def ingest_orders(
