@@ -615,21 +615,7 @@ def _select_in(
 # --- PostgreSQL: COPY into a staging table, then one set-wise upsert --------------------------------
 
 #: The staging table's columns, in the order :meth:`_ProductStatements.stage_row` gives them.
-_STAGE_COLUMNS = (
-    "position",
-    "sku",
-    "parent_sku",
-    "title",
-    "description",
-    "brand",
-    "gtin",
-    "price",
-    "currency",
-    "quantity",
-    "labels",
-    "attributes",
-    "content_hash",
-)
+_STAGE_COLUMNS = ("position", "sku", *_ProductStatements._CONTENT)
 _STAGE_TABLE = "tradelane_catalog_stage"
 _STAGE_DDL = (
     f"CREATE TEMP TABLE {_STAGE_TABLE} (position integer NOT NULL, sku text NOT NULL, parent_sku text, "
