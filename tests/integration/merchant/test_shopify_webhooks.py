@@ -380,3 +380,21 @@ def test_a_genuine_body_under_another_topic_is_refused(client, container, state,
     kinds = [u.kind for u in read(container.engine, sa.select(order_updates))]
     assert kinds == ["shipment"]  # no cancellation for an order Shopify never cancelled
     assert all(e.external_id != "new-id" for e in _events(container.engine))
+
+
+@pytest.mark.parametrize("fulfillments", [5, "x", {"id": 1}])
+def test_a_fulfilled_order_with_a_malformed_fulfillments_field_is_kept_as_failed(
+    client, container, delivered, fulfillments
+):
+    """Found by fuzzing: a non-list ``fulfillments`` crashed the handler (a 500, which Shopify retries
+    and then drops the subscription for) instead of being stored as a failed event with the reason."""
+    _order_id, shopify_id = delivered
+    order = {"id": shopify_id, "fulfillment_status": "fulfilled", "fulfillments": fulfillments}
+    body = json.dumps(order).encode()
+    headers = signed_headers("orders/fulfilled", body, webhook_id="wh-malformed")
+    answer = client.post(webhook_url(), content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "failed"
+    [event] = [e for e in _events(container.engine) if e.status == "failed"]
+    assert "'fulfillments' must be a list" in event.error
+    assert read(container.engine, sa.select(order_updates)) == []

@@ -207,8 +207,13 @@ def _orders_fulfilled(
     order_id = resolve_order(conn, system, shopify_order_id=_int(payload.get("id")), shopify_order=payload)
     if order_id is None:
         return ProcessResult(EventStatus.IGNORED, f"Shopify order {payload.get('id')} is not from tradelane")
+    fulfillments = payload.get("fulfillments")
+    if fulfillments is not None and not isinstance(fulfillments, list):
+        return ProcessResult(
+            EventStatus.FAILED, f"'fulfillments' must be a list, got {type(fulfillments).__name__}"
+        )
     results = []
-    for fulfillment in payload.get("fulfillments") or []:
+    for fulfillment in fulfillments or []:
         shipment = shipment_from_fulfillment(fulfillment) if isinstance(fulfillment, Mapping) else None
         if shipment is not None:
             results.append(_record_shipment(conn, system, order_id, shipment, now).as_dict())
