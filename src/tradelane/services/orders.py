@@ -113,13 +113,7 @@ def ingest_order(
     current = conn.execute(select).one()
     order_id = current.id
     text, digest = _encoded_payload(order.raw)  # one encoding: the hashed text is the stored one
-    version = {
-        "tenant_id": tenant_id,
-        "order_id": order_id,
-        "marketplace_state": order.state.value,
-        "payload_hash": digest,
-        "received_at": now,
-    }
+    version = _version_row(tenant_id, order_id, order, digest, now)
     if text is None:
         conn.execute(insert_ignore(conn, order_versions), {**version, "payload": order.raw})
     else:
@@ -214,6 +208,19 @@ def _line_rows(tenant_id: int, order_id: int, order: MarketplaceOrder) -> list[d
             continue
         rows[line.line_id] = _line_row(tenant_id, order_id, line)
     return list(rows.values())
+
+
+def _version_row(
+    tenant_id: int, order_id: int, order: MarketplaceOrder, digest: str, now: datetime
+) -> dict[str, Any]:
+    """The ``order_versions`` row of one polled version, without its payload (set by the caller)."""
+    return {
+        "tenant_id": tenant_id,
+        "order_id": order_id,
+        "marketplace_state": order.state.value,
+        "payload_hash": digest,
+        "received_at": now,
+    }
 
 
 def _line_row(tenant_id: int, order_id: int, line: MarketplaceOrderLine) -> dict[str, Any]:
@@ -350,13 +357,7 @@ def _insert_new_orders(
         if order_id is None:
             continue  # inserted by an overlapping transaction: the caller ingests it one by one
         text, digest = _encoded_payload(order.raw)
-        version = {
-            "tenant_id": tenant_id,
-            "order_id": order_id,
-            "marketplace_state": order.state.value,
-            "payload_hash": digest,
-            "received_at": now,
-        }
+        version = _version_row(tenant_id, order_id, order, digest, now)
         if text is None:
             version_dicts.append({**version, "payload": order.raw})
         else:
