@@ -1,0 +1,375 @@
+"""The marketplace port: what every connector implements, and what it declares it can do.
+
+A connector talks to one marketplace account (one channel). It speaks the marketplace's API and maps
+its payloads onto the hub's neutral values (:class:`~tradelane.domain.orders.MarketplaceOrder`,
+:class:`OfferUpdate`, :class:`ImportResult`...); it never reads or writes tables. The use cases — order
+intake, offer publishing, fulfilment push — are services written once and driven through this port.
+
+Contract of every method:
+
+* errors are classified at the edge: :class:`~tradelane.domain.errors.RetryableError` (with
+  ``retry_after`` when the marketplace said so), :class:`~tradelane.domain.errors.PermanentError` (with
+  a human-readable reason and the raw exchange), :class:`~tradelane.domain.errors.AuthenticationError`
+  when the credentials are rejected. Nothing else escapes (a garbage or truncated body is a retryable
+  "bad response", a body that breaks the contract a permanent "schema" error);
+* before each remote call the connector calls ``env.throttle(operation)`` (the channel's shared,
+  durable rate budget; it raises :class:`RetryableError` with the wait when the budget is spent) and
+  reports every exchange to ``env.on_exchange`` (the service stores them);
+* an operation the connector does not declare in :attr:`Capabilities.operations` is never called by a
+  service; if it is anyway, it raises :class:`UnsupportedOperation` (a programming error), never a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from tradelane.domain.orders import MarketplaceOrder
+from tradelane.http_edge import ExchangeHook
+
+
+class Operation(StrEnum):
+    """What a service may ask of a connector (declared in :attr:`Capabilities.operations`)."""
+
+    FETCH_ORDERS = "fetch_orders"
+    FETCH_MESSAGES = "fetch_messages"
+    FETCH_RETURNS = "fetch_returns"
+    ACCEPT = "accept"
+    SUBMIT_OFFERS_FULL = "submit_offers_full"
+    SUBMIT_OFFERS_DELTA = "submit_offers_delta"
+    READ_IMPORT = "read_import"
+    LIST_OFFERS = "list_offers"
+    SHIP = "ship"
+    CANCEL = "cancel"
+    REFUND = "refund"
+    UPLOAD_DOCUMENT = "upload_document"
+    SET_HOLIDAY = "set_holiday"
+
+
+class HolidayMode(StrEnum):
+    """How a marketplace lets a shop stop taking orders for a while."""
+
+    NONE = "none"  # no such thing: the closest equivalent is zero stock on every offer
+    CLOSING_PERIOD = "closing_period"  # e.g. Mirakl A02 closed_from / closed_to
+    ZERO_STOCK = "zero_stock"  # the connector emulates it by setting every quantity to 0
+
+
+@dataclass(frozen=True, slots=True)
+class RateBudget:
+    """The published budget of one remote operation: a token bucket of ``burst`` tokens refilled at
+    ``per_second``. Connectors may correct it from the marketplace's answers (e.g. Amazon's
+    ``x-amzn-RateLimit-Limit``)."""
+
+    per_second: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.per_second <= 0 or self.burst < 1:
+            raise ValueError(f"invalid rate budget {self.per_second}/s burst {self.burst}")
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector does, declared once (services, the dashboard and the channel's go-live checks
+    read it; nothing is discovered by calling and failing).
+
+    ``budgets`` are keyed by the remote operation's name (``OR11``, ``searchOrders``...);
+    ``max_batch`` by :class:`Operation` (how many items one call may carry, e.g. offers per import).
+    ``hints`` explain, for an operator, why an operation is missing or how it differs.
+    """
+
+    operations: frozenset[Operation]
+    acceptance_required: bool = False
+    acceptance_deadline: timedelta | None = None
+    line_level_cancellation: bool = False
+    partial_shipments: bool = False
+    tracking_required: bool = False
+    labels: bool = False
+    returns_push: bool = False
+    asynchronous_offer_imports: bool = False
+    holiday_mode: HolidayMode = HolidayMode.NONE
+    fulfilment_mandatory: bool = False
+    budgets: Mapping[str, RateBudget] = field(default_factory=dict)
+    max_batch: Mapping[Operation, int] = field(default_factory=dict)
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+    def supports(self, operation: Operation) -> bool:
+        return operation in self.operations
+
+    def batch_size(self, operation: Operation, default: int) -> int:
+        return self.max_batch.get(operation, default)
+
+
+class UnsupportedOperation(Exception):
+    """A service called an operation the connector does not declare: a bug in the caller."""
+
+    def __init__(self, connector: str, operation: Operation) -> None:
+        super().__init__(f"connector {connector!r} does not support {operation.value}")
+        self.connector = connector
+        self.operation = operation
+
+
+# --- values crossing the port ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChanges:
+    """Order versions changed since a cursor. ``cursor`` is opaque to services (store it, hand it back);
+    it may overlap the previous read (seeing an order twice is harmless, missing one is not).
+    ``withheld`` counts orders seen but deliberately not returned yet (e.g. Amazon Pending orders until
+    payment is authorised)."""
+
+    orders: Sequence[MarketplaceOrder]
+    cursor: str | None
+    fetched: int = 0
+    withheld: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One message or return as read from the marketplace: the order it concerns, its own id (for
+    idempotency), when it happened, and the raw payload kept as-is."""
+
+    order_id: str
+    item_id: str
+    occurred_at: datetime
+    raw: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedChanges:
+    items: Sequence[FeedItem]
+    cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineDecision:
+    """Accept or refuse one order line (``reason`` says why a line is refused)."""
+
+    line_id: str
+    accept: bool
+    reason: str | None = None
+
+
+class SubmitMode(StrEnum):
+    FULL = "full"  # the whole selected catalog (may replace what is listed)
+    DELTA = "delta"  # only changed offers (price, quantity, deletions)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferUpdate:
+    """One offer as the hub wants it on the marketplace. ``attributes`` carry what a connector needs to
+    match the catalog item (``attr:asin``, GTIN...); ``delete`` removes the offer."""
+
+    sku: str
+    price: Decimal
+    currency: str
+    quantity: int
+    gtin: str | None = None
+    title: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OfferOutcome:
+    """What the marketplace said of one submitted offer: accepted, or rejected with its reason(s)."""
+
+    sku: str
+    ok: bool
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRef:
+    """A submitted batch of offers: the marketplace's reference (import id, feed id...), how many
+    offers it carried, and — for a synchronous submission — its result already."""
+
+    reference: str
+    mode: SubmitMode
+    submitted: int
+    result: ImportResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """An import's state: ``done`` False means ask again in ``retry_after`` seconds; once done,
+    ``outcomes`` holds one entry per offer the marketplace reported on (offers it did not mention are
+    taken as accepted)."""
+
+    done: bool
+    outcomes: Sequence[OfferOutcome] = ()
+    retry_after: float | None = None
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedOffer:
+    """An offer as it is on the marketplace now (reconciler, ID match, cutover snapshot)."""
+
+    sku: str
+    price: Decimal | None
+    currency: str | None
+    quantity: int | None
+    product_id: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ShippedLine:
+    line_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment:
+    """Lines shipped (None: the whole order), with the marketplace's carrier code (already converted
+    through the carrier table) or a free carrier name, and tracking when there is one."""
+
+    order_id: str
+    lines: Sequence[ShippedLine] | None
+    carrier_code: str | None = None
+    carrier_name: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    shipped_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """Cancel lines (None: the whole order; line-level only where declared) for ``reason``."""
+
+    order_id: str
+    lines: Sequence[ShippedLine] | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundLine:
+    line_id: str
+    quantity: int
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    order_id: str
+    lines: Sequence[RefundLine]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A document to attach to an order (a shipping label...)."""
+
+    order_id: str
+    filename: str
+    content: bytes
+    media_type: str
+    kind: str = "label"
+
+
+class CheckOutcome(StrEnum):
+    OK = "ok"
+    BAD_CREDENTIALS = "bad_credentials"
+    BAD_ACCOUNT = "bad_account"  # e.g. wrong shop id, region or marketplace id
+    UNREACHABLE = "unreachable"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """``channel check``: whether the account answers with these credentials, and if not, which of the
+    causes it is (each connector tells them apart as far as its API allows)."""
+
+    outcome: CheckOutcome
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is CheckOutcome.OK
+
+
+# --- the port --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorEnv:
+    """What a connector gets from the hub for one job (or one CLI command): the channel's settings and
+    decrypted credentials, the clock, the channel's durable rate budget and the exchange sink. In
+    Testing, ``testing`` is True and a connector uses the marketplace's test account when configured."""
+
+    channel_id: int | None
+    channel_name: str
+    settings: Mapping[str, Any]
+    credentials: Mapping[str, str]
+    now: Callable[[], datetime]
+    throttle: Callable[[str], None]
+    on_exchange: ExchangeHook
+    testing: bool = False
+
+
+@runtime_checkable
+class MarketplaceConnector(Protocol):
+    """One marketplace account. See the module docstring for the error and budget contract."""
+
+    name: str
+    capabilities: Capabilities
+
+    def fetch_orders(self, cursor: str | None, *, now: datetime) -> OrderChanges:
+        """Order versions updated since ``cursor`` (None: the channel's initial look-back), every page."""
+        ...
+
+    def fetch_messages(self, cursor: str | None, *, now: datetime) -> FeedChanges:
+        """Customer messages since ``cursor``; never called inside the orders poll."""
+        ...
+
+    def fetch_returns(self, cursor: str | None, *, now: datetime) -> FeedChanges:
+        """Returns since ``cursor``; never called inside the orders poll."""
+        ...
+
+    def accept(self, order_id: str, decisions: Sequence[LineDecision]) -> None:
+        """Accept/refuse the order's lines (only where :attr:`Capabilities.acceptance_required`)."""
+        ...
+
+    def submit_offers(self, offers: Sequence[OfferUpdate], mode: SubmitMode) -> ImportRef:
+        """Send at most ``capabilities.batch_size(...)`` offers; returns the marketplace's reference."""
+        ...
+
+    def import_result(self, ref: ImportRef) -> ImportResult:
+        """The state of a submitted import, with per-offer outcomes once done."""
+        ...
+
+    def list_offers(self) -> Sequence[ListedOffer]:
+        """Every offer the account has on the marketplace now."""
+        ...
+
+    def ship(self, shipment: Shipment) -> None: ...
+
+    def cancel(self, cancellation: Cancellation) -> None: ...
+
+    def refund(self, refund: Refund) -> None: ...
+
+    def upload_document(self, document: Document) -> None: ...
+
+    def set_holiday(self, start: datetime | None, end: datetime | None) -> None:
+        """Close the shop from ``start`` to ``end`` (both None: reopen)."""
+        ...
+
+    def check(self) -> CheckReport:
+        """Whether the account answers with these credentials (never raises for a bad answer)."""
+        ...
+
+    def close(self) -> None:
+        """Release HTTP connections."""
+        ...
+
+
+ConnectorFactory = Callable[[ConnectorEnv], MarketplaceConnector]
