@@ -1,0 +1,242 @@
+"""Login with Amazon (LWA): the refresh-token grant that gives SP-API access tokens.
+
+``POST token_endpoint`` (form-encoded ``grant_type=refresh_token``, ``refresh_token``, ``client_id``,
+``client_secret``) → ``{"access_token", "token_type", "expires_in"}``. The token is cached until
+:data:`REFRESH_MARGIN_SECONDS` before it expires; concurrent callers share one refresh (a lock).
+
+Errors (OAuth 2 ``{"error", "error_description"}``):
+
+==================================  ==========================================================
+``invalid_client`` (401 or 400)     :class:`AmazonAuthError` BAD_CLIENT — client id or secret
+``invalid_grant`` (400)             :class:`AmazonAuthError` BAD_REFRESH_TOKEN — token wrong/revoked
+``unauthorized_client`` (400)       :class:`AmazonAuthError` BAD_CLIENT (the app may not use it)
+other 4xx                           :class:`AmazonRejected` with LWA's description
+429, 408, 5xx, timeouts, no answer  retryable (:class:`AmazonRetryable` / :class:`AmazonUnreachable`)
+2xx without a usable token          :class:`AmazonBadResponse` (retryable)
+==================================  ==========================================================
+
+Secrets (client secret, refresh token, access token) never appear in exchanges or errors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+
+from tradelane.connectors.amazon.errors import (
+    AmazonAuthError,
+    AmazonBadResponse,
+    AmazonRejected,
+    AmazonRetryable,
+    AmazonUnreachable,
+    AuthProblem,
+)
+from tradelane.http_edge import (
+    EXCHANGE_EXCERPT_CHARS,
+    Exchange,
+    ExchangeHook,
+    StatusClass,
+    excerpt,
+    parse_retry_after,
+    status_class,
+)
+
+#: A cached access token is renewed this long before Amazon says it expires.
+REFRESH_MARGIN_SECONDS = 60.0
+#: Used when the answer carries no usable ``expires_in`` (LWA's tokens last an hour).
+DEFAULT_EXPIRES_IN = 3600.0
+
+OP = "lwaToken"
+
+
+class LwaAuth:
+    """Access tokens of one (client, refresh token) pair, cached; thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        http: httpx.Client,
+        clock: Callable[[], datetime],
+        on_exchange: ExchangeHook | None = None,
+    ) -> None:
+        for value, what in (
+            (client_id, "client id"),
+            (client_secret, "client secret"),
+            (refresh_token, "refresh token"),
+        ):
+            if not value or not value.strip():
+                raise ValueError(f"the LWA {what} is empty")
+        self._url = token_url
+        self._client_id = client_id.strip()
+        self._client_secret = client_secret.strip()
+        self._refresh_token = refresh_token.strip()
+        self._http = http
+        self._clock = clock
+        self._on_exchange = on_exchange
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires_at: datetime | None = None
+        self.refreshes = 0
+
+    def access_token(self) -> str:
+        """A valid access token: the cached one unless it expires within the margin, else a new one."""
+        with self._lock:
+            now = self._clock()
+            if (
+                self._token is not None
+                and self._expires_at is not None
+                and now < self._expires_at - timedelta(seconds=REFRESH_MARGIN_SECONDS)
+            ):
+                return self._token
+            token, expires_in = self._request(now)
+            self._token = token
+            self._expires_at = now + timedelta(seconds=expires_in)
+            self.refreshes += 1
+            return token
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the cached token (when SP-API rejected it); with ``token``, only if it is that one
+        (another thread may have refreshed it meanwhile)."""
+        with self._lock:
+            if token is None or token == self._token:
+                self._token = None
+                self._expires_at = None
+
+    def _request(self, now: datetime) -> tuple[str, float]:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": self._refresh_token,
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+        }
+        shown_request = "grant_type=refresh_token&refresh_token=***&client_id=***&client_secret=***"
+        host = urlsplit(self._url).netloc
+        started = time.perf_counter()
+        try:
+            response = self._http.post(self._url, data=form, headers={"Accept": "application/json"})
+        except httpx.TransportError as exc:
+            reason = f"Login with Amazon unreachable at {host}: {type(exc).__name__}: {exc}"
+            self._emit(shown_request, None, None, started, reason)
+            raise AmazonUnreachable(reason, op=OP) from exc
+        text = response.content.decode("utf-8", errors="replace")
+        shown = _redacted(text)
+        self._emit(shown_request, response.status_code, shown, started, None)
+        raw = f"POST {self._url} -> HTTP {response.status_code}\n{excerpt(shown, 2_000)}"
+        status = response.status_code
+        kind = status_class(status)
+        if kind is StatusClass.OK:
+            return _token_from(text, raw)
+        if kind is StatusClass.RETRYABLE:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
+            raise AmazonRetryable(
+                f"Login with Amazon answered HTTP {status}; try again later",
+                retry_after=retry_after,
+                raw=raw,
+                status=status,
+                op=OP,
+            )
+        error, description = _oauth_error(text)
+        said = f": {description}" if description else ""
+        if error == "invalid_client" or (status == 401 and error is None):
+            raise AmazonAuthError(
+                f"Login with Amazon rejected the client id or client secret (invalid_client){said}",
+                AuthProblem.BAD_CLIENT,
+                raw=raw,
+                host=host,
+            )
+        if error == "unauthorized_client":
+            raise AmazonAuthError(
+                f"Login with Amazon: this client may not use the refresh-token grant "
+                f"(unauthorized_client){said}",
+                AuthProblem.BAD_CLIENT,
+                raw=raw,
+                host=host,
+            )
+        if error == "invalid_grant":
+            raise AmazonAuthError(
+                "Login with Amazon rejected the refresh token (invalid_grant: wrong, revoked or issued "
+                f"to another app){said}",
+                AuthProblem.BAD_REFRESH_TOKEN,
+                raw=raw,
+                host=host,
+            )
+        raise AmazonRejected(
+            f"Login with Amazon refused the token request (HTTP {status}, {error or 'no error code'}){said}",
+            raw=raw,
+            status=status,
+            op=OP,
+            codes=(error,) if error else (),
+        )
+
+    def _emit(
+        self, request: str, status: int | None, response: str | None, started: float, error: str | None
+    ) -> None:
+        if self._on_exchange is None:
+            return
+        self._on_exchange(
+            Exchange(
+                op=OP,
+                method="POST",
+                url=self._url,
+                request_body=request,
+                status=status,
+                response_body=excerpt(response, EXCHANGE_EXCERPT_CHARS),
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                error=error,
+            )
+        )
+
+
+def _token_from(text: str, raw: str) -> tuple[str, float]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise AmazonBadResponse(
+            "Login with Amazon answered a body that is not JSON (garbage or truncated)", raw=raw, op=OP
+        ) from None
+    token = data.get("access_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise AmazonBadResponse("Login with Amazon answered without an access_token", raw=raw, op=OP)
+    expires = data.get("expires_in")
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0:
+        expires = DEFAULT_EXPIRES_IN
+    return token, float(expires)
+
+
+def _oauth_error(text: str) -> tuple[str | None, str | None]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    error = data.get("error")
+    description = data.get("error_description")
+    return (
+        error if isinstance(error, str) else None,
+        description if isinstance(description, str) else None,
+    )
+
+
+def _redacted(text: str) -> str:
+    """The token answer with ``access_token`` / ``refresh_token`` values masked."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(data, dict):
+        for key in ("access_token", "refresh_token"):
+            if key in data:
+                data[key] = "***"
+        return json.dumps(data)
+    return text
