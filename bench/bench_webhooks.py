@@ -126,15 +126,6 @@ async def app(scope, receive, send):
 uvicorn.run(app, host="127.0.0.1", port=PORT, access_log=False, log_level="warning")
 """
 
-TRADELANE_APP = r"""
-import sys
-from tradelane.bootstrap import build
-from tradelane.config import Settings
-from tradelane.web.app import make_server
-settings = Settings(database_url=sys.argv[1], secret_keys=sys.argv[2], log_level="WARNING")
-make_server(build(settings), host="127.0.0.1", port=int(sys.argv[3])).run()
-"""
-
 LOAD_GENERATOR = r"""
 import asyncio, hashlib, hmac, json, sys, time
 
@@ -218,12 +209,12 @@ def _drop(admin_url: str, name: str) -> None:
     admin.dispose()
 
 
-def _start(script: str, args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+def _start(
+    command: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **(env or {}))
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", script, *args], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=full_env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -235,6 +226,25 @@ def _start(script: str, args: list[str], port: int, log: Path) -> subprocess.Pop
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"server did not start: {log.read_text()[-3000:]}")
+
+
+def _start_tradelane(
+    url: str, key: str, port: int, log: Path, workers: int | None
+) -> subprocess.Popen[bytes]:
+    """``tradelane serve`` exactly as an operator runs it (its default number of server processes unless
+    ``workers`` is given), configured through the environment."""
+    env = {
+        "TRADELANE_DATABASE_URL": url,
+        "TRADELANE_SECRET_KEYS": key,
+        "TRADELANE_LOG_LEVEL": "WARNING",
+    }
+    if workers is not None:
+        env["TRADELANE_API_WORKERS"] = str(workers)
+    command = [sys.executable, "-m", "tradelane", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = _start(command, port, log, env)
+    if workers is None or workers > 1:
+        time.sleep(3)  # the port answers once the first process listens; let every process start
+    return proc
 
 
 def _warm(port: int, path: str, headers: dict[str, str]) -> None:
@@ -262,13 +272,33 @@ def _generate(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; None elsewhere)."""
+    """User + system CPU seconds of process ``pid`` and all its descendants so far (Linux ``/proc``;
+    None elsewhere): ``tradelane serve`` may run several server processes under one supervisor."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
     except OSError:
         return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    for entry in entries:
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    if pid not in stats:
+        return None
+    total, tree = 0.0, {pid}
+    changed = True
+    while changed:
+        changed = False
+        for child, (parent, _) in stats.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    for member in tree:
+        total += stats[member][1]
+    return total
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -305,6 +335,7 @@ def run(
     pg_url: str | None = None,
     timeout: float = 10.0,
     endpoints: tuple[str, ...] = ("merchant", "generic"),
+    workers: int | None = None,
 ) -> dict[str, Any]:
     from tradelane.merchant.systems import add_http_system
     from tradelane.persistence import migrate
@@ -345,10 +376,9 @@ def run(
         psycopg_url = url.replace("postgresql+psycopg://", "postgresql://")
         raw_port, app_port = _free_port(), _free_port()
         token_sha = hashlib.sha256(token.encode()).hexdigest()
-        procs.append(
-            _start(RAW_APP, [psycopg_url, str(raw_port), SECRET, token_sha], raw_port, logs / "raw.log")
-        )
-        procs.append(_start(TRADELANE_APP, [url, key, str(app_port)], app_port, logs / "app.log"))
+        raw_command = [sys.executable, "-c", RAW_APP, psycopg_url, str(raw_port), SECRET, token_sha]
+        procs.append(_start(raw_command, raw_port, logs / "raw.log"))
+        procs.append(_start_tradelane(url, key, app_port, logs / "app.log", workers))
         pids = {"raw": procs[0].pid, "tradelane": procs[1].pid}
         paths = {
             ("raw", "merchant"): (raw_port, "/merchant"),
@@ -367,6 +397,7 @@ def run(
             "seconds_per_run": seconds,
             "timeout_s": timeout,
             "goal": "tradelane p99 <= 20 ms at 500 req/s",
+            "tradelane_serve_workers": workers if workers is not None else "default",
         }
         accepted = {"merchant": 0, "generic": 0}
         for rate in rates:
@@ -444,10 +475,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="a request unanswered after this is lost")
     parser.add_argument("--endpoints", default="merchant,generic")
     parser.add_argument("--pg-url", default=None)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="tradelane serve --workers (default: its own default)"
+    )
     args = parser.parse_args()
     rates = tuple(int(r) for r in args.rates.split(","))
     endpoints = tuple(args.endpoints.split(","))
-    print(json.dumps(run(rates, args.seconds, args.pg_url, args.timeout, endpoints), indent=2))
+    print(json.dumps(run(rates, args.seconds, args.pg_url, args.timeout, endpoints, args.workers), indent=2))
 
 
 if __name__ == "__main__":

@@ -50,10 +50,20 @@ def worker(
 def serve(
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        envvar="TRADELANE_API_WORKERS",
+        min=1,
+        help="Server processes sharing the port. Default: one per CPU (at most 4) on PostgreSQL, "
+        "1 on SQLite.",
+    ),
 ) -> None:
     """Serve the REST API (and dashboard) with uvicorn."""
+    from tradelane.web.app import default_workers
     from tradelane.web.app import serve as run_server
 
     with container() as app:
-        get_logger("tradelane.serve").info("settings.resolved", **app.setup)
-        run_server(app, host or app.settings.api_host, port or app.settings.api_port)
+        count = workers or default_workers(app.engine)
+        get_logger("tradelane.serve").info("settings.resolved", workers=count, **app.setup)
+        run_server(app, host or app.settings.api_host, port or app.settings.api_port, workers=count)

@@ -9,15 +9,21 @@ process.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.engine import Engine
+from uvicorn.supervisors import Multiprocess
 
 from tradelane import __version__
-from tradelane.bootstrap import Container
+from tradelane.bootstrap import Container, build
+from tradelane.config import Settings
+from tradelane.persistence.db import is_sqlite
 from tradelane.web import ops
 from tradelane.web.api import include_api
 from tradelane.web.api.common import API_PREFIX
@@ -128,14 +134,64 @@ def make_server(container: Container, host: str | None = None, port: int | None 
     return uvicorn.Server(config)
 
 
-def serve(container: Container, host: str | None = None, port: int | None = None) -> None:
+#: Upper bound of the default number of server processes (each keeps up to ``POOL_SIZE`` connections).
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers(engine: Engine, cpu_count: int | None = None) -> int:
+    """How many server processes ``tradelane serve`` starts when not told: one per CPU this process may
+    run on (at most :data:`MAX_DEFAULT_WORKERS`) on PostgreSQL; one on SQLite, where every write holds
+    the single database lock, so more processes add contention rather than throughput."""
+    if is_sqlite(engine):
+        return 1
+    if cpu_count is None:
+        cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpu_count, MAX_DEFAULT_WORKERS))
+
+
+@dataclass(frozen=True)
+class WorkerApp:
+    """The app factory each server process of ``serve(..., workers=N)`` calls (uvicorn spawns the
+    processes and pickles this): it builds its own :class:`Container` from ``settings`` — engines and
+    pools are never shared across processes — and closes it when the process stops."""
+
+    settings: Settings
+
+    def __call__(self) -> FastAPI:
+        container = build(self.settings)
+        app = create_app(container)
+        app.router.on_shutdown.append(container.close)
+        return app
+
+
+def serve(
+    container: Container, host: str | None = None, port: int | None = None, *, workers: int = 1
+) -> None:
     """Run the API until interrupted (SIGINT/SIGTERM stop it gracefully), with the worker watchdog
-    beside it (raises the "no live worker while jobs are due" alert; see :mod:`tradelane.sync.watchdog`)."""
+    beside it (raises the "no live worker while jobs are due" alert; see :mod:`tradelane.sync.watchdog`).
+
+    ``workers`` > 1: that many server processes share the listening socket (the API is stateless: every
+    request's state is in the database), each with its own container built from ``container.settings``;
+    this process supervises them (a dead one is replaced) and runs the one watchdog."""
     from tradelane.sync.watchdog import WorkerWatchdog
 
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
     watchdog = WorkerWatchdog(container.engine, container.now)
     watchdog.start()
     try:
-        make_server(container, host, port).run()
+        if workers == 1:
+            make_server(container, host, port).run()
+            return
+        config = uvicorn.Config(
+            WorkerApp(container.settings),
+            factory=True,
+            host=host or container.settings.api_host,
+            port=container.settings.api_port if port is None else port,
+            workers=workers,
+            access_log=False,
+            log_config=None,
+        )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
     finally:
         watchdog.stop()
