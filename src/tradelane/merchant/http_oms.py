@@ -4,10 +4,10 @@ Request: ``POST <settings.url>`` with the :class:`~tradelane.merchant.schema.Oms
 ``Content-Type: application/json``, ``X-Tradelane-Signature`` (see :mod:`tradelane.merchant.signing`) and
 ``Idempotency-Key: order-<id>`` so the OMS can deduplicate our retries.
 
-Classification (at the edge, pure :func:`classify`):
+Classification (pure :func:`classify`, on the shared HTTP edge :mod:`tradelane.http_edge`):
 
 * 2xx → delivered; the OMS's order id is the response JSON's ``id`` when there is one;
-* 408, 429, 5xx, timeouts and connection failures → retry (``Retry-After`` honoured);
+* 408, 425, 429, 5xx, timeouts and connection failures → retry (``Retry-After`` honoured);
 * any other status (4xx, and 3xx since redirects are not followed) → rejected, with the response kept.
 
 Cancellations made on the marketplace (:meth:`HttpOmsAdapter.notify_cancellation`): ``POST`` to the
@@ -15,7 +15,7 @@ cancellations URL — ``settings.cancellations_url`` when set, otherwise the ord
 path segment replaced by ``cancellations`` (``https://oms.example/api/orders`` →
 ``https://oms.example/api/cancellations``) — signed and keyed the same way, with the body
 ``{"type": "cancellation", "order": <ref>, "lines": [{"sku", "quantity"}...] | null, "reason": ...}``
-(``lines`` null: the whole order). Classified like orders (2xx done, 408/429/5xx retry, other refused).
+(``lines`` null: the whole order). Classified like orders (2xx done, 408/425/429/5xx retry, other refused).
 
 Settings: ``url`` (required), ``cancellations_url`` (optional), ``timeout_seconds`` (default 10).
 Credentials: ``{"secret": ...}``.
@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from tradelane import __version__
-from tradelane.domain.errors import bounded_retry_after
+from tradelane.http_edge import StatusClass, excerpt, no_response, parse_retry_after, status_class
 from tradelane.merchant.base import (
     Capability,
     DeliveryOutcome,
@@ -46,7 +45,6 @@ from tradelane.merchant.signing import SIGNATURE_HEADER, sign
 DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Raw responses are kept on the delivery row up to this many characters.
 MAX_KEPT_RESPONSE = 64 * 1024
-RETRYABLE_STATUSES = frozenset({408, 429})
 CANCELLATION_REASON = "cancelled on the marketplace"
 #: An HTTP OMS receives orders and sends shipments (and other order updates) back by its webhook.
 HTTP_CAPABILITIES = MerchantCapabilities.of(Capability.RECEIVE_ORDERS, Capability.SEND_SHIPMENTS)
@@ -74,23 +72,6 @@ def cancellation_body(document: OmsOrder, lines: list[str] | None) -> dict[str, 
     return {"type": "cancellation", "order": document.ref, "lines": items, "reason": CANCELLATION_REASON}
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date), or None; capped at
-    :data:`~tradelane.domain.errors.MAX_RETRY_AFTER_SECONDS` (a day)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():  # str.isdigit() also accepts "²", which float() refuses
-        return bounded_retry_after(float(text))
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return bounded_retry_after((when - now).total_seconds())
-
-
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
@@ -102,9 +83,10 @@ def classify(
     status: int, headers: httpx.Headers | dict[str, str], text: str, *, request: str, now: datetime
 ) -> DeliveryOutcome:
     """The outcome of one HTTP answer of the OMS (pure)."""
-    kept = f"HTTP {status}\n{text[:MAX_KEPT_RESPONSE]}"
+    kept = f"HTTP {status}\n{excerpt(text, MAX_KEPT_RESPONSE)}"
     body = _json(text)
-    if 200 <= status < 300:
+    reading = status_class(status)
+    if reading is StatusClass.OK:
         ref = body.get("id") if isinstance(body, dict) else None
         return DeliveryOutcome(
             OutcomeKind.DELIVERED,
@@ -115,8 +97,8 @@ def classify(
             external_ref=None if ref is None else str(ref)[:200],
             response_body=body,
         )
-    if status in RETRYABLE_STATUSES or status >= 500:
-        retry_after = parse_retry_after(headers.get("retry-after"), now)
+    if reading is StatusClass.RETRYABLE:
+        retry_after = parse_retry_after(headers.get("retry-after"), now=now)
         return DeliveryOutcome(
             OutcomeKind.RETRY,
             f"OMS answered HTTP {status}",
@@ -183,12 +165,9 @@ class HttpOmsAdapter:
         request = f"POST {url}\nIdempotency-Key: {idempotency_key}\n\n{body.decode('utf-8')}"
         try:
             response = self._client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            return DeliveryOutcome(OutcomeKind.RETRY, f"OMS timed out: {type(exc).__name__}", request)
-        except httpx.HTTPError as exc:
-            return DeliveryOutcome(
-                OutcomeKind.RETRY, f"OMS unreachable: {type(exc).__name__}: {exc}", request
-            )
+        except httpx.RequestError as exc:
+            failure = no_response(exc, method="POST", url=url)
+            return DeliveryOutcome(OutcomeKind.RETRY, f"OMS unreachable: {failure.reason}", request)
         return classify(response.status_code, response.headers, response.text, request=request, now=now)
 
     def close(self) -> None:

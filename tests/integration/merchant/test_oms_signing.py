@@ -11,8 +11,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tradelane.http_edge import parse_retry_after
 from tradelane.merchant.base import MerchantSystem, OutcomeKind
-from tradelane.merchant.http_oms import HttpOmsAdapter, classify, parse_retry_after
+from tradelane.merchant.http_oms import HttpOmsAdapter, classify
 from tradelane.merchant.schema import OmsOrder, build_oms_order, missing_fields
 from tradelane.merchant.signing import (
     SIGNATURE_HEADER,
@@ -250,9 +251,9 @@ def test_http_answers_are_classified_at_the_edge(status, kind):
 
 
 def test_retry_after_as_seconds_or_http_date():
-    assert parse_retry_after("30", NOW) == 30
-    assert parse_retry_after("Wed, 25 Nov 2026 12:01:00 GMT", NOW) == 60
-    assert parse_retry_after("Wed, 25 Nov 2026 11:00:00 GMT", NOW) == 0
-    assert parse_retry_after("soon", NOW) is None and parse_retry_after(None, NOW) is None
+    assert parse_retry_after("30", now=NOW) == 30
+    assert parse_retry_after("Wed, 25 Nov 2026 12:01:00 GMT", now=NOW) == 60
+    assert parse_retry_after("Wed, 25 Nov 2026 11:00:00 GMT", now=NOW) == 0
+    assert parse_retry_after("soon", now=NOW) is None and parse_retry_after(None, now=NOW) is None
     outcome = classify(429, httpx.Headers({"Retry-After": "12"}), "slow down", request="", now=NOW)
     assert outcome.retry_after == 12 and outcome.kind is OutcomeKind.RETRY

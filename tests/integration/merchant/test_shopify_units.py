@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from tradelane.domain.errors import ValidationError
+from tradelane.http_edge import parse_retry_after
 from tradelane.merchant.schema import OmsAddress, OmsOrder, OmsOrderLine
 from tradelane.merchant.shopify.client import describe_errors, next_page_info
 from tradelane.merchant.shopify.countries import alpha2
@@ -19,7 +20,7 @@ from tradelane.merchant.shopify.mapping import (
     tradelane_order_id,
     variants_of_product,
 )
-from tradelane.merchant.shopify.ratelimit import CallLimit, parse_call_limit, parse_retry_after
+from tradelane.merchant.shopify.ratelimit import CallLimit, parse_call_limit
 from tradelane.merchant.shopify.sandbox import sign_webhook
 from tradelane.merchant.shopify.settings import ShopifySettings
 from tradelane.merchant.shopify.webhooks import BadSignature, compute_hmac, payload_fits_topic, verify_hmac
@@ -30,8 +31,8 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 def test_call_limit_header_and_retry_after_parsing():
     assert parse_call_limit("32/40") == (32, 40) and parse_call_limit(" 1 / 400 ") == (1, 400)
     assert [parse_call_limit(v) for v in (None, "", "41/40", "x/40", "3/0")] == [None] * 5
-    assert parse_retry_after("2.0") == 2.0 and parse_retry_after("7") == 7.0
-    assert [parse_retry_after(v) for v in (None, "soon", "-1", "nan", "inf")] == [None] * 5
+    assert parse_retry_after("2.0", now=NOW) == 2.0 and parse_retry_after("7", now=NOW) == 7.0
+    assert [parse_retry_after(v, now=NOW) for v in (None, "soon", "-1", "nan", "inf")] == [None] * 5
 
 
 def test_call_limit_leaks_and_says_how_long_to_wait():

@@ -11,7 +11,6 @@ import pytest
 from mirakl_client_fixtures import API_KEY, HOST, SHOP_ID, FakeMirakl, account, json_response
 
 from tradelane.connectors.mirakl.client import (
-    Exchange,
     MiraklAuthError,
     MiraklBadResponse,
     MiraklClient,
@@ -24,10 +23,10 @@ from tradelane.connectors.mirakl.client import (
     MiraklServerError,
     MiraklShopAccessDenied,
     MiraklUnreachable,
-    parse_retry_after,
 )
 from tradelane.connectors.mirakl.transport import RAW_EXCERPT_CHARS
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
+from tradelane.http_edge import Exchange, parse_retry_after
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

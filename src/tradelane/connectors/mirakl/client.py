@@ -77,15 +77,9 @@ from tradelane.connectors.mirakl.models import (
     parse_returns_page,
     parse_shipments_result,
 )
-from tradelane.connectors.mirakl.transport import (
-    Exchange,
-    ExchangeHook,
-    MiraklTransport,
-    Reply,
-    normalize_base_url,
-    parse_retry_after,
-)
+from tradelane.connectors.mirakl.transport import MiraklTransport, Reply, normalize_base_url
 from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState
+from tradelane.http_edge import ExchangeHook
 
 #: Mirakl's ceiling for ``max`` on offset-paginated lists.
 MAX_PAGE_SIZE = 100
@@ -258,6 +252,24 @@ class MiraklClient:
             message=f"connected to shop {account.shop_id} ({account.shop_name!r}) on {host}",
             account=account,
         )
+
+    def set_closing_period(self, closed_from: datetime | None, closed_to: datetime | None) -> None:
+        """A02 ``PUT /api/account`` with only ``closed_from`` / ``closed_to`` (the shop's holiday; both
+        None reopen it). Mirakl answers 200 with an ``errors`` list for fields it refused: those raise
+        :class:`MiraklRequestRejected` naming them."""
+        body = {
+            "closed_from": format_datetime(closed_from) if closed_from else None,
+            "closed_to": format_datetime(closed_to) if closed_to else None,
+        }
+        reply = self._call("A02", "PUT", "/api/account", json_body=body)
+        errors = (reply.data or {}).get("errors")
+        if errors:
+            problems = "; ".join(
+                f"{e.get('field')}: {e.get('message')}" if isinstance(e, Mapping) else str(e) for e in errors
+            )
+            raise MiraklRequestRejected(
+                f"A02 refused the closing period ({problems})", raw=reply.raw, status=reply.status, op="A02"
+            )
 
     def _check_refusal(self, host: str, exc: MiraklPermanentError) -> CheckResult:
         status = exc.status or 0
@@ -733,8 +745,6 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "CheckProblem",
     "CheckResult",
-    "Exchange",
-    "ExchangeHook",
     "MiraklAuthError",
     "MiraklBadResponse",
     "MiraklClient",
@@ -751,5 +761,4 @@ __all__ = [
     "MiraklUnreachable",
     "OfferImportMode",
     "normalize_base_url",
-    "parse_retry_after",
 ]

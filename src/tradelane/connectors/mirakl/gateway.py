@@ -13,9 +13,9 @@ from sqlalchemy.engine import Connection
 from tradelane.connectors.mirakl.client import MiraklClient
 from tradelane.connectors.mirakl.errors import MiraklRateLimited
 from tradelane.connectors.mirakl.settings import MiraklSettings
-from tradelane.connectors.mirakl.transport import Exchange
 from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import AuthenticationError, PermanentError
+from tradelane.http_edge import Exchange
 from tradelane.persistence.tables import exchanges
 from tradelane.security.crypto import CredentialError, KeyRing
 from tradelane.services.channels import Channel, channel_credentials

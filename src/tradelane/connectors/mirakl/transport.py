@@ -1,4 +1,9 @@
-"""HTTP edge of the Mirakl client: base URL, auth, one call → one :class:`Exchange`, error classification.
+"""Mirakl's layer on the shared HTTP edge (:mod:`tradelane.http_edge`): base URL, auth, one call → one
+:class:`~tradelane.http_edge.Exchange`, and the Mirakl reading of each outcome.
+
+The generic part — Retry-After, which statuses are retryable, what a timeout or a DNS failure is, the
+exchange capture — is the edge's; what is Mirakl's stays here: a 403 on the account, Mirakl's error
+bodies, HTML pages from a host that is not a Mirakl API, the schema of its answers.
 
 Classification (the contract the sync engine relies on):
 
@@ -6,9 +11,9 @@ Classification (the contract the sync engine relies on):
 what happened                               raised
 ==========================================  ====================================================
 DNS lookup failed                           :class:`MiraklHostNotFound` (retryable)
-refused / timeout / TLS / protocol error    :class:`MiraklUnreachable` (retryable, "unreachable: ...")
+refused / timeout / TLS / protocol / gzip   :class:`MiraklUnreachable` (retryable, "unreachable: ...")
 429                                         :class:`MiraklRateLimited`, ``retry_after`` from Retry-After
-5xx, 408                                    :class:`MiraklServerError` (Retry-After honoured)
+5xx, 408, 425                               :class:`MiraklServerError` (Retry-After honoured)
 2xx with HTML, empty or invalid JSON        :class:`MiraklBadResponse` (retryable)
 2xx JSON that breaks the schema             :class:`MiraklSchemaError` (permanent, field path)
 401                                         :class:`MiraklAuthError` "authentication failed: API key rejected"
@@ -19,21 +24,19 @@ refused / timeout / TLS / protocol error    :class:`MiraklUnreachable` (retryabl
 ==========================================  ====================================================
 
 Every error's ``raw`` is ``"METHOD URL -> HTTP status (content-type)"`` plus the response body cut to
-:data:`RAW_EXCERPT_CHARS`; the API key never appears in it nor in an :class:`Exchange`.
+:data:`RAW_EXCERPT_CHARS`; the API key never appears in it nor in an exchange.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -56,38 +59,23 @@ from tradelane.connectors.mirakl.errors import (
     MiraklShopAccessDenied,
     MiraklUnreachable,
 )
-from tradelane.domain.errors import bounded_retry_after
-
-log = logging.getLogger(__name__)
+from tradelane.http_edge import (
+    ExchangeHook,
+    NoResponseKind,
+    StatusClass,
+    capture,
+    excerpt,
+    no_response,
+    parse_retry_after,
+    report,
+    status_class,
+)
 
 #: Response body kept in an error's ``raw``.
 RAW_EXCERPT_CHARS = 8_192
-#: Request/response bodies kept in an :class:`Exchange`.
-EXCHANGE_EXCERPT_CHARS = 65_536
 
 Expect = Literal["json", "empty", "bytes"]
 QueryValue = str | int | bool | Sequence[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One request/response pair, for diagnostics (store it next to the offer/order it concerns).
-
-    ``status`` is ``None`` when no response arrived (then ``error`` says why). Bodies are text excerpts
-    (UTF-8, undecodable bytes replaced) of at most :data:`EXCHANGE_EXCERPT_CHARS` characters.
-    """
-
-    op: str
-    method: str
-    url: str
-    request_body: str | None
-    status: int | None
-    response_body: str | None
-    duration_ms: float
-    error: str | None = None
-
-
-ExchangeHook = Callable[[Exchange], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,35 +141,6 @@ def _valid_host(host: str) -> bool:
     return all(_HOST_LABEL.match(label) for label in host.rstrip(".").split("."))
 
 
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """``Retry-After`` → seconds to wait (>= 0): delay-seconds or an HTTP-date (relative to ``now``);
-    ``None`` when absent or unparseable. Capped at
-    :data:`~tradelane.domain.errors.MAX_RETRY_AFTER_SECONDS` (a day)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = Decimal(text)
-    except ArithmeticError:
-        seconds = None
-    if seconds is not None:
-        # float() of a huge Decimal (1E310) is infinity: capped like any wait beyond the maximum.
-        return bounded_retry_after(float(seconds)) if seconds.is_finite() and seconds >= 0 else None
-    try:
-        moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return bounded_retry_after((moment - now).total_seconds())
-
-
-def excerpt(text: str | None, limit: int) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return f"{text[:limit]}…[{len(text) - limit} more characters]"
-
-
 class MiraklTransport:
     """Sends one Mirakl call and classifies the outcome. See the module docstring for the contract.
 
@@ -244,20 +203,19 @@ class MiraklTransport:
             data=dict(data) if data else None,
             headers=headers,
         )
-        request_text = content
         if files or data:
-            request_text = request.read().decode("utf-8", errors="replace")
+            request.read()  # a multipart/form body, kept for the exchange
         shown_url = str(request.url)
         started = time.perf_counter()
         try:
             response = self._http.send(request)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             error = _transport_error(op, method, shown_url, exc)
-            self._emit(op, method, shown_url, request_text, None, None, started, error.reason)
+            self._emit(op, request, None, None, started, error.reason)
             raise error from exc
         body = response.content
         text = body.decode(response.encoding or "utf-8", errors="replace")
-        self._emit(op, method, shown_url, request_text, response.status_code, text, started, None)
+        self._emit(op, request, response, text, started, None)
         return self._classify(op, method, shown_url, response, body, text, expect)
 
     # ----------------------------------------------------------------------------------------- internals
@@ -265,30 +223,25 @@ class MiraklTransport:
     def _emit(
         self,
         op: str,
-        method: str,
-        url: str,
-        request_text: str | None,
-        status: int | None,
-        response_text: str | None,
+        request: httpx.Request,
+        response: httpx.Response | None,
+        text: str | None,
         started: float,
         error: str | None,
     ) -> None:
         if self._on_exchange is None:
             return
-        exchange = Exchange(
-            op=op,
-            method=method,
-            url=url,
-            request_body=excerpt(request_text, EXCHANGE_EXCERPT_CHARS),
-            status=status,
-            response_body=excerpt(response_text, EXCHANGE_EXCERPT_CHARS),
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        duration_ms = (time.perf_counter() - started) * 1000
+        exchange = capture(
+            op,
+            request,
+            response,
+            duration_ms=duration_ms,
             error=error,
+            secrets=(self._api_key,),
+            response_body=text,
         )
-        try:
-            self._on_exchange(exchange)
-        except Exception:  # a diagnostics hook must never turn a done call into a failed (retried) one
-            log.exception("mirakl on_exchange hook failed for %s %s", op, url)
+        report(self._on_exchange, exchange)
 
     def _classify(
         self,
@@ -304,7 +257,8 @@ class MiraklTransport:
         content_type = response.headers.get("content-type", "")
         raw = f"{method} {url} -> HTTP {status}" + (f" ({content_type})" if content_type else "")
         raw = f"{raw}\n{excerpt(text, RAW_EXCERPT_CHARS)}"
-        if 200 <= status < 300:
+        reading = status_class(status)
+        if reading is StatusClass.OK:
             return self._success(op, status, response.headers, body, text, content_type, expect, raw)
         message, codes = _mirakl_error(text)
         detail = f": {message}" if message else ""
@@ -318,7 +272,7 @@ class MiraklTransport:
                 status=status,
                 op=op,
             )
-        if status >= 500 or status == 408:
+        if reading is StatusClass.RETRYABLE:  # 5xx, 408, 425
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
             raise MiraklServerError(
                 f"Mirakl server error on {op} (HTTP {status}){detail}",
@@ -334,7 +288,7 @@ class MiraklTransport:
             "mirakl_message": message,
             "error_codes": codes,
         }
-        if status == 401:
+        if reading is StatusClass.AUTH:
             raise MiraklAuthError(f"authentication failed: API key rejected (HTTP 401){detail}", **common)
         if status == 403:
             shop = f" for shop id {self.shop_id}" if self.shop_id else ""
@@ -444,57 +398,15 @@ def _mirakl_error(text: str) -> tuple[str | None, tuple[str, ...]]:
     return (message.strip() or None) if message else None, tuple(codes)
 
 
-def _transport_error(op: str, method: str, url: str, exc: httpx.TransportError) -> MiraklRetryableError:
-    raw = f"{method} {url} -> no response: {type(exc).__name__}: {exc}"
-    host = urlsplit(url).netloc
-    if isinstance(exc, httpx.TimeoutException):
-        kind = {
-            httpx.ConnectTimeout: "connecting",
-            httpx.ReadTimeout: "waiting for the response",
-            httpx.WriteTimeout: "sending the request",
-            httpx.PoolTimeout: "waiting for a free connection",
-        }.get(type(exc), "talking to the host")
-        return MiraklUnreachable(f"unreachable: {op} timed out {kind} ({host})", raw=raw, op=op)
-    if isinstance(exc, httpx.ConnectError) and _is_dns_failure(exc):
-        return MiraklHostNotFound(
-            f"unreachable: host {urlsplit(url).hostname!r} not found (DNS lookup failed)", raw=raw, op=op
-        )
-    if isinstance(exc, httpx.ConnectError):
-        return MiraklUnreachable(f"unreachable: cannot connect to {host}: {exc}", raw=raw, op=op)
-    return MiraklUnreachable(
-        f"unreachable: {op} failed without a response: {type(exc).__name__}: {exc}", raw=raw, op=op
-    )
-
-
-_DNS_MESSAGES = (
-    "name or service not known",
-    "nodename nor servname",
-    "getaddrinfo failed",
-    "temporary failure in name resolution",
-    "no address associated with hostname",
-    "name does not resolve",
-)
-
-
-def _is_dns_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, socket.gaierror):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    text = str(exc).lower()
-    return any(marker in text for marker in _DNS_MESSAGES)
+def _transport_error(op: str, method: str, url: str, exc: httpx.RequestError) -> MiraklRetryableError:
+    failure = no_response(exc, method=method, url=url)
+    error = MiraklHostNotFound if failure.kind is NoResponseKind.HOST_NOT_FOUND else MiraklUnreachable
+    return error(f"unreachable: {failure.describe(op)}", raw=failure.raw, op=op)
 
 
 __all__ = [
-    "EXCHANGE_EXCERPT_CHARS",
     "RAW_EXCERPT_CHARS",
-    "Exchange",
-    "ExchangeHook",
     "MiraklTransport",
     "Reply",
     "normalize_base_url",
-    "parse_retry_after",
 ]

@@ -14,9 +14,10 @@ Contracts:
 * Every request carries ``X-Shopify-Access-Token``; the token never appears in errors or logs.
 * Before each call the client waits (up to ``max_wait`` seconds, through the injected ``sleep``) until
   the call fits in the bucket; a longer wait raises :class:`ShopifyUnavailable` with ``retry_after``.
-* 2xx → :class:`ShopifyResponse`; 429 → :class:`ShopifyUnavailable` with ``Retry-After`` (2 s when
-  absent); 408, 5xx, timeouts and connection failures → :class:`ShopifyUnavailable`; any other status →
-  :class:`ShopifyApiError` with Shopify's parsed ``errors``.
+* Classified on the shared HTTP edge (:mod:`tradelane.http_edge`): 2xx → :class:`ShopifyResponse`;
+  429 → :class:`ShopifyUnavailable` with ``Retry-After`` (2 s when absent); 408, 425, 5xx, timeouts and
+  connection failures → :class:`ShopifyUnavailable`; any other status → :class:`ShopifyApiError` with
+  Shopify's parsed ``errors``.
 * Pagination follows the ``page_info`` cursor of the ``Link: <...>; rel="next"`` header, up to a bound.
 """
 
@@ -27,6 +28,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +36,9 @@ import httpx
 
 from tradelane import __version__
 from tradelane.domain.errors import PermanentError, RetryableError
-from tradelane.merchant.shopify.ratelimit import CALL_LIMIT_HEADER, CallLimit, parse_retry_after
+from tradelane.http_edge import StatusClass, excerpt, no_response, parse_retry_after, status_class
+from tradelane.merchant.shopify.ratelimit import CALL_LIMIT_HEADER, CallLimit
+from tradelane.timeutil import utcnow
 
 ACCESS_TOKEN_HEADER = "X-Shopify-Access-Token"
 #: Raw answers are kept (for inspection) up to this many characters.
@@ -120,7 +124,9 @@ def _json(text: str) -> Any:
 
 
 class ShopifyClient:
-    """REST Admin API of one shop. Pass ``client`` to share a pool (then :meth:`close` leaves it open)."""
+    """REST Admin API of one shop. Pass ``client`` to share a pool (then :meth:`close` leaves it open).
+
+    ``monotonic`` and ``sleep`` pace calls in the bucket; ``clock`` (UTC now) serves Retry-After dates."""
 
     def __init__(
         self,
@@ -133,6 +139,7 @@ class ShopifyClient:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.api_version = api_version
@@ -142,6 +149,7 @@ class ShopifyClient:
         self._monotonic = monotonic
         self._sleep = sleep
         self._max_wait = max_wait
+        self._clock = clock
         self.call_limit = CallLimit()
 
     def __repr__(self) -> str:
@@ -180,13 +188,10 @@ class ShopifyClient:
             response = self._client.request(
                 method, url, params=dict(params) if params else None, content=content, headers=headers
             )
-        except httpx.TimeoutException as exc:
+        except httpx.RequestError as exc:
+            failure = no_response(exc, method=method, url=url)
             raise ShopifyUnavailable(
-                f"Shopify timed out on {method} {resource}: {type(exc).__name__}"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise ShopifyUnavailable(
-                f"Shopify unreachable on {method} {resource}: {type(exc).__name__}: {exc}"
+                f"Shopify unreachable on {method} {resource}: {failure.reason}", raw=failure.raw
             ) from None
         return self._classify(method, resource, response)
 
@@ -205,12 +210,13 @@ class ShopifyClient:
         self.call_limit.observe(response.headers.get(CALL_LIMIT_HEADER), self._monotonic())
         text = response.text
         body = _json(text)
-        kept = f"HTTP {status}\n{text[:MAX_KEPT_TEXT]}"
-        if 200 <= status < 300:
+        kept = f"HTTP {status}\n{excerpt(text, MAX_KEPT_TEXT)}"
+        reading = status_class(status)
+        if reading is StatusClass.OK:
             return ShopifyResponse(status, response.headers, body, text)
         detail = describe_errors(body) if body is not None else text[:300]
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
             retry_after = DEFAULT_THROTTLE_SECONDS if retry_after is None else retry_after
             self.call_limit.throttled(retry_after, self._monotonic())
             raise ShopifyUnavailable(
@@ -219,11 +225,11 @@ class ShopifyClient:
                 retry_after=retry_after,
                 raw=kept,
             )
-        if status == 408 or status >= 500:
+        if reading is StatusClass.RETRYABLE:
             raise ShopifyUnavailable(
                 f"Shopify answered HTTP {status} to {method} {resource}: {detail}",
                 status=status,
-                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                retry_after=parse_retry_after(response.headers.get("retry-after"), now=self._clock()),
                 raw=kept,
             )
         raise ShopifyApiError(

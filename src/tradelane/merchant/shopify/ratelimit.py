@@ -6,16 +6,14 @@ finds it full answers 429 with ``Retry-After``. Every answer reports the level a
 ``X-Shopify-Shop-Api-Call-Limit: <used>/<size>``.
 
 :class:`CallLimit` keeps the last reported level, lets it leak with time, and says how long to wait
-before the next call so that it fits — so a burst slows down instead of hitting 429.
+before the next call so that it fits — so a burst slows down instead of hitting 429. (``Retry-After``
+itself is read by the shared edge, :func:`tradelane.http_edge.parse_retry_after`.)
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
-
-from tradelane.domain.errors import bounded_retry_after
 
 CALL_LIMIT_HEADER = "X-Shopify-Shop-Api-Call-Limit"
 DEFAULT_BUCKET_SIZE = 40
@@ -38,20 +36,6 @@ def parse_call_limit(value: str | None) -> tuple[int, int] | None:
     if size <= 0 or used > size:
         return None
     return used, size
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` value as Shopify sends it (``"2.0"``; integers too), or None;
-    capped at :data:`~tradelane.domain.errors.MAX_RETRY_AFTER_SECONDS` (a day)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return bounded_retry_after(seconds)
 
 
 @dataclass
