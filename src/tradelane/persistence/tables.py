@@ -469,6 +469,10 @@ order_deliveries = sa.Table(
     sa.Column("last_response", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    # A hand-over in flight: the lease token of the delivery attempt sending the order, and since when
+    # (set right before the request, cleared when its answer is recorded; see services.order_delivery).
+    sa.Column("sending_token", sa.String(36), nullable=True),
+    sa.Column("sending_since", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("order_id", "merchant_system_id"),
 )
 

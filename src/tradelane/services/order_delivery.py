@@ -22,9 +22,9 @@ Steps (payload ``{"order_id": N}``):
    quarantined (``unknown_sku`` with the SKUs, ``missing_field`` with the field paths). No enabled
    system receiving orders → ``no_merchant_system``, naming the systems that exist and what they do.
 4. For each target not yet holding the order (re-checked in a lease-fenced transaction right before
-   the call): the adapter delivers the :class:`~tradelane.merchant.schema.OmsOrder`
-   (``Idempotency-Key: order-<id>``). The raw request and response are kept on the ``order_deliveries``
-   row at every attempt.
+   the call, which also marks the hand-over in flight, see below): the adapter delivers the
+   :class:`~tradelane.merchant.schema.OmsOrder` (``Idempotency-Key: order-<id>``). The raw request and
+   response are kept on the ``order_deliveries`` row at every attempt.
 
    * delivered → the row is ``delivered`` with the OMS's order id;
    * rejected (4xx) → the order is quarantined ``oms_rejected`` with the OMS's status and body;
@@ -34,6 +34,18 @@ Steps (payload ``{"order_id": N}``):
 
 5. Once every target holds it: ``merchant_status = delivered``, the quarantine row (if any) removed,
    a history row written — in the same transaction that completes the job.
+
+A hand-over in flight is fenced on its ``order_deliveries`` row: the lease-fenced transaction that
+decides to send marks the row with the attempt's lease token and the time (``sending_token``,
+``sending_since``); the answer clears it. The answer of a merchant system that *accepted* the order is
+recorded even when the job's lease was lost meanwhile (it is a fact about the merchant system, not a
+decision of the job; the job's own completion stays fenced). A runner of the delivery that finds
+another attempt's marker on a target (the first runner's lease was lost, e.g. its heartbeat starved,
+while its request was in flight, and the engine handed the job over) does not send: it waits
+(:class:`RetryableError` with a short ``retry_after``, which costs no attempt) until that answer is
+recorded, then finds the order held. Only a marker older than any request can take (twice the
+system's request timeout plus 10 s: :func:`sending_grace`) is presumed to belong to a dead runner, and
+the order is sent again, with the same ``Idempotency-Key``.
 
 An order that a merchant system accepted is never quarantined afterwards: when one system holds the
 order and another target refuses it (or cannot be used, or stays unavailable past the retry budget, or
@@ -54,10 +66,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection
 
 from tradelane.domain.errors import NotFoundError, PermanentError, RetryableError
@@ -123,6 +136,24 @@ _SKIP_STATUSES = {
 }
 _SKIP_STATES = {MarketplaceOrderState.REFUSED.value, MarketplaceOrderState.CANCELED.value}
 NOTIFY_CANCELLATION_KIND = "orders.notify_cancellation"
+log = structlog.get_logger("tradelane.order_delivery")
+#: A merchant system's request timeout when its settings name none (the HTTP adapters' default).
+DEFAULT_REQUEST_SECONDS = 10.0
+#: How often a runner waiting for another attempt's hand-over looks again (seconds).
+WAIT_POLL_SECONDS = 1.0
+
+
+def sending_grace(system: MerchantSystem) -> timedelta:
+    """How long a hand-over marked in flight may still be waiting for its answer: twice the system's
+    request timeout (an adapter may make a second request, e.g. a lookup) plus 10 s for the runner to
+    record it. A marker older than this belongs to a runner that died (or hung) mid-request."""
+    configured = system.settings.get("timeout_seconds")
+    seconds = (
+        float(configured)
+        if isinstance(configured, int | float) and configured > 0
+        else DEFAULT_REQUEST_SECONDS
+    )
+    return timedelta(seconds=2 * seconds + 10)
 
 
 def register(registry: JobRegistry, adapters: Mapping[str, AdapterFactory] | None = None) -> None:
@@ -174,16 +205,107 @@ def _required_fields(systems: list[MerchantSystem]) -> list[str]:
     return sorted(required or DEFAULT_REQUIRED_FIELDS)
 
 
-def _held_ref(conn: Connection, order_id: int, system_id: int) -> tuple[bool, str | None]:
-    """Whether the system already holds the order, and its order id for it."""
-    row = conn.execute(
-        sa.select(order_deliveries.c.external_ref).where(
-            order_deliveries.c.order_id == order_id,
-            order_deliveries.c.merchant_system_id == system_id,
-            order_deliveries.c.status == "delivered",
+@dataclass(frozen=True)
+class _Sending:
+    """Another attempt's hand-over in flight (its row's marker), or the held order's ``external_ref``."""
+
+    held: bool
+    external_ref: str | None = None
+    since: datetime | None = None
+
+
+def _mark_sending(
+    conn: Connection, *, tenant_id: int, order_id: int, system: MerchantSystem, token: str, now: datetime
+) -> _Sending | None:
+    """In the job's fenced transaction, right before the call: mark the (order, system) row as being
+    sent by this attempt (``token``), unless the system holds the order already or another attempt's
+    marker is younger than :func:`sending_grace`. None means "marked: send"; otherwise what is there.
+    One conditional UPDATE decides (never check-then-write): two runners cannot both mark the row."""
+    conn.execute(
+        insert_ignore(conn, order_deliveries).values(
+            tenant_id=tenant_id,
+            order_id=order_id,
+            merchant_system_id=system.id,
+            status="pending",
+            attempts=0,
+            created_at=now,
         )
-    ).first()
-    return (row is not None, None if row is None else row.external_ref)
+    )
+    row = (order_deliveries.c.order_id == order_id, order_deliveries.c.merchant_system_id == system.id)
+    marked = conn.execute(
+        sa.update(order_deliveries)
+        .where(
+            *row,
+            order_deliveries.c.status != "delivered",
+            sa.or_(
+                order_deliveries.c.sending_token.is_(None),
+                order_deliveries.c.sending_token == token,
+                order_deliveries.c.sending_since < now - sending_grace(system),
+            ),
+        )
+        .values(sending_token=token, sending_since=now)
+    )
+    if marked.rowcount == 1:
+        return None
+    found = conn.execute(
+        sa.select(
+            order_deliveries.c.status, order_deliveries.c.external_ref, order_deliveries.c.sending_since
+        ).where(*row)
+    ).one()
+    if found.status == "delivered":
+        return _Sending(True, external_ref=found.external_ref)
+    return _Sending(False, since=found.sending_since)
+
+
+def _clear_marker(engine: Any, order_id: int, system_id: int, token: str) -> None:
+    """Unfenced: this attempt's request is over (whoever holds the job now may send again). Best
+    effort: if the database fails here, the marker lapses after :func:`sending_grace`."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(order_deliveries)
+                .where(
+                    order_deliveries.c.order_id == order_id,
+                    order_deliveries.c.merchant_system_id == system_id,
+                    order_deliveries.c.sending_token == token,
+                )
+                .values(sending_token=None, sending_since=None)
+            )
+    except sa.exc.SQLAlchemyError:
+        log.warning("delivery.marker_not_cleared", order_id=order_id, merchant_system_id=system_id)
+
+
+def _wait_for_other_attempt(ctx: JobContext, prepared: _Prepared) -> None:
+    """Raise :class:`RetryableError` (a short ``retry_after``, no attempt counted) while another attempt's
+    hand-over to a target that does not hold the order yet may still be in flight."""
+    now = ctx.now()
+    for system in prepared.systems:
+        marker = prepared.sending.get(system.id)
+        if marker is None or system.id in prepared.delivered_to or marker[0] == ctx.job.lease_token:
+            continue
+        left = (marker[1] + sending_grace(system) - now).total_seconds()
+        if left > 0:
+            raise RetryableError(
+                f"{system.name}: another attempt has been sending this order since "
+                f"{marker[1].isoformat()}; waiting for its answer",
+                retry_after=min(max(left, 0.1), WAIT_POLL_SECONDS),
+            )
+
+
+def _markers(conn: Connection, order_id: int) -> dict[int, tuple[str, datetime]]:
+    """Hand-overs marked in flight on the order's rows not delivered yet: system id -> (token, since)."""
+    rows = conn.execute(
+        sa.select(
+            order_deliveries.c.merchant_system_id,
+            order_deliveries.c.sending_token,
+            order_deliveries.c.sending_since,
+        ).where(
+            order_deliveries.c.order_id == order_id,
+            order_deliveries.c.status != "delivered",
+            order_deliveries.c.sending_token.is_not(None),
+        )
+    )
+    return {int(r.merchant_system_id): (r.sending_token, r.sending_since) for r in rows}
 
 
 def _delivered_to(conn: Connection, order_id: int) -> set[int]:
@@ -224,6 +346,8 @@ def _record_attempt(
     }[outcome.kind]
     values: dict[str, Any] = {
         "status": status,
+        "sending_token": None,  # the hand-over's answer is in: it is no longer in flight
+        "sending_since": None,
         "attempts": order_deliveries.c.attempts + 1,
         "last_request": outcome.request,
         "last_response": outcome.response if outcome.response is not None else outcome.reason,
@@ -260,6 +384,8 @@ class _Prepared:
     delivered_to: set[int]
     credentials: dict[int, dict[str, Any] | Exception]
     others: list[MerchantSystem] = field(default_factory=list)  # enabled, not receiving orders
+    #: Hand-overs marked in flight (system id -> lease token of the sending attempt, since when).
+    sending: dict[int, tuple[str, datetime]] = field(default_factory=dict)
 
     def accepted(self) -> bool:
         """Some merchant system (a target or not, e.g. one disabled since) already holds the order."""
@@ -301,7 +427,15 @@ def _prepare(ctx: JobContext, order_id: int) -> _Prepared | str:
             except CredentialError as exc:
                 credentials[system.id] = exc
         return _Prepared(
-            order, document, invalid, unknown, systems, _delivered_to(conn, order_id), credentials, others
+            order,
+            document,
+            invalid,
+            unknown,
+            systems,
+            _delivered_to(conn, order_id),
+            credentials,
+            others,
+            _markers(conn, order_id),
         )
 
 
@@ -352,6 +486,7 @@ def _deliver(ctx: JobContext, adapters: dict[str, AdapterFactory]) -> dict[str, 
         return {"order_id": order_id, "status": "skipped", "reason": prepared}
     if prepared.held_by_all():
         return _complete_delivered(ctx, order_id, [])
+    _wait_for_other_attempt(ctx, prepared)  # decide nothing while another hand-over may be in flight
     problem = _problem(prepared)
     if problem is not None:
         if prepared.accepted():
@@ -390,26 +525,53 @@ def _attempt(
 ) -> DeliveryOutcome | str:
     """One hand-over to one system (a delivered one is recorded at once), or a configuration problem.
 
-    Right before the call, a lease-fenced transaction re-reads whether the system holds the order
-    already (then nothing is sent: the held ``external_ref`` is the outcome)."""
+    Right before the call, a lease-fenced transaction re-checks whether the system holds the order
+    already (then nothing is sent: the held ``external_ref`` is the outcome) and marks the hand-over in
+    flight (:func:`_mark_sending`; another attempt's live marker: :class:`RetryableError`, wait). An
+    accepted order is recorded whether or not the lease still holds (see the module docstring); any
+    other answer clears this attempt's marker, and is recorded by the caller under the lease."""
     adapter = _adapter(adapters, system, credentials)
     if isinstance(adapter, str):
         return adapter
-    with ctx.transaction() as conn:
-        held, ref = _held_ref(conn, order_id, system.id)
-    if held:
-        adapter.close()
-        return DeliveryOutcome(OutcomeKind.DELIVERED, "already held", request="", external_ref=ref)
+    token = ctx.job.lease_token
     now = ctx.now()
     try:
+        with ctx.transaction() as conn:
+            other = _mark_sending(
+                conn, tenant_id=ctx.job.tenant_id, order_id=order_id, system=system, token=token, now=now
+            )
+    except BaseException:
+        adapter.close()
+        raise
+    if other is not None:
+        adapter.close()
+        if other.held:
+            return DeliveryOutcome(
+                OutcomeKind.DELIVERED, "already held", request="", external_ref=other.external_ref
+            )
+        raise RetryableError(
+            f"{system.name}: another attempt has been sending this order since "
+            f"{other.since.isoformat() if other.since else '?'}; waiting for its answer",
+            retry_after=WAIT_POLL_SECONDS,
+        )
+    recorded = False
+    try:
         outcome = adapter.deliver_order(document, idempotency_key=f"order-{order_id}", now=now)
+        if outcome.kind is OutcomeKind.DELIVERED:
+            with ctx.engine.begin() as conn:  # not fenced: the merchant system holds the order
+                _record_attempt(
+                    conn,
+                    tenant_id=ctx.job.tenant_id,
+                    order_id=order_id,
+                    system=system,
+                    outcome=outcome,
+                    now=now,
+                )
+            recorded = True
     finally:
         adapter.close()
-    if outcome.kind is OutcomeKind.DELIVERED:
-        with ctx.transaction() as conn:
-            _record_attempt(
-                conn, tenant_id=ctx.job.tenant_id, order_id=order_id, system=system, outcome=outcome, now=now
-            )
+        if not recorded:  # the request is over without an accepted order: no longer in flight
+            _clear_marker(ctx.engine, order_id, system.id, token)
     return outcome
 
 
