@@ -1,0 +1,660 @@
+"""The Amazon SP-API connector (merchant-fulfilled seller): the marketplace port implemented, and
+channel set-up (add, check).
+
+What Amazon offers through the contracts tradelane holds (specs: Orders 2026-01-01 + v0
+confirmShipment, Feeds 2021-06-30, Listings Items 2021-08-01) — and therefore what is declared:
+
+* orders: ``searchOrders`` by ``lastUpdatedAfter`` (overlapping watermark, every ``paginationToken``
+  page), ``getOrder`` when a page lacks the delivery address; Pending orders are withheld until paid;
+  no acceptance step;
+* offers: JSON_LISTINGS_FEED feeds (full syncs, large deltas) or ``patchListingsItem`` (small deltas),
+  chosen by :mod:`~tradelane.connectors.amazon.planner`; the feed's processing report is mapped back
+  per SKU; ``searchListingsItems`` lists the account's offers;
+* shipments: ``confirmShipment`` per package (line quantities, Amazon carrier code, tracking number).
+
+Not declared (see :data:`HINTS`): acceptance, seller cancellation and refunds, messages, returns,
+documents, holiday mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Connection
+
+from tradelane.connectors.amazon import mapping
+from tradelane.connectors.amazon.auth import LwaAuth
+from tradelane.connectors.amazon.client import PUBLISHED_BUDGETS, AmazonClient
+from tradelane.connectors.amazon.errors import (
+    AmazonAuthError,
+    AmazonBadResponse,
+    AmazonNotFound,
+    AmazonRejected,
+    AmazonSchemaError,
+    AmazonUnreachable,
+    AuthProblem,
+)
+from tradelane.connectors.amazon.planner import Plan, Route, plan
+from tradelane.connectors.amazon.settings import CONNECTOR, AmazonSettings
+from tradelane.connectors.base import (
+    Cancellation,
+    Capabilities,
+    CheckOutcome,
+    CheckReport,
+    ConnectorEnv,
+    Document,
+    FeedChanges,
+    HolidayMode,
+    ImportRef,
+    ImportResult,
+    LineDecision,
+    ListedOffer,
+    OfferOutcome,
+    OfferUpdate,
+    Operation,
+    OrderChanges,
+    RateBudget,
+    Refund,
+    Shipment,
+    SubmitMode,
+    UnsupportedOperation,
+)
+from tradelane.domain.errors import PermanentError, RetryableError, ValidationError
+from tradelane.domain.orders import MarketplaceOrder
+from tradelane.http_edge import Exchange
+from tradelane.security.crypto import KeyRing
+from tradelane.services.channels import Channel, channel_credentials, create_channel
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_KEYS = ("client_id", "client_secret", "refresh_token")
+
+HINTS: Mapping[str, str] = {
+    Operation.ACCEPT.value: "Amazon has no acceptance step: a paid order is to ship at once.",
+    Operation.CANCEL.value: (
+        "no seller-cancellation call in the SP-API contracts tradelane holds (Orders 2026-01-01 is "
+        "read-only; v0 has none): cancel in Seller Central"
+    ),
+    Operation.REFUND.value: (
+        "no refund call in the SP-API contracts tradelane holds (refunds go through Seller Central)"
+    ),
+    Operation.FETCH_MESSAGES.value: "buyer messages are not in the SP-API contracts tradelane holds",
+    Operation.FETCH_RETURNS.value: "returns are not in the SP-API contracts tradelane holds",
+    Operation.UPLOAD_DOCUMENT.value: "confirmShipment takes no document; labels are not uploaded",
+    Operation.SET_HOLIDAY.value: "no holiday call in the contracts held; set quantities to 0 instead",
+    Operation.SHIP.value: "confirmShipment requires a tracking number; unknown carriers go as Other + name",
+}
+
+CAPABILITIES = Capabilities(
+    operations=frozenset(
+        {
+            Operation.FETCH_ORDERS,
+            Operation.SUBMIT_OFFERS_FULL,
+            Operation.SUBMIT_OFFERS_DELTA,
+            Operation.READ_IMPORT,
+            Operation.LIST_OFFERS,
+            Operation.SHIP,
+        }
+    ),
+    acceptance_required=False,
+    line_level_cancellation=False,
+    partial_shipments=True,
+    tracking_required=True,
+    labels=False,
+    returns_push=False,
+    asynchronous_offer_imports=True,
+    holiday_mode=HolidayMode.NONE,
+    budgets=PUBLISHED_BUDGETS,
+    max_batch={
+        Operation.SUBMIT_OFFERS_FULL: mapping.MAX_FEED_MESSAGES,
+        Operation.SUBMIT_OFFERS_DELTA: mapping.MAX_FEED_MESSAGES,
+        Operation.FETCH_ORDERS: 100,
+        Operation.SHIP: 1,
+    },
+    hints=HINTS,
+)
+
+CURSOR_VERSION = 1
+FEED_PREFIX = "feed:"
+PATCH_PREFIX = "patch:"
+#: The SKU getListingsItem is asked for by :meth:`AmazonConnector.check` (expected not to exist).
+CHECK_SKU = "tradelane-channel-check"
+
+
+class AmazonConnector:
+    """One Amazon seller account in one marketplace (see the module docstring)."""
+
+    name = CONNECTOR
+    capabilities = CAPABILITIES
+
+    def __init__(self, env: ConnectorEnv, *, http: httpx.Client | None = None) -> None:
+        try:
+            self.settings = AmazonSettings.from_dict(env.settings)
+        except (TypeError, ValueError) as exc:
+            raise PermanentError(f"channel {env.channel_name} has invalid Amazon settings: {exc}") from None
+        missing = [k for k in CREDENTIAL_KEYS if not str(env.credentials.get(k) or "").strip()]
+        if missing:
+            raise PermanentError(f"channel {env.channel_name} lacks Amazon credentials: {', '.join(missing)}")
+        self.env = env
+        self._owns_http = http is None
+        self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+        self.auth = LwaAuth(
+            token_url=self.settings.lwa_url,
+            client_id=env.credentials["client_id"],
+            client_secret=env.credentials["client_secret"],
+            refresh_token=env.credentials["refresh_token"],
+            http=self._http,
+            clock=env.now,
+            on_exchange=env.on_exchange,
+        )
+        self.client = AmazonClient(
+            self.settings,
+            self.auth,
+            http=self._http,
+            clock=env.now,
+            throttle=env.throttle,
+            on_exchange=env.on_exchange,
+            on_rate_limit=self._rate_seen,
+        )
+        #: The route the planner chose for the latest :meth:`submit_offers`, with its reason.
+        self.last_plan: Plan | None = None
+
+    # ---------------------------------------------------------------------------------- budgets
+
+    def _rate_seen(self, op: str, rate: float) -> None:
+        published = PUBLISHED_BUDGETS.get(op)
+        if published is not None and abs(published.per_second - rate) > 1e-9:
+            log.info(
+                "amazon %s: %s rate is %g rps (usage plan says %g)",
+                self.env.channel_name,
+                op,
+                rate,
+                published.per_second,
+            )
+
+    def budget(self, op: str) -> RateBudget:
+        """``op``'s budget: the usage plan's burst at the rate Amazon last reported
+        (``x-amzn-RateLimit-Limit``), else the usage plan."""
+        published = PUBLISHED_BUDGETS.get(op, RateBudget(1.0, 1))
+        rate = self.client.rate_limits.get(op)
+        return RateBudget(rate, published.burst) if rate is not None else published
+
+    def budgets(self) -> dict[str, RateBudget]:
+        """Every operation's budget, corrected by what Amazon reported."""
+        return {op: self.budget(op) for op in PUBLISHED_BUDGETS}
+
+    # ----------------------------------------------------------------------------------- orders
+
+    def fetch_orders(self, cursor: str | None, *, now: datetime) -> OrderChanges:
+        """Orders updated since the cursor's watermark minus ``order_overlap_seconds``, every page.
+
+        The cursor is ``{"v", "after", "token", "until"}``: ``after`` the watermark (Amazon's own
+        ``lastUpdatedBefore`` bound of the last complete read, else the latest ``lastUpdatedTime``
+        seen), ``token``/``until`` a read interrupted by the budget (the next call resumes at that
+        page). Pending orders are counted in ``withheld``; searchOrders entries without a delivery
+        address are completed with getOrder."""
+        state = _read_cursor(cursor)
+        overlap = timedelta(seconds=self.settings.order_overlap_seconds)
+        if state is None:
+            watermark = now - timedelta(hours=self.settings.initial_lookback_hours)
+            query_after, token, bound = watermark, None, None
+        else:
+            watermark, token, bound = state
+            query_after = watermark - overlap
+        found: dict[str, MarketplaceOrder] = {}
+        fetched = withheld = pages = 0
+        latest: datetime | None = bound
+        while True:
+            try:
+                page = self.client.search_orders(last_updated_after=query_after, pagination_token=token)
+            except AmazonRejected as exc:
+                if token is not None and exc.status == 400:
+                    log.warning(
+                        "amazon %s: pagination token refused (%s); reading from the watermark",
+                        self.env.channel_name,
+                        exc.reason,
+                    )
+                    token = None
+                    continue
+                raise
+            except RetryableError:
+                if pages == 0:
+                    raise
+                # the budget ran out mid-read: hand over what was read, resume at this page next time
+                return OrderChanges(
+                    orders=list(found.values()),
+                    cursor=_write_cursor(watermark, token, latest),
+                    fetched=fetched,
+                    withheld=withheld,
+                )
+            pages += 1
+            if pages == 1 and token is None:
+                bound_text = page.get("lastUpdatedBefore")
+                if isinstance(bound_text, str):
+                    latest = mapping.parse_time(bound_text, "$.lastUpdatedBefore")
+            for raw in page["orders"]:
+                if not isinstance(raw, dict):
+                    raise AmazonSchemaError("$.orders[]", "not an object")
+                fetched += 1
+                if mapping.withheld(raw):
+                    withheld += 1
+                    continue
+                if mapping.needs_details(raw):
+                    raw = self.client.get_order(str(raw.get("orderId")))
+                order = mapping.order_from_amazon(raw)
+                previous = found.get(order.marketplace_order_id)
+                if previous is None or previous.updated_at <= order.updated_at:
+                    found[order.marketplace_order_id] = order
+                if not page.get("lastUpdatedBefore") and (latest is None or order.updated_at > latest):
+                    latest = order.updated_at
+            pagination = page.get("pagination")
+            token = pagination.get("nextToken") if isinstance(pagination, dict) else None
+            if not token:
+                break
+        new_watermark = max(watermark, latest) if latest is not None else watermark
+        return OrderChanges(
+            orders=list(found.values()),
+            cursor=_write_cursor(new_watermark, None, None),
+            fetched=fetched,
+            withheld=withheld,
+        )
+
+    def fetch_messages(self, cursor: str | None, *, now: datetime) -> FeedChanges:
+        raise UnsupportedOperation(self.name, Operation.FETCH_MESSAGES)
+
+    def fetch_returns(self, cursor: str | None, *, now: datetime) -> FeedChanges:
+        raise UnsupportedOperation(self.name, Operation.FETCH_RETURNS)
+
+    def accept(self, order_id: str, decisions: Sequence[LineDecision]) -> None:
+        raise UnsupportedOperation(self.name, Operation.ACCEPT)
+
+    # ----------------------------------------------------------------------------------- offers
+
+    def plan(self, pending: int, mode: SubmitMode) -> Plan:
+        """The planner's route for ``pending`` changes in ``mode`` with this channel's budget."""
+        return plan(
+            pending,
+            mode,
+            patch_budget=self.budget("patchListingsItem"),
+            max_patch_seconds=self.settings.max_patch_seconds,
+        )
+
+    def submit_offers(self, offers: Sequence[OfferUpdate], mode: SubmitMode) -> ImportRef:
+        """A feed (reference ``feed:ID[,ID...]``, read back by :meth:`import_result`) or patches (the
+        result is in the returned reference already), as :meth:`plan` decides."""
+        chosen = self.plan(len(offers), mode)
+        self.last_plan = chosen
+        log.info("amazon %s: %s", self.env.channel_name, chosen.reason)
+        if chosen.route is Route.PATCH:
+            outcomes = [self._patch_one(offer) for offer in offers]
+            stamp = self.env.now().strftime("%Y%m%dT%H%M%S")
+            return ImportRef(
+                reference=f"{PATCH_PREFIX}{stamp}:{len(offers)}",
+                mode=mode,
+                submitted=len(offers),
+                result=ImportResult(done=True, outcomes=outcomes, summary=chosen.reason),
+            )
+        feed_ids = []
+        for chunk in mapping.feed_documents(offers, self.settings):
+            document_id, url = self.client.create_feed_document()
+            self.client.upload_feed_document(url, chunk.content)
+            feed_ids.append(self.client.create_feed(mapping.FEED_TYPE, document_id))
+        return ImportRef(
+            reference=FEED_PREFIX + ",".join(feed_ids), mode=mode, submitted=len(offers), result=None
+        )
+
+    def _patch_one(self, offer: OfferUpdate) -> OfferOutcome:
+        """One offer through the Listings API: delete, patch, or — for a SKU not listed yet — put.
+        Amazon's refusal of this one offer is its outcome; throttling, server and credential errors
+        propagate (the batch is retried)."""
+        try:
+            if offer.delete:
+                try:
+                    response = self.client.delete_listings_item(offer.sku)
+                except AmazonNotFound:
+                    return OfferOutcome(
+                        offer.sku, ok=True, warnings=("not listed on Amazon: nothing to delete",)
+                    )
+                return mapping.submission_outcome(offer.sku, response)
+            response = self.client.patch_listings_item(offer.sku, mapping.patch_request(offer, self.settings))
+            if response.get("status") == "INVALID" and _not_listed(response):
+                response = self.client.put_listings_item(offer.sku, mapping.put_request(offer, self.settings))
+            return mapping.submission_outcome(offer.sku, response)
+        except AmazonNotFound:
+            response = self.client.put_listings_item(offer.sku, mapping.put_request(offer, self.settings))
+            return mapping.submission_outcome(offer.sku, response)
+        except AmazonRejected as exc:
+            return OfferOutcome(offer.sku, ok=False, errors=exc.messages or (exc.reason,))
+
+    def import_result(self, ref: ImportRef) -> ImportResult:
+        """Patches: their result. Feeds: not done while any is queued or in progress (ask again in
+        ``feed_poll_seconds``); once DONE, the processing reports' issues per SKU. A FATAL or
+        CANCELLED feed is a :class:`PermanentError` saying why."""
+        if ref.result is not None:
+            return ref.result
+        if not ref.reference.startswith(FEED_PREFIX):
+            raise PermanentError(f"not an Amazon import reference: {ref.reference!r}")
+        feed_ids = [f for f in ref.reference[len(FEED_PREFIX) :].split(",") if f]
+        feeds = [self.client.get_feed(feed_id) for feed_id in feed_ids]
+        waiting = [f["feedId"] for f in feeds if f["processingStatus"] in ("IN_QUEUE", "IN_PROGRESS")]
+        if waiting:
+            return ImportResult(
+                done=False,
+                retry_after=self.settings.feed_poll_seconds,
+                summary=f"feed(s) {', '.join(map(str, waiting))} still processing",
+            )
+        outcomes: list[OfferOutcome] = []
+        summaries: list[str] = []
+        for feed in feeds:
+            status = feed["processingStatus"]
+            report = self._report(feed) if feed.get("resultFeedDocumentId") else None
+            if status != "DONE":
+                said = mapping.report_summary(report) if report is not None else "no processing report"
+                raise PermanentError(f"Amazon feed {feed['feedId']} ended {status}: {said}")
+            if report is None:
+                raise AmazonSchemaError(
+                    "$.resultFeedDocumentId", f"DONE feed {feed['feedId']} without a processing report"
+                )
+            outcomes.extend(mapping.report_outcomes(report))
+            summaries.append(f"feed {feed['feedId']}: {mapping.report_summary(report)}")
+        return ImportResult(done=True, outcomes=outcomes, summary="; ".join(summaries))
+
+    def _report(self, feed: Mapping[str, Any]) -> dict[str, Any]:
+        content = self.client.get_feed_document(str(feed["resultFeedDocumentId"]))
+        try:
+            report = json.loads(content.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise AmazonBadResponse(
+                f"processing report of feed {feed['feedId']} is not JSON (garbage or truncated): {exc}",
+                op="getFeedDocument",
+            ) from None
+        if not isinstance(report, dict):
+            raise AmazonSchemaError("$", "processing report is not an object", op="getFeedDocument")
+        return report
+
+    def listing_issues(self, sku: str) -> OfferOutcome:
+        """A listing's current issues read back by SKU (Amazon raises some after the feed's report,
+        e.g. suppressions); not listed at all is an error outcome."""
+        try:
+            item = self.client.get_listings_item(sku, included=("issues",))
+        except AmazonNotFound:
+            return OfferOutcome(sku, ok=False, errors=("not listed on Amazon",))
+        return mapping.submission_outcome(sku, {"status": "ACCEPTED", "issues": item.get("issues") or []})
+
+    def list_offers(self) -> Sequence[ListedOffer]:
+        """Every listing of the seller in the channel's marketplace (searchListingsItems, 20 a page)."""
+        offers: list[ListedOffer] = []
+        token: str | None = None
+        while True:
+            page = self.client.search_listings_items(token)
+            offers.extend(
+                mapping.listed_offer(item, self.settings.marketplace_id)
+                for item in page["items"]
+                if isinstance(item, dict)
+            )
+            pagination = page.get("pagination")
+            token = pagination.get("nextToken") if isinstance(pagination, dict) else None
+            if not token:
+                return offers
+
+    # -------------------------------------------------------------------------------- shipments
+
+    def ship(self, shipment: Shipment) -> None:
+        """confirmShipment of one package: the given lines (None: every line still to ship, read with
+        getOrder), the Amazon carrier code through the carrier table (``Other`` + name when unknown)
+        and the tracking number (required by Amazon)."""
+        if not shipment.tracking_number:
+            raise PermanentError(
+                f"order {shipment.order_id}: Amazon's confirmShipment requires a tracking number"
+            )
+        code, name = self.settings.amazon_carrier(shipment.carrier_code)
+        if code == "Other":
+            by_name, _ = self.settings.amazon_carrier(shipment.carrier_name)
+            if by_name != "Other":
+                code, name = by_name, None
+            else:
+                name = shipment.carrier_name or shipment.carrier_code
+        if code == "Other" and not name:
+            raise PermanentError(
+                f"order {shipment.order_id}: no carrier given (Amazon needs a code or a name)"
+            )
+        if shipment.lines is not None:
+            items = {line.line_id: line.quantity for line in shipment.lines if line.quantity > 0}
+        else:
+            items = mapping.order_line_quantities(self.client.get_order(shipment.order_id))
+        if not items:
+            log.info("amazon %s: order %s has nothing left to ship", self.env.channel_name, shipment.order_id)
+            return
+        detail = mapping.package_detail(
+            shipment,
+            items,
+            carrier_code=code,
+            carrier_name=name,
+            ship_date=shipment.shipped_at or self.env.now(),
+        )
+        self.client.confirm_shipment(shipment.order_id, detail)
+
+    def cancel(self, cancellation: Cancellation) -> None:
+        raise UnsupportedOperation(self.name, Operation.CANCEL)
+
+    def refund(self, refund: Refund) -> None:
+        raise UnsupportedOperation(self.name, Operation.REFUND)
+
+    def upload_document(self, document: Document) -> None:
+        raise UnsupportedOperation(self.name, Operation.UPLOAD_DOCUMENT)
+
+    def set_holiday(self, start: datetime | None, end: datetime | None) -> None:
+        raise UnsupportedOperation(self.name, Operation.SET_HOLIDAY)
+
+    # ------------------------------------------------------------------------------------ check
+
+    def check(self) -> CheckReport:
+        """Tells apart: bad client (LWA invalid_client), bad refresh token (LWA invalid_grant), wrong
+        seller / marketplace / region (SP-API refuses the account with a fresh token, or rejects the
+        marketplace id), unreachable (no answer from LWA or SP-API). Two calls: a fresh LWA token,
+        then getListingsItem on :data:`CHECK_SKU` (a 404 for it means the account answers)."""
+        details: dict[str, Any] = {
+            "seller_id": self.settings.seller_id,
+            "marketplace_id": self.settings.marketplace_id,
+            "region": self.settings.region,
+            "endpoint": self.settings.api_url,
+        }
+        self.auth.invalidate()
+        try:
+            self.auth.access_token()
+        except AmazonAuthError as exc:
+            which = "client id/secret" if exc.problem is AuthProblem.BAD_CLIENT else "refresh token"
+            return CheckReport(
+                CheckOutcome.BAD_CREDENTIALS,
+                f"bad {which}: {exc.reason}",
+                {**details, "problem": exc.problem.value},
+            )
+        except RetryableError as exc:
+            return CheckReport(
+                CheckOutcome.UNREACHABLE,
+                f"Login with Amazon at {self.settings.lwa_url}: {exc.reason}",
+                {**details, "problem": "lwa_unreachable"},
+            )
+        except PermanentError as exc:
+            return CheckReport(CheckOutcome.REJECTED, exc.reason, {**details, "problem": "lwa_rejected"})
+        try:
+            self.client.get_listings_item(CHECK_SKU, included=("summaries",))
+        except AmazonNotFound:
+            pass
+        except AmazonAuthError as exc:
+            return CheckReport(
+                CheckOutcome.BAD_ACCOUNT,
+                f"wrong seller, marketplace or region: the credentials are valid but Amazon refuses "
+                f"seller {self.settings.seller_id} in marketplace {self.settings.marketplace_id} at "
+                f"{self.settings.api_url} — {exc.reason}",
+                {**details, "problem": "account_refused"},
+            )
+        except AmazonRejected as exc:
+            outcome = (
+                CheckOutcome.BAD_ACCOUNT
+                if any("marketplace" in m.lower() or "seller" in m.lower() for m in exc.messages)
+                else CheckOutcome.REJECTED
+            )
+            return CheckReport(outcome, exc.reason, {**details, "problem": "rejected"})
+        except AmazonUnreachable as exc:
+            return CheckReport(
+                CheckOutcome.UNREACHABLE,
+                f"SP-API at {self.settings.api_url}: {exc.reason}",
+                {**details, "problem": "sp_api_unreachable"},
+            )
+        except RetryableError as exc:
+            return CheckReport(CheckOutcome.UNREACHABLE, exc.reason, {**details, "problem": "sp_api_retry"})
+        except PermanentError as exc:
+            return CheckReport(CheckOutcome.REJECTED, exc.reason, {**details, "problem": "sp_api_error"})
+        return CheckReport(
+            CheckOutcome.OK,
+            f"seller {self.settings.seller_id} answers in marketplace {self.settings.marketplace_id}",
+            details,
+        )
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> AmazonConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _not_listed(response: Mapping[str, Any]) -> bool:
+    """A patch refused because the SKU does not exist yet (then a put creates it)."""
+    for issue in response.get("issues") or []:
+        if isinstance(issue, Mapping):
+            text = str(issue.get("message", "")).lower()
+            if "does not exist" in text or "not found" in text:
+                return True
+    return False
+
+
+def _read_cursor(cursor: str | None) -> tuple[datetime, str | None, datetime | None] | None:
+    if cursor is None:
+        return None
+    try:
+        data = json.loads(cursor)
+        if data.get("v") != CURSOR_VERSION:
+            raise ValueError(f"cursor version {data.get('v')!r}")
+        after = datetime.fromisoformat(data["after"])
+        until = datetime.fromisoformat(data["until"]) if data.get("until") else None
+        token = data.get("token") or None
+        if after.tzinfo is None or (until is not None and until.tzinfo is None):
+            raise ValueError("naive date-time")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PermanentError(f"unreadable Amazon orders cursor {cursor!r}: {exc}") from None
+    return after, token if isinstance(token, str) else None, until
+
+
+def _write_cursor(after: datetime, token: str | None, until: datetime | None) -> str:
+    data: dict[str, Any] = {"v": CURSOR_VERSION, "after": after.isoformat()}
+    if token:
+        data["token"] = token
+        if until is not None:
+            data["until"] = until.isoformat()
+    return json.dumps(data, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------------------- channel set-up
+
+
+def add_channel(
+    conn: Connection,
+    *,
+    tenant_id: int,
+    name: str,
+    seller_id: str,
+    marketplace_id: str,
+    client_id: str,
+    client_secret: str,
+    refresh_token: str,
+    keyring: KeyRing,
+    now: datetime,
+    region: str = "na",
+    endpoint: str | None = None,
+    token_endpoint: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Channel:
+    """Create an Amazon channel: settings validated (seller id, marketplace id vs region, URLs)
+    before anything is stored; LWA credentials stored encrypted."""
+    data = {
+        **(options or {}),
+        "seller_id": seller_id,
+        "marketplace_id": marketplace_id,
+        "region": region,
+        "endpoint": endpoint,
+        "token_endpoint": token_endpoint,
+    }
+    try:
+        settings = AmazonSettings.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
+    credentials = {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}
+    for key, value in credentials.items():
+        if not value or not value.strip():
+            raise ValidationError(f"the Amazon {key.replace('_', ' ')} is empty")
+    return create_channel(
+        conn,
+        tenant_id=tenant_id,
+        name=name,
+        connector=CONNECTOR,
+        settings=settings.to_dict(),
+        credentials={k: v.strip() for k, v in credentials.items()},
+        keyring=keyring,
+        now=now,
+    )
+
+
+def check_channel(
+    conn: Connection,
+    channel: Channel,
+    keyring: KeyRing,
+    *,
+    now: Callable[[], datetime] | None = None,
+    http: httpx.Client | None = None,
+) -> CheckReport:
+    """:meth:`AmazonConnector.check` with the channel's stored settings and credentials (two calls,
+    outside the channel's durable budget: a check is an operator's one-off)."""
+    if channel.connector != CONNECTOR:
+        raise ValidationError(f"channel {channel.name} uses connector {channel.connector!r}, not amazon")
+    env = ConnectorEnv(
+        channel_id=channel.id,
+        channel_name=channel.name,
+        settings=channel.settings,
+        credentials=channel_credentials(conn, channel, keyring),
+        now=now or _utcnow,
+        throttle=_no_throttle,
+        on_exchange=_no_exchange,
+    )
+    own = http is None
+    client = http or httpx.Client(timeout=httpx.Timeout(10.0))
+    try:
+        try:
+            connector = AmazonConnector(env, http=client)
+        except PermanentError as exc:
+            raise ValidationError(exc.reason) from None
+        return connector.check()
+    finally:
+        if own:
+            client.close()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _no_throttle(op: str) -> None:
+    return None
+
+
+def _no_exchange(exchange: Exchange) -> None:
+    return None
