@@ -38,12 +38,14 @@ from tradelane.connectors.amazon.errors import (
     AuthProblem,
 )
 from tradelane.http_edge import (
-    EXCHANGE_EXCERPT_CHARS,
-    Exchange,
     ExchangeHook,
     StatusClass,
+    capture,
     excerpt,
+    no_response,
     parse_retry_after,
+    report,
+    response_text,
     status_class,
 )
 
@@ -119,18 +121,29 @@ class LwaAuth:
             "client_id": self._client_id,
             "client_secret": self._client_secret,
         }
-        shown_request = "grant_type=refresh_token&refresh_token=***&client_id=***&client_secret=***"
         host = urlsplit(self._url).netloc
+        secrets = (self._client_secret, self._refresh_token)
+        request = self._http.build_request(
+            "POST", self._url, data=form, headers={"Accept": "application/json"}
+        )
         started = time.perf_counter()
         try:
-            response = self._http.post(self._url, data=form, headers={"Accept": "application/json"})
-        except httpx.TransportError as exc:
-            reason = f"Login with Amazon unreachable at {host}: {type(exc).__name__}: {exc}"
-            self._emit(shown_request, None, None, started, reason)
-            raise AmazonUnreachable(reason, op=OP) from exc
-        text = response.content.decode("utf-8", errors="replace")
-        shown = _redacted(text)
-        self._emit(shown_request, response.status_code, shown, started, None)
+            response = self._http.send(request)
+        except httpx.RequestError as exc:
+            failure = no_response(exc, method="POST", url=self._url)
+            report(
+                self._on_exchange,
+                capture(OP, request, duration_ms=_ms(started), error=failure, secrets=secrets),
+            )
+            raise AmazonUnreachable(
+                f"Login with Amazon {failure.describe('token request')}", op=OP, raw=failure.raw
+            ) from exc
+        text = response_text(response)
+        exchange = capture(
+            OP, request, response, duration_ms=_ms(started), secrets=secrets, response_body=text
+        )
+        report(self._on_exchange, exchange)
+        shown = exchange.response_body or ""
         raw = f"POST {self._url} -> HTTP {response.status_code}\n{excerpt(shown, 2_000)}"
         status = response.status_code
         kind = status_class(status)
@@ -178,23 +191,9 @@ class LwaAuth:
             codes=(error,) if error else (),
         )
 
-    def _emit(
-        self, request: str, status: int | None, response: str | None, started: float, error: str | None
-    ) -> None:
-        if self._on_exchange is None:
-            return
-        self._on_exchange(
-            Exchange(
-                op=OP,
-                method="POST",
-                url=self._url,
-                request_body=request,
-                status=status,
-                response_body=excerpt(response, EXCHANGE_EXCERPT_CHARS),
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                error=error,
-            )
-        )
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _token_from(text: str, raw: str) -> tuple[str, float]:
@@ -226,17 +225,3 @@ def _oauth_error(text: str) -> tuple[str | None, str | None]:
         error if isinstance(error, str) else None,
         description if isinstance(description, str) else None,
     )
-
-
-def _redacted(text: str) -> str:
-    """The token answer with ``access_token`` / ``refresh_token`` values masked."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(data, dict):
-        for key in ("access_token", "refresh_token"):
-            if key in data:
-                data[key] = "***"
-        return json.dumps(data)
-    return text

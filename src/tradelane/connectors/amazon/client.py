@@ -33,7 +33,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -57,12 +57,14 @@ from tradelane.connectors.amazon.errors import (
 from tradelane.connectors.amazon.settings import AmazonSettings
 from tradelane.connectors.base import RateBudget
 from tradelane.http_edge import (
-    EXCHANGE_EXCERPT_CHARS,
-    Exchange,
     ExchangeHook,
     StatusClass,
+    capture,
     excerpt,
+    no_response,
     parse_retry_after,
+    report,
+    response_text,
     status_class,
 )
 
@@ -351,6 +353,7 @@ class AmazonClient:
                     content=content,
                     headers=headers,
                     expect_body=expect_body,
+                    secrets=(token,),
                 )
             except _Unauthorized as exc:
                 self.auth.invalidate(token)
@@ -378,20 +381,25 @@ class AmazonClient:
         headers: Mapping[str, str] | None = None,
         expect_body: bool = True,
         presigned: bool = False,
+        secrets: Sequence[str] = (),
     ) -> _Answer:
+        """One HTTP exchange, captured (secrets redacted; a presigned URL shown without its query)
+        and classified."""
         request = self._http.build_request(method, url, params=params, content=content, headers=headers)
         shown_url = _without_query(str(request.url)) if presigned else str(request.url)
-        request_text = content.decode("utf-8", errors="replace") if content is not None else None
         started = time.perf_counter()
         try:
             response = self._http.send(request)
-        except httpx.TransportError as exc:
-            reason = f"Amazon unreachable on {op} ({urlsplit(url).netloc}): {type(exc).__name__}: {exc}"
-            self._emit(op, method, shown_url, request_text, None, None, started, reason)
-            raise AmazonUnreachable(reason, op=op) from exc
-        body = response.content
-        text = body.decode("utf-8", errors="replace")
-        self._emit(op, method, shown_url, request_text, response.status_code, text, started, None)
+        except httpx.RequestError as exc:
+            failure = no_response(exc, method=method, url=shown_url)
+            exchange = capture(op, request, duration_ms=_ms(started), error=failure, secrets=secrets)
+            report(self._on_exchange, replace(exchange, url=shown_url) if presigned else exchange)
+            raise AmazonUnreachable(f"Amazon {failure.describe(op)}", op=op, raw=failure.raw) from exc
+        text = response_text(response)
+        exchange = capture(
+            op, request, response, duration_ms=_ms(started), secrets=secrets, response_body=text
+        )
+        report(self._on_exchange, replace(exchange, url=shown_url) if presigned else exchange)
         self._read_rate_limit(op, response.headers)
         return self._classify(op, method, shown_url, response, text, expect_body)
 
@@ -485,34 +493,6 @@ class AmazonClient:
         self.rate_limits[op] = rate
         if self._on_rate_limit is not None:
             self._on_rate_limit(op, rate)
-
-    def _emit(
-        self,
-        op: str,
-        method: str,
-        url: str,
-        request_text: str | None,
-        status: int | None,
-        response_text: str | None,
-        started: float,
-        error: str | None,
-    ) -> None:
-        if self._on_exchange is None:
-            return
-        exchange = Exchange(
-            op=op,
-            method=method,
-            url=url,
-            request_body=excerpt(request_text, EXCHANGE_EXCERPT_CHARS),
-            status=status,
-            response_body=excerpt(response_text, EXCHANGE_EXCERPT_CHARS),
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            error=error,
-        )
-        try:
-            self._on_exchange(exchange)
-        except Exception:  # a diagnostics hook must never turn a done call into a failed one
-            log.exception("amazon on_exchange hook failed for %s %s", op, url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,6 +595,10 @@ def _sp_errors(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if isinstance(message, str) and message:
             messages.append(f"{message} ({details})" if isinstance(details, str) and details else message)
     return tuple(codes), tuple(messages)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _segment(value: str) -> str:
