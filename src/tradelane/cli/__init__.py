@@ -6,9 +6,11 @@ import typer
 
 
 def build_app() -> typer.Typer:
+    import tradelane.cli.amazon  # (attaches `channel add amazon`)
     import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
     import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
     from tradelane.cli import admin, catalog, channels, jobs, merchant, mirakl, orders, rules, runtime
+    from tradelane.connectors.amazon.sandbox import cli as _amazon  # noqa: F401  (attaches `sandbox amazon`)
     from tradelane.connectors.mirakl.sandbox.cli import sandbox_app
 
     app = typer.Typer(
