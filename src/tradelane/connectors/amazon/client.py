@@ -481,7 +481,7 @@ class AmazonClient:
 
     def _read_rate_limit(self, op: str, headers: httpx.Headers) -> None:
         value = headers.get("x-amzn-ratelimit-limit")
-        if value is None:
+        if value is None or not value.strip():
             return
         try:
             rate = float(Decimal(value.strip()))
