@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeAlias
 
 # ASCII JSON (a NUL is escaped), for the digests of values that contain a NUL.
 _DIGEST_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -71,3 +72,46 @@ class Product:
         """Digest of what an offer delta carries (price, currency, quantity)."""
         price = None if self.price is None else format(self.price.normalize(), "f")
         return hashlib.sha256(f"{price}|{self.currency}|{self.quantity}".encode()).hexdigest()
+
+
+#: A product as the catalog import carries it, cheaper than a :class:`Product` on a hot path: its fields
+#: in :class:`Product`'s order, then its :meth:`Product.content_hash` (``CatalogRow[11]``). Build one with
+#: :func:`catalog_row` or :meth:`tradelane.domain.catalog_rows.CsvRowParser.row`; equal products give equal
+#: rows.
+CatalogRow: TypeAlias = tuple[
+    str,  # 0 sku
+    str | None,  # 1 parent_sku
+    str | None,  # 2 title
+    str | None,  # 3 description
+    str | None,  # 4 brand
+    str | None,  # 5 gtin
+    Decimal | None,  # 6 price
+    str | None,  # 7 currency
+    int,  # 8 quantity
+    tuple[str, ...],  # 9 labels
+    dict[str, str],  # 10 attributes
+    str,  # 11 content hash
+]
+
+
+def catalog_row(product: Product) -> CatalogRow:
+    """The :data:`CatalogRow` of a product (its content hash computed here)."""
+    return (
+        product.sku,
+        product.parent_sku,
+        product.title,
+        product.description,
+        product.brand,
+        product.gtin,
+        product.price,
+        product.currency,
+        product.quantity,
+        product.labels,
+        product.attributes,
+        product.content_hash(),
+    )
+
+
+def row_product(row: CatalogRow) -> Product:
+    """The :class:`Product` a :data:`CatalogRow` describes (the inverse of :func:`catalog_row`)."""
+    return Product(*row[:11])

@@ -28,9 +28,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from hashlib import sha256
 from operator import itemgetter
 
-from tradelane.domain.catalog import Product
+from tradelane.domain.catalog import CatalogRow, Product, catalog_row, row_product
 from tradelane.domain.currencies import ISO_4217
 
 FIELDS: tuple[str, ...] = (
@@ -59,9 +60,11 @@ _FIELD_SET = frozenset(FIELDS)
 _DECIMAL_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _COMMA_DECIMAL_RE = re.compile(r"[+-]?\d+,\d+")
 _INTEGER_RE = re.compile(r"[+-]?\d+")
-# The common price, valid as it stands: ASCII digits, at most 14 before the dot and 6 after it.
-_PLAIN_PRICE_RE = re.compile(r"[0-9]{1,14}(?:\.[0-9]{0,6})?")
+# The common price, valid and canonical as it stands: ASCII digits, at most 14 before the dot (no leading
+# zero) and 1 to 6 after it.
+_CANONICAL_PRICE_RE = re.compile(r"(?:0|[1-9][0-9]{0,13})(?:\.[0-9]{1,6})?")
 _GTIN_LENGTH_SET = frozenset(GTIN_LENGTHS)
+_LABEL_CACHE = 1024
 
 
 class RowError(ValueError):
@@ -175,50 +178,87 @@ class CsvRowParser:
     """Parses the cells of CSV rows under one header (canonical column names, as returned by
     :func:`check_columns`) into products.
 
-    ``parser(cells)`` returns or raises exactly what ``parse_row(dict(zip(columns, cells)))`` would: a row
-    made of plain values (printable skus, ASCII digits, a known currency...) is validated inline, at a
-    fraction of the cost; anything else, and every error, goes through :func:`parse_row` itself.
+    ``parser(cells)`` returns or raises exactly what ``parse_row(dict(zip(columns, cells)))`` would, and
+    ``parser.row(cells)`` exactly ``catalog_row(parser(cells))`` (the import's hot path: no
+    :class:`Product` is built, and the content hash comes from the validated texts at hand). A row made of
+    plain values (printable skus, ASCII digits, a canonical price, a known currency...) is validated
+    inline, at a fraction of the cost; anything else, and every error, goes through :func:`parse_row`
+    itself.
     """
 
-    __slots__ = ("_attributes", "_fields", "_width", "columns")
+    __slots__ = (
+        "_attributes",
+        "_complete",
+        "_digest_attributes",
+        "_fast",
+        "_fields",
+        "_labels",
+        "_width",
+        "columns",
+    )
 
     def __init__(self, columns: Sequence[str]) -> None:
         self.columns = tuple(columns)
         self._width = len(self.columns)
         absent = self._width  # index of the "" cell appended to each row for absent columns
         position = {name: index for index, name in enumerate(self.columns)}
+        self._complete = all(name in position for name in FIELDS)
         self._fields = itemgetter(*(position.get(name, absent) for name in FIELDS))
         self._attributes = tuple(
             (name[len(ATTR_PREFIX) :], index)
             for index, name in enumerate(self.columns)
             if name.startswith(ATTR_PREFIX)
         )
+        # The digest takes the attributes sorted by name (names are unique in a checked header).
+        self._digest_attributes = tuple(sorted(name for name, _index in self._attributes))
+        # An attribute name holding a NUL or a lone surrogate changes the digest's encoding: such a header
+        # takes the general path (the names are in every row's digest, the fast path assumes plain text).
+        self._fast = all(_plain_text(name) for name, _index in self._attributes)
+        # Labels cell text -> labels (catalogs repeat a few label sets); at most _LABEL_CACHE entries.
+        self._labels: dict[str, tuple[str, ...]] = {}
 
     def __call__(self, cells: Sequence[str]) -> Product:
-        product = self._plain(cells) if len(cells) == self._width else None
-        if product is None:
+        row = self._plain_row(cells)
+        if row is None:
             return parse_row(dict(zip(self.columns, cells, strict=False)))
-        return product
+        return row_product(row)
+
+    def row(self, cells: Sequence[str]) -> CatalogRow:
+        """``catalog_row(self(cells))``, without building a :class:`Product` for a plain row. Raises
+        :class:`RowError` exactly when ``self(cells)`` does."""
+        row = self._plain_row(cells)
+        if row is None:
+            return catalog_row(parse_row(dict(zip(self.columns, cells, strict=False))))
+        return row
 
     def _plain(self, cells: Sequence[str]) -> Product | None:
-        """The product when every cell is a plain value (see the class docstring), else None. Each test
-        below mirrors a rule of :func:`parse_row` on stripped strings ("" meaning no value)."""
-        if not _plain_text("".join(cells)):
+        """The product when every cell is a plain value (see the class docstring), else None."""
+        row = self._plain_row(cells)
+        return None if row is None else row_product(row)
+
+    def _plain_row(self, cells: Sequence[str]) -> CatalogRow | None:
+        """The row when every cell is a plain value (see the class docstring), else None. Each test below
+        mirrors a rule of :func:`parse_row` on stripped strings ("" meaning no value), and the digest
+        mirrors :meth:`Product.content_hash` (its NUL-joined form: no text here holds a NUL)."""
+        if len(cells) != self._width or not self._fast:
+            return None
+        joined = "".join(cells)
+        if "\x00" in joined or not (joined.isascii() or _plain_text(joined)):
             return None  # a NUL or a lone surrogate somewhere: every text cell is plain past this test
         sku, parent, title, description, brand, gtin, price_text, currency, quantity_text, labels_text = (
-            self._fields([*cells, ""])
+            self._fields(cells if self._complete else [*cells, ""])
         )
         sku = sku.strip()
         if not sku or len(sku) > MAX_SKU_LENGTH or not sku.isprintable():
             return None
-        parent = parent.strip() or None
-        if parent is not None and (len(parent) > MAX_SKU_LENGTH or not parent.isprintable() or parent == sku):
+        parent = parent.strip()
+        if parent and (len(parent) > MAX_SKU_LENGTH or not parent.isprintable() or parent == sku):
             return None
-        brand = brand.strip() or None
-        if brand is not None and len(brand) > MAX_BRAND_LENGTH:
+        brand = brand.strip()
+        if len(brand) > MAX_BRAND_LENGTH:
             return None
-        gtin = gtin.strip() or None
-        if gtin is not None and not (
+        gtin = gtin.strip()
+        if gtin and not (
             gtin.isascii()
             and gtin.isdigit()
             and len(gtin) in _GTIN_LENGTH_SET
@@ -226,15 +266,19 @@ class CsvRowParser:
         ):
             return None
         price_text = price_text.strip()
-        if not price_text:
-            price = None
-        elif _PLAIN_PRICE_RE.fullmatch(price_text):
-            price = Decimal(price_text)
+        currency = currency.strip().upper()
+        if price_text:
+            # Canonical text only (no leading zero, no trailing dot): it is then the price's exact text
+            # as stored, and its normal form is the text without trailing fractional zeros.
+            if not currency or currency not in ISO_4217 or not _CANONICAL_PRICE_RE.fullmatch(price_text):
+                return None
+            price: Decimal | None = Decimal(price_text)
+            normal = price_text.rstrip("0").rstrip(".") if "." in price_text else price_text
+        elif currency:
+            return None
         else:
-            return None
-        currency = currency.strip().upper() or None
-        if (price is None) != (currency is None) or (currency is not None and currency not in ISO_4217):
-            return None
+            price = None
+            normal = ""
         quantity_text = quantity_text.strip()
         if not quantity_text:
             quantity = 0
@@ -242,28 +286,59 @@ class CsvRowParser:
             quantity = int(quantity_text)
             if quantity > MAX_QUANTITY:
                 return None
+            if quantity_text[0] == "0":
+                quantity_text = str(quantity)  # the digest takes the number's own text
         else:
             return None
+        title = title.strip()
+        description = description.strip()
         labels: tuple[str, ...] = ()
         if labels_text:
-            labels = tuple(dict.fromkeys(filter(None, map(str.strip, labels_text.split(";")))))
+            found = self._labels.get(labels_text)
+            if found is None:
+                if len(self._labels) >= _LABEL_CACHE:
+                    self._labels.clear()
+                found = self._labels[labels_text] = tuple(
+                    dict.fromkeys(filter(None, map(str.strip, labels_text.split(";"))))
+                )
+            labels = found
         attributes: dict[str, str] = {}
         for name, index in self._attributes:
             value = cells[index].strip()
             if value:
                 attributes[name] = value
-        return Product(
+        parts = [
             sku,
             parent,
-            title.strip() or None,
-            description.strip() or None,
+            title,
+            description,
             brand,
             gtin,
-            price,
+            normal,
             currency,
+            quantity_text or "0",
+            str(len(labels)),
+            *labels,
+        ]
+        if attributes:
+            for name in self._digest_attributes:
+                text = attributes.get(name)
+                if text is not None:
+                    parts += (name, text)
+        digest = sha256("\x00".join(parts).encode()).hexdigest()
+        return (
+            sku,
+            parent or None,
+            title or None,
+            description or None,
+            brand or None,
+            gtin or None,
+            price,
+            currency or None,
             quantity,
             labels,
             attributes,
+            digest,
         )
 
 

@@ -30,7 +30,7 @@ from itertools import chain, pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tradelane.domain.catalog import Product
+from tradelane.domain.catalog import CatalogRow, catalog_row
 from tradelane.domain.catalog_rows import CsvRowParser, RowError, check_columns, check_json_keys, parse_row
 from tradelane.domain.errors import ValidationError
 
@@ -44,10 +44,11 @@ MAX_LINE_BYTES = 16 * 2**20
 #: One row of a file: physical line, canonical row (None when the line could not be read as a row) and
 #: a line-level problem (None when the line is well-formed).
 Record = tuple[int, Mapping[str, object] | None, str | None]
-#: One parsed row: ``(line, product, None, None)``, or ``(line, None, sku, reason)`` for a rejected row
-#: (``sku`` trimmed as the row gives it, None when it has none; ``reason`` the line-level problem or the
-#: :class:`~tradelane.domain.catalog_rows.RowError` reason).
-ParsedRow = tuple[int, Product | None, str | None, str | None]
+#: One parsed row: ``(line, row, None, None)`` (``row`` the product as a
+#: :data:`~tradelane.domain.catalog.CatalogRow`, with its content hash), or ``(line, None, sku, reason)``
+#: for a rejected row (``sku`` trimmed as the row gives it, None when it has none; ``reason`` the
+#: line-level problem or the :class:`~tradelane.domain.catalog_rows.RowError` reason).
+ParsedRow = tuple[int, CatalogRow | None, str | None, str | None]
 
 
 class CatalogFormat(StrEnum):
@@ -186,7 +187,7 @@ class CatalogReader:
 
     def _csv_parsed(self) -> Iterator[ParsedRow]:
         reader, header, start = self._csv_open()
-        parse = CsvRowParser(header)
+        parse = CsvRowParser(header).row
         width = len(header)
         sku_at = header.index("sku")
         with _csv_syntax(reader):
@@ -226,7 +227,7 @@ class CatalogReader:
         for line, row, problem in self._jsonl_records():
             if problem is None and row is not None:
                 try:
-                    product = parse_row(row)
+                    product = catalog_row(parse_row(row))
                 except RowError as exc:
                     problem = exc.reason
                 else:

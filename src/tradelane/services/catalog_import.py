@@ -54,7 +54,7 @@ import structlog
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from tradelane.domain.catalog import Product
+from tradelane.domain.catalog import CatalogRow, Product
 from tradelane.domain.errors import NotFoundError
 from tradelane.persistence.db import is_postgres, json_dumps, read_only, transaction
 from tradelane.persistence.tables import catalog_imports, channels, products, tenants
@@ -136,7 +136,7 @@ class ImportSummary:
 class _Batch:
     """One transaction's worth of file rows: candidates to write and rows already rejected."""
 
-    candidates: list[tuple[int, Product]] = field(default_factory=list)
+    candidates: list[tuple[int, CatalogRow]] = field(default_factory=list)
     rejections: list[RowRejection] = field(default_factory=list)
     records: int = 0
 
@@ -240,17 +240,17 @@ def _batches(rows: Iterator[ParsedRow], scan: FileScan, size: int) -> Iterator[_
     batch = _Batch()
     candidates, rejections = batch.candidates, batch.rejections
     duplicates, variant_parents = scan.duplicates, scan.variant_parents
-    for line, product, sku, problem in rows:
-        if product is None:
+    for line, row, sku, problem in rows:
+        if row is None:
             rejections.append(RowRejection(line, sku, problem or "unreadable line"))
-        elif product.sku not in duplicates and product.parent_sku not in variant_parents:
-            candidates.append((line, product))  # the common case, without a call
+        elif row[0] not in duplicates and row[1] not in variant_parents:
+            candidates.append((line, row))  # the common case, without a call
         else:
-            reason = _cross_row_problem(product, line, scan)
+            reason = _cross_row_problem(row, line, scan)
             if reason is None:
-                candidates.append((line, product))
+                candidates.append((line, row))
             else:
-                rejections.append(RowRejection(line, product.sku, reason))
+                rejections.append(RowRejection(line, row[0], reason))
         batch.records += 1
         if batch.records >= size:
             yield batch
@@ -260,14 +260,15 @@ def _batches(rows: Iterator[ParsedRow], scan: FileScan, size: int) -> Iterator[_
         yield batch
 
 
-def _cross_row_problem(product: Product, line: int, scan: FileScan) -> str | None:
-    first = scan.duplicates.get(product.sku)
+def _cross_row_problem(row: CatalogRow, line: int, scan: FileScan) -> str | None:
+    sku, parent_sku = row[0], row[1]
+    first = scan.duplicates.get(sku)
     if first is not None and first != line:
-        return f"duplicate sku {product.sku!r} in the file (first on line {first})"
-    if product.parent_sku is not None:
-        grandparent = scan.variant_parents.get(product.parent_sku)
+        return f"duplicate sku {sku!r} in the file (first on line {first})"
+    if parent_sku is not None:
+        grandparent = scan.variant_parents.get(parent_sku)
         if grandparent is not None:
-            return f"parent {product.parent_sku!r} is itself a variant (of {grandparent!r})"
+            return f"parent {parent_sku!r} is itself a variant (of {grandparent!r})"
     return None
 
 
@@ -331,7 +332,7 @@ _STORED_COLUMNS = (
 def _write_batch(
     conn: Connection,
     tenant_id: int,
-    candidates: Sequence[tuple[int, Product]],
+    candidates: Sequence[tuple[int, CatalogRow]],
     scan: FileScan,
     statements: _ProductStatements,
     now: datetime,
@@ -341,17 +342,16 @@ def _write_batch(
     if not candidates:
         return result
     publish_to = options.publish_to if options is not None else None
-    wanted = {product.sku for _, product in candidates}
-    wanted.update(product.parent_sku for _, product in candidates if product.parent_sku is not None)
+    wanted = {row[0] for _, row in candidates}
+    wanted.update(row[1] for _, row in candidates if row[1] is not None)
     # fetchall, and the hot loop below reads rows by position: (id, sku, parent_sku, content_hash).
     stored = {row[1]: row for row in _select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted).all()}
     # Stored variants whose parent is a sku this batch makes a variant (two-level rule). A sku already
     # stored as a variant cannot have any, so a re-import of unchanged variants skips the query.
     becoming = [
-        product.sku
-        for _, product in candidates
-        if product.parent_sku is not None
-        and (product.sku not in stored or stored[product.sku].parent_sku is None)
+        row[0]
+        for _, row in candidates
+        if row[1] is not None and (row[0] not in stored or stored[row[0]].parent_sku is None)
     ]
     children: list[tuple[str, str]] = []
     if becoming:
@@ -360,19 +360,19 @@ def _write_batch(
             (row.sku, row.parent_sku) for row in _select_in(conn, columns, tenant_id, "parent_sku", becoming)
         ]
     if options is not None and options.create_only:
-        fresh: list[tuple[int, Product]] = []
-        for line, product in candidates:
-            if product.sku in stored:
+        fresh: list[tuple[int, CatalogRow]] = []
+        for line, row in candidates:
+            if row[0] in stored:
                 result.rejections.append(
-                    RowRejection(line, product.sku, f"SKU {product.sku!r} is already in the catalog")
+                    RowRejection(line, row[0], f"SKU {row[0]!r} is already in the catalog")
                 )
             else:
-                fresh.append((line, product))
+                fresh.append((line, row))
         candidates = fresh
     accepted = _apply_stored_hierarchy(candidates, stored, children, scan, result)
     if is_postgres(conn):
         create_only = options is not None and options.create_only
-        lines = {product.sku: line for line, product in candidates} if create_only else {}
+        lines = {row[0]: line for line, row in candidates} if create_only else {}
         _upsert_postgres(conn, tenant_id, accepted, stored, statements, now, options, lines, result)
         return result
     inserts: list[tuple[Any, ...]] = []
@@ -380,23 +380,24 @@ def _write_batch(
     dirty: list[int] = []
     statements.forget()
     insert_row, update_row = statements.insert_row, statements.update_row
-    changed: list[tuple[int, Product]] = []
-    for product in accepted:
-        digest = product.content_hash()
-        current = stored.get(product.sku)
+    changed: list[tuple[int, CatalogRow]] = []
+    get_stored = stored.get
+    for row in accepted:
+        current = get_stored(row[0])
         if current is None:
-            inserts.append(insert_row(product, digest))
-        elif current[3] == digest:
+            inserts.append(insert_row(row))
+        elif current[3] == row[11]:
             result.unchanged += 1
         else:
-            updates.append(update_row(product, digest, current[0]))
-            changed.append((current[0], product))
+            updates.append(update_row(row, current[0]))
+            changed.append((current[0], row))
     if changed:
         before = _offer_fields(conn, [product_id for product_id, _ in changed])
-        for product_id, product in changed:
+        for product_id, row in changed:
             price, currency, quantity = before[product_id]
-            old = Product(product.sku, price=price, currency=currency, quantity=quantity)
-            if old.offer_fields_hash() != product.offer_fields_hash():
+            old = Product(row[0], price=price, currency=currency, quantity=quantity)
+            new = Product(row[0], price=row[6], currency=row[7], quantity=row[8])
+            if old.offer_fields_hash() != new.offer_fields_hash():
                 dirty.append(product_id)
     if inserts:
         conn.exec_driver_sql(statements.insert_sql, inserts)
@@ -493,62 +494,102 @@ class _ProductStatements:
         )
         self.update_sql = f"UPDATE {table} SET {assignments} WHERE {quote('id')} = {marker}"
 
-    def insert_row(self, product: Product, digest: str) -> tuple[Any, ...]:
+    def insert_row(self, row: CatalogRow) -> tuple[Any, ...]:
         """The INSERT parameters of a new product."""
-        price = product.price
+        (
+            sku,
+            parent_sku,
+            title,
+            description,
+            brand,
+            gtin,
+            price,
+            currency,
+            quantity,
+            labels,
+            attributes,
+            digest,
+        ) = row
         return (
             self._tenant,
-            product.sku,
-            product.parent_sku,
-            product.title,
-            product.description,
-            product.brand,
-            product.gtin,
+            sku,
+            parent_sku,
+            title,
+            description,
+            brand,
+            gtin,
             None if price is None else self._price(price),
-            product.currency,
-            product.quantity,
-            self._labels_doc(product.labels),
-            self._attributes_doc(product.attributes),
+            currency,
+            quantity,
+            self._labels_doc(labels),
+            self._attributes_doc(attributes),
             digest,
             self._now,
             self._now,
         )
 
-    def update_row(self, product: Product, digest: str, product_id: int) -> tuple[Any, ...]:
+    def update_row(self, row: CatalogRow, product_id: int) -> tuple[Any, ...]:
         """The UPDATE parameters of a stored product (every column of its content, and ``updated_at``)."""
-        price = product.price
+        (
+            _sku,
+            parent_sku,
+            title,
+            description,
+            brand,
+            gtin,
+            price,
+            currency,
+            quantity,
+            labels,
+            attributes,
+            digest,
+        ) = row
         return (
-            product.parent_sku,
-            product.title,
-            product.description,
-            product.brand,
-            product.gtin,
+            parent_sku,
+            title,
+            description,
+            brand,
+            gtin,
             None if price is None else self._price(price),
-            product.currency,
-            product.quantity,
-            self._labels_doc(product.labels),
-            self._attributes_doc(product.attributes),
+            currency,
+            quantity,
+            self._labels_doc(labels),
+            self._attributes_doc(attributes),
             digest,
             self._now,
             product_id,
         )
 
-    def stage_row(self, position: int, product: Product, digest: str) -> tuple[Any, ...]:
+    def stage_row(self, position: int, row: CatalogRow) -> tuple[Any, ...]:
         """The row of the PostgreSQL staging table (see :data:`_STAGE_COLUMNS`) for a product, written
         ``position``-th (the order of the INSERT, hence of new ids)."""
+        (
+            sku,
+            parent_sku,
+            title,
+            description,
+            brand,
+            gtin,
+            price,
+            currency,
+            quantity,
+            labels,
+            attributes,
+            digest,
+        ) = row
         return (
             position,
-            product.sku,
-            product.parent_sku,
-            product.title,
-            product.description,
-            product.brand,
-            product.gtin,
-            product.price,
-            product.currency,
-            product.quantity,
-            self._labels_doc(product.labels),
-            self._attributes_doc(product.attributes),
+            sku,
+            parent_sku,
+            title,
+            description,
+            brand,
+            gtin,
+            price,
+            currency,
+            quantity,
+            self._labels_doc(labels),
+            self._attributes_doc(attributes),
             digest,
         )
 
@@ -655,7 +696,7 @@ _PG_CREATE = _PG_INSERT + "ON CONFLICT (tenant_id, sku) DO NOTHING RETURNING id,
 def _upsert_postgres(
     conn: Connection,
     tenant_id: int,
-    accepted: Sequence[Product],
+    accepted: Sequence[CatalogRow],
     stored: Mapping[str, Any],
     statements: _ProductStatements,
     now: datetime,
@@ -675,13 +716,12 @@ def _upsert_postgres(
     statements.forget()
     stage_row = statements.stage_row
     staged: list[tuple[Any, ...]] = []
-    for product in accepted:
-        digest = product.content_hash()
-        current = stored.get(product.sku)
-        if current is not None and current[3] == digest:
+    for row in accepted:
+        current = stored.get(row[0])
+        if current is not None and current[3] == row[11]:
             result.unchanged += 1
         else:
-            staged.append(stage_row(len(staged), product, digest))
+            staged.append(stage_row(len(staged), row))
     if not staged:
         return
     driver = conn.connection.driver_connection
@@ -704,12 +744,10 @@ def _upsert_postgres(
         new_ids = [row.id for row in written]
         if len(written) < len(staged):
             created = {row.sku for row in written}
-            for product in accepted:
-                if product.sku not in created:
+            for row in accepted:
+                if row[0] not in created:
                     result.rejections.append(
-                        RowRejection(
-                            lines[product.sku], product.sku, f"SKU {product.sku!r} is already in the catalog"
-                        )
+                        RowRejection(lines[row[0]], row[0], f"SKU {row[0]!r} is already in the catalog")
                     )
     else:
         for product_id, _sku, inserted, offers_changed in conn.exec_driver_sql(_PG_UPSERT, params):
@@ -738,12 +776,12 @@ def _offer_fields(conn: Connection, product_ids: Sequence[int]) -> dict[int, tup
 
 
 def _apply_stored_hierarchy(
-    candidates: Sequence[tuple[int, Product]],
+    candidates: Sequence[tuple[int, CatalogRow]],
     stored: Mapping[str, Any],
     children: Sequence[tuple[str, str]],
     scan: FileScan,
     result: _BatchResult,
-) -> list[Product]:
+) -> list[CatalogRow]:
     """Reject rows that would nest variants two levels deep through stored products: a parent that is a
     stored variant not in the file, or a row making a variant of a sku that stored variants (``children``:
     (sku, parent) pairs) still name as their parent."""
@@ -753,9 +791,9 @@ def _apply_stored_hierarchy(
         # names this parent for some row, that row is rejected, so the stored link may remain.
         if not scan.in_file(child_sku) or parent_sku in scan.variant_parents:
             stored_children.setdefault(parent_sku, child_sku)
-    accepted: list[Product] = []
-    for line, product in candidates:
-        parent = product.parent_sku
+    accepted: list[CatalogRow] = []
+    for line, row in candidates:
+        parent = row[1]
         if parent is not None:
             stored_parent = stored.get(parent)
             if (
@@ -766,21 +804,21 @@ def _apply_stored_hierarchy(
                 result.rejections.append(
                     RowRejection(
                         line,
-                        product.sku,
+                        row[0],
                         f"parent {parent!r} is itself a variant (of {stored_parent.parent_sku!r}, stored)",
                     )
                 )
                 continue
-            child = stored_children.get(product.sku)
+            child = stored_children.get(row[0])
             if child is not None:
                 result.rejections.append(
                     RowRejection(
                         line,
-                        product.sku,
-                        f"stored variant {child!r} has {product.sku!r} as parent, "
+                        row[0],
+                        f"stored variant {child!r} has {row[0]!r} as parent, "
                         "so it cannot become a variant itself",
                     )
                 )
                 continue
-        accepted.append(product)
+        accepted.append(row)
     return accepted
