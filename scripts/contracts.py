@@ -18,8 +18,14 @@ Upstream folder, first match wins:
 
 If none exists the script stops with an error naming the places it looked. Standard library only.
 
-Written files: ``contracts/mirakl/mirakl-seller-openapi.subset.json`` and ``contracts/SOURCES.md``
-(upstream path, source repository @ commit, licence, SHA-256 of the upstream file, operations kept).
+Swagger 2.0 files (the Amazon SP-API models) are reduced the same way, their ``$ref`` targets being
+``#/definitions/<name>``; top-level ``swagger``, ``info``, ``host``, ``schemes``, ``consumes`` and
+``produces`` are kept. Some upstream files are copied whole, byte for byte (the JSON schemas of the
+listings feed and its processing report, their examples, Amazon's LICENSE).
+
+Written files: ``contracts/mirakl/mirakl-seller-openapi.subset.json``, ``contracts/amazon/*`` and
+``contracts/SOURCES.md`` (upstream path, source repository @ commit, licence, SHA-256 of the upstream
+file, operations kept).
 ``--check`` regenerates in memory and exits 1 if the committed files differ.
 """
 
@@ -50,7 +56,8 @@ class Contract:
     output: str  # path relative to ``contracts/``
     source: str  # repository @ commit it was published in
     licence: str
-    operations: tuple[str, ...]  # operationIds kept
+    operations: tuple[str, ...]  # operationIds kept; empty with ``whole``
+    whole: bool = False  # copy the upstream file byte for byte instead of extracting a subset
 
 
 # The Mirakl seller-API operations the client (connectors/mirakl/client.py) calls and the sandbox
@@ -86,7 +93,73 @@ MIRAKL = Contract(
     ),
 )
 
-CONTRACTS_KEPT: tuple[Contract, ...] = (MIRAKL,)
+_AMAZON_SOURCE = "amzn/selling-partner-api-models @ 34dc93fe"
+_AMAZON_LICENCE = "Apache-2.0 (copied beside the files as contracts/amazon/LICENSE)"
+
+
+def _amazon(name: str, upstream: str, output: str, operations: tuple[str, ...] = ()) -> Contract:
+    return Contract(
+        name=name,
+        upstream=f"amazon/{upstream}",
+        output=f"amazon/{output}",
+        source=_AMAZON_SOURCE,
+        licence=_AMAZON_LICENCE,
+        operations=operations,
+        whole=not operations,
+    )
+
+
+# The SP-API operations the Amazon sandbox (connectors/amazon/sandbox/operations.py) serves and the
+# client calls; tests/contract/test_contracts_subset.py fails when the sandbox serves one missing here.
+AMAZON: tuple[Contract, ...] = (
+    _amazon(
+        "Amazon SP-API Orders API 2026-01-01 (Swagger 2.0)",
+        "orders_2026-01-01.json",
+        "orders_2026-01-01.subset.json",
+        ("searchOrders", "getOrder"),
+    ),
+    _amazon(
+        "Amazon SP-API Orders API v0 (Swagger 2.0; only confirmShipment is current)",
+        "ordersV0.json",
+        "ordersV0.subset.json",
+        ("confirmShipment",),
+    ),
+    _amazon(
+        "Amazon SP-API Feeds API 2021-06-30 (Swagger 2.0)",
+        "feeds_2021-06-30.json",
+        "feeds_2021-06-30.subset.json",
+        ("createFeedDocument", "getFeedDocument", "createFeed", "getFeed", "cancelFeed"),
+    ),
+    _amazon(
+        "Amazon SP-API Listings Items API 2021-08-01 (Swagger 2.0)",
+        "listingsItems_2021-08-01.json",
+        "listingsItems_2021-08-01.subset.json",
+        ("getListingsItem", "putListingsItem", "patchListingsItem", "deleteListingsItem"),
+    ),
+    _amazon(
+        "JSON_LISTINGS_FEED document schema v2",
+        "listings-feed-schema-v2.json",
+        "listings-feed-schema-v2.json",
+    ),
+    _amazon(
+        "JSON_LISTINGS_FEED document example v2",
+        "listings-feed-schema-v2.example.json",
+        "listings-feed-schema-v2.example.json",
+    ),
+    _amazon(
+        "JSON listings feed processing report schema v2",
+        "listings-feed-processing-report-schema-v2.json",
+        "listings-feed-processing-report-schema-v2.json",
+    ),
+    _amazon(
+        "JSON listings feed processing report example v2",
+        "listings-feed-processing-report-schema-v2.example.json",
+        "listings-feed-processing-report-schema-v2.example.json",
+    ),
+    _amazon("Apache License 2.0 of the SP-API models", "LICENSE", "LICENSE"),
+)
+
+CONTRACTS_KEPT: tuple[Contract, ...] = (MIRAKL, *AMAZON)
 
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
@@ -144,26 +217,14 @@ def resolve_pointer(doc: Any, ref: str) -> Any:
 
 
 def subset(spec: dict[str, Any], operations: tuple[str, ...]) -> dict[str, Any]:
-    """The part of ``spec`` that ``operations`` need: their path items and every component reached.
+    """The part of ``spec`` that ``operations`` need: their path items and every component (OpenAPI 3)
+    or definition (Swagger 2.0) reached.
 
     Raises :class:`ContractError` when an operation is missing or a ``$ref`` points nowhere.
     """
-    wanted = set(operations)
-    paths: dict[str, Any] = {}
-    found: set[str] = set()
-    for path, item in spec.get("paths", {}).items():
-        kept = {
-            method: op
-            for method, op in item.items()
-            if method in _HTTP_METHODS and isinstance(op, dict) and op.get("operationId") in wanted
-        }
-        if not kept:
-            continue
-        found.update(op["operationId"] for op in kept.values())
-        paths[path] = {**{k: v for k, v in item.items() if k not in _HTTP_METHODS}, **kept}
-    missing = wanted - found
-    if missing:
-        raise ContractError(f"operations not in the upstream file: {', '.join(sorted(missing))}")
+    if "swagger" in spec:
+        return _swagger_subset(spec, operations)
+    paths = _kept_paths(spec, operations)
 
     components: dict[str, dict[str, Any]] = {}
     pending = list(_refs(paths))
@@ -194,6 +255,55 @@ def subset(spec: dict[str, Any], operations: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _kept_paths(spec: dict[str, Any], operations: tuple[str, ...]) -> dict[str, Any]:
+    wanted = set(operations)
+    paths: dict[str, Any] = {}
+    found: set[str] = set()
+    for path, item in spec.get("paths", {}).items():
+        kept = {
+            method: op
+            for method, op in item.items()
+            if method in _HTTP_METHODS and isinstance(op, dict) and op.get("operationId") in wanted
+        }
+        if not kept:
+            continue
+        found.update(op["operationId"] for op in kept.values())
+        paths[path] = {**{k: v for k, v in item.items() if k not in _HTTP_METHODS}, **kept}
+    missing = wanted - found
+    if missing:
+        raise ContractError(f"operations not in the upstream file: {', '.join(sorted(missing))}")
+    return paths
+
+
+def _swagger_subset(spec: dict[str, Any], operations: tuple[str, ...]) -> dict[str, Any]:
+    paths = _kept_paths(spec, operations)
+    definitions: dict[str, Any] = {}
+    pending = list(_refs(paths))
+    seen: set[str] = set()
+    while pending:
+        ref = pending.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        parts = ref.split("/")
+        if len(parts) < 3 or parts[:2] != ["#", "definitions"]:
+            raise ContractError(f"unsupported $ref {ref!r}: only #/definitions/<name>[/...]")
+        name = _unescape(parts[2])
+        try:
+            target = spec["definitions"][name]
+            resolve_pointer(spec, ref)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ContractError(f"$ref {ref!r} points nowhere in the upstream file") from exc
+        definitions[name] = target
+        pending.extend(_refs(target))
+    out: dict[str, Any] = {
+        k: spec[k] for k in ("swagger", "info", "host", "schemes", "consumes", "produces") if k in spec
+    }
+    out["paths"] = paths
+    out["definitions"] = definitions
+    return out
+
+
 def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -217,7 +327,11 @@ def sources_md(entries: list[tuple[Contract, str, int]]) -> str:
             f"- source: {contract.source}",
             f"- licence: {contract.licence}",
             f"- upstream sha256: `{digest}`",
-            f"- operations kept ({len(contract.operations)}): {', '.join(contract.operations)}",
+            (
+                "- copied whole, byte for byte"
+                if contract.whole
+                else f"- operations kept ({len(contract.operations)}): {', '.join(contract.operations)}"
+            ),
             "",
         ]
     return "\n".join(lines)
@@ -232,6 +346,10 @@ def generate(source_dir: Path) -> dict[Path, str]:
         if not upstream.is_file():
             raise ContractError(f"upstream contract missing: {upstream}")
         raw = upstream.read_bytes()
+        if contract.whole:
+            files[CONTRACTS / contract.output] = raw.decode("utf-8")
+            entries.append((contract, hashlib.sha256(raw).hexdigest(), len(raw)))
+            continue
         try:
             spec = json.loads(raw)
         except ValueError as exc:

@@ -107,3 +107,61 @@ def test_missing_upstream_folder_is_a_clear_error(tmp_path: Any, monkeypatch: py
     monkeypatch.setenv("TRADELANE_SPECS_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(script().ContractError, match="TRADELANE_SPECS_DIR"):
         script().specs_dir(None)
+
+
+# -- Amazon SP-API models (Swagger 2.0) -----------------------------------------------------------
+
+
+def _amazon_subsets() -> list[Any]:
+    return [c for c in script().AMAZON if not c.whole]
+
+
+@cache
+def _amazon_doc(output: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((CONTRACTS_DIR / output).read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.mark.parametrize("output", [c.output for c in _amazon_subsets()])
+def test_amazon_subset_refs_resolve_and_regenerate(output: str) -> None:
+    doc = _amazon_doc(output)
+    refs = set(_all_refs(doc))
+    assert refs and all(ref.startswith("#/definitions/") for ref in refs)
+    for ref in sorted(refs):
+        script().resolve_pointer(doc, ref)
+    contract = next(c for c in script().AMAZON if c.output == output)
+    text = (CONTRACTS_DIR / output).read_text(encoding="utf-8")
+    assert script().render(script().subset(doc, contract.operations)) == text
+    assert set(_operations(doc)) == set(contract.operations)
+
+
+def test_amazon_subsets_cover_every_operation_the_sandbox_serves() -> None:
+    from tradelane.connectors.amazon.sandbox.operations import OPERATIONS as AMAZON_OPERATIONS
+
+    for op in AMAZON_OPERATIONS:
+        doc = _amazon_doc(f"amazon/{op.model}.subset.json")
+        kept = _operations(doc)
+        assert op.op_id in kept, (
+            f"{op.op_id} missing from amazon/{op.model}.subset.json (run `make contracts`)"
+        )
+        assert kept[op.op_id] == (op.method, op.path), op.op_id
+
+
+def test_amazon_whole_files_are_committed_with_provenance() -> None:
+    sources = (CONTRACTS_DIR / "SOURCES.md").read_text(encoding="utf-8")
+    for contract in script().AMAZON:
+        assert (CONTRACTS_DIR / contract.output).is_file(), contract.output
+        assert f"## {contract.output}" in sources
+    assert "amzn/selling-partner-api-models @ 34dc93fe" in sources and "Apache-2.0" in sources
+    assert "Apache License" in (CONTRACTS_DIR / "amazon" / "LICENSE").read_text(encoding="utf-8")
+    for name in ("listings-feed-schema-v2.json", "listings-feed-processing-report-schema-v2.json"):
+        schema = json.loads((CONTRACTS_DIR / "amazon" / name).read_text(encoding="utf-8"))
+        assert schema["$schema"].startswith("http://json-schema.org/draft-07/schema")
+
+
+def test_swagger_subset_detects_a_dangling_ref() -> None:
+    contract = next(c for c in script().AMAZON if c.output.endswith("ordersV0.subset.json"))
+    broken = json.loads(json.dumps(_amazon_doc(contract.output)))
+    del broken["definitions"]["PackageDetail"]
+    with pytest.raises(script().ContractError, match="PackageDetail"):
+        script().subset(broken, contract.operations)
