@@ -1,0 +1,374 @@
+"""Offer publishing, written once for every marketplace and driven through the port: job kinds
+``offers.delta``, ``offers.full`` and ``offers.import_check``.
+
+A delta takes the channel's dirty offers (every change since the last call, coalesced: a product changed
+ten times is sent once, with its latest values), at most ``capabilities.batch_size(SUBMIT_OFFERS_DELTA)``
+of them per job, and submits them in one call; it queues the next delta while dirty offers remain. A full
+sync submits every bound offer, in calls of at most ``batch_size(SUBMIT_OFFERS_FULL)`` (default: one
+call). Offers are marked with the import reference; when the connector declares
+``asynchronous_offer_imports``, an ``offers.import_check`` job reads the import's result later (as often as
+the connector says: ``retry_after``) and sets each offer's outcome — errors on the SKUs the marketplace
+named, published for the rest. A synchronous import's result is applied at once.
+
+Offers that cannot be sent are ``blocked`` with the reasons, never sent: without a price (the hub's own
+check) or refused by the connector before any call (its outcomes at submission).
+
+First sync and full syncs (so that no offer is sent twice when a channel starts):
+
+* a full sync supersedes deltas: while an ``offers.full`` of the channel is running or due, a delta
+  stands aside and sends nothing (the full sends every offer, the dirty ones included; anything changed
+  after the full read the catalog stays dirty for the next scheduled delta). A full sync backing off
+  after a failure does not hold deltas back: stock must not go stale;
+* a channel's first sync is a full one: a delta with offers to send, on a channel that never completed
+  a full sync, queues one ``offers.full`` instead (once per channel — idempotency key
+  ``offers.first_full:<channel>`` — coalesced with a full the operator asked for) and sends nothing.
+
+The per-job connector comes from a session (:class:`PortSession`): the connector, and the recording of
+the job's raw exchanges under a subject (``import:<reference>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Connection
+
+from tradelane.connectors.base import (
+    Capabilities,
+    ImportRef,
+    ImportResult,
+    MarketplaceConnector,
+    OfferOutcome,
+    OfferUpdate,
+    Operation,
+    SubmitMode,
+)
+from tradelane.domain.catalog import Product
+from tradelane.domain.channels import Flow
+from tradelane.domain.errors import PermanentError, RetryableError
+from tradelane.services import offers as offer_service
+from tradelane.services.channels import Channel
+from tradelane.services.outbox import OFFERS_DELTA
+from tradelane.sync.context import JobContext
+from tradelane.sync.jobs import JobSpec, enqueue
+
+IMPORT_CHECK = "offers.import_check"
+#: Offers per delta job when the connector declares no largest batch.
+DEFAULT_DELTA_BATCH = 5_000
+#: A full sync reports its progress every ``max(1, min(FULL_CHUNK, total // 20))`` offers built.
+FULL_CHUNK = 500
+#: Seconds before the first look at an import when the connector gives no ``retry_after``.
+IMPORT_POLL_SECONDS = 15.0
+
+
+class PortSession(Protocol):
+    """One job's use of a channel's connector (built by the hub: credentials, rate budget, exchanges)."""
+
+    @property
+    def connector(self) -> MarketplaceConnector: ...
+
+    def record(self, conn: Connection, subject: str, *, now: datetime) -> None:
+        """Store the raw exchanges of this job so far under ``subject`` (in ``conn``'s transaction)."""
+        ...
+
+
+#: Opens the session of one job on one channel (a context manager: the connector is closed after).
+OpenSession = Callable[[JobContext, Channel], AbstractContextManager[PortSession]]
+
+
+# --- pure ------------------------------------------------------------------------------------------
+
+
+def offer_update(product: Product) -> OfferUpdate | list[str]:
+    """The offer the hub wants for ``product``, or why it cannot be one (pure).
+
+    The product's own ``parent_sku`` and ``brand`` travel in ``attributes`` as ``":parent_sku"`` and
+    ``":brand"`` (connectors may carry them, e.g. as custom fields)."""
+    if product.price is None or product.currency is None:
+        return ["no price"]
+    if not product.price.is_finite() or product.price < 0:
+        return [f"invalid price {product.price}"]
+    attributes: dict[str, Any] = dict(product.attributes)
+    if product.parent_sku:
+        attributes[":parent_sku"] = product.parent_sku
+    if product.brand:
+        attributes[":brand"] = product.brand
+    return OfferUpdate(
+        sku=product.sku,
+        price=product.price,
+        currency=product.currency,
+        quantity=product.quantity,
+        gtin=product.gtin,
+        title=product.title,
+        attributes=attributes,
+    )
+
+
+def errors_by_sku(outcomes: Sequence[OfferOutcome]) -> dict[str, list[str]]:
+    """Failed outcomes as SKU → reasons (accepted ones dropped; a failure without reasons says so)."""
+    errors: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if not outcome.ok:
+            errors.setdefault(outcome.sku, []).extend(outcome.errors or ("rejected by the marketplace",))
+    return errors
+
+
+def _require(connector: MarketplaceConnector, operation: Operation) -> Capabilities:
+    capabilities = connector.capabilities
+    if not capabilities.supports(operation):
+        raise PermanentError(f"connector {connector.name!r} does not support {operation.value}")
+    return capabilities
+
+
+# --- the jobs --------------------------------------------------------------------------------------
+
+
+def _stand_aside(ctx: JobContext, channel: Channel) -> dict[str, Any] | None:
+    """The delta's answer when a full sync does its work (see the module docstring), else None."""
+    with ctx.engine.connect() as conn:
+        full_job = offer_service.full_sync_in_flight(conn, channel.id, now=ctx.now(), other_than=ctx.job.id)
+        first = (
+            full_job is None
+            and offer_service.never_fully_synced(conn, channel.id)
+            and offer_service.count_dirty(conn, channel.id) > 0
+        )
+    if full_job is None and not first:
+        return None
+    with ctx.transaction() as conn:
+        if full_job is None:
+            queued = enqueue(
+                conn,
+                JobSpec(
+                    tenant_id=channel.tenant_id,
+                    kind=offer_service.OFFERS_FULL,
+                    payload={"first_sync": True},
+                    channel_id=channel.id,
+                    flow=Flow.OFFERS.value,
+                    idempotency_key=f"offers.first_full:{channel.id}",
+                    dedupe_key=f"{offer_service.OFFERS_FULL}:{channel.id}",
+                ),
+                now=ctx.now(),
+            )
+            in_flight = offer_service.full_sync_in_flight(
+                conn, channel.id, now=ctx.now(), job_id=queued.job_id
+            )
+            if not queued.created and in_flight is None:
+                # The first full sync was queued before and is not in flight now (it died, was
+                # cancelled, or backs off after a failure): never queue fulls over and over, and never
+                # let stock go stale waiting for one — send the changes as a delta.
+                return None
+            full_job = queued.job_id
+        result = {"sent": 0, "superseded_by_full_sync": full_job}
+        ctx.complete_in(conn, result)
+    return result
+
+
+class _Batch:
+    """Offers built for one submission: the sendable ones by SKU, and those the hub blocks itself."""
+
+    def __init__(self) -> None:
+        self.ready: list[offer_service.DirtyOffer] = []
+        self.updates: list[OfferUpdate] = []
+        self.blocked: list[tuple[offer_service.DirtyOffer, list[str]]] = []
+
+    def add(self, offer: offer_service.DirtyOffer) -> None:
+        built = offer_update(offer.product)
+        if isinstance(built, OfferUpdate):
+            self.ready.append(offer)
+            self.updates.append(built)
+        else:
+            self.blocked.append((offer, built))
+
+
+def _submit(
+    ctx: JobContext,
+    conn: Connection,
+    session: PortSession,
+    channel: Channel,
+    offers: Sequence[offer_service.DirtyOffer],
+    ref: ImportRef,
+    *,
+    now: datetime,
+) -> list[offer_service.DirtyOffer]:
+    """Record one submission: offers refused at submission blocked, the others sent with the import
+    reference, the result applied (synchronous) or its check scheduled. Returns the offers sent."""
+    early = ref.result
+    refused = errors_by_sku(early.outcomes) if early is not None else {}
+    sent = [o for o in offers if o.product.sku not in refused]
+    for offer in offers:
+        if offer.product.sku in refused:
+            offer_service.block(conn, offer, refused[offer.product.sku], now=now)
+    if not ref.submitted or not ref.reference:
+        return []
+    offer_service.mark_sent(
+        conn,
+        sent,
+        status=offer_service.OfferStatus.SUBMITTED,
+        now=now,
+        import_ref=ref.reference,
+        request=f"{ref.mode.value} import {ref.reference}",
+    )
+    if early is not None and early.done:
+        _apply(conn, channel, ref.reference, early)
+    else:
+        delay = early.retry_after if early is not None and early.retry_after is not None else None
+        _schedule_check(ctx, conn, channel, ref, IMPORT_POLL_SECONDS if delay is None else delay)
+    session.record(conn, f"import:{ref.reference}", now=now)
+    return sent
+
+
+def push_delta(ctx: JobContext, channel: Channel, open_session: OpenSession) -> dict[str, Any]:
+    """``offers.delta``: the oldest dirty offers of the channel in one submission (see the module)."""
+    aside = _stand_aside(ctx, channel)
+    if aside is not None:
+        return aside
+    now = ctx.now()
+    with open_session(ctx, channel) as session:
+        capabilities = _require(session.connector, Operation.SUBMIT_OFFERS_DELTA)
+        limit = capabilities.batch_size(Operation.SUBMIT_OFFERS_DELTA, DEFAULT_DELTA_BATCH)
+        with ctx.engine.connect() as conn:
+            dirty = offer_service.dirty_offers(conn, channel.id, limit=limit)
+        if not dirty:
+            return {"sent": 0}
+        batch = _Batch()
+        for offer in dirty:
+            batch.add(offer)
+        ref = session.connector.submit_offers(batch.updates, SubmitMode.DELTA) if batch.updates else None
+        with ctx.transaction() as conn:
+            for offer, reasons in batch.blocked:
+                offer_service.block(conn, offer, reasons, now=now)
+            sent = [] if ref is None else _submit(ctx, conn, session, channel, batch.ready, ref, now=now)
+            remaining = offer_service.count_dirty(conn, channel.id)
+            if remaining:
+                enqueue(
+                    conn,
+                    JobSpec(
+                        tenant_id=channel.tenant_id,
+                        kind=OFFERS_DELTA,
+                        payload={},
+                        channel_id=channel.id,
+                        flow=Flow.OFFERS.value,
+                        dedupe_key=f"{OFFERS_DELTA}:{channel.id}",
+                    ),
+                    now=now,
+                )
+            result = {
+                "sent": len(sent),
+                "blocked": len(dirty) - len(sent),
+                "import_id": ref.reference if ref is not None and sent else None,
+                "remaining": remaining,
+            }
+            ctx.complete_in(conn, result)
+    return result
+
+
+def _report(ctx: JobContext, channel: Channel, done: int, total: int, stage: str) -> None:
+    report: offer_service.OfferSyncProgressFn | None = ctx.services.get(offer_service.OFFER_SYNC_PROGRESS)
+    if report is not None:
+        report(offer_service.OfferSyncProgress(channel.id, done, total, stage))
+
+
+def _build_in_chunks(
+    ctx: JobContext, channel: Channel, everything: Sequence[offer_service.DirtyOffer]
+) -> _Batch:
+    """Every offer built, reporting the progress after each chunk."""
+    total = len(everything)
+    size = max(1, min(FULL_CHUNK, total // 20))
+    batch = _Batch()
+    _report(ctx, channel, 0, total, "building")
+    for start in range(0, total, size):
+        for offer in everything[start : start + size]:
+            batch.add(offer)
+        _report(ctx, channel, min(total, start + size), total, "building")
+    return batch
+
+
+def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> dict[str, Any]:
+    """``offers.full`` (initial/full sync): every bound offer, in as few submissions as the connector's
+    largest batch allows (one when it declares none).
+
+    Records the channel's ``full_synced_at`` (the instant the catalog was read), so later deltas stay
+    deltas; the optional :data:`~tradelane.services.offers.OFFER_SYNC_PROGRESS` service hears of every
+    chunk of offers built and of the upload."""
+    now = ctx.now()
+    with open_session(ctx, channel) as session:
+        capabilities = _require(session.connector, Operation.SUBMIT_OFFERS_FULL)
+        with ctx.engine.connect() as conn:
+            everything = offer_service.all_offers(conn, channel.id)
+        batch = _build_in_chunks(ctx, channel, everything)
+        size = max(1, capabilities.batch_size(Operation.SUBMIT_OFFERS_FULL, len(batch.updates) or 1))
+        refs: list[tuple[list[offer_service.DirtyOffer], ImportRef]] = []
+        for start in range(0, len(batch.updates), size):
+            part = batch.updates[start : start + size]
+            refs.append(
+                (batch.ready[start : start + size], session.connector.submit_offers(part, SubmitMode.FULL))
+            )
+        with ctx.transaction() as conn:
+            offer_service.mark_full_synced(conn, channel.id, read_at=now)
+            for offer, reasons in batch.blocked:
+                offer_service.block(conn, offer, reasons, now=now)
+            sent = 0
+            references: list[str] = []
+            for offers, ref in refs:
+                carried = _submit(ctx, conn, session, channel, offers, ref, now=now)
+                sent += len(carried)
+                if carried:
+                    references.append(ref.reference)
+            result = {
+                "sent": sent,
+                "blocked": len(everything) - sent,
+                "import_id": references[0] if len(references) == 1 else (references or None),
+            }
+            ctx.complete_in(conn, result)
+    _report(ctx, channel, len(everything), len(everything), "sent")
+    return result
+
+
+def _schedule_check(
+    ctx: JobContext, conn: Connection, channel: Channel, ref: ImportRef, delay: float
+) -> None:
+    enqueue(
+        conn,
+        JobSpec(
+            tenant_id=channel.tenant_id,
+            kind=IMPORT_CHECK,
+            payload={"import_id": ref.reference, "mode": ref.mode.value, "submitted": ref.submitted},
+            channel_id=channel.id,
+            flow=Flow.OFFERS.value,
+            idempotency_key=f"{IMPORT_CHECK}:{channel.id}:{ref.reference}",
+            run_at=ctx.now() + timedelta(seconds=delay),
+        ),
+        now=ctx.now(),
+    )
+
+
+def _apply(conn: Connection, channel: Channel, reference: str, result: ImportResult) -> tuple[int, int]:
+    return offer_service.apply_import_result(
+        conn, channel.id, reference, errors_by_sku(result.outcomes), response=result.summary
+    )
+
+
+def check_import(ctx: JobContext, channel: Channel, open_session: OpenSession) -> dict[str, Any]:
+    """``offers.import_check``: the import's result until it is done (a retryable error with the
+    connector's ``retry_after`` meanwhile), then each offer's outcome."""
+    payload = ctx.job.payload
+    reference = str(payload["import_id"])
+    ref = ImportRef(
+        reference, SubmitMode(payload.get("mode", SubmitMode.DELTA.value)), int(payload.get("submitted", 0))
+    )
+    now = ctx.now()
+    with open_session(ctx, channel) as session:
+        _require(session.connector, Operation.READ_IMPORT)
+        outcome = session.connector.import_result(ref)
+        if not outcome.done:
+            wait = IMPORT_POLL_SECONDS if outcome.retry_after is None else outcome.retry_after
+            raise RetryableError(outcome.summary or f"import {reference} is not finished", retry_after=wait)
+        with ctx.transaction() as conn:
+            published, failed = _apply(conn, channel, reference, outcome)
+            session.record(conn, f"import:{reference}", now=now)
+            result = {"import_id": reference, "published": published, "failed": failed}
+            ctx.complete_in(conn, result)
+    return result
