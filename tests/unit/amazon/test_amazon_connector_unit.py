@@ -1,0 +1,404 @@
+"""AmazonConnector against the fake SP-API: orders cursor and paging, withheld orders, budget running
+out mid-read, feed/patch routing, import results, shipments, capabilities and check()."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import httpx
+import pytest
+from amazon_fakes import API, Clock, FakeAmazon, body_of, errors, json_response, order
+
+from tradelane.connectors.amazon.connector import AmazonConnector
+from tradelane.connectors.amazon.errors import AmazonThrottled
+from tradelane.connectors.base import (
+    CheckOutcome,
+    ImportRef,
+    MarketplaceConnector,
+    OfferUpdate,
+    Operation,
+    Shipment,
+    ShippedLine,
+    SubmitMode,
+    UnsupportedOperation,
+)
+from tradelane.domain.errors import PermanentError
+
+ORDERS = "/orders/2026-01-01/orders"
+LISTING = "/listings/2021-08-01/items/A2SELLER000001/"
+
+
+def page(
+    orders: list[dict[str, object]], next_token: str | None = None, bound: str | None = None
+) -> httpx.Response:
+    body: dict[str, object] = {"orders": orders}
+    if next_token:
+        body["pagination"] = {"nextToken": next_token}
+    if bound:
+        body["lastUpdatedBefore"] = bound
+    return json_response(body)
+
+
+def test_it_is_a_marketplace_connector_with_honest_capabilities() -> None:
+    connector = FakeAmazon().connector()
+    assert isinstance(connector, MarketplaceConnector)
+    caps = connector.capabilities
+    assert not caps.acceptance_required and caps.tracking_required and caps.asynchronous_offer_imports
+    assert not caps.supports(Operation.CANCEL) and "Seller Central" in caps.hints["cancel"]
+    assert not caps.supports(Operation.REFUND) and caps.hints["refund"]
+    assert caps.budgets["searchOrders"].per_second == 0.0056 and caps.budgets["patchListingsItem"].burst == 5
+    assert caps.batch_size(Operation.SUBMIT_OFFERS_FULL, 0) == 25_000
+    for call in (
+        lambda: connector.cancel(None),  # type: ignore[arg-type]
+        lambda: connector.refund(None),  # type: ignore[arg-type]
+        lambda: connector.accept("x", []),
+        lambda: connector.fetch_messages(None, now=Clock()()),
+    ):
+        with pytest.raises(UnsupportedOperation):
+            call()
+
+
+def test_first_poll_pages_withholds_pending_and_sets_the_watermark() -> None:
+    fake = FakeAmazon().on(
+        "GET",
+        ORDERS,
+        page([order("A"), order("P", status="PENDING", address=False)], "t2", bound="2025-03-01T11:58:00Z"),
+        page([order("B", updated="2025-03-01T11:30:00Z"), order("A")]),  # A again: a duplicate page
+    )
+    clock = Clock()
+    changes = fake.connector(clock).fetch_orders(None, now=clock())
+    assert [o.marketplace_order_id for o in changes.orders] == ["A", "B"]
+    assert (changes.fetched, changes.withheld) == (4, 1)
+    first, second = fake.calls("GET", ORDERS)
+    assert first.url.params["lastUpdatedAfter"] == "2025-02-26T12:00:00Z"  # 72 h look-back
+    assert second.url.params["paginationToken"] == "t2"
+    assert json.loads(changes.cursor or "") == {"v": 1, "after": "2025-03-01T11:58:00+00:00"}
+
+
+def test_next_poll_overlaps_the_watermark() -> None:
+    fake = FakeAmazon().on("GET", ORDERS, page([], bound="2025-03-01T12:10:00Z"))
+    clock = Clock()
+    cursor = '{"v":1,"after":"2025-03-01T11:58:00+00:00"}'
+    changes = fake.connector(clock, order_overlap_seconds=600).fetch_orders(cursor, now=clock())
+    assert fake.calls("GET", ORDERS)[0].url.params["lastUpdatedAfter"] == "2025-03-01T11:48:00Z"
+    assert json.loads(changes.cursor or "")["after"] == "2025-03-01T12:10:00+00:00"
+
+
+def test_without_a_bound_the_latest_update_seen_is_the_watermark() -> None:
+    fake = FakeAmazon().on("GET", ORDERS, page([order("A", updated="2025-03-01T11:40:00Z")]))
+    changes = fake.connector().fetch_orders('{"v":1,"after":"2025-03-01T10:00:00+00:00"}', now=Clock()())
+    assert json.loads(changes.cursor or "")["after"] == "2025-03-01T11:40:00+00:00"
+    empty = FakeAmazon().on("GET", ORDERS, page([]))
+    again = empty.connector().fetch_orders(changes.cursor, now=Clock()())
+    assert again.cursor == changes.cursor  # nothing seen: the watermark stays
+
+
+def test_an_order_without_its_address_is_read_with_get_order() -> None:
+    fake = (
+        FakeAmazon()
+        .on("GET", ORDERS, page([order("A", address=False)]))
+        .on("GET", f"{ORDERS}/A", json_response({"order": order("A")}))
+    )
+    (mapped,) = fake.connector().fetch_orders(None, now=Clock()()).orders
+    assert mapped.shipping_address is not None and mapped.shipping_address.city == "Köln"
+
+
+def test_budget_spent_mid_read_hands_over_the_pages_read_and_resumes() -> None:
+    fake = FakeAmazon().on(
+        "GET",
+        ORDERS,
+        page([order("A")], "t2", bound="2025-03-01T11:58:00Z"),
+        errors(429, "QuotaExceeded", "slow down"),
+    )
+    connector = fake.connector()
+    changes = connector.fetch_orders('{"v":1,"after":"2025-03-01T10:00:00+00:00"}', now=Clock()())
+    assert [o.marketplace_order_id for o in changes.orders] == ["A"]
+    cursor = json.loads(changes.cursor or "")
+    assert cursor == {
+        "v": 1,
+        "after": "2025-03-01T10:00:00+00:00",
+        "token": "t2",
+        "until": "2025-03-01T11:58:00+00:00",
+    }
+    fake.on("GET", ORDERS, page([order("B")]))
+    resumed = connector.fetch_orders(changes.cursor, now=Clock()())
+    assert [o.marketplace_order_id for o in resumed.orders] == ["B"]
+    assert fake.calls("GET", ORDERS)[-1].url.params["paginationToken"] == "t2"
+    assert json.loads(resumed.cursor or "") == {"v": 1, "after": "2025-03-01T11:58:00+00:00"}
+
+
+def test_throttled_on_the_first_page_raises() -> None:
+    fake = FakeAmazon().on("GET", ORDERS, errors(429, "QuotaExceeded", "slow down", {"Retry-After": "30"}))
+    with pytest.raises(AmazonThrottled) as info:
+        fake.connector().fetch_orders(None, now=Clock()())
+    assert info.value.retry_after == 30
+
+
+def test_a_refused_pagination_token_restarts_from_the_watermark() -> None:
+    fake = FakeAmazon().on(
+        "GET", ORDERS, errors(400, "InvalidInput", "Invalid paginationToken."), page([order("A")])
+    )
+    cursor = '{"v":1,"after":"2025-03-01T10:00:00+00:00","token":"old"}'
+    changes = fake.connector().fetch_orders(cursor, now=Clock()())
+    assert [o.marketplace_order_id for o in changes.orders] == ["A"]
+    assert "paginationToken" not in fake.calls("GET", ORDERS)[-1].url.params
+
+
+def test_unreadable_cursor_is_permanent() -> None:
+    with pytest.raises(PermanentError, match="unreadable Amazon orders cursor"):
+        FakeAmazon().connector().fetch_orders("garbage", now=Clock()())
+
+
+def offer(sku: str, **kwargs: object) -> OfferUpdate:
+    return OfferUpdate(sku=sku, price=Decimal("9.50"), currency="EUR", quantity=4, **kwargs)  # type: ignore[arg-type]
+
+
+def accepted(sku: str) -> httpx.Response:
+    return json_response({"sku": sku, "status": "ACCEPTED", "submissionId": "s1", "issues": []})
+
+
+def test_small_delta_patches_and_puts_a_sku_not_listed_yet() -> None:
+    missing = json_response(
+        {
+            "sku": "NEW",
+            "status": "INVALID",
+            "submissionId": "s2",
+            "issues": [
+                {
+                    "code": "4000009",
+                    "message": "The SKU 'NEW' does not exist for this seller",
+                    "severity": "ERROR",
+                    "categories": [],
+                }
+            ],
+        }
+    )
+    fake = (
+        FakeAmazon()
+        .on("PATCH", LISTING + "OLD", accepted("OLD"))
+        .on("PATCH", LISTING + "NEW", missing)
+        .on("PUT", LISTING + "NEW", accepted("NEW"))
+        .on("DELETE", LISTING + "GONE", accepted("GONE"))
+        .on("PATCH", LISTING + "BAD", errors(400, "InvalidInput", "bad price"))
+    )
+    connector = fake.connector()
+    ref = connector.submit_offers(
+        [
+            offer("OLD"),
+            offer("NEW", attributes={"attr:asin": "B0X"}),
+            offer("GONE", delete=True),
+            offer("BAD"),
+        ],
+        SubmitMode.DELTA,
+    )
+    assert ref.reference.startswith("patch:") and ref.result is not None and ref.result.done
+    assert [(o.sku, o.ok) for o in ref.result.outcomes] == [
+        ("OLD", True),
+        ("NEW", True),
+        ("GONE", True),
+        ("BAD", False),
+    ]
+    assert ref.result.outcomes[3].errors == ("bad price",)
+    assert connector.last_plan is not None and "patchListingsItem" in connector.last_plan.reason
+    put = body_of(fake.calls("PUT", LISTING + "NEW")[0])
+    assert put["requirements"] == "LISTING_OFFER_ONLY"
+    assert connector.import_result(ref) is ref.result
+
+
+def feed_routes(fake: FakeAmazon, *statuses: dict[str, object]) -> FakeAmazon:
+    return (
+        fake.on(
+            "POST",
+            "/feeds/2021-06-30/documents",
+            json_response({"feedDocumentId": "doc-in", "url": f"{API}/s3/in"}, 201),
+        )
+        .on("PUT", "/s3/in", httpx.Response(200))
+        .on("POST", "/feeds/2021-06-30/feeds", json_response({"feedId": "F1"}, 202))
+        .on("GET", "/feeds/2021-06-30/feeds/F1", *[json_response(s) for s in statuses])
+    )
+
+
+def feed(status: str, result: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "feedId": "F1",
+        "feedType": "JSON_LISTINGS_FEED",
+        "createdTime": "2025-03-01T12:00:00Z",
+        "processingStatus": status,
+    }
+    if result:
+        body["resultFeedDocumentId"] = result
+    return body
+
+
+def test_full_sync_goes_through_a_feed_and_comes_back_per_sku() -> None:
+    report = {
+        "header": {"sellerId": "A2SELLER000001", "version": "2.0", "feedId": "F1"},
+        "issues": [
+            {"messageId": 2, "sku": "B", "code": "8541", "severity": "ERROR", "message": "no such ASIN"}
+        ],
+        "summary": {"messagesProcessed": 2, "messagesAccepted": 1, "messagesInvalid": 1},
+    }
+    fake = feed_routes(FakeAmazon(), feed("IN_QUEUE"), feed("IN_PROGRESS"), feed("DONE", "doc-out"))
+    fake.on(
+        "GET",
+        "/feeds/2021-06-30/documents/doc-out",
+        json_response({"feedDocumentId": "doc-out", "url": f"{API}/s3/out"}),
+    )
+    fake.on("GET", "/s3/out", json_response(report))
+    connector = fake.connector()
+    ref = connector.submit_offers([offer("A"), offer("B")], SubmitMode.FULL)
+    assert (ref.reference, ref.submitted, ref.result) == ("feed:F1", 2, None)
+    upload = fake.calls("PUT", "/s3/in")[0]
+    assert upload.headers["content-type"] == "application/json; charset=UTF-8"
+    assert [m["sku"] for m in json.loads(upload.content)["messages"]] == ["A", "B"]
+    assert body_of(fake.calls("POST", "/feeds/2021-06-30/feeds")[0]) == {
+        "feedType": "JSON_LISTINGS_FEED",
+        "marketplaceIds": ["A1PA6795UKMFR9"],
+        "inputFeedDocumentId": "doc-in",
+    }
+    for _ in range(2):
+        waiting = connector.import_result(ref)
+        assert not waiting.done and waiting.retry_after == 60
+    result = connector.import_result(ref)
+    assert result.done and [(o.sku, o.ok, o.errors) for o in result.outcomes] == [
+        ("B", False, ("8541: no such ASIN",))
+    ]
+    assert "1 invalid" in (result.summary or "")
+
+
+def test_fatal_feed_is_permanent_with_the_reason() -> None:
+    report = {
+        "header": {"feedId": "F1"},
+        "issues": [{"severity": "ERROR", "code": "5001", "message": "not JSON"}],
+    }
+    fake = feed_routes(FakeAmazon(), feed("FATAL", "doc-out"))
+    fake.on(
+        "GET",
+        "/feeds/2021-06-30/documents/doc-out",
+        json_response({"feedDocumentId": "doc-out", "url": f"{API}/s3/out"}),
+    )
+    fake.on("GET", "/s3/out", json_response(report))
+    with pytest.raises(PermanentError, match=r"ended FATAL.*5001: not JSON"):
+        fake.connector().import_result(ImportRef("feed:F1", SubmitMode.FULL, 2))
+
+
+def test_garbage_report_is_retryable() -> None:
+    fake = feed_routes(FakeAmazon(), feed("DONE", "doc-out"))
+    fake.on(
+        "GET",
+        "/feeds/2021-06-30/documents/doc-out",
+        json_response({"feedDocumentId": "doc-out", "url": f"{API}/s3/out"}),
+    )
+    fake.on("GET", "/s3/out", httpx.Response(200, content=b'{"issues": [{"sku"'))
+    from tradelane.connectors.amazon.errors import AmazonBadResponse
+
+    with pytest.raises(AmazonBadResponse):
+        fake.connector().import_result(ImportRef("feed:F1", SubmitMode.FULL, 2))
+
+
+SHIP = "/orders/v0/orders/302-1/shipmentConfirmation"
+
+
+def test_ship_lines_with_a_converted_carrier() -> None:
+    fake = FakeAmazon().on("POST", SHIP, httpx.Response(204))
+    fake.connector().ship(
+        Shipment(
+            order_id="302-1",
+            lines=[ShippedLine("11111", 1)],
+            carrier_code="royal-mail",
+            tracking_number="RM1",
+        )
+    )
+    body = body_of(fake.calls("POST", SHIP)[0])
+    assert body["marketplaceId"] == "A1PA6795UKMFR9"
+    detail = body["packageDetail"]
+    assert (detail["carrierCode"], detail["trackingNumber"], detail["orderItems"]) == (
+        "Royal Mail",
+        "RM1",
+        [{"orderItemId": "11111", "quantity": 1}],
+    )
+    assert detail["shipDate"] == "2025-03-01T12:00:00Z"
+
+
+def test_ship_whole_order_reads_what_is_left_and_unknown_carrier_is_other() -> None:
+    fake = (
+        FakeAmazon()
+        .on("GET", "/orders/2026-01-01/orders/302-1", json_response({"order": order("302-1")}))
+        .on("POST", SHIP, httpx.Response(204))
+    )
+    fake.connector().ship(
+        Shipment(order_id="302-1", lines=None, carrier_name="Kurier Müller", tracking_number="K1")
+    )
+    detail = body_of(fake.calls("POST", SHIP)[0])["packageDetail"]
+    assert (detail["carrierCode"], detail["carrierName"]) == ("Other", "Kurier Müller")
+    assert detail["orderItems"] == [{"orderItemId": "11111", "quantity": 2}]
+
+
+def test_ship_without_tracking_is_refused_before_any_call() -> None:
+    fake = FakeAmazon()
+    with pytest.raises(PermanentError, match="requires a tracking number"):
+        fake.connector().ship(Shipment(order_id="302-1", lines=None, carrier_code="ups"))
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("lwa", "listing", "outcome", "problem"),
+    [
+        (json_response({"error": "invalid_client"}, 401), None, CheckOutcome.BAD_CREDENTIALS, "bad_client"),
+        (
+            json_response({"error": "invalid_grant"}, 400),
+            None,
+            CheckOutcome.BAD_CREDENTIALS,
+            "bad_refresh_token",
+        ),
+        (
+            None,
+            errors(403, "Unauthorized", "Access to requested resource is denied."),
+            CheckOutcome.BAD_ACCOUNT,
+            "account_refused",
+        ),
+        (
+            None,
+            errors(400, "InvalidInput", "Invalid marketplace identifier: 'X'."),
+            CheckOutcome.BAD_ACCOUNT,
+            "rejected",
+        ),
+        (None, errors(404, "NotFound", "SKU not found"), CheckOutcome.OK, None),
+        (None, errors(503, "ServiceUnavailable", "later"), CheckOutcome.UNREACHABLE, "sp_api_retry"),
+    ],
+)
+def test_check_tells_the_causes_apart(
+    lwa: httpx.Response | None, listing: httpx.Response | None, outcome: CheckOutcome, problem: str | None
+) -> None:
+    fake = FakeAmazon()
+    if lwa is not None:
+        fake.on("POST", "/auth/o2/token", lwa)
+    if listing is not None:
+        fake.on("GET", LISTING + "tradelane-channel-check", listing)
+    report = fake.connector().check()
+    assert report.outcome is outcome, report.message
+    assert report.details.get("problem") == problem
+
+
+def test_check_unreachable() -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    fake = FakeAmazon().on("POST", "/auth/o2/token", refused)
+    report = fake.connector().check()
+    assert report.outcome is CheckOutcome.UNREACHABLE and "lwa" in report.details["problem"]
+
+
+def test_invalid_settings_or_missing_credentials_are_permanent() -> None:
+    with pytest.raises(PermanentError, match="invalid Amazon settings"):
+        FakeAmazon().connector(region="fe")
+    from amazon_fakes import settings
+
+    from tradelane.connectors.base import ConnectorEnv
+
+    env = ConnectorEnv(
+        1, "x", settings().to_dict(), {"client_id": "c"}, Clock(), lambda op: None, lambda e: None
+    )
+    with pytest.raises(PermanentError, match="client_secret, refresh_token"):
+        AmazonConnector(env)
