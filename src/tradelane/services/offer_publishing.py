@@ -11,7 +11,8 @@ the connector says: ``retry_after``) and sets each offer's outcome — errors on
 named, published for the rest. A synchronous import's result is applied at once.
 
 Offers that cannot be sent are ``blocked`` with the reasons, never sent: without a price (the hub's own
-check) or refused by the connector before any call (its outcomes at submission).
+check) or refused by the connector before any call (the failed outcomes of a submission whose result is
+not done yet, or of one that sent nothing).
 
 First sync and full syncs (so that no offer is sent twice when a channel starts):
 
@@ -193,15 +194,21 @@ def _submit(
     *,
     now: datetime,
 ) -> list[offer_service.DirtyOffer]:
-    """Record one submission: offers refused at submission blocked, the others sent with the import
-    reference, the result applied (synchronous) or its check scheduled. Returns the offers sent."""
+    """Record one submission and return the offers it carried.
+
+    Nothing sent (``submitted`` 0): the outcomes are refusals, those offers are blocked. A result
+    already done (a synchronous import): every offer is marked sent and the outcomes applied as the
+    import's. A result not done yet: its failed outcomes are offers refused before sending (blocked),
+    the others are marked sent with the reference and the check is scheduled after ``retry_after``."""
     early = ref.result
-    refused = errors_by_sku(early.outcomes) if early is not None else {}
+    sent_nothing = not ref.submitted or not ref.reference
+    settled = early is not None and early.done and not sent_nothing
+    refused = errors_by_sku(early.outcomes) if early is not None and not settled else {}
     sent = [o for o in offers if o.product.sku not in refused]
     for offer in offers:
         if offer.product.sku in refused:
             offer_service.block(conn, offer, refused[offer.product.sku], now=now)
-    if not ref.submitted or not ref.reference:
+    if sent_nothing:
         return []
     offer_service.mark_sent(
         conn,
@@ -211,7 +218,7 @@ def _submit(
         import_ref=ref.reference,
         request=f"{ref.mode.value} import {ref.reference}",
     )
-    if early is not None and early.done:
+    if early is not None and settled:
         _apply(conn, channel, ref.reference, early)
     else:
         delay = early.retry_after if early is not None and early.retry_after is not None else None
