@@ -337,11 +337,11 @@ def run(
     endpoints: tuple[str, ...] = ("merchant", "generic"),
     workers: int | None = None,
 ) -> dict[str, Any]:
-    from tradelane.merchant.systems import add_http_system
     from tradelane.persistence import migrate
     from tradelane.persistence.db import make_engine
     from tradelane.persistence.tables import inbound_events, jobs
     from tradelane.security.crypto import KeyRing, generate_key
+    from tradelane.services.merchant_systems import add_http_system
     from tradelane.services.merchant_webhooks import APPLY_KIND
     from tradelane.services.tenants import create_tenant
 

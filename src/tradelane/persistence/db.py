@@ -141,7 +141,9 @@ class _SqliteInsertIgnore(sqlite.Insert):
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_ignore(dialect_name: str, table: sa.Table) -> Any:
+def insert_ignore_for(dialect_name: str, table: sa.Table) -> Any:
+    """:func:`insert_ignore` by dialect name (``"postgresql"`` or ``"sqlite"``), for statements built
+    once per dialect."""
     if dialect_name == "postgresql":
         return _PgInsertIgnore(table)
     return _SqliteInsertIgnore(table)
@@ -155,7 +157,7 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     Statements are immutable (``.values()``/``.returning()`` return copies), so sharing it is safe.
     Cheapest form: ``conn.execute(insert_ignore(conn, t).returning(...), {"col": value, ...})`` —
     the parameters bind at execution, with no per-call statement building."""
-    return _insert_ignore(conn.dialect.name, table)
+    return insert_ignore_for(conn.dialect.name, table)
 
 
 @contextmanager

@@ -52,12 +52,17 @@ def issue_token(conn: Connection, tenant_id: int, *, now: datetime, label: str =
 
 def tenant_for_token(conn: Connection, token: str) -> Tenant | None:
     """The tenant a bearer token belongs to, or None (unknown or revoked). Lookup is by digest."""
-    row = conn.execute(
-        sa.select(tenants.c.id, tenants.c.name)
-        .join(api_tokens, api_tokens.c.tenant_id == tenants.c.id)
-        .where(api_tokens.c.token_hash == hash_token(token), api_tokens.c.revoked_at.is_(None))
-    ).first()
+    row = conn.execute(_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
     return Tenant(row.id, row.name) if row else None
+
+
+# Built once: every authenticated request runs it (a statement built per call costs SQLAlchemy a result
+# metadata adaptation each time, even with its compiled form cached).
+_BY_TOKEN_HASH = (
+    sa.select(tenants.c.id, tenants.c.name)
+    .join(api_tokens, api_tokens.c.tenant_id == tenants.c.id)
+    .where(api_tokens.c.token_hash == sa.bindparam("token_hash"), api_tokens.c.revoked_at.is_(None))
+)
 
 
 def get_tenant(conn: Connection, name: str) -> Tenant:

@@ -27,6 +27,7 @@ from tradelane.persistence.db import is_sqlite
 from tradelane.web import ops
 from tradelane.web.api import include_api
 from tradelane.web.api.common import API_PREFIX
+from tradelane.web.api.webhook_lane import WebhookLane
 from tradelane.web.dashboard import install_dashboard
 from tradelane.web.metrics import ApiMetrics
 from tradelane.web.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -78,7 +79,9 @@ def create_app(
     app.include_router(ops.router, responses=problem_responses(500))
     include_api(app)
     install_dashboard(app)
-    # Added last = outermost: the request context wraps the body limit and everything else.
+    # Added last = outermost: the request context wraps the body limit and everything else; the
+    # webhook lane is innermost, so both apply to it.
+    app.add_middleware(WebhookLane, api=app)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=max_body_bytes,

@@ -36,10 +36,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
+from tradelane.bootstrap import Container
 from tradelane.domain.errors import ValidationError
 from tradelane.logging import get_logger
+from tradelane.merchant.http_oms import HTTP_KIND
 from tradelane.merchant.signing import SIGNATURE_HEADER, BadSignature, SignatureError, verify
-from tradelane.merchant.systems import HTTP_KIND
 from tradelane.persistence.db import transaction
 from tradelane.persistence.tables import merchant_systems
 from tradelane.security.crypto import CredentialError, KeyRing
@@ -203,6 +204,12 @@ def receive_merchant_webhook(
     container: ContainerDep,
     body: Annotated[bytes, Depends(_raw_body)],
 ) -> JSONResponse:
+    return receive(container, name, request, body)
+
+
+def receive(container: Container, name: str, request: Request, body: bytes) -> JSONResponse:
+    """Verify, store, enqueue, acknowledge (see the module docstring); the route above and
+    :mod:`tradelane.web.api.webhook_lane` call it, in a worker thread. Raises the 401/422 problems."""
     now = container.now()
     header = request.headers.get(SIGNATURE_HEADER)
     try:
@@ -225,5 +232,6 @@ def receive_merchant_webhook(
     if accepted.error is not None:
         raise ValidationError(accepted.error)
     assert accepted.job_id is not None  # a valid new update always has its job
-    ack = MerchantWebhookAck(event_id=accepted.event_id, job_id=accepted.job_id)
-    return JSONResponse(ack.model_dump(mode="json"), status_code=202)
+    return JSONResponse(
+        {"event_id": accepted.event_id, "job_id": accepted.job_id, "status": "accepted"}, status_code=202
+    )

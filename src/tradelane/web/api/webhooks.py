@@ -104,7 +104,7 @@ def _store(
     return tenant, event_id, created
 
 
-async def _receive(
+async def receive(
     container: Container,
     credentials: HTTPAuthorizationCredentials | None,
     source: str,
@@ -112,8 +112,9 @@ async def _receive(
     request: Request,
     body: bytes,
 ) -> JSONResponse:
-    """Authenticate, store, acknowledge. Raises the 401/404/422 problems; runs in the request's task so
-    that the tenant it binds reaches the access log (a worker thread's context changes are lost)."""
+    """Authenticate, store, acknowledge (the routes below and :mod:`tradelane.web.api.webhook_lane` call
+    it). Raises the 401/404/422 problems; runs in the request's task so that the tenant it binds reaches
+    the access log (a worker thread's context changes are lost)."""
     headers = request.headers.items()
     tenant, event_id, created = await run_in_threadpool(
         _store, container, credentials, source, channel_name, headers, body
@@ -139,7 +140,7 @@ async def receive_webhook(
     container: ContainerDep,
     body: Annotated[bytes, Depends(raw_body)],
 ) -> JSONResponse:
-    return await _receive(container, credentials, source, None, request, body)
+    return await receive(container, credentials, source, None, request, body)
 
 
 @router.post(
@@ -158,4 +159,4 @@ async def receive_channel_webhook(
     container: ContainerDep,
     body: Annotated[bytes, Depends(raw_body)],
 ) -> JSONResponse:
-    return await _receive(container, credentials, source, channel_name, request, body)
+    return await receive(container, credentials, source, channel_name, request, body)
