@@ -86,18 +86,15 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     ``module:function`` registrars (site-specific handlers)."""
     from tradelane.connectors.dispatch import register_connectors
     from tradelane.connectors.mirakl.connector import HANDLERS as MIRAKL
-    from tradelane.merchant.files import scan as files_scan
-    from tradelane.merchant.shopify import catalog_sync as shopify_catalog
+    from tradelane.merchant.capabilities import ADAPTERS as MERCHANT_ADAPTERS
     from tradelane.merchant.shopify.adapter import shopify_adapter
-    from tradelane.services import merchant_webhooks, order_delivery
+    from tradelane.services import files_scan, merchant_webhooks, order_delivery, shopify_catalog
     from tradelane.sync import builtin
 
     builtin.register(registry)
     register_connectors(registry, {"mirakl": MIRAKL})
-    order_delivery.register(
-        registry, adapters={**order_delivery.DEFAULT_ADAPTERS, "shopify": shopify_adapter}
-    )
-    shopify_catalog.register(registry)
+    order_delivery.register(registry, adapters=MERCHANT_ADAPTERS)  # every merchant adapter factory
+    shopify_catalog.register(registry, stock_sources=shopify_adapter)
     merchant_webhooks.register(registry)
     files_scan.register(registry)
     for spec in plugins or []:

@@ -35,9 +35,9 @@ from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.sandbox import SandboxServer, SandboxState, Shop
 from tradelane.connectors.mirakl.sandbox.config import SandboxConfig
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
-from tradelane.merchant.systems import add_http_system
 from tradelane.persistence.tables import jobs, orders, products
 from tradelane.security.crypto import KeyRing, generate_key
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
 from tradelane.sync.jobs import JobSpec, enqueue, replay
 from tradelane.timeutil import utcnow

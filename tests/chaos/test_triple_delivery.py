@@ -21,8 +21,8 @@ from chaos_support import first_error, oms_view, racing_workers, scale, wait_for
 
 from mirakl_world import World, build_world, catalog
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
-from tradelane.merchant.systems import add_http_system
 from tradelane.persistence.tables import jobs, order_lines, orders
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.sync import jobs as jobstore
 from tradelane.sync.jobs import JobSpec, enqueue
 from tradelane.sync.worker import Worker, WorkerConfig

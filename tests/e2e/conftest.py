@@ -22,8 +22,8 @@ from tradelane.config import Settings
 from tradelane.logging import configure_logging
 from tradelane.merchant.sandbox.server import OmsSandboxServer
 from tradelane.merchant.sandbox.state import OmsSandboxState
-from tradelane.merchant.systems import add_http_system
 from tradelane.services import order_delivery
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.order_health import DELIVER_KIND
 from tradelane.services.tenants import issue_token
 from tradelane.web.app import create_app

@@ -30,8 +30,7 @@ from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
 from tradelane.merchant.sandbox.callback import Via, send_update
 from tradelane.merchant.sandbox.state import CallbackConfig
 from tradelane.merchant.shopify.sandbox import ShopifySandboxServer, ShopifySandboxState
-from tradelane.merchant.shopify.settings import add_shopify_system
-from tradelane.merchant.systems import add_http_system
+from tradelane.services.merchant_systems import add_http_system, add_shopify_system
 
 OMS_SECRET = "order-loop-oms-signing-secret-0123"
 SHOPIFY_TOKEN = "shpat_order_loop_sandbox_token"

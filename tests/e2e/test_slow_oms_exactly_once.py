@@ -18,8 +18,8 @@ from order_loop_support import sync_offers
 
 from mirakl_world import World, build_world
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
-from tradelane.merchant.systems import add_http_system
 from tradelane.persistence.tables import jobs, order_deliveries, orders
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.sync.jobs import JobSpec, enqueue
 from tradelane.sync.worker import Worker, WorkerConfig
 

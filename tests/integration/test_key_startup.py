@@ -14,7 +14,11 @@ from helpers import make_tenant
 from tradelane.bootstrap import build
 from tradelane.cli import build_app
 from tradelane.config import load_settings
-from tradelane.merchant.systems import add_merchant_system, get_merchant_system, merchant_credentials
+from tradelane.persistence.merchant_systems import (
+    add_merchant_system,
+    get_merchant_system,
+    merchant_credentials,
+)
 from tradelane.persistence.tables import channels, merchant_systems
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.channels import channel_credentials, create_channel, get_channel

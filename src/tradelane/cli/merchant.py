@@ -23,10 +23,11 @@ from tradelane.cli import orders as orders_cli
 from tradelane.cli.common import console, container, fail, print_json
 from tradelane.cli.secrets import required_secret, secret_option, stdin_option
 from tradelane.merchant.capabilities import capabilities_of, describe_capabilities
-from tradelane.merchant.skus import list_sku_mappings, put_sku_mapping
-from tradelane.merchant.systems import add_http_system, describe, list_merchant_systems
+from tradelane.persistence.merchant_systems import describe, list_merchant_systems
+from tradelane.persistence.sku_mappings import list_sku_mappings, put_sku_mapping
 from tradelane.services import order_health as health
 from tradelane.services.channels import get_channel
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.tenants import get_tenant
 
 merchant_app = typer.Typer(help="Merchant systems (OMS, commerce platforms).", no_args_is_help=True)

@@ -13,8 +13,9 @@ import typer
 from tradelane.cli.common import console, container, print_json
 from tradelane.cli.merchant import merchant_add_app
 from tradelane.cli.secrets import required_secret, secret_option, stdin_option
-from tradelane.merchant.shopify.settings import DEFAULT_API_VERSION, InventoryBehaviour, add_shopify_system
-from tradelane.merchant.systems import describe
+from tradelane.merchant.shopify.settings import DEFAULT_API_VERSION, InventoryBehaviour
+from tradelane.persistence.merchant_systems import describe
+from tradelane.services.merchant_systems import add_shopify_system
 from tradelane.services.tenants import get_tenant
 
 

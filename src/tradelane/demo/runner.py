@@ -32,10 +32,10 @@ from tradelane.demo.catalog import ean13, sample_rows, write_csv
 from tradelane.domain.channels import Flow
 from tradelane.merchant.sandbox import CallbackConfig, OmsSandboxServer, OmsSandboxState
 from tradelane.merchant.sandbox.callback import send_update
-from tradelane.merchant.systems import add_http_system
 from tradelane.persistence import migrate
 from tradelane.persistence.tables import offer_bindings, order_history, orders
 from tradelane.services.catalog_import import import_catalog
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.offers import OFFER_SYNC_PROGRESS, OFFERS_FULL, OfferSyncProgress
 from tradelane.services.tenants import create_tenant
 from tradelane.sync.jobs import JobSpec, enqueue

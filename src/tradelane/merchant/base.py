@@ -1,8 +1,18 @@
-"""What a merchant-system adapter is, and the classified result of handing it one order.
+"""The merchant port: what a merchant-system adapter is, what it declares, and the classified result
+of handing it one order.
 
-An adapter talks to one merchant system (an HTTP OMS, a commerce platform...). It classifies every
-answer at the edge into a :class:`DeliveryOutcome`; the delivery service turns outcomes into Order
-Health quarantines or engine retries. Adapters never touch the database.
+An adapter talks to one merchant system (an HTTP OMS, a commerce platform, a drop folder...). Each kind
+declares what it does (:class:`MerchantCapabilities`, see :mod:`tradelane.merchant.capabilities`) and is
+built by a factory the composition root (:mod:`tradelane.bootstrap`) hands to the services:
+
+* :class:`MerchantAdapter` (:data:`AdapterFactory`) — systems that *receive orders*: it classifies every
+  answer at the edge into a :class:`DeliveryOutcome`; the delivery service turns outcomes into Order
+  Health quarantines or engine retries;
+* :class:`StockSource` (:data:`StockSourceFactory`) — systems whose stock tradelane reads on demand
+  (Shopify inventory items); the catalog service applies what it returns.
+
+Adapters never touch the database: the services read and write the tables, adapters only speak to the
+merchant system (over the shared HTTP edge, :mod:`tradelane.http_edge`, or the file system).
 """
 
 from __future__ import annotations
@@ -71,8 +81,27 @@ class MerchantSystem:
     enabled: bool
 
 
-#: Builds an adapter from a system and its decrypted credentials.
+#: Builds an adapter from a system and its decrypted credentials. Raises ``ValueError`` when the
+#: system's settings or credentials are incomplete.
 AdapterFactory = Callable[[MerchantSystem, dict[str, Any]], MerchantAdapter]
+
+
+class StockSource(Protocol):
+    """Reads stock from one merchant system on demand."""
+
+    def read_stock(self, inventory_item_id: int) -> tuple[str | None, int] | None:
+        """The item's SKU (None when it has none) and its available stock summed over every location;
+        None when the system no longer has the item. Errors are classified (retryable/permanent)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+#: Builds a stock source from a system and its decrypted credentials (``ValueError`` as for
+#: :data:`AdapterFactory`).
+StockSourceFactory = Callable[[MerchantSystem, dict[str, Any]], StockSource]
 
 
 class Capability(StrEnum):

@@ -1,5 +1,8 @@
-"""Merchant systems by what they can do: each kind declares its capabilities (a pure function of the
-system's settings, next to its adapter), and this module looks them up.
+"""Every kind of merchant system tradelane knows, by what it can do: each kind declares its
+capabilities (a pure function of the system's settings, next to its adapter), and this module looks
+them up; :data:`ADAPTERS` are the order-receiving adapter factories the composition root
+(:mod:`tradelane.bootstrap`) hands to the delivery service. Adding a kind touches its package under
+:mod:`tradelane.merchant` and these tables.
 
 =========  ==============  ===========  ==========  ==============
 kind       receive_orders  send_catalog send_stock  send_shipments
@@ -9,7 +12,8 @@ shopify    yes             yes          yes         yes
 files      no              by settings  by settings no
 =========  ==============  ===========  ==========  ==============
 
-A kind without a declaration declares nothing (no order is ever delivered to it).
+A kind without a declaration declares nothing (no order is ever delivered to it). A ``files`` folder
+has no adapter factory: the scan service reads the folder through :mod:`tradelane.merchant.files`.
 """
 
 from __future__ import annotations
@@ -17,16 +21,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tradelane.merchant import http_oms
-from tradelane.merchant.base import CapabilitiesOf, MerchantCapabilities, MerchantSystem
+from tradelane.merchant.base import (
+    AdapterFactory,
+    CapabilitiesOf,
+    MerchantCapabilities,
+    MerchantSystem,
+)
 from tradelane.merchant.files import capabilities as files
 from tradelane.merchant.shopify import adapter as shopify
 from tradelane.merchant.shopify.settings import SHOPIFY_KIND
-from tradelane.merchant.systems import HTTP_KIND
 
 DECLARATIONS: Mapping[str, CapabilitiesOf] = {
-    HTTP_KIND: http_oms.capabilities,
+    http_oms.HTTP_KIND: http_oms.capabilities,
     SHOPIFY_KIND: shopify.capabilities,
     files.FILES_KIND: files.capabilities,
+}
+
+#: Order-receiving adapters by kind (every kind that declares ``receive_orders`` has one).
+ADAPTERS: Mapping[str, AdapterFactory] = {
+    http_oms.HTTP_KIND: http_oms.http_adapter,
+    SHOPIFY_KIND: shopify.shopify_adapter,
 }
 
 

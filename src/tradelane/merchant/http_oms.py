@@ -42,6 +42,8 @@ from tradelane.merchant.base import (
 from tradelane.merchant.schema import OmsOrder
 from tradelane.merchant.signing import SIGNATURE_HEADER, sign
 
+#: ``merchant_systems.kind`` of HTTP OMS systems.
+HTTP_KIND = "http"
 DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Raw responses are kept on the delivery row up to this many characters.
 MAX_KEPT_RESPONSE = 64 * 1024

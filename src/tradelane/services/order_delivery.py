@@ -18,8 +18,8 @@ Steps (payload ``{"order_id": N}``):
    disabled since), it is marked delivered at once, without validating again.
 2. Apply the channel's attribute rules (:func:`tradelane.services.rules.apply_attribute_rules`).
 3. Validate *before* contacting anyone: every deliverable line's SKU must resolve
-   (:mod:`tradelane.merchant.skus`) and the mandatory fields must be present — otherwise the order is
-   quarantined (``unknown_sku`` with the SKUs, ``missing_field`` with the field paths). No enabled
+   (:mod:`tradelane.persistence.sku_mappings`) and the mandatory fields must be present — otherwise the
+   order is quarantined (``unknown_sku`` with the SKUs, ``missing_field`` with the field paths). No enabled
    system receiving orders → ``no_merchant_system``, naming the systems that exist and what they do.
 4. For each target not yet holding the order (re-checked in a lease-fenced transaction right before
    the call, which also marks the hand-over in flight, see below): the adapter delivers the
@@ -93,9 +93,9 @@ from tradelane.merchant.schema import (
     deliverable_lines,
     missing_fields,
 )
-from tradelane.merchant.skus import resolve_line_skus, unknown_skus
-from tradelane.merchant.systems import list_merchant_systems, merchant_credentials
 from tradelane.persistence.db import insert_ignore, read_only
+from tradelane.persistence.merchant_systems import list_merchant_systems, merchant_credentials
+from tradelane.persistence.sku_mappings import resolve_line_skus, unknown_skus
 from tradelane.persistence.tables import merchant_systems, order_deliveries, orders
 from tradelane.security.crypto import CredentialError, KeyRing
 from tradelane.services.order_health import (

@@ -31,8 +31,8 @@ from sqlalchemy.engine import Connection
 from tradelane.domain.errors import ConflictError, ValidationError
 from tradelane.domain.orders import MerchantStatus
 from tradelane.merchant.schema import deliverable_lines
-from tradelane.merchant.skus import resolve_line_skus, unknown_skus
 from tradelane.persistence.db import insert_ignore
+from tradelane.persistence.sku_mappings import resolve_line_skus, unknown_skus
 from tradelane.persistence.tables import (
     channels,
     order_deliveries,

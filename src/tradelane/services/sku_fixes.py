@@ -3,7 +3,7 @@ quarantined for it re-try by themselves.
 
 Both paths reuse the regular services, so nothing here is a second implementation:
 
-* :func:`map_sku` = :func:`tradelane.merchant.skus.put_sku_mapping` then
+* :func:`map_sku` = :func:`tradelane.persistence.sku_mappings.put_sku_mapping` then
   :func:`tradelane.services.order_health.retry_quarantined_for_skus`, in the caller's transaction
   (the same two calls ``tradelane sku-map add`` makes). The merchant SKU must be a catalog SKU of the
   tenant, unless ``merchant_only`` (the operator confirmed it exists only in the merchant system);
@@ -38,14 +38,14 @@ from tradelane.domain.catalog_rows import (
     parse_row,
 )
 from tradelane.domain.errors import NotFoundError, ValidationError
-from tradelane.merchant.skus import (
+from tradelane.persistence.db import read_only, transaction
+from tradelane.persistence.sku_mappings import (
     SkuMapping,
     check_sku,
     not_in_catalog_reason,
     put_sku_mapping,
     sku_in_catalog,
 )
-from tradelane.persistence.db import read_only, transaction
 from tradelane.services.catalog_import import import_catalog
 from tradelane.services.channels import Channel, get_channel
 from tradelane.services.order_health import retry_quarantined_for_skus

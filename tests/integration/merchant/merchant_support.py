@@ -14,7 +14,6 @@ from sqlalchemy.engine import Engine
 from tradelane.bootstrap import Container
 from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
 from tradelane.merchant.base import MerchantSystem
-from tradelane.merchant.systems import add_http_system
 from tradelane.persistence.db import read_only
 from tradelane.persistence.tables import (
     jobs,
@@ -25,6 +24,7 @@ from tradelane.persistence.tables import (
     products,
 )
 from tradelane.services.channels import create_channel
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.orders import ingest_order
 from tradelane.services.tenants import create_tenant
 from tradelane.sync.worker import Worker, WorkerConfig, WorkerStats

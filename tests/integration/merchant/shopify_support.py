@@ -12,10 +12,10 @@ from merchant_support import Shop
 from tradelane.bootstrap import Container
 from tradelane.merchant.base import MerchantSystem
 from tradelane.merchant.shopify.adapter import shopify_adapter
-from tradelane.merchant.shopify.catalog_sync import register as register_inventory
 from tradelane.merchant.shopify.sandbox import ShopifySandboxState, sign_webhook
-from tradelane.merchant.shopify.settings import add_shopify_system
 from tradelane.services import order_delivery
+from tradelane.services.merchant_systems import add_shopify_system
+from tradelane.services.shopify_catalog import register as register_inventory
 from tradelane.sync.registry import JobRegistry
 from tradelane.sync.worker import Worker, WorkerConfig, WorkerStats
 
@@ -93,7 +93,7 @@ def shopify_registry() -> JobRegistry:
     order_delivery.register(
         registry, adapters={**order_delivery.DEFAULT_ADAPTERS, "shopify": shopify_adapter}
     )
-    register_inventory(registry)
+    register_inventory(registry, stock_sources=shopify_adapter)
     return registry
 
 

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from tradelane.cli import build_app
 from tradelane.domain.errors import ValidationError
-from tradelane.merchant.skus import list_sku_mappings, put_sku_mapping
+from tradelane.persistence.sku_mappings import list_sku_mappings, put_sku_mapping
 from tradelane.persistence.tables import (
     catalog_imports,
     channels,

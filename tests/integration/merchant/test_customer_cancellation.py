@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from mirakl_world import World, build_world, catalog
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
-from tradelane.merchant.systems import add_http_system
 from tradelane.persistence.tables import alerts, jobs, order_history, orders
+from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.order_delivery import NOTIFY_CANCELLATION_KIND, cancellation_key
 
 SECRET = "cancellation-oms-signing-secret-0123"

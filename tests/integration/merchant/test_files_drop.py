@@ -17,10 +17,10 @@ from helpers import make_channel, make_tenant
 from tradelane.bootstrap import Container
 from tradelane.cli import build_app
 from tradelane.merchant.base import MerchantSystem
-from tradelane.merchant.files.scan import SCAN_JOB, add_files_system, enqueue_scan, scan_dedupe_key
-from tradelane.merchant.systems import set_enabled
 from tradelane.persistence.db import read_only
+from tradelane.persistence.merchant_systems import set_enabled
 from tradelane.persistence.tables import jobs, merchant_systems, offer_bindings, products
+from tradelane.services.files_scan import SCAN_JOB, add_files_system, enqueue_scan, scan_dedupe_key
 
 CATALOG = "sku,title,price,currency,quantity\nA-1,Apple,10.00,EUR,5\nB-2,Banana,2.50,EUR,0\n"
 

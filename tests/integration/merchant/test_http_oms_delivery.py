@@ -25,7 +25,7 @@ from merchant_support import (
 
 from tradelane.domain.orders import Address, MarketplaceOrderState
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
-from tradelane.merchant.skus import put_sku_mapping
+from tradelane.persistence.sku_mappings import put_sku_mapping
 from tradelane.persistence.tables import jobs
 from tradelane.services.order_health import (
     DELIVERY_MAX_ATTEMPTS,

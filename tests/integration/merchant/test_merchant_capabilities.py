@@ -25,9 +25,9 @@ from tradelane.domain.errors import ValidationError
 from tradelane.merchant.base import Capability, MerchantCapabilities, MerchantSystem
 from tradelane.merchant.capabilities import capabilities_of
 from tradelane.merchant.files.capabilities import parse_sends
-from tradelane.merchant.files.scan import FilesSettings, add_files_system
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
 from tradelane.persistence.tables import alerts, order_deliveries, orders
+from tradelane.services.files_scan import FilesSettings, add_files_system
 from tradelane.services.order_health import enqueue_delivery
 
 
@@ -198,7 +198,7 @@ def test_a_rerun_after_the_last_hand_over_neither_re_sends_nor_quarantines(
 def test_a_rerun_after_the_holder_was_disabled_completes_instead_of_quarantining(
     container, shop, merchant, oms, clock, now
 ):
-    from tradelane.merchant.systems import set_enabled
+    from tradelane.persistence.merchant_systems import set_enabled
 
     add_product(container.engine, shop.tenant_id, "A", now)
     order_id = ingest(container, shop, marketplace_order("C-6", [("A", 1, "5")], now=now), now)

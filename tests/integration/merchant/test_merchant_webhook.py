@@ -23,7 +23,7 @@ from merchant_support import (
 from tradelane.merchant.sandbox.callback import send_update
 from tradelane.merchant.sandbox.state import CallbackConfig
 from tradelane.merchant.signing import SIGNATURE_HEADER, parse_signature, sign
-from tradelane.merchant.systems import set_enabled
+from tradelane.persistence.merchant_systems import set_enabled
 from tradelane.persistence.tables import inbound_events, jobs, merchant_systems, order_updates
 from tradelane.services.merchant_webhooks import APPLY_KIND
 from tradelane.services.order_health import enqueue_delivery

@@ -23,7 +23,12 @@ from tradelane.merchant.shopify.mapping import (
 from tradelane.merchant.shopify.ratelimit import CallLimit, parse_call_limit
 from tradelane.merchant.shopify.sandbox import sign_webhook
 from tradelane.merchant.shopify.settings import ShopifySettings
-from tradelane.merchant.shopify.webhooks import BadSignature, compute_hmac, payload_fits_topic, verify_hmac
+from tradelane.merchant.shopify.webhook_protocol import (
+    BadSignature,
+    compute_hmac,
+    payload_fits_topic,
+    verify_hmac,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

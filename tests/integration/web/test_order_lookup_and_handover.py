@@ -16,7 +16,7 @@ from tradelane.cli import build_app
 from tradelane.domain.errors import ConflictError, NotFoundError
 from tradelane.domain.handover import describe_handover
 from tradelane.domain.orders import MarketplaceOrderState
-from tradelane.merchant.systems import add_merchant_system
+from tradelane.persistence.merchant_systems import add_merchant_system
 from tradelane.persistence.tables import order_deliveries, orders
 from tradelane.services import order_health as health
 from tradelane.services import rules

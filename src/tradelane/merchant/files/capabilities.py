@@ -2,7 +2,7 @@
 
 A drop folder never receives orders nor sends shipments. ``settings["sends"]`` is a list of
 ``"catalog"`` and/or ``"stock"``; absent means both. A folder that sends only one of them rejects files
-of the other kind (see :mod:`~tradelane.merchant.files.scan`).
+of the other kind (see :mod:`tradelane.services.files_scan`).
 """
 
 from __future__ import annotations

@@ -12,28 +12,18 @@ Contracts:
 * A bad line (bad quantity, missing sku, wrong keys, a sku repeated in the file — the first occurrence
   wins —, or a sku with no product) is rejected with its physical line number and reason; the other
   lines are applied.
-* :func:`apply_stock` sets the quantities of one batch in the caller's transaction, updates the stored
-  ``content_hash`` (so a later catalog import of the same values is "unchanged") and marks the offers of
-  every product whose quantity changed dirty in that same transaction.
+* Reading a file touches no table: applying its lines is the scan service's
+  (:func:`tradelane.services.files_scan.apply_stock`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from tradelane.persistence.db import is_postgres
-from tradelane.persistence.tables import products
-from tradelane.services.offers import stored_product
-from tradelane.services.outbox import mark_offers_dirty
 
 COLUMNS = ("sku", "quantity")
 MAX_QUANTITY = 2_147_483_647
@@ -169,38 +159,3 @@ def scan_stock_file(path: Path) -> dict[str, int]:
     if lines == 0:
         raise StockFileError("the file contains no stock lines")
     return first
-
-
-def apply_stock(
-    conn: Connection, *, tenant_id: int, lines: Sequence[StockLine], now: datetime
-) -> StockResult:
-    """Set the quantities of ``lines`` (distinct skus) in the caller's transaction (module docstring)."""
-    result = StockResult()
-    if not lines:
-        return result
-    stmt = sa.select(products).where(
-        products.c.tenant_id == tenant_id, products.c.sku.in_([line.sku for line in lines])
-    )
-    if is_postgres(conn):
-        stmt = stmt.with_for_update()
-    stored = {row.sku: row for row in conn.execute(stmt)}
-    updates: list[dict[str, Any]] = []
-    for line in lines:
-        row = stored.get(line.sku)
-        if row is None:
-            result.rejections.append(LineRejection(line.line, line.sku, f"unknown sku {line.sku!r}"))
-        elif row.quantity == line.quantity:
-            result.unchanged += 1
-        else:
-            digest = replace(stored_product(row), quantity=line.quantity).content_hash()
-            updates.append({"b_id": row.id, "b_quantity": line.quantity, "b_hash": digest})
-    if updates:
-        conn.execute(
-            sa.update(products)
-            .where(products.c.id == sa.bindparam("b_id"))
-            .values(quantity=sa.bindparam("b_quantity"), content_hash=sa.bindparam("b_hash"), updated_at=now),
-            updates,
-        )
-        mark_offers_dirty(conn, tenant_id, [u["b_id"] for u in updates], now=now)
-        result.updated = len(updates)
-    return result

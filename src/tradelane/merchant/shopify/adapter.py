@@ -19,6 +19,11 @@ token never appears in the kept request.
 
 Cancellations made on the marketplace are not supported by this adapter yet:
 :meth:`ShopifyAdapter.notify_cancellation` answers REJECTED without calling Shopify.
+
+It is also the shop's :class:`~tradelane.merchant.base.StockSource`: :meth:`ShopifyAdapter.read_stock`
+reads an inventory item's SKU and its levels at every location (``GET inventory_items/<id>``, ``GET
+inventory_levels?inventory_item_ids=<id>``), for the ``shopify.inventory`` job
+(:mod:`tradelane.services.shopify_catalog`).
 """
 
 from __future__ import annotations
@@ -225,6 +230,24 @@ class ShopifyAdapter:
                 {"ambiguous_skus": {sku: sorted(set(ids)) for sku, ids in ambiguous.items()}},
             )
         return {sku: ids[0] for sku, ids in found.items()}
+
+    def read_stock(self, inventory_item_id: int) -> tuple[str | None, int] | None:
+        """The item's SKU and its available stock summed over every location; None when Shopify no
+        longer has the item (404)."""
+        try:
+            item = self._client.get(f"inventory_items/{inventory_item_id}").body
+        except ShopifyApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        sku = item.get("inventory_item", {}).get("sku") if isinstance(item, Mapping) else None
+        levels = self._client.get("inventory_levels", {"inventory_item_ids": str(inventory_item_id)}).body
+        total = 0
+        for level in levels.get("inventory_levels", []) if isinstance(levels, Mapping) else []:
+            available = level.get("available") if isinstance(level, Mapping) else None
+            if isinstance(available, int) and not isinstance(available, bool):
+                total += available
+        return (str(sku).strip() or None) if sku else None, total
 
     def close(self) -> None:
         if self._own_client:

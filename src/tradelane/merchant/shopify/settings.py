@@ -1,4 +1,5 @@
-"""Shopify merchant systems: their settings (validated) and how one is added.
+"""Shopify merchant systems: their settings and credentials, validated (pure; adding one is
+:func:`tradelane.services.merchant_systems.add_shopify_system`).
 
 A Shopify merchant system is a ``merchant_systems`` row of kind ``shopify``:
 
@@ -15,17 +16,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import Connection
-
 from tradelane.domain.currencies import ISO_4217
 from tradelane.domain.errors import ValidationError
-from tradelane.merchant.base import MerchantSystem
-from tradelane.merchant.systems import add_merchant_system
-from tradelane.security.crypto import KeyRing
 
 SHOPIFY_KIND = "shopify"
 #: A REST Admin API version Shopify still serves; override per system with ``api_version``.
@@ -150,43 +145,3 @@ class ShopifyCredentials:
         if not isinstance(secret, str) or not secret:
             raise ValidationError("the Shopify system has no webhook secret")
         return cls(token, secret)
-
-
-def add_shopify_system(
-    conn: Connection,
-    *,
-    tenant_id: int,
-    name: str,
-    shop_domain: str,
-    access_token: str,
-    webhook_secret: str,
-    keyring: KeyRing,
-    now: datetime,
-    api_url: str | None = None,
-    api_version: str = DEFAULT_API_VERSION,
-    currency: str | None = None,
-    inventory_behaviour: str = InventoryBehaviour.DECREMENT_IGNORING_POLICY,
-) -> MerchantSystem:
-    """Create a Shopify merchant system (:class:`ConflictError` if the tenant already has that name)."""
-    if not access_token.strip() or any(c.isspace() for c in access_token.strip()):
-        raise ValidationError("the access token must be a non-empty string without spaces")
-    if len(webhook_secret) < MIN_SECRET_LENGTH:
-        raise ValidationError(f"the webhook secret must be at least {MIN_SECRET_LENGTH} characters")
-    domain = check_shop_domain(shop_domain)
-    settings = ShopifySettings(
-        shop_domain=domain,
-        api_url=check_api_url(api_url or f"https://{domain}"),
-        api_version=api_version,
-        currency=currency.strip().upper() if currency else None,
-        inventory_behaviour=inventory_behaviour,
-    )
-    return add_merchant_system(
-        conn,
-        tenant_id=tenant_id,
-        name=name,
-        kind=SHOPIFY_KIND,
-        settings=settings.as_settings(),
-        credentials={"access_token": access_token.strip(), "webhook_secret": webhook_secret},
-        keyring=keyring,
-        now=now,
-    )

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tradelane.connectors.mirakl.connector import add_channel, check_channel, check_in_use, update_channel
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ValidationError
-from tradelane.merchant.skus import put_sku_mapping
 from tradelane.persistence.db import read_only, transaction
+from tradelane.persistence.sku_mappings import put_sku_mapping
 from tradelane.services import channels as channel_service
 from tradelane.services import offers as offer_service
 from tradelane.services.order_health import retry_quarantined_for_skus

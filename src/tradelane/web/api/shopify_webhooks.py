@@ -8,7 +8,7 @@ shop to this URL (``products/create``, ``products/update``, ``inventory_levels/u
 Contracts:
 
 * ``X-Shopify-Hmac-SHA256`` is verified in constant time with the system's webhook secret
-  (:mod:`tradelane.merchant.shopify.webhooks`); ``X-Shopify-Shop-Domain``, when present, must be the
+  (:mod:`tradelane.merchant.shopify.webhook_protocol`); ``X-Shopify-Shop-Domain``, when present, must be the
   system's shop, and the body must be the kind of resource ``X-Shopify-Topic`` announces (the topic is not
   signed). An unknown tenant or system, a disabled system, a missing, malformed or forged signature,
   another shop, a body under the wrong topic, or a *replayed* delivery answers 401 (problem JSON) and
@@ -45,23 +45,21 @@ from tradelane.domain.errors import NotFoundError, TradelaneError, ValidationErr
 from tradelane.logging import get_logger
 from tradelane.merchant.base import MerchantSystem
 from tradelane.merchant.shopify.settings import SHOPIFY_KIND, ShopifyCredentials, ShopifySettings
-from tradelane.merchant.shopify.webhooks import (
+from tradelane.merchant.shopify.webhook_protocol import (
     HMAC_HEADER,
     SHOP_DOMAIN_HEADER,
     TOPIC_HEADER,
     WEBHOOK_ID_HEADER,
     BadSignature,
-    EventStatus,
-    ProcessResult,
     payload_fits_topic,
-    process_event,
     verify_hmac,
 )
-from tradelane.merchant.systems import get_merchant_system, merchant_credentials
 from tradelane.persistence.db import read_only, transaction
+from tradelane.persistence.merchant_systems import get_merchant_system, merchant_credentials
 from tradelane.persistence.tables import inbound_events
 from tradelane.security.crypto import CredentialError
 from tradelane.services.inbound import MAX_SOURCE_LENGTH, InboundStatus, store_inbound_event
+from tradelane.services.shopify_webhooks import EventStatus, ProcessResult, process_event
 from tradelane.services.tenants import get_tenant
 from tradelane.web.api.common import API_PREFIX, PRINTABLE
 from tradelane.web.auth import ContainerDep

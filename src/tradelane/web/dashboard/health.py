@@ -15,8 +15,8 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
-from tradelane.merchant.skus import list_sku_mappings
 from tradelane.persistence.db import read_only, transaction
+from tradelane.persistence.sku_mappings import list_sku_mappings
 from tradelane.services import order_health as health
 from tradelane.services.channels import list_channels
 from tradelane.services.sku_fixes import FormErrors, add_catalog_product, map_sku

@@ -1,15 +1,11 @@
-"""Shopify webhooks: verification, and what each topic does to tradelane.
-
-Verification (:func:`verify_hmac`): ``X-Shopify-Hmac-SHA256`` must be the base64 HMAC-SHA256 of the raw
-body keyed with the system's webhook secret; digests are compared with :func:`hmac.compare_digest`.
-Shopify signs the body only, so :func:`payload_fits_topic` also checks that the (unsigned) topic
-header announces the kind of resource the body is.
+"""Shopify webhooks: what each verified topic does to tradelane (verification itself is the adapter's,
+:mod:`tradelane.merchant.shopify.webhook_protocol`).
 
 Processing (:func:`process_event`, inside the caller's transaction, after the raw event was stored once
 per ``X-Shopify-Webhook-Id`` by :func:`tradelane.services.inbound.store_inbound_event`):
 
-* ``products/create``, ``products/update`` → catalog price/stock (:func:`.catalog_sync.apply_product`);
-* ``inventory_levels/update`` → a coalesced ``shopify.inventory`` job (:mod:`.catalog_sync`);
+* ``products/create``, ``products/update`` → catalog price/stock (:func:`.shopify_catalog.apply_product`);
+* ``inventory_levels/update`` → a coalesced ``shopify.inventory`` job (:mod:`.shopify_catalog`);
 * ``fulfillments/create`` → :func:`tradelane.services.order_updates.record_shipment` (external id
   ``shopify-fulfillment-<id>``); ``orders/fulfilled`` → the same for each successful fulfillment it lists
   (so whichever arrives first records the shipment, the other changes nothing);
@@ -24,10 +20,6 @@ web orders) and topics not listed above are *ignored*, not failures.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,24 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.merchant.base import MerchantSystem
-from tradelane.merchant.shopify.catalog_sync import apply_product, enqueue_inventory_sync
 from tradelane.merchant.shopify.mapping import Shipment, shipment_from_fulfillment, tradelane_order_id
+from tradelane.merchant.shopify.webhook_protocol import WebhookTopic
 from tradelane.persistence.tables import order_deliveries, orders
 from tradelane.services import order_updates
-
-HMAC_HEADER = "X-Shopify-Hmac-Sha256"
-TOPIC_HEADER = "X-Shopify-Topic"
-SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
-WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
-
-
-class WebhookTopic(StrEnum):
-    PRODUCTS_CREATE = "products/create"
-    PRODUCTS_UPDATE = "products/update"
-    INVENTORY_LEVELS_UPDATE = "inventory_levels/update"
-    FULFILLMENTS_CREATE = "fulfillments/create"
-    ORDERS_FULFILLED = "orders/fulfilled"
-    ORDERS_CANCELLED = "orders/cancelled"
+from tradelane.services.shopify_catalog import apply_product, enqueue_inventory_sync
 
 
 class EventStatus(StrEnum):
@@ -64,54 +43,6 @@ class EventStatus(StrEnum):
     PROCESSED = "processed"
     IGNORED = "ignored"  # nothing for tradelane (not our order, topic not handled...)
     FAILED = "failed"  # tradelane could not apply it; ``error`` says why
-
-
-class BadSignature(Exception):
-    """The webhook is not signed with the expected secret; ``reason`` is a short code for the log."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def compute_hmac(secret: str, body: bytes) -> str:
-    """The ``X-Shopify-Hmac-SHA256`` value of ``body``."""
-    return base64.b64encode(hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()).decode("ascii")
-
-
-def verify_hmac(secret: str, body: bytes, header: str | None) -> None:
-    """Raise :class:`BadSignature` unless ``header`` is the body's signature (constant-time compare)."""
-    if not header or not header.strip():
-        raise BadSignature("missing_signature")
-    try:
-        received = base64.b64decode(header.strip().encode("ascii"), validate=True)
-    except (UnicodeEncodeError, binascii.Error, ValueError):
-        raise BadSignature("malformed_signature") from None
-    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    if not hmac.compare_digest(received, expected):
-        raise BadSignature("bad_signature")
-
-
-def payload_fits_topic(topic: str, payload: Any) -> bool:
-    """Whether the body is the kind of resource ``topic`` announces.
-
-    Shopify signs the body only, not ``X-Shopify-Topic``: without this check a genuine body could be
-    re-sent under another topic (an ``orders/fulfilled`` order posted as ``orders/cancelled``). Topics
-    tradelane does not handle fit anything (they are ignored)."""
-    if not isinstance(payload, Mapping):
-        return False
-    match topic:
-        case WebhookTopic.PRODUCTS_CREATE | WebhookTopic.PRODUCTS_UPDATE:
-            return isinstance(payload.get("variants"), list) and "order_id" not in payload
-        case WebhookTopic.INVENTORY_LEVELS_UPDATE:
-            return "inventory_item_id" in payload and "location_id" in payload
-        case WebhookTopic.FULFILLMENTS_CREATE:
-            return "order_id" in payload and "line_items" in payload
-        case WebhookTopic.ORDERS_FULFILLED:
-            return "order_id" not in payload and payload.get("fulfillment_status") == "fulfilled"
-        case WebhookTopic.ORDERS_CANCELLED:
-            return "order_id" not in payload and payload.get("cancelled_at") is not None
-    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The Files merchant system (kind ``files``) and its ``merchant.files.scan`` job.
+"""The Files merchant system (kind ``files``, adapter :mod:`tradelane.merchant.files`) and its
+``merchant.files.scan`` job.
 
 Contracts:
 
@@ -12,7 +13,8 @@ Contracts:
 
   - not ``.csv`` / ``.jsonl`` / ``.ndjson``: moved to ``rejected/`` with ``<name>.error.txt``;
   - named ``stock*`` (case-insensitive): a stock file (:mod:`~tradelane.merchant.files.stock`), applied in
-    batches of :data:`STOCK_BATCH` lines, each in one lease-fenced transaction with its dirty offers;
+    batches of :data:`STOCK_BATCH` lines by :func:`apply_stock`, each in one lease-fenced transaction
+    with its dirty offers;
   - anything else: a catalog file, imported with
     :func:`~tradelane.services.catalog_import.import_catalog`, then orders waiting in Order Health for
     SKUs it added are re-tried (:func:`~tradelane.services.catalog_followups.release_resolved_orders`);
@@ -35,13 +37,17 @@ Contracts:
   deleted system is not scanned and its schedule stops (``tradelane merchant files scan`` restarts it).
   A missing folder (e.g. an unmounted share) is reported in the job result and logged, and the schedule
   goes on. A scan that finds the folder locked by another scan does nothing but reschedule.
+* :func:`apply_stock` sets the quantities of one batch in the caller's transaction, updates the stored
+  ``content_hash`` (so a later catalog import of the same values is "unchanged") and marks the offers of
+  every product whose quantity changed dirty in that same transaction.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,16 +65,17 @@ from tradelane.merchant.files.stock import (
     StockFileError,
     StockLine,
     StockResult,
-    apply_stock,
     read_stock_file,
     scan_stock_file,
 )
-from tradelane.merchant.systems import add_merchant_system
-from tradelane.persistence.db import read_only, transaction
-from tradelane.persistence.tables import merchant_systems
+from tradelane.persistence.db import is_postgres, read_only, transaction
+from tradelane.persistence.merchant_systems import add_merchant_system
+from tradelane.persistence.tables import merchant_systems, products
 from tradelane.security.crypto import KeyRing
 from tradelane.services.catalog_followups import release_resolved_orders
 from tradelane.services.catalog_import import CatalogFileError, import_catalog
+from tradelane.services.offers import stored_product
+from tradelane.services.outbox import mark_offers_dirty
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import EnqueueResult, JobSpec, enqueue
 from tradelane.sync.registry import JobRegistry
@@ -315,6 +322,41 @@ def _apply_stock(ctx: JobContext, path: Path) -> dict[str, Any]:
         "errors": [e.as_dict() for e in errors],
         "errors_truncated": rejected > len(errors),
     }
+
+
+def apply_stock(
+    conn: Connection, *, tenant_id: int, lines: Sequence[StockLine], now: datetime
+) -> StockResult:
+    """Set the quantities of ``lines`` (distinct skus) in the caller's transaction (module docstring)."""
+    result = StockResult()
+    if not lines:
+        return result
+    stmt = sa.select(products).where(
+        products.c.tenant_id == tenant_id, products.c.sku.in_([line.sku for line in lines])
+    )
+    if is_postgres(conn):
+        stmt = stmt.with_for_update()
+    stored = {row.sku: row for row in conn.execute(stmt)}
+    updates: list[dict[str, Any]] = []
+    for line in lines:
+        row = stored.get(line.sku)
+        if row is None:
+            result.rejections.append(LineRejection(line.line, line.sku, f"unknown sku {line.sku!r}"))
+        elif row.quantity == line.quantity:
+            result.unchanged += 1
+        else:
+            digest = replace(stored_product(row), quantity=line.quantity).content_hash()
+            updates.append({"b_id": row.id, "b_quantity": line.quantity, "b_hash": digest})
+    if updates:
+        conn.execute(
+            sa.update(products)
+            .where(products.c.id == sa.bindparam("b_id"))
+            .values(quantity=sa.bindparam("b_quantity"), content_hash=sa.bindparam("b_hash"), updated_at=now),
+            updates,
+        )
+        mark_offers_dirty(conn, tenant_id, [u["b_id"] for u in updates], now=now)
+        result.updated = len(updates)
+    return result
 
 
 def register(registry: JobRegistry) -> None:

@@ -1,7 +1,11 @@
-"""Merchant systems of a tenant: their settings, and their credentials encrypted with the key ring.
+"""The ``merchant_systems`` repository: a tenant's merchant systems, their settings, and their
+credentials encrypted with the key ring.
 
 Credentials (e.g. the HTTP OMS signing secret) are stored as a Fernet token in
-``merchant_systems.credentials`` and are never returned by listings, logs or the API.
+``merchant_systems.credentials`` and are never returned by listings, logs or the API. Each kind's
+validated creation (``add_http_system``, ``add_shopify_system``, ``add_files_system``) is a service on
+top of :func:`add_merchant_system` (:mod:`tradelane.services.merchant_systems`,
+:mod:`tradelane.services.files_scan`).
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ import re
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,19 +25,10 @@ from tradelane.security.crypto import KeyRing
 
 #: Names appear in URLs (``/api/v1/merchant/{name}/webhook``): keep them URL-safe.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-HTTP_KIND = "http"
 
 
 def _row(row: Any) -> MerchantSystem:
     return MerchantSystem(row.id, row.tenant_id, row.name, row.kind, dict(row.settings), bool(row.enabled))
-
-
-def check_url(url: str) -> str:
-    """An absolute http(s) URL, or :class:`ValidationError`."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ValidationError(f"url must be an absolute http(s) URL, got {url!r}")
-    return url.strip()
 
 
 def add_merchant_system(
@@ -71,37 +65,6 @@ def add_merchant_system(
     except sa.exc.IntegrityError:
         raise ConflictError(f"merchant system {name!r} already exists") from None
     return MerchantSystem(system_id, tenant_id, name, kind, settings, True)
-
-
-def add_http_system(
-    conn: Connection,
-    *,
-    tenant_id: int,
-    name: str,
-    url: str,
-    secret: str,
-    keyring: KeyRing,
-    now: datetime,
-    timeout_seconds: float | None = None,
-) -> MerchantSystem:
-    """A generic HTTP/webhook OMS: orders are POSTed to ``url`` signed with ``secret``."""
-    if len(secret) < 16:
-        raise ValidationError("the signing secret must be at least 16 characters")
-    settings: dict[str, Any] = {"url": check_url(url)}
-    if timeout_seconds is not None:
-        if not 0 < timeout_seconds <= 120:
-            raise ValidationError("timeout must be between 0 and 120 seconds")
-        settings["timeout_seconds"] = timeout_seconds
-    return add_merchant_system(
-        conn,
-        tenant_id=tenant_id,
-        name=name,
-        kind=HTTP_KIND,
-        settings=settings,
-        credentials={"secret": secret},
-        keyring=keyring,
-        now=now,
-    )
 
 
 def get_merchant_system(conn: Connection, tenant_id: int, name: str) -> MerchantSystem:

@@ -12,8 +12,9 @@ Contracts:
   offers marked dirty — all in the caller's transaction.
 * ``inventory_levels/update`` carries an inventory item and one location's level, not the SKU nor the
   total; :func:`enqueue_inventory_sync` queues a ``shopify.inventory`` job (coalesced per item) whose
-  handler reads the item's SKU and its levels at every location from Shopify, then sets the product's
-  stock and marks its offers dirty in the transaction that completes the job.
+  handler reads the item's SKU and its levels at every location from Shopify (through the
+  :class:`~tradelane.merchant.base.StockSource` the composition root supplies, see :func:`register`),
+  then sets the product's stock and marks its offers dirty in the transaction that completes the job.
 * Known limit: webhooks are applied in arrival order; an older ``products/update`` delivered after a newer
   one (Shopify does not guarantee order) sets the older values until the next update.
 """
@@ -29,13 +30,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.domain.catalog import Product
-from tradelane.domain.errors import NotFoundError, PermanentError, ValidationError
-from tradelane.merchant.base import MerchantSystem
-from tradelane.merchant.shopify.client import ShopifyApiError, ShopifyClient
+from tradelane.domain.errors import NotFoundError, PermanentError
+from tradelane.merchant.base import MerchantSystem, StockSourceFactory
 from tradelane.merchant.shopify.mapping import VariantFields, clamp_quantity, variants_of_product
-from tradelane.merchant.shopify.settings import SHOPIFY_KIND, ShopifyCredentials, ShopifySettings
-from tradelane.merchant.systems import merchant_credentials
+from tradelane.merchant.shopify.settings import SHOPIFY_KIND
 from tradelane.persistence.db import insert_ignore, is_postgres, read_only
+from tradelane.persistence.merchant_systems import merchant_credentials
 from tradelane.persistence.tables import merchant_systems, products
 from tradelane.security.crypto import CredentialError, KeyRing
 from tradelane.services.offers import stored_product
@@ -43,7 +43,7 @@ from tradelane.services.order_health import retry_quarantined_for_skus
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import EnqueueResult, JobSpec, enqueue
-from tradelane.sync.registry import JobRegistry
+from tradelane.sync.registry import Handler, JobRegistry
 
 INVENTORY_JOB = "shopify.inventory"
 INVENTORY_MAX_ATTEMPTS = 10
@@ -210,64 +210,49 @@ def _load_system(conn: Connection, tenant_id: int, system_id: int) -> MerchantSy
     return MerchantSystem(row.id, row.tenant_id, row.name, row.kind, dict(row.settings), bool(row.enabled))
 
 
-def read_stock(client: ShopifyClient, inventory_item_id: int) -> tuple[str | None, int] | None:
-    """The item's SKU and its available stock summed over every location; None when Shopify no longer
-    has the item."""
-    try:
-        item = client.get(f"inventory_items/{inventory_item_id}").body
-    except ShopifyApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    sku = item.get("inventory_item", {}).get("sku") if isinstance(item, Mapping) else None
-    levels = client.get("inventory_levels", {"inventory_item_ids": str(inventory_item_id)}).body
-    total = 0
-    for level in levels.get("inventory_levels", []) if isinstance(levels, Mapping) else []:
-        available = level.get("available") if isinstance(level, Mapping) else None
-        if isinstance(available, int) and not isinstance(available, bool):
-            total += available
-    return (str(sku).strip() or None) if sku else None, total
+def make_inventory_handler(stock_sources: StockSourceFactory) -> Handler:
+    """The ``shopify.inventory`` handler: read the item's stock through the system's stock source, set
+    it in the catalog. Incomplete settings or undecryptable credentials fail the job permanently."""
 
-
-def handle_inventory_job(ctx: JobContext) -> dict[str, Any] | None:
-    """The ``shopify.inventory`` handler: read the item's stock from Shopify, set it in the catalog."""
-    payload = ctx.job.payload
-    item_id = int(payload["inventory_item_id"])
-    keyring: KeyRing = ctx.services["keyring"]
-    with read_only(ctx.engine) as conn:
+    def handle_inventory_job(ctx: JobContext) -> dict[str, Any] | None:
+        payload = ctx.job.payload
+        item_id = int(payload["inventory_item_id"])
+        keyring: KeyRing = ctx.services["keyring"]
+        with read_only(ctx.engine) as conn:
+            try:
+                system = _load_system(conn, ctx.job.tenant_id, int(payload["merchant_system_id"]))
+            except NotFoundError:
+                return {"skipped": "the merchant system no longer exists"}
+            if not system.enabled:
+                return {"skipped": f"merchant system {system.name} is disabled"}
+            try:
+                credentials = merchant_credentials(conn, system, keyring)
+            except CredentialError as exc:
+                raise PermanentError(f"{system.name}: {exc}") from None
         try:
-            system = _load_system(conn, ctx.job.tenant_id, int(payload["merchant_system_id"]))
-        except NotFoundError:
-            return {"skipped": "the merchant system no longer exists"}
-        if not system.enabled:
-            return {"skipped": f"merchant system {system.name} is disabled"}
-        try:
-            settings = ShopifySettings.from_settings(system.settings)
-            token = ShopifyCredentials.from_credentials(
-                merchant_credentials(conn, system, keyring)
-            ).access_token
-        except (ValidationError, CredentialError) as exc:
+            source = stock_sources(system, credentials)
+        except ValueError as exc:
             raise PermanentError(f"{system.name}: {exc}") from None
-    api = ShopifyClient(
-        settings.api_url, token, api_version=settings.api_version, timeout=settings.timeout_seconds
-    )
-    try:
-        stock = read_stock(api, item_id)
-    finally:
-        api.close()
-    if stock is None:
-        return {"skipped": f"inventory item {item_id} no longer exists in Shopify"}
-    sku, quantity = stock
-    if sku is None:
-        return {"skipped": f"inventory item {item_id} has no SKU"}
-    result: dict[str, Any] = {"sku": sku, "quantity": quantity}
-    with ctx.transaction() as conn:
-        changed = set_stock(conn, tenant_id=ctx.job.tenant_id, sku=sku, quantity=quantity, now=ctx.now())
-        result["status"] = "unknown_sku" if changed is None else "updated" if changed else "unchanged"
-        ctx.complete_in(conn, result)
-    return result
+        try:
+            stock = source.read_stock(item_id)
+        finally:
+            source.close()
+        if stock is None:
+            return {"skipped": f"inventory item {item_id} no longer exists in Shopify"}
+        sku, quantity = stock
+        if sku is None:
+            return {"skipped": f"inventory item {item_id} has no SKU"}
+        result: dict[str, Any] = {"sku": sku, "quantity": quantity}
+        with ctx.transaction() as conn:
+            changed = set_stock(conn, tenant_id=ctx.job.tenant_id, sku=sku, quantity=quantity, now=ctx.now())
+            result["status"] = "unknown_sku" if changed is None else "updated" if changed else "unchanged"
+            ctx.complete_in(conn, result)
+        return result
+
+    return handle_inventory_job
 
 
-def register(registry: JobRegistry) -> None:
-    """Register the ``shopify.inventory`` job handler."""
-    registry.register(INVENTORY_JOB, handle_inventory_job)
+def register(registry: JobRegistry, *, stock_sources: StockSourceFactory) -> None:
+    """Register the ``shopify.inventory`` job handler, reading stock through ``stock_sources`` (the
+    Shopify adapter factory, supplied by the composition root)."""
+    registry.register(INVENTORY_JOB, make_inventory_handler(stock_sources))
