@@ -80,12 +80,13 @@ def search_orders(ctx: Context) -> Result:
         included = orders_api.included_data(ctx.csv("includedData"))
         found = orders_api.search(list(state.orders.values()), ctx.seller, query)
         start = query.offset
-        if ctx.duplicate_page:
+        if ctx.duplicate_page and start > 0:
+            # The previous page again; its next token leads back to the page that was asked for.
             start = max(0, start - query.page_size)
         page = found[start : start + query.page_size]
         body: dict[str, Any] = {"orders": [orders_api.order_json(o, included) for o in page], **bound}
-        if query.offset + query.page_size < len(found):
-            body["pagination"] = {"nextToken": query.token(query.offset + query.page_size)}
+        if start + query.page_size < len(found):
+            body["pagination"] = {"nextToken": query.token(start + query.page_size)}
     return 200, body
 
 

@@ -93,7 +93,8 @@ class FaultKind(StrEnum):
     TRUNCATED = "truncated"
     """The call is processed but only the first half of its body is sent."""
     DUPLICATE_PAGE = "duplicate_page"
-    """searchOrders serves the previous page again (the next token is still the right one)."""
+    """searchOrders serves the previous page again, with the token of the page that was asked for
+    (a client sees duplicates, never a gap); on a first page it does nothing."""
 
 
 MAX_DELAY = 30.0
