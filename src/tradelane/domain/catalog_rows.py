@@ -218,7 +218,7 @@ class CsvRowParser:
         self._labels: dict[str, tuple[str, ...]] = {}
 
     def __call__(self, cells: Sequence[str]) -> Product:
-        row = self._plain_row(cells)
+        row = self.plain_row(cells)
         if row is None:
             return parse_row(dict(zip(self.columns, cells, strict=False)))
         return row_product(row)
@@ -226,18 +226,19 @@ class CsvRowParser:
     def row(self, cells: Sequence[str]) -> CatalogRow:
         """``catalog_row(self(cells))``, without building a :class:`Product` for a plain row. Raises
         :class:`RowError` exactly when ``self(cells)`` does."""
-        row = self._plain_row(cells)
+        row = self.plain_row(cells)
         if row is None:
             return catalog_row(parse_row(dict(zip(self.columns, cells, strict=False))))
         return row
 
     def _plain(self, cells: Sequence[str]) -> Product | None:
         """The product when every cell is a plain value (see the class docstring), else None."""
-        row = self._plain_row(cells)
+        row = self.plain_row(cells)
         return None if row is None else row_product(row)
 
-    def _plain_row(self, cells: Sequence[str]) -> CatalogRow | None:
-        """The row when every cell is a plain value (see the class docstring), else None. Each test below
+    def plain_row(self, cells: Sequence[str]) -> CatalogRow | None:
+        """``self.row(cells)`` when every cell is a plain value (see the class docstring), else None (then
+        call :meth:`row`, which also raises the row's :class:`RowError`). Each test below
         mirrors a rule of :func:`parse_row` on stripped strings ("" meaning no value), and the digest
         mirrors :meth:`Product.content_hash` (its NUL-joined form: no text here holds a NUL)."""
         if len(cells) != self._width or not self._fast:

@@ -41,6 +41,7 @@ Contract of :func:`import_catalog`:
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -305,18 +306,36 @@ def _record_counts(
 ) -> list[dict[str, Any]]:
     """Add the batch's counts to the run's record; returns the run's stored errors after this batch."""
     values: dict[str, Any] = {
-        "created": catalog_imports.c.created + result.created,
-        "updated": catalog_imports.c.updated + result.updated,
-        "unchanged": catalog_imports.c.unchanged + result.unchanged,
-        "rejected": catalog_imports.c.rejected + len(result.rejections),
+        "import_id": import_id,
+        "add_created": result.created,
+        "add_updated": result.updated,
+        "add_unchanged": result.unchanged,
+        "add_rejected": len(result.rejections),
     }
     kept = stored_errors
     room = STORED_ERRORS - len(stored_errors)
     if room > 0 and result.rejections:
         kept = stored_errors + [r.as_dict() for r in result.rejections[:room]]
-        values["errors"] = kept
-    conn.execute(sa.update(catalog_imports).where(catalog_imports.c.id == import_id).values(**values))
+        conn.execute(_ADD_COUNTS_AND_ERRORS, {**values, "errors": kept})
+    else:
+        conn.execute(_ADD_COUNTS, values)
     return kept
+
+
+#: The batch's counts added to the run's record (built once: a statement per batch is not rebuilt).
+_ADD_COUNTS = (
+    sa.update(catalog_imports)
+    .where(catalog_imports.c.id == sa.bindparam("import_id"))
+    .values(
+        created=catalog_imports.c.created + sa.bindparam("add_created", type_=sa.Integer()),
+        updated=catalog_imports.c.updated + sa.bindparam("add_updated", type_=sa.Integer()),
+        unchanged=catalog_imports.c.unchanged + sa.bindparam("add_unchanged", type_=sa.Integer()),
+        rejected=catalog_imports.c.rejected + sa.bindparam("add_rejected", type_=sa.Integer()),
+    )
+)
+_ADD_COUNTS_AND_ERRORS = _ADD_COUNTS.values(
+    errors=sa.bindparam("errors", type_=catalog_imports.c.errors.type)
+)
 
 
 #: What the diff reads for every stored row of a batch; the offer fields (whose money column costs a
@@ -646,11 +665,17 @@ def _select_in(
             products, keys, sa.and_(products.c.tenant_id == keys.c.tenant_id, column == keys.c.value)
         )
         return conn.execute(statement, {"key_tenants": [tenant_id] * len(values), "key_values": list(values)})
-    listed = sa.func.json_each(sa.bindparam("key_values", type_=sa.String())).table_valued("value")
-    statement = sa.select(*columns).where(
-        products.c.tenant_id == sa.bindparam("key_tenant"), column.in_(sa.select(listed.c.value))
+    sql = _sqlite_select_in(tuple(c.name for c in columns), column.name)
+    return conn.exec_driver_sql(sql, (tenant_id, json.dumps(list(values))))
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_select_in(names: tuple[str, ...], key: str) -> str:
+    """The SQLite text of :func:`_select_in` (the statement is per batch: built once, not compiled)."""
+    return (
+        f"SELECT {', '.join(names)} FROM {products.name} "
+        f"WHERE tenant_id = ? AND {key} IN (SELECT value FROM json_each(?))"
     )
-    return conn.execute(statement, {"key_tenant": tenant_id, "key_values": json.dumps(list(values))})
 
 
 # --- PostgreSQL: COPY into a staging table, then one set-wise upsert --------------------------------
