@@ -22,7 +22,8 @@ no answer (DNS, refused, timeout, TLS)      :class:`AmazonUnreachable` (retryabl
 ==========================================  ====================================================
 
 Every answer's ``x-amzn-RateLimit-Limit`` is recorded in :attr:`AmazonClient.rate_limits` and passed
-to ``on_rate_limit`` (the connector corrects its budgets with it).
+to ``on_rate_limit`` (the connector corrects its budgets with it); a 429's wait is passed to
+``on_throttled`` before :class:`AmazonThrottled` is raised (the hub holds the operation's budget).
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class AmazonClient:
         throttle: Callable[[str], None],
         on_exchange: ExchangeHook | None = None,
         on_rate_limit: Callable[[str, float], None] | None = None,
+        on_throttled: Callable[[str, float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
@@ -129,6 +131,7 @@ class AmazonClient:
         self._throttle = throttle
         self._on_exchange = on_exchange
         self._on_rate_limit = on_rate_limit
+        self._on_throttled = on_throttled
         self._base = settings.api_url
         #: The latest ``x-amzn-RateLimit-Limit`` seen per operation (requests per second).
         self.rate_limits: dict[str, float] = {}
@@ -433,6 +436,8 @@ class AmazonClient:
             retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
             if retry_after is None:
                 retry_after = self.refill_seconds(op)
+            if self._on_throttled is not None:
+                self._on_throttled(op, retry_after)
             raise AmazonThrottled(
                 f"throttled by Amazon on {op} (HTTP 429 {codes[0] if codes else 'QuotaExceeded'}); "
                 f"retry after {retry_after:g}s",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -141,6 +142,8 @@ class AmazonConnector:
         if missing:
             raise PermanentError(f"channel {env.channel_name} lacks Amazon credentials: {', '.join(missing)}")
         self.env = env
+        #: The declared capabilities; budgets follow the rates Amazon reports (see :meth:`_rate_seen`).
+        self.capabilities = CAPABILITIES
         self._owns_http = http is None
         self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
         self.auth = LwaAuth(
@@ -160,6 +163,7 @@ class AmazonConnector:
             throttle=env.throttle,
             on_exchange=env.on_exchange,
             on_rate_limit=self._rate_seen,
+            on_throttled=env.hold,
         )
         #: The route the planner chose for the latest :meth:`submit_offers`, with its reason.
         self.last_plan: Plan | None = None
@@ -167,26 +171,19 @@ class AmazonConnector:
     # ---------------------------------------------------------------------------------- budgets
 
     def _rate_seen(self, op: str, rate: float) -> None:
-        published = PUBLISHED_BUDGETS.get(op)
-        if published is not None and abs(published.per_second - rate) > 1e-9:
-            log.info(
-                "amazon %s: %s rate is %g rps (usage plan says %g)",
-                self.env.channel_name,
-                op,
-                rate,
-                published.per_second,
-            )
+        """Amazon reported ``op``'s rate: the declared budget follows it (the hub sizes the channel's
+        durable budget from :attr:`capabilities`)."""
+        current = self.capabilities.budgets.get(op)
+        if current is None or abs(current.per_second - rate) <= 1e-9:
+            return
+        log.info("amazon %s: %s rate is %g rps (was %g)", self.env.channel_name, op, rate, current.per_second)
+        budgets = {**self.capabilities.budgets, op: RateBudget(rate, current.burst)}
+        self.capabilities = replace(self.capabilities, budgets=budgets)
 
     def budget(self, op: str) -> RateBudget:
         """``op``'s budget: the usage plan's burst at the rate Amazon last reported
         (``x-amzn-RateLimit-Limit``), else the usage plan."""
-        published = PUBLISHED_BUDGETS.get(op, RateBudget(1.0, 1))
-        rate = self.client.rate_limits.get(op)
-        return RateBudget(rate, published.burst) if rate is not None else published
-
-    def budgets(self) -> dict[str, RateBudget]:
-        """Every operation's budget, corrected by what Amazon reported."""
-        return {op: self.budget(op) for op in PUBLISHED_BUDGETS}
+        return self.capabilities.budgets.get(op) or RateBudget(1.0, 1)
 
     # ----------------------------------------------------------------------------------- orders
 
