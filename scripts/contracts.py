@@ -134,7 +134,13 @@ AMAZON: tuple[Contract, ...] = (
         "Amazon SP-API Listings Items API 2021-08-01 (Swagger 2.0)",
         "listingsItems_2021-08-01.json",
         "listingsItems_2021-08-01.subset.json",
-        ("getListingsItem", "putListingsItem", "patchListingsItem", "deleteListingsItem"),
+        (
+            "searchListingsItems",
+            "getListingsItem",
+            "putListingsItem",
+            "patchListingsItem",
+            "deleteListingsItem",
+        ),
     ),
     _amazon(
         "JSON_LISTINGS_FEED document schema v2",

@@ -99,6 +99,10 @@ def test_every_sp_api_answer_carries_request_id_and_rate_limit(
         client.get(ORDERS, params={"lastUpdatedAfter": SINCE}, headers=auth),
         client.get(ORDERS, params={}, headers=auth),
         client.get(f"{ORDERS}/000-0000000-0000000", headers=auth),
+        client.get(ORDERS, params={"lastUpdatedAfter": SINCE}),
     ):
         assert response.headers["x-amzn-RequestId"]
         assert response.headers["x-amzn-RateLimit-Limit"] == "1000"
+    unknown = client.get("/nothing/here", headers=auth)
+    assert unknown.status_code == 404 and unknown.headers["x-amzn-RequestId"]
+    assert "x-amzn-RateLimit-Limit" not in unknown.headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from decimal import Decimal
 from typing import Any
@@ -60,7 +61,8 @@ def _report(client: TestClient, auth: dict[str, str], document_id: str) -> dict[
     assert_response(MODEL, "getFeedDocument", 200, response.json())
     download = client.get(response.json()["url"])
     assert download.status_code == 200
-    report: dict[str, Any] = json.loads(download.content)
+    assert response.json()["compressionAlgorithm"] == "GZIP"
+    report: dict[str, Any] = json.loads(gzip.decompress(download.content))
     errors = document_errors(REPORT_SCHEMA.name, report)
     assert not errors, errors
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -235,3 +236,32 @@ def test_request_errors(client: TestClient, state: AmazonSandboxState, auth: dic
         client.get(url, params={"marketplaceIds": DE, "includedData": "everything"}, headers=auth).status_code
         == 400
     )
+
+
+def test_search_listings_pages_and_filters(
+    client: TestClient, state: AmazonSandboxState, auth: dict[str, str]
+) -> None:
+    seller = eu_seller(state)
+    asins = list(state.catalog)
+    for i in range(12):
+        state.add_offer(seller, f"S-{i:02d}", asins[i], Decimal("5") + i, 0 if i == 3 else 2)
+        state.advance(1)
+    url = f"/listings/2021-08-01/items/{seller}"
+    first = _call(client, "GET", url, auth, "searchListingsItems", includedData="summaries,offers")
+    assert first["numberOfResults"] == 12 and len(first["items"]) == 10
+    assert first["items"][0]["sku"] == "S-11", "default order: lastUpdatedDate DESC"
+    rest = _call(client, "GET", url, auth, "searchListingsItems", pageToken=first["pagination"]["nextToken"])
+    assert [i["sku"] for i in rest["items"]] == ["S-01", "S-00"] and "nextToken" not in rest["pagination"]
+    by_sku = _call(
+        client, "GET", url, auth, "searchListingsItems", sortBy="sku", sortOrder="ASC", pageSize="20"
+    )
+    assert [i["sku"] for i in by_sku["items"]] == [f"S-{i:02d}" for i in range(12)]
+    asin = _call(
+        client, "GET", url, auth, "searchListingsItems", identifiers=asins[4], identifiersType="ASIN"
+    )
+    assert [i["sku"] for i in asin["items"]] == ["S-04"]
+    unbuyable = _call(client, "GET", url, auth, "searchListingsItems", withoutStatus="BUYABLE")
+    assert [i["sku"] for i in unbuyable["items"]] == ["S-03"]
+    for bad in ({"pageSize": "21"}, {"identifiers": "S-01"}, {"pageToken": "%%%"}, {"sortBy": "price"}):
+        _call(client, "GET", url, auth, "searchListingsItems", status=400, **bad)
+    _call(client, "GET", "/listings/2021-08-01/items/A2OTHER", auth, "searchListingsItems", status=403)

@@ -6,6 +6,8 @@ rejects is rejected here too, with the ``ErrorList`` shape.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,6 +149,114 @@ def _submission(ctx: Context, sku: str, mps: tuple[str, ...], status: str, issue
     return 200, body
 
 
+SEARCH_PAGE_MAX = 20
+#: Amazon pages through at most this many SKUs of a search, whatever ``numberOfResults`` says.
+SEARCH_WINDOW = 1000
+_SORT_KEYS = {"sku": "sku", "createdDate": "created", "lastUpdatedDate": "updated"}
+
+
+def search_listings_items(ctx: Context) -> Result:
+    """searchListingsItems: the seller's listings, sorted (default lastUpdatedDate DESC), filtered by
+    SKU/ASIN identifiers, dates and status, ``pageSize`` 1..20 (default 10), opaque ``pageToken``."""
+    if ctx.params["sellerId"] != ctx.seller.seller_id:
+        raise unauthorized(f"The access token does not grant access to seller {ctx.params['sellerId']}.")
+    state = ctx.state
+    mps = state.check_marketplaces(ctx.seller, ctx.csv("marketplaceIds"), required=True)
+    included = _included(ctx, LISTING_INCLUDED, ("summaries",))
+    size = _int_param(ctx, "pageSize", 10, 1, SEARCH_PAGE_MAX)
+    sort_by = ctx.one("sortBy") or "lastUpdatedDate"
+    order = ctx.one("sortOrder") or "DESC"
+    if sort_by not in _SORT_KEYS or order not in ("ASC", "DESC"):
+        raise invalid_input("sortBy must be sku, createdDate or lastUpdatedDate; sortOrder ASC or DESC.")
+    identifiers, id_type = ctx.csv("identifiers"), ctx.one("identifiersType")
+    if bool(identifiers) != bool(id_type):
+        raise invalid_input("identifiers and identifiersType must be provided together.")
+    if len(identifiers) > 20:
+        raise invalid_input("identifiers accepts at most 20 values.")
+    if id_type not in (None, "SKU", "ASIN"):
+        raise invalid_input(f"identifiersType '{id_type}' is not supported by the sandbox (SKU or ASIN).")
+    bounds = {
+        name: orders_api.parse_time(value, name)
+        for name in ("createdAfter", "createdBefore", "lastUpdatedAfter", "lastUpdatedBefore")
+        if (value := ctx.one(name)) is not None
+    }
+    with_status, without_status = set(ctx.csv("withStatus")), set(ctx.csv("withoutStatus"))
+    severities = set(ctx.csv("withIssueSeverity"))
+    if not with_status | without_status <= {"BUYABLE", "DISCOVERABLE"} or not severities <= {
+        "WARNING",
+        "ERROR",
+    }:
+        raise invalid_input("Invalid withStatus, withoutStatus or withIssueSeverity value.")
+    offset = 0
+    token = ctx.one("pageToken")
+    if token is not None:
+        try:
+            offset = int(
+                base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().removeprefix("o:")
+            )
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            raise invalid_input("Invalid pageToken.") from None
+    with state.lock:
+        found = []
+        for (seller_id, sku), listing in state.listings.items():
+            if seller_id != ctx.seller.seller_id:
+                continue
+            asin = li.listing_asin(listing, state.catalog)
+            if identifiers and (sku if id_type == "SKU" else asin) not in identifiers:
+                continue
+            if not _within(listing.created, bounds.get("createdAfter"), bounds.get("createdBefore")):
+                continue
+            if not _within(listing.updated, bounds.get("lastUpdatedAfter"), bounds.get("lastUpdatedBefore")):
+                continue
+            status = set(
+                li.item_json(listing, mps[:1], ("summaries",), state.catalog, orders_api.iso)["summaries"][0][
+                    "status"
+                ]
+            )
+            if (with_status and not with_status & status) or without_status & status:
+                continue
+            if severities and not any(i["severity"] in severities for i in listing.issues):
+                continue
+            found.append(listing)
+        key = _SORT_KEYS[sort_by]
+        found.sort(key=lambda item: (getattr(item, key), item.sku), reverse=order == "DESC")
+        window = found[:SEARCH_WINDOW]
+        page = window[offset : offset + size]
+        body: dict[str, Any] = {
+            "numberOfResults": len(found),
+            "items": [li.item_json(item, mps, included, state.catalog, orders_api.iso) for item in page],
+        }
+        pagination: dict[str, str] = {}
+        if offset + size < len(window):
+            pagination["nextToken"] = _page_token(offset + size)
+        if offset > 0:
+            pagination["previousToken"] = _page_token(max(0, offset - size))
+        if pagination:
+            body["pagination"] = pagination
+    return 200, body
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def _within(when: Any, after: Any, before: Any) -> bool:
+    return (after is None or when >= after) and (before is None or when <= before)
+
+
+def _int_param(ctx: Context, name: str, default: int, low: int, high: int) -> int:
+    raw = ctx.one(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_input(f"Invalid {name}: '{raw}'.") from None
+    if not low <= value <= high:
+        raise invalid_input(f"{name} must be between {low} and {high}.")
+    return value
+
+
 def get_listings_item(ctx: Context) -> Result:
     sku, mps = _listing_target(ctx)
     included = _included(ctx, LISTING_INCLUDED, ("summaries",))
@@ -214,7 +324,10 @@ def get_feed_document(ctx: Context) -> Result:
         doc = ctx.state.documents.get(ctx.params["feedDocumentId"])
         if doc is None or doc.seller_id != ctx.seller.seller_id:
             raise not_found(f"Feed document '{ctx.params['feedDocumentId']}' not found.")
-    return 200, {"feedDocumentId": doc.document_id, "url": f"{ctx.base_url}/_documents/{doc.document_id}"}
+    body = {"feedDocumentId": doc.document_id, "url": f"{ctx.base_url}/_documents/{doc.document_id}"}
+    if doc.compression:
+        body["compressionAlgorithm"] = doc.compression
+    return 200, body
 
 
 def create_feed(ctx: Context) -> Result:
@@ -263,6 +376,7 @@ HANDLERS: dict[str, Callable[[Context], Result]] = {
     "searchOrders": search_orders,
     "getOrder": get_order,
     "confirmShipment": confirm_shipment,
+    "searchListingsItems": search_listings_items,
     "getListingsItem": get_listings_item,
     "putListingsItem": put_listings_item,
     "patchListingsItem": patch_listings_item,

@@ -7,7 +7,8 @@ like presigned S3 URLs) and the ``/_sandbox`` controls (:mod:`.control`).
 An SP-API request goes through, in order: operation lookup (404), one-off fault (throttle, 5xx,
 garbage), the access token (403), a lasting route override (off 404, forbidden 403, status,
 garbage), the operation's token bucket (429 ``QuotaExceeded``), the handler, then truncation or delay.
-Every SP-API answer carries ``x-amzn-RequestId`` and ``x-amzn-RateLimit-Limit``.
+Every SP-API answer carries ``x-amzn-RequestId``, and ``x-amzn-RateLimit-Limit`` (the operation's
+usage-plan rate) whenever the path is an operation's.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from tradelane.connectors.amazon.sandbox.ratelimits import GARBAGE_BODY, FaultKi
 from tradelane.connectors.amazon.sandbox.state import AmazonSandboxState, RequestRecord
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-#: ``x-amzn-RateLimit-Limit`` of a path no operation serves.
-_NO_PLAN = ""
 
 
 def create_app(state: AmazonSandboxState) -> Starlette:
@@ -100,7 +99,10 @@ async def _document(request: Request) -> Response:
         doc = state.documents.get(document_id)
     if doc is None or doc.content is None:
         return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
-    return Response(doc.content, 200, media_type=doc.content_type)
+    # A compressed document is served as stored (no Content-Encoding): the client gunzips it because
+    # getFeedDocument said compressionAlgorithm GZIP, as with Amazon's presigned S3 URLs.
+    media = "application/octet-stream" if doc.compression else doc.content_type
+    return Response(doc.content, 200, media_type=media)
 
 
 async def _sp_api(request: Request) -> Response:
@@ -111,7 +113,9 @@ async def _sp_api(request: Request) -> Response:
     request_id = str(uuid.uuid4())
     op_id = found[0].op_id if found else None
     plan = state.buckets.plans.get(op_id or "")
-    headers = {"x-amzn-RequestId": request_id, "x-amzn-RateLimit-Limit": plan.header() if plan else _NO_PLAN}
+    headers = {"x-amzn-RequestId": request_id}
+    if plan is not None:  # a path no operation serves has no usage plan to report
+        headers["x-amzn-RateLimit-Limit"] = plan.header()
     seller_id: str | None = None
     fault = None
     try:

@@ -8,6 +8,7 @@ that is not version 2.0 of this seller, more than 25,000 messages or more than 1
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,11 @@ def settle(state: AmazonSandboxState, feed: Feed) -> None:
     doc = state.documents[feed.input_document_id]
     report, fatal = process(state, feed, doc.content or b"")
     result = state.create_document(feed.seller_id, "application/json")
-    result.content = json.dumps(report, indent=None, separators=(",", ":")).encode()
+    content = json.dumps(report, indent=None, separators=(",", ":")).encode()
+    if state.settings.gzip_reports:
+        result.content, result.compression = gzip.compress(content, mtime=0), "GZIP"
+    else:
+        result.content = content
     feed.report = report
     feed.result_document_id = result.document_id
     feed.status = FeedStatus.FATAL if fatal else FeedStatus.DONE

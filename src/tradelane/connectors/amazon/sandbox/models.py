@@ -147,6 +147,7 @@ class Document:
     content_type: str
     created: datetime
     content: bytes | None = None
+    compression: str | None = None  # "GZIP" for a compressed result document
 
 
 @dataclass

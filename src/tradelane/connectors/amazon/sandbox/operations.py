@@ -28,6 +28,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("searchOrders", "GET", "/orders/2026-01-01/orders", ORDERS_2026),
     Operation("getOrder", "GET", "/orders/2026-01-01/orders/{orderId}", ORDERS_2026),
     Operation("confirmShipment", "POST", "/orders/v0/orders/{orderId}/shipmentConfirmation", ORDERS_V0),
+    Operation("searchListingsItems", "GET", "/listings/2021-08-01/items/{sellerId}", LISTINGS),
     Operation("getListingsItem", "GET", "/listings/2021-08-01/items/{sellerId}/{sku}", LISTINGS),
     Operation("putListingsItem", "PUT", "/listings/2021-08-01/items/{sellerId}/{sku}", LISTINGS),
     Operation("patchListingsItem", "PATCH", "/listings/2021-08-01/items/{sellerId}/{sku}", LISTINGS),

@@ -37,6 +37,7 @@ PUBLISHED_PLANS: dict[str, UsagePlan] = {
     "getFeed": UsagePlan(Decimal("2"), 15),
     "cancelFeed": UsagePlan(Decimal("2"), 15),
     "getListingsItem": UsagePlan(Decimal("5"), 10),
+    "searchListingsItems": UsagePlan(Decimal("5"), 5),
     "putListingsItem": UsagePlan(Decimal("5"), 10),
     "patchListingsItem": UsagePlan(Decimal("5"), 5),
     "deleteListingsItem": UsagePlan(Decimal("5"), 5),

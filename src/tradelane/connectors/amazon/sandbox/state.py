@@ -61,7 +61,9 @@ class SandboxSettings:
     """Tunables. ``token_ttl``: lifetime of LWA access tokens (Amazon: 3600 s). ``feed_queue_seconds``
     / ``feed_processing_seconds``: how long a feed stays IN_QUEUE, then IN_PROGRESS. ``upload_ttl``:
     validity of a feed document's upload URL (Amazon: 5 minutes). ``visibility_lag``: how far behind
-    ``now`` searchOrders' results are complete (Amazon answers up to two minutes behind)."""
+    ``now`` searchOrders' results are complete (Amazon answers up to two minutes behind).
+    ``gzip_reports``: processing reports stored gzip-compressed, getFeedDocument saying
+    ``compressionAlgorithm: GZIP`` (as Amazon does for JSON listings reports)."""
 
     token_ttl: float = 3600.0
     feed_queue_seconds: float = 2.0
@@ -70,6 +72,7 @@ class SandboxSettings:
     visibility_lag: float = 0.0
     max_feed_messages: int = 25_000
     max_feed_bytes: int = 10 * 1024 * 1024
+    gzip_reports: bool = True
 
 
 class AmazonSandboxState:
