@@ -216,3 +216,25 @@ def test_check_tells_apart_every_cause(world: World) -> None:
     unreachable = world.connector(endpoint=f"http://127.0.0.1:{port}").check()
     assert unreachable.outcome is CheckOutcome.UNREACHABLE, unreachable.message
     assert json.dumps(unreachable.details)  # plain data
+
+
+def test_list_offers_pages_through_every_listing(world: World) -> None:
+    skus = world.list_offers(25, price="12.00", quantity=3)
+    listed = world.connector().list_offers()
+    assert sorted(o.sku for o in listed) == skus
+    assert len(world.state.calls("searchListingsItems")) == 2  # 20 a page
+    first = next(o for o in listed if o.sku == "SKU-001")
+    assert (first.price, first.currency, first.quantity, first.product_id) == (
+        Decimal("12.00"),
+        "EUR",
+        3,
+        "B0SBX00001",
+    )
+
+
+def test_listing_issues_are_read_back_per_sku(world: World) -> None:
+    world.list_offers(1)
+    connector = world.connector()
+    assert connector.listing_issues("SKU-001").ok
+    missing = connector.listing_issues("NOT-LISTED")
+    assert not missing.ok and missing.errors == ("not listed on Amazon",)
