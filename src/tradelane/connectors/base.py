@@ -28,7 +28,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from tradelane.domain.orders import MarketplaceOrder
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState
 from tradelane.http_edge import ExchangeHook
 
 
@@ -104,6 +104,20 @@ class Capabilities:
         return self.max_batch.get(operation, default)
 
 
+class AcceptanceSettled(Exception):
+    """:meth:`MarketplaceConnector.accept` found that the marketplace no longer awaits a decision on the
+    order (an earlier acceptance took effect although its answer was lost, or the order was refused or
+    cancelled meanwhile): ``state`` is the order's state as the marketplace shows it now, ``accepted``
+    whether that state means accepted, ``evidence`` how it was found (for the order's history)."""
+
+    def __init__(self, order_id: str, state: MarketplaceOrderState, *, accepted: bool, evidence: str) -> None:
+        super().__init__(f"order {order_id} is {state.value} on the marketplace ({evidence})")
+        self.order_id = order_id
+        self.state = state
+        self.accepted = accepted
+        self.evidence = evidence
+
+
 class UnsupportedOperation(Exception):
     """A service called an operation the connector does not declare: a bug in the caller."""
 
@@ -132,12 +146,19 @@ class OrderChanges:
 @dataclass(frozen=True, slots=True)
 class FeedItem:
     """One message or return as read from the marketplace: the order it concerns, its own id (for
-    idempotency), when it happened, and the raw payload kept as-is."""
+    idempotency), when it happened, and the raw payload kept as-is.
+
+    ``data`` carries what the hub stores besides the raw payload, under neutral keys — a message:
+    ``author``, ``subject``, ``body``; a return: ``state``, ``rma``, ``lines``
+    (``[{"order_line_id", "quantity", "reason_code"}]``). ``order_id`` is empty for a message about no
+    order. (Which stored messages are the customer's is the connector's ``customer_messages`` rule in
+    the registry.)"""
 
     order_id: str
     item_id: str
     occurred_at: datetime
     raw: Mapping[str, Any]
+    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,11 +321,19 @@ class CheckReport:
 # --- the port --------------------------------------------------------------------------------------
 
 
+def _hold_nothing(_operation: str, _seconds: float) -> None:
+    """The default :attr:`ConnectorEnv.hold` (a CLI command has no shared budget to hold)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorEnv:
     """What a connector gets from the hub for one job (or one CLI command): the channel's settings and
     decrypted credentials, the clock, the channel's durable rate budget and the exchange sink. In
-    Testing, ``testing`` is True and a connector uses the marketplace's test account when configured."""
+    Testing, ``testing`` is True and a connector uses the marketplace's test account when configured.
+
+    ``hold(operation, seconds)``: the marketplace said "not before ``seconds``" for ``operation`` (a 429
+    with Retry-After); the hub holds the channel's budget of that operation for every worker. A
+    connector calls it before raising the retryable error."""
 
     channel_id: int | None
     channel_name: str
@@ -314,6 +343,7 @@ class ConnectorEnv:
     throttle: Callable[[str], None]
     on_exchange: ExchangeHook
     testing: bool = False
+    hold: Callable[[str, float], None] = field(default=_hold_nothing)
 
 
 @runtime_checkable
@@ -336,7 +366,8 @@ class MarketplaceConnector(Protocol):
         ...
 
     def accept(self, order_id: str, decisions: Sequence[LineDecision]) -> None:
-        """Accept/refuse the order's lines (only where :attr:`Capabilities.acceptance_required`)."""
+        """Accept/refuse the order's lines (only where :attr:`Capabilities.acceptance_required`).
+        Raises :class:`AcceptanceSettled` when the marketplace no longer awaits a decision."""
         ...
 
     def submit_offers(self, offers: Sequence[OfferUpdate], mode: SubmitMode) -> ImportRef:

@@ -1,4 +1,5 @@
-"""The Mirakl connector: job handlers by kind, and channel set-up (add, check)."""
+"""The Mirakl connector as the hub knows it (:data:`SPEC`, read by the registry), its remaining own job
+handlers, and channel set-up (add, update, check)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from tradelane.connectors.base import Capabilities
 from tradelane.connectors.dispatch import ChannelHandler
 from tradelane.connectors.mirakl import documents_flow, feeds_flow, offers_flow, orders_flow, updates_flow
 from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
+from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
+from tradelane.connectors.mirakl.port import mirakl_capabilities, mirakl_connector
 from tradelane.connectors.mirakl.settings import CONNECTOR, MiraklSettings
+from tradelane.connectors.registry import ConnectorSpec, CustomerMessages
 from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing
@@ -30,6 +35,44 @@ HANDLERS: Mapping[str, ChannelHandler] = {
     "fulfillments.refund": updates_flow.refund,
     "fulfillments.label": documents_flow.upload_label,
 }
+
+
+#: Channel cursors of each stream (the names the flows used before the port: stored cursors still apply).
+CURSORS: Mapping[str, str] = {
+    "orders": "mirakl.or11.start_update_date",
+    "messages": "mirakl.m01.start_date",
+    "returns": "mirakl.rt11.updated_from",
+}
+
+
+def _is_customer(raw: Mapping[str, Any]) -> bool:
+    return raw.get("from_type") == "CUSTOMER"
+
+
+def validate_settings(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> dict[str, Any]:
+    """The settings as stored (normalised), checked with the hosts, keys and shop ids they go with."""
+    return _validated(dict(settings), dict(credentials)).to_dict()
+
+
+def channel_capabilities(settings: Mapping[str, Any]) -> Capabilities:
+    """What a Mirakl channel with these settings declares (see :func:`.port.mirakl_capabilities`)."""
+    try:
+        return mirakl_capabilities(MiraklSettings.from_dict(dict(settings)))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
+
+
+SPEC = ConnectorSpec(
+    name=CONNECTOR,
+    title="Mirakl",
+    capabilities=mirakl_capabilities(MiraklSettings(hostname="example.mirakl.net")),
+    factory=mirakl_connector,
+    validate_settings=validate_settings,
+    channel_capabilities=channel_capabilities,
+    cursors=CURSORS,
+    customer_messages=CustomerMessages(attribute=ORDER_MESSAGE_ATTRIBUTE, is_customer=_is_customer),
+    handlers=HANDLERS,
+)
 
 
 def add_channel(

@@ -1,0 +1,509 @@
+"""Mirakl behind the marketplace port: :class:`MiraklConnector` over :class:`MiraklClient`.
+
+One instance serves one channel for one job (or one CLI command). In Testing, with a staging account
+configured, every call goes to the staging host, shop and key instead of the live ones. Before every
+remote operation the channel's budget of that operation is taken (``env.throttle``); a paged listing
+(OR11, M01, RT11, OF21) takes one token for the whole run — Mirakl's guidance is about how often a shop
+is polled, not about its pages. A 429 holds the operation's budget for every worker
+(``env.hold``) before the error goes up. Every exchange goes to ``env.on_exchange``.
+
+Orders, messages, returns, acceptance, holiday mode and the account check are implemented here; offers
+and fulfilment delegate to :mod:`.offers_port` and :mod:`.fulfilment_port`, which receive the
+budgeted client (so their calls draw on the same budgets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from tradelane.connectors.base import (
+    AcceptanceSettled,
+    Cancellation,
+    Capabilities,
+    CheckOutcome,
+    CheckReport,
+    ConnectorEnv,
+    Document,
+    FeedChanges,
+    FeedItem,
+    HolidayMode,
+    ImportRef,
+    ImportResult,
+    LineDecision,
+    ListedOffer,
+    OfferUpdate,
+    Operation,
+    OrderChanges,
+    RateBudget,
+    Refund,
+    Shipment,
+    SubmitMode,
+)
+from tradelane.connectors.mirakl import fulfilment_port, offers_port
+from tradelane.connectors.mirakl.client import CheckProblem, MiraklClient
+from tradelane.connectors.mirakl.errors import MiraklRateLimited, MiraklRequestRejected
+from tradelane.connectors.mirakl.limits import DEFAULT_LIMITS
+from tradelane.connectors.mirakl.settings import CONNECTOR, POLLED_STATES, MiraklSettings
+from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState
+
+T = TypeVar("T")
+
+#: Order states a Mirakl order reaches only once accepted (at least one line accepted).
+PAST_ACCEPTANCE_STATES = frozenset(
+    {
+        MarketplaceOrderState.WAITING_DEBIT,
+        MarketplaceOrderState.WAITING_DEBIT_PAYMENT,
+        MarketplaceOrderState.SHIPPING,
+        MarketplaceOrderState.SHIPPED,
+        MarketplaceOrderState.TO_COLLECT,
+        MarketplaceOrderState.RECEIVED,
+        MarketplaceOrderState.CLOSED,
+    }
+)
+#: Order states that end the acceptance without the order being accepted.
+NOT_ACCEPTED_STATES = frozenset({MarketplaceOrderState.REFUSED, MarketplaceOrderState.CANCELED})
+
+#: Remote operations tradelane calls, for the budgets it declares (A02 has no published guidance).
+OPERATIONS_CALLED: tuple[str, ...] = (*sorted(DEFAULT_LIMITS), "A02")
+#: Most shipments one ST01 call carries; most order ids one OR11 call filters on.
+MAX_SHIPMENTS_PER_CALL = 1_000
+
+
+def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
+    """What a Mirakl channel with ``settings`` does (budgets include the channel's overrides)."""
+    budgets = {}
+    for op in OPERATIONS_CALLED:
+        limit = settings.limit(op)
+        budgets[op] = RateBudget(per_second=limit.calls / limit.per_seconds, burst=limit.burst)
+    return Capabilities(
+        operations=frozenset(Operation),
+        acceptance_required=True,
+        acceptance_deadline=timedelta(seconds=settings.acceptance_window_seconds),
+        line_level_cancellation=False,
+        partial_shipments=settings.multi_shipment,
+        tracking_required=False,
+        labels=True,
+        returns_push=False,
+        asynchronous_offer_imports=True,
+        holiday_mode=HolidayMode.CLOSING_PERIOD,
+        fulfilment_mandatory=False,
+        budgets=budgets,
+        max_batch={
+            Operation.SUBMIT_OFFERS_DELTA: settings.delta_batch_size,
+            Operation.SHIP: MAX_SHIPMENTS_PER_CALL if settings.multi_shipment else 1,
+            Operation.ACCEPT: 1,
+        },
+        hints={
+            Operation.ACCEPT.value: (
+                "every order is accepted or refused line by line (OR21) before the operator's "
+                "acceptance delay, else the marketplace cancels it"
+            ),
+            Operation.CANCEL.value: "OR29 cancels a whole order before shipment; lines cannot be cancelled",
+            Operation.SHIP.value: (
+                "tracking (OR23) then shipment confirmation (OR24); partial shipments (ST01) only "
+                "with the operator's multi-shipment option (setting multi_shipment)"
+            ),
+            Operation.UPLOAD_DOCUMENT.value: "labels and other documents attached with OR74",
+            Operation.FETCH_RETURNS.value: "returns are read with RT11 (only where the operator offers it)",
+            Operation.SET_HOLIDAY.value: "A02 closed_from / closed_to on the shop account",
+        },
+    )
+
+
+class BudgetedClient(MiraklClient):
+    """A :class:`MiraklClient` that takes a token of the operation's budget before each public call
+    (``throttle``), holds the budget on a 429 with Retry-After (``hold``) and names the refusing host on
+    an authentication error. A call made while another one runs (the pages of an ``iter_*`` listing)
+    takes no token of its own."""
+
+    def __init__(
+        self,
+        hostname: str,
+        api_key: str,
+        shop_id: str | None,
+        *,
+        throttle: Callable[[str], None],
+        hold: Callable[[str, float], None],
+        http: httpx.Client | None = None,
+        timeout: float,
+        on_exchange: Callable[[Any], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        super().__init__(
+            hostname, api_key, shop_id, http=http, timeout=timeout, on_exchange=on_exchange, clock=clock
+        )
+        self._throttle = throttle
+        self._hold = hold
+        self._host = hostname
+        self._inside = 0
+
+    @contextmanager
+    def _budget(self, op: str, *, take: bool = True) -> Iterator[None]:
+        """One operation run: its token (``take``), then the 429 hold and the refusing host — only at
+        the outermost level (a page inside a listing belongs to the listing's run)."""
+        outermost = self._inside == 0
+        if take and outermost:
+            self._throttle(op)
+        self._inside += 1
+        try:
+            yield
+        except MiraklRateLimited as exc:
+            if outermost and exc.retry_after:
+                self._hold(op, exc.retry_after)
+            raise
+        except AuthenticationError as exc:
+            exc.host = self._host  # the channel's alert says which host refused the key
+            raise
+        finally:
+            self._inside -= 1
+
+    def _run(self, items: Iterator[T], op: str) -> Iterator[T]:
+        """Pull ``items`` (a lazy listing whose token was taken) without taking more tokens."""
+        while True:
+            with self._budget(op, take=False):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+
+    def _listing(self, op: str, start: Callable[[], Iterator[T]]) -> Iterator[T]:
+        with self._budget(op):
+            items = start()
+        return self._run(items, op)
+
+    # Each public operation, budgeted (signatures are the client's).
+    def account(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("A01"):
+            return super().account(*args, **kwargs)
+
+    def set_closing_period(self, *args: Any, **kwargs: Any) -> None:
+        with self._budget("A02"):
+            super().set_closing_period(*args, **kwargs)
+
+    def import_offers(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OF01"):
+            return super().import_offers(*args, **kwargs)
+
+    def offer_import_status(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OF02"):
+            return super().offer_import_status(*args, **kwargs)
+
+    def offer_import_error_report(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OF03"):
+            return super().offer_import_error_report(*args, **kwargs)
+
+    def list_offers(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OF21"):
+            return super().list_offers(*args, **kwargs)
+
+    def iter_offers(self, *args: Any, **kwargs: Any) -> Any:
+        return self._listing("OF21", lambda: super(BudgetedClient, self).iter_offers(*args, **kwargs))
+
+    def update_offers(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OF24"):
+            return super().update_offers(*args, **kwargs)
+
+    def list_orders(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OR11"):
+            return super().list_orders(*args, **kwargs)
+
+    def iter_orders(self, *args: Any, **kwargs: Any) -> Any:
+        return self._listing("OR11", lambda: super(BudgetedClient, self).iter_orders(*args, **kwargs))
+
+    def accept_lines(self, *args: Any, **kwargs: Any) -> None:
+        with self._budget("OR21"):
+            super().accept_lines(*args, **kwargs)
+
+    def update_tracking(self, *args: Any, **kwargs: Any) -> None:
+        with self._budget("OR23"):
+            super().update_tracking(*args, **kwargs)
+
+    def ship(self, *args: Any, **kwargs: Any) -> None:
+        with self._budget("OR24"):
+            super().ship(*args, **kwargs)
+
+    def refund(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OR28"):
+            return super().refund(*args, **kwargs)
+
+    def cancel(self, *args: Any, **kwargs: Any) -> None:
+        with self._budget("OR29"):
+            super().cancel(*args, **kwargs)
+
+    def carriers(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("SH21"):
+            return super().carriers(*args, **kwargs)
+
+    def create_shipments(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("ST01"):
+            return super().create_shipments(*args, **kwargs)
+
+    def list_returns(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("RT11"):
+            return super().list_returns(*args, **kwargs)
+
+    def iter_returns(self, *args: Any, **kwargs: Any) -> Any:
+        return self._listing("RT11", lambda: super(BudgetedClient, self).iter_returns(*args, **kwargs))
+
+    def list_messages(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("M01"):
+            return super().list_messages(*args, **kwargs)
+
+    def iter_messages(self, *args: Any, **kwargs: Any) -> Any:
+        return self._listing("M01", lambda: super(BudgetedClient, self).iter_messages(*args, **kwargs))
+
+    def upload_order_documents(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OR74"):
+            return super().upload_order_documents(*args, **kwargs)
+
+    def list_order_documents(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OR72"):
+            return super().list_order_documents(*args, **kwargs)
+
+    def download_order_documents(self, *args: Any, **kwargs: Any) -> Any:
+        with self._budget("OR73"):
+            return super().download_order_documents(*args, **kwargs)
+
+
+def load_settings(data: Any, channel_name: str) -> MiraklSettings:
+    """The channel's settings, or a :class:`PermanentError` saying what is wrong with them."""
+    try:
+        return MiraklSettings.from_dict(dict(data))
+    except (TypeError, ValueError) as exc:
+        raise PermanentError(f"channel {channel_name}: invalid Mirakl settings: {exc}") from None
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class MiraklConnector:
+    """The :class:`~tradelane.connectors.base.MarketplaceConnector` of one Mirakl shop.
+
+    Raises :class:`PermanentError` when the channel's settings are invalid or the account in use has no
+    API key. ``http`` (tests, sandboxes in-process) is used as it is and never closed here."""
+
+    name = CONNECTOR
+
+    def __init__(self, env: ConnectorEnv, *, http: httpx.Client | None = None) -> None:
+        self.env = env
+        self.settings = load_settings(env.settings, env.channel_name)
+        self.capabilities = mirakl_capabilities(self.settings)
+        hostname, shop_id = self.settings.hostname, self.settings.shop_id
+        api_key = env.credentials.get("api_key")
+        if env.testing and self.settings.staging_hostname:
+            # In Testing, every flow runs against the staging/test account next to the live one.
+            hostname, shop_id = self.settings.staging_hostname, self.settings.staging_shop_id
+            api_key = env.credentials.get("staging_api_key")
+        if not api_key:
+            raise PermanentError(f"channel {env.channel_name} has no Mirakl API key for {hostname}")
+        self._account = (hostname, str(api_key), shop_id)
+        self._http = http
+        self._client: BudgetedClient | None = None
+
+    @property
+    def client(self) -> BudgetedClient:
+        """Built on first use; every public call takes its operation's budget first."""
+        if self._client is None:
+            hostname, api_key, shop_id = self._account
+            self._client = BudgetedClient(
+                hostname,
+                api_key,
+                shop_id,
+                throttle=self.env.throttle,
+                hold=self.env.hold,
+                http=self._http,
+                timeout=self.settings.timeout_seconds,
+                on_exchange=self.env.on_exchange,
+                clock=self.env.now,
+            )
+        return self._client
+
+    # --- orders ------------------------------------------------------------------------------
+
+    def fetch_orders(self, cursor: str | None, *, now: datetime) -> OrderChanges:
+        """OR11, every page, from the watermark ``cursor`` (an ISO ``start_update_date``; None: the
+        initial look-back). One version per order (the newest: a duplicated page yields an order
+        twice), offer SKUs mapped to catalog SKUs and the acceptance deadline filled in. The next
+        cursor is the newest ``last_updated_date`` seen *minus the overlap*, never before this one, so
+        an order updated at a page or time boundary is seen again rather than missed."""
+        start = _parse_ts(cursor) or now - timedelta(hours=self.settings.initial_lookback_hours)
+        fetched = list(self.client.iter_orders(states=POLLED_STATES, start_update_date=start))
+        latest: dict[str, MarketplaceOrder] = {}
+        for raw_order in fetched:
+            order = self._localise(raw_order)
+            seen = latest.get(order.marketplace_order_id)
+            if seen is None or order.updated_at >= seen.updated_at:
+                latest[order.marketplace_order_id] = order
+        newest = max((o.updated_at for o in latest.values()), default=None)
+        mark = start
+        if newest is not None:
+            mark = max(start, newest - timedelta(seconds=self.settings.poll_overlap_seconds))
+        return OrderChanges(orders=list(latest.values()), cursor=mark.isoformat(), fetched=len(fetched))
+
+    def _localise(self, order: MarketplaceOrder) -> MarketplaceOrder:
+        """Catalog SKUs from offer SKUs (the channel's SKU template) and the acceptance deadline."""
+        offer_settings = self.settings.offer_settings()
+        lines = tuple(
+            replace(line, product_sku=offer_settings.product_sku(line.offer_sku) or line.offer_sku)
+            for line in order.lines
+        )
+        deadline = order.acceptance_deadline or order.created_at + timedelta(
+            seconds=self.settings.acceptance_window_seconds
+        )
+        return replace(order, lines=lines, acceptance_deadline=deadline)
+
+    def accept(self, order_id: str, decisions: Sequence[LineDecision]) -> None:
+        """OR21 with a decision for every line. When Mirakl refuses it, OR11 tells whether an earlier
+        OR21 took effect (its answer lost) or the order was refused/cancelled meanwhile
+        (:class:`AcceptanceSettled`); an order still awaiting acceptance is retried
+        (:class:`RetryableError`)."""
+        try:
+            self.client.accept_lines(order_id, {d.line_id: d.accept for d in decisions})
+        except MiraklRequestRejected as exc:
+            state = self._state_of(order_id)
+            if state is None or state not in PAST_ACCEPTANCE_STATES | NOT_ACCEPTED_STATES:
+                shown = "not found by OR11" if state is None else f"still {state.value}"
+                raise RetryableError(
+                    f"OR21 refused ({exc.reason}); the order is {shown}, will try again", raw=exc.raw
+                ) from exc
+            raise AcceptanceSettled(
+                order_id,
+                state,
+                accepted=state in PAST_ACCEPTANCE_STATES,
+                evidence=f"OR21 answered {exc.reason}",
+            ) from exc
+
+    def _state_of(self, order_id: str) -> MarketplaceOrderState | None:
+        """The order's state as OR11 shows it now (``None``: OR11 does not know the order)."""
+        found = list(self.client.iter_orders(order_ids=[order_id]))
+        states = [o.state for o in found if o.marketplace_order_id == order_id]
+        return states[0] if states else None
+
+    # --- secondary feeds ---------------------------------------------------------------------
+
+    def fetch_messages(self, cursor: str | None, *, now: datetime) -> FeedChanges:
+        """M01 since ``cursor`` (inclusive), every page (M01 lists newest first: a first page alone would
+        lose the older ones). The next cursor is the newest message's date (None: nothing new)."""
+        messages = list(self.client.iter_messages(start_date=_parse_ts(cursor)))
+        items = [
+            FeedItem(
+                order_id=m.order_id or "",
+                item_id=str(m.message_id),
+                occurred_at=m.created_at,
+                raw=m.raw,
+                data={"author": m.from_name, "subject": m.subject, "body": m.body},
+            )
+            for m in messages
+        ]
+        newest = max((m.created_at for m in messages), default=None)
+        return FeedChanges(items=items, cursor=newest.isoformat() if newest else None)
+
+    def fetch_returns(self, cursor: str | None, *, now: datetime) -> FeedChanges:
+        """RT11 updated since ``cursor``, every page. The next cursor re-reads a little of the past (the
+        overlap) so a return updated at the boundary is never missed (None: nothing new)."""
+        found = list(self.client.iter_returns(updated_from=_parse_ts(cursor)))
+        items = [
+            FeedItem(
+                order_id=r.order_id,
+                item_id=r.return_id,
+                occurred_at=r.updated_at,
+                raw=r.raw,
+                data={
+                    "state": r.state,
+                    "rma": r.rma,
+                    "lines": [
+                        {
+                            "order_line_id": ln.order_line_id,
+                            "quantity": ln.quantity,
+                            "reason_code": ln.reason_code,
+                        }
+                        for ln in r.lines
+                    ],
+                },
+            )
+            for r in found
+        ]
+        newest = max((r.updated_at for r in found), default=None)
+        mark = newest - timedelta(seconds=self.settings.poll_overlap_seconds) if newest else None
+        return FeedChanges(items=items, cursor=mark.isoformat() if mark else None)
+
+    # --- offers and fulfilment (mapping in .offers_port / .fulfilment_port) ---------------------
+
+    def submit_offers(self, offers: Sequence[OfferUpdate], mode: SubmitMode) -> ImportRef:
+        return offers_port.submit_offers(self.client, self.settings, offers, mode)
+
+    def import_result(self, ref: ImportRef) -> ImportResult:
+        return offers_port.import_result(self.client, self.settings, ref)
+
+    def list_offers(self) -> Sequence[ListedOffer]:
+        return offers_port.list_offers(self.client)
+
+    def ship(self, shipment: Shipment) -> None:
+        fulfilment_port.ship(self.client, self.settings, shipment)
+
+    def cancel(self, cancellation: Cancellation) -> None:
+        fulfilment_port.cancel(self.client, self.settings, cancellation)
+
+    def refund(self, refund: Refund) -> None:
+        fulfilment_port.refund(self.client, self.settings, refund)
+
+    def upload_document(self, document: Document) -> None:
+        fulfilment_port.upload_document(self.client, self.settings, document)
+
+    def carrier_codes(self) -> set[str]:
+        """SH21: the carrier codes the operator knows (see the fulfilment service's carrier directory)."""
+        return fulfilment_port.carrier_codes(self.client)
+
+    def document_present(self, document: Document) -> bool:
+        """OR72: whether the order already holds this document (an earlier upload may have landed)."""
+        return fulfilment_port.document_present(self.client, self.settings, document)
+
+    # --- account -----------------------------------------------------------------------------
+
+    def set_holiday(self, start: datetime | None, end: datetime | None) -> None:
+        """A02: close the shop from ``start`` to ``end`` (both None: reopen)."""
+        if (start is None) != (end is None):
+            raise ValueError("a closing period needs both a start and an end (or neither, to reopen)")
+        if start is not None and end is not None and end <= start:
+            raise ValueError(
+                f"closing period ends ({end.isoformat()}) before it starts ({start.isoformat()})"
+            )
+        self.client.set_closing_period(start, end)
+
+    def check(self) -> CheckReport:
+        """A01 on the account in use: wrong host or shop, rejected key, unreachable told apart."""
+        result = self.client.check()
+        if result.ok:
+            details = {}
+            if result.account is not None:
+                details = {"shop_id": result.account.shop_id, "shop_name": result.account.shop_name}
+            return CheckReport(CheckOutcome.OK, result.message, details)
+        return CheckReport(_CHECK_OUTCOMES.get(result.problem, CheckOutcome.REJECTED), result.message)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+_CHECK_OUTCOMES: dict[CheckProblem | None, CheckOutcome] = {
+    CheckProblem.WRONG_KEY: CheckOutcome.BAD_CREDENTIALS,
+    CheckProblem.WRONG_SHOP: CheckOutcome.BAD_ACCOUNT,
+    CheckProblem.WRONG_HOST: CheckOutcome.BAD_ACCOUNT,
+    CheckProblem.UNREACHABLE: CheckOutcome.UNREACHABLE,
+    CheckProblem.SERVER_ERROR: CheckOutcome.UNREACHABLE,
+    CheckProblem.RATE_LIMITED: CheckOutcome.REJECTED,
+}
+
+
+def mirakl_connector(env: ConnectorEnv) -> MiraklConnector:
+    """The registry's factory."""
+    return MiraklConnector(env)
