@@ -23,6 +23,7 @@ from tradelane.connectors.amazon.sandbox.errors import (
     not_found,
     unauthorized,
 )
+from tradelane.connectors.amazon.sandbox.feeds import settle
 from tradelane.connectors.amazon.sandbox.marketplaces import MARKETPLACES, REGIONS
 from tradelane.connectors.amazon.sandbox.models import (
     AccessToken,
@@ -487,8 +488,6 @@ class AmazonSandboxState:
 
     def feed(self, seller_id: str, feed_id: str) -> Feed:
         """The feed, its status brought up to the clock (processed when its time has come)."""
-        from tradelane.connectors.amazon.sandbox.feeds import settle
-
         with self.lock:
             feed = self.feeds.get(feed_id)
             if feed is None or feed.seller_id != seller_id:
@@ -497,8 +496,6 @@ class AmazonSandboxState:
             return feed
 
     def settle_feeds(self) -> None:
-        from tradelane.connectors.amazon.sandbox.feeds import settle
-
         with self.lock:
             for feed in self.feeds.values():
                 settle(self, feed)
