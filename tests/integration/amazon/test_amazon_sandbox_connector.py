@@ -238,3 +238,17 @@ def test_listing_issues_are_read_back_per_sku(world: World) -> None:
     assert connector.listing_issues("SKU-001").ok
     missing = connector.listing_issues("NOT-LISTED")
     assert not missing.ok and missing.errors == ("not listed on Amazon",)
+
+
+def test_an_order_inside_amazons_visibility_lag_comes_with_the_next_poll() -> None:
+    with sandbox(visibility_lag=120) as world:
+        world.list_offers(1)
+        connector = world.connector()
+        world.state.advance(300)
+        late = world.state.create_order(world.eu.seller_id, [("SKU-001", 1)], paid=True)
+        world.state.advance(60)  # updated 60 s ago: not in searchOrders' answer yet
+        first = connector.fetch_orders(None, now=world.state.now())
+        assert first.orders == []
+        world.state.advance(120)
+        second = connector.fetch_orders(first.cursor, now=world.state.now())
+        assert [o.marketplace_order_id for o in second.orders] == [late.order_id]
