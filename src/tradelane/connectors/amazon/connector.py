@@ -65,6 +65,7 @@ from tradelane.connectors.base import (
     SubmitMode,
     UnsupportedOperation,
 )
+from tradelane.connectors.registry import ConnectorSpec
 from tradelane.domain.errors import PermanentError, RetryableError, ValidationError
 from tradelane.domain.orders import MarketplaceOrder
 from tradelane.http_edge import Exchange
@@ -559,6 +560,37 @@ def _write_cursor(after: datetime, token: str | None, until: datetime | None) ->
         if until is not None:
             data["until"] = until.isoformat()
     return json.dumps(data, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------------------- the registry
+
+
+def validate_settings(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> dict[str, Any]:
+    """The settings as stored (normalised); :class:`ValidationError` for invalid settings or missing
+    LWA credentials (nothing is called remotely)."""
+    try:
+        normalised = AmazonSettings.from_dict(settings).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
+    missing = [k for k in CREDENTIAL_KEYS if not str(credentials.get(k) or "").strip()]
+    if missing:
+        raise ValidationError(f"Amazon credentials missing: {', '.join(missing)}")
+    return normalised
+
+
+def channel_capabilities(settings: Mapping[str, Any]) -> Capabilities:
+    """Every Amazon channel declares the same (budgets are corrected per connector at run time)."""
+    return CAPABILITIES
+
+
+SPEC = ConnectorSpec(
+    name=CONNECTOR,
+    title="Amazon",
+    capabilities=CAPABILITIES,
+    factory=AmazonConnector,
+    validate_settings=validate_settings,
+    channel_capabilities=channel_capabilities,
+)
 
 
 # ------------------------------------------------------------------------------- channel set-up
