@@ -202,10 +202,11 @@ def import_catalog(
     reader = CatalogReader(path, file_format)
     statements = _ProductStatements(engine.dialect, tenant_id, now)
     options = _WriteOptions(None if publish_to is None else frozenset(publish_to), create_only)
+    freshness = None if is_postgres(engine) else _Freshness()
     rows_done = 0
     for batch in _batches(reader.rows(), scan, batch_size):
         result = _write_with_retry(
-            engine, tenant_id, import_id, batch, scan, stored_errors, statements, now, options
+            engine, tenant_id, import_id, batch, scan, stored_errors, statements, now, options, freshness
         )
         rows_done += batch.records
         summary.created += result.created
@@ -283,22 +284,67 @@ def _write_with_retry(
     statements: _ProductStatements,
     now: datetime,
     options: _WriteOptions | None = None,
+    freshness: _Freshness | None = None,
 ) -> _BatchResult:
     """Write one batch in one transaction. A concurrent import inserting the same sku between our SELECT
-    and INSERT (PostgreSQL) violates the unique index: the batch is then re-read and re-written."""
+    and INSERT (PostgreSQL), or meanwhile into what looked like a fresh tenant (SQLite, see
+    :class:`_Freshness`), violates the unique index: the batch is then re-read and re-written."""
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        max_id: int | None = None
         try:
             with transaction(engine) as conn:
-                result = _write_batch(conn, tenant_id, batch.candidates, scan, statements, now, options)
+                fresh = freshness is not None and freshness.holds(conn, tenant_id)
+                result = _write_batch(
+                    conn, tenant_id, batch.candidates, scan, statements, now, options, fresh=fresh
+                )
                 result.rejections = sorted(batch.rejections + result.rejections, key=lambda r: r.line)
                 kept = _record_counts(conn, import_id, result, stored_errors)
+                if fresh:
+                    max_id = _max_product_id(conn)
         except sa.exc.IntegrityError:
+            if freshness is not None:
+                freshness.known_max_id, freshness.started = None, True
             if attempt == _WRITE_ATTEMPTS:
                 raise
             continue
+        if freshness is not None:
+            freshness.known_max_id, freshness.started = max_id, True
         stored_errors[:] = kept
         return result
     raise AssertionError("unreachable")
+
+
+@dataclass(slots=True)
+class _Freshness:
+    """SQLite only: whether the tenant's products are still exactly the rows this import wrote, so that
+    a batch can skip reading stored rows (a first import into an empty tenant: none of its skus is
+    stored, and a parent stored by it has its row in the file, which the cross-row rules already judge).
+
+    It holds when the tenant had no product at the first batch and, at each later batch, the table's
+    ``max(id)`` is still the one seen at the end of this import's previous batch: SQLite runs one writer
+    at a time (every transaction is ``BEGIN IMMEDIATE``), so nobody inserted a product in between. Once
+    it fails, or a batch hits the unique index (a concurrent insert), every later batch reads stored rows
+    as usual. Not covered: another writer changing one of this import's rows in place (an UPDATE keeps
+    ``max(id)``) between two batches; the stored-row rules would only concern rows that are in the file.
+    """
+
+    started: bool = False
+    known_max_id: int | None = None
+
+    def holds(self, conn: Connection, tenant_id: int) -> bool:
+        """Whether the batch in ``conn``'s transaction may skip the stored-row reads."""
+        if not self.started:
+            found = conn.exec_driver_sql(_ANY_TENANT_PRODUCT, (tenant_id,)).first()
+            return found is None
+        return self.known_max_id is not None and _max_product_id(conn) == self.known_max_id
+
+
+_ANY_TENANT_PRODUCT = "SELECT 1 FROM products WHERE tenant_id = ? LIMIT 1"
+
+
+def _max_product_id(conn: Connection) -> int:
+    found: int = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM products").scalar_one()
+    return found
 
 
 def _record_counts(
@@ -356,22 +402,29 @@ def _write_batch(
     statements: _ProductStatements,
     now: datetime,
     options: _WriteOptions | None = None,
+    *,
+    fresh: bool = False,
 ) -> _BatchResult:
+    """Diff and write one batch (see the module docstring). ``fresh``: the tenant's products are only
+    rows this import wrote (see :class:`_Freshness`), so stored rows are not read."""
     result = _BatchResult()
     if not candidates:
         return result
     publish_to = options.publish_to if options is not None else None
-    wanted = {row[0] for _, row in candidates}
-    wanted.update(row[1] for _, row in candidates if row[1] is not None)
-    # fetchall, and the hot loop below reads rows by position: (id, sku, parent_sku, content_hash).
-    stored = {row[1]: row for row in _select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted).all()}
-    # Stored variants whose parent is a sku this batch makes a variant (two-level rule). A sku already
-    # stored as a variant cannot have any, so a re-import of unchanged variants skips the query.
-    becoming = [
-        row[0]
-        for _, row in candidates
-        if row[1] is not None and (row[0] not in stored or stored[row[0]].parent_sku is None)
-    ]
+    stored: dict[str, Any] = {}
+    becoming: list[str] = []
+    if not fresh:
+        wanted = {row[0] for _, row in candidates}
+        wanted.update(row[1] for _, row in candidates if row[1] is not None)
+        # fetchall, and the hot loop below reads rows by position: (id, sku, parent_sku, content_hash).
+        stored = {row[1]: row for row in _select_in(conn, _STORED_COLUMNS, tenant_id, "sku", wanted).all()}
+        # Stored variants whose parent is a sku this batch makes a variant (two-level rule). A sku
+        # already stored as a variant cannot have any, so a re-import of unchanged variants skips it.
+        becoming = [
+            row[0]
+            for _, row in candidates
+            if row[1] is not None and (row[0] not in stored or stored[row[0]].parent_sku is None)
+        ]
     children: list[tuple[str, str]] = []
     if becoming:
         columns = (products.c.sku, products.c.parent_sku)
@@ -379,15 +432,15 @@ def _write_batch(
             (row.sku, row.parent_sku) for row in _select_in(conn, columns, tenant_id, "parent_sku", becoming)
         ]
     if options is not None and options.create_only:
-        fresh: list[tuple[int, CatalogRow]] = []
+        new_rows: list[tuple[int, CatalogRow]] = []
         for line, row in candidates:
             if row[0] in stored:
                 result.rejections.append(
                     RowRejection(line, row[0], f"SKU {row[0]!r} is already in the catalog")
                 )
             else:
-                fresh.append((line, row))
-        candidates = fresh
+                new_rows.append((line, row))
+        candidates = new_rows
     accepted = _apply_stored_hierarchy(candidates, stored, children, scan, result)
     if is_postgres(conn):
         create_only = options is not None and options.create_only
