@@ -265,3 +265,27 @@ def test_search_listings_pages_and_filters(
     for bad in ({"pageSize": "21"}, {"identifiers": "S-01"}, {"pageToken": "%%%"}, {"sortBy": "price"}):
         _call(client, "GET", url, auth, "searchListingsItems", status=400, **bad)
     _call(client, "GET", "/listings/2021-08-01/items/A2OTHER", auth, "searchListingsItems", status=403)
+
+
+def test_an_offer_can_name_its_product_by_gtin(
+    client: TestClient, state: AmazonSandboxState, auth: dict[str, str]
+) -> None:
+    item = list(state.catalog.values())[2]
+    body = offer_body(item.asin)
+    del body["attributes"]["merchant_suggested_asin"]
+    body["attributes"]["externally_assigned_product_identifier"] = [
+        {"type": "ean", "value": item.gtin, "marketplace_id": DE}
+    ]
+    put = _call(
+        client,
+        "PUT",
+        _url(state, "BY-GTIN"),
+        auth,
+        "putListingsItem",
+        body,
+        includedData="identifiers,issues",
+    )
+    assert put["status"] == "ACCEPTED" and put["identifiers"][0]["asin"] == item.asin
+    body["attributes"]["externally_assigned_product_identifier"][0]["value"] = "4000000000000"
+    unknown = _call(client, "PUT", _url(state, "BY-GTIN-2"), auth, "putListingsItem", body)
+    assert unknown["status"] == "INVALID" and unknown["issues"][0]["code"] == "8566"

@@ -17,7 +17,7 @@ from tradelane.connectors.amazon.sandbox import listings as li
 from tradelane.connectors.amazon.sandbox import orders as orders_api
 from tradelane.connectors.amazon.sandbox.errors import SpApiError, invalid_input, not_found, unauthorized
 from tradelane.connectors.amazon.sandbox.feeds import report_iso
-from tradelane.connectors.amazon.sandbox.models import Feed, SellerAccount
+from tradelane.connectors.amazon.sandbox.models import Feed, Listing, SellerAccount
 from tradelane.connectors.amazon.sandbox.state import AmazonSandboxState
 
 LISTING_INCLUDED = (
@@ -208,13 +208,10 @@ def search_listings_items(ctx: Context) -> Result:
                 continue
             if not _within(listing.updated, bounds.get("lastUpdatedAfter"), bounds.get("lastUpdatedBefore")):
                 continue
-            status = set(
-                li.item_json(listing, mps[:1], ("summaries",), state.catalog, orders_api.iso)["summaries"][0][
-                    "status"
-                ]
-            )
-            if (with_status and not with_status & status) or without_status & status:
-                continue
+            if with_status or without_status:
+                status = _statuses(listing, mps[0], state)
+                if (with_status and not with_status & status) or without_status & status:
+                    continue
             if severities and not any(i["severity"] in severities for i in listing.issues):
                 continue
             found.append(listing)
@@ -234,6 +231,11 @@ def search_listings_items(ctx: Context) -> Result:
         if pagination:
             body["pagination"] = pagination
     return 200, body
+
+
+def _statuses(listing: Listing, marketplace_id: str, state: AmazonSandboxState) -> set[str]:
+    summary = li.item_json(listing, (marketplace_id,), ("summaries",), state.catalog, orders_api.iso)
+    return set(summary["summaries"][0]["status"])
 
 
 def _page_token(offset: int) -> str:

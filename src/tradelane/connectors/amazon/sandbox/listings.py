@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tradelane.connectors.amazon.sandbox.marketplaces import MARKETPLACES
-from tradelane.connectors.amazon.sandbox.models import CatalogItem, Listing
+from tradelane.connectors.amazon.sandbox.models import Catalog, Listing
 
 REQUIREMENTS = ("LISTING", "LISTING_PRODUCT_ONLY", "LISTING_OFFER_ONLY")
 CONDITION_TYPES = frozenset(
@@ -71,9 +71,7 @@ def _first_value(attributes: Mapping[str, Any], name: str) -> Any:
     return values[0].get("value") if values else None
 
 
-def resolve_asin(
-    attributes: Mapping[str, Any], catalog: Mapping[str, CatalogItem]
-) -> tuple[str | None, list[Issue]]:
+def resolve_asin(attributes: Mapping[str, Any], catalog: Catalog) -> tuple[str | None, list[Issue]]:
     """The ASIN the attributes designate (``merchant_suggested_asin``, else the GTIN of
     ``externally_assigned_product_identifier``) and the issues of that identification."""
     asin = _first_value(attributes, "merchant_suggested_asin")
@@ -91,9 +89,8 @@ def resolve_asin(
     identifiers = _values(attributes, "externally_assigned_product_identifier")
     if identifiers:
         gtin = str(identifiers[0].get("value", ""))
-        for item in catalog.values():
-            if item.gtin == gtin:
-                return item.asin, []
+        if gtin in catalog.gtins:
+            return catalog.gtins[gtin], []
         return None, [
             issue(
                 "8566",
@@ -117,7 +114,7 @@ def validate(
     requirements: str,
     attributes: Mapping[str, Any],
     marketplace_ids: tuple[str, ...],
-    catalog: Mapping[str, CatalogItem],
+    catalog: Catalog,
 ) -> list[Issue]:
     """Every issue of a submission (empty: it would be ACCEPTED)."""
     issues: list[Issue] = []
@@ -367,7 +364,7 @@ def quantity(listing: Listing) -> int | None:
     return None
 
 
-def listing_asin(listing: Listing, catalog: Mapping[str, CatalogItem]) -> str | None:
+def listing_asin(listing: Listing, catalog: Catalog) -> str | None:
     asin, _ = resolve_asin(listing.attributes, catalog)
     return asin
 
@@ -376,7 +373,7 @@ def item_json(
     listing: Listing,
     marketplace_ids: tuple[str, ...],
     included: tuple[str, ...],
-    catalog: Mapping[str, CatalogItem],
+    catalog: Catalog,
     iso: Any,
 ) -> dict[str, Any]:
     """The listings ``Item`` for ``getListingsItem`` (and the processing report's ``items``)."""

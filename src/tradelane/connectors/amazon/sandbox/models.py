@@ -48,6 +48,14 @@ class CatalogItem:
     marketplace_ids: tuple[str, ...]
 
 
+class Catalog(dict[str, CatalogItem]):
+    """Amazon's catalog: ASIN → item, with a GTIN index (feeds of 25,000 messages look GTINs up)."""
+
+    def __init__(self, items: list[CatalogItem]) -> None:
+        super().__init__((item.asin, item) for item in items)
+        self.gtins: dict[str, str] = {item.gtin: item.asin for item in items}
+
+
 @dataclass
 class Listing:
     """One seller SKU; ``attributes`` as the Listings Items API stores them (attribute name → list of

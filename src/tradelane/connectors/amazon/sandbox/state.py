@@ -29,7 +29,7 @@ from tradelane.connectors.amazon.sandbox.models import (
     AccessToken,
     Address,
     Application,
-    CatalogItem,
+    Catalog,
     Document,
     Feed,
     FeedStatus,
@@ -103,7 +103,7 @@ class AmazonSandboxState:
         self.accounts: dict[str, SellerAccount] = {
             a.seller_id: a for a in seeding.accounts(seed, app.client_id)
         }
-        self.catalog: dict[str, CatalogItem] = {c.asin: c for c in seeding.catalog(seed, products)}
+        self.catalog = Catalog(seeding.catalog(seed, products))
         self.tokens: dict[str, AccessToken] = {}
         self.listings: dict[tuple[str, str], Listing] = {}
         self.orders: dict[str, Order] = {}
