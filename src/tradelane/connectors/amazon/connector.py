@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -283,8 +284,9 @@ class AmazonConnector:
         )
 
     def submit_offers(self, offers: Sequence[OfferUpdate], mode: SubmitMode) -> ImportRef:
-        """A feed (reference ``feed:ID[,ID...]``, read back by :meth:`import_result`) or patches (the
-        result is in the returned reference already), as :meth:`plan` decides."""
+        """A feed (reference ``feed:ID[,ID...]``, one feed per document of ≤ 25,000 messages / 10 MiB,
+        with a not-done result saying when to look; :meth:`import_result` reads it back) or patches
+        (the done result is in the returned reference already), as :meth:`plan` decides."""
         chosen = self.plan(len(offers), mode)
         self.last_plan = chosen
         log.info("amazon %s: %s", self.env.channel_name, chosen.reason)
@@ -292,7 +294,7 @@ class AmazonConnector:
             outcomes = [self._patch_one(offer) for offer in offers]
             stamp = self.env.now().strftime("%Y%m%dT%H%M%S")
             return ImportRef(
-                reference=f"{PATCH_PREFIX}{stamp}:{len(offers)}",
+                reference=f"{PATCH_PREFIX}{stamp}:{uuid.uuid4().hex[:12]}",
                 mode=mode,
                 submitted=len(offers),
                 result=ImportResult(done=True, outcomes=outcomes, summary=chosen.reason),
@@ -302,8 +304,17 @@ class AmazonConnector:
             document_id, url = self.client.create_feed_document()
             self.client.upload_feed_document(url, chunk.content)
             feed_ids.append(self.client.create_feed(mapping.FEED_TYPE, document_id))
+        reference = FEED_PREFIX + ",".join(feed_ids)
         return ImportRef(
-            reference=FEED_PREFIX + ",".join(feed_ids), mode=mode, submitted=len(offers), result=None
+            reference=reference,
+            mode=mode,
+            submitted=len(offers),
+            # Amazon takes minutes over a feed: the first look is worth it only after feed_poll_seconds
+            result=ImportResult(
+                done=False,
+                retry_after=self.settings.feed_poll_seconds,
+                summary=f"{reference} submitted ({chosen.reason})",
+            ),
         )
 
     def _patch_one(self, offer: OfferUpdate) -> OfferOutcome:
@@ -333,7 +344,7 @@ class AmazonConnector:
         """Patches: their result. Feeds: not done while any is queued or in progress (ask again in
         ``feed_poll_seconds``); once DONE, the processing reports' issues per SKU. A FATAL or
         CANCELLED feed is a :class:`PermanentError` saying why."""
-        if ref.result is not None:
+        if ref.result is not None and ref.result.done:
             return ref.result
         if not ref.reference.startswith(FEED_PREFIX):
             raise PermanentError(f"not an Amazon import reference: {ref.reference!r}")
