@@ -2,13 +2,14 @@
 updates, ``POST /api/v1/merchant/{name}/webhook``) and the generic inbound webhook (``POST
 /api/v1/webhooks/{source}``), each against a raw baseline measured in the same run:
 
-* ``tradelane``: the real API (``create_app`` of a real container, as ``tradelane serve`` runs it) under
-  uvicorn in its own process;
+* ``tradelane``: ``tradelane serve`` itself, as an operator starts it (its default number of server
+  processes, one per CPU on PostgreSQL, unless ``--workers`` says otherwise), configured through the
+  environment;
 * ``raw``: a minimal ASGI app under the same uvicorn in its own process, verifying the same
   ``X-Tradelane-Signature`` HMAC (or the same bearer token, by its SHA-256) and inserting the raw body
   and headers with ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` through a small psycopg pool.
 
-    python bench/bench_webhooks.py [--rates 200,500] [--seconds 10] [--pg-url URL]
+    python bench/bench_webhooks.py [--rates 200,500] [--seconds 10] [--workers N] [--pg-url URL]
 
 The load generator runs in its own process: request *i* is due at ``t0 + i / rate`` whatever happened
 to the earlier ones (open loop), on its own loopback connection, and its latency is measured from when
@@ -18,9 +19,9 @@ tradelane back to back, so both see the same background load. Afterwards every a
 be in ``inbound_events`` (and, for the merchant webhook, have its apply job): nothing accepted is lost.
 
 Prints one JSON object: per rate and endpoint, p50/p99/max latency (ms), timeouts and statuses for
-both sides, the server process's CPU time per answered request (from ``/proc``: on a busy box this is
-the figure the other loads do not distort), ``p99_ratio`` and ``cpu_per_request_ratio`` (tradelane /
-raw). The goal is tradelane p99 <= 20 ms at 500 req/s.
+both sides, the server's CPU time per answered request (every process of the server, from ``/proc``:
+on a busy box this is the figure the other loads do not distort), ``p99_ratio`` and
+``cpu_per_request_ratio`` (tradelane / raw). The goal is tradelane p99 <= 20 ms at 500 req/s.
 """
 
 from __future__ import annotations
