@@ -160,9 +160,12 @@ def no_response(exc: httpx.RequestError, *, method: str, url: str) -> NoResponse
     :class:`socket.gaierror` in the cause chain or the resolver's message), refused or failed
     connections, protocol errors, and a body httpx could not decode (``DecodingError``)."""
     raw = f"{method} {url} -> no response: {type(exc).__name__}: {exc}"
-    parts = httpx.URL(url)
-    host = parts.host or "?"
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    try:
+        parts = httpx.URL(url)
+        host, port = parts.host or "?", parts.port
+    except httpx.InvalidURL:
+        host, port = "?", None
+    netloc = f"{host}:{port}" if port is not None else host
     if isinstance(exc, httpx.TimeoutException):
         phase = _TIMEOUT_PHASES.get(type(exc), "talking to the host")
         return NoResponse(NoResponseKind.TIMEOUT, f"timed out {phase} ({netloc})", raw)

@@ -183,6 +183,14 @@ def test_failures_without_a_response_are_classified(
     assert fragment in failure.reason
 
 
+def test_a_url_httpx_cannot_parse_still_gets_a_reason() -> None:
+    failure = no_response(httpx.UnsupportedProtocol("bad"), method="GET", url="http://[::1")
+    assert failure.kind is NoResponseKind.PROTOCOL
+    assert failure.reason == "failed without a response: UnsupportedProtocol: bad"
+    timeout = no_response(httpx.ConnectTimeout("t"), method="GET", url="http://[::1")
+    assert timeout.reason == "timed out connecting (?)"
+
+
 def test_dns_failure_is_recognised_by_its_cause_whatever_the_message() -> None:
     exc = httpx.ConnectError("connection failed")
     exc.__cause__ = socket.gaierror(socket.EAI_NONAME, "lookup problem")
