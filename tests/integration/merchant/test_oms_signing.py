@@ -237,6 +237,7 @@ def test_missing_fields_name_the_precise_paths():
         (422, "rejected"),
         (302, "rejected"),
         (408, "retry"),
+        (425, "retry"),
         (429, "retry"),
         (500, "retry"),
         (502, "retry"),
