@@ -31,6 +31,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -621,19 +622,28 @@ def _without_query(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+#: Decimals travel through :func:`json.dumps` as strings carrying this mark, then lose the quotes.
+_DECIMAL_MARK = "\x00decimal:"
+_MARKED_DECIMAL = re.compile(r'"\\u0000decimal:([^"]*)"')
+
+
 def dumps(value: object) -> str:
     """JSON text with :class:`~decimal.Decimal` written as exact numbers (money never goes through
-    float). Accepts what JSON can hold: dicts with string keys, lists/tuples, str, int, bool, None,
-    Decimal; ``TypeError`` for anything else."""
-    if value is None or isinstance(value, bool | int | str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TypeError(f"{value} is not a JSON number")
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        items = (f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    float). Accepts what JSON can hold: dicts, lists/tuples, str, int, bool, None, Decimal;
+    ``TypeError`` for anything else (a non-finite Decimal included)."""
+    count = 0
+
+    def marked(o: object) -> str:
+        nonlocal count
+        if isinstance(o, Decimal) and o.is_finite():
+            count += 1
+            return _DECIMAL_MARK + format(o, "f")
+        raise TypeError(f"cannot write {type(o).__name__} {o!r} as JSON")
+
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=marked)
+    if not count:
+        return text
+    result, replaced = _MARKED_DECIMAL.subn(r"\1", text)
+    if replaced != count:
+        raise TypeError("a string holding the decimal mark cannot be written as JSON")
+    return result
