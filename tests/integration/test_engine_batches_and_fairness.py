@@ -96,7 +96,10 @@ def _counting_updates(engine: Any) -> tuple[list[str], Any]:
     statements: list[str] = []
 
     def count(_conn, _cursor, statement, _params, _context, _executemany) -> None:
-        if statement.lstrip().upper().startswith(("UPDATE JOBS", "INSERT INTO JOB_ATTEMPTS")):
+        text = statement.lstrip().upper()
+        if text.startswith(("UPDATE JOBS", "INSERT INTO JOB_ATTEMPTS")) or (
+            text.startswith("WITH") and "UPDATE JOBS" in text  # PostgreSQL's one-statement ack + claim
+        ):
             statements.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", count)

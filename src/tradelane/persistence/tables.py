@@ -171,21 +171,35 @@ jobs = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("finished_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("tenant_id", "idempotency_key"),
-    sa.Index("ix_jobs_ready", "state", "run_at", "priority"),
-    sa.Index("ix_jobs_lease", "state", "lease_expires_at"),
+    # Every claim and every acknowledgement rewrites the job row into each index whose predicate it
+    # matches (revision 0011): these hold only the rows they are for (running leases, dead letters, keyed
+    # jobs), so a job without keys is written into 5 indexes when claimed and 2 when acknowledged.
+    sa.Index(
+        "ix_jobs_lease",
+        "lease_expires_at",
+        sqlite_where=sa.text("state = 'running'"),
+        postgresql_where=sa.text("state = 'running'"),
+    ),
+    sa.Index(
+        "ix_jobs_dead",
+        "tenant_id",
+        "finished_at",
+        sqlite_where=sa.text("state = 'dead'"),
+        postgresql_where=sa.text("state = 'dead'"),
+    ),
     sa.Index(
         "uq_jobs_pending_dedupe",
         "dedupe_key",
         unique=True,
-        sqlite_where=sa.text("state = 'queued'"),
-        postgresql_where=sa.text("state = 'queued'"),
+        sqlite_where=sa.text("state = 'queued' AND dedupe_key IS NOT NULL"),
+        postgresql_where=sa.text("state = 'queued' AND dedupe_key IS NOT NULL"),
     ),
     sa.Index(
         "uq_jobs_in_flight_exclusive",
         "exclusive_key",
         unique=True,
-        sqlite_where=sa.text("state IN ('queued', 'running')"),
-        postgresql_where=sa.text("state IN ('queued', 'running')"),
+        sqlite_where=sa.text("state IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
+        postgresql_where=sa.text("state IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
     ),
     # The claim order without a sort of the backlog, and each tenant's next ready job by an index probe
     # (the fair claim's round-robin across tenants); queued or running jobs only.

@@ -437,6 +437,174 @@ def claim(
     ]
 
 
+def _pg_ready(alias: str) -> str:
+    """:func:`_ready_condition` as SQL text for the jobs row ``alias`` (bound parameter ``:b_now``)."""
+    return (
+        f"(({alias}.state = 'queued' AND {alias}.run_at <= :b_now)"
+        f" OR ({alias}.state = 'running' AND {alias}.lease_expires_at < :b_now))"
+        f" AND NOT EXISTS (SELECT 1 FROM channel_flows cf WHERE cf.channel_id = {alias}.channel_id"
+        f" AND cf.flow = {alias}.flow AND cf.paused IS true)"
+    )
+
+
+_PICK_COLS = "id, tenant_id, priority, run_at, state, lease_owner, attempts, replayed_attempts, updated_at"
+_ORDER = "priority, run_at, id"
+_NOT_ACKED = "id <> ALL(CAST(:b_ack_ids AS BIGINT[]))"
+
+# PostgreSQL: the previous batch's acknowledgement and the next claim, in ONE statement (one round trip
+# on an autocommit connection instead of four: BEGIN, ack, pick, claim, COMMIT). It does exactly what
+# :func:`complete_many` then :func:`claim` do, the fair pick of :func:`_pick` included:
+#
+# * ``acked``: the fenced ``UPDATE ... FROM unnest(ids, results)`` of :func:`complete_many`;
+# * ``top``/``tenant_heads``/``heads``/``fair``: the queue's first ``b_limit`` ready jobs, every tenant's
+#   head (the recursive loose index scan of :func:`_tenant_heads`), and, when several tenants have
+#   work, each one's first ``ceil(b_limit / T)`` ready jobs (a LATERAL probe per tenant); every read
+#   ``FOR UPDATE SKIP LOCKED``, none of them taking a job being acknowledged here;
+# * ``chosen``: candidates ranked within their tenant, the first ``b_limit`` by (priority, rank,
+#   run_at, id) with their position (RETURNING does not keep an order);
+# * ``lost``: the history rows of lost attempts of jobs taken over (values read before the update);
+# * ``claimed``: the claim's write.
+#
+# All of its parts see one snapshot; the acknowledged ids are excluded from the pick, so no row is
+# written twice by the statement.
+_ACK_AND_CLAIM_PG = sa.text(
+    f"""
+WITH RECURSIVE
+acked AS (
+  UPDATE jobs SET state = 'succeeded', result = v.result, lease_owner = NULL, lease_token = NULL,
+    lease_expires_at = NULL, finished_at = :b_now, updated_at = :b_now, last_error = NULL, error_kind = NULL
+  FROM unnest(
+    CAST(:b_ack_ids AS BIGINT[]),
+    ARRAY(SELECT NULLIF(r.e, 'null') FROM jsonb_array_elements(CAST(:b_ack_results AS JSONB))
+          WITH ORDINALITY AS r(e, n) ORDER BY r.n)
+  ) AS v(id, result)
+  WHERE jobs.id = v.id AND jobs.id = ANY(CAST(:b_ack_ids AS BIGINT[]))
+    AND jobs.lease_token = :b_ack_token AND jobs.state = 'running'
+  RETURNING jobs.id
+),
+tenant_heads(id, tenant_id) AS (
+  SELECT f.id, f.tenant_id FROM jobs AS f
+  WHERE f.id = (SELECT nxt.id FROM jobs AS nxt WHERE {_pg_ready("nxt")}
+                ORDER BY nxt.tenant_id, nxt.priority, nxt.run_at, nxt.id LIMIT 1)
+  UNION ALL
+  SELECT n.id, n.tenant_id FROM tenant_heads JOIN jobs AS n
+    ON n.id = (SELECT nxt.id FROM jobs AS nxt
+               WHERE {_pg_ready("nxt")} AND nxt.tenant_id > tenant_heads.tenant_id
+               ORDER BY nxt.tenant_id, nxt.priority, nxt.run_at, nxt.id LIMIT 1)
+),
+top AS (
+  SELECT {_PICK_COLS} FROM jobs WHERE {_pg_ready("jobs")} AND {_NOT_ACKED}
+  ORDER BY {_ORDER} LIMIT :b_limit FOR UPDATE SKIP LOCKED
+),
+heads AS (
+  SELECT {_PICK_COLS} FROM jobs
+  WHERE jobs.id IN (SELECT tenant_heads.id FROM tenant_heads) AND {_pg_ready("jobs")} AND {_NOT_ACKED}
+  ORDER BY {_ORDER} LIMIT :b_limit FOR UPDATE SKIP LOCKED
+),
+share AS (
+  SELECT CASE WHEN count(*) > 1 THEN (CAST(:b_limit AS INTEGER) + count(*) - 1) / count(*) ELSE 0 END AS n
+  FROM heads
+),
+fair AS (
+  SELECT t.* FROM heads CROSS JOIN share CROSS JOIN LATERAL (
+    SELECT {_PICK_COLS} FROM jobs
+    WHERE {_pg_ready("jobs")} AND {_NOT_ACKED} AND jobs.tenant_id = heads.tenant_id
+    ORDER BY {_ORDER} LIMIT share.n FOR UPDATE SKIP LOCKED
+  ) AS t
+  WHERE share.n > 1
+  LIMIT 2 * CAST(:b_limit AS INTEGER)
+),
+candidates AS (SELECT * FROM top UNION SELECT * FROM heads UNION SELECT * FROM fair),
+ranked AS (
+  SELECT candidates.*, row_number() OVER (PARTITION BY tenant_id ORDER BY {_ORDER}) AS rank FROM candidates
+),
+chosen AS (
+  SELECT ranked.*, row_number() OVER (ORDER BY priority, rank, run_at, id) AS pos FROM ranked
+  ORDER BY priority, rank, run_at, id LIMIT :b_limit
+),
+lost AS (
+  INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
+  SELECT id, replayed_attempts + attempts, coalesce(lease_owner, 'unknown'), updated_at, :b_now,
+         'lease_expired', :b_lost_reason
+  FROM chosen WHERE state = 'running'
+  ON CONFLICT DO NOTHING
+),
+claimed AS (
+  UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, lease_owner = :b_worker,
+    lease_token = :b_token, lease_expires_at = :b_expires, updated_at = :b_now
+  WHERE jobs.id = ANY(ARRAY(SELECT chosen.id FROM chosen))
+  RETURNING jobs.id, jobs.tenant_id, jobs.channel_id, jobs.flow, jobs.kind, jobs.payload, jobs.attempts,
+    jobs.max_attempts, jobs.dedupe_key, jobs.replayed_attempts
+)
+SELECT (SELECT array_agg(acked.id) FROM acked) AS acked_ids, claimed.*
+FROM (SELECT 1) AS one LEFT JOIN (claimed JOIN chosen USING (id)) ON true
+ORDER BY chosen.pos
+"""
+).bindparams(
+    sa.bindparam("b_now", type_=jobs.c.updated_at.type),
+    sa.bindparam("b_expires", type_=jobs.c.lease_expires_at.type),
+    sa.bindparam("b_limit", type_=sa.Integer()),
+)
+
+
+def ack_and_claim(
+    conn: Connection,
+    done: list[tuple[ClaimedJob, dict[str, Any] | None]],
+    *,
+    worker: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+) -> tuple[set[int], list[ClaimedJob]]:
+    """:func:`complete_many` of ``done`` then :func:`claim` of up to ``limit`` jobs, with the same
+    contracts (fenced acknowledgement; priority, then fairly across tenants; lost attempts' history),
+    returning (ids acknowledged, jobs claimed). On PostgreSQL in one statement, so it is atomic even on
+    an autocommit connection; elsewhere the two calls in ``conn``'s transaction."""
+    if not is_postgres(conn):
+        acked = complete_many(conn, done, now=now)
+        return acked, claim(conn, worker=worker, now=now, lease_seconds=lease_seconds, limit=limit)
+    tokens = {job.lease_token for job, _ in done}
+    if len(tokens) > 1:
+        raise ValueError("ack_and_claim acknowledges the jobs of one claim (one lease token)")
+    token = str(uuid.uuid4())
+    # Both sent as one text each (an array literal, a JSON array): far cheaper to encode than lists.
+    rows = conn.execute(
+        _ACK_AND_CLAIM_PG,
+        {
+            "b_ack_ids": "{" + ",".join(str(job.id) for job, _ in done) + "}",
+            "b_ack_results": json_dumps([result for _, result in done]),
+            "b_ack_token": tokens.pop() if tokens else None,
+            "b_now": now,
+            "b_limit": limit,
+            "b_lost_reason": _LOST_REASON,
+            "b_worker": worker,
+            "b_token": token,
+            "b_expires": now + timedelta(seconds=lease_seconds),
+        },
+    ).all()
+    acked = {int(i) for i in rows[0].acked_ids or ()}
+    claimed = [
+        ClaimedJob(
+            r.id,
+            r.tenant_id,
+            r.channel_id,
+            r.flow,
+            r.kind,
+            r.payload,
+            r.attempts,
+            r.max_attempts,
+            token,
+            r.dedupe_key,
+            worker,
+            now,
+            r.replayed_attempts,
+        )
+        for r in rows
+        if r.id is not None
+    ]
+    return acked, claimed
+
+
 # The claim's write, built once: the picked rows are locked by this transaction (PostgreSQL) or the
 # database write lock (SQLite), so they are still ready.
 _CLAIM = (

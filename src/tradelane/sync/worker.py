@@ -50,7 +50,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
@@ -59,6 +59,7 @@ from typing import Any
 import structlog
 
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
+from tradelane.persistence.db import is_postgres
 from tradelane.sync import jobs as jobstore
 from tradelane.sync import liveness
 from tradelane.sync.backoff import backoff_delay
@@ -89,6 +90,10 @@ class WorkerConfig:
     ack_delay_max: float = 0.1
     #: A kind whose handlers so far took at most this long runs without flushing the pending acks first.
     fast_handler_seconds: float = 0.02
+    #: While claims come back full and each batch ran within ``fast_batch_seconds``, the claim size
+    #: doubles per claim up to this (never below ``batch_size``); see :meth:`Worker._claim_limit`.
+    max_batch_size: int = 400
+    fast_batch_seconds: float = 0.05
 
 
 def loop_backoff(failures: int, *, low: float, high: float) -> float:
@@ -148,6 +153,11 @@ class Worker:
         self._kind_seconds: dict[str, float] = {}
         self._last_upkeep: float | None = None
         self._last_batch_full = False
+        self._last_claim_limit = self.config.batch_size
+        self._last_batch_seconds = 0.0
+        # PostgreSQL: a second connection of the loop, in autocommit, for the one-statement ack+claim.
+        self._autocommit: Any = None
+        self._budget: int | None = None  # jobs left to do under ``run(max_jobs=...)``
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -206,10 +216,18 @@ class Worker:
 
     def _loop(self, *, burst: bool, max_jobs: int | None) -> bool:
         """Iterate on one connection until stopped or done (True); an exception means "reconnect"."""
-        with self.engine.connect() as conn:
+        with ExitStack() as stack:
+            conn = stack.enter_context(self.engine.connect())
             self._conn = conn
+            if is_postgres(conn):
+                self._autocommit = stack.enter_context(self.engine.connect()).execution_options(
+                    isolation_level="AUTOCOMMIT"
+                )
             try:
                 while not self._stop.is_set():
+                    self._budget = (
+                        None if max_jobs is None else max_jobs - self.stats.total() - len(self._acks)
+                    )
                     processed = self.run_once(defer_acks=True)
                     self._failures = 0
                     if max_jobs is not None and self.stats.total() + len(self._acks) >= max_jobs:
@@ -223,24 +241,34 @@ class Worker:
                 return True
             finally:
                 self._conn = None
+                self._autocommit = None
 
     def _abandon_batch(self) -> None:
-        """After a loop failure: give the batch's unstarted jobs back (best effort, fenced) and forget
-        the batch. A job whose handler ran keeps its lease until it expires, then is retried."""
+        """After a loop failure, on a fresh connection and in one transaction (best effort, fenced):
+        acknowledge the jobs whose handlers ran (a finished job is not run again just because the
+        bookkeeping failed after it) and give the unstarted ones back; then forget the batch. If the
+        database is still down, the leases expire and those jobs run again (at-least-once)."""
         with self._lock:
             unstarted = [j for i, j in self._held.items() if i not in self._started_ids]
-            self._forget_batch()
-        self._acks = []  # their leases expire and they run again (at-least-once)
-        self._flow_successes.clear()
-        if not unstarted:
-            return
         try:
-            with self.engine.begin() as conn:
-                for job in unstarted:
-                    if jobstore.release(conn, job, now=self.clock()):
-                        self.stats.released += 1
+            if unstarted or self._acks or self._flow_successes:
+                with self.engine.begin() as conn:
+                    done = self._write_acks(conn)
+                    released = sum(1 for job in unstarted if jobstore.release(conn, job, now=self.clock()))
+                self._settle_acks(done)
+                self.stats.released += released
         except Exception as exc:  # still down: the leases expire and the jobs are claimed again
-            log.warning("worker.release_failed", jobs=len(unstarted), error=type(exc).__name__)
+            log.warning(
+                "worker.abandon_failed",
+                acks=len(self._acks),
+                unstarted=len(unstarted),
+                error=type(exc).__name__,
+            )
+        finally:
+            self._acks = []
+            self._flow_successes.clear()
+            with self._lock:
+                self._forget_batch()
 
     def _forget_batch(self) -> None:
         self._held.clear()
@@ -278,7 +306,8 @@ class Worker:
         if not batch and not upkeep:  # idle now: catch up on the upkeep skipped during the backlog
             self._upkeep(now)
             batch = self._claim(now)
-        self._last_batch_full = len(batch) >= self.config.batch_size
+        self._last_batch_full = bool(batch) and len(batch) >= self._last_claim_limit
+        batch_started = time.monotonic()
         lease_until = now + timedelta(seconds=self.config.lease_seconds)
         with self._lock:
             self._forget_batch()
@@ -297,6 +326,7 @@ class Worker:
             if not self._process(job):
                 with self._lock:
                     self._held.pop(job.id, None)
+        self._last_batch_seconds = time.monotonic() - batch_started
         if defer_acks and self._last_batch_full and self._acks and not self._stop.is_set():
             # A backlog: the next claim follows at once and writes these acks in its transaction.
             with self._lock:
@@ -321,23 +351,56 @@ class Worker:
     def _upkeep(self, now: datetime) -> None:
         """Schedule due flows, bury jobs lost on every attempt, write the history of lost attempts."""
         with self._tx() as conn:
-            self._write_acks(conn)
+            done = self._write_acks(conn)
             if self.config.schedule:
                 enqueue_due(conn, now=now, known_kinds=set(self.registry.kinds()))
             jobstore.recover_expired(conn, now=now)
             jobstore.record_lost_attempts(conn, now=now)
+        self._settle_acks(done)
         self._last_upkeep = time.monotonic()
 
     def _claim(self, now: datetime) -> list[jobstore.ClaimedJob]:
-        with self._tx() as conn:
-            self._write_acks(conn)
-            return jobstore.claim(
+        """Acknowledge the pending acks and claim the next batch: :func:`jobstore.ack_and_claim`, one
+        statement on PostgreSQL. When no flow result is to be written with the acks, that statement runs
+        alone on the worker's autocommit connection (it is atomic by itself: one round trip, no BEGIN
+        or COMMIT); otherwise in a transaction with the flows' results."""
+        limit = self._claim_limit()
+        flows = bool(self._flow_successes) or any(
+            job.channel_id is not None and job.flow is not None for job, _ in self._acks
+        )
+        alone = self._autocommit is not None and not flows
+        with self._autocommit_tx() if alone else self._tx() as conn:
+            done, batch = jobstore.ack_and_claim(
                 conn,
+                self._acks,
                 worker=self.name,
                 now=now,
                 lease_seconds=self.config.lease_seconds,
-                limit=self.config.batch_size,
+                limit=limit,
             )
+            if not alone:
+                self._record_flows(conn, done)
+        self._settle_acks(done)
+        self._last_claim_limit = limit
+        return batch
+
+    def _claim_limit(self) -> int:
+        """The claim's size: ``batch_size``; while claims come back full and their jobs are fast (the
+        last batch ran in at most ``fast_batch_seconds``), doubled per claim up to ``max_batch_size``
+        (a deep backlog of fast jobs pays the claim's round trip once per many jobs); back to
+        ``batch_size`` as soon as a claim is not full or a batch is slow."""
+        base = self.config.batch_size
+        top = max(base, self.config.max_batch_size)
+        if self._budget is not None:  # ``run(max_jobs=...)``: never grow past what is left to do
+            top = max(base, min(top, self._budget))
+        if not self._last_batch_full or self._last_batch_seconds > self.config.fast_batch_seconds:
+            return base
+        return min(top, self._last_claim_limit * 2)
+
+    @contextmanager
+    def _autocommit_tx(self) -> Iterator[Any]:
+        with self._autocommit.begin():  # type: ignore[union-attr]  # no BEGIN/COMMIT: autocommit
+            yield self._autocommit
 
     def _flush_first(self, job: jobstore.ClaimedJob) -> bool:
         """Whether the pending acks must be written before ``job`` runs: they waited long enough, or
@@ -352,23 +415,38 @@ class Worker:
         if not self._acks and not self._flow_successes:
             return
         with self._tx() as conn:
-            self._write_acks(conn)
+            done = self._write_acks(conn)
+        self._settle_acks(done)
 
-    def _write_acks(self, conn: Any) -> None:
+    def _write_acks(self, conn: Any) -> set[int]:
         """Acknowledge the finished jobs in ``conn``'s transaction, in one statement fenced by the lease
-        token, and record their flows' success once per flow. A job whose lease was lost is counted
-        lost. (If the transaction then fails, the jobs run again once their leases expire.)"""
-        acks, flows = self._acks, self._flow_successes
-        if not acks and not flows:
-            return
-        self._acks, self._flow_successes = [], set()
-        now = self.clock()
-        done = jobstore.complete_many(conn, acks, now=now) if acks else set()
-        for job, _ in acks:
+        token, and record their flows' success once per flow; returns the ids acknowledged. The acks
+        stay pending until :meth:`_settle_acks` (called once the transaction committed): if it fails,
+        :meth:`_abandon_batch` tries them again on a fresh connection."""
+        if not self._acks and not self._flow_successes:
+            return set()
+        done = jobstore.complete_many(conn, self._acks, now=self.clock()) if self._acks else set()
+        self._record_flows(conn, done)
+        return done
+
+    def _record_flows(self, conn: Any, done: set[int]) -> None:
+        """The flows' last success, once per flow: those of the acknowledged jobs (``done``) and of the
+        jobs that completed in their own transaction."""
+        flows = set(self._flow_successes)
+        for job, _ in self._acks:
             if job.id in done and job.channel_id is not None and job.flow is not None:
                 flows.add((job.channel_id, job.flow))
+        now = self.clock()
         for channel_id, flow in sorted(flows):
             record_flow_result(conn, channel_id, flow, now=now, error=None)
+
+    def _settle_acks(self, done: set[int]) -> None:
+        """After the acks' transaction committed: they are no longer pending nor held; a job missing
+        from ``done`` had lost its lease (counted lost)."""
+        acks = self._acks
+        self._acks, self._flow_successes = [], set()
+        if not acks:
+            return
         with self._lock:
             for job, _ in acks:
                 self._held.pop(job.id, None)
@@ -511,8 +589,11 @@ class Worker:
         """Every :attr:`heartbeat_seconds`, on connections of its own: extend the leases of the batch's
         unfinished jobs, then report liveness. A failed beat is logged; the next one tries again."""
         while True:
+            # At a fixed rate: a slow beat (a loaded database) does not push the next one back, so the
+            # gap between two extensions stays one interval plus one beat's own time, not two intervals.
+            started = time.monotonic()
             self.beat()
-            if done.wait(self.heartbeat_seconds):
+            if done.wait(max(0.0, started + self.heartbeat_seconds - time.monotonic())):
                 return
 
     def beat(self) -> None:
