@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from itertools import chain, pairwise
+from operator import eq
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -367,8 +368,9 @@ def prescan(path: Path, fmt: CatalogFormat) -> FileScan:
     ordered: array[int] = array("q")
     while buckets:
         ordered.extend(sorted(buckets.pop(0)))
-    repeated = {a for a, b in pairwise(ordered) if a == b}
-    conflicts = {key for key in variants if key in parents}
+    # Adjacent equal hashes are repeated skus: tested at C speed first, listed only when there are some.
+    repeated = {a for a, b in pairwise(ordered) if a == b} if any(map(eq, ordered, ordered[1:])) else set()
+    conflicts = parents.intersection(variants)
     del variants, parents
     scan = FileScan(fmt=fmt, total_bytes=reader.bytes_read, rows=rows, sku_hashes=ordered)
     if repeated or conflicts:

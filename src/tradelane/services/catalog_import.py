@@ -863,6 +863,8 @@ def _apply_stored_hierarchy(
     """Reject rows that would nest variants two levels deep through stored products: a parent that is a
     stored variant not in the file, or a row making a variant of a sku that stored variants (``children``:
     (sku, parent) pairs) still name as their parent."""
+    if not stored and not children:
+        return [row for _line, row in candidates]  # nothing stored to judge against
     stored_children: dict[str, str] = {}
     for child_sku, parent_sku in children:
         # A stored variant keeps its parent unless its own row in the file moves it; when the file also
