@@ -14,14 +14,10 @@ import typer
 
 from tradelane.cli.common import console, container, fail, print_json
 from tradelane.cli.merchant import merchant_add_app, merchant_app
+from tradelane.merchant.files.capabilities import FILES_KIND
+from tradelane.merchant.files.settings import DEFAULT_EVERY_SECONDS, MIN_EVERY_SECONDS
 from tradelane.persistence.merchant_systems import describe, get_merchant_system
-from tradelane.services.files_scan import (
-    DEFAULT_EVERY_SECONDS,
-    FILES_KIND,
-    MIN_EVERY_SECONDS,
-    add_files_system,
-    enqueue_scan,
-)
+from tradelane.services.files_scan import add_files_system, enqueue_scan
 from tradelane.services.tenants import get_tenant
 
 files_app = typer.Typer(help="Drop-folder (files) merchant systems.", no_args_is_help=True)

@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,9 @@ from sqlalchemy.engine import Connection
 
 from tradelane.domain.errors import NotFoundError, PermanentError, ValidationError
 from tradelane.merchant.base import MerchantSystem
-from tradelane.merchant.files.capabilities import FILE_KINDS, FILES_KIND, parse_sends
+from tradelane.merchant.files.capabilities import FILES_KIND
 from tradelane.merchant.files.folder import DropFolder, sidecar, write_atomically
+from tradelane.merchant.files.settings import DEFAULT_EVERY_SECONDS, FilesSettings
 from tradelane.merchant.files.stock import (
     LineRejection,
     StockFileError,
@@ -81,8 +82,6 @@ from tradelane.sync.jobs import EnqueueResult, JobSpec, enqueue
 from tradelane.sync.registry import JobRegistry
 
 SCAN_JOB = "merchant.files.scan"
-DEFAULT_EVERY_SECONDS = 60
-MIN_EVERY_SECONDS = 10
 SETTLE_SECONDS = 2.0
 MAX_FILES_PER_SCAN = 100
 STOCK_BATCH = 1_000
@@ -91,35 +90,6 @@ MAX_REPORTED_ERRORS = 10_000
 ACCEPTED_SUFFIXES = frozenset({".csv", ".jsonl", ".ndjson"})
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class FilesSettings:
-    folder: Path
-    every_seconds: int
-    #: The file kinds the folder sends (``catalog``, ``stock``), in :data:`FILE_KINDS` order.
-    sends: tuple[str, ...] = FILE_KINDS
-
-    @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> FilesSettings:
-        folder = settings.get("folder")
-        every = settings.get("every_seconds", DEFAULT_EVERY_SECONDS)
-        if not isinstance(folder, str) or not folder:
-            raise ValidationError("a files merchant system needs a folder")
-        if isinstance(every, bool) or not isinstance(every, int) or every < MIN_EVERY_SECONDS:
-            raise ValidationError(f"every_seconds must be an integer of at least {MIN_EVERY_SECONDS}")
-        try:
-            sends = parse_sends(settings.get("sends"))
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from None
-        return cls(Path(folder), every, tuple(sends))
-
-    def as_settings(self) -> dict[str, Any]:
-        """The stored settings (``sends`` only when the folder sends less than every kind)."""
-        settings: dict[str, Any] = {"folder": str(self.folder), "every_seconds": self.every_seconds}
-        if self.sends != FILE_KINDS:
-            settings["sends"] = list(self.sends)
-        return settings
 
 
 def scan_dedupe_key(system_id: int) -> str:

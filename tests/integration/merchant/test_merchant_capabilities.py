@@ -25,9 +25,10 @@ from tradelane.domain.errors import ValidationError
 from tradelane.merchant.base import Capability, MerchantCapabilities, MerchantSystem
 from tradelane.merchant.capabilities import capabilities_of
 from tradelane.merchant.files.capabilities import parse_sends
+from tradelane.merchant.files.settings import FilesSettings
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
 from tradelane.persistence.tables import alerts, order_deliveries, orders
-from tradelane.services.files_scan import FilesSettings, add_files_system
+from tradelane.services.files_scan import add_files_system
 from tradelane.services.order_health import enqueue_delivery
 
 
