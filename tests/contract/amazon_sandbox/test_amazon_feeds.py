@@ -249,3 +249,23 @@ def test_partial_operations_need_an_existing_sku(
     state.advance(2)
     report = _report(client, auth, _feed(client, auth, feed_id)["resultFeedDocumentId"])
     assert report["summary"]["messagesInvalid"] == 1 and report["issues"][0]["sku"] == "NEW"
+
+
+def test_amazons_own_example_feed_is_processed(
+    client: TestClient, state: AmazonSandboxState, auth: dict[str, str]
+) -> None:
+    """The upstream example feed (its seller id replaced by ours): every message is answered, the
+    ones touching SKUs this seller does not have, or lacking an ASIN, come back INVALID."""
+    from amazon_sandbox_spec import AMAZON_DIR
+
+    example = json.loads((AMAZON_DIR / "listings-feed-schema-v2.example.json").read_text(encoding="utf-8"))
+    example["header"]["sellerId"] = eu_seller(state)
+    assert not document_errors(FEED_SCHEMA.name, example)
+    feed_id = _submit(client, auth, json.dumps(example).encode())
+    state.advance(2)
+    report = _report(client, auth, _feed(client, auth, feed_id)["resultFeedDocumentId"])
+    summary = report["summary"]
+    assert summary["messagesProcessed"] == 5
+    assert (summary["messagesAccepted"], summary["messagesInvalid"]) == (1, 4)  # only the DELETE
+    assert {i["messageId"] for i in report["issues"] if i["severity"] == "ERROR"} == {2, 3, 4, 5}
+    assert report["items"] == [] and summary["itemSummary"]["items"] == 0, "a deleted SKU has no item"
