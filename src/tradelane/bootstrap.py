@@ -85,14 +85,13 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     """Every job kind the engine knows. Connectors add theirs here; ``plugins`` name extra
     ``module:function`` registrars (site-specific handlers)."""
     from tradelane.connectors.dispatch import register_connectors
-    from tradelane.connectors.mirakl.connector import HANDLERS as MIRAKL
     from tradelane.merchant.capabilities import ADAPTERS as MERCHANT_ADAPTERS
     from tradelane.merchant.shopify.adapter import shopify_adapter
     from tradelane.services import files_scan, merchant_webhooks, order_delivery, shopify_catalog
     from tradelane.sync import builtin
 
     builtin.register(registry)
-    register_connectors(registry, {"mirakl": MIRAKL})
+    register_connectors(registry)  # every connector of connectors/registry.py
     order_delivery.register(registry, adapters=MERCHANT_ADAPTERS)  # every merchant adapter factory
     shopify_catalog.register(registry, stock_sources=shopify_adapter)
     merchant_webhooks.register(registry)

@@ -18,12 +18,12 @@ from sqlalchemy.engine import Engine
 
 from helpers import make_channel, make_tenant
 from mirakl_world import build_world, catalog
-from tradelane.connectors.mirakl.orders_flow import ACCEPT, store_orders
 from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
 from tradelane.persistence.tables import jobs, order_history, order_lines, order_versions, orders
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
 from tradelane.services.order_health import enqueue_delivery
+from tradelane.services.order_intake import ACCEPT, store_orders
 from tradelane.sync.jobs import JobSpec, JobState, enqueue, enqueue_many
 
 ADDRESS = Address(

@@ -1,8 +1,10 @@
-"""Generic job kinds (``orders.poll``, ``offers.delta``...) dispatched to the channel's connector.
+"""Generic job kinds (``orders.poll``, ``offers.delta``...) dispatched through the channel's connector.
 
-Each connector module exposes ``HANDLERS: Mapping[str, ChannelHandler]``; the engine registers one
-dispatcher per kind, which loads the job's channel and calls that connector's handler — or dead-letters
-the job with a clear reason when the connector does not support the kind.
+The engine registers one dispatcher per kind, which loads the job's channel, resolves its connector
+through the registry (:mod:`tradelane.connectors.registry`) and runs the kind's generic handler — a
+service written once and driven through the port (:data:`ORDER_KINDS`), for any connector that
+declares the operation the kind needs. A kind not yet served generically runs the connector's own
+handler (``ConnectorSpec.handlers``). Otherwise the job is dead-lettered with a clear reason.
 
 Channel health is handled here, for every connector: a handler that raises
 :class:`~tradelane.domain.errors.AuthenticationError` raises the channel's credentials alert and pauses
@@ -13,22 +15,59 @@ was paused goes back to the queue without running (a throttled retry, no attempt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tradelane.connectors.base import Operation
+from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
 from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
 from tradelane.persistence.tables import channel_flows
+from tradelane.services import feeds, order_acceptance, order_intake
 from tradelane.services.channels import AUTH_PAUSE, Channel, credentials_rejected, get_channel_by_id
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import Handler, JobRegistry
 
+#: A connector's own handler of a job kind.
 ChannelHandler = Callable[[JobContext, Channel], dict[str, Any] | None]
+#: A generic handler: the job, its channel, and the channel's connector.
+ConnectorHandler = Callable[[JobContext, Channel, ConnectorSpec], dict[str, Any] | None]
 
 
-def _dispatcher(kind: str, connectors: Mapping[str, Mapping[str, ChannelHandler]]) -> Handler:
+@dataclass(frozen=True, slots=True)
+class GenericKind:
+    """A job kind served for every connector that declares ``operation`` (None: every connector)."""
+
+    handler: ConnectorHandler
+    operation: Operation | None
+
+
+def order_kinds() -> dict[str, GenericKind]:
+    """The ``orders.*`` kinds: intake, acceptance, and the secondary feeds."""
+    return {
+        order_intake.POLL: GenericKind(order_intake.poll_orders, Operation.FETCH_ORDERS),
+        order_intake.ACCEPT: GenericKind(order_acceptance.accept_order, Operation.ACCEPT),
+        feeds.MESSAGES: GenericKind(feeds.poll_messages, Operation.FETCH_MESSAGES),
+        feeds.RETURNS: GenericKind(feeds.poll_returns, Operation.FETCH_RETURNS),
+    }
+
+
+def _resolve(kind: str, spec: ConnectorSpec, generic: Mapping[str, GenericKind]) -> ChannelHandler | None:
+    """The handler of ``kind`` for ``spec``'s channels: the generic one when the connector declares its
+    operation, else the connector's own, else None."""
+    served = generic.get(kind)
+    if served is not None and (served.operation is None or spec.capabilities.supports(served.operation)):
+        handler = served.handler
+        return lambda ctx, channel: handler(ctx, channel, spec)
+    return spec.handlers.get(kind)
+
+
+def _dispatcher(
+    kind: str, connectors: Mapping[str, ConnectorSpec], generic: Mapping[str, GenericKind]
+) -> Handler:
     def handle(ctx: JobContext) -> dict[str, Any] | None:
         if ctx.job.channel_id is None:
             raise PermanentError(f"{kind} job has no channel")
@@ -43,7 +82,8 @@ def _dispatcher(kind: str, connectors: Mapping[str, Mapping[str, ChannelHandler]
                 f"{ctx.job.flow} flow of {channel.name} was paused ({paused}); back in the queue",
                 retry_after=0.0,
             )
-        handler = connectors.get(channel.connector, {}).get(kind)
+        spec = connectors.get(channel.connector)
+        handler = _resolve(kind, spec, generic) if spec is not None else None
         if handler is None:
             raise PermanentError(f"connector {channel.connector!r} does not support {kind}")
         try:
@@ -71,8 +111,15 @@ def _paused_since_claim(conn: Connection, ctx: JobContext) -> str | None:
 
 
 def register_connectors(
-    registry: JobRegistry, connectors: Mapping[str, Mapping[str, ChannelHandler]]
+    registry: JobRegistry,
+    connectors: Mapping[str, ConnectorSpec] | None = None,
+    generic: Mapping[str, GenericKind] | None = None,
 ) -> None:
-    kinds = sorted({kind for handlers in connectors.values() for kind in handlers})
+    """Register a dispatcher for every generic kind (default :func:`order_kinds`) and every kind a
+    connector handles itself, over ``connectors`` (default: the registry's)."""
+    if connectors is None:
+        connectors = CONNECTORS
+    served = order_kinds() if generic is None else dict(generic)
+    kinds = sorted(set(served) | {kind for spec in connectors.values() for kind in spec.handlers})
     for kind in kinds:
-        registry.register(kind, _dispatcher(kind, connectors))
+        registry.register(kind, _dispatcher(kind, connectors, served))

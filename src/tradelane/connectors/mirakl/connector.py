@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from tradelane.connectors.base import Capabilities
 from tradelane.connectors.dispatch import ChannelHandler
-from tradelane.connectors.mirakl import documents_flow, feeds_flow, offers_flow, orders_flow, updates_flow
+from tradelane.connectors.mirakl import documents_flow, offers_flow, updates_flow
 from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
 from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
 from tradelane.connectors.mirakl.port import mirakl_capabilities, mirakl_connector
@@ -22,11 +22,8 @@ from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing
 from tradelane.services.channels import Channel, channel_credentials, create_channel, update_channel_config
 
+#: Job kinds Mirakl still handles itself (the ``orders.*`` kinds are generic services).
 HANDLERS: Mapping[str, ChannelHandler] = {
-    "orders.poll": orders_flow.poll_orders,
-    "orders.accept": orders_flow.accept_order,
-    "orders.messages": feeds_flow.poll_messages,
-    "orders.returns": feeds_flow.poll_returns,
     "offers.delta": offers_flow.push_delta,
     "offers.full": offers_flow.push_full,
     "offers.import_check": offers_flow.check_import,

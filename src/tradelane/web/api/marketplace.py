@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tradelane.connectors.mirakl.connector import add_channel, check_channel, check_in_use, update_channel
+from tradelane.connectors.registry import CONNECTORS, connector_names
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.persistence.db import read_only, transaction
@@ -27,10 +28,24 @@ router = APIRouter(prefix=API_PREFIX, tags=["marketplace"])
 Text = Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
 
 
+def _registered_connector(name: str) -> str:
+    if name not in CONNECTORS:
+        raise ValueError(f"unknown connector {name!r} (known: {', '.join(connector_names())})")
+    return name
+
+
+#: A connector of the registry (connectors/registry.py).
+ConnectorName = Annotated[
+    str,
+    AfterValidator(_registered_connector),
+    Field(json_schema_extra=lambda schema: schema.update(enum=list(connector_names()))),
+]
+
+
 class MiraklChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    connector: Literal["mirakl"]
+    connector: ConnectorName
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]
     hostname: Annotated[str, Field(min_length=1, max_length=300, pattern=PRINTABLE)]
     shop_id: Annotated[str | None, Field(default=None, pattern=r"^[0-9]{1,19}$")] = None
@@ -174,6 +189,10 @@ class SkuMappingOut(BaseModel):
     "/channels", status_code=201, summary="Add a marketplace channel", responses=problem_responses(409)
 )
 def create_channel(body: MiraklChannelIn, tenant: TenantDep, container: ContainerDep) -> ChannelCreated:
+    if body.connector != "mirakl":  # these fields are Mirakl's
+        raise ValidationError(
+            f"{body.connector} channels are added with `tradelane channel add {body.connector}`"
+        )
     with transaction(container.engine) as conn:
         channel = add_channel(
             conn,

@@ -1,0 +1,233 @@
+"""Order intake for any marketplace connector: the ``orders.poll`` job.
+
+Each run hands the channel's stored orders cursor to the connector's
+:meth:`~tradelane.connectors.base.MarketplaceConnector.fetch_orders` (every page, an overlapping
+watermark — seeing an order twice is harmless, missing one is not), stores what came back set-wise and
+idempotently (:func:`~tradelane.services.orders.ingest_orders`, unique on channel + order id), queues
+what follows — one acceptance per order awaiting it where the connector requires acceptance, one
+delivery per order ready for the merchant system, a cancellation notice for a delivered order the
+marketplace cancelled — alerts on missed acceptance deadlines, and keeps the new cursor, all in one
+transaction with the job's completion.
+
+Secondary feeds (messages, returns) are never read inside the poll: once the orders are committed the
+poll queues their own jobs (:func:`~tradelane.services.feeds.enqueue_feeds`), so no failure of theirs
+can hold an order back from being stored and accepted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.connectors.registry import ConnectorSpec
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, MerchantStatus, deadline_missed
+from tradelane.persistence.tables import channel_flows, orders
+from tradelane.services import feeds
+from tradelane.services import orders as order_service
+from tradelane.services.channels import Channel
+from tradelane.services.connector_session import ConnectorSession
+from tradelane.services.order_delivery import enqueue_cancellation_notice
+from tradelane.services.order_health import delivery_spec
+from tradelane.sync.context import JobContext
+from tradelane.sync.jobs import JobSpec, enqueue_many
+
+POLL = "orders.poll"
+ACCEPT = "orders.accept"
+#: Line states meaning the marketplace took the line away from the order.
+CANCELLED_LINE_STATES = frozenset({"CANCELED", "REFUSED"})
+
+
+def poll_orders(ctx: JobContext, channel: Channel, spec: ConnectorSpec) -> dict[str, Any]:
+    """One ``orders.poll`` run for ``channel`` (see the module docstring). Returns the job's summary:
+    ``fetched`` (order versions read), ``orders`` (distinct orders), ``created``, ``to_accept``,
+    ``cancellations`` (notices queued) and ``alerts`` (deadline alerts raised)."""
+    now = ctx.now()
+    cursor_name = spec.cursor("orders")
+    with ConnectorSession(ctx, channel, spec.factory) as session:
+        connector = session.connector
+        with ctx.engine.connect() as conn:
+            cursor = order_service.get_cursor(conn, channel.id, cursor_name)
+            third_party = fulfillments_off(conn, channel.id)
+        changes = connector.fetch_orders(cursor, now=now)
+        latest: dict[str, MarketplaceOrder] = {}
+        for order in changes.orders:  # one version per order: the newest
+            seen = latest.get(order.marketplace_order_id)
+            if seen is None or order.updated_at >= seen.updated_at:
+                latest[order.marketplace_order_id] = order
+        summary: dict[str, Any] = {
+            "fetched": changes.fetched or len(changes.orders),
+            "orders": len(latest),
+            "created": 0,
+            "to_accept": 0,
+            "cancellations": 0,
+            "alerts": 0,
+        }
+        if changes.withheld:
+            summary["withheld"] = changes.withheld
+        with ctx.transaction() as conn:
+            counts = store_orders(
+                conn,
+                channel,
+                list(latest.values()),
+                now=now,
+                third_party=third_party,
+                acceptance_required=connector.capabilities.acceptance_required,
+            )
+            summary.update(counts)
+            summary["alerts"] = check_deadlines(conn, channel, now=now)
+            if spec.customer_messages is not None:  # messages read before their order arrived
+                feeds.merge_customer_messages_of(conn, channel, list(latest), spec.customer_messages, now=now)
+            feeds.enqueue_feeds(conn, channel, connector.capabilities, now=now)
+            if changes.cursor is not None and changes.cursor != cursor:
+                order_service.set_cursor(conn, channel.id, cursor_name, changes.cursor, now=now)
+            session.record(conn, POLL, now=now)
+            ctx.complete_in(conn, summary)
+    return summary
+
+
+def store_orders(
+    conn: Connection,
+    channel: Channel,
+    page: list[MarketplaceOrder],
+    *,
+    now: datetime,
+    third_party: bool = False,
+    acceptance_required: bool = True,
+) -> dict[str, int]:
+    """Store a polled page (one version per order) and queue what follows from it, set-wise: the
+    orders (:func:`~tradelane.services.orders.ingest_orders`), one acceptance per order awaiting it
+    when the connector requires acceptance (``acceptance_required``; idempotent per order), one
+    delivery per order ready for the merchant system (at most one in flight, by ``exclusive_key``), and
+    a cancellation notice for a delivered order the marketplace cancelled. Returns the counts
+    ``created``, ``to_accept`` and ``cancellations``."""
+    ingested = order_service.ingest_orders(
+        conn,
+        tenant_id=channel.tenant_id,
+        channel_id=channel.id,
+        orders_page=page,
+        now=now,
+        third_party_managed=third_party,
+    )
+    accept: list[JobSpec] = []
+    deliver: list[JobSpec] = []
+    cancellations = 0
+    for item in ingested:
+        result = item.result
+        if result.stale:
+            continue
+        if acceptance_required and item.order.state is MarketplaceOrderState.WAITING_ACCEPTANCE:
+            accept.append(
+                JobSpec(
+                    tenant_id=channel.tenant_id,
+                    kind=ACCEPT,
+                    payload={"order_id": result.order_id},
+                    channel_id=channel.id,
+                    flow="orders",
+                    idempotency_key=f"{ACCEPT}:{result.order_id}",
+                    priority=10,
+                )
+            )
+        if result.merchant_status == MerchantStatus.PENDING.value:
+            deliver.append(
+                delivery_spec(tenant_id=channel.tenant_id, order_id=result.order_id, channel_id=channel.id)
+            )
+        cancellations += queue_cancellation_notice(
+            conn, channel, item.order, result, item.lines_before, now=now
+        )
+    queued = enqueue_many(conn, accept + deliver, now=now)
+    return {
+        "created": sum(int(item.result.created) for item in ingested),
+        "to_accept": sum(int(r.created) for r in queued[: len(accept)]),
+        "cancellations": cancellations,
+    }
+
+
+def queue_cancellation_notice(
+    conn: Connection,
+    channel: Channel,
+    order: MarketplaceOrder,
+    result: order_service.IngestResult,
+    before: dict[str, str],
+    *,
+    now: datetime,
+) -> int:
+    """Queue ``orders.notify_cancellation`` when this version cancels an order already delivered to
+    the merchant system: the whole order (newly CANCELED), else the lines newly cancelled or refused
+    (``before``: the stored line states). Returns 1 when a notice was queued."""
+    if result.created or result.stale or result.merchant_status != MerchantStatus.DELIVERED.value:
+        return 0
+    lines: list[str] | None
+    if order.state is MarketplaceOrderState.CANCELED:
+        if result.previous_state == order.state.value:
+            return 0  # already cancelled (and notified) before
+        lines = None
+    else:
+        lines = [
+            line.line_id
+            for line in order.lines
+            if line.state.upper() in CANCELLED_LINE_STATES
+            and before.get(line.line_id, "").upper() not in CANCELLED_LINE_STATES
+        ]
+        if not lines:
+            return 0
+    queued = enqueue_cancellation_notice(
+        conn,
+        tenant_id=channel.tenant_id,
+        order_id=result.order_id,
+        channel_id=channel.id,
+        lines=lines,
+        now=now,
+    )
+    return int(queued.created)
+
+
+def fulfillments_off(conn: Connection, channel_id: int) -> bool:
+    """Third Party Managed: with the Fulfillments flow off, orders are flagged and never updated back."""
+    enabled = conn.execute(
+        sa.select(channel_flows.c.enabled).where(
+            channel_flows.c.channel_id == channel_id, channel_flows.c.flow == "fulfillments"
+        )
+    ).scalar()
+    return enabled is False
+
+
+def check_deadlines(conn: Connection, channel: Channel, *, now: datetime) -> int:
+    """Alert (once per order) for every order whose acceptance deadline passed unaccepted, including
+    orders the marketplace auto-cancelled for that reason. Returns how many alerts were raised."""
+    rows = conn.execute(
+        sa.select(
+            orders.c.id, orders.c.marketplace_order_id, orders.c.acceptance_deadline, orders.c.state
+        ).where(
+            orders.c.channel_id == channel.id,
+            orders.c.accepted_at.is_(None),
+            orders.c.acceptance_deadline.is_not(None),
+            orders.c.acceptance_deadline <= now,
+            orders.c.state.in_(
+                [MarketplaceOrderState.WAITING_ACCEPTANCE.value, MarketplaceOrderState.CANCELED.value]
+            ),
+        )
+    ).all()
+    raised = 0
+    for row in rows:
+        # An unaccepted order past its deadline: still waiting, or already cancelled by the marketplace.
+        if not deadline_missed(row.acceptance_deadline, False, now):
+            continue
+        cancelled = row.state == MarketplaceOrderState.CANCELED.value
+        auto = " and the marketplace cancelled it" if cancelled else ""
+        raised += order_service.raise_alert(
+            conn,
+            tenant_id=channel.tenant_id,
+            kind="acceptance_deadline_missed",
+            key=f"acceptance_deadline_missed:{row.id}",
+            message=(
+                f"order {row.marketplace_order_id} on {channel.name} was not accepted before its deadline "
+                f"{row.acceptance_deadline.isoformat()}{auto}"
+            ),
+            now=now,
+            channel_id=channel.id,
+            order_id=row.id,
+        )
+    return raised
