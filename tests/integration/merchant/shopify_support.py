@@ -11,6 +11,7 @@ from merchant_support import Shop
 
 from tradelane.bootstrap import Container
 from tradelane.merchant.base import MerchantSystem
+from tradelane.merchant.capabilities import ADAPTERS as MERCHANT_ADAPTERS
 from tradelane.merchant.shopify.adapter import shopify_adapter
 from tradelane.merchant.shopify.sandbox import ShopifySandboxState, sign_webhook
 from tradelane.services import order_delivery
@@ -90,9 +91,7 @@ def post_webhook(
 def shopify_registry() -> JobRegistry:
     """What the composition root registers once Shopify is wired: delivery with the Shopify adapter."""
     registry = JobRegistry()
-    order_delivery.register(
-        registry, adapters={**order_delivery.DEFAULT_ADAPTERS, "shopify": shopify_adapter}
-    )
+    order_delivery.register(registry, adapters=MERCHANT_ADAPTERS)
     register_inventory(registry, stock_sources=shopify_adapter)
     return registry
 
