@@ -60,6 +60,7 @@ def test_orders_page_overlap_and_come_back_once_each(world: World) -> None:
     assert mapped.lines[0].quantity == 2 and mapped.lines[0].unit_price == Decimal("19.90")
     assert mapped.currency == "EUR" and mapped.shipping_address is not None
     assert mapped.shipping_address.country == "DE"
+    assert mapped.attributes["amazon_status"] == "UNSHIPPED" and mapped.attributes["ship_by"]
 
 
 def test_pending_is_withheld_then_imported_once_paid(world: World) -> None:

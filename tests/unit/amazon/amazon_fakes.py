@@ -179,7 +179,7 @@ def order(
         "fulfillment": {
             "fulfillmentStatus": status,
             "fulfilledBy": "MERCHANT",
-            "shipByWindow": {"endTime": "2025-03-03T10:00:00Z"},
+            "shipByWindow": {"latestDateTime": "2025-03-03T10:00:00Z"},
         },
         "buyer": {"buyerName": "Erika Mustermann", "buyerEmail": "erika@marketplace.amazon.de"},
         "orderItems": items

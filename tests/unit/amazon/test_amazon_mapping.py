@@ -159,7 +159,12 @@ def test_product_type_mapping_makes_a_full_listing() -> None:
     message = mapping.feed_message(
         offer(
             title="Blue Mug",
-            attributes={"amazon_product_type": "mugs", "amazon:brand": "Acme", "attr:asin": "B0X"},
+            attributes={
+                "amazon_product_type": "mugs",
+                ":brand": "Acme",
+                "amazon:color": "blue",
+                "attr:asin": "B0X",
+            },
         ),
         1,
         s,
@@ -167,6 +172,7 @@ def test_product_type_mapping_makes_a_full_listing() -> None:
     assert (message["productType"], message["requirements"]) == ("KITCHEN", "LISTING")
     assert message["attributes"]["item_name"] == [{"value": "Blue Mug", "marketplace_id": MARKETPLACE}]
     assert message["attributes"]["brand"] == [{"value": "Acme", "marketplace_id": MARKETPLACE}]
+    assert message["attributes"]["color"] == [{"value": "blue", "marketplace_id": MARKETPLACE}]
 
 
 def test_feed_documents_are_valid_json_with_a_header() -> None:

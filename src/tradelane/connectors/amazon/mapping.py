@@ -109,8 +109,8 @@ def order_from_amazon(order: Mapping[str, Any]) -> MarketplaceOrder:
     if isinstance(fulfillment, Mapping):
         for key, name in (("shipByWindow", "ship_by"), ("deliverByWindow", "deliver_by")):
             window = fulfillment.get(key)
-            if isinstance(window, Mapping) and isinstance(window.get("endTime"), str):
-                attributes[name] = window["endTime"]
+            if isinstance(window, Mapping) and isinstance(window.get("latestDateTime"), str):
+                attributes[name] = window["latestDateTime"]
         if isinstance(fulfillment.get("fulfillmentServiceLevel"), str):
             attributes["service_level"] = fulfillment["fulfillmentServiceLevel"]
     buyer = order.get("buyer") if isinstance(order.get("buyer"), Mapping) else {}
@@ -278,8 +278,8 @@ def offer_attributes(offer: OfferUpdate, settings: AmazonSettings) -> tuple[str,
     """(product type, requirements, attributes) of an offer: ``LISTING_OFFER_ONLY`` on an existing
     catalog item — identified by ``attr:asin`` (``merchant_suggested_asin``) or else the GTIN
     (``externally_assigned_product_identifier``) — condition new, our price and quantity; a full
-    ``LISTING`` (adding the title and ``amazon:*`` attributes) when the product-type mapping names
-    the offer's product type."""
+    ``LISTING`` (adding the title, the brand — ``:brand``, as the hub passes it — and ``amazon:*``
+    attributes) when the product-type mapping names the offer's product type."""
     marketplace = settings.marketplace_id
     product_type, full = product_type_of(offer, settings)
     attributes: dict[str, Any] = {}
@@ -297,6 +297,9 @@ def offer_attributes(offer: OfferUpdate, settings: AmazonSettings) -> tuple[str,
         return product_type, "LISTING_OFFER_ONLY", attributes
     if offer.title:
         attributes["item_name"] = [{"value": offer.title, "marketplace_id": marketplace}]
+    brand = offer.attributes.get(":brand")
+    if isinstance(brand, str) and brand:
+        attributes["brand"] = [{"value": brand, "marketplace_id": marketplace}]
     for key, value in offer.attributes.items():
         if key.startswith(AMAZON_ATTRIBUTE_PREFIX) and len(key) > len(AMAZON_ATTRIBUTE_PREFIX):
             name = key[len(AMAZON_ATTRIBUTE_PREFIX) :]
