@@ -403,3 +403,22 @@ def test_invalid_settings_or_missing_credentials_are_permanent() -> None:
     )
     with pytest.raises(PermanentError, match="client_secret, refresh_token"):
         AmazonConnector(env)
+
+
+def test_registered_with_the_hub() -> None:
+    from amazon_fakes import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, settings
+
+    from tradelane.connectors.registry import get_connector
+    from tradelane.domain.errors import ValidationError
+
+    spec = get_connector("amazon")
+    assert spec.title == "Amazon" and spec.factory is AmazonConnector
+    assert spec.cursor("orders") == "amazon.orders.cursor"
+    credentials = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN}
+    stored = spec.validate_settings({**settings().to_dict(), "region": "EU"}, credentials)
+    assert stored["region"] == "eu"
+    with pytest.raises(ValidationError, match="refresh_token"):
+        spec.validate_settings(settings().to_dict(), {"client_id": "c", "client_secret": "s"})
+    with pytest.raises(ValidationError, match="seller id"):
+        spec.validate_settings({"marketplace_id": "A1PA6795UKMFR9"}, credentials)
+    assert spec.channel_capabilities(settings().to_dict()).supports(Operation.SHIP)
