@@ -113,8 +113,7 @@ def order_from_amazon(order: Mapping[str, Any]) -> MarketplaceOrder:
                 attributes[name] = window["latestDateTime"]
         if isinstance(fulfillment.get("fulfillmentServiceLevel"), str):
             attributes["service_level"] = fulfillment["fulfillmentServiceLevel"]
-    buyer = order.get("buyer") if isinstance(order.get("buyer"), Mapping) else {}
-    assert isinstance(buyer, Mapping)
+    buyer = _mapping(order.get("buyer"))
     return MarketplaceOrder(
         marketplace_order_id=order_id,
         state=state,
@@ -466,8 +465,7 @@ def report_outcomes(report: Mapping[str, Any], skus: Sequence[str] = ()) -> list
 
 def report_summary(report: Mapping[str, Any]) -> str:
     """A one-line summary of a processing report, with its feed-level issues."""
-    summary = report.get("summary") if isinstance(report.get("summary"), Mapping) else {}
-    assert isinstance(summary, Mapping)
+    summary = _mapping(report.get("summary"))
     text = (
         f"{summary.get('messagesProcessed', '?')} processed, {summary.get('messagesAccepted', '?')} "
         f"accepted, {summary.get('messagesInvalid', '?')} invalid"
@@ -516,6 +514,10 @@ def listed_offer(item: Mapping[str, Any], marketplace_id: str) -> ListedOffer:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _list(value: Any) -> Iterable[Mapping[str, Any]]:
