@@ -289,3 +289,17 @@ def test_an_offer_can_name_its_product_by_gtin(
     body["attributes"]["externally_assigned_product_identifier"][0]["value"] = "4000000000000"
     unknown = _call(client, "PUT", _url(state, "BY-GTIN-2"), auth, "putListingsItem", body)
     assert unknown["status"] == "INVALID" and unknown["issues"][0]["code"] == "8566"
+
+
+@pytest.mark.parametrize(
+    "our_price", ["19.99", [{"schedule": [{"value_with_tax": 5}]}, "junk"], [{"schedule": "x"}]]
+)
+def test_malformed_price_structures_are_invalid(
+    client: TestClient, state: AmazonSandboxState, auth: dict[str, str], our_price: Any
+) -> None:
+    body = offer_body(_asin(state))
+    body["attributes"]["purchasable_offer"][0]["our_price"] = our_price
+    put = _call(client, "PUT", _url(state, "MALFORMED"), auth, "putListingsItem", body)
+    assert put["status"] == "INVALID" and put["issues"][0]["attributeNames"] == [
+        "purchasable_offer.our_price"
+    ]

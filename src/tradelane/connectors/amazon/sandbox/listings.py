@@ -206,9 +206,19 @@ def _price_issues(attributes: Mapping[str, Any], marketplace_ids: tuple[str, ...
                     category="INVALID_PRICE",
                 )
             )
-        schedules = [
-            entry for price in _dicts(offer.get("our_price")) for entry in _dicts(price.get("schedule"))
-        ]
+        raw_prices = offer.get("our_price")
+        if raw_prices is not None and not _all_dicts(raw_prices, "schedule"):
+            issues.append(
+                issue(
+                    "4000001",
+                    "The attribute 'purchasable_offer.our_price' must be an array of objects, each with a "
+                    "'schedule' array of objects.",
+                    attribute="purchasable_offer.our_price",
+                    category="INVALID_ATTRIBUTE",
+                )
+            )
+            continue
+        schedules = [entry for price in _dicts(raw_prices) for entry in _dicts(price.get("schedule"))]
         if not schedules:
             issues.append(
                 issue(
@@ -233,6 +243,13 @@ def _price_issues(attributes: Mapping[str, Any], marketplace_ids: tuple[str, ...
                     )
                 )
     return issues
+
+
+def _all_dicts(raw: Any, inner: str) -> bool:
+    """``raw`` is a list of objects whose ``inner`` key, when present, is a list of objects."""
+    if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
+        return False
+    return all(v.get(inner) is None or _all_dicts(v[inner], "") for v in raw)
 
 
 def _dicts(raw: Any) -> list[dict[str, Any]]:
@@ -348,8 +365,8 @@ def offer_price(listing: Listing, marketplace_id: str) -> tuple[Decimal, str] | 
     for offer in _values(listing.attributes, "purchasable_offer"):
         if offer.get("marketplace_id") not in (None, marketplace_id):
             continue
-        for price in offer.get("our_price") or []:
-            for entry in price.get("schedule") or []:
+        for price in _dicts(offer.get("our_price")):
+            for entry in _dicts(price.get("schedule")):
                 amount = price_of(entry.get("value_with_tax"))
                 if amount is not None:
                     return amount, str(offer.get("currency"))
