@@ -145,6 +145,15 @@ def test_a_refused_pagination_token_restarts_from_the_watermark() -> None:
     assert "paginationToken" not in fake.calls("GET", ORDERS)[-1].url.params
 
 
+def test_a_looping_next_token_is_a_bad_response() -> None:
+    from tradelane.connectors.amazon.errors import AmazonBadResponse
+
+    fake = FakeAmazon().on("GET", ORDERS, page([order("A")], "t1"), page([order("B")], "t2"))
+    with pytest.raises(AmazonBadResponse, match="paging loops"):
+        fake.connector().fetch_orders(None, now=Clock()())
+    assert len(fake.calls("GET", ORDERS)) == 3
+
+
 def test_unreadable_cursor_is_permanent() -> None:
     with pytest.raises(PermanentError, match="unreadable Amazon orders cursor"):
         FakeAmazon().connector().fetch_orders("garbage", now=Clock()())

@@ -207,6 +207,7 @@ class AmazonConnector:
             query_after = watermark - overlap
         found: dict[str, MarketplaceOrder] = {}
         fetched = withheld = pages = 0
+        followed: set[str] = set()
         latest: datetime | None = bound
         while True:
             try:
@@ -255,6 +256,12 @@ class AmazonConnector:
             token = pagination.get("nextToken") if isinstance(pagination, dict) else None
             if not token:
                 break
+            if token in followed:
+                raise AmazonBadResponse(
+                    f"searchOrders answered a nextToken already followed (page {pages}): paging loops",
+                    op="searchOrders",
+                )
+            followed.add(token)
         new_watermark = max(watermark, latest) if latest is not None else watermark
         return OrderChanges(
             orders=list(found.values()),
