@@ -17,6 +17,7 @@ Contracts:
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -467,8 +468,7 @@ _NOT_ACKED = "id <> ALL(CAST(:b_ack_ids AS BIGINT[]))"
 #
 # All of its parts see one snapshot; the acknowledged ids are excluded from the pick, so no row is
 # written twice by the statement.
-_ACK_AND_CLAIM_PG = sa.text(
-    f"""
+_ACK_AND_CLAIM_PG_SQL = f"""
 WITH RECURSIVE
 acked AS (
   UPDATE jobs SET state = 'succeeded', result = v.result, lease_owner = NULL, lease_token = NULL,
@@ -536,15 +536,15 @@ claimed AS (
   RETURNING jobs.id, jobs.tenant_id, jobs.channel_id, jobs.flow, jobs.kind, jobs.payload, jobs.attempts,
     jobs.max_attempts, jobs.dedupe_key, jobs.replayed_attempts
 )
-SELECT (SELECT array_agg(acked.id) FROM acked) AS acked_ids, claimed.*
+SELECT (SELECT array_agg(acked.id) FROM acked) AS acked_ids,
+  claimed.id, claimed.tenant_id, claimed.channel_id, claimed.flow, claimed.kind, claimed.payload,
+  claimed.attempts, claimed.max_attempts, claimed.dedupe_key, claimed.replayed_attempts
 FROM (SELECT 1) AS one LEFT JOIN (claimed JOIN chosen USING (id)) ON true
 ORDER BY chosen.pos
 """
-).bindparams(
-    sa.bindparam("b_now", type_=jobs.c.updated_at.type),
-    sa.bindparam("b_expires", type_=jobs.c.lease_expires_at.type),
-    sa.bindparam("b_limit", type_=sa.Integer()),
-)
+# Run with the driver's own parameter style (``exec_driver_sql``: no compilation per call) and read as
+# the driver's tuples (no result-row objects for the hundreds of rows of a claim).
+_ACK_AND_CLAIM_PG = re.sub(r"(?<![:\w]):(b_\w+)", r"%(\1)s", _ACK_AND_CLAIM_PG_SQL)
 
 
 def ack_and_claim(
@@ -566,9 +566,11 @@ def ack_and_claim(
     tokens = {job.lease_token for job, _ in done}
     if len(tokens) > 1:
         raise ValueError("ack_and_claim acknowledges the jobs of one claim (one lease token)")
+    if now.tzinfo is None:
+        raise ValueError("naive datetime refused: pass a timezone-aware value")
     token = str(uuid.uuid4())
     # Both sent as one text each (an array literal, a JSON array): far cheaper to encode than lists.
-    rows = conn.execute(
+    result = conn.exec_driver_sql(
         _ACK_AND_CLAIM_PG,
         {
             "b_ack_ids": "{" + ",".join(str(job.id) for job, _ in done) + "}",
@@ -581,26 +583,16 @@ def ack_and_claim(
             "b_token": token,
             "b_expires": now + timedelta(seconds=lease_seconds),
         },
-    ).all()
-    acked = {int(i) for i in rows[0].acked_ids or ()}
+    )
+    rows = result.cursor.fetchall()  # type: ignore[union-attr]
+    result.close()
+    acked = {int(i) for i in rows[0][0] or ()}
     claimed = [
         ClaimedJob(
-            r.id,
-            r.tenant_id,
-            r.channel_id,
-            r.flow,
-            r.kind,
-            r.payload,
-            r.attempts,
-            r.max_attempts,
-            token,
-            r.dedupe_key,
-            worker,
-            now,
-            r.replayed_attempts,
+            ident, tenant, channel, flow, kind, payload, attempts, most, token, dedupe, worker, now, replayed
         )
-        for r in rows
-        if r.id is not None
+        for _, ident, tenant, channel, flow, kind, payload, attempts, most, dedupe, replayed in rows
+        if ident is not None
     ]
     return acked, claimed
 
