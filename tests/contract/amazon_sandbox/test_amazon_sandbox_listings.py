@@ -303,3 +303,13 @@ def test_malformed_price_structures_are_invalid(
     assert put["status"] == "INVALID" and put["issues"][0]["attributeNames"] == [
         "purchasable_offer.our_price"
     ]
+
+
+@pytest.mark.parametrize("value", [["new_new"], {"a": 1}, "brand_new"])
+def test_a_condition_outside_the_enum_is_invalid(
+    client: TestClient, state: AmazonSandboxState, auth: dict[str, str], value: Any
+) -> None:
+    body = offer_body(_asin(state))
+    body["attributes"]["condition_type"][0]["value"] = value
+    put = _call(client, "PUT", _url(state, "COND"), auth, "putListingsItem", body)
+    assert put["status"] == "INVALID" and put["issues"][0]["attributeNames"] == ["condition_type"]

@@ -133,3 +133,15 @@ def test_shipments_control_lists_packages(client: TestClient, auth: dict[str, st
     (entry,) = client.get("/_sandbox/shipments").json()
     assert entry["orderId"] == order.order_id and entry["status"] == "PARTIALLY_SHIPPED"
     assert entry["packages"][0]["trackingNumber"] == "TRK7"
+
+
+@pytest.mark.parametrize(
+    "field", ["carrierCode", "trackingNumber", "packageReferenceId", "carrierName", "shipDate"]
+)
+@pytest.mark.parametrize("junk", [[1], {"a": 1}, 5])
+def test_wrongly_typed_fields_are_400(
+    client: TestClient, auth: dict[str, str], order: Order, field: str, junk: Any
+) -> None:
+    body = _body(order)
+    body["packageDetail"][field] = junk
+    assert "packageDetail" in _confirm(client, auth, order.order_id, body, 400)["message"]

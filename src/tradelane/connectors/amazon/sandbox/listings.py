@@ -176,7 +176,9 @@ def validate(
                     )
                 )
     condition = _first_value(attributes, "condition_type")
-    if _values(attributes, "condition_type") and condition not in CONDITION_TYPES:
+    if _values(attributes, "condition_type") and (
+        not isinstance(condition, str) or condition not in CONDITION_TYPES
+    ):
         issues.append(
             issue(
                 "4000003",
@@ -415,7 +417,7 @@ def item_json(
                 summary["asin"] = asin
                 summary["itemName"] = catalog[asin].title
             condition = _first_value(listing.attributes, "condition_type")
-            if condition in CONDITION_TYPES:
+            if isinstance(condition, str) and condition in CONDITION_TYPES:
                 summary["conditionType"] = condition
             summaries.append(summary)
         out["summaries"] = summaries

@@ -65,6 +65,18 @@ CARRIER_CODES = frozenset(
 )
 
 
+#: The ``PackageDetail`` fields the model types as strings.
+_STRING_FIELDS = (
+    "packageReferenceId",
+    "carrierCode",
+    "carrierName",
+    "shippingMethod",
+    "trackingNumber",
+    "shipDate",
+    "shipFromSupplySourceId",
+)
+
+
 def iso(when: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``, as SP-API prints times."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -320,8 +332,11 @@ def confirm_shipment(order: Order | None, seller: SellerAccount, body: Any, now:
     if not isinstance(detail, dict):
         raise invalid_input("Missing required field: packageDetail.")
     for name in ("packageReferenceId", "carrierCode", "trackingNumber", "shipDate", "orderItems"):
-        if detail.get(name) in (None, "", []):
+        if detail.get(name) is None or detail.get(name) == "" or detail.get(name) == []:
             raise invalid_input(f"Missing required field: packageDetail.{name}.")
+    for name in _STRING_FIELDS:
+        if name in detail and not isinstance(detail[name], str):
+            raise invalid_input(f"packageDetail.{name} must be a string.")
     ref = detail["packageReferenceId"]
     if not isinstance(ref, str) or not ref.isdigit() or int(ref) < 1:
         raise invalid_input("packageReferenceId must be a positive numeric value.")
