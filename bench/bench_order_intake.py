@@ -7,7 +7,7 @@ Generates N parsed marketplace orders (state SHIPPING, so each is ready for the 
 address, 3 lines, a raw OR11-like payload of ~2 kB) and stores them page by page, one transaction per
 page (``--page-size``, default 100 = an OR11 page), measuring in the same run:
 
-* ``intake``: :func:`tradelane.connectors.mirakl.orders_flow.store_orders`, what the poll runs for a
+* ``intake``: :func:`tradelane.services.order_intake.store_orders`, what the poll runs for a
   page: the orders set-wise (one SELECT of the page's ids, then multi-row statements for orders,
   versions, lines, history), then the delivery jobs (one multi-row insert keyed by ``exclusive_key``);
 * ``per_order`` (unless ``--no-per-order``): the per-order path the poll ran before (for each order: its
@@ -52,7 +52,6 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from tradelane.connectors.mirakl.orders_flow import store_orders
 from tradelane.domain.orders import (
     Address,
     MarketplaceOrder,
@@ -75,6 +74,7 @@ from tradelane.persistence.tables import (
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
 from tradelane.services.order_health import DELIVER_KIND, DELIVERY_MAX_ATTEMPTS, enqueue_delivery
+from tradelane.services.order_intake import store_orders
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 #: The PostgreSQL server ``make bench`` uses (the run creates and drops its own database there).
