@@ -5,7 +5,11 @@
   ``DELETE ... WHERE id IN (SELECT ... LIMIT 50 FOR UPDATE SKIP LOCKED) RETURNING``;
 * ``raw_single`` (the old baseline): 2 processes, one job per transaction.
 
-    python bench/bench_sync_engine.py [--jobs N] [--rounds R] [--pg-url URL]
+    python bench/bench_sync_engine.py [--jobs N] [--rounds R] [--pg-url URL] [--max-batch-size M]
+
+The engine is given ``batch_size`` 50 like the raw loops; while its claims come back full and their
+jobs are fast it grows its claims up to ``WorkerConfig.max_batch_size`` (``--max-batch-size 50``
+measures it without that growth).
 
 Prints one JSON object. The sides are interleaved round by round (raw batch, raw single, engine) so
 they see the same background load, and each rate is the median over the rounds. The target is
@@ -78,7 +82,10 @@ from tradelane.config import Settings
 from tradelane.sync.worker import Worker, WorkerConfig
 settings = Settings(database_url=sys.argv[1], secret_keys=sys.argv[2], log_level="ERROR")
 app = build(settings, configure_logs=True)
-worker = Worker(app.engine, app.registry, app.now, WorkerConfig(batch_size=int(sys.argv[3]), schedule=False))
+config = WorkerConfig(batch_size=int(sys.argv[3]), schedule=False)
+if len(sys.argv) > 4:
+    config.max_batch_size = int(sys.argv[4])
+worker = Worker(app.engine, app.registry, app.now, config)
 first = time.time()
 stats = worker.run(burst=True)
 print(first, time.time(), stats.succeeded)
@@ -166,8 +173,14 @@ def _median(values: list[float]) -> float:
 
 
 def run(
-    jobs: int = 20_000, pg_url: str | None = None, batch_size: int = 50, rounds: int = 3
+    jobs: int = 20_000,
+    pg_url: str | None = None,
+    batch_size: int = 50,
+    rounds: int = 3,
+    max_batch_size: int | None = None,
 ) -> dict[str, object]:
+    """``max_batch_size``: the engine's cap on its claim size while full batches of fast jobs keep
+    coming (``WorkerConfig.max_batch_size``; None: the engine's default; ``batch_size``: no growth)."""
     from tradelane.persistence import migrate
     from tradelane.persistence.db import make_engine
     from tradelane.security.crypto import generate_key
@@ -196,7 +209,8 @@ def run(
                 elif side == "raw_single":
                     seconds, done = _run_pair(RAW_WORKER, [psycopg_url])
                 else:
-                    seconds, done = _run_pair(ENGINE_WORKER, [url, key, str(batch_size)])
+                    extra = [] if max_batch_size is None else [str(max_batch_size)]
+                    seconds, done = _run_pair(ENGINE_WORKER, [url, key, str(batch_size), *extra])
                 if done != jobs:
                     raise RuntimeError(f"lost work: {side} did {done}, expected {jobs}")
                 rates[side].append(jobs / seconds)
@@ -207,6 +221,7 @@ def run(
             "jobs": jobs,
             "rounds": rounds,
             "batch_size": batch_size,
+            "engine_max_batch_size": max_batch_size or _default_max_batch(),
             "baseline_raw_batch_skip_locked": _side(rates["raw_batch"], median["raw_batch"]),
             "baseline_raw_single_skip_locked": _side(rates["raw_single"], median["raw_single"]),
             "tradelane_worker": _side(rates["engine"], median["engine"]),
@@ -216,6 +231,12 @@ def run(
         }
     finally:
         _drop(admin_url, name)
+
+
+def _default_max_batch() -> int:
+    from tradelane.sync.worker import WorkerConfig
+
+    return WorkerConfig().max_batch_size
 
 
 def _side(rates: list[float], median: float) -> dict[str, object]:
@@ -228,8 +249,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pg-url", default=None)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="the engine's claim-size cap under a backlog of fast jobs (default: the engine's own)",
+    )
     args = parser.parse_args()
-    print(json.dumps(run(args.jobs, args.pg_url, args.batch_size, args.rounds)))
+    print(json.dumps(run(args.jobs, args.pg_url, args.batch_size, args.rounds, args.max_batch_size)))
 
 
 if __name__ == "__main__":

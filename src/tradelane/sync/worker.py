@@ -9,8 +9,10 @@
   another worker, is never started. If the process dies (SIGKILL) the leases expire and other workers
   claim the jobs again.
 * The loop survives its own bookkeeping failures (claim, complete, retry, bury, schedule, a dropped
-  database connection): the error is logged with its traceback, the unstarted jobs of the batch are
-  released when the database allows it, and after a bounded exponential backoff
+  database connection): the error is logged with its traceback; on a fresh connection, in one
+  transaction, the jobs of the batch whose handlers already ran are acknowledged (fenced: a finished
+  job does not run again because the bookkeeping after it failed) and the unstarted ones released,
+  when the database allows it; and after a bounded exponential backoff
   (``error_backoff_min`` doubling up to ``error_backoff_max``) the loop carries on with a fresh
   connection. A job interrupted by the failure is retried under its lease rules. Only a stop request
   (or ``burst``/``max_jobs``) ends :meth:`Worker.run`.
@@ -31,13 +33,19 @@ Completing in batches (the engine's bookkeeping per job is near zero):
   handler of a fast kind that turns out slow delays the pending acks by its own run time, once).
   Until then the heartbeat keeps extending its lease like any held job.
 * Crash safety: a job whose handler finished but whose acknowledgement was not written yet (the
-  process was killed, or the database failed) runs again once its lease expires: the same
+  process was killed, or the database stayed down) runs again once its lease expires: the same
   at-least-once as before for handlers that do not complete in their own transaction (a handler
   that must not repeat its effect completes with ``ctx.complete_in`` inside ``ctx.transaction()``,
   which is exactly once, and is never deferred).
 * Upkeep (due flows, jobs that crashed on every attempt, history rows of lost attempts) runs before
   a claim, but while claims come back full (a backlog) at most every ``upkeep_seconds``. A claim that
   takes over a job whose lease expired writes that lost attempt's history row itself.
+* On PostgreSQL the pending acks and the next claim are one statement
+  (:func:`jobs.ack_and_claim`), run on a second connection of the loop in autocommit: one round trip
+  per batch. (With flow results to record, it runs in a transaction with them instead.) While claims
+  come back full and each batch ran within ``fast_batch_seconds``, the claim size doubles per claim up
+  to ``max_batch_size``; a partial claim or a slow batch brings it back to ``batch_size``. The
+  heartbeat extends every held job of such a batch alike.
 """
 
 from __future__ import annotations
