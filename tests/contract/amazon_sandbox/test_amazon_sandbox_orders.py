@@ -223,3 +223,47 @@ def test_the_validator_catches_a_misspelt_field() -> None:
     }
     errors = response_errors(MODEL, "searchOrders", 200, bad)
     assert any("orderStatus" in e for e in errors) and any("date-time" in e for e in errors)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        {
+            "by": "created",
+            "after": "2020-01-01T00:00:00",
+            "before": "2030-01-01T00:00:00+00:00",
+            "n": 10,
+            "o": 0,
+        },
+        {
+            "by": "updated",
+            "after": "2020-01-01T00:00:00+00:00",
+            "before": "2030-01-01T00:00:00+00:00",
+            "n": 0,
+            "o": 0,
+        },
+        {
+            "by": "whenever",
+            "after": "2020-01-01T00:00:00+00:00",
+            "before": "2030-01-01T00:00:00+00:00",
+            "n": 5,
+            "o": 0,
+        },
+        {
+            "by": "updated",
+            "after": "2020-01-01T00:00:00+00:00",
+            "before": "2030-01-01T00:00:00+00:00",
+            "n": 5,
+            "o": -5,
+        },
+    ],
+)
+def test_forged_pagination_tokens_are_400(
+    client: TestClient, auth: dict[str, str], forged: dict[str, Any]
+) -> None:
+    import base64
+    import json
+
+    raw = json.dumps({**forged, "st": [], "mp": [DE], "fb": []}).encode()
+    token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    _search(client, auth, 400, paginationToken=token)

@@ -225,18 +225,28 @@ class SearchQuery:
     def from_token(token: str) -> SearchQuery:
         try:
             raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-            return SearchQuery(
+            query = SearchQuery(
                 by=raw["by"],
                 after=datetime.fromisoformat(raw["after"]),
                 before=datetime.fromisoformat(raw["before"]),
-                statuses=tuple(raw["st"]),
-                marketplace_ids=tuple(raw["mp"]),
-                fulfilled_by=tuple(raw["fb"]),
+                statuses=tuple(str(v) for v in raw["st"]),
+                marketplace_ids=tuple(str(v) for v in raw["mp"]),
+                fulfilled_by=tuple(str(v) for v in raw["fb"]),
                 page_size=int(raw["n"]),
                 offset=int(raw["o"]),
             )
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise invalid_input("Invalid paginationToken.") from None
+        sane = (
+            query.by in ("created", "updated")
+            and query.after.tzinfo is not None
+            and query.before.tzinfo is not None
+            and 1 <= query.page_size <= MAX_PAGE
+            and query.offset >= 0
+        )
+        if not sane:
+            raise invalid_input("Invalid paginationToken.")
+        return query
 
 
 def parse_search(
