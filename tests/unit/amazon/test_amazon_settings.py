@@ -55,8 +55,9 @@ def test_invalid_settings_say_what_is_wrong(overrides: dict[str, object], messag
 
 
 def test_round_trip() -> None:
-    s = make(product_types={"mugs": "kitchen"}, carriers={"Acme Express": "DHL"})
+    s = make(product_types={"mugs": "kitchen"}, carriers={"Acme Express": "DHL"}, carrier_map={"acme": "DHL"})
     assert AmazonSettings.from_dict(s.to_dict()) == s
+    assert s.to_dict()["carrier_map"] == {"acme": "DHL"}  # the hub's own settings are kept
     assert s.product_types == {"mugs": "KITCHEN"}
 
 

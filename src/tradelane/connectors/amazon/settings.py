@@ -132,6 +132,9 @@ class AmazonSettings:
     initial_lookback_hours: int = 72
     max_patch_seconds: float = 60.0
     feed_poll_seconds: float = 60.0
+    #: Settings the hub keeps on the channel that are not the connector's (e.g. ``carrier_map``, read
+    #: by the fulfilment service): kept as they are.
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -216,10 +219,12 @@ class AmazonSettings:
             initial_lookback_hours=_number(data, "initial_lookback_hours", 72, 1, 24 * 30),
             max_patch_seconds=float(_number(data, "max_patch_seconds", 60, 1, 3_600)),
             feed_poll_seconds=float(_number(data, "feed_poll_seconds", 60, 1, 3_600)),
+            extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "seller_id": self.seller_id,
             "marketplace_id": self.marketplace_id,
             "region": self.region,
@@ -235,6 +240,26 @@ class AmazonSettings:
             "max_patch_seconds": self.max_patch_seconds,
             "feed_poll_seconds": self.feed_poll_seconds,
         }
+
+
+_KNOWN = frozenset(
+    {
+        "seller_id",
+        "marketplace_id",
+        "region",
+        "endpoint",
+        "token_endpoint",
+        "product_type",
+        "product_type_attribute",
+        "product_types",
+        "carriers",
+        "fulfillment_channel_code",
+        "order_overlap_seconds",
+        "initial_lookback_hours",
+        "max_patch_seconds",
+        "feed_poll_seconds",
+    }
+)
 
 
 def _text(value: Any, what: str) -> str:
