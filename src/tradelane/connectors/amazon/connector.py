@@ -90,7 +90,10 @@ HINTS: Mapping[str, str] = {
     Operation.FETCH_RETURNS.value: "returns are not in the SP-API contracts tradelane holds",
     Operation.UPLOAD_DOCUMENT.value: "confirmShipment takes no document; labels are not uploaded",
     Operation.SET_HOLIDAY.value: "no holiday call in the contracts held; set quantities to 0 instead",
-    Operation.SHIP.value: "confirmShipment requires a tracking number; unknown carriers go as Other + name",
+    Operation.SHIP.value: (
+        "confirmShipment requires a tracking number; unknown carriers go as Other + name; no "
+        "tracking-only update of an order already shipped"
+    ),
 }
 
 CAPABILITIES = Capabilities(
@@ -423,7 +426,9 @@ class AmazonConnector:
     def ship(self, shipment: Shipment) -> None:
         """confirmShipment of one package: the given lines (None: every line still to ship, read with
         getOrder), the Amazon carrier code through the carrier table (``Other`` + name when unknown)
-        and the tracking number (required by Amazon)."""
+        and the tracking number (required by Amazon). Empty lines (the hub's "tracking only" for an
+        order already shipped) or an order with nothing left to ship send nothing: confirmShipment has
+        no tracking-only update, and the package is already on Amazon (a retried job ends here)."""
         if not shipment.tracking_number:
             raise PermanentError(
                 f"order {shipment.order_id}: Amazon's confirmShipment requires a tracking number"
