@@ -144,3 +144,19 @@ def test_request_log_records_operations(
     assert [r["operation"] for r in log] == ["lwaToken", "searchOrders"]
     assert log[1]["sellerId"] == eu_seller(state) and log[1]["status"] == 200
     assert len(state.calls("searchOrders")) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_sandbox/faults", {"operation": "searchOrders", "kind": "server_error", "status": "500"}),
+        ("/_sandbox/faults", {"operation": "searchOrders", "kind": "throttle", "count": [1]}),
+        ("/_sandbox/orders", {"lines": [{"sku": "SKU-1", "quantity": "many"}]}),
+        ("/_sandbox/clock/advance", {"seconds": -5}),
+    ],
+)
+def test_control_endpoints_answer_400_to_bad_input(
+    client: TestClient, path: str, body: dict[str, Any]
+) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 400 and response.json()["error"]

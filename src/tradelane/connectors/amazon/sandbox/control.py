@@ -43,7 +43,7 @@ def _endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaita
             if not isinstance(body, dict):
                 raise ControlError("the body must be a JSON object")
             result = await handler(request.app.state.sandbox, request, body)
-        except ValueError as exc:  # json errors, state refusals
+        except (ValueError, TypeError) as exc:  # json errors, wrongly typed fields, state refusals
             return JSONResponse({"error": str(exc)}, status_code=400)
         except KeyError as exc:
             return JSONResponse({"error": str(exc.args[0]) if exc.args else "not found"}, status_code=404)
