@@ -1,7 +1,7 @@
 """Catalog import throughput against raw executemany INSERTs of the same rows.
 
 Usage: ``python bench/bench_catalog_import.py [--rows N] [--database-url URL] [--batch-size N]
-[--sequential] [--no-reimport]``
+[--sequential] [--no-reimport] [--rounds N]``
 
 Generates a CSV of N products, then measures in the same run:
 
@@ -36,6 +36,10 @@ afterwards. Prints one JSON object; :func:`run` returns the same dict.
 work is not counted: read the wall-clock ratios there). ``peak_rss_mb_import`` is ``ru_maxrss`` right
 after the import (CSV generation streams to disk, raw batches are small, so it is the import's peak);
 ``peak_rss_mb`` is the whole run's (it includes the re-import).
+
+``--rounds N`` (N > 1) repeats the whole measurement N times, back to back, and prints
+``{"rounds": [...], "median": {...}}``: every run's figures, and the median of each ratio and rate over
+the rounds (on a shared machine the load moves between rounds; the median is the figure to quote).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import argparse
 import csv
 import json
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -480,18 +485,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-reimport", action="store_true", help="skip the re-import of the file with 1 %% of rows changed"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat N times and report medians")
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.batch_size < 1:
-        parser.error("--rows and --batch-size must be positive")
-    result = run(
-        args.rows,
-        args.database_url,
-        args.batch_size,
-        interleave=not args.sequential,
-        reimport=not args.no_reimport,
-    )
-    sys.stdout.write(json.dumps(result) + "\n")
+    if args.rows < 1 or args.batch_size < 1 or args.rounds < 1:
+        parser.error("--rows, --batch-size and --rounds must be positive")
+    results = [
+        run(
+            args.rows,
+            args.database_url,
+            args.batch_size,
+            interleave=not args.sequential,
+            reimport=not args.no_reimport,
+        )
+        for _ in range(args.rounds)
+    ]
+    output = results[0] if args.rounds == 1 else {"rounds": results, "median": medians(results)}
+    sys.stdout.write(json.dumps(output) + "\n")
     return 0
+
+
+def medians(results: list[dict[str, Any]]) -> dict[str, float]:
+    """The median over rounds of every ratio and of every side's ``rows_per_s`` and ``cpu_seconds``
+    (keys ``<side>.rows_per_s``...)."""
+    figures: dict[str, list[float]] = {}
+    for result in results:
+        for key, value in result.items():
+            if key.startswith(("ratio", "reimport_ratio")) and isinstance(value, (int, float)):
+                figures.setdefault(key, []).append(value)
+            elif isinstance(value, dict):
+                for name in ("rows_per_s", "cpu_seconds"):
+                    if isinstance(value.get(name), (int, float)):
+                        figures.setdefault(f"{key}.{name}", []).append(value[name])
+    return {key: statistics.median(values) for key, values in figures.items()}
 
 
 if __name__ == "__main__":
