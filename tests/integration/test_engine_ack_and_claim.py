@@ -124,3 +124,22 @@ def test_finished_jobs_are_acknowledged_on_a_fresh_connection_when_the_loop_fail
     assert [rows[i].state for i in ids[1:]] == ["queued"] * 3  # released, attempt not counted
     assert [rows[i].attempts for i in ids[1:]] == [0, 0, 0]
     assert (worker.stats.succeeded, worker.stats.released, worker.stats.lost) == (1, 3, 0)
+
+
+def test_claims_grow_while_full_batches_of_fast_jobs_keep_coming_and_shrink_back(engine, now):
+    tenant, _ = make_tenant(engine, "acme", now)
+    for _ in range(20):
+        _enqueue(engine, tenant.id, now)
+    registry = JobRegistry()
+    registry.register(KIND, lambda ctx: None)
+    config = WorkerConfig(batch_size=2, max_batch_size=8, fast_job_seconds=1.0, schedule=False)
+    worker = Worker(engine, registry, FakeClock(now), config, name="w")
+    # Doubling while full, capped; a partial claim brings the size back to ``batch_size``.
+    assert [worker.run_once(defer_acks=True) for _ in range(5)] == [2, 4, 8, 6, 0]
+    for _ in range(10):
+        _enqueue(engine, tenant.id, now)
+    assert worker.run_once(defer_acks=True) == 2
+    worker.config.fast_job_seconds = 0.0  # every batch now counts as slow: no growth
+    assert [worker.run_once(defer_acks=True) for _ in range(3)] == [2, 2, 2]
+    worker.run_once()
+    assert worker.stats.succeeded == 30 and worker.stats.lost == 0

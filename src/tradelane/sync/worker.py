@@ -43,8 +43,8 @@ Completing in batches (the engine's bookkeeping per job is near zero):
 * On PostgreSQL the pending acks and the next claim are one statement
   (:func:`jobs.ack_and_claim`), run on a second connection of the loop in autocommit: one round trip
   per batch. (With flow results to record, it runs in a transaction with them instead.) While claims
-  come back full and each batch ran within ``fast_batch_seconds``, the claim size doubles per claim up
-  to ``max_batch_size``; a partial claim or a slow batch brings it back to ``batch_size``. The
+  come back full and their jobs took at most ``fast_job_seconds`` each, the claim size doubles per
+  claim up to ``max_batch_size``; a partial claim or a slow batch brings it back to ``batch_size``. The
   heartbeat extends every held job of such a batch alike.
 """
 
@@ -98,10 +98,11 @@ class WorkerConfig:
     ack_delay_max: float = 0.1
     #: A kind whose handlers so far took at most this long runs without flushing the pending acks first.
     fast_handler_seconds: float = 0.02
-    #: While claims come back full and each batch ran within ``fast_batch_seconds``, the claim size
-    #: doubles per claim up to this (never below ``batch_size``); see :meth:`Worker._claim_limit`.
+    #: While claims come back full and the last batch's jobs took at most ``fast_job_seconds`` each on
+    #: average, the claim size doubles per claim up to this (never below ``batch_size``); see
+    #: :meth:`Worker._claim_limit`. A batch of the cap then holds its jobs for at most ~0.8 s.
     max_batch_size: int = 400
-    fast_batch_seconds: float = 0.05
+    fast_job_seconds: float = 0.002
 
 
 def loop_backoff(failures: int, *, low: float, high: float) -> float:
@@ -394,14 +395,15 @@ class Worker:
 
     def _claim_limit(self) -> int:
         """The claim's size: ``batch_size``; while claims come back full and their jobs are fast (the
-        last batch ran in at most ``fast_batch_seconds``), doubled per claim up to ``max_batch_size``
-        (a deep backlog of fast jobs pays the claim's round trip once per many jobs); back to
-        ``batch_size`` as soon as a claim is not full or a batch is slow."""
+        last batch's took at most ``fast_job_seconds`` each on average), doubled per claim up to
+        ``max_batch_size`` (a deep backlog of fast jobs pays the claim's round trip once per many
+        jobs); back to ``batch_size`` as soon as a claim is not full or a batch is slow."""
         base = self.config.batch_size
         top = max(base, self.config.max_batch_size)
         if self._budget is not None:  # ``run(max_jobs=...)``: never grow past what is left to do
             top = max(base, min(top, self._budget))
-        if not self._last_batch_full or self._last_batch_seconds > self.config.fast_batch_seconds:
+        slow = self._last_batch_seconds > self.config.fast_job_seconds * self._last_claim_limit
+        if not self._last_batch_full or slow:
             return base
         return min(top, self._last_claim_limit * 2)
 
