@@ -12,25 +12,26 @@ Contract of :func:`import_catalog`:
   a product a variant while stored variants (absent from the file) still name it as their parent.
 * A malformed file (:class:`~tradelane.services.catalog_files.CatalogFileError`) and an unknown tenant
   (:class:`~tradelane.domain.errors.NotFoundError`) are refused before anything is written.
-* Rows are written in batches (``batch_size`` file rows), one transaction each: one SELECT of the
-  stored ids and hashes (the batch's skus and the parents they name) and, only when rows become
-  variants, one SELECT of stored variants naming them as parent; rows whose hash equals the stored one
-  are unchanged and written nowhere. Then, on SQLite: one executemany INSERT (then, when the tenant has
-  channels, one SELECT of the new ids), one executemany UPDATE (and one SELECT of the updated rows'
-  offer fields). The INSERT and UPDATE go to the DB-API driver with values converted once by the column
-  types' own bind processors (see :class:`_ProductStatements`), so they store exactly what SQLAlchemy
-  Core would. On PostgreSQL (:func:`_upsert_postgres`): the new and changed rows streamed with ``COPY``
-  into a temporary staging table dropped at commit, then one ``INSERT ... SELECT ... ON CONFLICT
-  (tenant_id, sku) DO UPDATE ... WHERE content_hash IS DISTINCT FROM`` returning the written rows
-  (``xmax = 0``: created) and whether their offer fields changed; a sku another writer committed since
-  the SELECT is updated in place (or, with ``create_only``, rejected) instead of failing the batch. In
-  the same transaction, created products get dirty bindings to every channel
-  (:func:`~tradelane.services.outbox.bind_new_products`) and updated products whose price, currency or
-  quantity changed are marked dirty (:func:`~tradelane.services.outbox.mark_offers_dirty`); a change of
-  other fields only (title...) does not dirty offers. Counts are added to the run's ``catalog_imports``
-  row in the same transaction, so the record always matches what was committed (the first
-  :data:`STORED_ERRORS` rejections are kept there); ``finished_at`` is set at the end (``now`` plus the
-  elapsed time), so a run that failed half-way keeps its committed batches and a NULL ``finished_at``.
+* Rows are written in batches (``batch_size`` file rows), one transaction each: one SELECT of the stored ids
+  and hashes (the batch's skus and the parents they name) and, only when rows become variants, one SELECT of
+  stored variants naming them as parent; rows whose hash equals the stored one are unchanged and written
+  nowhere. On SQLite a first import into an empty tenant skips both SELECTs while no other writer inserted a
+  product between its batches (see :class:`_Freshness`). Then, on SQLite: one executemany INSERT (then, when
+  the tenant has channels, one SELECT of the new ids), one executemany UPDATE (and one SELECT of the updated
+  rows' offer fields). The INSERT and UPDATE go to the DB-API driver with values converted once by the column
+  types' own bind processors (see :class:`_ProductStatements`), so they store exactly what SQLAlchemy Core
+  would. On PostgreSQL (:func:`_upsert_postgres`): the new and changed rows streamed with ``COPY`` into a
+  temporary staging table dropped at commit, then one ``INSERT ... SELECT ... ON CONFLICT (tenant_id, sku) DO
+  UPDATE ... WHERE content_hash IS DISTINCT FROM`` returning the written rows (``xmax = 0``: created) and
+  whether their offer fields changed; a sku another writer committed since the SELECT is updated in place (or,
+  with ``create_only``, rejected) instead of failing the batch. In the same transaction, created products get
+  dirty bindings to every channel (:func:`~tradelane.services.outbox.bind_new_products`) and updated products
+  whose price, currency or quantity changed are marked dirty
+  (:func:`~tradelane.services.outbox.mark_offers_dirty`); a change of other fields only (title...) does not
+  dirty offers. Counts are added to the run's ``catalog_imports`` row in the same transaction, so the record
+  always matches what was committed (the first :data:`STORED_ERRORS` rejections are kept there);
+  ``finished_at`` is set at the end (``now`` plus the elapsed time), so a run that failed half-way keeps its
+  committed batches and a NULL ``finished_at``.
 * Memory is bounded by the batch size, plus what the pre-pass keeps (8 bytes per row, 8 more per variant
   row, a set entry per distinct parent) and the first ``max_errors`` rejections kept in the summary.
 * The file must not change during the import.
