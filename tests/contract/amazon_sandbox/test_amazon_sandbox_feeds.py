@@ -192,7 +192,10 @@ def test_feed_requests_amazon_rejects(
         not_uploaded.status_code == 400
         and "no uploaded content" in not_uploaded.json()["errors"][0]["message"]
     )
-    assert client.put(doc["url"], content=b"{}").status_code == 200
+    assert client.put(doc["url"], content=b"{}", headers={"content-type": "text/plain"}).status_code == 403
+    assert (
+        client.put(doc["url"], content=b"{}", headers={"content-type": "application/json"}).status_code == 200
+    )
     assert create({**base, "feedType": "POST_PRODUCT_DATA"}).status_code == 400
     assert create({**base, "inputFeedDocumentId": "nope"}).status_code == 400
     assert create({**base, "marketplaceIds": []}).status_code == 400
@@ -211,7 +214,9 @@ def test_upload_url_expires_after_five_minutes(
 ) -> None:
     doc = client.post(f"{FEEDS}/documents", json={"contentType": "application/json"}, headers=auth).json()
     state.advance(301)
-    assert client.put(doc["url"], content=b"{}").status_code == 403
+    assert (
+        client.put(doc["url"], content=b"{}", headers={"content-type": "application/json"}).status_code == 403
+    )
 
 
 def test_cancel_only_while_in_queue(

@@ -87,7 +87,7 @@ async def _document(request: Request) -> Response:
     document_id = request.path_params["document_id"]
     if request.method == "PUT":
         try:
-            state.upload(document_id, await request.body())
+            state.upload(document_id, await request.body(), request.headers.get("content-type", ""))
         except SpApiError as exc:
             return Response(
                 f"<Error><Code>{exc.code}</Code><Message>{exc.message}</Message></Error>",

@@ -448,14 +448,22 @@ class AmazonSandboxState:
             self.documents[doc.document_id] = doc
             return doc
 
-    def upload(self, document_id: str, content: bytes) -> None:
-        """PUT on the upload URL: 403 after ``upload_ttl``; an unknown document is 404."""
+    def upload(self, document_id: str, content: bytes, content_type: str) -> None:
+        """PUT on the upload URL: 403 after ``upload_ttl`` or when ``content_type`` is not the one
+        given to createFeedDocument (the presigned URL signs it); an unknown document is 404."""
         with self.lock:
             doc = self.documents.get(document_id)
             if doc is None:
                 raise not_found("The specified key does not exist.")
             if self.now() > doc.created + timedelta(seconds=self.settings.upload_ttl):
                 raise SpApiError(403, "AccessDenied", "Request has expired")
+            if content_type.strip().lower() != doc.content_type.strip().lower():
+                raise SpApiError(
+                    403,
+                    "SignatureDoesNotMatch",
+                    f"The Content-Type '{content_type}' is not the '{doc.content_type}' the URL was "
+                    "signed for.",
+                )
             doc.content = content
 
     def create_feed(
