@@ -195,13 +195,13 @@ class CatalogReader:
         with _csv_syntax(reader):
             for cells in reader:
                 line, start = start, reader.line_num + 1
+                product = plain(cells)  # None for an all-empty row too (no sku)
+                if product is not None:
+                    yield line, product, None, None
+                    continue
                 if not any(cells):
                     continue
                 if len(cells) == width:
-                    product = plain(cells)
-                    if product is not None:
-                        yield line, product, None, None
-                        continue
                     try:
                         product = parse(cells)
                     except RowError as exc:

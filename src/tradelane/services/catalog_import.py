@@ -243,6 +243,7 @@ def _batches(rows: Iterator[ParsedRow], scan: FileScan, size: int) -> Iterator[_
     batch = _Batch()
     candidates, rejections = batch.candidates, batch.rejections
     duplicates, variant_parents = scan.duplicates, scan.variant_parents
+    records = 0
     for line, row, sku, problem in rows:
         if row is None:
             rejections.append(RowRejection(line, sku, problem or "unreadable line"))
@@ -254,12 +255,14 @@ def _batches(rows: Iterator[ParsedRow], scan: FileScan, size: int) -> Iterator[_
                 candidates.append((line, row))
             else:
                 rejections.append(RowRejection(line, row[0], reason))
-        batch.records += 1
-        if batch.records >= size:
+        records += 1
+        if records >= size:
+            batch.records = records
             yield batch
-            batch = _Batch()
+            batch, records = _Batch(), 0
             candidates, rejections = batch.candidates, batch.rejections
-    if batch.records:
+    if records:
+        batch.records = records
         yield batch
 
 
