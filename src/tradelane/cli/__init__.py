@@ -8,8 +8,9 @@ import typer
 def build_app() -> typer.Typer:
     import tradelane.cli.amazon  # (attaches `channel add amazon`)
     import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
+    import tradelane.cli.mirakl  # (attaches `channel add mirakl`, `channel update`)
     import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
-    from tradelane.cli import admin, catalog, channels, jobs, merchant, mirakl, orders, rules, runtime
+    from tradelane.cli import admin, catalog, channels, jobs, merchant, offers, orders, rules, runtime
     from tradelane.connectors.amazon.sandbox import cli as _amazon  # noqa: F401  (attaches `sandbox amazon`)
     from tradelane.connectors.mirakl.sandbox.cli import sandbox_app
 
@@ -24,7 +25,7 @@ def build_app() -> typer.Typer:
     app.add_typer(admin.keys_app, name="keys")
     app.add_typer(catalog.catalog_app, name="catalog")
     app.add_typer(channels.channel_app, name="channel")
-    app.add_typer(mirakl.offers_app, name="offers")
+    app.add_typer(offers.offers_app, name="offers")
     app.add_typer(sandbox_app, name="sandbox")
     app.add_typer(jobs.jobs_app, name="jobs")
     app.add_typer(rules.rules_app, name="rules")

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
+from tradelane.cli.channels import add_app
 from tradelane.cli.common import console, container, fail
-from tradelane.cli.mirakl import add_app
 from tradelane.cli.secrets import required_secret, secret_option, stdin_option
 from tradelane.connectors.amazon.connector import add_channel
 from tradelane.services.tenants import get_tenant

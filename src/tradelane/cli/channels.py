@@ -1,4 +1,5 @@
-"""`tradelane channel ...`: list, pause/resume flows, trigger a flow now, remove."""
+"""`tradelane channel ...`: list, check, pause/resume flows, trigger a flow now, remove; `channel add`
+holds one command per connector (cli/mirakl.py, cli/amazon.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from sqlalchemy.engine import Connection
 
 from tradelane.bootstrap import Container
 from tradelane.cli.common import console, container, fail, print_json
+from tradelane.connectors.registry import ChannelCheck, check_channel
 from tradelane.domain.channels import Flow, LifecycleState, parse_flow
 from tradelane.persistence.tables import channels, jobs, tenants
 from tradelane.services.channels import (
     AUTH_PAUSE,
     Channel,
+    credentials_accepted,
     credentials_alert,
     flow_statuses,
     get_channel,
@@ -33,6 +36,8 @@ from tradelane.services.offers import OFFER_SYNC_PROGRESS, OfferSyncProgress
 from tradelane.services.tenants import get_tenant
 
 channel_app = typer.Typer(help="Marketplace channels.", no_args_is_help=True)
+add_app = typer.Typer(help="Connect a marketplace account.", no_args_is_help=True)
+channel_app.add_typer(add_app, name="add")
 
 TenantOpt = typer.Option(None, "--tenant", "-t", help="Tenant name (needed when NAME is not unique).")
 
@@ -241,6 +246,42 @@ def _run_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> No
         console.print(f"job {job_id} succeeded")
     else:
         fail(f"job {job_id} {state}: {(error or '').splitlines()[0] if error else ''}", code=2)
+
+
+@channel_app.command("check")
+def channel_check(
+    name: str,
+    tenant: str | None = TenantOpt,
+    staging: bool = typer.Option(False, "--staging", help="Check the staging/test account."),
+) -> None:
+    """Call the marketplace with the channel's credentials and say precisely what is wrong, if anything
+    (the channel's connector tells the causes apart as far as its API allows)."""
+    with container() as app, app.engine.connect() as conn:
+        channel = resolve_channel(conn, name, tenant)
+        result = check_channel(conn, channel, app.keyring, staging=staging)
+    if result.ok:
+        console.print(f"[green]OK[/] {result.message}")
+        return
+    fail(f"{result.problem or 'error'}: {result.message}", code=2)
+
+
+def report_check(app: Container, channel: Channel, result: ChannelCheck) -> None:
+    """After a change to ``channel``: print the check ``result``; when it passes, resume what the
+    rejected credentials paused (see :func:`credentials_accepted`), else exit 2."""
+    if not result.ok:
+        fail(
+            f"{channel.name}: saved, but the check fails — {result.problem or 'error'}: {result.message}",
+            code=2,
+        )
+    with app.engine.begin() as conn:
+        fixed = credentials_accepted(conn, channel, now=app.now())
+    console.print(f"[green]OK[/] {channel.name}: saved and checked — {result.message}")
+    if fixed.resumed:
+        console.print(f"resumed {', '.join(f.value for f in fixed.resumed)} (paused: credentials rejected)")
+    if fixed.replayed_jobs:
+        console.print(f"re-queued {len(fixed.replayed_jobs)} job(s) that died of the rejected credentials")
+    if fixed.alert_resolved:
+        console.print("credentials alert resolved")
 
 
 @channel_app.command("remove")

@@ -18,7 +18,11 @@ from tradelane.connectors.base import Capabilities, ConnectorFactory
 from tradelane.domain.errors import ValidationError
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from tradelane.connectors.dispatch import ChannelHandler
+    from tradelane.security.crypto import KeyRing
+    from tradelane.services.channels import Channel
 
 #: The module of every connector, each defining ``SPEC``. Adding a connector: one line here.
 CONNECTOR_MODULES: tuple[str, ...] = (
@@ -38,6 +42,23 @@ class CustomerMessages:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelCheck:
+    """What ``channel check`` found: ``ok``, else the ``problem`` in the connector's own words (Mirakl's
+    ``wrong_key``, Amazon's ``bad_credentials``...) and, either way, a message for the operator."""
+
+    ok: bool
+    message: str
+    problem: str | None = None
+
+
+#: ``check(conn, channel, keyring, staging)``: call the marketplace with the channel's stored settings
+#: and credentials (outside the channel's budget); ``staging`` True/False picks the test/live account,
+#: None the account the flows use now. A :class:`ValidationError` when the channel cannot be checked so
+#: (e.g. no staging account).
+ChannelChecker = Callable[["Connection", "Channel", "KeyRing", "bool | None"], ChannelCheck]
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectorSpec:
     """A connector as the hub knows it.
 
@@ -52,7 +73,9 @@ class ConnectorSpec:
       ``messages``, ``returns``; default ``<name>.<stream>.cursor``);
     * ``customer_messages``: where customer messages go on their orders (None: they are only stored);
     * ``handlers``: job kinds this connector still handles itself (kinds not yet served by a generic
-      handler; a generic handler of the same kind wins).
+      handler; a generic handler of the same kind wins);
+    * ``check``: ``channel check`` (CLI, API, ``channel update``), see :data:`ChannelChecker`; None:
+      the connector has no check.
     """
 
     name: str
@@ -64,6 +87,7 @@ class ConnectorSpec:
     cursors: Mapping[str, str] = field(default_factory=dict)
     customer_messages: CustomerMessages | None = None
     handlers: Mapping[str, ChannelHandler] = field(default_factory=dict)
+    check: ChannelChecker | None = None
 
     def cursor(self, stream: str) -> str:
         """The channel cursor name of ``stream`` (``orders``, ``messages``, ``returns``)."""
@@ -115,3 +139,14 @@ def get_connector(name: str) -> ConnectorSpec:
     if spec is None:
         raise ValidationError(f"unknown connector {name!r} (known: {', '.join(connector_names())})")
     return spec
+
+
+def check_channel(
+    conn: Connection, channel: Channel, keyring: KeyRing, *, staging: bool | None = None
+) -> ChannelCheck:
+    """``channel``'s connector's check (see :data:`ChannelChecker`); :class:`ValidationError` when the
+    connector is unknown or has no check."""
+    spec = get_connector(channel.connector)
+    if spec.check is None:
+        raise ValidationError(f"connector {channel.connector!r} has no check")
+    return spec.check(conn, channel, keyring, staging)

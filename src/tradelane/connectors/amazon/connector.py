@@ -66,7 +66,7 @@ from tradelane.connectors.base import (
     SubmitMode,
     UnsupportedOperation,
 )
-from tradelane.connectors.registry import ConnectorSpec
+from tradelane.connectors.registry import ChannelCheck, ConnectorSpec
 from tradelane.domain.errors import PermanentError, RetryableError, ValidationError
 from tradelane.domain.orders import MarketplaceOrder
 from tradelane.http_edge import Exchange
@@ -606,6 +606,17 @@ def channel_capabilities(settings: Mapping[str, Any]) -> Capabilities:
     return CAPABILITIES
 
 
+def _check(conn: Connection, channel: Channel, keyring: KeyRing, staging: bool | None) -> ChannelCheck:
+    """The registry's check: :func:`check_channel` (an Amazon channel has one account: a sandbox or
+    test account is a channel of its own, so ``staging=True`` is refused)."""
+    if staging:
+        raise ValidationError(
+            f"channel {channel.name} has no staging account (an Amazon test account is a channel of its own)"
+        )
+    report = check_channel(conn, channel, keyring)
+    return ChannelCheck(report.ok, report.message, None if report.ok else report.outcome.value)
+
+
 SPEC = ConnectorSpec(
     name=CONNECTOR,
     title="Amazon",
@@ -613,6 +624,7 @@ SPEC = ConnectorSpec(
     factory=AmazonConnector,
     validate_settings=validate_settings,
     channel_capabilities=channel_capabilities,
+    check=_check,
 )
 
 

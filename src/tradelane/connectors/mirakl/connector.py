@@ -16,7 +16,7 @@ from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
 from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
 from tradelane.connectors.mirakl.port import mirakl_capabilities, mirakl_connector
 from tradelane.connectors.mirakl.settings import CONNECTOR, MiraklSettings
-from tradelane.connectors.registry import ConnectorSpec, CustomerMessages
+from tradelane.connectors.registry import ChannelCheck, ConnectorSpec, CustomerMessages
 from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing
@@ -59,6 +59,15 @@ def channel_capabilities(settings: Mapping[str, Any]) -> Capabilities:
         raise ValidationError(str(exc)) from None
 
 
+def _check(conn: Connection, channel: Channel, keyring: KeyRing, staging: bool | None) -> ChannelCheck:
+    """The registry's check: :func:`check_in_use` (``staging`` None) or :func:`check_channel`."""
+    if staging is None:
+        result = check_in_use(conn, channel, keyring)
+    else:
+        result = check_channel(conn, channel, keyring, staging=staging)
+    return ChannelCheck(result.ok, result.message, result.problem.value if result.problem else None)
+
+
 SPEC = ConnectorSpec(
     name=CONNECTOR,
     title="Mirakl",
@@ -68,6 +77,7 @@ SPEC = ConnectorSpec(
     channel_capabilities=channel_capabilities,
     cursors=CURSORS,
     customer_messages=CustomerMessages(attribute=ORDER_MESSAGE_ATTRIBUTE, is_customer=_is_customer),
+    check=_check,
     handlers=HANDLERS,
 )
 

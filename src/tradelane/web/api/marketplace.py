@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tradelane.connectors.mirakl.connector import add_channel, check_channel, check_in_use, update_channel
-from tradelane.connectors.registry import CONNECTORS, connector_names
+from tradelane.connectors.mirakl.connector import add_channel, update_channel
+from tradelane.connectors.registry import CONNECTORS, check_channel, connector_names
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.persistence.db import read_only, transaction
@@ -224,12 +224,8 @@ def check(
 ) -> CheckOut:
     with read_only(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
-        if channel.connector != "mirakl":
-            raise ValidationError(f"connector {channel.connector!r} has no check")
         result = check_channel(conn, channel, container.keyring, staging=staging)
-    return CheckOut(
-        ok=result.ok, problem=result.problem.value if result.problem else None, message=result.message
-    )
+    return CheckOut(ok=result.ok, problem=result.problem, message=result.message)
 
 
 @router.post(
@@ -279,16 +275,14 @@ def update(
             options=body.options,
         )
     with read_only(container.engine) as conn:
-        result = check_in_use(conn, channel, container.keyring)
+        result = check_channel(conn, channel, container.keyring)
     fixed = channel_service.CredentialsFixed([], [], False)
     if result.ok:
         with transaction(container.engine) as conn:
             fixed = channel_service.credentials_accepted(conn, channel, now=container.now())
     return ChannelUpdated(
         name=channel.name,
-        check=CheckOut(
-            ok=result.ok, problem=result.problem.value if result.problem else None, message=result.message
-        ),
+        check=CheckOut(ok=result.ok, problem=result.problem, message=result.message),
         resumed_flows=fixed.resumed,
         replayed_jobs=fixed.replayed_jobs,
         alert_resolved=fixed.alert_resolved,

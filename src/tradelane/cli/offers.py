@@ -1,0 +1,54 @@
+"""`tradelane offers ...`: the catalog's offers as listed on each channel (any connector)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from tradelane.cli.channels import resolve_channel
+from tradelane.cli.common import console, container, fail, print_json
+from tradelane.services.offers import list_offers, republish
+from tradelane.services.tenants import get_tenant
+
+offers_app = typer.Typer(help="Offers (catalog products as listed on each channel).", no_args_is_help=True)
+
+
+@offers_app.command("list")
+def offers_list(
+    tenant: str = typer.Option(..., "--tenant", "-t"),
+    channel: str | None = typer.Option(None, "--channel"),
+    status: str | None = typer.Option(None, "--status", help="pending|submitted|published|error|blocked"),
+    sku: str | None = typer.Option(None, "--sku"),
+    limit: int = typer.Option(100, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    with container() as app, app.engine.connect() as conn:
+        rows = list_offers(
+            conn, get_tenant(conn, tenant).id, channel=channel, status=status, sku=sku, limit=limit
+        )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("channel", "sku", "price", "qty", "status", "error")
+    for r in rows:
+        price = f"{r['price']} {r['currency']}" if r["price"] is not None else ""
+        table.add_row(
+            r["channel"], r["sku"], price, str(r["quantity"]), r["status"], (r["last_error"] or "")[:80]
+        )
+    console.print(table)
+
+
+@offers_app.command("republish")
+def offers_republish(
+    channel: str,
+    tenant: str = typer.Option(..., "--tenant", "-t"),
+    sku: list[str] = typer.Option(None, "--sku", help="Offer to send again (repeatable)."),
+    failed: bool = typer.Option(False, "--failed", help="Every offer in error or blocked."),
+) -> None:
+    """Send one offer, several, or every failed one again (after fixing the cause)."""
+    if not sku and not failed:
+        fail("give --sku SKU (repeatable) or --failed")
+    with container() as app, app.engine.begin() as conn:
+        ch = resolve_channel(conn, channel, tenant)
+        count = republish(conn, ch.tenant_id, ch.id, skus=sku or None, failed_only=True, now=app.now())
+    console.print(f"{count} offer(s) queued for republishing on {channel}")
