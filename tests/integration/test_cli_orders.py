@@ -49,7 +49,7 @@ def shop(engine, now) -> dict[str, int]:
                 tenant_id=owner,
                 name=name,
                 connector="mirakl",
-                settings={"multi_shipment": multi},
+                settings={"hostname": "shop.example.com", "multi_shipment": multi},
                 credentials=None,
                 keyring=KeyRing([generate_key()]),
                 now=now,

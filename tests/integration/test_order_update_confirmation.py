@@ -79,7 +79,7 @@ def _channel(engine: Engine, tenant_id: int, now: datetime) -> Channel:
             tenant_id=tenant_id,
             name="mk",
             connector="mirakl",
-            settings={"multi_shipment": True},
+            settings={"hostname": "shop.example.com", "multi_shipment": True},
             credentials=None,
             keyring=KeyRing([generate_key()]),
             now=now,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from helpers import make_tenant
 from mirakl_world import SHOP_ID, World, build_world
 from order_updates_support import make_order
+from tradelane.connectors.base import Capabilities, Operation
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
 from tradelane.domain.order_updates import (
@@ -23,7 +24,7 @@ from tradelane.domain.order_updates import (
     UpdateLine,
     UpdateStatus,
     effective_status,
-    unsupported_reason,
+    refusal_reason,
 )
 from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.persistence.tables import jobs, merchant_systems, order_updates, returns, sku_mappings
@@ -31,6 +32,7 @@ from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services import order_updates as updates
 from tradelane.services import rules
 from tradelane.services.channels import Channel, create_channel, get_channel, set_enabled
+from tradelane.services.order_updates import unsupported_reason
 from tradelane.services.orders import list_orders
 from tradelane.sync import jobs as jobstore
 
@@ -56,7 +58,10 @@ def _channel(
             tenant_id=tenant_id,
             name=name,
             connector=connector,
-            settings=dict(settings),
+            # A Mirakl channel's capabilities are read from its settings, which name the host.
+            settings={"hostname": f"{name}.example.com", **settings}
+            if connector == "mirakl"
+            else dict(settings),
             credentials=None,
             keyring=KeyRing([generate_key()]),
             now=now,
@@ -124,9 +129,42 @@ def test_unsupported_reasons_name_the_connector():
     assert "not supported by mirakl" in str(unsupported_reason("mirakl", {}, UpdateKind.RETURN))
     assert "multi_shipment" in str(unsupported_reason("mirakl", {}, UpdateKind.SHIPMENT, line_level=True))
     assert (
-        unsupported_reason("mirakl", {"multi_shipment": True}, UpdateKind.SHIPMENT, line_level=True) is None
+        unsupported_reason(
+            "mirakl",
+            {"hostname": "shop.example.com", "multi_shipment": True},
+            UpdateKind.SHIPMENT,
+            line_level=True,
+        )
+        is None
     )
     assert unsupported_reason("ebay", {}, UpdateKind.LABEL) == "shipping labels are not supported by ebay"
+
+
+def test_refusals_follow_the_declared_capabilities():
+    bare = Capabilities(operations=frozenset({Operation.SHIP}), hints={"refund": "no refund API"})
+    assert refusal_reason("x", bare, UpdateKind.SHIPMENT) is None
+    assert refusal_reason("x", bare, UpdateKind.REFUND) == "refunds are not supported by x (no refund API)"
+    assert refusal_reason("x", bare, UpdateKind.LABEL) == "shipping labels are not supported by x"
+    assert (
+        refusal_reason("x", bare, UpdateKind.RETURN)
+        == "return received/refunded updates are not supported by x"
+    )
+    assert "partial shipments are not supported by x" in str(
+        refusal_reason("x", bare, UpdateKind.SHIPMENT, line_level=True)
+    )
+    full = Capabilities(
+        operations=frozenset({Operation.SHIP, Operation.CANCEL, Operation.UPLOAD_DOCUMENT}),
+        partial_shipments=True,
+        line_level_cancellation=True,
+        returns_push=True,
+    )
+    assert refusal_reason("x", full, UpdateKind.SHIPMENT, line_level=True) is None
+    assert refusal_reason("x", full, UpdateKind.CANCELLATION, line_level=True) is None
+    assert refusal_reason("x", full, UpdateKind.RETURN) is None
+    assert (
+        refusal_reason("x", full, UpdateKind.LABEL) == "shipping labels are not supported by x"
+    )  # labels False
+    assert refusal_reason("x", None, UpdateKind.SHIPMENT) == "shipments are not supported by x"
 
 
 def test_effective_status_follows_the_job():

@@ -1,8 +1,9 @@
 """Merchant-side updates of marketplace orders, as data (pure; no I/O).
 
 * :class:`UpdateKind` / :class:`UpdateStatus` — what an ``order_updates`` row is and where it stands.
-* :data:`CONNECTOR_SUPPORT` and :func:`unsupported_reason` — which updates a connector can carry, so an
-  impossible update is recorded as ``not_supported`` with a clear reason instead of failing in a loop.
+* :func:`refusal_reason` — which updates a connector can carry, derived from the
+  :class:`~tradelane.connectors.base.Capabilities` it declares for the channel, so an impossible update
+  is recorded as ``not_supported`` with a clear reason instead of failing in a loop.
 * :func:`content_digest` — the external id of an update that came without one (same content → same id).
 * :func:`marketplace_confirmation` and :func:`effective_status` — an update's status as of the job
   pushing it and of what the marketplace itself showed on later polls.
@@ -13,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from tradelane.connectors.base import Capabilities, Operation
 from tradelane.domain.errors import ValidationError
 
 
@@ -98,29 +100,12 @@ class UpdateResult:
 # --- what each connector can carry ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectorSupport:
-    """The updates a connector can push. ``partial_shipment_setting`` names the channel setting that
-    must be true for partial/split shipments (None: always possible); ``hints`` explain refusals."""
-
-    kinds: frozenset[UpdateKind]
-    line_cancellation: bool = False
-    partial_shipment_setting: str | None = None
-    hints: Mapping[str, str] = field(default_factory=dict)
-
-
-#: Keep in step with each connector's ``HANDLERS`` (``fulfillments.*`` kinds).
-CONNECTOR_SUPPORT: Mapping[str, ConnectorSupport] = {
-    "mirakl": ConnectorSupport(
-        kinds=frozenset({UpdateKind.SHIPMENT, UpdateKind.CANCELLATION, UpdateKind.REFUND, UpdateKind.LABEL}),
-        line_cancellation=False,
-        partial_shipment_setting="multi_shipment",
-        hints={
-            "line_cancellation": "OR29 cancels whole orders only; refund the lines instead",
-            UpdateKind.RETURN.value: "returns are imported from RT11, but the connector has no "
-            "'return received/refunded' call yet",
-        },
-    ),
+#: The port operation that pushes each kind of update (returns: see :attr:`Capabilities.returns_push`).
+UPDATE_OPERATIONS: Mapping[UpdateKind, Operation] = {
+    UpdateKind.SHIPMENT: Operation.SHIP,
+    UpdateKind.CANCELLATION: Operation.CANCEL,
+    UpdateKind.REFUND: Operation.REFUND,
+    UpdateKind.LABEL: Operation.UPLOAD_DOCUMENT,
 }
 
 _KIND_TEXT = {
@@ -132,28 +117,45 @@ _KIND_TEXT = {
 }
 
 
-def unsupported_reason(
+def _hint(capabilities: Capabilities, *keys: str) -> str:
+    for key in keys:
+        hint = capabilities.hints.get(key)
+        if hint:
+            return f" ({hint})"
+    return ""
+
+
+def carries(capabilities: Capabilities, kind: UpdateKind) -> bool:
+    """Whether a connector declaring ``capabilities`` pushes updates of ``kind`` (pure)."""
+    if kind is UpdateKind.RETURN:
+        return capabilities.returns_push
+    if kind is UpdateKind.LABEL and not capabilities.labels:
+        return False
+    return capabilities.supports(UPDATE_OPERATIONS[kind])
+
+
+def refusal_reason(
     connector: str,
-    settings: Mapping[str, Any],
+    capabilities: Capabilities | None,
     kind: UpdateKind,
     *,
     line_level: bool = False,
-    support: Mapping[str, ConnectorSupport] = CONNECTOR_SUPPORT,
 ) -> str | None:
-    """Why ``connector`` (for a channel with ``settings``) cannot carry this update, or None."""
-    caps = support.get(connector)
-    if caps is None or kind not in caps.kinds:
-        hint = caps.hints.get(kind.value) if caps else None
-        return f"{_KIND_TEXT[kind]} are not supported by {connector}" + (f" ({hint})" if hint else "")
-    if kind is UpdateKind.CANCELLATION and line_level and not caps.line_cancellation:
-        hint = caps.hints.get("line_cancellation")
-        return f"line-level cancellation is not supported by {connector}" + (f" ({hint})" if hint else "")
-    setting = caps.partial_shipment_setting
-    if kind is UpdateKind.SHIPMENT and line_level and setting and not settings.get(setting):
-        return (
-            f"partial shipments are not supported by {connector} on this channel "
-            f"(its {setting} setting is off)"
-        )
+    """Why ``connector`` cannot carry this update for a channel whose connector declares
+    ``capabilities`` (None: no such connector), or None (pure). ``line_level``: the update names some
+    lines only (a partial shipment, a line-level cancellation). The connector's hints (keyed by the
+    operation, or ``partial_shipments`` / ``line_cancellation`` / ``returns_push``) explain refusals."""
+    if capabilities is None:
+        return f"{_KIND_TEXT[kind]} are not supported by {connector}"
+    if not carries(capabilities, kind):
+        key = "returns_push" if kind is UpdateKind.RETURN else UPDATE_OPERATIONS[kind].value
+        return f"{_KIND_TEXT[kind]} are not supported by {connector}{_hint(capabilities, kind.value, key)}"
+    if kind is UpdateKind.CANCELLATION and line_level and not capabilities.line_level_cancellation:
+        hint = _hint(capabilities, "line_cancellation", Operation.CANCEL.value)
+        return f"line-level cancellation is not supported by {connector}{hint}"
+    if kind is UpdateKind.SHIPMENT and line_level and not capabilities.partial_shipments:
+        hint = _hint(capabilities, "partial_shipments", Operation.SHIP.value)
+        return f"partial shipments are not supported by {connector} on this channel{hint}"
     return None
 
 

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from tradelane.connectors.base import Capabilities
+from tradelane.connectors.registry import get_connector
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
 from tradelane.domain.order_updates import (
@@ -50,7 +52,7 @@ from tradelane.domain.order_updates import (
     is_live,
     marketplace_confirmation,
     refund_amount,
-    unsupported_reason,
+    refusal_reason,
 )
 from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.persistence.db import insert_ignore, is_postgres
@@ -77,6 +79,7 @@ __all__ = [
     "UpdateResult",
     "UpdateStatus",
     "attach_label",
+    "channel_capabilities",
     "list_returns",
     "list_updates",
     "order_detail",
@@ -85,6 +88,7 @@ __all__ = [
     "record_return",
     "record_shipment",
     "resolve_ref",
+    "unsupported_reason",
 ]
 
 MAX_DB_ID = 2**63 - 1
@@ -280,6 +284,28 @@ def _decide(
     if unsupported:
         return UpdateStatus.NOT_SUPPORTED, unsupported
     return UpdateStatus.QUEUED, f"queued for {channel.name} ({reason})"
+
+
+def channel_capabilities(connector: str, settings: Mapping[str, Any]) -> Capabilities | None:
+    """What the channel's connector declares for a channel with ``settings`` (read through the
+    registry), or None when no such connector is registered. Settings the connector refuses fall back to
+    what it declares by default."""
+    try:
+        spec = get_connector(connector)
+    except ValidationError:
+        return None
+    try:
+        return spec.channel_capabilities(settings)
+    except ValidationError:
+        return spec.capabilities
+
+
+def unsupported_reason(
+    connector: str, settings: Mapping[str, Any], kind: UpdateKind, *, line_level: bool = False
+) -> str | None:
+    """Why a channel of ``connector`` with ``settings`` cannot carry this update, or None (see
+    :func:`~tradelane.domain.order_updates.refusal_reason`)."""
+    return refusal_reason(connector, channel_capabilities(connector, settings), kind, line_level=line_level)
 
 
 def _record(
