@@ -38,7 +38,9 @@ class DeliveryOutcome:
 
     ``request``/``response`` are the raw texts (the response prefixed with its status line when there
     was one); ``status_code`` is None when no response arrived; ``retry_after`` (seconds) is set when
-    the merchant system asked for it."""
+    the merchant system asked for it. ``already_held`` (DELIVERED only): the merchant system already
+    had the order (a repeated idempotency key, or an earlier creation found) and created nothing new;
+    ``external_ref`` is then its existing reference."""
 
     kind: OutcomeKind
     reason: str
@@ -48,6 +50,7 @@ class DeliveryOutcome:
     external_ref: str | None = None
     retry_after: float | None = None
     response_body: Any = None
+    already_held: bool = False
 
 
 class MerchantAdapter(Protocol):

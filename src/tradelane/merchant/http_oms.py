@@ -6,9 +6,15 @@ Request: ``POST <settings.url>`` with the :class:`~tradelane.merchant.schema.Oms
 
 Classification (pure :func:`classify`, on the shared HTTP edge :mod:`tradelane.http_edge`):
 
-* 2xx → delivered; the OMS's order id is the response JSON's ``id`` when there is one;
+* 2xx with an empty or JSON body → delivered; the OMS's order id is the response JSON's ``id`` when there
+  is one; ``"status": "duplicate"`` in it (the answer to a repeated ``Idempotency-Key``) → delivered with
+  ``already_held``;
+* a 2xx with any other body (an HTML page, garbage, truncated JSON) acknowledges nothing → retry;
 * 408, 425, 429, 5xx, timeouts and connection failures → retry (``Retry-After`` honoured);
 * any other status (4xx, and 3xx since redirects are not followed) → rejected, with the response kept.
+
+Every reason quotes what the OMS said (:func:`partner_message`: its JSON ``message``/``error``/...,
+plain text, or an HTML page's title).
 
 Cancellations made on the marketplace (:meth:`HttpOmsAdapter.notify_cancellation`): ``POST`` to the
 cancellations URL — ``settings.cancellations_url`` when set, otherwise the orders ``url`` with its last
@@ -24,6 +30,7 @@ Credentials: ``{"secret": ...}``.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,29 +88,91 @@ def _json(text: str) -> Any:
         return None
 
 
+_TAGS = re.compile(r"<[^>]*>")
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+#: The partner's message is quoted in a reason up to this many characters.
+MAX_MESSAGE = 300
+
+
+def partner_message(body: Any, text: str) -> str | None:
+    """What the OMS said, for a human (pure): the ``message``/``error_description``/``error``/``detail``/
+    ``errors`` of a JSON answer (a list or object of messages joined), a plain-text body, or an HTML
+    page's title (else its text); None when it said nothing."""
+    said: Any = None
+    if isinstance(body, dict):
+        for name in ("message", "error_description", "error", "detail", "errors"):
+            if body.get(name):
+                said = body[name]
+                break
+    elif isinstance(body, str | list):
+        said = body
+    elif body is None and text.strip():
+        title = _TITLE.search(text)
+        said = title.group(1) if title else _TAGS.sub(" ", text)
+    if isinstance(said, dict):
+        said = "; ".join(f"{k}: {v}" for k, v in said.items())
+    elif isinstance(said, list):
+        said = "; ".join(str(item) for item in said)
+    if said is None:
+        return None
+    flat = " ".join(str(said).split())
+    return (excerpt(flat, MAX_MESSAGE) or None) if flat else None
+
+
 def classify(
-    status: int, headers: httpx.Headers | dict[str, str], text: str, *, request: str, now: datetime
+    status: int,
+    headers: httpx.Headers | dict[str, str],
+    text: str,
+    *,
+    request: str,
+    now: datetime,
+    what: str = "the order",
 ) -> DeliveryOutcome:
-    """The outcome of one HTTP answer of the OMS (pure)."""
+    """The outcome of one HTTP answer of the OMS (pure). ``what`` names what was sent, for the reason.
+
+    A 2xx acknowledges with an empty body or JSON; a 2xx with any other body (an HTML page, garbage, a
+    truncated JSON text) acknowledges nothing: retry (the same Idempotency-Key makes it safe). A JSON
+    ``"status": "duplicate"`` says the OMS already held it (``already_held``)."""
     kept = f"HTTP {status}\n{excerpt(text, MAX_KEPT_RESPONSE)}"
     body = _json(text)
     reading = status_class(status)
-    if reading is StatusClass.OK:
-        ref = body.get("id") if isinstance(body, dict) else None
+    said = partner_message(body, text)
+    if reading is StatusClass.OK and body is None and text.strip():
         return DeliveryOutcome(
-            OutcomeKind.DELIVERED,
-            f"accepted with HTTP {status}",
+            OutcomeKind.RETRY,
+            f"OMS answered HTTP {status} with a body that is not JSON ({said or 'unreadable'}): not an "
+            f"acknowledgement of {what}; it is sent again with the same Idempotency-Key",
             request,
             kept,
             status,
-            external_ref=None if ref is None else str(ref)[:200],
-            response_body=body,
+            response_body=text[:MAX_KEPT_RESPONSE],
         )
+    if reading is StatusClass.OK:
+        ref = body.get("id") if isinstance(body, dict) else None
+        ref_text = None if ref is None else str(ref)[:200]
+        duplicate = isinstance(body, dict) and body.get("status") == "duplicate"
+        as_ref = f" as {ref_text}" if ref_text else ""
+        reason = (
+            f"already in the OMS{as_ref} (HTTP {status}, a repeated Idempotency-Key)"
+            if duplicate
+            else f"accepted with HTTP {status}{as_ref}"
+        )
+        return DeliveryOutcome(
+            OutcomeKind.DELIVERED,
+            reason,
+            request,
+            kept,
+            status,
+            external_ref=ref_text,
+            response_body=body,
+            already_held=duplicate,
+        )
+    detail = f": {said}" if said else ""
     if reading is StatusClass.RETRYABLE:
         retry_after = parse_retry_after(headers.get("retry-after"), now=now)
         return DeliveryOutcome(
             OutcomeKind.RETRY,
-            f"OMS answered HTTP {status}",
+            f"OMS answered HTTP {status}{detail}",
             request,
             kept,
             status,
@@ -112,7 +181,7 @@ def classify(
         )
     return DeliveryOutcome(
         OutcomeKind.REJECTED,
-        f"OMS rejected the order with HTTP {status}",
+        f"OMS rejected {what} with HTTP {status}{detail}",
         request,
         kept,
         status,
@@ -149,15 +218,15 @@ class HttpOmsAdapter:
 
     def deliver_order(self, document: OmsOrder, *, idempotency_key: str, now: datetime) -> DeliveryOutcome:
         body = document.model_dump_json().encode("utf-8")
-        return self._post(self.url, body, idempotency_key, now)
+        return self._post(self.url, body, idempotency_key, now, "the order")
 
     def notify_cancellation(
         self, document: OmsOrder, *, lines: list[str] | None, idempotency_key: str, now: datetime
     ) -> DeliveryOutcome:
         body = json.dumps(cancellation_body(document, lines), ensure_ascii=False).encode("utf-8")
-        return self._post(self.cancellations_url, body, idempotency_key, now)
+        return self._post(self.cancellations_url, body, idempotency_key, now, "the cancellation")
 
-    def _post(self, url: str, body: bytes, idempotency_key: str, now: datetime) -> DeliveryOutcome:
+    def _post(self, url: str, body: bytes, idempotency_key: str, now: datetime, what: str) -> DeliveryOutcome:
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": idempotency_key,
@@ -170,7 +239,9 @@ class HttpOmsAdapter:
         except httpx.RequestError as exc:
             failure = no_response(exc, method="POST", url=url)
             return DeliveryOutcome(OutcomeKind.RETRY, f"OMS unreachable: {failure.reason}", request)
-        return classify(response.status_code, response.headers, response.text, request=request, now=now)
+        return classify(
+            response.status_code, response.headers, response.text, request=request, now=now, what=what
+        )
 
     def close(self) -> None:
         if self._own_client:

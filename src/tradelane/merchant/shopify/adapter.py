@@ -12,8 +12,10 @@
    variant, otherwise the order is *rejected* with the SKUs named (unknown, or carried by several variants).
 3. **Create**: ``POST orders.json`` (:func:`.mapping.order_payload`).
 
-Classification: 2xx → delivered (``external_ref`` = Shopify's order id); 429, 408, 5xx, timeouts and a
-full call-limit bucket → retry (``retry_after`` when known); any other 4xx (422 with Shopify's
+Classification: 2xx with the created order → delivered (``external_ref`` = Shopify's order id; a
+look-up that finds it → delivered with ``already_held``); a 2xx without it (an HTML page, a garbled or
+truncated body) → retry, the next attempt's look-up telling whether it was created; 429, 408, 425, 5xx,
+timeouts and a full call-limit bucket → retry (``retry_after`` when known); any other 4xx (422 with Shopify's
 ``errors``, 401 bad token, 402/423 shop unavailable...) → rejected with Shopify's answer kept. The access
 token never appears in the kept request.
 
@@ -22,7 +24,7 @@ Cancellations made on the marketplace are not supported by this adapter yet:
 
 It is also the shop's :class:`~tradelane.merchant.base.StockSource`: :meth:`ShopifyAdapter.read_stock`
 reads an inventory item's SKU and its levels at every location (``GET inventory_items/<id>``, ``GET
-inventory_levels?inventory_item_ids=<id>``), for the ``shopify.inventory`` job
+inventory_levels?inventory_item_ids=<id>`` page by page), for the ``shopify.inventory`` job
 (:mod:`tradelane.services.shopify_catalog`).
 """
 
@@ -35,6 +37,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tradelane.domain.errors import ValidationError
+from tradelane.http_edge import excerpt
 from tradelane.merchant.base import (
     Capability,
     DeliveryOutcome,
@@ -62,6 +65,8 @@ from tradelane.merchant.shopify.settings import ShopifyCredentials, ShopifySetti
 #: Shopify orders created this long before the marketplace order are not looked at (clock skew).
 LOOKBACK_SKEW = timedelta(hours=1)
 LOOKUP_FIELDS = "id,name,tags,note_attributes"
+#: Pages of inventory levels (250 each) read for one item: Shopify has far fewer locations per shop.
+LEVELS_MAX_PAGES = 40
 #: A shop receives orders and sends its catalog, stock and fulfilments by webhooks.
 SHOPIFY_CAPABILITIES = MerchantCapabilities.of(*Capability)
 
@@ -108,7 +113,7 @@ class ShopifyAdapter:
     def deliver_order(self, document: OmsOrder, *, idempotency_key: str, now: datetime) -> DeliveryOutcome:
         request = f"lookup of {order_tag(document.id)} in {self.settings.shop_domain}"
         try:
-            existing = self._find_existing(document)
+            existing = self._find_existing(document, now)
             if existing is not None:
                 return DeliveryOutcome(
                     OutcomeKind.DELIVERED,
@@ -117,12 +122,13 @@ class ShopifyAdapter:
                     f"found order {existing.get('id')}",
                     external_ref=str(existing["id"]) if existing.get("id") is not None else None,
                     response_body=existing,
+                    already_held=True,
                 )
-            variants = self._variant_ids(document)
+            variants = self._variant_ids(document, now)
             payload = order_payload(document, variants, inventory_behaviour=self.settings.inventory_behaviour)
             body = json.dumps(payload, ensure_ascii=False)
             request = f"POST {self._client.url('orders')}\nIdempotency-Key: {idempotency_key}\n\n{body}"
-            response = self._client.post("orders", payload)
+            response = self._client.post("orders", payload, now=now)
         except _Rejected as exc:
             return DeliveryOutcome(OutcomeKind.REJECTED, exc.reason, request, response_body=exc.detail)
         except ShopifyUnavailable as exc:
@@ -144,16 +150,29 @@ class ShopifyAdapter:
                 exc.status,
                 response_body=exc.body,
             )
+        kept = f"HTTP {response.status}\n{excerpt(response.text, MAX_KEPT_TEXT)}"
         created = response.body.get("order") if isinstance(response.body, Mapping) else None
         order_id = created.get("id") if isinstance(created, Mapping) else None
+        if order_id is None or isinstance(order_id, bool):
+            # Not an acknowledgement (an HTML page, a garbled or truncated body): the order may or may
+            # not exist; the next attempt's look-up finds it if it does, and creates it otherwise.
+            return DeliveryOutcome(
+                OutcomeKind.RETRY,
+                f"Shopify answered HTTP {response.status} without the created order; it is looked up "
+                "again before any new attempt to create it",
+                request,
+                kept,
+                response.status,
+                response_body=response.body,
+            )
         name = created.get("name") if isinstance(created, Mapping) else None
         return DeliveryOutcome(
             OutcomeKind.DELIVERED,
             f"created in Shopify as {name or order_id}",
             request,
-            f"HTTP {response.status}\n{response.text[:MAX_KEPT_TEXT]}",
+            kept,
             response.status,
-            external_ref=None if order_id is None else str(order_id),
+            external_ref=str(order_id),
             response_body=response.body,
         )
 
@@ -169,7 +188,7 @@ class ShopifyAdapter:
             f"cancellation of {order_tag(document.id)} in {self.settings.shop_domain} (not sent)",
         )
 
-    def _find_existing(self, document: OmsOrder) -> dict[str, Any] | None:
+    def _find_existing(self, document: OmsOrder, now: datetime) -> dict[str, Any] | None:
         since = (document.created_at - LOOKBACK_SKEW).astimezone(UTC)
         params = {
             "status": "any",
@@ -178,7 +197,8 @@ class ShopifyAdapter:
             "fields": LOOKUP_FIELDS,
         }
         max_pages = self.settings.lookup_max_pages
-        for pages, page in enumerate(self._client.pages("orders", "orders", params, max_pages=max_pages), 1):
+        found = self._client.pages("orders", "orders", params, max_pages=max_pages, now=now)
+        for pages, page in enumerate(found, 1):
             for order in page.items:
                 if is_order_of(order, document):
                     return order
@@ -191,7 +211,7 @@ class ShopifyAdapter:
                 )
         return None
 
-    def _variant_ids(self, document: OmsOrder) -> dict[str, int]:
+    def _variant_ids(self, document: OmsOrder, now: datetime) -> dict[str, int]:
         needed = {line.sku for line in document.lines}
         if not needed:
             raise _Rejected("the order has no lines to create in Shopify", {})
@@ -199,7 +219,11 @@ class ShopifyAdapter:
         pages = 0
         truncated = False
         for page in self._client.pages(
-            "products", "products", {"fields": "id,variants"}, max_pages=self.settings.catalog_max_pages
+            "products",
+            "products",
+            {"fields": "id,variants"},
+            max_pages=self.settings.catalog_max_pages,
+            now=now,
         ):
             pages += 1
             for sku, ids in variant_ids_by_sku(page.items).items():
@@ -232,21 +256,43 @@ class ShopifyAdapter:
         return {sku: ids[0] for sku, ids in found.items()}
 
     def read_stock(self, inventory_item_id: int) -> tuple[str | None, int] | None:
-        """The item's SKU and its available stock summed over every location; None when Shopify no
-        longer has the item (404)."""
+        """The item's SKU and its available stock summed over every location (the levels read page by
+        page, at most :data:`LEVELS_MAX_PAGES`); None when Shopify no longer has the item (404). A
+        garbled answer is :class:`ShopifyUnavailable` (retryable); more pages of levels than the bound
+        is :class:`ShopifyApiError`, since a partial sum would be a wrong stock."""
         try:
-            item = self._client.get(f"inventory_items/{inventory_item_id}").body
+            answer = self._client.get(f"inventory_items/{inventory_item_id}")
         except ShopifyApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        sku = item.get("inventory_item", {}).get("sku") if isinstance(item, Mapping) else None
-        levels = self._client.get("inventory_levels", {"inventory_item_ids": str(inventory_item_id)}).body
+        item = answer.body.get("inventory_item") if isinstance(answer.body, Mapping) else None
+        if not isinstance(item, Mapping):
+            raise ShopifyUnavailable(
+                f"Shopify answered GET inventory_items/{inventory_item_id} with HTTP {answer.status} but "
+                "without an 'inventory_item' object (a garbled answer)",
+                status=answer.status,
+                raw=f"HTTP {answer.status}\n{excerpt(answer.text, MAX_KEPT_TEXT)}",
+            )
+        sku = item.get("sku")
         total = 0
-        for level in levels.get("inventory_levels", []) if isinstance(levels, Mapping) else []:
-            available = level.get("available") if isinstance(level, Mapping) else None
-            if isinstance(available, int) and not isinstance(available, bool):
-                total += available
+        more = False
+        params = {"inventory_item_ids": str(inventory_item_id)}
+        for page in self._client.pages(
+            "inventory_levels", "inventory_levels", params, max_pages=LEVELS_MAX_PAGES
+        ):
+            for level in page.items:
+                available = level.get("available")
+                if isinstance(available, int) and not isinstance(available, bool):
+                    total += available
+            more = page.more
+        if more:
+            raise ShopifyApiError(
+                f"inventory item {inventory_item_id} has more than {LEVELS_MAX_PAGES} pages of inventory "
+                "levels; its stock is not read partially",
+                status=200,
+                body=None,
+            )
         return (str(sku).strip() or None) if sku else None, total
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ Contracts:
 * Classified on the shared HTTP edge (:mod:`tradelane.http_edge`): 2xx → :class:`ShopifyResponse`;
   429 → :class:`ShopifyUnavailable` with ``Retry-After`` (2 s when absent); 408, 425, 5xx, timeouts and
   connection failures → :class:`ShopifyUnavailable`; any other status → :class:`ShopifyApiError` with
-  Shopify's parsed ``errors``.
+  Shopify's parsed ``errors``. ``Retry-After`` dates count from the ``now`` a call is given.
 * Pagination follows the ``page_info`` cursor of the ``Link: <...>; rel="next"`` header, up to a bound.
 """
 
@@ -159,11 +159,13 @@ class ShopifyClient:
         """``resource`` like ``orders`` or ``inventory_items/12`` → its absolute ``.json`` URL."""
         return f"{self.api_url}/admin/api/{self.api_version}/{resource}.json"
 
-    def get(self, resource: str, params: Mapping[str, Any] | None = None) -> ShopifyResponse:
-        return self.request("GET", resource, params=params)
+    def get(
+        self, resource: str, params: Mapping[str, Any] | None = None, *, now: datetime | None = None
+    ) -> ShopifyResponse:
+        return self.request("GET", resource, params=params, now=now)
 
-    def post(self, resource: str, body: Mapping[str, Any]) -> ShopifyResponse:
-        return self.request("POST", resource, json_body=body)
+    def post(self, resource: str, body: Mapping[str, Any], *, now: datetime | None = None) -> ShopifyResponse:
+        return self.request("POST", resource, json_body=body, now=now)
 
     def request(
         self,
@@ -172,7 +174,10 @@ class ShopifyClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> ShopifyResponse:
+        """One call, classified. ``now`` (the caller's clock; the client's ``clock`` when None) is what
+        a ``Retry-After`` HTTP date is counted from."""
         url = self.url(resource)
         self._wait_for_room(f"{method} {resource}")
         headers = {
@@ -193,7 +198,7 @@ class ShopifyClient:
             raise ShopifyUnavailable(
                 f"Shopify unreachable on {method} {resource}: {failure.reason}", raw=failure.raw
             ) from None
-        return self._classify(method, resource, response)
+        return self._classify(method, resource, response, now or self._clock())
 
     def _wait_for_room(self, what: str) -> None:
         wait = self.call_limit.wait_before_call(self._monotonic())
@@ -205,7 +210,9 @@ class ShopifyClient:
             )
         self._sleep(wait)
 
-    def _classify(self, method: str, resource: str, response: httpx.Response) -> ShopifyResponse:
+    def _classify(
+        self, method: str, resource: str, response: httpx.Response, now: datetime
+    ) -> ShopifyResponse:
         status = response.status_code
         self.call_limit.observe(response.headers.get(CALL_LIMIT_HEADER), self._monotonic())
         text = response.text
@@ -216,7 +223,7 @@ class ShopifyClient:
             return ShopifyResponse(status, response.headers, body, text)
         detail = describe_errors(body) if body is not None else text[:300]
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
             retry_after = DEFAULT_THROTTLE_SECONDS if retry_after is None else retry_after
             self.call_limit.throttled(retry_after, self._monotonic())
             raise ShopifyUnavailable(
@@ -229,7 +236,7 @@ class ShopifyClient:
             raise ShopifyUnavailable(
                 f"Shopify answered HTTP {status} to {method} {resource}: {detail}",
                 status=status,
-                retry_after=parse_retry_after(response.headers.get("retry-after"), now=self._clock()),
+                retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
                 raw=kept,
             )
         raise ShopifyApiError(
@@ -239,22 +246,31 @@ class ShopifyClient:
             raw=kept,
         )
 
-    def pages(self, resource: str, key: str, params: Mapping[str, Any], *, max_pages: int) -> Iterator[Page]:
+    def pages(
+        self,
+        resource: str,
+        key: str,
+        params: Mapping[str, Any],
+        *,
+        max_pages: int,
+        now: datetime | None = None,
+    ) -> Iterator[Page]:
         """Each page of ``resource`` (the objects of its ``key`` list), at most ``max_pages`` of them;
-        the last page yielded says whether more were left unread.
+        the last page yielded says whether more were left unread. A page whose answer has no ``key``
+        list (a garbled body) is :class:`ShopifyUnavailable`: the read is worth retrying.
 
         With a ``page_info`` cursor Shopify accepts only ``limit`` and ``fields``, so the other filters
         are sent with the first page only."""
         query: dict[str, Any] = {"limit": PAGE_SIZE, **params}
         for _ in range(max_pages):
-            response = self.get(resource, query)
+            response = self.get(resource, query, now=now)
             items = response.body.get(key) if isinstance(response.body, Mapping) else None
             if not isinstance(items, list):
-                raise ShopifyApiError(
-                    f"Shopify answered GET {resource} without a {key!r} list",
+                raise ShopifyUnavailable(
+                    f"Shopify answered GET {resource} with HTTP {response.status} but without a {key!r} "
+                    "list (a garbled answer)",
                     status=response.status,
-                    body=response.body,
-                    raw=f"HTTP {response.status}\n{response.text[:MAX_KEPT_TEXT]}",
+                    raw=f"HTTP {response.status}\n{excerpt(response.text, MAX_KEPT_TEXT)}",
                 )
             cursor = response.next_page_info()
             yield Page([item for item in items if isinstance(item, dict)], more=cursor is not None)

@@ -15,7 +15,7 @@ with ``page_info`` and ``Link`` headers), ``GET products/{id}.json``, ``GET orde
 open/closed/cancelled/any, ``attribution_app_id``, ``created_at_min``, ``ids``, ``fields``, ``limit``,
 ``page_info``), ``GET orders/{id}.json``, ``POST orders.json`` (see :mod:`.orders`),
 ``GET inventory_items/{id}.json``, ``GET inventory_levels.json`` (``inventory_item_ids`` and/or
-``location_ids``), ``GET locations.json``.
+``location_ids``, ``limit``, ``page_info``), ``GET locations.json``.
 
 Control (``/_sandbox``, no token): ``POST faults`` ``{count, status, retry_after}``; ``POST products``
 ``{title, vendor?, variants: [{sku, price, quantity, title?, inventory_policy?}], emit?}``;
@@ -292,19 +292,22 @@ def get_inventory_item(request: Request, item_id: int) -> JSONResponse:
 
 @admin.get("/inventory_levels.json")
 def list_inventory_levels(request: Request) -> JSONResponse:
+    """Paged like Shopify's (``limit`` default 50, at most 250; ``page_info`` cursor in ``Link``)."""
     state = _state(request)
-    params = request.query_params
-    items = _ids(params.get("inventory_item_ids"))
-    locations = _ids(params.get("location_ids"))
-    if items is None and locations is None:
-        return _error(422, "inventory_item_ids, location_ids, or both are required")
-    with state.lock:
-        levels = [
-            level.as_json()
-            for (item, location), level in sorted(state.catalog.levels.items())
-            if (items is None or item in items) and (locations is None or location in locations)
-        ]
-    return JSONResponse({"inventory_levels": levels})
+
+    def select(filters: dict[str, str]) -> list[dict[str, Any]] | JSONResponse:
+        items = _ids(filters.get("inventory_item_ids"))
+        locations = _ids(filters.get("location_ids"))
+        if items is None and locations is None:
+            return _error(422, "inventory_item_ids, location_ids, or both are required")
+        with state.lock:
+            return [
+                level.as_json()
+                for (item, location), level in sorted(state.catalog.levels.items())
+                if (items is None or item in items) and (locations is None or location in locations)
+            ]
+
+    return _page(request, "inventory_levels", select)
 
 
 @admin.get("/locations.json")

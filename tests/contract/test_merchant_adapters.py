@@ -1,0 +1,34 @@
+"""Every order-receiving merchant adapter against its own sandbox, through the port only: the checks of
+:mod:`merchant_suite`, each run against every kind in :data:`merchant_suite.WORLDS`.
+
+No database is involved: the SQLite half of ``make test`` runs these, the PostgreSQL half need not."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+from merchant_suite import CHECKS, WORLDS, MerchantWorld
+
+from tradelane.merchant.capabilities import ADAPTERS
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TRADELANE_TEST_DB") == "postgres", reason="no database involved: runs in the SQLite half"
+)
+
+
+@pytest.fixture(params=sorted(WORLDS))
+def world(request: pytest.FixtureRequest) -> Iterator[MerchantWorld]:
+    with WORLDS[request.param]() as built:
+        yield built
+
+
+def test_every_order_receiving_kind_is_in_the_suite() -> None:
+    assert set(ADAPTERS) == set(WORLDS)
+
+
+@pytest.mark.parametrize("check", list(CHECKS.values()), ids=list(CHECKS))
+def test_merchant_adapter_contract(world: MerchantWorld, check: Callable[[MerchantWorld], None]) -> None:
+    check(world)
+    assert world.proxy.pending() == [], "a queued fault was never hit: the check did not test it"
