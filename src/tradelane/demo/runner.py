@@ -1,10 +1,13 @@
 """The demo: everything in one process, on an embedded SQLite store under ``data_dir``.
 
-Started pieces (each on 127.0.0.1): the Mirakl sandbox with two marketplace shops, the HTTP OMS
-sandbox, tradelane's API + dashboard, and one worker. The demo creates a tenant, imports a sample
-catalog, connects the channels and the OMS, runs the initial offer sync, then keeps simulating
+Started pieces (each on 127.0.0.1): the Mirakl sandbox with two marketplace shops, the Amazon SP-API
+sandbox with one seller in Amazon.de, the HTTP OMS sandbox, tradelane's API + dashboard, and one
+worker. The demo creates a tenant, imports a sample catalog, connects the channels (every connector of
+the registry: two Mirakl shops, one Amazon channel) and the OMS, runs the initial offer sync (Amazon's
+catalog knows the sample catalog's GTINs, so the offers land on its ASINs), then keeps simulating
 customers ordering on the marketplaces (some with unknown SKUs, some with messages, some cancelled by
-the merchant) and the OMS shipping what it received. Ctrl-C (or ``--minutes``) stops it cleanly.
+the merchant; Amazon orders are Pending until their payment is authorised a few seconds later) and the
+OMS shipping what it received. Ctrl-C (or ``--minutes``) stops it cleanly.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tradelane.bootstrap import Container, build
 from tradelane.config import Settings
+from tradelane.connectors.amazon import connector as amazon
+from tradelane.connectors.amazon.sandbox import AmazonSandboxServer, AmazonSandboxState, SandboxSettings
+from tradelane.connectors.amazon.sandbox.models import Catalog, CatalogItem, FulfillmentStatus, SellerAccount
 from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.sandbox import Product as SandboxProduct
 from tradelane.connectors.mirakl.sandbox import SandboxConfig, SandboxServer, SandboxState, Shop
@@ -33,6 +39,7 @@ from tradelane.domain.channels import Flow
 from tradelane.merchant.sandbox import CallbackConfig, OmsSandboxServer, OmsSandboxState
 from tradelane.merchant.sandbox.callback import send_update
 from tradelane.persistence import migrate
+from tradelane.persistence.tables import channels as channel_table
 from tradelane.persistence.tables import offer_bindings, order_history, orders
 from tradelane.services.catalog_import import import_catalog
 from tradelane.services.merchant_systems import add_http_system
@@ -47,6 +54,11 @@ SHOPS = [(2001, "Marketplace FR", "EUR"), (2002, "Marketplace UK", "GBP")]
 LEGACY_OFFERS = ["LEGACY-001", "LEGACY-002"]
 #: The demo polls fast; the sandboxes allow it (real operators publish slower budgets).
 DEMO_LIMITS = {op: [30, 60] for op in ("OR11", "OF24", "OF01", "OF02", "OF03", "M01", "RT11")}
+#: The Amazon channel: one seller of the sandbox's EU account in Amazon.de (EUR, like the catalog).
+AMAZON_CHANNEL = "amazon-de"
+AMAZON_MARKETPLACE = "A1PA6795UKMFR9"
+#: Seconds an Amazon order stays Pending before the buyer's payment is authorised.
+AMAZON_PAYMENT_DELAY = 5.0
 
 
 @dataclass
@@ -84,16 +96,22 @@ class Demo:
         self._import(app, tenant.id, write_csv(rows, opts.data_dir / "catalog.csv"))
 
         mirakl = self._mirakl_sandbox(rows)
+        amazon_state = self._amazon_sandbox(rows)
         oms_secret = secrets.token_urlsafe(24)
         oms = OmsSandboxState(
             oms_secret,
             callback=CallbackConfig(f"http://{opts.host}:{opts.port}", api_token=token, merchant_name="oms"),
         )
         stop = threading.Event()
-        with SandboxServer(mirakl) as mirakl_server, OmsSandboxServer(oms) as oms_server:
+        with (
+            SandboxServer(mirakl) as mirakl_server,
+            AmazonSandboxServer(amazon_state) as amazon_server,
+            OmsSandboxServer(oms) as oms_server,
+        ):
             channels = self._connect(
                 app, tenant.id, mirakl, mirakl_server.url, oms_server.orders_url, oms_secret
             )
+            channels.append(self._connect_amazon(app, tenant.id, amazon_state, amazon_server.url))
             worker = Worker(
                 app.engine,
                 app.registry,
@@ -112,7 +130,7 @@ class Demo:
                 t.start()
             self._banner(token)
             try:
-                self._simulate(app, tenant.id, channels, mirakl, oms, rng, stop)
+                self._simulate(app, tenant.id, channels, mirakl, amazon_state, oms, rng, stop)
             except KeyboardInterrupt:
                 self.console.print("\nstopping…")
             finally:
@@ -120,7 +138,7 @@ class Demo:
                 server.should_exit = True
                 for t in threads:
                     t.join(timeout=15)
-            summary = self._summary(app, mirakl)
+            summary = self._summary(app, mirakl, amazon_state)
         app.close()
         return summary
 
@@ -180,6 +198,59 @@ class Demo:
             for sku in LEGACY_OFFERS:
                 state.add_offer(shop_id, sku, f"OP-{sku}", Decimal("19.90"), 500)
         return state
+
+    def _amazon_sandbox(self, rows: list[dict[str, str]]) -> AmazonSandboxState:
+        """The Amazon sandbox, its catalog made of the sample catalog's GTINs (one ASIN each) and the
+        legacy listings, which the seller has listed already (orders of them are quarantined)."""
+        state = AmazonSandboxState(
+            self.options.seed,
+            rate_limits="generous",
+            region="eu",
+            products=0,
+            settings=SandboxSettings(feed_queue_seconds=1.0, feed_processing_seconds=1.0),
+            follow_wall_time=True,
+        )
+        items = [
+            CatalogItem(f"B0DEMO{i:04d}", r["title"], "PRODUCT", r["gtin"], (AMAZON_MARKETPLACE,))
+            for i, r in enumerate(rows, start=1)
+        ]
+        legacy = [
+            CatalogItem(
+                f"B0LEGACY{i:02d}", f"Old listing {sku}", "PRODUCT", ean13(900_000 + i), (AMAZON_MARKETPLACE,)
+            )
+            for i, sku in enumerate(LEGACY_OFFERS)
+        ]
+        state.catalog = Catalog(items + legacy)
+        seller = _amazon_seller(state)
+        for item, sku in zip(legacy, LEGACY_OFFERS, strict=True):
+            state.add_offer(seller.seller_id, sku, item.asin, Decimal("19.90"), 500)
+        return state
+
+    def _connect_amazon(self, app: Container, tenant_id: int, state: AmazonSandboxState, url: str) -> Any:
+        seller = _amazon_seller(state)
+        with app.engine.begin() as conn:
+            channel = amazon.add_channel(
+                conn,
+                tenant_id=tenant_id,
+                name=AMAZON_CHANNEL,
+                seller_id=seller.seller_id,
+                marketplace_id=AMAZON_MARKETPLACE,
+                client_id=state.application.client_id,
+                client_secret=state.application.client_secret,
+                refresh_token=seller.refresh_token,
+                keyring=app.keyring,
+                now=app.now(),
+                region="eu",
+                endpoint=url,
+                token_endpoint=url,
+                options={
+                    "feed_poll_seconds": 2,
+                    "max_patch_seconds": 10,
+                    "carrier_map": {"ups": "UPS", "dhl": "DHL"},
+                },
+            )
+        self.console.print(f"connected the Amazon channel {channel.name} (seller {seller.seller_id})")
+        return channel
 
     def _connect(
         self, app: Container, tenant_id: int, mirakl: SandboxState, url: str, oms_url: str, oms_secret: str
@@ -281,6 +352,7 @@ class Demo:
         tenant_id: int,
         channels: list[Any],
         mirakl: SandboxState,
+        amazon_state: AmazonSandboxState,
         oms: OmsSandboxState,
         rng: random.Random,
         stop: threading.Event,
@@ -289,12 +361,21 @@ class Demo:
         end = time.monotonic() + opts.minutes * 60 if opts.minutes else None
         next_order = next_poll = time.monotonic()
         handled: set[str] = set()
+        unpaid: list[tuple[float, str]] = []  # (when its payment is authorised, Amazon order id)
         placed = 0
         while end is None or time.monotonic() < end:
             tick = time.monotonic()
             if tick >= next_order:
-                placed += self._place_order(mirakl, rng, placed)
+                if placed % 3 == 2:
+                    order_id = self._place_amazon_order(amazon_state, rng, placed)
+                    if order_id is not None:
+                        unpaid.append((tick + AMAZON_PAYMENT_DELAY, order_id))
+                        placed += 1
+                else:
+                    placed += self._place_order(mirakl, rng, placed)
                 next_order = tick + opts.order_every
+            while unpaid and unpaid[0][0] <= tick:
+                amazon_state.pay(unpaid.pop(0)[1])
             if tick >= next_poll:
                 with app.engine.begin() as conn:
                     for ch in channels:
@@ -341,6 +422,23 @@ class Demo:
             return 0
         return 1
 
+    def _place_amazon_order(self, state: AmazonSandboxState, rng: random.Random, placed: int) -> str | None:
+        """A buyer orders 1-2 listed offers on Amazon (now and then with a legacy listing the catalog
+        does not know); the order is Pending until paid. None when nothing is listed yet."""
+        seller = _amazon_seller(state)
+        with state.lock:
+            listed = sorted(sku for (sid, sku) in state.listings if sid == seller.seller_id)
+        known = [sku for sku in listed if sku not in LEGACY_OFFERS]
+        if not known:
+            return None
+        lines = [(sku, rng.randint(1, 2)) for sku in rng.sample(known, k=min(len(known), rng.randint(1, 2)))]
+        if placed % 5 == 0:
+            lines.append((rng.choice(LEGACY_OFFERS), 1))
+        try:
+            return state.create_order(seller.seller_id, lines, buyer_name=rng.choice(BUYERS)).order_id
+        except ValueError:
+            return None
+
     def _oms_work(self, oms: OmsSandboxState, rng: random.Random, handled: set[str]) -> None:
         for received in oms.orders():
             if received.oms_id in handled:
@@ -351,7 +449,8 @@ class Demo:
             handled.add(received.oms_id)
             lines = received.document.get("lines") or []
             try:
-                if rng.random() < 0.1:
+                # Amazon has no seller cancellation (its capabilities say so): those orders ship.
+                if rng.random() < 0.1 and not received.ref.startswith(f"{AMAZON_CHANNEL}:"):
                     response = send_update(
                         oms, received, "cancellation", {"reason": "out of stock"}, via="api"
                     )
@@ -375,7 +474,9 @@ class Demo:
                 self.console.print(f"[yellow]OMS callback failed: {exc}[/]")
 
     # --- result -------------------------------------------------------------------------------------
-    def _summary(self, app: Container, mirakl: SandboxState) -> dict[str, Any]:
+    def _summary(
+        self, app: Container, mirakl: SandboxState, amazon_state: AmazonSandboxState
+    ) -> dict[str, Any]:
         with app.engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar_one()
             accepted = conn.execute(
@@ -393,8 +494,24 @@ class Demo:
                 .select_from(order_history)
                 .where(order_history.c.state == "SHIPMENT_SENT")
             ).scalar_one()
-        placed = len(mirakl.orders)
+            amazon_channel = conn.execute(
+                sa.select(channel_table.c.id).where(channel_table.c.name == AMAZON_CHANNEL)
+            ).scalar_one()
+            amazon_seen = conn.execute(
+                sa.select(sa.func.count()).select_from(orders).where(orders.c.channel_id == amazon_channel)
+            ).scalar_one()
+            amazon_published = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(offer_bindings)
+                .where(offer_bindings.c.channel_id == amazon_channel, offer_bindings.c.status == "published")
+            ).scalar_one()
+        seller = _amazon_seller(amazon_state)
+        with amazon_state.lock:
+            amazon_orders = list(amazon_state.orders.values())
+            amazon_listed = sum(1 for (sid, _sku) in amazon_state.listings if sid == seller.seller_id)
+        placed = len(mirakl.orders) + len(amazon_orders)
         shipped_on_marketplace = sum(1 for o in mirakl.orders.values() if o.state.value == "SHIPPED")
+        amazon_shipped = sum(1 for o in amazon_orders if o.status is FulfillmentStatus.SHIPPED)
         summary = {
             "orders_placed_on_marketplaces": placed,
             "orders_seen": total,
@@ -402,12 +519,26 @@ class Demo:
             "orders_imported": statuses.get("delivered", 0),
             "orders_quarantined": statuses.get("quarantined", 0),
             "shipments_sent": shipments_sent,
-            "orders_shipped_on_marketplace": shipped_on_marketplace,
+            "orders_shipped_on_marketplace": shipped_on_marketplace + amazon_shipped,
+            "amazon_offers_published": amazon_published,
+            "amazon_listings": amazon_listed,
+            "amazon_orders_placed": len(amazon_orders),
+            "amazon_orders_paid": sum(1 for o in amazon_orders if o.status is not FulfillmentStatus.PENDING),
+            "amazon_orders_seen": amazon_seen,
+            "amazon_orders_shipped_on_marketplace": amazon_shipped,
         }
         self.console.rule("demo summary")
         for key, value in summary.items():
-            self.console.print(f"{key.replace('_', ' '):32} {value}")
+            self.console.print(f"{key.replace('_', ' '):38} {value}")
         return summary
+
+
+BUYERS = ["Jane Doe", "Max Mustermann", "Erika Musterfrau", "Lena Weber"]
+
+
+def _amazon_seller(state: AmazonSandboxState) -> SellerAccount:
+    """The sandbox's EU seller (it sells in Amazon.de)."""
+    return next(a for a in state.accounts.values() if AMAZON_MARKETPLACE in a.marketplace_ids)
 
 
 def _progress(console: Console) -> Progress:
