@@ -151,7 +151,16 @@ def test_a_looping_next_token_is_a_bad_response() -> None:
     fake = FakeAmazon().on("GET", ORDERS, page([order("A")], "t1"), page([order("B")], "t2"))
     with pytest.raises(AmazonBadResponse, match="paging loops"):
         fake.connector().fetch_orders(None, now=Clock()())
-    assert len(fake.calls("GET", ORDERS)) == 3
+    assert len(fake.calls("GET", ORDERS)) == 4  # t2 followed twice (a page served again), then refused
+
+
+def test_a_page_served_again_is_read_through_once() -> None:
+    fake = FakeAmazon().on(
+        "GET", ORDERS, page([order("A")], "t1"), page([order("A")], "t1"), page([order("B")])
+    )
+    changes = fake.connector().fetch_orders(None, now=Clock()())
+    assert sorted(o.marketplace_order_id for o in changes.orders) == ["A", "B"]
+    assert changes.fetched == 3 and len(fake.calls("GET", ORDERS)) == 3
 
 
 def test_unreadable_cursor_is_permanent() -> None:

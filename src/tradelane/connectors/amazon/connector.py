@@ -130,6 +130,10 @@ FEED_PREFIX = "feed:"
 PATCH_PREFIX = "patch:"
 #: The SKU getListingsItem is asked for by :meth:`AmazonConnector.check` (expected not to exist).
 CHECK_SKU = "tradelane-channel-check"
+#: How often one searchOrders ``nextToken`` may be followed in one read: a page served twice (the
+#: second time with the token leading back to the page asked for) is read through, its orders counted
+#: once; a token coming back again means the paging loops.
+MAX_TOKEN_FOLLOWS = 2
 
 
 class AmazonConnector:
@@ -199,7 +203,9 @@ class AmazonConnector:
         ``lastUpdatedBefore`` bound of the last complete read, else the latest ``lastUpdatedTime``
         seen), ``token``/``until`` a read interrupted by the budget (the next call resumes at that
         page). Pending orders are counted in ``withheld``; searchOrders entries without a delivery
-        address are completed with getOrder."""
+        address are completed with getOrder. A page served again is read through (each order kept
+        once, at its latest update); a ``nextToken`` followed more than :data:`MAX_TOKEN_FOLLOWS`
+        times is a retryable :class:`AmazonBadResponse` (the paging loops)."""
         state = _read_cursor(cursor)
         overlap = timedelta(seconds=self.settings.order_overlap_seconds)
         if state is None:
@@ -210,7 +216,7 @@ class AmazonConnector:
             query_after = watermark - overlap
         found: dict[str, MarketplaceOrder] = {}
         fetched = withheld = pages = 0
-        followed: set[str] = set()
+        followed: dict[str, int] = {}
         latest: datetime | None = bound
         while True:
             try:
@@ -259,12 +265,13 @@ class AmazonConnector:
             token = pagination.get("nextToken") if isinstance(pagination, dict) else None
             if not token:
                 break
-            if token in followed:
+            followed[token] = followed.get(token, 0) + 1
+            if followed[token] > MAX_TOKEN_FOLLOWS:
                 raise AmazonBadResponse(
-                    f"searchOrders answered a nextToken already followed (page {pages}): paging loops",
+                    f"searchOrders answered the same nextToken {followed[token]} times (page {pages}): "
+                    "paging loops",
                     op="searchOrders",
                 )
-            followed.add(token)
         new_watermark = max(watermark, latest) if latest is not None else watermark
         return OrderChanges(
             orders=list(found.values()),
