@@ -458,15 +458,18 @@ def _write_batch(
     insert_row, update_row = statements.insert_row, statements.update_row
     changed: list[tuple[int, CatalogRow]] = []
     get_stored = stored.get
-    for row in accepted:
-        current = get_stored(row[0])
-        if current is None:
-            inserts.append(insert_row(row))
-        elif current[3] == row[11]:
-            result.unchanged += 1
-        else:
-            updates.append(update_row(row, current[0]))
-            changed.append((current[0], row))
+    if not stored:
+        inserts = [insert_row(row) for row in accepted]  # all new: a first import
+    else:
+        for row in accepted:
+            current = get_stored(row[0])
+            if current is None:
+                inserts.append(insert_row(row))
+            elif current[3] == row[11]:
+                result.unchanged += 1
+            else:
+                updates.append(update_row(row, current[0]))
+                changed.append((current[0], row))
     if changed:
         before = _offer_fields(conn, [product_id for product_id, _ in changed])
         for product_id, row in changed:
@@ -586,6 +589,13 @@ class _ProductStatements:
             attributes,
             digest,
         ) = row
+        # The two document caches read inline (the hot path of a first import).
+        labels_doc = self._labels.get(labels)
+        if labels_doc is None:
+            labels_doc = self._labels_doc(labels)
+        attributes_doc = self._attributes.get(tuple(attributes.items()))
+        if attributes_doc is None:
+            attributes_doc = self._attributes_doc(attributes)
         return (
             self._tenant,
             sku,
@@ -597,8 +607,8 @@ class _ProductStatements:
             None if price is None else self._price(price),
             currency,
             quantity,
-            self._labels_doc(labels),
-            self._attributes_doc(attributes),
+            labels_doc,
+            attributes_doc,
             digest,
             self._now,
             self._now,
