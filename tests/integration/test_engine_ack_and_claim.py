@@ -16,6 +16,7 @@ from tradelane.persistence.tables import job_attempts, jobs
 from tradelane.sync import jobs as jobstore
 from tradelane.sync.registry import JobRegistry
 from tradelane.sync.worker import Worker, WorkerConfig
+from tradelane.timeutil import utcnow
 
 KIND = "test.fast"
 
@@ -143,3 +144,29 @@ def test_claims_grow_while_full_batches_of_fast_jobs_keep_coming_and_shrink_back
     assert [worker.run_once(defer_acks=True) for _ in range(3)] == [2, 2, 2]
     worker.run_once()
     assert worker.stats.succeeded == 30 and worker.stats.lost == 0
+
+
+@pytest.mark.pg_only
+def test_acks_and_claims_commit_asynchronously_but_handlers_transactions_do_not(engine, now):
+    """The loop's ack+claim connection runs with ``synchronous_commit = off`` (see ``Worker._loop``:
+    safe because WAL is written in order, so a handler's synchronous commit flushes the claim and the
+    acks before it); a handler's own transaction keeps the server's setting, and the pooled connection
+    gets it back when the loop ends."""
+    tenant, _ = make_tenant(engine, "acme", now)
+    _enqueue(engine, tenant.id, now)
+    seen: dict[str, str] = {}
+    registry = JobRegistry()
+    worker = Worker(engine, registry, utcnow, WorkerConfig(schedule=False), name="w")
+
+    def handler(ctx: Any) -> None:
+        with ctx.transaction() as conn:
+            seen["handler"] = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+        with worker._autocommit.begin():
+            seen["claims"] = worker._autocommit.exec_driver_sql("SHOW synchronous_commit").scalar()
+
+    registry.register(KIND, handler)
+    assert worker.run(burst=True).succeeded == 1
+    assert seen == {"handler": "on", "claims": "off"}
+    for _ in range(3):  # every pooled connection is back to the server's setting
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"

@@ -232,6 +232,17 @@ class Worker:
                 self._autocommit = stack.enter_context(self.engine.connect()).execution_options(
                     isolation_level="AUTOCOMMIT"
                 )
+                # Acks and claims commit without waiting for the WAL flush. Safe: PostgreSQL writes
+                # its WAL in order, so any later synchronous commit (a handler's own transaction, the
+                # fenced ``ctx.transaction()`` that checks this very lease) flushes the claim and the
+                # acks before it. A server crash can only lose the last few of them: a lost ack means
+                # the job runs again (at-least-once, as after a worker crash; exactly-once handlers
+                # complete in their own synchronous transaction), a lost claim means it never
+                # happened (the handler's fenced transaction, which would have flushed it, cannot
+                # have committed). Reset before the connection goes back to the pool.
+                with self._autocommit.begin():
+                    self._autocommit.exec_driver_sql("SET synchronous_commit = off")
+                stack.callback(self._reset_autocommit, self._autocommit)
             try:
                 while not self._stop.is_set():
                     self._budget = (
@@ -251,6 +262,16 @@ class Worker:
             finally:
                 self._conn = None
                 self._autocommit = None
+
+    @staticmethod
+    def _reset_autocommit(conn: Any) -> None:
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            with conn.begin():
+                conn.exec_driver_sql("RESET synchronous_commit")
+        except Exception:  # a broken connection is discarded by the pool anyway
+            conn.invalidate()
 
     def _abandon_batch(self) -> None:
         """After a loop failure, on a fresh connection and in one transaction (best effort, fenced):
