@@ -19,17 +19,21 @@ def main() -> None:
     parser.add_argument(
         "--only",
         action="append",
-        help="catalog_import | sync_engine | mirakl_offers | order_intake | webhooks (repeatable)",
+        help=(
+            "catalog_import | sync_engine | mirakl_offers | amazon_offers | order_intake | webhooks "
+            "(repeatable)"
+        ),
     )
     parser.add_argument("--rows", type=int, default=200_000, help="catalog import rows")
     parser.add_argument("--jobs", type=int, default=20_000, help="sync engine jobs")
-    parser.add_argument("--products", type=int, default=100_000, help="Mirakl offers products")
+    parser.add_argument("--products", type=int, default=100_000, help="Mirakl and Amazon offers products")
     parser.add_argument("--orders", type=int, default=5_000, help="order intake orders")
     parser.add_argument("--webhook-seconds", type=float, default=10.0, help="each open-loop webhook run")
     parser.add_argument("--pg-url", default=None)
     args = parser.parse_args()
     selected = set(
-        args.only or ["catalog_import", "sync_engine", "mirakl_offers", "order_intake", "webhooks"]
+        args.only
+        or ["catalog_import", "sync_engine", "mirakl_offers", "amazon_offers", "order_intake", "webhooks"]
     )
     results: dict[str, object] = {}
     if "catalog_import" in selected:
@@ -46,6 +50,10 @@ def main() -> None:
         import bench_mirakl_offers
 
         results["mirakl_offers"] = bench_mirakl_offers.run(args.products, None)
+    if "amazon_offers" in selected:
+        import bench_amazon_offers
+
+        results["amazon_offers"] = bench_amazon_offers.run(args.products, None)
     if "order_intake" in selected:
         import bench_order_intake
 
