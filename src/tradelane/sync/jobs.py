@@ -464,7 +464,8 @@ _NOT_ACKED = "id <> ALL(CAST(:b_ack_ids AS BIGINT[]))"
 # * ``chosen``: candidates ranked within their tenant, the first ``b_limit`` by (priority, rank,
 #   run_at, id) with their position (RETURNING does not keep an order);
 # * ``lost``: the history rows of lost attempts of jobs taken over (values read before the update);
-# * ``claimed``: the claim's write.
+# * ``claimed``: the claim's write; the rows come back in claim order, the acknowledged ids in the
+#   first row only (an array of hundreds of ids repeated on every row cost more than the claim).
 #
 # All of its parts see one snapshot; the acknowledged ids are excluded from the pick, so no row is
 # written twice by the statement.
@@ -536,7 +537,7 @@ claimed AS (
   RETURNING jobs.id, jobs.tenant_id, jobs.channel_id, jobs.flow, jobs.kind, jobs.payload, jobs.attempts,
     jobs.max_attempts, jobs.dedupe_key, jobs.replayed_attempts
 )
-SELECT (SELECT array_agg(acked.id) FROM acked) AS acked_ids,
+SELECT CASE WHEN coalesce(chosen.pos, 1) = 1 THEN (SELECT array_agg(acked.id) FROM acked) END AS acked_ids,
   claimed.id, claimed.tenant_id, claimed.channel_id, claimed.flow, claimed.kind, claimed.payload,
   claimed.attempts, claimed.max_attempts, claimed.dedupe_key, claimed.replayed_attempts
 FROM (SELECT 1) AS one LEFT JOIN (claimed JOIN chosen USING (id)) ON true
