@@ -110,7 +110,9 @@ def partner_message(body: Any, text: str) -> str | None:
         title = _TITLE.search(text)
         said = title.group(1) if title else _TAGS.sub(" ", text)
     if isinstance(said, dict):
-        said = "; ".join(f"{k}: {v}" for k, v in said.items())
+        said = "; ".join(
+            f"{k}: {', '.join(str(m) for m in v) if isinstance(v, list) else v}" for k, v in said.items()
+        )
     elif isinstance(said, list):
         said = "; ".join(str(item) for item in said)
     if said is None:
