@@ -36,6 +36,7 @@ import httpx
 
 from tradelane.domain.errors import PermanentError, RetryableError
 from tradelane.merchant.base import (
+    AdapterFactory,
     Capability,
     DeliveryOutcome,
     MerchantAdapter,
@@ -228,6 +229,8 @@ class MerchantWorld(Protocol):
     notifies_cancellations: bool
     #: The requests each declared capability (or ``"cancellations"``) may make: (method, path part).
     routes: dict[str, list[tuple[str, str]]]
+    #: None: the kind's factory in ``ADAPTERS``. Set only to show that the suite fails a bad adapter.
+    factory: AdapterFactory | None
 
     def system(self) -> MerchantSystem: ...
 
@@ -261,8 +264,10 @@ class MerchantWorld(Protocol):
 
 
 def adapter_of(world: MerchantWorld) -> MerchantAdapter:
-    """The world's adapter, built by the factory the composition root hands to the delivery service."""
-    return ADAPTERS[world.kind](world.system(), world.credentials())
+    """The world's adapter, built by the factory the composition root hands to the delivery service
+    (or by the world's own ``factory``, which only the suite's tests of itself set)."""
+    factory = world.factory or ADAPTERS[world.kind]
+    return factory(world.system(), world.credentials())
 
 
 def declared(world: MerchantWorld) -> MerchantCapabilities:
@@ -343,6 +348,7 @@ class HttpOmsWorld:
     kind: str = HTTP_KIND
     write: Fault = field(default_factory=lambda: Fault("POST", "/orders"))
     notifies_cancellations: bool = True
+    factory: AdapterFactory | None = None
     routes: dict[str, list[tuple[str, str]]] = field(
         default_factory=lambda: {
             Capability.RECEIVE_ORDERS: [("POST", "/orders")],
@@ -388,6 +394,7 @@ class ShopifyWorld:
     kind: str = SHOPIFY_KIND
     write: Fault = field(default_factory=lambda: Fault("POST", "/orders.json"))
     notifies_cancellations: bool = False
+    factory: AdapterFactory | None = None
     routes: dict[str, list[tuple[str, str]]] = field(
         default_factory=lambda: {
             Capability.RECEIVE_ORDERS: [
