@@ -129,6 +129,8 @@ async def _sp_api(request: Request) -> Response:
         with state.lock:
             fault = state.faults.take(op.op_id)
         if fault is not None and fault.kind is FaultKind.THROTTLE:
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
             raise SpApiError(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
         if fault is not None and fault.kind is FaultKind.SERVER_ERROR:
             raise SpApiError(

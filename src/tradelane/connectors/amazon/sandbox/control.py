@@ -178,6 +178,7 @@ async def add_fault(state: AmazonSandboxState, request: Request, body: dict[str,
         count=int(body.get("count", 1)),
         status=body.get("status"),
         delay=body.get("delay"),
+        retry_after=body.get("retry_after"),
     )
     return {"kind": fault.kind.value, "pending": state.faults.pending()}
 

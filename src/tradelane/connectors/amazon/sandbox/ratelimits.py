@@ -84,7 +84,9 @@ class TokenBuckets:
 
 class FaultKind(StrEnum):
     THROTTLE = "throttle"
-    """429 ``QuotaExceeded`` with ``x-amzn-RateLimit-Limit``, whatever the bucket says."""
+    """429 ``QuotaExceeded`` with ``x-amzn-RateLimit-Limit``, whatever the bucket says; with
+    ``retry_after`` also a ``Retry-After`` header (Amazon documents none, but a gateway in between may
+    send one: a client must honour it)."""
     SERVER_ERROR = "server_error"
     """A 5xx (``status``, default 500) with an ``InternalFailure`` error list."""
     TIMEOUT = "timeout"
@@ -106,6 +108,7 @@ class Fault:
     kind: FaultKind
     status: int = 500
     delay: float = 5.0
+    retry_after: int | None = None
 
 
 class FaultBook:
@@ -115,7 +118,14 @@ class FaultBook:
         self._pending: dict[str, deque[Fault]] = {}
 
     def inject(
-        self, op_id: str, kind: str, *, count: int = 1, status: int | None = None, delay: float | None = None
+        self,
+        op_id: str,
+        kind: str,
+        *,
+        count: int = 1,
+        status: int | None = None,
+        delay: float | None = None,
+        retry_after: int | None = None,
     ) -> Fault:
         fault_kind = FaultKind(kind)
         if count < 1:
@@ -126,7 +136,9 @@ class FaultBook:
             raise ValueError(f"timeout delay must be in (0, {MAX_DELAY}] seconds")
         if fault_kind is FaultKind.DUPLICATE_PAGE and op_id != "searchOrders":
             raise ValueError("duplicate_page applies to searchOrders only")
-        fault = Fault(fault_kind, status=status or 500, delay=delay or 5.0)
+        if retry_after is not None and (fault_kind is not FaultKind.THROTTLE or retry_after < 0):
+            raise ValueError("retry_after applies to throttle faults only and must not be negative")
+        fault = Fault(fault_kind, status=status or 500, delay=delay or 5.0, retry_after=retry_after)
         self._pending.setdefault(op_id, deque()).extend([fault] * count)
         return fault
 

@@ -1,0 +1,265 @@
+"""The connector contract suite (see ``connector_suite.py``): every registered marketplace connector,
+against its own sandbox, through the hub's services, jobs and worker on a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from connector_suite import (
+    WORLDS,
+    Harness,
+    MarketplaceWorld,
+    Shipped,
+    budget_overruns,
+    open_harness,
+    retry_after_violations,
+)
+from sqlalchemy.engine import Engine
+
+from tradelane.connectors.base import Operation
+from tradelane.connectors.registry import CONNECTORS, get_connector
+
+IDS = [w.connector for w in WORLDS]
+
+
+@pytest.fixture(params=WORLDS, ids=IDS)
+def hub(request: pytest.FixtureRequest, engine: Engine, now: datetime) -> Iterator[Harness]:
+    with open_harness(engine, now, request.param) as harness:
+        yield harness
+
+
+def test_every_registered_connector_has_a_world() -> None:
+    assert sorted(CONNECTORS) == sorted(IDS)
+
+
+@pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
+def test_capabilities_are_self_consistent(world_type: type[MarketplaceWorld]) -> None:
+    spec = get_connector(world_type.connector)
+    for caps in (spec.capabilities,):
+        assert Operation.FETCH_ORDERS in caps.operations  # a marketplace connector takes orders in
+        assert caps.budgets, "no rate budget declared"
+        for op, budget in caps.budgets.items():
+            assert budget.per_second > 0 and budget.burst >= 1, op
+        for operation, size in caps.max_batch.items():
+            assert size >= 1, operation
+        assert caps.acceptance_required == (Operation.ACCEPT in caps.operations)
+        assert (caps.acceptance_deadline is not None) == caps.acceptance_required
+        if (
+            Operation.SUBMIT_OFFERS_FULL in caps.operations
+            or Operation.SUBMIT_OFFERS_DELTA in caps.operations
+        ):
+            assert Operation.READ_IMPORT in caps.operations or not caps.asynchronous_offer_imports
+        if caps.partial_shipments or caps.tracking_required:
+            assert Operation.SHIP in caps.operations
+        if caps.line_level_cancellation:
+            assert Operation.CANCEL in caps.operations
+        for operation in set(Operation) - caps.operations:
+            assert caps.hints.get(operation.value), f"{operation.value} undeclared without a hint"
+
+
+def test_offers_full_and_delta_land_and_per_offer_errors_come_back(hub: Harness) -> None:
+    caps = hub.capabilities
+    if Operation.SUBMIT_OFFERS_FULL not in caps.operations:
+        hub.enqueue("offers.full", flow="offers")
+        hub.run()
+        pytest.skip(hub.assert_refused_without_call("offers.full", Operation.SUBMIT_OFFERS_FULL))
+    good = hub.world.products(4)
+    rejected = hub.world.rejected_product()
+    hub.add_products([*good, rejected])
+    hub.enqueue("offers.full", flow="offers")
+    hub.run(step=20)
+    statuses = hub.offer_statuses()
+    assert {statuses[p.sku][0] for p in good} == {"published"}, statuses
+    assert statuses[rejected.sku][0] == "error" and statuses[rejected.sku][1], statuses
+    [outcome] = [o for o in hub.log.outcomes if o.sku == rejected.sku]
+    assert not outcome.ok and outcome.errors
+    listed = hub.world.listed()
+    assert {p.sku for p in good} <= set(listed) and rejected.sku not in listed
+    assert listed[good[1].sku] == (good[1].price, good[1].quantity)
+
+    if Operation.SUBMIT_OFFERS_DELTA not in caps.operations:
+        hub.change(good[0].sku, price=Decimal("99.00"))
+        hub.enqueue("offers.delta", flow="offers")
+        hub.run()
+        pytest.skip(hub.assert_refused_without_call("offers.delta", Operation.SUBMIT_OFFERS_DELTA))
+    for price in ("20.00", "21.00", "22.50"):  # coalesced: one change goes out
+        hub.change(good[0].sku, price=Decimal(price))
+    hub.change(good[2].sku, quantity=0)
+    hub.enqueue("offers.delta", flow="offers")
+    hub.run(step=20)
+    listed = hub.world.listed()
+    assert listed[good[0].sku] == (Decimal("22.50"), good[0].quantity)
+    assert listed[good[2].sku] == (good[2].price, 0)
+    assert listed[good[1].sku] == (good[1].price, good[1].quantity)  # untouched
+    assert hub.offer_statuses()[good[0].sku][0] == "published"
+    assert len(hub.log.of(Operation.SUBMIT_OFFERS_DELTA)) == 1
+    assert len(hub.log.of(Operation.SUBMIT_OFFERS_FULL)) == 1
+
+
+def test_orders_arrive_once_through_overlapping_polls_and_a_duplicated_page(hub: Harness) -> None:
+    items = hub.stock(3)
+    first = [hub.world.place_order([(items[i % 3].sku, 1)]) for i in range(30)]
+    hub.enqueue("orders.poll")
+    hub.run()
+    assert hub.order_rows() == 30
+    hub.advance(5)
+    # More than one page on the next poll, whose overlapping window also covers the first orders.
+    second = [hub.world.place_order([(items[i % 3].sku, 2)]) for i in range(101)]
+    hub.world.duplicate_page()
+    hub.enqueue("orders.poll")
+    hub.run()
+    hub.advance(5)
+    hub.enqueue("orders.poll")  # overlaps the previous read again
+    hub.run()
+    assert [s for s in hub.world.requests() if s.fault == "duplicate_page"], "the fault was not served"
+    stored = hub.orders()
+    assert hub.order_rows() == len(stored) == 131
+    assert set(stored) == set(first) | set(second)
+    assert all(len(o["lines"]) == 1 for o in stored.values())
+    assert [j.state for j in hub.jobs("orders.poll")] == ["succeeded"] * 3
+    assert len(hub.log.of(Operation.FETCH_ORDERS)) == 3
+
+
+def test_acceptance_before_the_deadline_where_required(hub: Harness) -> None:
+    items = hub.stock(2)
+    [order_id] = hub.take_orders([(items[0].sku, 1), (items[1].sku, 2)])
+    stored = hub.orders()[order_id]
+    if not hub.capabilities.acceptance_required:
+        assert hub.log.of(Operation.ACCEPT) == [] and hub.jobs("orders.accept") == []
+        assert stored["accepted_at"] is None
+        return
+    accepted_at, deadline = hub.world.acceptance(order_id)
+    assert accepted_at is not None and deadline is not None and accepted_at <= deadline
+    assert stored["accepted_at"] is not None
+    assert stored["accepted_at"] <= stored["acceptance_deadline"]
+    assert len(hub.log.of(Operation.ACCEPT)) == 1
+    assert [j.state for j in hub.jobs("orders.accept")] == ["succeeded"]
+
+
+def _ship(hub: Harness, order: dict, **payload: object) -> None:
+    hub.enqueue("fulfillments.ship", {"order_id": order["id"], **payload}, flow="fulfillments")
+    hub.run(step=5, max_rounds=5)
+
+
+def _ship_requests(hub: Harness) -> int:
+    return len([s for s in hub.world.requests() if s.op in hub.world.ship_ops])
+
+
+def test_ship_with_and_without_tracking(hub: Harness) -> None:
+    items = hub.stock(2)
+    tracked, untracked = hub.take_orders([(items[0].sku, 1)], [(items[1].sku, 2)], ready=True)
+    stored = hub.orders()
+    if Operation.SHIP not in hub.capabilities.operations:
+        _ship(hub, stored[tracked], carrier="UPS", tracking_number="1Z999")
+        pytest.skip(hub.assert_refused_without_call("fulfillments.ship", Operation.SHIP))
+    _ship(hub, stored[tracked], carrier="UPS", tracking_number="1Z999AA10123456784")
+    [job] = hub.jobs("fulfillments.ship")
+    assert job.state == "succeeded", job.last_error
+    assert hub.world.shipped(tracked) == Shipped({items[0].sku: 1}, "1Z999AA10123456784")
+
+    before = _ship_requests(hub)
+    _ship(hub, stored[untracked])  # no carrier either: a known carrier may require tracking
+    job = hub.jobs("fulfillments.ship")[-1]
+    if hub.capabilities.tracking_required:
+        assert job.state == "dead" and "tracking" in (job.last_error or "").lower(), job.last_error
+        assert _ship_requests(hub) == before  # refused before any call
+        assert hub.world.shipped(untracked) is None
+    else:
+        assert job.state == "succeeded", job.last_error
+        shipped = hub.world.shipped(untracked)
+        assert shipped is not None and shipped.quantities == {items[1].sku: 2} and not shipped.tracking
+
+
+def test_partial_shipment_only_where_declared(hub: Harness) -> None:
+    items = hub.stock(2)
+    [order_id] = hub.take_orders([(items[0].sku, 2), (items[1].sku, 1)], ready=True)
+    order = hub.orders()[order_id]
+    before = _ship_requests(hub)
+    _ship(hub, order, carrier="UPS", tracking_number="PART1", lines=[{"sku": items[0].sku, "quantity": 1}])
+    [job] = hub.jobs("fulfillments.ship")
+    if not hub.capabilities.partial_shipments:
+        assert job.state == "dead" and "partial" in (job.last_error or ""), job.last_error
+        assert _ship_requests(hub) == before
+        return
+    assert job.state == "succeeded", job.last_error
+    shipped = hub.world.shipped(order_id)
+    assert shipped is not None and shipped.quantities == {items[0].sku: 1}
+
+
+def test_cancel_where_declared(hub: Harness) -> None:
+    items = hub.stock(1)
+    [order_id] = hub.take_orders([(items[0].sku, 1)], ready=True)
+    hub.enqueue("fulfillments.cancel", {"order_id": hub.orders()[order_id]["id"]}, flow="fulfillments")
+    hub.run()
+    if Operation.CANCEL not in hub.capabilities.operations:
+        assert not hub.world.cancelled(order_id)
+        pytest.skip(hub.assert_refused_without_call("fulfillments.cancel", Operation.CANCEL))
+    [job] = hub.jobs("fulfillments.cancel")
+    assert job.state == "succeeded", job.last_error
+    assert hub.world.cancelled(order_id)
+    assert len(hub.log.of(Operation.CANCEL)) == 1
+
+
+def test_refund_where_declared(hub: Harness) -> None:
+    items = hub.stock(1)
+    [order_id] = hub.take_orders([(items[0].sku, 2)], ready=True)
+    order = hub.orders()[order_id]
+    if Operation.SHIP in hub.capabilities.operations:  # refunds follow shipping
+        _ship(hub, order, carrier="UPS", tracking_number="R1")
+    hub.enqueue(
+        "fulfillments.refund",
+        {
+            "order_id": order["id"],
+            "reason_code": "REFUND_DAMAGED_ITEM",
+            "lines": [{"sku": items[0].sku, "quantity": 1}],
+        },
+        flow="fulfillments",
+    )
+    hub.run()
+    if Operation.REFUND not in hub.capabilities.operations:
+        assert not hub.world.refunded(order_id)
+        pytest.skip(hub.assert_refused_without_call("fulfillments.refund", Operation.REFUND))
+    [job] = hub.jobs("fulfillments.refund")
+    assert job.state == "succeeded", job.last_error
+    assert hub.world.refunded(order_id)
+
+
+@pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
+def test_429_storm_honours_retry_after_within_declared_budgets(
+    engine: Engine, now: datetime, world_type: type[MarketplaceWorld]
+) -> None:
+    with open_harness(engine, now, world_type, published=True) as hub:
+        items = hub.stock(2)
+        placed = [hub.world.place_order([(items[i % 2].sku, 1)]) for i in range(3)]
+        hub.world.throttle(hub.world.orders_op, 4, retry_after=45)
+        hub.enqueue("orders.poll")
+        hub.run(step=15, max_rounds=80)
+        seen = hub.world.requests()
+        storm = [s for s in seen if s.op == hub.world.orders_op]
+        assert [s.status for s in storm].count(429) == 4 and storm[-1].status == 200
+        assert retry_after_violations(seen, 45) == []
+        assert budget_overruns(seen, hub.capabilities) == []
+        assert set(hub.orders()) == set(placed)
+        [poll] = hub.jobs("orders.poll")
+        assert poll.state == "succeeded" and poll.attempts <= 2, (poll.state, poll.attempts)
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated"])
+def test_garbage_and_truncated_bodies_are_classified_and_the_worker_survives(hub: Harness, mode: str) -> None:
+    items = hub.stock(1)
+    order_id = hub.world.place_order([(items[0].sku, 1)])
+    hub.world.break_route(hub.world.orders_op, mode)
+    hub.enqueue("orders.poll")
+    hub.run()
+    [poll] = hub.jobs("orders.poll")
+    assert poll.state == "queued" and poll.last_error, (poll.state, poll.last_error)
+    assert not poll.last_error.startswith("unexpected error"), poll.last_error  # classified at the edge
+    assert hub.order_rows() == 0  # nothing half-stored
+    hub.world.heal_route(hub.world.orders_op)
+    hub.run(step=30, max_rounds=10)  # the same worker runs the retry
+    [poll] = hub.jobs("orders.poll")
+    assert poll.state == "succeeded", poll.last_error
+    assert set(hub.orders()) == {order_id}
