@@ -114,6 +114,31 @@ class _SqliteDoNothing(sqlite.dml.OnConflictDoNothing):
     _traverse_internals: _TraverseInternalsType = []
 
 
+def _share_returning(stmt: Any) -> None:
+    # Plain attributes, outside the cache key. Copies made by ``.values()`` and the like carry them
+    # too, but they are not their own owner, so they never use the shared statements.
+    stmt.__dict__["_shared_owner"] = stmt
+    stmt.__dict__["_shared_returning"] = {}
+
+
+def _shared_returning(stmt: Any, cols: tuple[Any, ...], kw: dict[str, Any], build: Any) -> Any:
+    """``stmt.returning(*cols)``, the same object every time for the statement built by
+    :func:`insert_ignore_for` itself and the same columns. A statement built per call costs SQLAlchemy a
+    result-metadata adaptation on every execution, even though its compiled form is cached, so
+    ``insert_ignore(conn, t).returning(t.c.id)`` in a hot path paid for it on each call. Anything else
+    (a copy with values, keyword options) is built as usual."""
+    if kw or stmt.__dict__.get("_shared_owner") is not stmt:
+        return build(*cols, **kw)
+    shared: dict[tuple[Any, ...], Any] = stmt.__dict__["_shared_returning"]
+    try:
+        found = shared.get(cols)
+    except TypeError:  # an unhashable argument
+        return build(*cols)
+    if found is None:
+        found = shared.setdefault(cols, build(*cols))
+    return found
+
+
 class _PgInsertIgnore(postgresql.Insert):
     """``postgresql.insert(table).on_conflict_do_nothing()`` that SQLAlchemy can cache.
 
@@ -126,6 +151,10 @@ class _PgInsertIgnore(postgresql.Insert):
     def __init__(self, table: sa.Table) -> None:
         super().__init__(table)
         self._post_values_clause = _PgDoNothing()
+        _share_returning(self)
+
+    def returning(self, *cols: Any, **kw: Any) -> Any:
+        return _shared_returning(self, cols, kw, super().returning)
 
 
 class _SqliteInsertIgnore(sqlite.Insert):
@@ -138,6 +167,10 @@ class _SqliteInsertIgnore(sqlite.Insert):
     def __init__(self, table: sa.Table) -> None:
         super().__init__(table)
         self._post_values_clause = _SqliteDoNothing()
+        _share_returning(self)
+
+    def returning(self, *cols: Any, **kw: Any) -> Any:
+        return _shared_returning(self, cols, kw, super().returning)
 
 
 @functools.lru_cache(maxsize=256)
