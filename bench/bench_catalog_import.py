@@ -516,7 +516,7 @@ def medians(results: list[dict[str, Any]]) -> dict[str, float]:
                 for name in ("rows_per_s", "cpu_seconds"):
                     if isinstance(value.get(name), (int, float)):
                         figures.setdefault(f"{key}.{name}", []).append(value[name])
-    return {key: statistics.median(values) for key, values in figures.items()}
+    return {key: round(statistics.median(values), 3) for key, values in figures.items()}
 
 
 if __name__ == "__main__":
