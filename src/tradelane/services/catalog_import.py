@@ -328,8 +328,11 @@ class _Freshness:
     ``max(id)`` is still the one seen at the end of this import's previous batch: SQLite runs one writer
     at a time (every transaction is ``BEGIN IMMEDIATE``), so nobody inserted a product in between. Once
     it fails, or a batch hits the unique index (a concurrent insert), every later batch reads stored rows
-    as usual. Not covered: another writer changing one of this import's rows in place (an UPDATE keeps
-    ``max(id)``) between two batches; the stored-row rules would only concern rows that are in the file.
+    as usual. Not covered, between two batches: another writer changing one of this import's rows in
+    place (an UPDATE keeps ``max(id)``), or deleting the row with the highest id and inserting one, which
+    SQLite may give the same id (no AUTOINCREMENT). A sku of the file inserted that way still hits the
+    unique index (the batch is then re-read); only the two-level variant rule could miss such a product,
+    as it can on PostgreSQL for a product committed between the batch's SELECT and its upsert.
     """
 
     started: bool = False
