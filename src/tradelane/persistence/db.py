@@ -123,7 +123,7 @@ def _share_returning(stmt: Any) -> None:
 
 def _shared_returning(stmt: Any, cols: tuple[Any, ...], kw: dict[str, Any], build: Any) -> Any:
     """``stmt.returning(*cols)``, the same object every time for the statement built by
-    :func:`insert_ignore_for` itself and the same columns. A statement built per call costs SQLAlchemy a
+    :func:`insert_ignore` itself and the same columns. A statement built per call costs SQLAlchemy a
     result-metadata adaptation on every execution, even though its compiled form is cached, so
     ``insert_ignore(conn, t).returning(t.c.id)`` in a hot path paid for it on each call. Anything else
     (a copy with values, keyword options) is built as usual."""
@@ -174,9 +174,7 @@ class _SqliteInsertIgnore(sqlite.Insert):
 
 
 @functools.lru_cache(maxsize=256)
-def insert_ignore_for(dialect_name: str, table: sa.Table) -> Any:
-    """:func:`insert_ignore` by dialect name (``"postgresql"`` or ``"sqlite"``), for statements built
-    once per dialect."""
+def _insert_ignore(dialect_name: str, table: sa.Table) -> Any:
     if dialect_name == "postgresql":
         return _PgInsertIgnore(table)
     return _SqliteInsertIgnore(table)
@@ -189,8 +187,9 @@ def insert_ignore(conn: Connection, table: sa.Table) -> Any:
     once per distinct shape (``.values(...)`` keys, ``.returning(...)``) and reuses it afterwards.
     Statements are immutable (``.values()``/``.returning()`` return copies), so sharing it is safe.
     Cheapest form: ``conn.execute(insert_ignore(conn, t).returning(...), {"col": value, ...})`` —
-    the parameters bind at execution, with no per-call statement building."""
-    return insert_ignore_for(conn.dialect.name, table)
+    the parameters bind at execution, and ``.returning(...)`` of this shared statement is itself shared
+    (one object per column list), so nothing is built per call."""
+    return _insert_ignore(conn.dialect.name, table)
 
 
 @contextmanager

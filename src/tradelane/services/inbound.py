@@ -15,18 +15,16 @@ Contracts:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.domain.errors import ValidationError
-from tradelane.persistence.db import insert_ignore_for
+from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import inbound_events
 
 #: Delivery-id headers, most specific first (lower case). The first non-empty one is the external id.
@@ -113,7 +111,7 @@ def store_inbound_event(
     kept = storable_headers(headers)
     external_id = external_id_for(kept, body)
     event_id = conn.execute(
-        _insert_returning_id(conn.dialect.name),
+        insert_ignore(conn, inbound_events).returning(inbound_events.c.id),
         {
             "tenant_id": tenant_id,
             "channel_id": channel_id,
@@ -132,13 +130,6 @@ def store_inbound_event(
         _EXISTING, {"tenant_id": tenant_id, "source": source, "external_id": external_id}
     ).scalar_one()
     return int(existing), False
-
-
-@functools.lru_cache(maxsize=4)
-def _insert_returning_id(dialect_name: str) -> Any:
-    """The event insert, built once per dialect: a statement built per call costs SQLAlchemy a result
-    metadata adaptation on every execution even when its compiled form is cached."""
-    return insert_ignore_for(dialect_name, inbound_events).returning(inbound_events.c.id)
 
 
 _EXISTING = sa.select(inbound_events.c.id).where(
