@@ -7,17 +7,14 @@ import json
 from typing import Any
 
 import typer
-from sqlalchemy.engine import Connection
 
 from tradelane.cli.channels import TenantOpt, add_app, channel_app, report_check, resolve_channel
 from tradelane.cli.common import console, container, fail
 from tradelane.cli.secrets import required_secret, resolve_secret, secret_option, stdin_option
 from tradelane.connectors.mirakl.connector import add_channel, update_channel
 from tradelane.connectors.mirakl.settings import CONNECTOR
-from tradelane.connectors.registry import check_channel, get_connector
+from tradelane.connectors.registry import check_channel, update_settings
 from tradelane.domain.errors import ValidationError
-from tradelane.security.crypto import KeyRing
-from tradelane.services.channels import Channel, channel_credentials, update_channel_config
 from tradelane.services.tenants import get_tenant
 
 #: Environment variables holding the Mirakl API keys (named in the options' help).
@@ -161,21 +158,10 @@ def channel_update(
                     options=extra,
                 )
             else:
-                channel = _update_settings(conn, channel, extra or {}, app.keyring)
+                try:
+                    channel = update_settings(conn, channel, extra or {}, app.keyring)
+                except ValidationError as exc:
+                    fail(f"{channel.name}: nothing changed — {exc}")
         with app.engine.connect() as conn:
             result = check_channel(conn, channel, app.keyring)
         report_check(app, channel, result)
-
-
-def _update_settings(
-    conn: Connection, channel: Channel, changes: dict[str, Any], keyring: KeyRing
-) -> Channel:
-    """``changes`` merged into the channel's settings, validated by its connector, stored (the
-    credentials are kept, encrypted anew)."""
-    credentials = channel_credentials(conn, channel, keyring)
-    spec = get_connector(channel.connector)
-    try:
-        settings = spec.validate_settings({**channel.settings, **changes}, credentials)
-    except ValidationError as exc:
-        fail(f"{channel.name}: nothing changed — {exc}")
-    return update_channel_config(conn, channel, settings=settings, credentials=credentials, keyring=keyring)

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from tradelane.connectors.base import Capabilities, ConnectorFactory
 from tradelane.domain.errors import ValidationError
+from tradelane.services.channels import Channel, channel_credentials, update_channel_config
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from tradelane.connectors.dispatch import ChannelHandler
     from tradelane.security.crypto import KeyRing
-    from tradelane.services.channels import Channel
 
 #: The module of every connector, each defining ``SPEC``. Adding a connector: one line here.
 CONNECTOR_MODULES: tuple[str, ...] = (
@@ -150,3 +150,16 @@ def check_channel(
     if spec.check is None:
         raise ValidationError(f"connector {channel.connector!r} has no check")
     return spec.check(conn, channel, keyring, staging)
+
+
+def update_settings(
+    conn: Connection, channel: Channel, changes: Mapping[str, Any], keyring: KeyRing
+) -> Channel:
+    """``changes`` merged into ``channel``'s settings, validated by its connector's
+    ``validate_settings`` (nothing is called remotely; a :class:`ValidationError` stores nothing), and
+    stored with the credentials unchanged (encrypted anew). Callers check the channel next
+    (:func:`check_channel`)."""
+    spec = get_connector(channel.connector)
+    credentials = channel_credentials(conn, channel, keyring)
+    settings = spec.validate_settings({**channel.settings, **changes}, credentials)
+    return update_channel_config(conn, channel, settings=settings, credentials=credentials, keyring=keyring)

@@ -1,6 +1,7 @@
 """An Amazon channel through the generic channel commands: `channel check` and `channel update
---options` (CLI), `/channels/{name}/check` (API) and the dashboard's budget limits all resolve the
-channel's connector through the registry — nothing Mirakl-specific is asked of an Amazon channel."""
+--options` (CLI), `POST /channels/{name}/check` and `PATCH /channels/{name}` (API) and the dashboard's
+budget limits all resolve the channel's connector through the registry — nothing Mirakl-specific is
+asked of an Amazon channel."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ from datetime import UTC, datetime
 
 import pytest
 from amazon_sandbox_world import DE, World, sandbox
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from helpers import make_tenant
+from tradelane.bootstrap import build
 from tradelane.cli import build_app
+from tradelane.config import Settings
 from tradelane.connectors.amazon.connector import add_channel
 from tradelane.connectors.registry import check_channel
 from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.channels import get_channel
+from tradelane.services.tenants import issue_token
+from tradelane.web.app import create_app
 from tradelane.web.dashboard.limits import bucket_limit
 
 NOW = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
@@ -30,10 +36,14 @@ def world() -> World:  # type: ignore[misc]
 
 def _channel(engine, world: World, keyring: KeyRing, *, refresh_token: str | None = None):
     tenant, _ = make_tenant(engine, "acme", NOW)
+    return _add(engine, tenant.id, world, keyring, refresh_token=refresh_token)
+
+
+def _add(engine, tenant_id: int, world: World, keyring: KeyRing, *, refresh_token: str | None = None):
     app = world.state.application
     with engine.begin() as conn:
         return add_channel(
-            conn, tenant_id=tenant.id, name="amz", seller_id=world.eu.seller_id, marketplace_id=DE,
+            conn, tenant_id=tenant_id, name="amz", seller_id=world.eu.seller_id, marketplace_id=DE,
             client_id=app.client_id, client_secret=app.client_secret,
             refresh_token=refresh_token or world.eu.refresh_token, keyring=keyring, now=NOW, region="eu",
             endpoint=world.url, token_endpoint=world.url,
@@ -105,3 +115,37 @@ def test_registry_check_and_budget_limits(engine, world: World) -> None:
     assert confirm is not None and confirm.rate == pytest.approx(2.0)
     assert bucket_limit(channel, "amazon:noSuchOperation") is None
     assert bucket_limit(channel, "mirakl:OR11") is None
+
+
+def test_api_checks_and_updates_an_amazon_channel(db_url, engine, world: World) -> None:
+    container = build(Settings(database_url=db_url, secret_keys=generate_key()), configure_logs=False)
+    try:
+        tenant, _ = make_tenant(container.engine, "acme", NOW)
+        with container.engine.begin() as conn:
+            token = issue_token(conn, tenant.id, now=NOW, label="amazon-api")
+        _add(container.engine, tenant.id, world, container.keyring, refresh_token="Atzr|revoked")
+        auth = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(container)) as client:
+            check = client.post("/api/v1/channels/amz/check", headers=auth).json()
+            assert (check["ok"], check["problem"]) == (False, "bad_credentials")
+            assert "bad refresh token" in check["message"]
+            staging = client.post("/api/v1/channels/amz/check", params={"staging": "true"}, headers=auth)
+            assert staging.status_code == 422 and "no staging account" in staging.text
+
+            mirakl_only = client.patch("/api/v1/channels/amz", json={"hostname": "x.example"}, headers=auth)
+            assert mirakl_only.status_code == 422 and "hostname: Mirakl's" in mirakl_only.text
+            invalid = client.patch(
+                "/api/v1/channels/amz", json={"options": {"marketplace_id": "ATVPDKIKX0DER"}}, headers=auth
+            )
+            assert invalid.status_code == 422 and "served by the 'na' region" in invalid.text
+            changed = client.patch(
+                "/api/v1/channels/amz", json={"options": {"feed_poll_seconds": 30}}, headers=auth
+            )
+            assert changed.status_code == 200, changed.text
+            body = changed.json()
+            assert body["check"]["ok"] is False and body["check"]["problem"] == "bad_credentials"
+        with container.engine.connect() as conn:
+            settings = get_channel(conn, tenant.id, "amz").settings
+        assert settings["feed_poll_seconds"] == 30 and settings["marketplace_id"] == DE
+    finally:
+        container.close()

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tradelane.connectors.mirakl.connector import add_channel, update_channel
-from tradelane.connectors.registry import CONNECTORS, check_channel, connector_names
+from tradelane.connectors.mirakl.settings import CONNECTOR as MIRAKL
+from tradelane.connectors.registry import CONNECTORS, check_channel, connector_names, update_settings
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.persistence.db import read_only, transaction
@@ -87,7 +88,8 @@ class JobQueued(BaseModel):
 
 
 class ChannelUpdateIn(BaseModel):
-    """What to change on a Mirakl channel; omitted fields are kept."""
+    """What to change on a channel; omitted fields are kept. ``options`` applies to a channel of any
+    connector (its settings, validated by the connector); the other fields are Mirakl's."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -99,7 +101,9 @@ class ChannelUpdateIn(BaseModel):
     )
     shop_id: Annotated[str | None, Field(default=None, pattern=r"^[0-9]{0,19}$")] = None
     staging_api_key: Annotated[str | None, Field(default=None, max_length=500, pattern=PRINTABLE)] = None
-    options: dict[str, Any] | None = Field(default=None, description="Mirakl settings to change.")
+    options: dict[str, Any] | None = Field(
+        default=None, description="Settings to change (any connector; validated by the channel's connector)."
+    )
 
 
 class ChannelUpdated(BaseModel):
@@ -253,7 +257,7 @@ def sync(name: ChannelName, body: SyncIn, tenant: TenantDep, container: Containe
 
 @router.patch(
     "/channels/{name}",
-    summary="Change a Mirakl channel's credentials or settings, then check them",
+    summary="Change a channel's settings (or a Mirakl channel's keys and host), then check them",
     responses=problem_responses(404, 422),
 )
 def update(
@@ -264,16 +268,25 @@ def update(
     resolved; when it fails, ``check.ok`` is false and the flows stay as they are."""
     with transaction(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
-        channel = update_channel(
-            conn,
-            channel,
-            keyring=container.keyring,
-            api_key=body.api_key,
-            hostname=body.hostname,
-            shop_id=body.shop_id,
-            staging_api_key=body.staging_api_key,
-            options=body.options,
-        )
+        if channel.connector == MIRAKL:
+            channel = update_channel(
+                conn,
+                channel,
+                keyring=container.keyring,
+                api_key=body.api_key,
+                hostname=body.hostname,
+                shop_id=body.shop_id,
+                staging_api_key=body.staging_api_key,
+                options=body.options,
+            )
+        else:
+            mirakl_fields = sorted(body.model_fields_set - {"options"})
+            if mirakl_fields:
+                used = ", ".join(mirakl_fields)
+                raise ValidationError(
+                    f"{used}: Mirakl's; channel {name} uses connector {channel.connector!r}"
+                )
+            channel = update_settings(conn, channel, body.options or {}, container.keyring)
     with read_only(container.engine) as conn:
         result = check_channel(conn, channel, container.keyring)
     fixed = channel_service.CredentialsFixed([], [], False)
