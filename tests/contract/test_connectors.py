@@ -4,23 +4,35 @@ against its own sandbox, through the hub's services, jobs and worker on a real d
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from connector_suite import (
     WORLDS,
+    Call,
+    CallLog,
     Harness,
     MarketplaceWorld,
+    Seen,
     Shipped,
+    SpyConnector,
     budget_overruns,
     open_harness,
     retry_after_violations,
 )
 from sqlalchemy.engine import Engine
 
-from tradelane.connectors.base import Operation
+from tradelane.connectors.base import (
+    Cancellation,
+    Capabilities,
+    Operation,
+    OrderChanges,
+    RateBudget,
+    UnsupportedOperation,
+)
 from tradelane.connectors.registry import CONNECTORS, get_connector
+from tradelane.services.fulfilment_push import CarrierDirectory, DocumentLedger
 
 IDS = [w.connector for w in WORLDS]
 
@@ -101,10 +113,10 @@ def test_offers_full_and_delta_land_and_per_offer_errors_come_back(hub: Harness)
 
 def test_orders_arrive_once_through_overlapping_polls_and_a_duplicated_page(hub: Harness) -> None:
     items = hub.stock(3)
-    first = [hub.world.place_order([(items[i % 3].sku, 1)]) for i in range(30)]
+    first = [hub.world.place_order([(items[i % 3].sku, 1)]) for i in range(5)]
     hub.enqueue("orders.poll")
     hub.run()
-    assert hub.order_rows() == 30
+    assert hub.order_rows() == 5
     hub.advance(5)
     # More than one page on the next poll, whose overlapping window also covers the first orders.
     second = [hub.world.place_order([(items[i % 3].sku, 2)]) for i in range(101)]
@@ -116,7 +128,7 @@ def test_orders_arrive_once_through_overlapping_polls_and_a_duplicated_page(hub:
     hub.run()
     assert [s for s in hub.world.requests() if s.fault == "duplicate_page"], "the fault was not served"
     stored = hub.orders()
-    assert hub.order_rows() == len(stored) == 131
+    assert hub.order_rows() == len(stored) == 106
     assert set(stored) == set(first) | set(second)
     assert all(len(o["lines"]) == 1 for o in stored.values())
     assert [j.state for j in hub.jobs("orders.poll")] == ["succeeded"] * 3
@@ -263,3 +275,49 @@ def test_garbage_and_truncated_bodies_are_classified_and_the_worker_survives(hub
     [poll] = hub.jobs("orders.poll")
     assert poll.state == "succeeded", poll.last_error
     assert set(hub.orders()) == {order_id}
+
+
+# --- the suite's own checks can fail ---------------------------------------------------------------
+
+
+class _Bare:
+    """A connector declaring only the orders poll (a fake: the spy must flag anything else)."""
+
+    name = "bare"
+    capabilities = Capabilities(operations=frozenset({Operation.FETCH_ORDERS}), hints={})
+
+    def fetch_orders(self, cursor: str | None, *, now: datetime) -> OrderChanges:
+        return OrderChanges(orders=[], cursor=cursor)
+
+    def cancel(self, cancellation: Cancellation) -> None:
+        raise UnsupportedOperation(self.name, Operation.CANCEL)
+
+    def carrier_codes(self) -> set[str]:
+        return {"UPS"}
+
+
+def test_the_spy_flags_an_undeclared_call_and_passes_the_rest_through(now: datetime) -> None:
+    log = CallLog()
+    spy = SpyConnector(_Bare(), log)  # type: ignore[arg-type]
+    spy.fetch_orders(None, now=now)
+    with pytest.raises(UnsupportedOperation):
+        spy.cancel(Cancellation("O-1", None, "test"))
+    assert [(c.operation, c.declared) for c in log.calls] == [
+        (Operation.FETCH_ORDERS, True),
+        (Operation.CANCEL, False),
+    ]
+    assert log.undeclared() == [Call("bare", Operation.CANCEL, False)]
+    assert isinstance(spy, CarrierDirectory) and spy.carrier_codes() == {"UPS"}
+    assert not isinstance(spy, DocumentLedger)  # the wrapped connector has none: neither has the spy
+
+
+def test_budget_and_retry_after_checks_catch_offenders(now: datetime) -> None:
+    caps = Capabilities(operations=frozenset(), budgets={"op": RateBudget(0.5, 2)})
+
+    def at(seconds: float, status: int = 200) -> Seen:
+        return Seen("op", now + timedelta(seconds=seconds), status, None)
+
+    assert budget_overruns([at(0), at(0), at(2), at(4)], caps) == []
+    assert len(budget_overruns([at(0), at(0), at(1)], caps)) == 1  # a third call before the refill
+    assert retry_after_violations([at(0, 429), at(30)], 30) == []
+    assert len(retry_after_violations([at(0, 429), at(29)], 30)) == 1

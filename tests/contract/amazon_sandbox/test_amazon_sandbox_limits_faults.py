@@ -81,6 +81,18 @@ def test_injected_throttle_and_server_errors(client: TestClient, auth: dict[str,
     assert client.post("/_sandbox/faults", json={"kind": "nonsense"}).status_code == 400
 
 
+def test_injected_throttle_may_carry_retry_after(client: TestClient, auth: dict[str, str]) -> None:
+    _fault(client, operation="searchOrders", kind="throttle", retry_after=45)
+    _fault(client, operation="searchOrders", kind="throttle")
+    first = client.get(ORDERS, params={"lastUpdatedAfter": SINCE}, headers=auth)
+    assert first.status_code == 429 and first.headers["Retry-After"] == "45"
+    assert_response(MODEL, "searchOrders", 429, first.json())
+    second = client.get(ORDERS, params={"lastUpdatedAfter": SINCE}, headers=auth)
+    assert second.status_code == 429 and "Retry-After" not in second.headers  # Amazon's own 429
+    for bad in ({"kind": "server_error", "retry_after": 5}, {"kind": "throttle", "retry_after": -1}):
+        assert client.post("/_sandbox/faults", json={"operation": "searchOrders", **bad}).status_code == 400
+
+
 def test_garbage_and_truncated_bodies(
     client: TestClient, state: AmazonSandboxState, auth: dict[str, str]
 ) -> None:
@@ -151,6 +163,7 @@ def test_request_log_records_operations(
     [
         ("/_sandbox/faults", {"operation": "searchOrders", "kind": "server_error", "status": "500"}),
         ("/_sandbox/faults", {"operation": "searchOrders", "kind": "throttle", "count": [1]}),
+        ("/_sandbox/faults", {"operation": "searchOrders", "kind": "throttle", "retry_after": "soon"}),
         ("/_sandbox/orders", {"lines": [{"sku": "SKU-1", "quantity": "many"}]}),
         ("/_sandbox/clock/advance", {"seconds": -5}),
     ],
