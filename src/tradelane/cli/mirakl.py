@@ -107,12 +107,25 @@ def channel_update(
     options: str | None = typer.Option(
         None, "--options", help="JSON object of the channel's settings to change (any connector)."
     ),
+    credential: list[str] = typer.Option(
+        None,
+        "--credential",
+        help=(
+            "A credential of the channel's connector to replace (repeatable; not Mirakl's: use --api-key), "
+            "e.g. Amazon's refresh_token, client_secret, client_id. Each is asked for (hidden), or read "
+            "one line each from stdin with --credentials-stdin."
+        ),
+    ),
+    credentials_stdin: bool = typer.Option(
+        False, "--credentials-stdin", help="Read the --credential values from stdin, one line each."
+    ),
 ) -> None:
     """Fix a channel's credentials or settings, then check them like `channel check`.
 
-    Only what is given changes. --options changes the settings of a channel of any connector (checked
-    by its connector before anything is stored); --api-key, --staging-api-key, --hostname and --shop-id
-    are Mirakl's (with no option at all, a Mirakl channel's API key is asked for). When the check
+    Only what is given changes. --options changes the settings of a channel of any connector and
+    --credential its credentials (checked by its connector before anything is stored); --api-key,
+    --staging-api-key, --hostname and --shop-id are Mirakl's (with no option at all, a Mirakl channel's
+    API key is asked for). When the check
     passes, the flows paused because the marketplace rejected the credentials resume, the jobs that
     died of it run again and the channel's credentials alert is resolved (flows an operator paused stay
     paused). When it fails, the change is kept, the problem is printed and the flows stay as they are
@@ -126,13 +139,24 @@ def channel_update(
             "--shop-id": shop_id is not None,
             "--staging-api-key": staging_api_key is not None or staging_api_key_stdin,
         }
+        secrets: dict[str, str] = {}
         if connector != CONNECTOR:
             given = [flag for flag, used in mirakl_only.items() if used]
             if given:
                 fail(f"{', '.join(given)}: Mirakl's; channel {name} uses connector {connector!r}")
-            if options is None:
-                fail(f"nothing to change: give --options (channel {name} uses connector {connector!r})")
-        nothing_else = not any(mirakl_only.values()) and options is None
+            if options is None and not credential:
+                fail(
+                    f"nothing to change: give --options or --credential (channel {name} uses connector "
+                    f"{connector!r})"
+                )
+            for key in credential or []:
+                value = resolve_secret(
+                    None, credentials_stdin, flag=f"--credential {key}", what=key.replace("_", " ")
+                )
+                secrets[key] = value or ""
+        elif credential:
+            fail("--credential: a Mirakl channel's keys are changed with --api-key / --staging-api-key")
+        nothing_else = connector == CONNECTOR and not any(mirakl_only.values()) and options is None
         api_key = resolve_secret(
             api_key, api_key_stdin, flag="--api-key", what="Mirakl API key", required=nothing_else
         )
@@ -159,7 +183,7 @@ def channel_update(
                 )
             else:
                 try:
-                    channel = update_settings(conn, channel, extra or {}, app.keyring)
+                    channel = update_settings(conn, channel, extra or {}, app.keyring, credentials=secrets)
                 except ValidationError as exc:
                     fail(f"{channel.name}: nothing changed — {exc}")
         with app.engine.connect() as conn:

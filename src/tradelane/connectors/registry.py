@@ -75,7 +75,9 @@ class ConnectorSpec:
     * ``handlers``: job kinds this connector still handles itself (kinds not yet served by a generic
       handler; a generic handler of the same kind wins);
     * ``check``: ``channel check`` (CLI, API, ``channel update``), see :data:`ChannelChecker`; None:
-      the connector has no check.
+      the connector has no check;
+    * ``credential_keys``: the credentials a channel of this connector holds that
+      :func:`update_settings` may replace (e.g. Amazon's LWA client id/secret and refresh token).
     """
 
     name: str
@@ -88,6 +90,7 @@ class ConnectorSpec:
     customer_messages: CustomerMessages | None = None
     handlers: Mapping[str, ChannelHandler] = field(default_factory=dict)
     check: ChannelChecker | None = None
+    credential_keys: tuple[str, ...] = ()
 
     def cursor(self, stream: str) -> str:
         """The channel cursor name of ``stream`` (``orders``, ``messages``, ``returns``)."""
@@ -153,13 +156,28 @@ def check_channel(
 
 
 def update_settings(
-    conn: Connection, channel: Channel, changes: Mapping[str, Any], keyring: KeyRing
+    conn: Connection,
+    channel: Channel,
+    changes: Mapping[str, Any],
+    keyring: KeyRing,
+    *,
+    credentials: Mapping[str, str] | None = None,
 ) -> Channel:
-    """``changes`` merged into ``channel``'s settings, validated by its connector's
-    ``validate_settings`` (nothing is called remotely; a :class:`ValidationError` stores nothing), and
-    stored with the credentials unchanged (encrypted anew). Callers check the channel next
-    (:func:`check_channel`)."""
+    """``changes`` merged into ``channel``'s settings and ``credentials`` (names among the connector's
+    ``credential_keys``) into its credentials, both validated by the connector's ``validate_settings``
+    (nothing is called remotely; a :class:`ValidationError` stores nothing), then stored (credentials
+    encrypted anew). Callers check the channel next (:func:`check_channel`)."""
     spec = get_connector(channel.connector)
-    credentials = channel_credentials(conn, channel, keyring)
-    settings = spec.validate_settings({**channel.settings, **changes}, credentials)
-    return update_channel_config(conn, channel, settings=settings, credentials=credentials, keyring=keyring)
+    unknown = sorted(set(credentials or {}) - set(spec.credential_keys))
+    if unknown:
+        known = ", ".join(spec.credential_keys) or "none"
+        raise ValidationError(
+            f"{', '.join(unknown)}: not a credential of connector {spec.name!r} (it has: {known})"
+        )
+    blank = sorted(k for k, v in (credentials or {}).items() if not v.strip())
+    if blank:
+        raise ValidationError(f"empty credential(s): {', '.join(blank)}")
+    stored = channel_credentials(conn, channel, keyring)
+    stored.update({k: v.strip() for k, v in (credentials or {}).items()})
+    settings = spec.validate_settings({**channel.settings, **changes}, stored)
+    return update_channel_config(conn, channel, settings=settings, credentials=stored, keyring=keyring)

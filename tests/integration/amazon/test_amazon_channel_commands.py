@@ -20,7 +20,7 @@ from tradelane.connectors.amazon.connector import add_channel
 from tradelane.connectors.registry import check_channel
 from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing, generate_key
-from tradelane.services.channels import get_channel
+from tradelane.services.channels import channel_credentials, get_channel
 from tradelane.services.tenants import issue_token
 from tradelane.web.app import create_app
 from tradelane.web.dashboard.limits import bucket_limit
@@ -68,6 +68,27 @@ def test_cli_check_uses_the_amazon_check(db_url, engine, monkeypatch, tmp_path, 
     assert "bad_credentials: bad refresh token" in " ".join(bad.output.split())
     staging = CliRunner().invoke(build_app(), ["channel", "check", "amz", "--staging"])
     assert staging.exit_code != 0 and "no staging account" in " ".join(staging.output.split())
+
+
+def test_cli_update_replaces_a_revoked_refresh_token(
+    db_url, engine, monkeypatch, tmp_path, world: World
+) -> None:
+    key = generate_key()
+    _cli_env(monkeypatch, tmp_path, db_url, key)
+    channel = _channel(engine, world, KeyRing([key]), refresh_token="Atzr|revoked")
+    unknown = CliRunner().invoke(
+        build_app(), ["channel", "update", "amz", "--credential", "api_key"], input="x\n"
+    )
+    assert unknown.exit_code != 0 and "not a credential of connector 'amazon'" in unknown.output
+    fixed = CliRunner().invoke(
+        build_app(),
+        ["channel", "update", "amz", "--credential", "refresh_token", "--credentials-stdin"],
+        input=world.eu.refresh_token + "\n",
+    )
+    assert fixed.exit_code == 0 and "saved and checked" in fixed.output, fixed.output
+    with engine.connect() as conn:
+        stored = get_channel(conn, channel.tenant_id, "amz")
+        assert channel_credentials(conn, stored, KeyRing([key]))["refresh_token"] == world.eu.refresh_token
 
 
 def test_cli_update_options_then_check(db_url, engine, monkeypatch, tmp_path, world: World) -> None:
@@ -144,6 +165,14 @@ def test_api_checks_and_updates_an_amazon_channel(db_url, engine, world: World) 
             assert changed.status_code == 200, changed.text
             body = changed.json()
             assert body["check"]["ok"] is False and body["check"]["problem"] == "bad_credentials"
+            mixed = client.patch("/api/v1/channels/amz", json={"credentials": {"api_key": "k"}}, headers=auth)
+            assert mixed.status_code == 422 and "not a credential of connector 'amazon'" in mixed.text
+            fixed = client.patch(
+                "/api/v1/channels/amz",
+                json={"credentials": {"refresh_token": world.eu.refresh_token}},
+                headers=auth,
+            )
+            assert fixed.status_code == 200 and fixed.json()["check"]["ok"] is True, fixed.text
         with container.engine.connect() as conn:
             settings = get_channel(conn, tenant.id, "amz").settings
         assert settings["feed_poll_seconds"] == 30 and settings["marketplace_id"] == DE

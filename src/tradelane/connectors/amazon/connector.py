@@ -632,6 +632,7 @@ SPEC = ConnectorSpec(
     validate_settings=validate_settings,
     channel_capabilities=channel_capabilities,
     check=_check,
+    credential_keys=CREDENTIAL_KEYS,
 )
 
 

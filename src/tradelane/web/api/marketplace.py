@@ -89,7 +89,8 @@ class JobQueued(BaseModel):
 
 class ChannelUpdateIn(BaseModel):
     """What to change on a channel; omitted fields are kept. ``options`` applies to a channel of any
-    connector (its settings, validated by the connector); the other fields are Mirakl's."""
+    connector (its settings, validated by the connector), ``credentials`` to any but Mirakl; the other
+    fields are Mirakl's."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -103,6 +104,11 @@ class ChannelUpdateIn(BaseModel):
     staging_api_key: Annotated[str | None, Field(default=None, max_length=500, pattern=PRINTABLE)] = None
     options: dict[str, Any] | None = Field(
         default=None, description="Settings to change (any connector; validated by the channel's connector)."
+    )
+    credentials: dict[str, Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
+        default=None,
+        description="Credentials to replace, by name (not Mirakl's, whose keys are `api_key` and "
+        "`staging_api_key`): e.g. Amazon's `refresh_token`, `client_secret`, `client_id`.",
     )
 
 
@@ -269,6 +275,8 @@ def update(
     with transaction(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
         if channel.connector == MIRAKL:
+            if body.credentials is not None:
+                raise ValidationError("credentials: a Mirakl channel's keys are api_key and staging_api_key")
             channel = update_channel(
                 conn,
                 channel,
@@ -280,13 +288,15 @@ def update(
                 options=body.options,
             )
         else:
-            mirakl_fields = sorted(body.model_fields_set - {"options"})
+            mirakl_fields = sorted(body.model_fields_set - {"options", "credentials"})
             if mirakl_fields:
                 used = ", ".join(mirakl_fields)
                 raise ValidationError(
                     f"{used}: Mirakl's; channel {name} uses connector {channel.connector!r}"
                 )
-            channel = update_settings(conn, channel, body.options or {}, container.keyring)
+            channel = update_settings(
+                conn, channel, body.options or {}, container.keyring, credentials=body.credentials
+            )
     with read_only(container.engine) as conn:
         result = check_channel(conn, channel, container.keyring)
     fixed = channel_service.CredentialsFixed([], [], False)
