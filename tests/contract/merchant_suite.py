@@ -24,10 +24,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -225,9 +226,7 @@ class MerchantWorld(Protocol):
     proxy: FaultProxy
     #: The requests that write the order (faults aimed at "the delivery" target these).
     write: Fault
-    #: Whether the adapter hands marketplace cancellations on to the merchant system.
-    notifies_cancellations: bool
-    #: The requests each declared capability (or ``"cancellations"``) may make: (method, path part).
+    #: The requests each declared capability may make: (method, path part).
     routes: dict[str, list[tuple[str, str]]]
     #: None: the kind's factory in ``ADAPTERS``. Set only to show that the suite fails a bad adapter.
     factory: AdapterFactory | None
@@ -347,17 +346,22 @@ class HttpOmsWorld:
     state: OmsSandboxState
     kind: str = HTTP_KIND
     write: Fault = field(default_factory=lambda: Fault("POST", "/orders"))
-    notifies_cancellations: bool = True
     factory: AdapterFactory | None = None
     routes: dict[str, list[tuple[str, str]]] = field(
         default_factory=lambda: {
             Capability.RECEIVE_ORDERS: [("POST", "/orders")],
-            "cancellations": [("POST", "/cancellations")],
+            Capability.RECEIVE_CANCELLATIONS: [("POST", "/cancellations")],
         }
     )
+    #: Settings beyond the URL and the timeout (e.g. ``{"cancellations": False}``).
+    extra_settings: dict[str, Any] = field(default_factory=dict)
 
     def system(self) -> MerchantSystem:
-        settings = {"url": f"{self.proxy.url}/orders", "timeout_seconds": ADAPTER_TIMEOUT}
+        settings = {
+            "url": f"{self.proxy.url}/orders",
+            "timeout_seconds": ADAPTER_TIMEOUT,
+            **self.extra_settings,
+        }
         return MerchantSystem(1, 1, "oms", HTTP_KIND, settings, True)
 
     def credentials(self) -> dict[str, Any]:
@@ -393,7 +397,6 @@ class ShopifyWorld:
     state: ShopifySandboxState
     kind: str = SHOPIFY_KIND
     write: Fault = field(default_factory=lambda: Fault("POST", "/orders.json"))
-    notifies_cancellations: bool = False
     factory: AdapterFactory | None = None
     routes: dict[str, list[tuple[str, str]]] = field(
         default_factory=lambda: {
@@ -460,10 +463,10 @@ WEBHOOK_SECRET = "merchant-suite-webhook-secret"
 
 
 @contextmanager
-def http_oms_world() -> Iterator[HttpOmsWorld]:
+def http_oms_world(**extra_settings: Any) -> Iterator[HttpOmsWorld]:
     state = OmsSandboxState(OMS_SECRET)
     with OmsSandboxServer(state) as server, FaultProxy(server.url) as proxy:
-        yield HttpOmsWorld(proxy, state)
+        yield HttpOmsWorld(proxy, state, extra_settings=extra_settings)
 
 
 @contextmanager
@@ -475,8 +478,19 @@ def shopify_world() -> Iterator[ShopifyWorld]:
         yield ShopifyWorld(proxy, state)
 
 
-#: Every kind the suite covers: kind -> world builder. Every kind in ``ADAPTERS`` must be here.
-WORLDS: dict[str, Callable[[], Any]] = {HTTP_KIND: http_oms_world, SHOPIFY_KIND: shopify_world}
+@dataclass(frozen=True)
+class WorldSpec:
+    kind: str
+    build: Callable[[], AbstractContextManager[Any]]
+
+
+#: Every world the suite runs in, by name. Every kind in ``ADAPTERS`` must have one; a kind whose
+#: declarations depend on its settings has one per declaration.
+WORLDS: dict[str, WorldSpec] = {
+    "http": WorldSpec(HTTP_KIND, http_oms_world),
+    "http-without-cancellations": WorldSpec(HTTP_KIND, partial(http_oms_world, cancellations=False)),
+    "shopify": WorldSpec(SHOPIFY_KIND, shopify_world),
+}
 
 
 def wall_now() -> datetime:
@@ -701,19 +715,20 @@ def check_broken_answer_after_write(world: MerchantWorld) -> None:
 
 
 def check_cancellation_notices(world: MerchantWorld) -> None:
-    """Where the adapter hands cancellations on: once (a repeat with the key records nothing new),
-    transient failures retryable, a refusal refused with the reason. Where it does not: refused with
-    a reason saying so, and not one request sent."""
+    """Where ``receive_cancellations`` is declared: a notice lands once (a repeat with the key records
+    nothing new), transient failures are retryable, a refusal (a 404: the module is missing) refused with
+    the status. Where it is not: refused at once with a reason, and not one request sent."""
     document = world.document(111, now=wall_now())
     assert deliver(world, document).kind is OutcomeKind.DELIVERED
     before = len(world.proxy.requests())
-    if not world.notifies_cancellations:
+    if Capability.RECEIVE_CANCELLATIONS not in declared(world):
         outcome = notify(world, document)
         assert outcome.kind is OutcomeKind.REJECTED, outcome
-        assert "not supported" in outcome.reason, outcome.reason
-        assert len(world.proxy.requests()) == before, "an unsupported operation reached the partner"
+        assert "cancel" in outcome.reason, outcome.reason
+        assert len(world.proxy.requests()) == before, "an undeclared operation reached the partner"
+        assert world.cancellations(document) == 0
         return
-    [(method, path)] = world.routes["cancellations"]
+    [(method, path)] = world.routes[Capability.RECEIVE_CANCELLATIONS]
     world.proxy.fail(Fault(method, path, answer=json_answer(503, {"error": "busy"})))
     assert notify(world, document).kind is OutcomeKind.RETRY
     assert world.cancellations(document) == 0
@@ -779,7 +794,8 @@ def check_stock_reads(world: MerchantWorld) -> None:
 #: Which port methods each capability stands for (``send_catalog`` and ``send_shipments`` arrive at
 #: tradelane by webhooks and files: no port call; their own tests cover them).
 PORT_METHODS: dict[Capability, tuple[str, ...]] = {
-    Capability.RECEIVE_ORDERS: ("deliver_order", "notify_cancellation", "close"),
+    Capability.RECEIVE_ORDERS: ("deliver_order", "close"),
+    Capability.RECEIVE_CANCELLATIONS: ("notify_cancellation", "close"),
     Capability.SEND_STOCK: ("read_stock", "close"),
 }
 
@@ -794,7 +810,7 @@ def check_capabilities_honest(world: MerchantWorld) -> None:
     for capability, methods in PORT_METHODS.items():
         if capability not in capabilities:
             continue
-        port: Any = adapter_of(world) if capability is Capability.RECEIVE_ORDERS else _stock_source(world)
+        port: Any = _stock_source(world) if capability is Capability.SEND_STOCK else adapter_of(world)
         try:
             for method in methods:
                 assert callable(getattr(port, method, None)), f"{capability} declared, {method} missing"
@@ -804,10 +820,7 @@ def check_capabilities_honest(world: MerchantWorld) -> None:
     check_cancellation_notices(world)
     check_stock_reads(world)
     allowed = [
-        route
-        for name, routes in world.routes.items()
-        if name in capabilities.names() or (name == "cancellations" and world.notifies_cancellations)
-        for route in routes
+        route for name, routes in world.routes.items() if name in capabilities.names() for route in routes
     ]
     for seen in world.proxy.requests():
         path = seen.path.split("?", 1)[0]

@@ -31,7 +31,7 @@ from helpers import FakeClock
 from tradelane.bootstrap import Container, build
 from tradelane.config import Settings
 from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
-from tradelane.persistence.tables import alerts, jobs, order_history, orders, products
+from tradelane.persistence.tables import alerts, jobs, merchant_systems, order_history, orders, products
 from tradelane.security.crypto import generate_key
 from tradelane.services.channels import create_channel
 from tradelane.services.merchant_systems import add_http_system
@@ -346,3 +346,37 @@ def test_an_oms_without_a_cancellations_module_gets_a_clear_refusal_and_orders_k
     assert hub.merchant_status(first) == "delivered"
     assert hub.merchant_status(second) == "delivered"
     assert oms.posts() == Counter({first: 1, second: 1})
+
+
+def test_an_oms_declared_without_cancellations_is_never_sent_one_and_the_alert_says_why(
+    hub: Hub, careless: tuple[CarelessOms, str]
+) -> None:
+    oms, url = careless
+    with hub.container.engine.begin() as conn:
+        conn.execute(
+            sa.update(merchant_systems)
+            .where(merchant_systems.c.tenant_id == hub.tenant_id)
+            .values(settings={"url": url, "timeout_seconds": 5, "cancellations": False})
+        )
+    order_id = hub.order(1)
+    hub.enqueue_delivery(order_id)
+    hub.worker("w").run(burst=True, max_jobs=20)
+    assert hub.merchant_status(order_id) == "delivered"
+    with hub.container.engine.begin() as conn:
+        enqueue_cancellation_notice(
+            conn,
+            tenant_id=hub.tenant_id,
+            order_id=order_id,
+            channel_id=hub.channel_id,
+            lines=None,
+            now=hub.clock(),
+        )
+    hub.worker("w").run(burst=True, max_jobs=20)
+    assert oms.cancellation_posts == 0, "an undeclared cancellations module was called"
+    with hub.container.engine.connect() as conn:
+        [alert] = conn.execute(
+            sa.select(alerts.c.kind, alerts.c.message).where(alerts.c.order_id == order_id)
+        ).all()
+    assert alert.kind == "cancellation_not_accepted"
+    assert "declares no cancellations module" in alert.message and "by hand" in alert.message, alert.message
+    assert hub.merchant_status(order_id) == "delivered"

@@ -66,7 +66,8 @@ class MerchantAdapter(Protocol):
         """Tell the merchant system that the marketplace cancelled the order (``lines`` None) or the
         given marketplace line ids of it (idempotent on ``idempotency_key``). ``document`` is the order
         as the merchant system received it, cancelled lines included. DELIVERED means the merchant
-        system took the cancellation; REJECTED that it refused it or cannot take one (no retry helps)."""
+        system took the cancellation; REJECTED that it refused it or cannot take one (no retry helps):
+        a system that does not declare ``receive_cancellations`` is not contacted at all."""
         ...
 
     def close(self) -> None:
@@ -111,6 +112,8 @@ class Capability(StrEnum):
     """One thing a merchant system does for tradelane."""
 
     RECEIVE_ORDERS = "receive_orders"  # marketplace orders are delivered to it
+    # the marketplace's cancellations of orders it holds are handed to it (notify_cancellation)
+    RECEIVE_CANCELLATIONS = "receive_cancellations"
     SEND_CATALOG = "send_catalog"  # it is a source of products (and prices)
     SEND_STOCK = "send_stock"  # it is a source of stock quantities
     SEND_SHIPMENTS = "send_shipments"  # it sends shipments (and other order updates) back
@@ -119,9 +122,12 @@ class Capability(StrEnum):
 @dataclass(frozen=True, slots=True)
 class MerchantCapabilities:
     """What one merchant system declares it does. Orders are delivered only to systems that
-    ``receive_orders``; a system declaring nothing takes part in nothing."""
+    ``receive_orders``; an adapter whose system does not declare ``receive_cancellations`` answers
+    :meth:`MerchantAdapter.notify_cancellation` REJECTED without contacting it (never a 404 found
+    out); a system declaring nothing takes part in nothing."""
 
     receive_orders: bool = False
+    receive_cancellations: bool = False
     send_catalog: bool = False
     send_stock: bool = False
     send_shipments: bool = False

@@ -4,13 +4,13 @@ them up; :data:`ADAPTERS` are the order-receiving adapter factories the composit
 (:mod:`tradelane.bootstrap`) hands to the delivery service. Adding a kind touches its package under
 :mod:`tradelane.merchant` and these tables.
 
-=========  ==============  ===========  ==========  ==============
-kind       receive_orders  send_catalog send_stock  send_shipments
-=========  ==============  ===========  ==========  ==============
-http       yes             no           no          yes (webhook)
-shopify    yes             yes          yes         yes
-files      no              by settings  by settings no
-=========  ==============  ===========  ==========  ==============
+=========  ==============  =====================  ===========  ==========  ==============
+kind       receive_orders  receive_cancellations  send_catalog send_stock  send_shipments
+=========  ==============  =====================  ===========  ==========  ==============
+http       yes             by settings (default)  no           no          yes (webhook)
+shopify    yes             no                     yes          yes         yes
+files      no              no                     by settings  by settings no
+=========  ==============  =====================  ===========  ==========  ==============
 
 A kind without a declaration declares nothing (no order is ever delivered to it). A ``files`` folder
 has no adapter factory: the scan service reads the folder through :mod:`tradelane.merchant.files`.

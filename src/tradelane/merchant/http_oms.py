@@ -23,7 +23,9 @@ path segment replaced by ``cancellations`` (``https://oms.example/api/orders`` â
 ``{"type": "cancellation", "order": <ref>, "lines": [{"sku", "quantity"}...] | null, "reason": ...}``
 (``lines`` null: the whole order). Classified like orders (2xx done, 408/425/429/5xx retry, other refused).
 
-Settings: ``url`` (required), ``cancellations_url`` (optional), ``timeout_seconds`` (default 10).
+Settings: ``url`` (required), ``cancellations_url`` (optional), ``cancellations`` (default true; false:
+the OMS has no cancellations module, nothing is sent there and each cancellation is refused at once â€”
+an alert says to cancel by hand), ``timeout_seconds`` (default 10).
 Credentials: ``{"secret": ...}``.
 """
 
@@ -55,13 +57,24 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 #: Raw responses are kept on the delivery row up to this many characters.
 MAX_KEPT_RESPONSE = 64 * 1024
 CANCELLATION_REASON = "cancelled on the marketplace"
-#: An HTTP OMS receives orders and sends shipments (and other order updates) back by its webhook.
-HTTP_CAPABILITIES = MerchantCapabilities.of(Capability.RECEIVE_ORDERS, Capability.SEND_SHIPMENTS)
+#: An HTTP OMS receives orders and their cancellations, and sends shipments (and other order updates)
+#: back by its webhook.
+HTTP_CAPABILITIES = MerchantCapabilities.of(
+    Capability.RECEIVE_ORDERS, Capability.RECEIVE_CANCELLATIONS, Capability.SEND_SHIPMENTS
+)
+#: ... unless its settings say ``"cancellations": false`` (the OMS has no cancellations module).
+HTTP_CAPABILITIES_WITHOUT_CANCELLATIONS = MerchantCapabilities.of(
+    Capability.RECEIVE_ORDERS, Capability.SEND_SHIPMENTS
+)
 
 
 def capabilities(settings: dict[str, Any]) -> MerchantCapabilities:
-    """The :data:`~tradelane.merchant.base.CapabilitiesOf` of ``kind = "http"`` systems."""
-    return HTTP_CAPABILITIES
+    """The :data:`~tradelane.merchant.base.CapabilitiesOf` of ``kind = "http"`` systems: ``ValueError``
+    when ``cancellations`` is set to anything but a boolean."""
+    declared = settings.get("cancellations", True)
+    if not isinstance(declared, bool):
+        raise ValueError(f"cancellations must be true or false, got {declared!r}")
+    return HTTP_CAPABILITIES if declared else HTTP_CAPABILITIES_WITHOUT_CANCELLATIONS
 
 
 def cancellations_url(orders_url: str) -> str:
@@ -211,6 +224,7 @@ class HttpOmsAdapter:
             configured if isinstance(configured, str) and configured else cancellations_url(url)
         )
         self._secret = secret
+        self.receives_cancellations = Capability.RECEIVE_CANCELLATIONS in capabilities(system.settings)
         timeout = float(system.settings.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
         self._own_client = client is None
         self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
@@ -225,6 +239,14 @@ class HttpOmsAdapter:
     def notify_cancellation(
         self, document: OmsOrder, *, lines: list[str] | None, idempotency_key: str, now: datetime
     ) -> DeliveryOutcome:
+        if not self.receives_cancellations:
+            what = "the order" if lines is None else f"line(s) {', '.join(lines)}"
+            return DeliveryOutcome(
+                OutcomeKind.REJECTED,
+                f"{self.system.name} declares no cancellations module (settings: cancellations false): "
+                f"the cancellation of {what} was not sent to it",
+                f"POST {self.cancellations_url} (not sent)",
+            )
         body = json.dumps(cancellation_body(document, lines), ensure_ascii=False).encode("utf-8")
         return self._post(self.cancellations_url, body, idempotency_key, now, "the cancellation")
 

@@ -3,7 +3,7 @@
 
 * :func:`add_http_system` — a generic HTTP/webhook OMS (:mod:`tradelane.merchant.http_oms`): orders are
   POSTed to ``url`` signed with ``secret`` (at least 16 characters); optional ``timeout_seconds`` in
-  (0, 120];
+  (0, 120]; ``cancellations=False`` declares that the OMS has no cancellations module (none is sent);
 * :func:`add_shopify_system` — a Shopify shop (:mod:`tradelane.merchant.shopify`): Admin API access token
   and webhook secret, settings as :class:`~tradelane.merchant.shopify.settings.ShopifySettings`.
 
@@ -55,8 +55,10 @@ def add_http_system(
     keyring: KeyRing,
     now: datetime,
     timeout_seconds: float | None = None,
+    cancellations: bool = True,
 ) -> MerchantSystem:
-    """A generic HTTP/webhook OMS: orders are POSTed to ``url`` signed with ``secret``."""
+    """A generic HTTP/webhook OMS: orders are POSTed to ``url`` signed with ``secret``; cancellations
+    too unless ``cancellations`` is False."""
     if len(secret) < 16:
         raise ValidationError("the signing secret must be at least 16 characters")
     settings: dict[str, Any] = {"url": check_url(url)}
@@ -64,6 +66,8 @@ def add_http_system(
         if not 0 < timeout_seconds <= 120:
             raise ValidationError("timeout must be between 0 and 120 seconds")
         settings["timeout_seconds"] = timeout_seconds
+    if not cancellations:
+        settings["cancellations"] = False
     return add_merchant_system(
         conn,
         tenant_id=tenant_id,

@@ -68,9 +68,11 @@ def _system(kind: str, settings: dict | None = None) -> MerchantSystem:
 
 def test_each_kind_declares_what_it_does():
     http = capabilities_of(_system("http", {"url": "https://oms.example/orders"}))
-    assert http.names() == ["receive_orders", "send_shipments"]
+    assert http.names() == ["receive_orders", "receive_cancellations", "send_shipments"]
     assert Capability.RECEIVE_ORDERS in http and Capability.SEND_CATALOG not in http
-    assert capabilities_of(_system("shopify")).names() == [c.value for c in Capability]
+    assert capabilities_of(_system("shopify")).names() == [
+        c.value for c in Capability if c is not Capability.RECEIVE_CANCELLATIONS
+    ]
     assert capabilities_of(_system("files", {"folder": "/x"})).names() == ["send_catalog", "send_stock"]
     assert capabilities_of(_system("files", {"folder": "/x", "sends": ["catalog"]})).names() == [
         "send_catalog"

@@ -67,8 +67,11 @@ LOOKBACK_SKEW = timedelta(hours=1)
 LOOKUP_FIELDS = "id,name,tags,note_attributes"
 #: Pages of inventory levels (250 each) read for one item: Shopify has far fewer locations per shop.
 LEVELS_MAX_PAGES = 40
-#: A shop receives orders and sends its catalog, stock and fulfilments by webhooks.
-SHOPIFY_CAPABILITIES = MerchantCapabilities.of(*Capability)
+#: A shop receives orders (not their cancellations: :meth:`ShopifyAdapter.notify_cancellation`) and
+#: sends its catalog, stock and fulfilments by webhooks.
+SHOPIFY_CAPABILITIES = MerchantCapabilities.of(
+    Capability.RECEIVE_ORDERS, Capability.SEND_CATALOG, Capability.SEND_STOCK, Capability.SEND_SHIPMENTS
+)
 
 
 def capabilities(settings: dict[str, Any]) -> MerchantCapabilities:
