@@ -49,6 +49,11 @@ OMS_SECRET = "chaos-process-oms-secret-0123456789"
 #: the final stock on the marketplace does not depend on when an order landed.
 ORDER_SKUS = 50
 TERMINAL = ("succeeded", "dead", "cancelled")
+#: A directory to keep every run's worker logs in (one file per run, named after it and the instant),
+#: at ``TRADELANE_CHAOS_LOG_LEVEL`` (WARNING unless given); unset, they go to a temporary file at ERROR
+#: and only a dead worker's last lines are shown.
+LOG_DIR = os.environ.get("TRADELANE_CHAOS_LOGS", "")
+LOG_LEVEL = os.environ.get("TRADELANE_CHAOS_LOG_LEVEL", "WARNING") if LOG_DIR else "ERROR"
 
 
 @dataclass
@@ -58,6 +63,10 @@ class RunReport:
     terminations: int = 0
     workers_started: int = 0
     oms_posts: int = 0
+    #: The 1-minute load average of the box when the run started and when it ended.
+    load: tuple[float, float] = (0.0, 0.0)
+    #: Where the workers' logs were kept (``TRADELANE_CHAOS_LOGS``), if anywhere.
+    log_path: str = ""
     #: Dead letters replayed (``replay_dead``): kind and last error of each, as found.
     replayed: list[tuple[str, str]] = field(default_factory=list)
 
@@ -80,6 +89,7 @@ class ProcessRun:
         """Do the whole run; ``fault(self)`` is called about every 0.3 s while the workers work.
         Returns :meth:`final_state`."""
         started = time.monotonic()
+        load_before = os.getloadavg()[0]
         key = generate_key()
         self.keyring = KeyRing([key])
         self.env = _env(self.db_url, key)
@@ -94,7 +104,7 @@ class ProcessRun:
         )
         self.oms_state = OmsSandboxState(OMS_SECRET)
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs = tempfile.TemporaryFile()  # noqa: SIM115 - every worker's stderr, closed after the run
+        self.logs = self._log_file()  # every worker's stderr, closed after the run
         now = utcnow()
         tenant, _ = make_tenant(self.engine, self.name, now)
         self.tenant_id = tenant.id
@@ -138,8 +148,18 @@ class ProcessRun:
                     proc.wait(30)
                 self.logs.close()
         self.report.seconds = time.monotonic() - started
+        self.report.load = (load_before, os.getloadavg()[0])
         self.report.oms_posts = sum(oms_view(self.oms_state).posts.values())
         return self.final_state()
+
+    def _log_file(self) -> Any:
+        if not LOG_DIR:
+            return tempfile.TemporaryFile()  # closed at the end of the run
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+        path = Path(LOG_DIR) / f"{self.name}-{stamp}-{os.getpid()}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.report.log_path = str(path)
+        return path.open("w+b")
 
     # --- workers ---------------------------------------------------------------------------------
 
@@ -369,7 +389,7 @@ def _env(db_url: str, key: str) -> dict[str, str]:
             "TRADELANE_WORKER_LEASE_SECONDS": "2",
             "TRADELANE_WORKER_POLL_SECONDS": "0.1",
             "TRADELANE_JOB_BACKOFF_BASE_SECONDS": "0.2",
-            "TRADELANE_LOG_LEVEL": "ERROR",
+            "TRADELANE_LOG_LEVEL": LOG_LEVEL,
             "PYTHONPATH": str(SRC),
         }
     )

@@ -63,7 +63,9 @@ def _report(label: str, run: ProcessRun) -> None:
     print(
         f"\nchaos {label}: {run.orders} orders, {run.offers} offers, {r.seconds:.1f} s, kills={r.kills}, "
         f"terminations={r.terminations}, workers started={r.workers_started}, OMS POSTs={r.oms_posts}, "
-        f"dead letters replayed={len(r.replayed)} {r.replayed[:5]}"
+        f"dead letters replayed={len(r.replayed)} {r.replayed[:5]}, "
+        f"load average {r.load[0]:.1f} -> {r.load[1]:.1f}"
+        + (f", worker logs {r.log_path}" if r.log_path else "")
     )
 
 
