@@ -380,3 +380,39 @@ def test_an_oms_declared_without_cancellations_is_never_sent_one_and_the_alert_s
     assert alert.kind == "cancellation_not_accepted"
     assert "declares no cancellations module" in alert.message and "by hand" in alert.message, alert.message
     assert hub.merchant_status(order_id) == "delivered"
+
+
+def test_cli_adds_an_http_oms_without_cancellations(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from tradelane.cli import build_app
+
+    monkeypatch.setenv("TRADELANE_DATABASE_URL", db_url)
+    monkeypatch.setenv("TRADELANE_SECRET_KEYS", generate_key())
+    monkeypatch.setenv("TRADELANE_LOG_LEVEL", "WARNING")
+    monkeypatch.chdir(tmp_path)
+    runner, app = CliRunner(), build_app()
+    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
+    add = [
+        "merchant",
+        "add",
+        "http",
+        "--tenant",
+        "acme",
+        "--url",
+        "https://oms.example/orders",
+        "--secret-stdin",
+    ]
+    secret = f"{SECRET}\n"
+    plain = runner.invoke(app, [*add, "--name", "full", "--json"], input=secret)
+    bare = runner.invoke(app, [*add, "--name", "bare", "--no-cancellations", "--json"], input=secret)
+    assert plain.exit_code == 0 and bare.exit_code == 0, plain.output + bare.output
+    assert "cancellations" not in json.loads(plain.stdout)["settings"]
+    assert json.loads(bare.stdout)["settings"]["cancellations"] is False
+    listed = runner.invoke(app, ["merchant", "list", "--tenant", "acme", "--json"])
+    assert {s["name"]: s["capabilities"] for s in json.loads(listed.stdout)} == {
+        "bare": ["receive_orders", "send_shipments"],
+        "full": ["receive_orders", "receive_cancellations", "send_shipments"],
+    }

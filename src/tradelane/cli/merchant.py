@@ -66,6 +66,9 @@ def add_http(
     ),
     secret_stdin: bool = stdin_option("--secret", "the signing secret"),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request (default 10)."),
+    cancellations: bool = typer.Option(
+        True, "--cancellations/--no-cancellations", help="Whether the OMS takes cancellation notices."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """A generic HTTP/webhook OMS: orders are POSTed to it as signed JSON
@@ -82,6 +85,7 @@ def add_http(
             keyring=app.keyring,
             now=app.now(),
             timeout_seconds=timeout,
+            cancellations=cancellations,
         )
     if as_json:
         print_json(describe(system))
