@@ -254,6 +254,8 @@ class MarketplaceWorld(ABC):
     connector: ClassVar[str]
     #: The remote operation that reads order changes (one request per page).
     orders_op: ClassVar[str]
+    #: The remote operation that reads an asynchronous offer import's state.
+    import_op: ClassVar[str]
     #: The remote operations a shipment may call.
     ship_ops: ClassVar[tuple[str, ...]]
     #: Seconds after intake (and acceptance) before the marketplace lets the order ship.
@@ -327,7 +329,10 @@ class MiraklWorld(MarketplaceWorld):
     connector = "mirakl"
     orders_op = "OR11"
     ship_ops = ("OR23", "OR24", "ST01")
+    import_op = "OF02"
     shippable_after = 120.0  # the sandbox debits the customer 60 s after acceptance
+    #: The operator's multi-shipment option (partial shipments declared or not).
+    multi_shipment: ClassVar[bool] = True
 
     state: SandboxState
 
@@ -336,13 +341,13 @@ class MiraklWorld(MarketplaceWorld):
     ) -> Iterator[Channel]:
         self.state = SandboxState(
             7,
-            shops=[Shop(SHOP_ID, "Suite Shop", API_KEY, multi_shipment=True)],
+            shops=[Shop(SHOP_ID, "Suite Shop", API_KEY, multi_shipment=self.multi_shipment)],
             products=sandbox_catalog(12),
             rate_limits=None if published else {},
             start=now,
         )
         with SandboxServer(self.state) as server:
-            options: dict[str, Any] = {"multi_shipment": True}
+            options: dict[str, Any] = {"multi_shipment": self.multi_shipment}
             if not published:
                 options["rate_limits"] = GENEROUS
             with engine.begin() as conn:
@@ -428,11 +433,18 @@ class MiraklWorld(MarketplaceWorld):
         self.state.inject("OR11", "duplicate_page")
 
 
+class MiraklSingleShipmentWorld(MiraklWorld):
+    """A Mirakl shop whose operator has no multi-shipment: partial shipments are not declared."""
+
+    multi_shipment = False
+
+
 class AmazonWorld(MarketplaceWorld):
     """A merchant-fulfilled seller in amazon.de on the SP-API sandbox."""
 
     connector = "amazon"
     orders_op = "searchOrders"
+    import_op = "getFeed"
     ship_ops = ("confirmShipment",)
     marketplace_id = "A1PA6795UKMFR9"
 
@@ -555,6 +567,8 @@ class AmazonWorld(MarketplaceWorld):
 
 #: One world per registered connector.
 WORLDS: tuple[type[MarketplaceWorld], ...] = (MiraklWorld, AmazonWorld)
+#: Worlds of the same connectors with other declared capabilities (settings-dependent ones).
+VARIANTS: tuple[type[MarketplaceWorld], ...] = (MiraklSingleShipmentWorld,)
 
 
 # --- the harness -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from connector_suite import (
+    VARIANTS,
     WORLDS,
     Call,
     CallLog,
@@ -185,7 +186,15 @@ def test_ship_with_and_without_tracking(hub: Harness) -> None:
         assert shipped is not None and shipped.quantities == {items[1].sku: 2} and not shipped.tracking
 
 
-def test_partial_shipment_only_where_declared(hub: Harness) -> None:
+@pytest.mark.parametrize("world_type", WORLDS + VARIANTS, ids=[*IDS, *(v.__name__ for v in VARIANTS)])
+def test_partial_shipment_only_where_declared(
+    engine: Engine, now: datetime, world_type: type[MarketplaceWorld]
+) -> None:
+    with open_harness(engine, now, world_type) as hub:
+        _partial_shipment(hub)
+
+
+def _partial_shipment(hub: Harness) -> None:
     items = hub.stock(2)
     [order_id] = hub.take_orders([(items[0].sku, 2), (items[1].sku, 1)], ready=True)
     order = hub.orders()[order_id]
@@ -194,7 +203,7 @@ def test_partial_shipment_only_where_declared(hub: Harness) -> None:
     [job] = hub.jobs("fulfillments.ship")
     if not hub.capabilities.partial_shipments:
         assert job.state == "dead" and "partial" in (job.last_error or ""), job.last_error
-        assert _ship_requests(hub) == before
+        assert _ship_requests(hub) == before and hub.world.shipped(order_id) is None
         return
     assert job.state == "succeeded", job.last_error
     shipped = hub.world.shipped(order_id)
@@ -321,3 +330,25 @@ def test_budget_and_retry_after_checks_catch_offenders(now: datetime) -> None:
     assert len(budget_overruns([at(0), at(0), at(1)], caps)) == 1  # a third call before the refill
     assert retry_after_violations([at(0, 429), at(30)], 30) == []
     assert len(retry_after_violations([at(0, 429), at(29)], 30)) == 1
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated"])
+def test_unreadable_import_results_are_classified_and_read_again(hub: Harness, mode: str) -> None:
+    caps = hub.capabilities
+    if not caps.asynchronous_offer_imports:
+        pytest.skip(f"{hub.world.connector} reads no import result later (synchronous imports)")
+    items = hub.world.products(2)
+    hub.add_products(items)
+    hub.enqueue("offers.full", flow="offers")
+    hub.run()
+    hub.world.break_route(hub.world.import_op, mode)
+    hub.run(step=20, max_rounds=4)
+    [check] = hub.jobs("offers.import_check")
+    assert check.state == "queued" and check.last_error, (check.state, check.last_error)
+    assert not check.last_error.startswith("unexpected error"), check.last_error
+    assert {status for status, _ in hub.offer_statuses().values()} == {"submitted"}
+    hub.world.heal_route(hub.world.import_op)
+    hub.run(step=20)
+    [check] = hub.jobs("offers.import_check")
+    assert check.state == "succeeded", check.last_error
+    assert {status for status, _ in hub.offer_statuses().values()} == {"published"}
