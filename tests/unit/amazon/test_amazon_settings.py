@@ -1,11 +1,16 @@
-"""Amazon channel settings: region endpoints, overrides, validation messages, carrier table."""
+"""Amazon channel settings: region endpoints, overrides, validation messages, carrier table, budget
+overrides."""
 
 from __future__ import annotations
 
 import pytest
 from amazon_fakes import MARKETPLACE, SELLER
 
-from tradelane.connectors.amazon.settings import AmazonSettings
+from tradelane.connectors.amazon.client import PUBLISHED_BUDGETS
+from tradelane.connectors.amazon.connector import CAPABILITIES, channel_capabilities
+from tradelane.connectors.amazon.settings import RATE_LIMITED_OPERATIONS, AmazonSettings
+from tradelane.connectors.base import RateBudget
+from tradelane.domain.errors import ValidationError
 
 
 def make(**overrides: object) -> AmazonSettings:
@@ -47,6 +52,11 @@ def test_overrides_for_the_sandbox() -> None:
         ({"product_types": {"mugs": "not a type!"}}, "invalid Amazon product type"),
         ({"carriers": {"x": ""}}, "carriers must be an object"),
         ({"order_overlap_seconds": -1}, "order_overlap_seconds must be a number"),
+        ({"rate_limits": [1, 2]}, "rate_limits must be an object"),
+        ({"rate_limits": {"getOrders": [1, 1]}}, "unknown SP-API operation 'getOrders'"),
+        ({"rate_limits": {"searchOrders": [0, 1]}}, r"rate_limits.searchOrders must be \[requests"),
+        ({"rate_limits": {"searchOrders": [1, 0.5]}}, "burst"),
+        ({"rate_limits": {"searchOrders": [True, 1]}}, "rate_limits.searchOrders"),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(overrides: dict[str, object], message: str) -> None:
@@ -69,3 +79,17 @@ def test_carrier_table() -> None:
     assert s.amazon_carrier("FedEx") == ("FedEx", None)  # an Amazon code already
     assert s.amazon_carrier("Kurier Müller") == ("Other", "Kurier Müller")
     assert s.amazon_carrier(None) == ("Other", None)
+
+
+def test_rate_limits_override_the_published_budgets() -> None:
+    assert set(PUBLISHED_BUDGETS) == RATE_LIMITED_OPERATIONS  # every operation called has a plan
+    s = make(rate_limits={"searchOrders": [2, 30]})
+    assert s.rate_limits == {"searchOrders": RateBudget(2.0, 30)}
+    assert AmazonSettings.from_dict(s.to_dict()) == s
+    caps = channel_capabilities(s.to_dict())
+    assert caps.budgets["searchOrders"] == RateBudget(2.0, 30)
+    assert caps.budgets["getOrder"] == PUBLISHED_BUDGETS["getOrder"]  # the rest: Amazon's plans
+    assert caps.operations == CAPABILITIES.operations
+    assert channel_capabilities(make().to_dict()) is CAPABILITIES
+    with pytest.raises(ValidationError, match="unknown SP-API operation"):
+        channel_capabilities({**make().to_dict(), "rate_limits": {"nope": [1, 1]}})

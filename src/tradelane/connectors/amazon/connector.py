@@ -151,8 +151,9 @@ class AmazonConnector:
         if missing:
             raise PermanentError(f"channel {env.channel_name} lacks Amazon credentials: {', '.join(missing)}")
         self.env = env
-        #: The declared capabilities; budgets follow the rates Amazon reports (see :meth:`_rate_seen`).
-        self.capabilities = CAPABILITIES
+        #: The declared capabilities (with the channel's ``rate_limits``); budgets then follow the rates
+        #: Amazon reports (see :meth:`_rate_seen`).
+        self.capabilities = _with_rate_limits(self.settings)
         self._owns_http = http is None
         self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
         self.auth = LwaAuth(
@@ -609,8 +610,19 @@ def validate_settings(settings: Mapping[str, Any], credentials: Mapping[str, str
 
 
 def channel_capabilities(settings: Mapping[str, Any]) -> Capabilities:
-    """Every Amazon channel declares the same (budgets are corrected per connector at run time)."""
-    return CAPABILITIES
+    """What an Amazon channel declares: the same operations for every channel; the published budgets
+    with the channel's ``rate_limits`` overrides (corrected per connector at run time by the rates
+    Amazon reports)."""
+    try:
+        return _with_rate_limits(AmazonSettings.from_dict(settings))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _with_rate_limits(settings: AmazonSettings) -> Capabilities:
+    if not settings.rate_limits:
+        return CAPABILITIES
+    return replace(CAPABILITIES, budgets={**CAPABILITIES.budgets, **settings.rate_limits})
 
 
 def _check(conn: Connection, channel: Channel, keyring: KeyRing, staging: bool | None) -> ChannelCheck:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from tradelane.connectors.base import RateBudget
+
 CONNECTOR = "amazon"
 
 #: SP-API host and LWA token endpoint per region (Amazon's published URLs).
@@ -115,7 +117,11 @@ class AmazonSettings:
     * ``order_overlap_seconds``: how far each orders poll reaches back before the last watermark;
     * ``initial_lookback_hours``: the first poll's window;
     * ``max_patch_seconds``: the longest a delta may spend in ``patchListingsItem`` calls before the
-      planner sends a feed instead.
+      planner sends a feed instead;
+    * ``rate_limits``: budget overrides per SP-API operation (``{"searchOrders": [rate, burst]}``:
+      requests per second, bucket size) — a usage plan Amazon raised for this application, or a
+      sandbox's; other operations follow Amazon's published plans, and a rate Amazon reports in
+      ``x-amzn-RateLimit-Limit`` wins over both.
     """
 
     seller_id: str
@@ -132,6 +138,7 @@ class AmazonSettings:
     initial_lookback_hours: int = 72
     max_patch_seconds: float = 60.0
     feed_poll_seconds: float = 60.0
+    rate_limits: Mapping[str, RateBudget] = field(default_factory=dict)
     #: Settings the hub keeps on the channel that are not the connector's (e.g. ``carrier_map``, read
     #: by the fulfilment service): kept as they are.
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -219,6 +226,7 @@ class AmazonSettings:
             initial_lookback_hours=_number(data, "initial_lookback_hours", 72, 1, 24 * 30),
             max_patch_seconds=float(_number(data, "max_patch_seconds", 60, 1, 3_600)),
             feed_poll_seconds=float(_number(data, "feed_poll_seconds", 60, 1, 3_600)),
+            rate_limits=_rate_limits(data.get("rate_limits")),
             extra={k: v for k, v in data.items() if k not in _KNOWN},
         )
 
@@ -239,6 +247,7 @@ class AmazonSettings:
             "initial_lookback_hours": self.initial_lookback_hours,
             "max_patch_seconds": self.max_patch_seconds,
             "feed_poll_seconds": self.feed_poll_seconds,
+            "rate_limits": {op: [b.per_second, b.burst] for op, b in self.rate_limits.items()},
         }
 
 
@@ -258,6 +267,7 @@ _KNOWN = frozenset(
         "initial_lookback_hours",
         "max_patch_seconds",
         "feed_poll_seconds",
+        "rate_limits",
     }
 )
 
@@ -274,6 +284,51 @@ def _product_type(value: Any) -> str:
     if not _PRODUCT_TYPE.match(text):
         raise ValueError(f"invalid Amazon product type {value!r}: e.g. PRODUCT, LUGGAGE, SHOES")
     return text
+
+
+#: The SP-API operations the connector calls, each with a published usage plan (``client.PUBLISHED_BUDGETS``).
+RATE_LIMITED_OPERATIONS = frozenset(
+    {
+        "searchOrders",
+        "getOrder",
+        "confirmShipment",
+        "createFeedDocument",
+        "createFeed",
+        "getFeed",
+        "getFeedDocument",
+        "getListingsItem",
+        "putListingsItem",
+        "patchListingsItem",
+        "deleteListingsItem",
+        "searchListingsItems",
+    }
+)
+
+
+def _rate_limits(raw: Any) -> dict[str, RateBudget]:
+    """``rate_limits`` as budgets: operation → ``[requests per second, burst]``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError("rate_limits must be an object: SP-API operation → [requests per second, burst]")
+    budgets = {}
+    for op, value in raw.items():
+        if op not in RATE_LIMITED_OPERATIONS:
+            known = ", ".join(sorted(RATE_LIMITED_OPERATIONS))
+            raise ValueError(f"rate_limits: unknown SP-API operation {op!r} (known: {known})")
+        if (
+            not isinstance(value, list | tuple)
+            or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int | float) for v in value)
+            or not 0 < value[0] <= 10_000
+            or not (1 <= value[1] <= 10_000 and float(value[1]).is_integer())
+        ):
+            raise ValueError(
+                f"rate_limits.{op} must be [requests per second (> 0), burst (a whole number >= 1)], "
+                f"not {value!r}"
+            )
+        budgets[op] = RateBudget(float(value[0]), int(value[1]))
+    return budgets
 
 
 def _number(data: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
