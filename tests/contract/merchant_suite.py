@@ -56,9 +56,9 @@ from tradelane.merchant.shopify.sandbox import ShopifySandboxServer, ShopifySand
 from tradelane.merchant.shopify.settings import SHOPIFY_KIND, ShopifySettings
 
 #: Every adapter in the suite gets this request timeout (seconds): a "slow partner" answers later.
-ADAPTER_TIMEOUT = 0.6
+ADAPTER_TIMEOUT = 1.0
 #: How much slower than :data:`ADAPTER_TIMEOUT` the slow partner is.
-SLOW_BY = 1.0
+SLOW_BY = 3.0
 _HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server"}
 
 
@@ -143,7 +143,9 @@ class FaultProxy:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._client = httpx.Client(base_url=self.upstream, timeout=10.0)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fault-proxy", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -108,7 +108,7 @@ def careless() -> Iterator[tuple[CarelessOms, str]]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield oms, f"http://127.0.0.1:{server.server_address[1]}/api/orders"
