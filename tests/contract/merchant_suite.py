@@ -13,8 +13,10 @@ injected, byte for byte, whatever the adapter's protocol.
 A :class:`MerchantWorld` is one (adapter, sandbox) pair: how to build the adapter from its factory
 (:data:`tradelane.merchant.capabilities.ADAPTERS`), an order document the sandbox can take, how many
 merchant orders the sandbox holds for it, which requests are the order's *write* (the one faults
-target), and what else the kind declares. :data:`WORLDS` lists every kind the suite covers; the test
-module (``test_merchant_adapters.py``) parametrises each check over them.
+target), and the requests each declared capability may make. :data:`WORLDS` lists every world: each
+kind in ``ADAPTERS``, and one more per declaration its settings can change (an HTTP OMS without
+cancellations). :data:`CHECKS` is the suite; ``test_merchant_adapters.py`` runs every check in every
+world, ``test_merchant_suite_catches.py`` shows the checks failing deliberately broken adapters.
 """
 
 from __future__ import annotations
