@@ -639,13 +639,18 @@ TRANSIENT = (500, 502, 503, 504, 408, 425)
 
 
 def check_transient_statuses(world: MerchantWorld) -> None:
-    """5xx, 408 and 425 → retryable; nothing created."""
+    """5xx, 408 and 425 → retryable (a 503's ``Retry-After`` honoured too); nothing created."""
     document = world.document(107, now=wall_now())
     for status in TRANSIENT:
         world.proxy.fail(_write_fault(world, answer=json_answer(status, {"error": "busy"})))
         outcome = deliver(world, document)
         assert outcome.kind is OutcomeKind.RETRY, (status, outcome)
         assert outcome.status_code == status, (status, outcome)
+    world.proxy.fail(
+        _write_fault(world, answer=json_answer(503, {"error": "maintenance"}, headers={"Retry-After": "30"}))
+    )
+    outcome = deliver(world, document)
+    assert (outcome.kind, outcome.retry_after) == (OutcomeKind.RETRY, 30), outcome
     assert world.held(document) == []
 
 
