@@ -295,6 +295,11 @@ def test_an_oms_ignoring_idempotency_keys_gets_one_post_per_order_from_racing_wo
     # Deliveries queued by the last re-poll round find the orders held and send nothing.
     hub.worker("drain").run(burst=True, max_jobs=200)
     assert _in_flight(hub) == 0
+    with hub.container.engine.connect() as conn:
+        deliveries = conn.execute(
+            sa.select(sa.func.count()).select_from(jobs).where(jobs.c.kind == "orders.deliver")
+        )
+        assert deliveries.scalar_one() > ORDERS, "the re-polls never queued a delivery again"
     assert oms.posts() == Counter(dict.fromkeys(order_ids, 1)), "an order was POSTed twice"
 
 
