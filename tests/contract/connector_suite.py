@@ -56,6 +56,7 @@ from mirakl_world import catalog as mirakl_catalog
 from tradelane.bootstrap import register_handlers
 from tradelane.connectors.amazon import connector as amazon
 from tradelane.connectors.amazon.sandbox import listings as amazon_listings
+from tradelane.connectors.amazon.sandbox import operations as amazon_operations
 from tradelane.connectors.amazon.sandbox.server import AmazonSandboxServer
 from tradelane.connectors.amazon.sandbox.state import AmazonSandboxState, SandboxSettings
 from tradelane.connectors.base import (
@@ -80,6 +81,7 @@ from tradelane.connectors.base import (
 from tradelane.connectors.dispatch import register_connectors
 from tradelane.connectors.mirakl import connector as mirakl
 from tradelane.connectors.mirakl.sandbox import SandboxClock, SandboxServer, SandboxState, Shop
+from tradelane.connectors.mirakl.sandbox import operations as mirakl_operations
 from tradelane.connectors.registry import CONNECTORS, ConnectorSpec, get_connector
 from tradelane.domain.catalog import Product
 from tradelane.persistence.tables import jobs, orders, products
@@ -319,6 +321,10 @@ class MarketplaceWorld(ABC):
     def heal_route(self, op: str) -> None: ...
 
     @abstractmethod
+    def served_ops(self) -> frozenset[str]:
+        """The remote operations the sandbox serves (routes that can be broken)."""
+
+    @abstractmethod
     def duplicate_page(self) -> None:
         """The next page of :attr:`orders_op` serves the previous page again."""
 
@@ -428,6 +434,9 @@ class MiraklWorld(MarketplaceWorld):
 
     def heal_route(self, op: str) -> None:
         self.state.clear_route(op)
+
+    def served_ops(self) -> frozenset[str]:
+        return mirakl_operations.known_op_ids()
 
     def duplicate_page(self) -> None:
         self.state.inject("OR11", "duplicate_page")
@@ -559,6 +568,9 @@ class AmazonWorld(MarketplaceWorld):
 
     def heal_route(self, op: str) -> None:
         self.state.clear_route(op)
+
+    def served_ops(self) -> frozenset[str]:
+        return frozenset(amazon_operations.BY_ID)
 
     def duplicate_page(self) -> None:
         with self.state.lock:

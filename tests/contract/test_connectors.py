@@ -3,7 +3,7 @@ against its own sandbox, through the hub's services, jobs and worker on a real d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -27,12 +27,26 @@ from sqlalchemy.engine import Engine
 from tradelane.connectors.base import (
     Cancellation,
     Capabilities,
+    CheckReport,
+    ConnectorEnv,
+    Document,
+    ImportRef,
+    LineDecision,
+    MarketplaceConnector,
+    OfferUpdate,
     Operation,
     OrderChanges,
     RateBudget,
+    Refund,
+    RefundLine,
+    Shipment,
+    SubmitMode,
     UnsupportedOperation,
 )
 from tradelane.connectors.registry import CONNECTORS, get_connector
+from tradelane.domain.errors import PermanentError, RetryableError
+from tradelane.http_edge import Exchange
+from tradelane.services.channels import channel_credentials
 from tradelane.services.fulfilment_push import CarrierDirectory, DocumentLedger
 
 IDS = [w.connector for w in WORLDS]
@@ -352,3 +366,90 @@ def test_unreadable_import_results_are_classified_and_read_again(hub: Harness, m
     [check] = hub.jobs("offers.import_check")
     assert check.state == "succeeded", check.last_error
     assert {status for status, _ in hub.offer_statuses().values()} == {"published"}
+
+
+def _every_operation(
+    connector: MarketplaceConnector, order_id: str, ref: ImportRef, now: datetime
+) -> dict[Operation, Callable[[], object]]:
+    offer = OfferUpdate(sku="SKU-1", price=Decimal("12.00"), currency="EUR", quantity=3)
+    return {
+        Operation.FETCH_ORDERS: lambda: connector.fetch_orders(None, now=now),
+        Operation.FETCH_MESSAGES: lambda: connector.fetch_messages(None, now=now),
+        Operation.FETCH_RETURNS: lambda: connector.fetch_returns(None, now=now),
+        Operation.ACCEPT: lambda: connector.accept(order_id, [LineDecision(f"{order_id}-1", True)]),
+        Operation.SUBMIT_OFFERS_FULL: lambda: connector.submit_offers([offer], SubmitMode.FULL),
+        Operation.SUBMIT_OFFERS_DELTA: lambda: connector.submit_offers([offer], SubmitMode.DELTA),
+        Operation.READ_IMPORT: lambda: connector.import_result(ref),
+        Operation.LIST_OFFERS: lambda: connector.list_offers(),
+        Operation.SHIP: lambda: connector.ship(
+            Shipment(order_id, None, carrier_code="UPS", tracking_number="1Z1", shipped_at=now)
+        ),
+        Operation.CANCEL: lambda: connector.cancel(Cancellation(order_id, None, "out of stock")),
+        Operation.REFUND: lambda: connector.refund(
+            Refund(order_id, [RefundLine(f"{order_id}-1", 1, Decimal("1.00"), "EUR")], "REFUND_DAMAGED_ITEM")
+        ),
+        Operation.UPLOAD_DOCUMENT: lambda: connector.upload_document(
+            Document(order_id, "label.pdf", b"%PDF-1.4 suite", "application/pdf")
+        ),
+        Operation.SET_HOLIDAY: lambda: connector.set_holiday(now, now + timedelta(days=1)),
+    }
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated"])
+def test_every_operation_classifies_garbage_and_truncated_bodies(hub: Harness, mode: str) -> None:
+    """Called directly, every declared operation of a connector whose every remote route answers
+    garbage (or half its body) ends in a classified error or a result, never another exception; an
+    undeclared one raises UnsupportedOperation without a request."""
+    items = hub.stock(1)
+    order_id = hub.world.place_order([(items[0].sku, 1)])
+    with hub.engine.connect() as conn:
+        credentials = channel_credentials(conn, hub.channel, hub.keyring)
+    exchanges: list[Exchange] = []
+    env = ConnectorEnv(
+        channel_id=hub.channel.id,
+        channel_name=hub.channel.name,
+        settings=hub.channel.settings,
+        credentials={k: str(v) for k, v in credentials.items() if v is not None},
+        now=hub.clock,
+        throttle=lambda _op: None,
+        on_exchange=exchanges.append,
+    )
+    connector = hub.spec.factory(env)
+    try:
+        caps = connector.capabilities
+        ref = ImportRef("0", SubmitMode.FULL, 1)
+        if Operation.SUBMIT_OFFERS_FULL in caps.operations:  # a real reference to read back
+            ref = connector.submit_offers(
+                [
+                    OfferUpdate(
+                        sku=items[0].sku,
+                        price=Decimal("12.00"),
+                        currency="EUR",
+                        quantity=3,
+                        attributes=items[0].attributes,
+                        gtin=items[0].gtin,
+                    )
+                ],
+                SubmitMode.FULL,
+            )
+        for op in set(caps.budgets) & hub.world.served_ops():
+            hub.world.break_route(op, mode)
+        outcomes: dict[str, str] = {}
+        for operation, call in _every_operation(connector, order_id, ref, hub.clock()).items():
+            before = len(hub.world.requests())
+            try:
+                call()
+            except (RetryableError, PermanentError) as exc:
+                outcomes[operation.value] = "retryable" if isinstance(exc, RetryableError) else "permanent"
+                assert operation in caps.operations, (operation, exc)
+            except UnsupportedOperation:
+                outcomes[operation.value] = "unsupported"
+                assert operation not in caps.operations
+                assert len(hub.world.requests()) == before, f"{operation.value} called the marketplace"
+            else:
+                outcomes[operation.value] = "ok"
+                assert operation in caps.operations
+        assert outcomes[Operation.FETCH_ORDERS.value] in ("retryable", "permanent"), outcomes
+        assert isinstance(connector.check(), CheckReport)  # a check never raises
+    finally:
+        connector.close()
