@@ -162,6 +162,7 @@ def test_acceptance_before_the_deadline_where_required(hub: Harness) -> None:
     assert accepted_at is not None and deadline is not None and accepted_at <= deadline
     assert stored["accepted_at"] is not None
     assert stored["accepted_at"] <= stored["acceptance_deadline"]
+    assert stored["acceptance_deadline"] <= deadline  # the hub never thinks it has more time
     assert len(hub.log.of(Operation.ACCEPT)) == 1
     assert [j.state for j in hub.jobs("orders.accept")] == ["succeeded"]
 
