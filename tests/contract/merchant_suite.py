@@ -677,6 +677,11 @@ BROKEN_ANSWERS: list[tuple[str, bytes, OutcomeKind]] = [
         OutcomeKind.RETRY,
     ),
     ("not HTTP at all", b"SSH-2.0-OpenSSH_9.6\r\n", OutcomeKind.RETRY),
+    (
+        "undecodable gzip 200",
+        raw_answer(200, b"not gzip", headers={"Content-Encoding": "gzip"}),
+        OutcomeKind.RETRY,
+    ),
 ]
 #: A 2xx whose body does not acknowledge the order: the order may or may not exist; never reported
 #: as created without a reference the merchant system gave.
