@@ -263,8 +263,18 @@ def test_refund_where_declared(hub: Harness) -> None:
     assert hub.world.refunded(order_id)
 
 
+def _storm_checks(hub: Harness, op: str) -> None:
+    """Four 429s on ``op``, each honoured (nothing sooner than its Retry-After), no declared budget
+    exceeded by any operation."""
+    seen = hub.world.requests()
+    storm = [s for s in seen if s.op == op]
+    assert [s.status for s in storm].count(429) == 4 and storm[-1].status < 300, storm
+    assert retry_after_violations(seen, 45) == []
+    assert budget_overruns(seen, hub.capabilities) == []
+
+
 @pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
-def test_429_storm_honours_retry_after_within_declared_budgets(
+def test_429_storm_on_the_orders_poll_honours_retry_after_within_declared_budgets(
     engine: Engine, now: datetime, world_type: type[MarketplaceWorld]
 ) -> None:
     with open_harness(engine, now, world_type, published=True) as hub:
@@ -273,14 +283,30 @@ def test_429_storm_honours_retry_after_within_declared_budgets(
         hub.world.throttle(hub.world.orders_op, 4, retry_after=45)
         hub.enqueue("orders.poll")
         hub.run(step=15, max_rounds=80)
-        seen = hub.world.requests()
-        storm = [s for s in seen if s.op == hub.world.orders_op]
-        assert [s.status for s in storm].count(429) == 4 and storm[-1].status == 200
-        assert retry_after_violations(seen, 45) == []
-        assert budget_overruns(seen, hub.capabilities) == []
+        _storm_checks(hub, hub.world.orders_op)
         assert set(hub.orders()) == set(placed)
         [poll] = hub.jobs("orders.poll")
         assert poll.state == "succeeded" and poll.attempts <= 2, (poll.state, poll.attempts)
+
+
+@pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
+def test_429_storm_on_a_shipment_honours_retry_after_and_ships_once(
+    engine: Engine, now: datetime, world_type: type[MarketplaceWorld]
+) -> None:
+    with open_harness(engine, now, world_type, published=True) as hub:
+        if Operation.SHIP not in hub.capabilities.operations:
+            pytest.skip(f"{hub.world.connector} does not declare ship")
+        items = hub.stock(1)
+        [order_id] = hub.take_orders([(items[0].sku, 2)], ready=True)
+        op = hub.world.ship_ops[0]
+        hub.world.throttle(op, 4, retry_after=45)
+        payload = {"order_id": hub.orders()[order_id]["id"], "carrier": "UPS", "tracking_number": "STORM1"}
+        hub.enqueue("fulfillments.ship", payload, flow="fulfillments")
+        hub.run(step=15, max_rounds=80)
+        _storm_checks(hub, op)
+        [job] = hub.jobs("fulfillments.ship")
+        assert job.state == "succeeded" and job.attempts <= 2, (job.state, job.attempts, job.last_error)
+        assert hub.world.shipped(order_id) == Shipped({items[0].sku: 2}, "STORM1")  # once, not twice
 
 
 @pytest.mark.parametrize("mode", ["garbage", "truncated"])
