@@ -22,9 +22,6 @@ from sqlalchemy.engine import Engine
 
 from mirakl_world import SHOP_ID, World, build_world
 from order_updates_support import make_order, tiny_pdf
-from tradelane.connectors.dispatch import register_connectors
-from tradelane.connectors.mirakl import documents_flow
-from tradelane.connectors.mirakl.connector import HANDLERS as MIRAKL_HANDLERS
 from tradelane.domain.labels import (
     LabelError,
     LabelFormat,
@@ -46,9 +43,7 @@ from tradelane.services.labels import (
     store_label,
 )
 from tradelane.services.orders import list_orders
-from tradelane.sync import builtin
 from tradelane.sync import jobs as jobstore
-from tradelane.sync.registry import JobRegistry
 
 CHROMIUM = "/usr/bin/chromium"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -327,16 +322,7 @@ def test_labels_are_stored_once_per_content(engine: Engine, now: datetime):
 
 @pytest.fixture
 def mirakl(engine: Engine, now: datetime) -> Iterator[World]:
-    for world in build_world(engine, now, sandbox_limits={}):
-        if "fulfillments.label" not in MIRAKL_HANDLERS:  # until the connector lists the handler itself
-            registry = JobRegistry()
-            builtin.register(registry)
-            register_connectors(
-                registry, {"mirakl": {**MIRAKL_HANDLERS, "fulfillments.label": documents_flow.upload_label}}
-            )
-            world.registry = registry
-            world.worker.registry = registry
-        yield world
+    yield from build_world(engine, now, sandbox_limits={})
 
 
 def _seed_offers(world: World, count: int) -> None:

@@ -26,8 +26,9 @@ from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
 from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
 from tradelane.persistence.tables import channel_flows
-from tradelane.services import feeds, order_acceptance, order_intake
+from tradelane.services import feeds, fulfilment_push, offer_publishing, order_acceptance, order_intake
 from tradelane.services.channels import AUTH_PAUSE, Channel, credentials_rejected, get_channel_by_id
+from tradelane.services.connector_session import ConnectorSession
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import Handler, JobRegistry
 
@@ -53,6 +54,36 @@ def order_kinds() -> dict[str, GenericKind]:
         feeds.MESSAGES: GenericKind(feeds.poll_messages, Operation.FETCH_MESSAGES),
         feeds.RETURNS: GenericKind(feeds.poll_returns, Operation.FETCH_RETURNS),
     }
+
+
+def _sessions(spec: ConnectorSpec) -> Callable[[JobContext, Channel], ConnectorSession]:
+    """Opens the job's :class:`ConnectorSession` on ``spec``'s connector (a context manager)."""
+    return lambda ctx, channel: ConnectorSession(ctx, channel, spec.factory)
+
+
+def _through(run: Callable[[JobContext, Channel, Any], dict[str, Any]]) -> ConnectorHandler:
+    """A service taking a session opener (offer publishing, fulfilment push) as a generic handler."""
+    return lambda ctx, channel, spec: run(ctx, channel, _sessions(spec))
+
+
+def offer_and_fulfilment_kinds() -> dict[str, GenericKind]:
+    """The ``offers.*`` and ``fulfillments.*`` kinds: offer publishing and fulfilment push."""
+    return {
+        "offers.delta": GenericKind(_through(offer_publishing.push_delta), Operation.SUBMIT_OFFERS_DELTA),
+        "offers.full": GenericKind(_through(offer_publishing.push_full), Operation.SUBMIT_OFFERS_FULL),
+        offer_publishing.IMPORT_CHECK: GenericKind(
+            _through(offer_publishing.check_import), Operation.READ_IMPORT
+        ),
+        "fulfillments.ship": GenericKind(_through(fulfilment_push.ship), Operation.SHIP),
+        "fulfillments.cancel": GenericKind(_through(fulfilment_push.cancel), Operation.CANCEL),
+        "fulfillments.refund": GenericKind(_through(fulfilment_push.refund), Operation.REFUND),
+        "fulfillments.label": GenericKind(_through(fulfilment_push.upload_label), Operation.UPLOAD_DOCUMENT),
+    }
+
+
+def generic_kinds() -> dict[str, GenericKind]:
+    """Every kind served by a service through the port."""
+    return {**order_kinds(), **offer_and_fulfilment_kinds()}
 
 
 def _resolve(kind: str, spec: ConnectorSpec, generic: Mapping[str, GenericKind]) -> ChannelHandler | None:
@@ -115,11 +146,11 @@ def register_connectors(
     connectors: Mapping[str, ConnectorSpec] | None = None,
     generic: Mapping[str, GenericKind] | None = None,
 ) -> None:
-    """Register a dispatcher for every generic kind (default :func:`order_kinds`) and every kind a
+    """Register a dispatcher for every generic kind (default :func:`generic_kinds`) and every kind a
     connector handles itself, over ``connectors`` (default: the registry's)."""
     if connectors is None:
         connectors = CONNECTORS
-    served = order_kinds() if generic is None else dict(generic)
+    served = generic_kinds() if generic is None else dict(generic)
     kinds = sorted(set(served) | {kind for spec in connectors.values() for kind in spec.handlers})
     for kind in kinds:
         registry.register(kind, _dispatcher(kind, connectors, served))

@@ -1,5 +1,5 @@
-"""The Mirakl connector as the hub knows it (:data:`SPEC`, read by the registry), its remaining own job
-handlers, and channel set-up (add, update, check)."""
+"""The Mirakl connector as the hub knows it (:data:`SPEC`, read by the registry) and channel set-up
+(add, update, check). Every job kind runs as a service through the port (:mod:`.port`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from tradelane.connectors.base import Capabilities
-from tradelane.connectors.dispatch import ChannelHandler
-from tradelane.connectors.mirakl import documents_flow, offers_flow, updates_flow
 from tradelane.connectors.mirakl.client import CheckResult, MiraklClient
 from tradelane.connectors.mirakl.mapping import ORDER_MESSAGE_ATTRIBUTE
 from tradelane.connectors.mirakl.port import mirakl_capabilities, mirakl_connector
@@ -21,18 +19,6 @@ from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.security.crypto import KeyRing
 from tradelane.services.channels import Channel, channel_credentials, create_channel, update_channel_config
-
-#: Job kinds Mirakl still handles itself (the ``orders.*`` kinds are generic services).
-HANDLERS: Mapping[str, ChannelHandler] = {
-    "offers.delta": offers_flow.push_delta,
-    "offers.full": offers_flow.push_full,
-    "offers.import_check": offers_flow.check_import,
-    "fulfillments.ship": updates_flow.ship,
-    "fulfillments.cancel": updates_flow.cancel,
-    "fulfillments.refund": updates_flow.refund,
-    "fulfillments.label": documents_flow.upload_label,
-}
-
 
 #: Channel cursors of each stream (the names the flows used before the port: stored cursors still apply).
 CURSORS: Mapping[str, str] = {
@@ -78,7 +64,6 @@ SPEC = ConnectorSpec(
     cursors=CURSORS,
     customer_messages=CustomerMessages(attribute=ORDER_MESSAGE_ATTRIBUTE, is_customer=_is_customer),
     check=_check,
-    handlers=HANDLERS,
 )
 
 

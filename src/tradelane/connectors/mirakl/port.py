@@ -72,6 +72,8 @@ NOT_ACCEPTED_STATES = frozenset({MarketplaceOrderState.REFUSED, MarketplaceOrder
 
 #: Remote operations tradelane calls, for the budgets it declares (A02 has no published guidance).
 OPERATIONS_CALLED: tuple[str, ...] = (*sorted(DEFAULT_LIMITS), "A02")
+#: Why a partial shipment is refused when the operator's option is off.
+MULTI_SHIPMENT_OFF = "the operator's multi-shipment is off (channel setting multi_shipment)"
 #: Most shipments one ST01 call carries; most order ids one OR11 call filters on.
 MAX_SHIPMENTS_PER_CALL = 1_000
 
@@ -113,6 +115,8 @@ def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
             Operation.UPLOAD_DOCUMENT.value: "labels and other documents attached with OR74",
             Operation.FETCH_RETURNS.value: "returns are read with RT11 (only where the operator offers it)",
             Operation.SET_HOLIDAY.value: "A02 closed_from / closed_to on the shop account",
+            "line_cancellation": "OR29 cancels whole orders only; refund the lines instead",
+            **({} if settings.multi_shipment else {"partial_shipments": MULTI_SHIPMENT_OFF}),
         },
     )
 
