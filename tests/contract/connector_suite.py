@@ -31,10 +31,14 @@ adapter") and append it to :data:`WORLDS`. The adapter says, for its sandbox:
   paid — or awaiting acceptance where the marketplace has that step);
 * how to read the marketplace's side: listed offers, an order's acceptance, shipment, cancellation and
   refund, and the sandbox's request log as :class:`Seen` records (authentication calls left out);
-* how to misbehave: a 429 storm with Retry-After on an operation, a lasting garbage / truncated route,
-  a duplicated page on the orders listing; :attr:`~MarketplaceWorld.orders_op` and
+* how to misbehave: a 429 storm with Retry-After on an operation, a lasting garbage / truncated route
+  on any operation it serves (:meth:`~MarketplaceWorld.served_ops`), a duplicated page on the orders
+  listing; :attr:`~MarketplaceWorld.orders_op`, :attr:`~MarketplaceWorld.import_op` and
   :attr:`~MarketplaceWorld.ship_ops` name the remote operations involved, and
   :attr:`~MarketplaceWorld.shippable_after` how long after intake (and acceptance) an order may ship.
+
+A connector whose capabilities depend on its channel's settings adds a world per setting that changes
+them to :data:`VARIANTS` (e.g. a Mirakl shop without multi-shipment declares no partial shipments).
 """
 
 from __future__ import annotations
@@ -258,7 +262,7 @@ class MarketplaceWorld(ABC):
     orders_op: ClassVar[str]
     #: The remote operation that reads an asynchronous offer import's state.
     import_op: ClassVar[str]
-    #: The remote operations a shipment may call.
+    #: The remote operations a shipment may call, the first one first.
     ship_ops: ClassVar[tuple[str, ...]]
     #: Seconds after intake (and acceptance) before the marketplace lets the order ship.
     shippable_after: ClassVar[float] = 0.0
@@ -274,8 +278,8 @@ class MarketplaceWorld(ABC):
 
     @abstractmethod
     def products(self, count: int) -> list[Product]:
-        """``count`` catalog products the marketplace knows (SKUs distinct from other calls' not
-        needed: tests call it once)."""
+        """``count`` catalog products the marketplace knows (the same SKUs on every call: a test
+        calls it once)."""
 
     @abstractmethod
     def rejected_product(self) -> Product:
