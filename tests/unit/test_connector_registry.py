@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tradelane.connectors.base import ConnectorEnv, HolidayMode, MarketplaceConnector, Operation
+from tradelane.connectors.base import ConnectorEnv, HolidayMode, MarketplaceConnector, Operation, RateBudget
 from tradelane.connectors.mirakl.port import MiraklConnector
 from tradelane.connectors.registry import (
     CONNECTOR_MODULES,
@@ -17,6 +17,8 @@ from tradelane.connectors.registry import (
     get_connector,
 )
 from tradelane.domain.errors import ValidationError
+from tradelane.services.connector_session import budget_limit
+from tradelane.sync.ratelimit import RateLimit
 
 
 def test_mirakl_is_registered_with_its_spec() -> None:
@@ -76,3 +78,13 @@ def test_settings_are_validated_with_their_credentials() -> None:
         spec.validate_settings({"hostname": "shop.mirakl.test", "shop_id": "abc"}, {"api_key": "k"})
     with pytest.raises(ValidationError, match="empty"):
         spec.validate_settings({"hostname": "shop.mirakl.test"}, {"api_key": " "})
+
+
+def test_declared_budgets_become_exact_token_buckets() -> None:
+    caps = get_connector("mirakl").capabilities
+    assert budget_limit(caps.budgets["OR11"]) == RateLimit(1, 60.0)
+    assert budget_limit(caps.budgets["RT11"]) == RateLimit(1, 300.0)
+    assert budget_limit(caps.budgets["OR21"]).rate == 100 / 60
+    assert budget_limit(RateBudget(per_second=0.5, burst=2)) == RateLimit(1, 2.0, burst=2)
+    # a refill of exactly one period yields a whole token (no float shortfall)
+    assert 60.0 * budget_limit(caps.budgets["OR11"]).rate >= 1.0

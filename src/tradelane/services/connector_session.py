@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.connectors.base import ConnectorEnv, ConnectorFactory, MarketplaceConnector
+from tradelane.connectors.base import ConnectorEnv, ConnectorFactory, MarketplaceConnector, RateBudget
 from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import PermanentError, RetryableError
 from tradelane.http_edge import Exchange
@@ -35,6 +35,13 @@ class BudgetSpent(RetryableError):
     def __init__(self, operation: str) -> None:
         super().__init__(f"no {operation} budget left right now", retry_after=None)
         self.operation = operation
+
+
+def budget_limit(budget: RateBudget) -> RateLimit:
+    """The token bucket of a declared budget, as calls per period in small integers (1/60 per second
+    becomes 1 call per 60 s, 100/60 becomes 5 per 3 s), so that refills land exactly on the period."""
+    rate = Fraction(budget.per_second).limit_denominator(1_000_000)
+    return RateLimit(rate.numerator, float(rate.denominator), burst=budget.burst)
 
 
 def _text(value: str | None) -> str | None:
@@ -86,9 +93,7 @@ class ConnectorSession:
         budget = self.connector.capabilities.budgets.get(operation)
         if budget is None:
             raise PermanentError(f"connector {self.connector.name!r} declares no rate budget for {operation}")
-        # calls per period as small integers (1/60 s -> 1 per 60 s), so refills are exact.
-        rate = Fraction(budget.per_second).limit_denominator(1_000_000)
-        return RateLimit(rate.numerator, float(rate.denominator), burst=budget.burst)
+        return budget_limit(budget)
 
     def bucket(self, operation: str) -> str:
         return f"{self.connector.name}:{operation}"
