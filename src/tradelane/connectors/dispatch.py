@@ -2,7 +2,7 @@
 
 The engine registers one dispatcher per kind, which loads the job's channel, resolves its connector
 through the registry (:mod:`tradelane.connectors.registry`) and runs the kind's generic handler — a
-service written once and driven through the port (:data:`ORDER_KINDS`), for any connector that
+service written once and driven through the port (:func:`generic_kinds`), for any connector that
 declares the operation the kind needs. A kind not yet served generically runs the connector's own
 handler (``ConnectorSpec.handlers``). Otherwise the job is dead-lettered with a clear reason.
 
