@@ -223,6 +223,13 @@ def _partial_shipment(hub: Harness) -> None:
     assert job.state == "succeeded", job.last_error
     shipped = hub.world.shipped(order_id)
     assert shipped is not None and shipped.quantities == {items[0].sku: 1}
+    hub.enqueue("orders.poll")  # the hub sees the partial shipment
+    hub.run(step=60, max_rounds=3)
+    _ship(hub, hub.orders()[order_id], carrier="UPS", tracking_number="PART2")  # the rest
+    job = hub.jobs("fulfillments.ship")[-1]
+    assert job.state == "succeeded", job.last_error
+    shipped = hub.world.shipped(order_id)
+    assert shipped is not None and shipped.quantities == {items[0].sku: 2, items[1].sku: 1}  # no more
 
 
 def test_cancel_where_declared(hub: Harness) -> None:
