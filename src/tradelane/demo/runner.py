@@ -57,6 +57,9 @@ DEMO_LIMITS = {op: [30, 60] for op in ("OR11", "OF24", "OF01", "OF02", "OF03", "
 #: The Amazon channel: one seller of the sandbox's EU account in Amazon.de (EUR, like the catalog).
 AMAZON_CHANNEL = "amazon-de"
 AMAZON_MARKETPLACE = "A1PA6795UKMFR9"
+#: The demo polls Amazon's orders every few seconds; its sandbox allows it (Amazon's published plan is
+#: one searchOrders call per 180 s after a burst of 20).
+AMAZON_DEMO_LIMITS = {"searchOrders": [1, 20]}
 #: Seconds an Amazon order stays Pending before the buyer's payment is authorised.
 AMAZON_PAYMENT_DELAY = 5.0
 
@@ -244,6 +247,7 @@ class Demo:
                 endpoint=url,
                 token_endpoint=url,
                 options={
+                    "rate_limits": AMAZON_DEMO_LIMITS,
                     "feed_poll_seconds": 2,
                     "max_patch_seconds": 10,
                     "carrier_map": {"ups": "UPS", "dhl": "DHL"},
