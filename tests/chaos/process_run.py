@@ -35,7 +35,7 @@ from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.sandbox import SandboxServer, SandboxState, Shop
 from tradelane.connectors.mirakl.sandbox.config import SandboxConfig
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
-from tradelane.persistence.tables import jobs, orders, products
+from tradelane.persistence.tables import job_attempts, jobs, orders, products
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
@@ -65,6 +65,8 @@ class RunReport:
     oms_posts: int = 0
     #: The 1-minute load average of the box when the run started and when it ended.
     load: tuple[float, float] = (0.0, 0.0)
+    #: Unsuccessful attempts by outcome (``job_attempts``; ``lease_expired`` is a lost attempt).
+    attempts: dict[str, int] = field(default_factory=dict)
     #: Where the workers' logs were kept (``TRADELANE_CHAOS_LOGS``), if anywhere.
     log_path: str = ""
     #: Dead letters replayed (``replay_dead``): kind and last error of each, as found.
@@ -147,9 +149,11 @@ class ProcessRun:
                         proc.send_signal(signal.SIGKILL)
                     proc.wait(30)
                 self.logs.close()
-        self.report.seconds = time.monotonic() - started
-        self.report.load = (load_before, os.getloadavg()[0])
-        self.report.oms_posts = sum(oms_view(self.oms_state).posts.values())
+                # Filled in even when the run failed (the test prints the report either way).
+                self.report.seconds = time.monotonic() - started
+                self.report.load = (load_before, os.getloadavg()[0])
+                self.report.oms_posts = sum(oms_view(self.oms_state).posts.values())
+                self.report.attempts = self._attempt_outcomes()
         return self.final_state()
 
     def _log_file(self) -> Any:
@@ -345,6 +349,16 @@ class ProcessRun:
             f"{dict(self._job_states())}; OMS holds {received}/{self.orders} orders; at {utcnow()}: "
             + "; ".join(str(tuple(r)) for r in rows[:20])
         )
+
+    def _attempt_outcomes(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(job_attempts.c.outcome, sa.func.count())
+                .join(jobs, jobs.c.id == job_attempts.c.job_id)
+                .where(jobs.c.tenant_id == self.tenant_id)
+                .group_by(job_attempts.c.outcome)
+            ).all()
+        return {str(outcome): int(n) for outcome, n in rows}
 
     def _job_states(self) -> Counter[str]:
         with self.engine.connect() as conn:

@@ -48,14 +48,17 @@ class Every:
             self.next = time.monotonic() + self.rng.uniform(*EVERY)
 
 
-def _clean_run(engine: Any, db_url: str) -> tuple[ProcessRun, dict[str, Any]]:
+def _clean_run(engine: Any, db_url: str) -> dict[str, Any]:
     clean = ProcessRun(engine, db_url, "clean", OFFERS, ORDERS)
-    state = clean.run(timeout=TIMEOUT)
+    try:
+        state = clean.run(timeout=TIMEOUT)
+    finally:
+        _report("clean", clean)
     assert state["dead_jobs"] == 0
     assert [n for _, n in state["oms_orders_per_order"]] == [1] * ORDERS
     assert set(state["marketplace_orders"]) == {"SHIPPING"}
     assert clean.report.oms_posts == ORDERS
-    return clean, state
+    return state
 
 
 def _report(label: str, run: ProcessRun) -> None:
@@ -63,18 +66,19 @@ def _report(label: str, run: ProcessRun) -> None:
     print(
         f"\nchaos {label}: {run.orders} orders, {run.offers} offers, {r.seconds:.1f} s, kills={r.kills}, "
         f"terminations={r.terminations}, workers started={r.workers_started}, OMS POSTs={r.oms_posts}, "
-        f"dead letters replayed={len(r.replayed)} {r.replayed[:5]}, "
+        f"dead letters replayed={len(r.replayed)} {r.replayed[:5]}, failed attempts {r.attempts}, "
         f"load average {r.load[0]:.1f} -> {r.load[1]:.1f}"
         + (f", worker logs {r.log_path}" if r.log_path else "")
     )
 
 
 def test_sigkilled_workers_lose_nothing_send_nothing_twice_and_end_like_a_clean_run(engine, db_url) -> None:
-    clean, expected = _clean_run(engine, db_url)
+    expected = _clean_run(engine, db_url)
     faulted = ProcessRun(engine, db_url, "sigkilled", OFFERS, ORDERS, replay_dead=True)
-    state = faulted.run(Every(7, lambda run, rng: run.kill_one(rng)), timeout=TIMEOUT)
-    _report("clean", clean)
-    _report("sigkill", faulted)
+    try:
+        state = faulted.run(Every(7, lambda run, rng: run.kill_one(rng)), timeout=TIMEOUT)
+    finally:
+        _report("sigkill", faulted)
     assert faulted.report.kills >= 2, "the run ended before the workers were killed twice"
     assert state == expected
     # One OMS order per marketplace order is in ``state``; a re-sent POST (a worker killed after the
@@ -84,7 +88,7 @@ def test_sigkilled_workers_lose_nothing_send_nothing_twice_and_end_like_a_clean_
 
 @pytest.mark.pg_only
 def test_terminated_database_connections_change_nothing(engine, db_url) -> None:
-    clean, expected = _clean_run(engine, db_url)
+    expected = _clean_run(engine, db_url)
 
     def terminate(run: ProcessRun, rng: random.Random) -> None:
         with run.engine.connect() as conn:
@@ -93,9 +97,10 @@ def test_terminated_database_connections_change_nothing(engine, db_url) -> None:
         run.report.terminations += 1
 
     faulted = ProcessRun(engine, db_url, "terminated", OFFERS, ORDERS)
-    state = faulted.run(Every(8, terminate), timeout=TIMEOUT)
-    _report("clean", clean)
-    _report("pg_terminate_backend", faulted)
+    try:
+        state = faulted.run(Every(8, terminate), timeout=TIMEOUT)
+    finally:
+        _report("pg_terminate_backend", faulted)
     assert faulted.report.terminations >= 2
     assert faulted.report.kills == 0 and faulted.report.workers_started == faulted.workers  # they reconnected
     assert state == expected
