@@ -5,11 +5,13 @@ updates, ``POST /api/v1/merchant/{name}/webhook``) and the generic inbound webho
 * ``tradelane``: ``tradelane serve`` itself, as an operator starts it (its default number of server
   processes, one per CPU on PostgreSQL, unless ``--workers`` says otherwise), configured through the
   environment;
-* ``raw``: a minimal ASGI app under the same uvicorn in its own process, verifying the same
+* ``raw``: a minimal ASGI app under the same uvicorn, with the same parser and event loop (``--http``,
+  ``--loop``; default httptools and uvloop, as ``tradelane serve``), in its own process, verifying the same
   ``X-Tradelane-Signature`` HMAC (or the same bearer token, by its SHA-256) and inserting the raw body
   and headers with ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` through a small psycopg pool.
 
     python bench/bench_webhooks.py [--rates 200,500] [--seconds 10] [--workers N] [--pg-url URL]
+        [--http httptools|h11] [--loop uvloop|asyncio]
 
 The load generator runs in its own process: request *i* is due at ``t0 + i / rate`` whatever happened
 to the earlier ones (open loop), on its own loopback connection, and its latency is measured from when
@@ -52,7 +54,8 @@ RAW_APP = r"""
 import asyncio, hashlib, hmac, json, sys, time
 import psycopg, uvicorn
 
-URL, PORT, SECRET, TOKEN_SHA = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4]
+URL, PORT, SECRET, TOKEN_SHA, HTTP, LOOP = (
+    sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4], sys.argv[5], sys.argv[6])
 POOL_SIZE = 5
 pool: asyncio.Queue | None = None
 INSERT = (
@@ -124,7 +127,7 @@ async def app(scope, receive, send):
     else:
         await _send(send, 202, {"event_id": row[0]})
 
-uvicorn.run(app, host="127.0.0.1", port=PORT, access_log=False, log_level="warning")
+uvicorn.run(app, host="127.0.0.1", port=PORT, http=HTTP, loop=LOOP, access_log=False, log_level="warning")
 """
 
 LOAD_GENERATOR = r"""
@@ -230,10 +233,11 @@ def _start(
 
 
 def _start_tradelane(
-    url: str, key: str, port: int, log: Path, workers: int | None
+    url: str, key: str, port: int, log: Path, workers: int | None, http: str, loop: str
 ) -> subprocess.Popen[bytes]:
     """``tradelane serve`` exactly as an operator runs it (its default number of server processes unless
-    ``workers`` is given), configured through the environment."""
+    ``workers`` is given), configured through the environment; ``--http``/``--loop`` as given (the
+    defaults are httptools and uvloop)."""
     env = {
         "TRADELANE_DATABASE_URL": url,
         "TRADELANE_SECRET_KEYS": key,
@@ -242,6 +246,7 @@ def _start_tradelane(
     if workers is not None:
         env["TRADELANE_API_WORKERS"] = str(workers)
     command = [sys.executable, "-m", "tradelane", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--http", http, "--loop", loop]
     proc = _start(command, port, log, env)
     if workers is None or workers > 1:
         time.sleep(3)  # the port answers once the first process listens; let every process start
@@ -337,6 +342,8 @@ def run(
     timeout: float = 10.0,
     endpoints: tuple[str, ...] = ("merchant", "generic"),
     workers: int | None = None,
+    http: str = "httptools",
+    loop: str = "uvloop",
 ) -> dict[str, Any]:
     from tradelane.persistence import migrate
     from tradelane.persistence.db import make_engine
@@ -377,9 +384,19 @@ def run(
         psycopg_url = url.replace("postgresql+psycopg://", "postgresql://")
         raw_port, app_port = _free_port(), _free_port()
         token_sha = hashlib.sha256(token.encode()).hexdigest()
-        raw_command = [sys.executable, "-c", RAW_APP, psycopg_url, str(raw_port), SECRET, token_sha]
+        raw_command = [
+            sys.executable,
+            "-c",
+            RAW_APP,
+            psycopg_url,
+            str(raw_port),
+            SECRET,
+            token_sha,
+            http,
+            loop,
+        ]
         procs.append(_start(raw_command, raw_port, logs / "raw.log"))
-        procs.append(_start_tradelane(url, key, app_port, logs / "app.log", workers))
+        procs.append(_start_tradelane(url, key, app_port, logs / "app.log", workers, http, loop))
         pids = {"raw": procs[0].pid, "tradelane": procs[1].pid}
         paths = {
             ("raw", "merchant"): (raw_port, "/merchant"),
@@ -399,6 +416,7 @@ def run(
             "timeout_s": timeout,
             "goal": "tradelane p99 <= 20 ms at 500 req/s",
             "tradelane_serve_workers": workers if workers is not None else "default",
+            "uvicorn_http_and_loop_both_sides": f"{http}+{loop}",
         }
         accepted = {"merchant": 0, "generic": 0}
         for rate in rates:
@@ -479,10 +497,15 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="tradelane serve --workers (default: its own default)"
     )
+    parser.add_argument("--http", default="httptools", help="uvicorn's parser, both sides: httptools or h11")
+    parser.add_argument("--loop", default="uvloop", help="the event loop, both sides: uvloop or asyncio")
     args = parser.parse_args()
     rates = tuple(int(r) for r in args.rates.split(","))
     endpoints = tuple(args.endpoints.split(","))
-    print(json.dumps(run(rates, args.seconds, args.pg_url, args.timeout, endpoints, args.workers), indent=2))
+    report = run(
+        rates, args.seconds, args.pg_url, args.timeout, endpoints, args.workers, args.http, args.loop
+    )
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

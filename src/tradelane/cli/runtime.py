@@ -58,12 +58,30 @@ def serve(
         help="Server processes sharing the port. Default: one per CPU (at most 4) on PostgreSQL, "
         "1 on SQLite.",
     ),
+    http: str = typer.Option(
+        "httptools",
+        "--http",
+        help="HTTP/1.1 parser: httptools (C) or h11 (pure Python, the fallback when httptools is missing).",
+    ),
+    loop: str = typer.Option(
+        "uvloop",
+        "--loop",
+        help="Event loop: uvloop or asyncio (the fallback when uvloop is missing).",
+    ),
 ) -> None:
     """Serve the REST API (and dashboard) with uvicorn."""
-    from tradelane.web.app import default_workers
+    from tradelane.web.app import default_workers, server_io
     from tradelane.web.app import serve as run_server
 
+    try:
+        io = server_io(http, loop)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for reason in io.fallbacks:
+        console.print(f"[yellow]{reason}[/yellow]")
     with container() as app:
         count = workers or default_workers(app.engine)
-        get_logger("tradelane.serve").info("settings.resolved", workers=count, **app.setup)
-        run_server(app, host or app.settings.api_host, port or app.settings.api_port, workers=count)
+        get_logger("tradelane.serve").info(
+            "settings.resolved", workers=count, http=io.http, loop=io.loop, **app.setup
+        )
+        run_server(app, host or app.settings.api_host, port or app.settings.api_port, workers=count, io=io)

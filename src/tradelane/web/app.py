@@ -9,8 +9,9 @@ process.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -122,15 +123,58 @@ def _openapi_document(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def make_server(container: Container, host: str | None = None, port: int | None = None) -> uvicorn.Server:
-    """A uvicorn server for the API (defaults: ``settings.api_host``/``api_port``); ``run()`` blocks, and
-    setting ``should_exit`` stops it gracefully.
+#: HTTP/1.1 parsers uvicorn offers, fastest first: ``httptools`` (C, llhttp) or ``h11`` (pure Python).
+HTTP_PARSERS = ("httptools", "h11")
+#: Event loops: ``uvloop`` (libuv) or the standard library's ``asyncio``.
+EVENT_LOOPS = ("uvloop", "asyncio")
+#: The package each fast choice needs, and what it falls back to without it.
+_FALLBACKS = {"httptools": "h11", "uvloop": "asyncio"}
+
+
+@dataclass(frozen=True)
+class ServerIO:
+    """The HTTP parser and event loop the API server runs with (uvicorn's ``http`` and ``loop``), and
+    why a requested one was replaced (one human sentence per fallback; empty when none was)."""
+
+    http: str = "httptools"
+    loop: str = "uvloop"
+    fallbacks: tuple[str, ...] = field(default=())
+
+
+def server_io(http: str = "httptools", loop: str = "uvloop") -> ServerIO:
+    """``http`` and ``loop`` as requested when their packages can be imported; otherwise the pure-Python
+    parser (``h11``) or the standard event loop (``asyncio``), each with a sentence saying so. Raises
+    :class:`ValueError` for a name that is neither choice. Nothing is imported: only looked up."""
+    if http not in HTTP_PARSERS:
+        raise ValueError(f"http must be one of {', '.join(HTTP_PARSERS)}, not {http!r}")
+    if loop not in EVENT_LOOPS:
+        raise ValueError(f"loop must be one of {', '.join(EVENT_LOOPS)}, not {loop!r}")
+    chosen, fallbacks = [], []
+    for name in (http, loop):
+        if name in _FALLBACKS and importlib.util.find_spec(name) is None:
+            fallbacks.append(
+                f"{name} is not installed: using {_FALLBACKS[name]} instead (slower; "
+                f"'pip install {name}' or 'make venv' restores it)"
+            )
+            name = _FALLBACKS[name]
+        chosen.append(name)
+    return ServerIO(chosen[0], chosen[1], tuple(fallbacks))
+
+
+def make_server(
+    container: Container, host: str | None = None, port: int | None = None, *, io: ServerIO | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for the API (defaults: ``settings.api_host``/``api_port``, :func:`server_io`'s
+    parser and loop); ``run()`` blocks, and setting ``should_exit`` stops it gracefully.
 
     Access logs come from the app (structured, with request id and tenant), so uvicorn's are off."""
+    io = io or server_io()
     config = uvicorn.Config(
         create_app(container),
         host=host or container.settings.api_host,
         port=container.settings.api_port if port is None else port,
+        http=io.http,
+        loop=io.loop,
         access_log=False,
         log_config=None,
     )
@@ -168,23 +212,35 @@ class WorkerApp:
 
 
 def serve(
-    container: Container, host: str | None = None, port: int | None = None, *, workers: int = 1
+    container: Container,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    workers: int = 1,
+    io: ServerIO | None = None,
 ) -> None:
     """Run the API until interrupted (SIGINT/SIGTERM stop it gracefully), with the worker watchdog
     beside it (raises the "no live worker while jobs are due" alert; see :mod:`tradelane.sync.watchdog`).
 
     ``workers`` > 1: that many server processes share the listening socket (the API is stateless: every
     request's state is in the database), each with its own container built from ``container.settings``;
-    this process supervises them (a dead one is replaced) and runs the one watchdog."""
+    this process supervises them (a dead one is replaced) and runs the one watchdog.
+
+    ``io``: the HTTP parser and event loop (default :func:`server_io`: httptools and uvloop, or their
+    fallbacks, each logged as a ``serve.fallback`` warning)."""
+    from tradelane.logging import get_logger
     from tradelane.sync.watchdog import WorkerWatchdog
 
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
+    io = io or server_io()
+    for reason in io.fallbacks:
+        get_logger("tradelane.serve").warning("serve.fallback", reason=reason)
     watchdog = WorkerWatchdog(container.engine, container.now)
     watchdog.start()
     try:
         if workers == 1:
-            make_server(container, host, port).run()
+            make_server(container, host, port, io=io).run()
             return
         config = uvicorn.Config(
             WorkerApp(container.settings),
@@ -192,6 +248,8 @@ def serve(
             host=host or container.settings.api_host,
             port=container.settings.api_port if port is None else port,
             workers=workers,
+            http=io.http,
+            loop=io.loop,
             access_log=False,
             log_config=None,
         )
