@@ -66,8 +66,8 @@ def add_http(
     ),
     secret_stdin: bool = stdin_option("--secret", "the signing secret"),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request (default 10)."),
-    cancellations: bool = typer.Option(
-        True, "--cancellations/--no-cancellations", help="Whether the OMS takes cancellation notices."
+    no_cancellations: bool = typer.Option(
+        False, "--no-cancellations", help="The OMS has no cancellations module: send it no notices."
     ),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -85,7 +85,7 @@ def add_http(
             keyring=app.keyring,
             now=app.now(),
             timeout_seconds=timeout,
-            cancellations=cancellations,
+            cancellations=not no_cancellations,
         )
     if as_json:
         print_json(describe(system))
