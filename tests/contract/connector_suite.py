@@ -658,7 +658,8 @@ class Harness:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(jobs).where(jobs.c.kind == kind).order_by(jobs.c.id)).all())
 
-    def add_products(self, items: Sequence[Product]) -> None:
+    def add_products(self, items: Sequence[Product], *, bind: bool = True) -> None:
+        """Catalog products of the tenant; ``bind``: bound to the channel as offers (to publish)."""
         now = self.clock()
         with self.engine.begin() as conn:
             ids = [
@@ -683,7 +684,8 @@ class Harness:
                 ).scalar_one()
                 for p in items
             ]
-            bind_new_products(conn, self.tenant_id, ids, now=now)
+            if bind:
+                bind_new_products(conn, self.tenant_id, ids, now=now)
 
     def change(self, sku: str, **values: Any) -> None:
         now = self.clock()
@@ -720,9 +722,9 @@ class Harness:
 
     def stock(self, count: int) -> list[Product]:
         """``count`` catalog products in the hub, listed on the marketplace directly (orders can be
-        placed on them without an offers sync)."""
+        placed on them without an offers sync; they are not bound, so no offers job runs)."""
         items = self.world.products(count)
-        self.add_products(items)
+        self.add_products(items, bind=False)
         self.world.list_directly(items)
         return items
 

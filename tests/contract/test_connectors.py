@@ -289,7 +289,7 @@ def test_429_storm_on_the_orders_poll_honours_retry_after_within_declared_budget
         placed = [hub.world.place_order([(items[i % 2].sku, 1)]) for i in range(3)]
         hub.world.throttle(hub.world.orders_op, 4, retry_after=45)
         hub.enqueue("orders.poll")
-        hub.run(step=15, max_rounds=80)
+        hub.run(step=45, max_rounds=40)
         _storm_checks(hub, hub.world.orders_op)
         assert set(hub.orders()) == set(placed)
         [poll] = hub.jobs("orders.poll")
@@ -309,7 +309,7 @@ def test_429_storm_on_a_shipment_honours_retry_after_and_ships_once(
         hub.world.throttle(op, 4, retry_after=45)
         payload = {"order_id": hub.orders()[order_id]["id"], "carrier": "UPS", "tracking_number": "STORM1"}
         hub.enqueue("fulfillments.ship", payload, flow="fulfillments")
-        hub.run(step=15, max_rounds=80)
+        hub.run(step=45, max_rounds=40)
         _storm_checks(hub, op)
         [job] = hub.jobs("fulfillments.ship")
         assert job.state == "succeeded" and job.attempts <= 2, (job.state, job.attempts, job.last_error)
