@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tradelane.connectors.amazon.auth import LwaAuth
+from tradelane.connectors.amazon.auth import LwaAuth, TokenCache
 from tradelane.connectors.amazon.client import AmazonClient
 from tradelane.connectors.amazon.connector import AmazonConnector
 from tradelane.connectors.amazon.settings import AmazonSettings
@@ -126,14 +126,25 @@ class FakeAmazon:
             on_exchange=exchanges.append if exchanges is not None else None,
         )
 
-    def connector(self, clock: Clock | None = None, **overrides: Any) -> AmazonConnector:
+    def connector(
+        self,
+        clock: Clock | None = None,
+        *,
+        token_cache: TokenCache | None = None,
+        channel_id: int = 1,
+        credentials: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> AmazonConnector:
+        """A connector on this fake; its LWA token in ``token_cache`` (default: a cache of its own, so
+        that tests do not share tokens)."""
         clock = clock or Clock()
         return AmazonConnector(
             ConnectorEnv(
-                channel_id=1,
+                channel_id=channel_id,
                 channel_name="amazon-de",
                 settings={**settings().to_dict(), **overrides},
-                credentials={
+                credentials=credentials
+                or {
                     "client_id": CLIENT_ID,
                     "client_secret": CLIENT_SECRET,
                     "refresh_token": REFRESH_TOKEN,
@@ -143,6 +154,7 @@ class FakeAmazon:
                 on_exchange=lambda exchange: None,
             ),
             http=self.http(),
+            token_cache=token_cache if token_cache is not None else TokenCache(),
         )
 
 

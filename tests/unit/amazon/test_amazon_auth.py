@@ -7,9 +7,10 @@ import threading
 
 import httpx
 import pytest
-from amazon_fakes import CLIENT_SECRET, REFRESH_TOKEN, Clock, FakeAmazon, json_response
+from amazon_fakes import CLIENT_SECRET, REFRESH_TOKEN, Clock, FakeAmazon, json_response, settings
 
-from tradelane.connectors.amazon.auth import REFRESH_MARGIN_SECONDS
+from tradelane.connectors.amazon.auth import REFRESH_MARGIN_SECONDS, TokenCache, credential_fingerprint
+from tradelane.connectors.amazon.connector import AmazonConnector
 from tradelane.connectors.amazon.errors import (
     AmazonAuthError,
     AmazonBadResponse,
@@ -18,6 +19,7 @@ from tradelane.connectors.amazon.errors import (
     AmazonUnreachable,
     AuthProblem,
 )
+from tradelane.connectors.base import ConnectorEnv
 from tradelane.http_edge import Exchange
 
 
@@ -118,3 +120,102 @@ def test_exchange_keeps_no_secret() -> None:
     assert exchange.op == "lwaToken" and exchange.status == 200
     for secret in (CLIENT_SECRET, REFRESH_TOKEN, "token-1"):
         assert secret not in text
+
+
+# ------------------------------------------------------------- the token cache shared across jobs
+
+CREDENTIALS = {
+    "client_id": "amzn1.application-oa2-client.test",
+    "client_secret": CLIENT_SECRET,
+    "refresh_token": REFRESH_TOKEN,
+}
+
+
+def test_connectors_of_a_channel_share_one_token_within_its_lifetime() -> None:
+    """A connector is built per job: with the process's cache, one LWA call per channel per hour."""
+    fake, clock, cache = FakeAmazon(expires_in=3600), Clock(), TokenCache()
+    tokens = []
+    for _ in range(5):  # five jobs ten minutes apart
+        with fake.connector(clock, token_cache=cache) as connector:
+            tokens.append(connector.auth.access_token())
+        clock.advance(600)
+    assert tokens == ["token-1"] * 5
+    assert fake.tokens_issued == 1
+    clock.advance(3600)  # the token expired: the next job fetches one, later jobs reuse it
+    for _ in range(2):
+        with fake.connector(clock, token_cache=cache) as connector:
+            assert connector.auth.access_token() == "token-2"
+    assert fake.tokens_issued == 2
+    assert len(cache) == 1
+
+
+def test_a_rotated_credential_or_another_channel_is_another_token() -> None:
+    fake, clock, cache = FakeAmazon(), Clock(), TokenCache()
+    assert fake.connector(clock, token_cache=cache).auth.access_token() == "token-1"
+    rotated = {**CREDENTIALS, "refresh_token": "Atzr|rotated-refresh-token"}
+    assert fake.connector(clock, token_cache=cache, credentials=rotated).auth.access_token() == "token-2"
+    assert fake.connector(clock, token_cache=cache, channel_id=2).auth.access_token() == "token-3"
+    # the first channel with its first credentials still has its token
+    assert fake.connector(clock, token_cache=cache).auth.access_token() == "token-1"
+    assert fake.tokens_issued == 3
+
+
+def test_a_token_sp_api_rejected_is_dropped_for_every_later_job() -> None:
+    fake, clock, cache = FakeAmazon(), Clock(), TokenCache()
+    first = fake.connector(clock, token_cache=cache)
+    assert first.auth.access_token() == "token-1"
+    first.auth.invalidate("token-1")
+    assert fake.connector(clock, token_cache=cache).auth.access_token() == "token-2"
+
+
+def test_concurrent_jobs_of_a_channel_fetch_one_token() -> None:
+    fake, clock, cache = FakeAmazon(), Clock(), TokenCache()
+    connectors = [fake.connector(clock, token_cache=cache) for _ in range(8)]
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda c=c: tokens.append(c.auth.access_token())) for c in connectors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert tokens == ["token-1"] * 8
+    assert fake.tokens_issued == 1
+
+
+def test_the_cache_keys_hold_no_secret_and_are_bounded() -> None:
+    fingerprint = credential_fingerprint(
+        "https://lwa.test/auth/o2/token", "client", CLIENT_SECRET, REFRESH_TOKEN
+    )
+    assert CLIENT_SECRET not in fingerprint and REFRESH_TOKEN not in fingerprint
+    assert fingerprint == credential_fingerprint(
+        "https://lwa.test/auth/o2/token", " client ", CLIENT_SECRET, REFRESH_TOKEN + "\n"
+    )
+    cache = TokenCache(size=2)
+    first = cache.slot(1, fingerprint)
+    cache.slot(2, fingerprint)
+    assert cache.slot(1, fingerprint) is first  # used again: kept
+    cache.slot(3, fingerprint)  # drops channel 2, the least recently used
+    assert len(cache) == 2
+    assert cache.slot(1, fingerprint) is first
+
+
+def test_the_process_cache_is_the_default() -> None:
+    """Connectors built by the registry's factory (no cache given) share the process's cache."""
+    fake, clock = FakeAmazon(), Clock()
+    env_channel = 987_654  # a channel id no other test uses
+    built = [
+        AmazonConnector(
+            ConnectorEnv(
+                channel_id=env_channel,
+                channel_name="amazon-cache",
+                settings=settings().to_dict(),
+                credentials=dict(CREDENTIALS),
+                now=clock,
+                throttle=lambda op: None,
+                on_exchange=lambda exchange: None,
+            ),
+            http=fake.http(),
+        )
+        for _ in range(3)
+    ]
+    assert [c.auth.access_token() for c in built] == ["token-1"] * 3
+    assert fake.tokens_issued == 1

@@ -2,7 +2,11 @@
 
 ``POST token_endpoint`` (form-encoded ``grant_type=refresh_token``, ``refresh_token``, ``client_id``,
 ``client_secret``) → ``{"access_token", "token_type", "expires_in"}``. The token is cached until
-:data:`REFRESH_MARGIN_SECONDS` before it expires; concurrent callers share one refresh (a lock).
+:data:`REFRESH_MARGIN_SECONDS` before it expires; concurrent callers share one refresh (a lock). With a
+:class:`TokenCache` the cached token outlives the :class:`LwaAuth` (a connector is built per job): every
+job of a channel reuses it within its lifetime, so a channel fetches about one token an hour. The cache is
+in-process memory only, keyed by channel id and a fingerprint (SHA-256) of the credentials: a rotated
+credential is a new key, and no secret is ever a key or written anywhere.
 
 Errors (OAuth 2 ``{"error", "error_description"}``):
 
@@ -20,10 +24,13 @@ Secrets (client secret, refresh token, access token) never appear in exchanges o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -55,10 +62,69 @@ REFRESH_MARGIN_SECONDS = 60.0
 DEFAULT_EXPIRES_IN = 3600.0
 
 OP = "lwaToken"
+#: Channels (credential fingerprints) a :class:`TokenCache` keeps by default; the least recently used
+#: slot goes first beyond it.
+CACHE_SLOTS = 1024
+
+
+@dataclass(eq=False, slots=True)
+class TokenSlot:
+    """The cached access token of one (channel, credentials): the token, when it expires, and the lock
+    its users refresh it under."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    token: str | None = None
+    expires_at: datetime | None = None
+
+
+def credential_fingerprint(token_url: str, client_id: str, client_secret: str, refresh_token: str) -> str:
+    """SHA-256 of the LWA endpoint and credentials (stripped): equal for the same credentials, different
+    once any of them is rotated; the secrets cannot be read back from it."""
+    digest = hashlib.sha256()
+    for part in (token_url, client_id.strip(), client_secret.strip(), refresh_token.strip()):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+class TokenCache:
+    """Access-token slots by (channel id, credential fingerprint), shared by the connectors of a process;
+    thread-safe. Memory only: nothing is persisted. At most ``size`` slots (least recently used dropped:
+    that channel's next job fetches a token again)."""
+
+    def __init__(self, size: int = CACHE_SLOTS) -> None:
+        if size < 1:
+            raise ValueError("a token cache holds at least one slot")
+        self._size = size
+        self._lock = threading.Lock()
+        self._slots: OrderedDict[tuple[int, str], TokenSlot] = OrderedDict()
+
+    def slot(self, channel_id: int, fingerprint: str) -> TokenSlot:
+        """The slot of ``channel_id`` with these credentials (created empty the first time)."""
+        key = (channel_id, fingerprint)
+        with self._lock:
+            found = self._slots.get(key)
+            if found is None:
+                found = self._slots[key] = TokenSlot()
+                while len(self._slots) > self._size:
+                    self._slots.popitem(last=False)
+            else:
+                self._slots.move_to_end(key)
+            return found
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._slots)
+
+    def clear(self) -> None:
+        """Forget every token (the next call of each channel fetches one)."""
+        with self._lock:
+            self._slots.clear()
 
 
 class LwaAuth:
-    """Access tokens of one (client, refresh token) pair, cached; thread-safe."""
+    """Access tokens of one (client, refresh token) pair, cached in ``slot`` (a :class:`TokenCache`'s,
+    shared with later connectors of the channel; by default a slot of its own); thread-safe."""
 
     def __init__(
         self,
@@ -70,6 +136,7 @@ class LwaAuth:
         http: httpx.Client,
         clock: Callable[[], datetime],
         on_exchange: ExchangeHook | None = None,
+        slot: TokenSlot | None = None,
     ) -> None:
         for value, what in (
             (client_id, "client id"),
@@ -85,34 +152,35 @@ class LwaAuth:
         self._http = http
         self._clock = clock
         self._on_exchange = on_exchange
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at: datetime | None = None
+        self._slot = slot if slot is not None else TokenSlot()
+        #: Tokens this instance fetched from LWA.
         self.refreshes = 0
 
     def access_token(self) -> str:
         """A valid access token: the cached one unless it expires within the margin, else a new one."""
-        with self._lock:
+        slot = self._slot
+        with slot.lock:
             now = self._clock()
             if (
-                self._token is not None
-                and self._expires_at is not None
-                and now < self._expires_at - timedelta(seconds=REFRESH_MARGIN_SECONDS)
+                slot.token is not None
+                and slot.expires_at is not None
+                and now < slot.expires_at - timedelta(seconds=REFRESH_MARGIN_SECONDS)
             ):
-                return self._token
+                return slot.token
             token, expires_in = self._request(now)
-            self._token = token
-            self._expires_at = now + timedelta(seconds=expires_in)
+            slot.token = token
+            slot.expires_at = now + timedelta(seconds=expires_in)
             self.refreshes += 1
             return token
 
     def invalidate(self, token: str | None = None) -> None:
         """Forget the cached token (when SP-API rejected it); with ``token``, only if it is that one
         (another thread may have refreshed it meanwhile)."""
-        with self._lock:
-            if token is None or token == self._token:
-                self._token = None
-                self._expires_at = None
+        slot = self._slot
+        with slot.lock:
+            if token is None or token == slot.token:
+                slot.token = None
+                slot.expires_at = None
 
     def _request(self, now: datetime) -> tuple[str, float]:
         form = {

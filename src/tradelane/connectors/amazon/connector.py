@@ -30,7 +30,7 @@ import httpx
 from sqlalchemy.engine import Connection
 
 from tradelane.connectors.amazon import mapping
-from tradelane.connectors.amazon.auth import LwaAuth
+from tradelane.connectors.amazon.auth import LwaAuth, TokenCache, credential_fingerprint
 from tradelane.connectors.amazon.client import PUBLISHED_BUDGETS, AmazonClient
 from tradelane.connectors.amazon.errors import (
     AmazonAuthError,
@@ -125,6 +125,10 @@ CAPABILITIES = Capabilities(
     hints=HINTS,
 )
 
+#: The process's LWA access tokens, shared by every Amazon connector built in it (one per job): a
+#: channel fetches a token about once an hour, not once per job (see :class:`TokenCache`).
+TOKENS = TokenCache()
+
 CURSOR_VERSION = 1
 FEED_PREFIX = "feed:"
 PATCH_PREFIX = "patch:"
@@ -142,7 +146,15 @@ class AmazonConnector:
     name = CONNECTOR
     capabilities = CAPABILITIES
 
-    def __init__(self, env: ConnectorEnv, *, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        env: ConnectorEnv,
+        *,
+        http: httpx.Client | None = None,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        """``token_cache``: where the LWA access token is kept between connectors of the channel
+        (default :data:`TOKENS`, the process's; a channel without an id keeps its own)."""
         try:
             self.settings = AmazonSettings.from_dict(env.settings)
         except (TypeError, ValueError) as exc:
@@ -156,14 +168,22 @@ class AmazonConnector:
         self.capabilities = _with_rate_limits(self.settings)
         self._owns_http = http is None
         self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+        client_id = env.credentials["client_id"]
+        client_secret = env.credentials["client_secret"]
+        refresh_token = env.credentials["refresh_token"]
+        fingerprint = credential_fingerprint(self.settings.lwa_url, client_id, client_secret, refresh_token)
         self.auth = LwaAuth(
             token_url=self.settings.lwa_url,
-            client_id=env.credentials["client_id"],
-            client_secret=env.credentials["client_secret"],
-            refresh_token=env.credentials["refresh_token"],
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
             http=self._http,
             clock=env.now,
             on_exchange=env.on_exchange,
+            # a channel not stored yet (no id) keeps its token to itself
+            slot=None
+            if env.channel_id is None
+            else (TOKENS if token_cache is None else token_cache).slot(env.channel_id, fingerprint),
         )
         self.client = AmazonClient(
             self.settings,
