@@ -71,6 +71,7 @@ MIRAKL = Contract(
     licence="none stated upstream; kept as reference data only (interface description, not code)",
     operations=(
         "A01",
+        "A02",
         "M01",
         "OF01",
         "OF02",
