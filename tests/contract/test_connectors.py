@@ -64,27 +64,23 @@ def test_every_registered_connector_has_a_world() -> None:
 
 @pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
 def test_capabilities_are_self_consistent(world_type: type[MarketplaceWorld]) -> None:
-    spec = get_connector(world_type.connector)
-    for caps in (spec.capabilities,):
-        assert Operation.FETCH_ORDERS in caps.operations  # a marketplace connector takes orders in
-        assert caps.budgets, "no rate budget declared"
-        for op, budget in caps.budgets.items():
-            assert budget.per_second > 0 and budget.burst >= 1, op
-        for operation, size in caps.max_batch.items():
-            assert size >= 1, operation
-        assert caps.acceptance_required == (Operation.ACCEPT in caps.operations)
-        assert (caps.acceptance_deadline is not None) == caps.acceptance_required
-        if (
-            Operation.SUBMIT_OFFERS_FULL in caps.operations
-            or Operation.SUBMIT_OFFERS_DELTA in caps.operations
-        ):
-            assert Operation.READ_IMPORT in caps.operations or not caps.asynchronous_offer_imports
-        if caps.partial_shipments or caps.tracking_required:
-            assert Operation.SHIP in caps.operations
-        if caps.line_level_cancellation:
-            assert Operation.CANCEL in caps.operations
-        for operation in set(Operation) - caps.operations:
-            assert caps.hints.get(operation.value), f"{operation.value} undeclared without a hint"
+    caps = get_connector(world_type.connector).capabilities
+    assert Operation.FETCH_ORDERS in caps.operations  # a marketplace connector takes orders in
+    assert caps.budgets, "no rate budget declared"
+    for op, budget in caps.budgets.items():
+        assert budget.per_second > 0 and budget.burst >= 1, op
+    for operation, size in caps.max_batch.items():
+        assert size >= 1, operation
+    assert caps.acceptance_required == (Operation.ACCEPT in caps.operations)
+    assert (caps.acceptance_deadline is not None) == caps.acceptance_required
+    if Operation.SUBMIT_OFFERS_FULL in caps.operations or Operation.SUBMIT_OFFERS_DELTA in caps.operations:
+        assert Operation.READ_IMPORT in caps.operations or not caps.asynchronous_offer_imports
+    if caps.partial_shipments or caps.tracking_required:
+        assert Operation.SHIP in caps.operations
+    if caps.line_level_cancellation:
+        assert Operation.CANCEL in caps.operations
+    for operation in set(Operation) - caps.operations:
+        assert caps.hints.get(operation.value), f"{operation.value} undeclared without a hint"
 
 
 def test_offers_full_and_delta_land_and_per_offer_errors_come_back(hub: Harness) -> None:
@@ -115,8 +111,12 @@ def test_offers_full_and_delta_land_and_per_offer_errors_come_back(hub: Harness)
     for price in ("20.00", "21.00", "22.50"):  # coalesced: one change goes out
         hub.change(good[0].sku, price=Decimal(price))
     hub.change(good[2].sku, quantity=0)
+    hub.change(rejected.sku, quantity=2)  # still refused by the marketplace
     hub.enqueue("offers.delta", flow="offers")
     hub.run(step=20)
+    refused = [o for o in hub.log.outcomes if o.sku == rejected.sku]
+    assert len(refused) == 2 and not refused[-1].ok and refused[-1].errors, refused
+    assert hub.offer_statuses()[rejected.sku][0] == "error"
     listed = hub.world.listed()
     assert listed[good[0].sku] == (Decimal("22.50"), good[0].quantity)
     assert listed[good[2].sku] == (good[2].price, 0)
