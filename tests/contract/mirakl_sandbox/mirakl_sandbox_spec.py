@@ -4,9 +4,10 @@ Two deliberate adjustments to the spec, both applied to an in-memory copy:
 
 * Documented nullability. Many properties are described as null in some situations ("Null before
   shipping" on ``customer.billing_address`` / ``shipping_address``, which are also *required*) while
-  their schema types do not allow ``null``. A property whose description mentions ``null`` accepts
-  ``null`` here; every other property must have its declared type (the spec's OR11 *example* breaks
-  this, e.g. ``"quote_id": null`` — MANIFEST.md: trust the schema, not the example).
+  their schema types do not allow ``null``; A02's ``closed_from`` / ``closed_to`` say "Nullable.".
+  A property whose description mentions ``null`` (or ``nullable``) accepts ``null`` here; every other
+  property must have its declared type (the spec's OR11 *example* breaks this, e.g.
+  ``"quote_id": null`` — MANIFEST.md: trust the schema, not the example).
 * Strict mode (default): objects may not carry properties the schema does not declare, so a typo
   in a sandbox field name fails. Objects with a ``discriminator`` (custom fields) are left open.
 """
@@ -27,7 +28,7 @@ from referencing.jsonschema import DRAFT202012
 from specs import MIRAKL_SPEC
 
 _URI = "urn:mirakl-seller-spec"
-_NULL_WORD = re.compile(r"\bnull\b", re.IGNORECASE)
+_NULL_WORD = re.compile(r"\bnull(?:able)?\b", re.IGNORECASE)
 
 
 def spec_path() -> Path:

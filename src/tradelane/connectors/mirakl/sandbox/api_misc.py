@@ -1,5 +1,5 @@
-"""Other routes: A01 (account), SH21 (carriers), RE01 (reasons), M01 (messages), RT11 (returns) and
-order documents OR72 (list), OR73 (download), OR74 (upload)."""
+"""Other routes: A01 / A02 (account, closing period), SH21 (carriers), RE01 (reasons), M01 (messages),
+RT11 (returns) and order documents OR72 (list), OR73 (download), OR74 (upload)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import binascii
 import io
 import json
 import zipfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
@@ -17,7 +19,9 @@ from tradelane.connectors.mirakl.sandbox.errors import SandboxApiError, bad_requ
 from tradelane.connectors.mirakl.sandbox.jsonout import MiraklJSONResponse
 from tradelane.connectors.mirakl.sandbox.models import ReturnState
 from tradelane.connectors.mirakl.sandbox.payloads import (
+    as_object,
     page_window,
+    parse_json_body,
     query_datetime,
     query_int,
     query_list,
@@ -25,6 +29,8 @@ from tradelane.connectors.mirakl.sandbox.payloads import (
 )
 from tradelane.connectors.mirakl.sandbox.routing import context, page_offset
 from tradelane.connectors.mirakl.sandbox.views import (
+    JsonObject,
+    account_update_view,
     account_view,
     carrier_view,
     document_view,
@@ -68,6 +74,103 @@ async def a01_account(request: Request) -> Response:
         orders = sum(1 for o in state.orders.values() if o.shop_id == shop.shop_id)
         body = account_view(shop, created=state.created, offers_count=offers, orders_count=orders)
     return MiraklJSONResponse(body)
+
+
+#: A02 request fields (``A02_Request``) the sandbox does not model: answered in ``errors`` as not
+#: editable, which the spec allows ("Depending on the operator's configuration, some fields might not be
+#: editable"), and left unchanged. Fields the schema does not declare are ignored.
+_A02_NOT_EDITABLE = (
+    "address",
+    "channels",
+    "description",
+    "fax",
+    "is_professional",
+    "payment_info",
+    "pro_details",
+    "producer_identifiers",
+    "recycling_policy",
+    "return_policy",
+    "shipping_country",
+    "shop_additional_fields",
+    "web_site",
+)
+
+
+@router.put("/api/account")
+async def a02_update_account(request: Request) -> Response:
+    """A02: update the shop account. Served: ``closed_from`` / ``closed_to`` (the closing period; each
+    nullable, an absent field stays as it is), ``shop_name`` and ``email`` (not nullable).
+
+    A body that is not a JSON object or a date-time that is not ISO 8601 with a zone is a 400 (nothing
+    changes). Business refusals are answered 200 with ``errors`` (``code``, ``field``, ``message``) and
+    leave that field unchanged: a closing period whose ``closed_to`` is not after its ``closed_from``
+    (the closing fields sent are refused), a null or blank name or email, a field the sandbox does not
+    model. The ``updated`` shop is the account after the call; A01 shows the same closing period.
+
+    The closing period changes nothing else here: the published contract says nothing of orders or
+    offers during it, so the control API still creates orders for a closed shop.
+    """
+    state, shop = context(request)
+    body = as_object(parse_json_body(await request.body()), "The request body")
+    closing = {key: _body_datetime(body, key) for key in ("closed_from", "closed_to") if key in body}
+    texts: dict[str, str] = {}
+    errors: list[JsonObject] = []
+    for key in ("shop_name", "email"):
+        if key not in body:
+            continue
+        value = body[key]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            errors.append(_a02_error("FIELD_NOT_NULLABLE", key, f"{key} cannot be null or blank"))
+        elif not isinstance(value, str):
+            raise bad_request(f"The field {key} must be a string")
+        else:
+            texts[key] = value
+    errors.extend(
+        _a02_error("FIELD_NOT_EDITABLE", key, f"{key} is not editable on this platform")
+        for key in _A02_NOT_EDITABLE
+        if key in body
+    )
+    with state.locked():
+        closed_from = closing.get("closed_from", shop.closed_from)
+        closed_to = closing.get("closed_to", shop.closed_to)
+        changed = bool(texts)
+        if closing and closed_from is not None and closed_to is not None and closed_to <= closed_from:
+            message = (
+                f"The closing period must end after it starts (closed_from {closed_from.isoformat()}, "
+                f"closed_to {closed_to.isoformat()})"
+            )
+            errors.extend(_a02_error("INVALID_CLOSING_PERIOD", key, message) for key in sorted(closing))
+        elif closing:
+            shop.closed_from, shop.closed_to = closed_from, closed_to
+            changed = True
+        if "shop_name" in texts:
+            shop.name = texts["shop_name"]
+        if "email" in texts:
+            shop.email = texts["email"]
+        if changed:
+            shop.last_updated = state.now()
+        answer = account_update_view(shop, errors)
+    return MiraklJSONResponse(answer)
+
+
+def _a02_error(code: str, field: str, message: str) -> JsonObject:
+    return {"code": code, "field": field, "message": message}
+
+
+def _body_datetime(body: Mapping[str, object], key: str) -> datetime | None:
+    """A nullable ISO 8601 date-time with a zone (``Z`` or an offset) from an A02 body, in UTC."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"The field {key} must be an ISO 8601 date-time string")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise bad_request(f"The field {key} is not an ISO 8601 date-time: '{value}'") from None
+    if parsed.utcoffset() is None:
+        raise bad_request(f"The field {key} must carry a time zone (e.g. 2025-08-01T00:00:00Z)")
+    return parsed.astimezone(UTC)
 
 
 @router.get("/api/shipping/carriers")

@@ -96,6 +96,12 @@ class Shop:
     commission_rate: Decimal = Decimal("0.10")
     email: str = "seller@example.test"
     country_iso3: str = "FRA"
+    #: A02 closing period ("holiday"): closed from ``closed_from``, reopened at ``closed_to``; each may
+    #: be None (A02 accepts null). Shown by A01 and A02; it changes nothing else in the sandbox.
+    closed_from: datetime | None = None
+    closed_to: datetime | None = None
+    #: When A02 last changed the account (A01 ``last_updated_date``); None: never since creation.
+    last_updated: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class Operation:
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("A01", "GET", "/api/account"),
+    Operation("A02", "PUT", "/api/account"),
     Operation("OF01", "POST", "/api/offers/imports"),
     Operation("OF02", "GET", "/api/offers/imports/{import_id}"),
     Operation("OF03", "GET", "/api/offers/imports/{import_id}/error_report"),

@@ -324,13 +324,8 @@ def import_view(imp: OfferImport) -> JsonObject:
 
 def account_view(shop: Shop, *, created: datetime, offers_count: int, orders_count: int) -> JsonObject:
     zero = quantize(Decimal(0), shop.currency)
-    address = {
-        "city": "Paris",
-        "country_iso_code": shop.country_iso3,
-        "street_1": "1 rue du Bac",
-        "zip_code": "75007",
-    }
-    return {
+    address = _registration_address(shop)
+    body: JsonObject = {
         "billing_info": {"owner": shop.name},
         "channels": [],
         "contact_informations": {
@@ -351,7 +346,7 @@ def account_view(shop: Shop, *, created: datetime, offers_count: int, orders_cou
         "evaluations_count": 0,
         "free_shipping": False,
         "is_professional": True,
-        "last_updated_date": iso(created),
+        "last_updated_date": iso(shop.last_updated or created),
         "offers_count": offers_count,
         "orders_count": orders_count,
         "payment_details": {"paid_balance": zero, "payable_balance": zero, "pending_balance": zero},
@@ -365,6 +360,40 @@ def account_view(shop: Shop, *, created: datetime, offers_count: int, orders_cou
         "shop_id": shop.shop_id,
         "shop_name": shop.name,
         "shop_state": "OPEN",
+    }
+    _put(body, "closed_from", shop.closed_from)
+    _put(body, "closed_to", shop.closed_to)
+    return body
+
+
+def account_update_view(shop: Shop, errors: list[JsonObject]) -> JsonObject:
+    """A02's answer: the refused fields (``code``, ``field``, ``message``) and the shop as it now is."""
+    updated: JsonObject = {
+        "channels": [],
+        "default_billing_information": {
+            "default_language": "en",
+            "id": f"billing-{shop.shop_id}",
+            "registration_address": _registration_address(shop),
+        },
+        "email": shop.email,
+        "is_professional": True,
+        "payment_method_mandatory": False,
+        "pro_details": {"corporate_name": shop.name},
+        "shipping": {"lead_time_to_ship": shop.leadtime_to_ship},
+        "shop_additional_fields": [],
+        "shop_name": shop.name,
+    }
+    _put(updated, "closed_from", shop.closed_from)
+    _put(updated, "closed_to", shop.closed_to)
+    return {"errors": errors, "updated": updated}
+
+
+def _registration_address(shop: Shop) -> JsonObject:
+    return {
+        "city": "Paris",
+        "country_iso_code": shop.country_iso3,
+        "street_1": "1 rue du Bac",
+        "zip_code": "75007",
     }
 
 
