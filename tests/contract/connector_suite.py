@@ -741,8 +741,10 @@ class Harness:
         return ids
 
     def assert_honest(self) -> None:
-        """No undeclared operation was called; every remote operation used has a declared budget."""
+        """No undeclared operation was called; every remote operation used has a declared budget; the
+        channel's capabilities are self-consistent."""
         assert self.log.undeclared() == [], self.log.undeclared()
+        assert capability_problems(self.capabilities) == []
         budgets = self.capabilities.budgets
         used = {seen.op for seen in self.world.requests()}
         assert used <= set(budgets), f"remote operations without a declared budget: {used - set(budgets)}"
@@ -770,6 +772,36 @@ def open_harness(
         harness = Harness(engine, world, FakeClock(now), tenant.id, channel, keyring, CallLog())
         yield harness
         harness.assert_honest()
+
+
+def capability_problems(caps: Capabilities) -> list[str]:
+    """What is inconsistent in ``caps`` (pure): budgets and batch sizes positive, acceptance declared
+    with its deadline exactly when required, flags only with their operation, a hint for every
+    operation not declared."""
+    problems: list[str] = []
+    if Operation.FETCH_ORDERS not in caps.operations:
+        problems.append("a marketplace connector takes orders in: fetch_orders undeclared")
+    if not caps.budgets:
+        problems.append("no rate budget declared")
+    problems += [f"budget {op}: {b}" for op, b in caps.budgets.items() if b.per_second <= 0 or b.burst < 1]
+    problems += [f"max_batch {op.value}: {n}" for op, n in caps.max_batch.items() if n < 1]
+    if caps.acceptance_required != (Operation.ACCEPT in caps.operations):
+        problems.append("acceptance_required and the accept operation disagree")
+    if (caps.acceptance_deadline is not None) != caps.acceptance_required:
+        problems.append("an acceptance deadline exactly when acceptance is required")
+    offers = {Operation.SUBMIT_OFFERS_FULL, Operation.SUBMIT_OFFERS_DELTA} & caps.operations
+    if offers and caps.asynchronous_offer_imports and Operation.READ_IMPORT not in caps.operations:
+        problems.append("asynchronous offer imports without read_import")
+    if (caps.partial_shipments or caps.tracking_required) and Operation.SHIP not in caps.operations:
+        problems.append("shipment flags without ship")
+    if caps.line_level_cancellation and Operation.CANCEL not in caps.operations:
+        problems.append("line-level cancellation without cancel")
+    problems += [
+        f"{op.value} undeclared without a hint"
+        for op in set(Operation) - caps.operations
+        if not caps.hints.get(op.value)
+    ]
+    return problems
 
 
 def budget_overruns(seen: Sequence[Seen], capabilities: Capabilities) -> list[str]:

@@ -19,6 +19,7 @@ from connector_suite import (
     Shipped,
     SpyConnector,
     budget_overruns,
+    capability_problems,
     open_harness,
     retry_after_violations,
 )
@@ -62,25 +63,10 @@ def test_every_registered_connector_has_a_world() -> None:
     assert sorted(CONNECTORS) == sorted(IDS)
 
 
-@pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
+@pytest.mark.parametrize("world_type", WORLDS + VARIANTS, ids=[*IDS, *(v.__name__ for v in VARIANTS)])
 def test_capabilities_are_self_consistent(world_type: type[MarketplaceWorld]) -> None:
-    caps = get_connector(world_type.connector).capabilities
-    assert Operation.FETCH_ORDERS in caps.operations  # a marketplace connector takes orders in
-    assert caps.budgets, "no rate budget declared"
-    for op, budget in caps.budgets.items():
-        assert budget.per_second > 0 and budget.burst >= 1, op
-    for operation, size in caps.max_batch.items():
-        assert size >= 1, operation
-    assert caps.acceptance_required == (Operation.ACCEPT in caps.operations)
-    assert (caps.acceptance_deadline is not None) == caps.acceptance_required
-    if Operation.SUBMIT_OFFERS_FULL in caps.operations or Operation.SUBMIT_OFFERS_DELTA in caps.operations:
-        assert Operation.READ_IMPORT in caps.operations or not caps.asynchronous_offer_imports
-    if caps.partial_shipments or caps.tracking_required:
-        assert Operation.SHIP in caps.operations
-    if caps.line_level_cancellation:
-        assert Operation.CANCEL in caps.operations
-    for operation in set(Operation) - caps.operations:
-        assert caps.hints.get(operation.value), f"{operation.value} undeclared without a hint"
+    """The registry's capabilities of each connector (each harness checks its channel's too)."""
+    assert capability_problems(get_connector(world_type.connector).capabilities) == []
 
 
 def test_offers_full_and_delta_land_and_per_offer_errors_come_back(hub: Harness) -> None:
@@ -487,3 +473,18 @@ def test_every_operation_classifies_garbage_and_truncated_bodies(hub: Harness, m
         assert isinstance(connector.check(), CheckReport)  # a check never raises
     finally:
         connector.close()
+
+
+def test_capability_problems_are_found() -> None:
+    bad = Capabilities(
+        operations=frozenset({Operation.ACCEPT}),
+        budgets={"op": RateBudget(1.0, 1)},
+        max_batch={Operation.SHIP: 0},
+        partial_shipments=True,
+    )
+    problems = capability_problems(bad)
+    assert any("fetch_orders" in p for p in problems)
+    assert any("max_batch ship" in p for p in problems)
+    assert any("acceptance_required" in p for p in problems)
+    assert any("shipment flags" in p for p in problems)
+    assert any("cancel undeclared without a hint" in p for p in problems)
