@@ -69,7 +69,7 @@ async def _batched(writer: GroupCommitWriter, units: list[Callable[[Connection],
 
 
 def test_concurrent_units_commit_in_one_batch(container: Container, world: World, now: datetime) -> None:
-    writer = GroupCommitWriter(container.engine)
+    writer = GroupCommitWriter(container.engine, threads=1)  # batches behind the gate
     try:
         units = [_insert(world.acme.id, f"e{i:02d}", now) for i in range(20)]
         units.append(_insert(world.acme.id, "e03", now))  # a duplicate within the batch
@@ -101,7 +101,7 @@ def _database_error(conn: Connection) -> Any:
 def test_a_failing_unit_never_fails_its_neighbours(
     container: Container, world: World, now: datetime, poison: str
 ) -> None:
-    writer = GroupCommitWriter(container.engine)
+    writer = GroupCommitWriter(container.engine, threads=1)  # batches behind the gate
     bad = _raises_after_insert(world.acme.id, now) if poison == "python" else _database_error
     try:
         units = [_insert(world.acme.id, f"n{i}", now) for i in range(5)]
@@ -116,7 +116,7 @@ def test_a_failing_unit_never_fails_its_neighbours(
 
 
 def test_a_result_is_returned_only_once_committed(container: Container, world: World, now: datetime) -> None:
-    writer = GroupCommitWriter(container.engine)
+    writer = GroupCommitWriter(container.engine, threads=1)  # batches behind the gate
     seen: list[list[str]] = []
 
     async def main() -> None:
@@ -131,7 +131,7 @@ def test_a_result_is_returned_only_once_committed(container: Container, world: W
 
 
 def test_the_queue_is_bounded(container: Container) -> None:
-    writer = GroupCommitWriter(container.engine, max_queue=1)
+    writer = GroupCommitWriter(container.engine, max_queue=1, threads=1)
 
     async def main() -> tuple[Any, ...]:
         gate = _Gate()
@@ -153,15 +153,15 @@ def test_the_queue_is_bounded(container: Container) -> None:
 
 
 def test_the_thread_stops_when_idle_and_starts_again(container: Container) -> None:
-    writer = GroupCommitWriter(container.engine, idle_seconds=0.05)
+    writer = GroupCommitWriter(container.engine, idle_seconds=0.05, threads=2)
     try:
         assert asyncio.run(writer.run(lambda conn: 1)) == 1
         deadline = threading.Event()
         for _ in range(100):
-            if writer._thread is None:
+            if not writer._threads:
                 break
             deadline.wait(0.02)
-        assert writer._thread is None
+        assert not writer._threads
         assert asyncio.run(writer.run(lambda conn: 2)) == 2
     finally:
         writer.close()

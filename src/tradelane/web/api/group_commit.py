@@ -2,8 +2,10 @@
 
 A webhook request's database work is small (an authentication read, one or two inserts) and its cost
 is mostly the round trips and the commit around it. :class:`GroupCommitWriter` runs the work of
-concurrent requests in one writer thread per server process: each batch is whatever is queued when the
-writer is free (at most ``max_batch`` units), run in one transaction and committed once.
+concurrent requests in a few writer threads per server process (``threads``): each batch is whatever
+is queued when a writer is free (at most ``max_batch`` units), run in one transaction and committed
+once. (Several writers, because a thread that returns from a database round trip waits for the GIL
+while the event loop is busy: one writer alone would serialise those waits.)
 
 Contracts:
 
@@ -23,7 +25,7 @@ Contracts:
   (503 with ``Retry-After``) instead of queueing without limit.
 * The request's task awaits an asyncio future (no worker-thread hop per request); results are handed
   back to each event loop once per batch. Each unit runs in a copy of its request's context variables.
-* The thread starts on the first request and stops after ``idle_seconds`` without work (and on
+* The threads start on the first request and stop after ``idle_seconds`` without work (and on
   :meth:`close`); nothing runs at import or construction time.
 """
 
@@ -80,18 +82,20 @@ class GroupCommitWriter:
         *,
         max_batch: int = 64,
         max_queue: int = 2048,
+        threads: int = 4,
         idle_seconds: float = 5.0,
         name: str = "webhook-group-commit",
     ) -> None:
-        if max_batch < 1 or max_queue < 1:
-            raise ValueError("max_batch and max_queue must be at least 1")
+        if max_batch < 1 or max_queue < 1 or threads < 1:
+            raise ValueError("max_batch, max_queue and threads must be at least 1")
         self.engine = engine
         self.max_batch = max_batch
         self.idle_seconds = idle_seconds
+        self.threads = threads
         self.name = name
         self._queue: queue.Queue[_Unit | None] = queue.Queue(max_queue)
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._threads: set[threading.Thread] = set()
         self._closed = False
         #: Batches committed together and units run alone after a failed batch (for tests and metrics).
         self.batches = 0
@@ -114,18 +118,20 @@ class GroupCommitWriter:
                 "too many webhook requests are waiting to be stored", retry_after=1
             ) from None
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
-                self._thread.start()
+            while len(self._threads) < self.threads:
+                thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+                self._threads.add(thread)
+                thread.start()
         return await future
 
     def close(self, timeout: float = 10.0) -> None:
         """Refuse new work, finish what is queued, stop the thread."""
         self._closed = True
         with self._lock:
-            thread = self._thread
-        if thread is not None:
+            threads = list(self._threads)
+        for _ in threads:
             self._queue.put(None, timeout=timeout)
+        for thread in threads:
             thread.join(timeout)
 
     # -- the writer thread -----------------------------------------------------------------------
@@ -137,7 +143,7 @@ class GroupCommitWriter:
             except queue.Empty:
                 with self._lock:
                     if self._queue.empty():
-                        self._thread = None  # the next run() starts a new thread
+                        self._threads.discard(threading.current_thread())  # run() starts new ones
                         return
                 continue
             if first is None:
@@ -164,9 +170,12 @@ class GroupCommitWriter:
                 return
 
     def _stop(self) -> None:
-        """After :meth:`close`: refuse whatever was queued behind the stop mark."""
+        """After :meth:`close`: this thread ends; the last one refuses whatever was queued behind the
+        stop marks."""
         with self._lock:
-            self._thread = None
+            self._threads.discard(threading.current_thread())
+            if self._threads:
+                return
         refused: list[_Outcome] = []
         while True:
             try:
