@@ -178,3 +178,88 @@ def test_api_checks_and_updates_an_amazon_channel(db_url, engine, world: World) 
         assert settings["feed_poll_seconds"] == 30 and settings["marketplace_id"] == DE
     finally:
         container.close()
+
+
+def test_api_creates_an_amazon_channel_from_its_settings_and_credentials(db_url, world: World) -> None:
+    """``POST /channels`` takes a non-Mirakl connector's ``settings`` and ``credentials``, validated by
+    the connector; the channel then checks OK against the sandbox and its credentials are stored
+    encrypted. Mirakl's fields are Mirakl's; OpenAPI shows both bodies."""
+    container = build(Settings(database_url=db_url, secret_keys=generate_key()), configure_logs=False)
+    try:
+        tenant, _ = make_tenant(container.engine, "acme", NOW)
+        with container.engine.begin() as conn:
+            token = issue_token(conn, tenant.id, now=NOW, label="amazon-api")
+        auth = {"Authorization": f"Bearer {token}"}
+        app = world.state.application
+        credentials = {
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "refresh_token": world.eu.refresh_token,
+        }
+        settings = {
+            "seller_id": world.eu.seller_id,
+            "marketplace_id": DE,
+            "region": "eu",
+            "endpoint": world.url,
+            "token_endpoint": world.url,
+            "feed_poll_seconds": 30,
+        }
+        body = {"connector": "amazon", "name": "amz", "settings": settings, "credentials": credentials}
+        with TestClient(create_app(container)) as client:
+            wrong_region = client.post(
+                "/api/v1/channels",
+                json={**body, "settings": {**settings, "marketplace_id": "ATVPDKIKX0DER"}},
+                headers=auth,
+            )
+            assert wrong_region.status_code == 422 and "served by the 'na' region" in wrong_region.text
+            missing = client.post(
+                "/api/v1/channels",
+                json={**body, "credentials": {"client_id": app.client_id}},
+                headers=auth,
+            )
+            assert missing.status_code == 422 and "client_secret" in missing.text
+            unknown = client.post(
+                "/api/v1/channels",
+                json={**body, "credentials": {**credentials, "api_key": "k"}},
+                headers=auth,
+            )
+            assert unknown.status_code == 422 and "not api_key" in unknown.text
+            mirakl_fields = client.post(
+                "/api/v1/channels", json={**body, "hostname": "x.example", "api_key": "k"}, headers=auth
+            )
+            assert mirakl_fields.status_code == 422
+            mirakl_shape = client.post(
+                "/api/v1/channels",
+                json={"connector": "mirakl", "name": "m", "settings": settings, "credentials": credentials},
+                headers=auth,
+            )
+            assert mirakl_shape.status_code == 422  # Mirakl's request shape is its own
+
+            created = client.post("/api/v1/channels", json=body, headers=auth)
+            assert created.status_code == 201, created.text
+            assert created.json()["connector"] == "amazon"
+            again = client.post("/api/v1/channels", json=body, headers=auth)
+            assert again.status_code == 409
+            check = client.post("/api/v1/channels/amz/check", headers=auth).json()
+            assert check["ok"] is True, check
+
+            schema = client.get("/openapi.json").json()["components"]["schemas"]
+            assert {"MiraklChannelIn", "ConnectorChannelIn"} <= set(schema)
+            assert set(schema["ConnectorChannelIn"]["required"]) == {
+                "connector",
+                "name",
+                "settings",
+                "credentials",
+            }
+        with container.engine.connect() as conn:
+            channel = get_channel(conn, tenant.id, "amz")
+            stored = channel_credentials(conn, channel, container.keyring)
+        assert channel.connector == "amazon"
+        assert (
+            channel.settings["feed_poll_seconds"] == 30
+            and channel.settings["seller_id"] == world.eu.seller_id
+        )
+        assert stored == credentials
+        assert app.client_secret not in str(channel.settings)
+    finally:
+        container.close()

@@ -7,12 +7,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from tradelane.connectors.mirakl.connector import add_channel, update_channel
 from tradelane.connectors.mirakl.settings import CONNECTOR as MIRAKL
-from tradelane.connectors.registry import CONNECTORS, check_channel, connector_names, update_settings
+from tradelane.connectors.registry import (
+    CONNECTORS,
+    check_channel,
+    connector_names,
+    get_connector,
+    update_settings,
+)
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ValidationError
 from tradelane.persistence.db import read_only, transaction
@@ -53,6 +59,41 @@ class MiraklChannelIn(BaseModel):
     api_key: Annotated[str, Field(min_length=1, max_length=500, pattern=PRINTABLE)]
     options: dict[str, Any] = Field(default_factory=dict, description="Further Mirakl settings.")
     staging_api_key: Annotated[str | None, Field(default=None, max_length=500, pattern=PRINTABLE)] = None
+
+
+def _not_mirakl(name: str) -> str:
+    if name == MIRAKL:
+        raise ValueError("a Mirakl channel is added with hostname, api_key, shop_id, options")
+    return name
+
+
+class ConnectorChannelIn(BaseModel):
+    """A channel of any connector but Mirakl: its settings and credentials as the connector's spec
+    defines them (validated by the connector before anything is stored; credentials stored encrypted).
+    E.g. Amazon: settings ``seller_id``, ``marketplace_id``, ``region`` (and optional ``endpoint``,
+    ``token_endpoint``, options such as ``rate_limits``), credentials ``client_id``, ``client_secret``,
+    ``refresh_token``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connector: Annotated[ConnectorName, AfterValidator(_not_mirakl)]
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=PRINTABLE)]
+    settings: dict[str, Any] = Field(description="The connector's settings (validated by the connector).")
+    credentials: dict[str, Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        description="The connector's credentials by name (its spec's credential keys)."
+    )
+
+
+def _channel_kind(body: Any) -> str:
+    connector = body.get("connector") if isinstance(body, dict) else getattr(body, "connector", None)
+    return "mirakl" if connector == MIRAKL else "other"
+
+
+#: ``POST /channels``'s body: Mirakl's own fields, or any other connector's settings and credentials.
+ChannelIn = Annotated[
+    Annotated[MiraklChannelIn, Tag("mirakl")] | Annotated[ConnectorChannelIn, Tag("other")],
+    Discriminator(_channel_kind),
+]
 
 
 class ChannelCreated(BaseModel):
@@ -198,24 +239,44 @@ class SkuMappingOut(BaseModel):
 @router.post(
     "/channels", status_code=201, summary="Add a marketplace channel", responses=problem_responses(409)
 )
-def create_channel(body: MiraklChannelIn, tenant: TenantDep, container: ContainerDep) -> ChannelCreated:
-    if body.connector != "mirakl":  # these fields are Mirakl's
-        raise ValidationError(
-            f"{body.connector} channels are added with `tradelane channel add {body.connector}`"
-        )
+def create_channel(
+    body: Annotated[ChannelIn, Body()], tenant: TenantDep, container: ContainerDep
+) -> ChannelCreated:
+    """A Mirakl channel from its host, shop and keys; any other connector's from ``settings`` and
+    ``credentials``, validated by that connector (unknown credential names refused; nothing is called
+    remotely — ``/channels/{name}/check`` does)."""
     with transaction(container.engine) as conn:
-        channel = add_channel(
-            conn,
-            tenant_id=tenant.id,
-            name=body.name,
-            hostname=body.hostname,
-            shop_id=body.shop_id,
-            api_key=body.api_key,
-            keyring=container.keyring,
-            now=container.now(),
-            options=body.options,
-            staging_api_key=body.staging_api_key,
-        )
+        if isinstance(body, MiraklChannelIn):
+            channel = add_channel(
+                conn,
+                tenant_id=tenant.id,
+                name=body.name,
+                hostname=body.hostname,
+                shop_id=body.shop_id,
+                api_key=body.api_key,
+                keyring=container.keyring,
+                now=container.now(),
+                options=body.options,
+                staging_api_key=body.staging_api_key,
+            )
+        else:
+            spec = get_connector(body.connector)
+            unknown = sorted(set(body.credentials) - set(spec.credential_keys))
+            if unknown:
+                known = ", ".join(spec.credential_keys) or "none"
+                raise ValidationError(f"credentials: {spec.title} takes {known}, not {', '.join(unknown)}")
+            credentials = {k: v.strip() for k, v in body.credentials.items()}
+            settings = spec.validate_settings(body.settings, credentials)
+            channel = channel_service.create_channel(
+                conn,
+                tenant_id=tenant.id,
+                name=body.name,
+                connector=spec.name,
+                settings=settings,
+                credentials=credentials,
+                keyring=container.keyring,
+                now=container.now(),
+            )
     return ChannelCreated(
         id=channel.id, name=channel.name, connector=channel.connector, lifecycle_state=channel.lifecycle_state
     )
