@@ -32,6 +32,7 @@ from tradelane.connectors.base import (
     SubmitMode,
     UnsupportedOperation,
 )
+from tradelane.domain.errors import RetryableError
 from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.http_edge import Exchange
 from tradelane.persistence.tables import exchanges, jobs, offer_bindings, order_history, products
@@ -67,6 +68,9 @@ class FakeMarketplace:
     rejects: dict[str, str] = field(default_factory=dict)
     refuses: dict[str, str] = field(default_factory=dict)
     processing: bool = False
+    #: submission numbers (1-based) answered with a retryable error once, as a spent budget would be
+    fail_submission: set[int] = field(default_factory=set)
+    submissions: int = 0
     codes: set[str] = field(default_factory=lambda: {"UPS", "DHL"})
     calls: list[str] = field(default_factory=list)
     imports: dict[str, list[OfferUpdate]] = field(default_factory=dict)
@@ -86,6 +90,13 @@ class FakeMarketplace:
         assert len(offers) <= self.capabilities.batch_size(
             Operation.SUBMIT_OFFERS_FULL if mode is SubmitMode.FULL else Operation.SUBMIT_OFFERS_DELTA,
             len(offers),
+        )
+        self.submissions += 1
+        if self.submissions in self.fail_submission:
+            self.fail_submission.discard(self.submissions)
+            raise RetryableError("no token of the submission budget left", retry_after=5.0)
+        self.exchange_sink.append(
+            Exchange("submit", "POST", "/offers", f"{len(offers)} offers", 200, "{}", 1.0)
         )
         refused = tuple(
             OfferOutcome(o.sku, False, (self.refuses[o.sku],)) for o in offers if o.sku in self.refuses
@@ -162,7 +173,6 @@ class FakeSession:
             }
             for ex in self.exchanges
         ]
-        self.exchanges.clear()
         if rows:
             conn.execute(sa.insert(exchanges), rows)
 
@@ -337,6 +347,26 @@ def test_a_full_sync_is_split_by_the_declared_batch_size(engine: Engine, now: da
     hub.enqueue("offers.full")
     hub.run()
     assert [len(o) for o in hub.fake.imports.values()] == [3, 3, 1]
+    assert len(hub.jobs("offers.import_check")) == 3
+
+
+def test_a_full_sync_retried_midway_resumes_with_the_offers_not_sent(engine: Engine, now: datetime) -> None:
+    hub = build_hub(engine, now, caps(max_batch={Operation.SUBMIT_OFFERS_FULL: 3}), count=10)
+    hub.fake.fail_submission = {3}  # the third call meets a spent budget: the job is retried
+    hub.enqueue("offers.full")
+    hub.run()
+    [job] = hub.jobs("offers.full")
+    assert job.state == "queued" and [len(o) for o in hub.fake.imports.values()] == [3, 3]
+    assert {s for sku, (s, _) in hub.offers().items() if sku in {"SKU-1", "SKU-6"}} == {"submitted"}
+    hub.clock.advance(10)
+    hub.run()
+    [job] = hub.jobs("offers.full")
+    assert job.state == "succeeded" and job.result["sent"] == 9 and job.result["blocked"] == 1
+    sent = [o.sku for offers in hub.fake.imports.values() for o in offers]
+    assert sent == [f"SKU-{i}" for i in range(1, 10)]  # each offer once, none sent again
+    with engine.connect() as conn:
+        subjects = conn.execute(sa.select(exchanges.c.subject).order_by(exchanges.c.id)).scalars().all()
+    assert subjects == ["import:imp-1", "import:imp-2", "import:imp-3"]  # each submission's own exchange
     assert len(hub.jobs("offers.import_check")) == 3
 
 

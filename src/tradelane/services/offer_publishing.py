@@ -30,6 +30,7 @@ the job's raw exchanges under a subject (``import:<reference>``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -50,13 +51,17 @@ from tradelane.connectors.base import (
 from tradelane.domain.catalog import Product
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import PermanentError, RetryableError
+from tradelane.http_edge import Exchange
 from tradelane.services import offers as offer_service
+from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
 from tradelane.services.outbox import OFFERS_DELTA
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
 
 IMPORT_CHECK = "offers.import_check"
+#: Channel cursor where a full sync records its progress (JSON: job id, last binding sent...).
+FULL_PROGRESS_CURSOR = "offers.full.progress"
 #: Offers per delta job when the connector declares no largest batch.
 DEFAULT_DELTA_BATCH = 5_000
 #: A full sync reports its progress every ``max(1, min(FULL_CHUNK, total // 20))`` offers built.
@@ -70,6 +75,11 @@ class PortSession(Protocol):
 
     @property
     def connector(self) -> MarketplaceConnector: ...
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """The raw exchanges of this job so far (what :meth:`record` stores)."""
+        ...
 
     def record(self, conn: Connection, subject: str, *, now: datetime) -> None:
         """Store the raw exchanges of this job so far under ``subject`` (in ``conn``'s transaction)."""
@@ -187,7 +197,6 @@ class _Batch:
 def _submit(
     ctx: JobContext,
     conn: Connection,
-    session: PortSession,
     channel: Channel,
     offers: Sequence[offer_service.DirtyOffer],
     ref: ImportRef,
@@ -223,7 +232,6 @@ def _submit(
     else:
         delay = early.retry_after if early is not None and early.retry_after is not None else None
         _schedule_check(ctx, conn, channel, ref, IMPORT_POLL_SECONDS if delay is None else delay)
-    session.record(conn, f"import:{ref.reference}", now=now)
     return sent
 
 
@@ -247,7 +255,9 @@ def push_delta(ctx: JobContext, channel: Channel, open_session: OpenSession) -> 
         with ctx.transaction() as conn:
             for offer, reasons in batch.blocked:
                 offer_service.block(conn, offer, reasons, now=now)
-            sent = [] if ref is None else _submit(ctx, conn, session, channel, batch.ready, ref, now=now)
+            sent = [] if ref is None else _submit(ctx, conn, channel, batch.ready, ref, now=now)
+            if sent and ref is not None:
+                session.record(conn, f"import:{ref.reference}", now=now)
             remaining = offer_service.count_dirty(conn, channel.id)
             if remaining:
                 enqueue(
@@ -293,40 +303,75 @@ def _build_in_chunks(
     return batch
 
 
+def _full_progress(conn: Connection, channel: Channel, job_id: int) -> dict[str, Any] | None:
+    """What earlier attempts of full sync ``job_id`` recorded (see :func:`push_full`), or None."""
+    raw = order_service.get_cursor(conn, channel.id, FULL_PROGRESS_CURSOR)
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return data if isinstance(data, dict) and data.get("job") == job_id else None
+
+
 def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> dict[str, Any]:
     """``offers.full`` (initial/full sync): every bound offer, in as few submissions as the connector's
-    largest batch allows (one when it declares none).
+    largest batch allows (one when it declares none), in binding order.
 
-    Records the channel's ``full_synced_at`` (the instant the catalog was read), so later deltas stay
-    deltas; the optional :data:`~tradelane.services.offers.OFFER_SYNC_PROGRESS` service hears of every
-    chunk of offers built and of the upload."""
+    Each submission is recorded in its own transaction as soon as it is made, with the job's progress
+    (channel cursor :data:`FULL_PROGRESS_CURSOR`: the last binding sent, the catalog's first read): a
+    retried attempt (e.g. the budget ran out after some submissions) resumes with the offers not sent
+    yet instead of sending everything again. Offers an earlier attempt sent that changed since stay
+    dirty for the next delta. Records the channel's ``full_synced_at`` (the instant the catalog was first
+    read) once every offer went, so later deltas stay deltas; the optional
+    :data:`~tradelane.services.offers.OFFER_SYNC_PROGRESS` service hears of every chunk of offers built
+    and of the upload."""
     now = ctx.now()
     with open_session(ctx, channel) as session:
         capabilities = _require(session.connector, Operation.SUBMIT_OFFERS_FULL)
         with ctx.engine.connect() as conn:
+            progress = _full_progress(conn, channel, ctx.job.id)
             everything = offer_service.all_offers(conn, channel.id)
+        read_at = datetime.fromisoformat(progress["read_at"]) if progress else now
+        after: int | None = progress["after"] if progress else None
+        sent = int(progress["sent"]) if progress else 0
+        refused = int(progress["refused"]) if progress else 0
+        references: list[str] = list(progress["imports"]) if progress else []
         batch = _build_in_chunks(ctx, channel, everything)
-        size = max(1, capabilities.batch_size(Operation.SUBMIT_OFFERS_FULL, len(batch.updates) or 1))
-        refs: list[tuple[list[offer_service.DirtyOffer], ImportRef]] = []
-        for start in range(0, len(batch.updates), size):
-            part = batch.updates[start : start + size]
-            refs.append(
-                (batch.ready[start : start + size], session.connector.submit_offers(part, SubmitMode.FULL))
-            )
-        with ctx.transaction() as conn:
-            offer_service.mark_full_synced(conn, channel.id, read_at=now)
-            for offer, reasons in batch.blocked:
-                offer_service.block(conn, offer, reasons, now=now)
-            sent = 0
-            references: list[str] = []
-            for offers, ref in refs:
-                carried = _submit(ctx, conn, session, channel, offers, ref, now=now)
+        if batch.blocked:
+            with ctx.transaction() as conn:
+                for offer, reasons in batch.blocked:
+                    offer_service.block(conn, offer, reasons, now=now)
+        todo = [
+            (offer, update)
+            for offer, update in zip(batch.ready, batch.updates, strict=True)
+            if after is None or offer.binding_id > after
+        ]
+        size = max(1, capabilities.batch_size(Operation.SUBMIT_OFFERS_FULL, len(todo) or 1))
+        for start in range(0, len(todo), size):
+            part = todo[start : start + size]
+            ref = session.connector.submit_offers([update for _, update in part], SubmitMode.FULL)
+            recorded = len(session.exchanges)
+            with ctx.transaction() as conn:
+                carried = _submit(ctx, conn, channel, [offer for offer, _ in part], ref, now=now)
                 sent += len(carried)
+                refused += len(part) - len(carried)
                 if carried:
                     references.append(ref.reference)
+                    session.record(conn, f"import:{ref.reference}", now=now)
+                state = {
+                    "job": ctx.job.id,
+                    "read_at": read_at.isoformat(),
+                    "after": part[-1][0].binding_id,
+                    "sent": sent,
+                    "refused": refused,
+                    "imports": references,
+                }
+                order_service.set_cursor(conn, channel.id, FULL_PROGRESS_CURSOR, json.dumps(state), now=now)
+            del session.exchanges[:recorded]  # stored with this submission
+        with ctx.transaction() as conn:
+            offer_service.mark_full_synced(conn, channel.id, read_at=read_at)
             result = {
                 "sent": sent,
-                "blocked": len(everything) - sent,
+                "blocked": len(batch.blocked) + refused,
                 "import_id": references[0] if len(references) == 1 else (references or None),
             }
             ctx.complete_in(conn, result)
