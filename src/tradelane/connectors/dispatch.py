@@ -2,9 +2,11 @@
 
 The engine registers one dispatcher per kind, which loads the job's channel, resolves its connector
 through the registry (:mod:`tradelane.connectors.registry`) and runs the kind's generic handler — a
-service written once and driven through the port (:func:`generic_kinds`), for any connector that
-declares the operation the kind needs. A kind not yet served generically runs the connector's own
-handler (``ConnectorSpec.handlers``). Otherwise the job is dead-lettered with a clear reason.
+service written once and driven through the port (:func:`generic_kinds`), for any channel whose
+connector declares the operation the kind needs with the channel's settings
+(``ConnectorSpec.channel_capabilities``, not the connector's defaults). A kind not yet served
+generically runs the connector's own handler (``ConnectorSpec.handlers``). Otherwise the job is
+dead-lettered with a clear reason (the connector's hint for the operation, when it has one).
 
 Channel health is handled here, for every connector: a handler that raises
 :class:`~tradelane.domain.errors.AuthenticationError` raises the channel's credentials alert and pauses
@@ -21,10 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.connectors.base import Operation
+from tradelane.connectors.base import Capabilities, Operation
 from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
 from tradelane.domain.channels import LifecycleState
-from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
+from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError, ValidationError
 from tradelane.persistence.tables import channel_flows
 from tradelane.services import feeds, fulfilment_push, offer_publishing, order_acceptance, order_intake
 from tradelane.services.channels import AUTH_PAUSE, Channel, credentials_rejected, get_channel_by_id
@@ -86,14 +88,35 @@ def generic_kinds() -> dict[str, GenericKind]:
     return {**order_kinds(), **offer_and_fulfilment_kinds()}
 
 
-def _resolve(kind: str, spec: ConnectorSpec, generic: Mapping[str, GenericKind]) -> ChannelHandler | None:
-    """The handler of ``kind`` for ``spec``'s channels: the generic one when the connector declares its
-    operation, else the connector's own, else None."""
+def _resolve(
+    kind: str, spec: ConnectorSpec, generic: Mapping[str, GenericKind], capabilities: Capabilities
+) -> ChannelHandler | None:
+    """The handler of ``kind`` for a channel of ``spec`` whose connector declares ``capabilities`` (the
+    channel's, from its settings): the generic one when they declare its operation, else the
+    connector's own, else None."""
     served = generic.get(kind)
-    if served is not None and (served.operation is None or spec.capabilities.supports(served.operation)):
+    if served is not None and (served.operation is None or capabilities.supports(served.operation)):
         handler = served.handler
         return lambda ctx, channel: handler(ctx, channel, spec)
     return spec.handlers.get(kind)
+
+
+def _channel_capabilities(spec: ConnectorSpec, channel: Channel) -> Capabilities:
+    """What ``channel``'s connector declares with the channel's settings (not the connector's defaults:
+    e.g. a Mirakl shop's partial shipments follow its multi-shipment setting). Settings the connector
+    refuses are a permanent error naming the channel."""
+    try:
+        return spec.channel_capabilities(channel.settings)
+    except ValidationError as exc:
+        raise PermanentError(f"channel {channel.name}: settings refused by {spec.name}: {exc}") from exc
+
+
+def _unsupported(kind: str, channel: Channel, generic: Mapping[str, GenericKind], caps: Capabilities) -> str:
+    served = generic.get(kind)
+    hint = caps.hints.get(served.operation.value) if served is not None and served.operation else None
+    return f"connector {channel.connector!r} does not support {kind} on channel {channel.name}" + (
+        f" ({hint})" if hint else ""
+    )
 
 
 def _dispatcher(
@@ -114,9 +137,12 @@ def _dispatcher(
                 retry_after=0.0,
             )
         spec = connectors.get(channel.connector)
-        handler = _resolve(kind, spec, generic) if spec is not None else None
-        if handler is None:
+        if spec is None:
             raise PermanentError(f"connector {channel.connector!r} does not support {kind}")
+        capabilities = _channel_capabilities(spec, channel)
+        handler = _resolve(kind, spec, generic, capabilities)
+        if handler is None:
+            raise PermanentError(_unsupported(kind, channel, generic, capabilities))
         try:
             return handler(ctx, channel)
         except AuthenticationError as exc:
