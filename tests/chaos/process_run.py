@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ class ProcessRun:
         Returns :meth:`final_state`."""
         started = time.monotonic()
         load_before = os.getloadavg()[0]
-        key = generate_key()
+        key = _deployment_key()
         self.keyring = KeyRing([key])
         self.env = _env(self.db_url, key)
         self.state = SandboxState(
@@ -392,6 +393,14 @@ class ProcessRun:
             "oms_lines": sorted((index[mid], tuple(lines)) for mid, lines in view.lines.items()),
             "dead_jobs": dead,
         }
+
+
+@cache
+def _deployment_key() -> str:
+    """One secret key for every run of this test process: the runs of a test are tenants of one
+    database, and a worker started with another key than the one that encrypted a tenant's channel
+    warns that some credentials cannot be decrypted (as a misconfigured deployment should)."""
+    return generate_key()
 
 
 def _env(db_url: str, key: str) -> dict[str, str]:
