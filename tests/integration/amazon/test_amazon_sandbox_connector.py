@@ -241,6 +241,30 @@ def test_listing_issues_are_read_back_per_sku(world: World) -> None:
     assert not missing.ok and missing.errors == ("not listed on Amazon",)
 
 
+def test_issues_raised_after_the_report_complete_the_import_result(world: World) -> None:
+    """A listing Amazon flags after the feed's processing report (a suppression) comes back with the
+    import's result, read from the listing; the report's own outcomes are kept as they are."""
+    offers = [
+        offer("OK-1", attributes={"attr:asin": "B0SBX00001"}),
+        offer("OK-2", attributes={"attr:asin": "B0SBX00002"}),
+        offer("NO-ASIN", attributes={"attr:asin": "B0NOTHERE"}),
+    ]
+    connector = world.connector()
+    ref = connector.submit_offers(offers, SubmitMode.FULL)
+    world.state.advance(5)
+    assert connector.import_result(ref).done  # processed: the report names NO-ASIN only
+    world.state.listing(world.eu.seller_id, "OK-2").issues = [
+        {"code": "18027", "message": "The listing is suppressed: main image missing.", "severity": "ERROR"}
+    ]
+    result = connector.import_result(ref)
+    by_sku = {o.sku: o for o in result.outcomes}
+    assert set(by_sku) == {"NO-ASIN", "OK-2"}
+    assert not by_sku["NO-ASIN"].ok and "B0NOTHERE" in by_sku["NO-ASIN"].errors[0]
+    assert by_sku["OK-2"].errors == ("18027: The listing is suppressed: main image missing.",)
+    assert "1 listing(s) with issues the report did not carry" in (result.summary or "")
+    assert connector.listing_issues("OK-2") == by_sku["OK-2"]
+
+
 def test_an_order_inside_amazons_visibility_lag_comes_with_the_next_poll() -> None:
     with sandbox(visibility_lag=120) as world:
         world.list_offers(1)

@@ -264,6 +264,20 @@ def test_full_sync_goes_through_a_feed_and_comes_back_per_sku() -> None:
         json_response({"feedDocumentId": "doc-out", "url": f"{API}/s3/out"}),
     )
     fake.on("GET", "/s3/out", json_response(report))
+    suppressed = {"code": "18027", "severity": "ERROR", "message": "listing suppressed: missing image"}
+    fake.on(
+        "GET",
+        "/listings/2021-08-01/items/A2SELLER000001",
+        json_response(  # Amazon raised an issue on A after the report (and B's is the report's)
+            {
+                "numberOfResults": 2,
+                "items": [
+                    {"sku": "A", "issues": [suppressed]},
+                    {"sku": "B", "issues": [{"code": "8541", "severity": "ERROR", "message": "x"}]},
+                ],
+            }
+        ),
+    )
     connector = fake.connector()
     ref = connector.submit_offers([offer("A"), offer("B")], SubmitMode.FULL)
     assert (ref.reference, ref.submitted) == ("feed:F1", 2)
@@ -281,9 +295,50 @@ def test_full_sync_goes_through_a_feed_and_comes_back_per_sku() -> None:
         assert not waiting.done and waiting.retry_after == 60
     result = connector.import_result(ref)
     assert result.done and [(o.sku, o.ok, o.errors) for o in result.outcomes] == [
-        ("B", False, ("8541: no such ASIN",))
+        ("B", False, ("8541: no such ASIN",)),
+        ("A", False, ("18027: listing suppressed: missing image",)),
     ]
     assert "1 invalid" in (result.summary or "")
+    assert "1 listing(s) with issues the report did not carry" in (result.summary or "")
+    search = fake.calls("GET", "/listings/2021-08-01/items/A2SELLER000001")
+    assert len(search) == 1 and search[0].url.params["withIssueSeverity"] == "ERROR"
+    assert search[0].url.params["includedData"] == "summaries,issues"
+
+
+def test_listing_issues_read_back_are_bounded_and_optional() -> None:
+    """At most ``issue_reads`` listings per result; a throttled search keeps the report's outcomes."""
+    report = {"header": {"feedId": "F1"}, "issues": [], "summary": {"messagesProcessed": 30}}
+    issue = {"code": "18027", "severity": "ERROR", "message": "suppressed"}
+    pages = [
+        json_response(
+            {
+                "items": [{"sku": f"S{page * 20 + i}", "issues": [issue]} for i in range(20)],
+                "pagination": {"nextToken": f"t{page + 1}"},
+            }
+        )
+        for page in range(3)
+    ]
+    fake = feed_routes(FakeAmazon(), feed("DONE", "doc-out"))
+    fake.on(
+        "GET",
+        "/feeds/2021-06-30/documents/doc-out",
+        json_response({"feedDocumentId": "doc-out", "url": f"{API}/s3/out"}),
+    )
+    fake.on("GET", "/s3/out", json_response(report))
+    fake.on("GET", "/listings/2021-08-01/items/A2SELLER000001", *pages)
+    result = fake.connector(issue_reads=30).import_result(ImportRef("feed:F1", SubmitMode.FULL, 30))
+    assert [o.sku for o in result.outcomes] == [f"S{i}" for i in range(30)]
+    assert "more than 30 listing(s) with issues: the rest not read now" in (result.summary or "")
+    assert len(fake.calls("GET", "/listings/2021-08-01/items/A2SELLER000001")) == 2
+
+    fake.on("GET", "/listings/2021-08-01/items/A2SELLER000001", errors(503, "ServiceUnavailable", "later"))
+    result = fake.connector().import_result(ImportRef("feed:F1", SubmitMode.FULL, 30))
+    assert result.done and result.outcomes == []
+    assert "listing issues read no further" in (result.summary or "")
+    none = fake.connector(issue_reads=0)
+    before = len(fake.requests)
+    assert none.import_result(ImportRef("feed:F1", SubmitMode.FULL, 30)).outcomes == []
+    assert all("/listings/" not in r.url.path for r in fake.requests[before:])
 
 
 def test_fatal_feed_is_permanent_with_the_reason() -> None:

@@ -231,13 +231,22 @@ class AmazonClient:
         )
         return _submission(reply, "deleteListingsItem")
 
-    def search_listings_items(self, page_token: str | None = None) -> dict[str, Any]:
-        """One page (:data:`LISTINGS_PAGE_SIZE`) of the seller's listings with offers and quantities."""
+    def search_listings_items(
+        self,
+        page_token: str | None = None,
+        *,
+        included: Sequence[str] = ("summaries", "offers", "fulfillmentAvailability"),
+        issue_severity: str | None = None,
+    ) -> dict[str, Any]:
+        """One page (:data:`LISTINGS_PAGE_SIZE`) of the seller's listings, by default with offers and
+        quantities; ``issue_severity`` (``ERROR``, ``WARNING``) keeps only listings with such an issue."""
         params = {
             "marketplaceIds": self.settings.marketplace_id,
-            "includedData": "summaries,offers,fulfillmentAvailability",
+            "includedData": ",".join(included),
             "pageSize": str(LISTINGS_PAGE_SIZE),
         }
+        if issue_severity is not None:
+            params["withIssueSeverity"] = issue_severity
         if page_token:
             params["pageToken"] = page_token
         path = f"/listings/2021-08-01/items/{_segment(self.settings.seller_id)}"

@@ -409,7 +409,41 @@ class AmazonConnector:
                 )
             outcomes.extend(mapping.report_outcomes(report))
             summaries.append(f"feed {feed['feedId']}: {mapping.report_summary(report)}")
+        listed, note = self._issues_not_reported({o.sku for o in outcomes})
+        outcomes.extend(listed)
+        if note:
+            summaries.append(note)
         return ImportResult(done=True, outcomes=outcomes, summary="; ".join(summaries))
+
+    def _issues_not_reported(self, reported: set[str]) -> tuple[list[OfferOutcome], str | None]:
+        """Listings Amazon shows with ERROR issues that the processing reports did not mention (issues
+        raised after the report, e.g. a suppression), read back by SKU with searchListingsItems
+        (``withIssueSeverity=ERROR``, most recently updated first): their outcomes, so that each
+        offer's outcome is complete, and a note for the summary. At most ``issue_reads`` listings per
+        result; the read stops early, keeping what it has, when the budget or Amazon says to wait (the
+        reports' outcomes stand on their own)."""
+        limit = self.settings.issue_reads
+        found: list[OfferOutcome] = []
+        read = 0
+        token: str | None = None
+        while read < limit:
+            try:
+                page = self.client.search_listings_items(
+                    token, included=("summaries", "issues"), issue_severity="ERROR"
+                )
+            except RetryableError as exc:
+                return found, _issues_note(found, f"listing issues read no further: {exc.reason}")
+            for item in page["items"][: limit - read]:
+                read += 1
+                sku = item.get("sku") if isinstance(item, dict) else None
+                if isinstance(sku, str) and sku and sku not in reported:
+                    found.append(mapping.listing_outcome(sku, item))
+                    reported.add(sku)
+            pagination = page.get("pagination")
+            token = pagination.get("nextToken") if isinstance(pagination, dict) else None
+            if not token:
+                return found, _issues_note(found, None)
+        return found, _issues_note(found, f"more than {limit} listing(s) with issues: the rest not read now")
 
     def _report(self, feed: Mapping[str, Any]) -> dict[str, Any]:
         content = self.client.get_feed_document(str(feed["resultFeedDocumentId"]))
@@ -431,7 +465,7 @@ class AmazonConnector:
             item = self.client.get_listings_item(sku, included=("issues",))
         except AmazonNotFound:
             return OfferOutcome(sku, ok=False, errors=("not listed on Amazon",))
-        return mapping.submission_outcome(sku, {"status": "ACCEPTED", "issues": item.get("issues") or []})
+        return mapping.listing_outcome(sku, item)
 
     def list_offers(self) -> Sequence[ListedOffer]:
         """Every listing of the seller in the channel's marketplace (searchListingsItems, 20 a page)."""
@@ -575,6 +609,11 @@ class AmazonConnector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _issues_note(found: Sequence[OfferOutcome], stop: str | None) -> str | None:
+    said = [f"{len(found)} listing(s) with issues the report did not carry"] if found else []
+    return "; ".join([*said, *([stop] if stop else [])]) or None
 
 
 def _not_listed(response: Mapping[str, Any]) -> bool:

@@ -425,6 +425,15 @@ def submission_outcome(sku: str, response: Mapping[str, Any]) -> OfferOutcome:
     return OfferOutcome(sku=sku, ok=not errors, errors=errors, warnings=warnings)
 
 
+def listing_outcome(sku: str, item: Mapping[str, Any]) -> OfferOutcome:
+    """A listing's current issues (getListingsItem / searchListingsItems ``issues``) as an outcome: any
+    ERROR issue rejects it, WARNING issues are kept."""
+    issues = item.get("issues")
+    if issues is not None and not isinstance(issues, list):
+        raise AmazonSchemaError("$.issues", "not an array")
+    return submission_outcome(sku, {"status": "ACCEPTED", "issues": issues or []})
+
+
 def report_outcomes(report: Mapping[str, Any], skus: Sequence[str] = ()) -> list[OfferOutcome]:
     """A JSON_LISTINGS_FEED processing report → one outcome per SKU it mentions (ERROR issues reject,
     WARNING issues are kept). ``skus`` (the feed's messages in order) names issues that carry only a
