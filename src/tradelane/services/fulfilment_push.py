@@ -72,14 +72,9 @@ class DocumentLedger(Protocol):
     def document_present(self, document: Document) -> bool: ...
 
 
-class FulfilmentSession(PortSession, Protocol):
-    """A session whose exchanges so far can be read (and summarised) before they are recorded."""
-
-    @property
-    def exchanges(self) -> list[Exchange]: ...
-
-
-OpenFulfilmentSession = Callable[[JobContext, Channel], AbstractContextManager[FulfilmentSession]]
+#: Opens the session of one job on one channel (see :class:`~tradelane.services.offer_publishing.PortSession`:
+#: its exchanges are read, and an upload's summarised, before they are recorded).
+OpenFulfilmentSession = Callable[[JobContext, Channel], AbstractContextManager[PortSession]]
 
 
 # --- pure ------------------------------------------------------------------------------------------
