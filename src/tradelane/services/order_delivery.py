@@ -841,13 +841,16 @@ def _notify_cancellation(ctx: JobContext, adapters: dict[str, AdapterFactory]) -
 
 
 def _refusal(outcome: DeliveryOutcome) -> str:
+    """Why a merchant system did not take a cancellation, for a human (pure): the adapter's classified
+    reason, which names the answer and what the system said (e.g. ``OMS rejected the cancellation with
+    HTTP 404: Not Found`` for a ``{"detail": "Not Found"}`` body), with the HTTP status put in front
+    when the reason does not name it; a retryable outcome says it was given up after the last attempt."""
+    reason = outcome.reason
+    if outcome.status_code is not None and f"HTTP {outcome.status_code}" not in reason:
+        reason = f"HTTP {outcome.status_code}: {reason}"
     if outcome.kind is OutcomeKind.RETRY:
-        return f"{outcome.reason} (gave up after the last attempt)"
-    if outcome.status_code is None:
-        return outcome.reason
-    body = outcome.response_body
-    detail = body.get("message") or body.get("error") if isinstance(body, dict) else body
-    return f"HTTP {outcome.status_code}" + (f": {detail}" if detail else "")
+        return f"{reason} (gave up after the last attempt)"
+    return reason
 
 
 def _complete_cancellation(

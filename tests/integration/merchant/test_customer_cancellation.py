@@ -183,7 +183,9 @@ def test_an_oms_refusal_raises_an_alert_and_the_job_succeeds(world, oms):
     [job] = _notice_jobs(world)
     assert job.state == "succeeded" and job.attempts == 1
     notes = [note or "" for state, note in _history(world, order_id) if state == "CANCELLATION_REFUSED"]
-    assert len(notes) == 1 and notes[0].startswith("merchant system refused the cancellation: oms: HTTP 422")
+    assert len(notes) == 1 and notes[0].startswith(
+        "merchant system refused the cancellation: oms: OMS rejected the cancellation with HTTP 422"
+    )
     with world.engine.connect() as conn:
         [alert] = conn.execute(sa.select(alerts).where(alerts.c.order_id == order_id)).all()
     assert alert.kind == "cancellation_not_accepted" and mirakl_id in alert.message
