@@ -4,12 +4,14 @@ out mid-read, feed/patch routing, import results, shipments, capabilities and ch
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 
 import httpx
 import pytest
 from amazon_fakes import API, Clock, FakeAmazon, body_of, errors, json_response, order
 
+from tradelane.connectors.amazon import mapping
 from tradelane.connectors.amazon.connector import AmazonConnector
 from tradelane.connectors.amazon.errors import AmazonThrottled
 from tradelane.connectors.base import (
@@ -23,7 +25,7 @@ from tradelane.connectors.base import (
     SubmitMode,
     UnsupportedOperation,
 )
-from tradelane.domain.errors import PermanentError
+from tradelane.domain.errors import PermanentError, RetryableError
 
 ORDERS = "/orders/2026-01-01/orders"
 LISTING = "/listings/2021-08-01/items/A2SELLER000001/"
@@ -48,7 +50,8 @@ def test_it_is_a_marketplace_connector_with_honest_capabilities() -> None:
     assert not caps.supports(Operation.CANCEL) and "Seller Central" in caps.hints["cancel"]
     assert not caps.supports(Operation.REFUND) and caps.hints["refund"]
     assert caps.budgets["searchOrders"].per_second == 0.0056 and caps.budgets["patchListingsItem"].burst == 5
-    assert caps.batch_size(Operation.SUBMIT_OFFERS_FULL, 0) == 25_000
+    assert caps.batch_size(Operation.SUBMIT_OFFERS_FULL, 0) == 100_000
+    assert caps.batch_size(Operation.SUBMIT_OFFERS_DELTA, 0) == 25_000
     for call in (
         lambda: connector.cancel(None),  # type: ignore[arg-type]
         lambda: connector.refund(None),  # type: ignore[arg-type]
@@ -247,6 +250,96 @@ def feed(status: str, result: str | None = None) -> dict[str, object]:
     if result:
         body["resultFeedDocumentId"] = result
     return body
+
+
+class FeedCounter:
+    """createFeedDocument/upload/createFeed answers for many feeds: each document and feed numbered;
+    the uploads' sizes and message counts kept; createFeed answers ``throttle_after`` feeds then 429."""
+
+    def __init__(self, fake: FakeAmazon, throttle_after: int | None = None) -> None:
+        self.documents = 0
+        self.feeds = 0
+        self.uploads: list[tuple[int, int]] = []
+        self.throttle_after = throttle_after
+        fake.on("POST", "/feeds/2021-06-30/documents", self._document)
+        fake.on("PUT", "/s3/in", self._upload)
+        fake.on("POST", "/feeds/2021-06-30/feeds", self._feed)
+
+    def _document(self, request: httpx.Request) -> httpx.Response:
+        self.documents += 1
+        return json_response({"feedDocumentId": f"doc-{self.documents}", "url": f"{API}/s3/in"}, 201)
+
+    def _upload(self, request: httpx.Request) -> httpx.Response:
+        self.uploads.append((len(request.content), len(json.loads(request.content)["messages"])))
+        return httpx.Response(200)
+
+    def _feed(self, request: httpx.Request) -> httpx.Response:
+        if self.throttle_after is not None and self.feeds >= self.throttle_after:
+            return errors(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
+        self.feeds += 1
+        return json_response({"feedId": f"F{self.feeds}"}, 202)
+
+
+def bulk(count: int) -> list[OfferUpdate]:
+    """Offer-only updates (~506 bytes a message)."""
+    return [
+        OfferUpdate(
+            sku=f"SKU-{i:06d}",
+            price=Decimal("19.90"),
+            currency="EUR",
+            quantity=5,
+            attributes={"attr:asin": f"B0SBX{i % 100_000:05d}"},
+        )
+        for i in range(count)
+    ]
+
+
+def test_a_full_sync_is_packed_into_feeds_by_size() -> None:
+    """100,000 offer-only messages take ceil(bytes / 10 MiB) feeds (5 of ~506 bytes a message), not
+    one pair per 25,000 (8):
+    the service's batch is the connector's full_batch and the connector packs by bytes."""
+    fake = FakeAmazon()
+    counter = FeedCounter(fake)
+    connector = fake.connector()
+    offers = bulk(100_000)
+    size = connector.capabilities.batch_size(Operation.SUBMIT_OFFERS_FULL, len(offers))
+    references = [
+        connector.submit_offers(offers[start : start + size], SubmitMode.FULL).reference
+        for start in range(0, len(offers), size)
+    ]
+    total = sum(length for length, _ in counter.uploads)
+    assert counter.feeds == len(counter.uploads) == math.ceil(total / mapping.MAX_FEED_BYTES) == 5
+    # what one submission per 25,000 offers took: two documents each
+    per_25k = [offers[start : start + 25_000] for start in range(0, len(offers), 25_000)]
+    assert sum(len(mapping.feed_documents(part, connector.settings)) for part in per_25k) == 8
+    assert all(length <= mapping.MAX_FEED_BYTES for length, _ in counter.uploads)
+    assert all(messages <= mapping.MAX_FEED_MESSAGES for _, messages in counter.uploads)
+    assert sum(messages for _, messages in counter.uploads) == 100_000
+    assert references == ["feed:F1,F2,F3,F4,F5"]
+
+
+def test_a_submission_needing_more_feeds_than_the_burst_is_refused_before_any_call() -> None:
+    fake = FakeAmazon()
+    counter = FeedCounter(fake)
+    connector = fake.connector(rate_limits={"createFeed": [0.0083, 1]})
+    with pytest.raises(PermanentError, match=r"need 2 feeds, more than createFeed's burst of 1.*full_batch"):
+        connector.submit_offers(bulk(25_001), SubmitMode.FULL)
+    assert counter.documents == counter.feeds == 0
+    lowered = fake.connector(full_batch=25_000)
+    assert lowered.capabilities.batch_size(Operation.SUBMIT_OFFERS_FULL, 0) == 25_000
+
+
+def test_a_submission_throttled_after_some_feeds_asks_for_enough_budget_for_all() -> None:
+    """The retry sends every feed of the submission again: it waits until createFeed's budget holds
+    that many tokens, so that it does not create one feed and fail again forever."""
+    fake = FakeAmazon()
+    counter = FeedCounter(fake, throttle_after=1)
+    connector = fake.connector()
+    with pytest.raises(RetryableError) as caught:
+        connector.submit_offers(bulk(30_000), SubmitMode.FULL)
+    assert counter.documents == 2 and counter.feeds == 1  # both uploaded before any createFeed
+    assert caught.value.retry_after is not None and caught.value.retry_after >= 2 / 0.0083
+    assert "after 1 of 2 feeds" in caught.value.reason
 
 
 def test_full_sync_goes_through_a_feed_and_comes_back_per_sku() -> None:

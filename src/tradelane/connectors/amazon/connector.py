@@ -117,7 +117,9 @@ CAPABILITIES = Capabilities(
     holiday_mode=HolidayMode.NONE,
     budgets=PUBLISHED_BUDGETS,
     max_batch={
-        Operation.SUBMIT_OFFERS_FULL: mapping.MAX_FEED_MESSAGES,
+        # a full sync's submission is packed into feeds by size (see submit_offers): the channel's
+        # full_batch setting replaces this default
+        Operation.SUBMIT_OFFERS_FULL: 100_000,
         Operation.SUBMIT_OFFERS_DELTA: mapping.MAX_FEED_MESSAGES,
         Operation.FETCH_ORDERS: 100,
         Operation.SHIP: 1,
@@ -322,9 +324,18 @@ class AmazonConnector:
         )
 
     def submit_offers(self, offers: Sequence[OfferUpdate], mode: SubmitMode) -> ImportRef:
-        """A feed (reference ``feed:ID[,ID...]``, one feed per document of ≤ 25,000 messages / 10 MiB,
-        with a not-done result saying when to look; :meth:`import_result` reads it back) or patches
-        (the done result is in the returned reference already), as :meth:`plan` decides."""
+        """A feed (reference ``feed:ID[,ID...]``, with a not-done result saying when to look;
+        :meth:`import_result` reads it back) or patches (the done result is in the returned reference
+        already), as :meth:`plan` decides.
+
+        Feeds: the messages are packed into as few documents as their bytes allow (each ≤ 25,000
+        messages and ≤ 10 MiB: 100,000 offer-only messages of ~540 bytes take 6), every document is
+        uploaded, then one createFeed per document. createFeed's budget is small (burst 15, then one
+        per ~2 minutes): a submission needing more feeds than the burst is refused (PermanentError,
+        nothing sent; ``full_batch`` lowers the submission's size), and when the budget runs out after
+        some of its feeds were created, the retry is asked for no sooner than the budget holds a token
+        for every feed of the submission (it sends them all again; Amazon applies the same messages
+        twice, which changes nothing)."""
         chosen = self.plan(len(offers), mode)
         self.last_plan = chosen
         log.info("amazon %s: %s", self.env.channel_name, chosen.reason)
@@ -337,11 +348,33 @@ class AmazonConnector:
                 submitted=len(offers),
                 result=ImportResult(done=True, outcomes=outcomes, summary=chosen.reason),
             )
-        feed_ids = []
-        for chunk in mapping.feed_documents(offers, self.settings):
+        chunks = mapping.feed_documents(offers, self.settings)
+        create_feed = self.budget("createFeed")
+        if len(chunks) > create_feed.burst:
+            raise PermanentError(
+                f"{len(offers)} offers need {len(chunks)} feeds, more than createFeed's burst of "
+                f"{create_feed.burst} in one submission: lower the channel's full_batch setting"
+            )
+        documents = []
+        for chunk in chunks:
             document_id, url = self.client.create_feed_document()
             self.client.upload_feed_document(url, chunk.content)
-            feed_ids.append(self.client.create_feed(mapping.FEED_TYPE, document_id))
+            documents.append(document_id)
+        feed_ids: list[str] = []
+        for document_id in documents:
+            try:
+                feed_ids.append(self.client.create_feed(mapping.FEED_TYPE, document_id))
+            except RetryableError as exc:
+                if not feed_ids:
+                    raise
+                # feeds were created that the retry sends again: wait until it can send all of them
+                whole = len(documents) / create_feed.per_second
+                raise RetryableError(
+                    f"createFeed: {exc.reason} after {len(feed_ids)} of {len(documents)} feeds; the "
+                    f"submission is sent again once the budget allows {len(documents)} feeds",
+                    retry_after=max(exc.retry_after or 0.0, whole),
+                    raw=exc.raw,
+                ) from exc
         reference = FEED_PREFIX + ",".join(feed_ids)
         return ImportRef(
             reference=reference,
@@ -679,9 +712,17 @@ def channel_capabilities(settings: Mapping[str, Any]) -> Capabilities:
 
 
 def _with_rate_limits(settings: AmazonSettings) -> Capabilities:
-    if not settings.rate_limits:
+    """The declared capabilities with the channel's ``rate_limits`` and ``full_batch``."""
+    if (
+        not settings.rate_limits
+        and settings.full_batch == CAPABILITIES.max_batch[Operation.SUBMIT_OFFERS_FULL]
+    ):
         return CAPABILITIES
-    return replace(CAPABILITIES, budgets={**CAPABILITIES.budgets, **settings.rate_limits})
+    return replace(
+        CAPABILITIES,
+        budgets={**CAPABILITIES.budgets, **settings.rate_limits},
+        max_batch={**CAPABILITIES.max_batch, Operation.SUBMIT_OFFERS_FULL: settings.full_batch},
+    )
 
 
 def _check(conn: Connection, channel: Channel, keyring: KeyRing, staging: bool | None) -> ChannelCheck:

@@ -118,6 +118,9 @@ class AmazonSettings:
     * ``initial_lookback_hours``: the first poll's window;
     * ``max_patch_seconds``: the longest a delta may spend in ``patchListingsItem`` calls before the
       planner sends a feed instead;
+    * ``full_batch``: offers per full-sync submission (the service's batch; the connector packs them into
+      as few feed documents as their bytes allow — ≤ 25,000 messages and ≤ 10 MiB each); lower it for
+      large listings when a batch would need more feeds than createFeed's burst;
     * ``issue_reads``: listings with ERROR issues an import's result reads back (searchListingsItems,
       20 a page) for offers whose issues the feed's processing report does not carry (0: none);
     * ``rate_limits``: budget overrides per SP-API operation (``{"searchOrders": [rate, burst]}``:
@@ -140,6 +143,7 @@ class AmazonSettings:
     initial_lookback_hours: int = 72
     max_patch_seconds: float = 60.0
     feed_poll_seconds: float = 60.0
+    full_batch: int = 100_000
     issue_reads: int = 100
     rate_limits: Mapping[str, RateBudget] = field(default_factory=dict)
     #: Settings the hub keeps on the channel that are not the connector's (e.g. ``carrier_map``, read
@@ -229,6 +233,7 @@ class AmazonSettings:
             initial_lookback_hours=_number(data, "initial_lookback_hours", 72, 1, 24 * 30),
             max_patch_seconds=float(_number(data, "max_patch_seconds", 60, 1, 3_600)),
             feed_poll_seconds=float(_number(data, "feed_poll_seconds", 60, 1, 3_600)),
+            full_batch=_number(data, "full_batch", 100_000, 1, 1_000_000),
             issue_reads=_number(data, "issue_reads", 100, 0, 10_000),
             rate_limits=_rate_limits(data.get("rate_limits")),
             extra={k: v for k, v in data.items() if k not in _KNOWN},
@@ -251,6 +256,7 @@ class AmazonSettings:
             "initial_lookback_hours": self.initial_lookback_hours,
             "max_patch_seconds": self.max_patch_seconds,
             "feed_poll_seconds": self.feed_poll_seconds,
+            "full_batch": self.full_batch,
             "issue_reads": self.issue_reads,
             "rate_limits": {op: [b.per_second, b.burst] for op, b in self.rate_limits.items()},
         }
@@ -272,6 +278,7 @@ _KNOWN = frozenset(
         "initial_lookback_hours",
         "max_patch_seconds",
         "feed_poll_seconds",
+        "full_batch",
         "issue_reads",
         "rate_limits",
     }
