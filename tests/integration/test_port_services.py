@@ -68,6 +68,8 @@ class FakeMarketplace:
     rejects: dict[str, str] = field(default_factory=dict)
     refuses: dict[str, str] = field(default_factory=dict)
     processing: bool = False
+    #: the summary an asynchronous import's first answer carries (e.g. a planner's reason)
+    note: str | None = None
     #: submission numbers (1-based) answered with a retryable error once, as a spent budget would be
     fail_submission: set[int] = field(default_factory=set)
     submissions: int = 0
@@ -105,7 +107,9 @@ class FakeMarketplace:
         reference = f"imp-{len(self.imports) + 1}"
         self.imports[reference] = sent
         if self.capabilities.asynchronous_offer_imports:
-            return ImportRef(reference, mode, len(sent), ImportResult(False, refused, retry_after=30.0))
+            return ImportRef(
+                reference, mode, len(sent), ImportResult(False, refused, retry_after=30.0, summary=self.note)
+            )
         return ImportRef(reference, mode, len(sent), ImportResult(True, refused + self._outcomes(sent)))
 
     def _outcomes(self, offers: Sequence[OfferUpdate]) -> tuple[OfferOutcome, ...]:
@@ -323,6 +327,34 @@ def test_full_sync_then_import_check_sets_each_offer_outcome(engine: Engine, now
     assert statuses["SKU-1"] == ("published", None) and statuses["SKU-4"] == ("published", None)
     assert statuses["SKU-2"] == ("error", "unknown product")
     assert hub.jobs("offers.import_check")[0].state == "succeeded"
+
+
+def test_a_pending_imports_summary_is_kept_in_each_offers_last_request(engine: Engine, now: datetime) -> None:
+    hub = build_hub(engine, now, caps())
+    hub.fake.note = "imp-1 submitted (full sync of 4 offer(s): one feed per 25,000 offers)"
+    hub.enqueue("offers.full")
+    hub.run()
+    with engine.connect() as conn:
+        requests = dict(
+            conn.execute(
+                sa.select(products.c.sku, offer_bindings.c.last_request).join(
+                    products, products.c.id == offer_bindings.c.product_id
+                )
+            ).all()
+        )
+    for sku in ("SKU-1", "SKU-2", "SKU-3", "SKU-4"):
+        assert requests[sku] == f"full import imp-1: {hub.fake.note}"
+    assert requests["SKU-0"] is None  # blocked by the hub, never sent
+    hub.fake.note = None  # a later delta without a summary says only what it was
+    with engine.begin() as conn:
+        conn.execute(sa.update(offer_bindings).values(dirty=True, change_seq=offer_bindings.c.change_seq + 1))
+    hub.enqueue("offers.delta")
+    hub.run()
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(offer_bindings.c.last_request)).scalars()) == {
+            "delta import imp-2",
+            None,
+        }
 
 
 def test_deltas_are_chunked_by_the_declared_batch_size(engine: Engine, now: datetime) -> None:

@@ -207,8 +207,10 @@ def _submit(
 
     Nothing sent (``submitted`` 0): the outcomes are refusals, those offers are blocked. A result
     already done (a synchronous import): every offer is marked sent and the outcomes applied as the
-    import's. A result not done yet: its failed outcomes are offers refused before sending (blocked),
-    the others are marked sent with the reference and the check is scheduled after ``retry_after``."""
+    import's (its ``summary`` becomes each offer's last response). A result not done yet: its failed
+    outcomes are offers refused before sending (blocked), the others are marked sent with the reference
+    and the check is scheduled after ``retry_after``; its ``summary`` (e.g. why the connector chose a
+    feed over per-offer calls) is kept in each offer's last request, where the operator sees it."""
     early = ref.result
     sent_nothing = not ref.submitted or not ref.reference
     settled = early is not None and early.done and not sent_nothing
@@ -225,7 +227,7 @@ def _submit(
         status=offer_service.OfferStatus.SUBMITTED,
         now=now,
         import_ref=ref.reference,
-        request=f"{ref.mode.value} import {ref.reference}",
+        request=_request_text(ref, settled=settled),
     )
     if early is not None and settled:
         _apply(conn, channel, ref.reference, early)
@@ -233,6 +235,15 @@ def _submit(
         delay = early.retry_after if early is not None and early.retry_after is not None else None
         _schedule_check(ctx, conn, channel, ref, IMPORT_POLL_SECONDS if delay is None else delay)
     return sent
+
+
+def _request_text(ref: ImportRef, *, settled: bool) -> str:
+    """What an offer's last request says of the submission that carried it: the mode and reference,
+    and the connector's summary of a pending import (a settled one's goes to the last response)."""
+    text = f"{ref.mode.value} import {ref.reference}"
+    if ref.result is not None and ref.result.summary and not settled:
+        text += f": {ref.result.summary}"
+    return text
 
 
 def push_delta(ctx: JobContext, channel: Channel, open_session: OpenSession) -> dict[str, Any]:
