@@ -583,7 +583,8 @@ def attach_label(
     now: datetime,
 ) -> UpdateResult:
     """Store a prepared label (see :func:`tradelane.services.labels.prepare_label`) and offer it to
-    the origin channel (Mirakl: an OR74 order document of type ``type_code``)."""
+    the origin channel through its connector (recorded ``not_supported`` where it declares no labels;
+    e.g. Mirakl sends an OR74 order document of type ``type_code``)."""
     target = _load(conn, tenant_id, order_ref)
     code = bounded_text(type_code, "type_code", 100)
     if not code:
