@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -91,61 +90,6 @@ def _check_content_type(content_type: str | None) -> None:
         raise ValidationError(f"content type must be at most {MAX_CONTENT_TYPE_LENGTH} characters")
 
 
-@dataclass(frozen=True, slots=True)
-class InboundEvent:
-    """An inbound event checked and ready to store (:func:`prepare_inbound_event`)."""
-
-    source: str
-    headers: dict[str, str]
-    external_id: str
-    body: bytes
-    content_type: str | None
-
-
-def prepare_inbound_event(
-    *,
-    source: str,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
-    body: bytes,
-    content_type: str | None,
-) -> InboundEvent:
-    """The event as it will be stored: storable headers (credentials dropped) and its external id.
-    Pure; raises :class:`ValidationError` for values the table cannot hold (over-long source, content
-    type or delivery id, NUL characters)."""
-    _check_source(source)
-    _check_content_type(content_type)
-    kept = storable_headers(headers)
-    return InboundEvent(source, kept, external_id_for(kept, body), body, content_type)
-
-
-def insert_inbound_event(
-    conn: Connection, tenant_id: int, channel_id: int | None, event: InboundEvent, now: datetime
-) -> tuple[int, bool]:
-    """Store ``event`` for the tenant (and channel, if any) unless the same (tenant, source, external
-    id) is already stored: ``(event_id, created)``; for a duplicate, the id of the event stored first
-    and False (nothing is written). Runs inside the caller's transaction."""
-    event_id = conn.execute(
-        insert_ignore(conn, inbound_events).returning(inbound_events.c.id),
-        {
-            "tenant_id": tenant_id,
-            "channel_id": channel_id,
-            "source": event.source,
-            "external_id": event.external_id,
-            "content_type": event.content_type,
-            "headers": event.headers,
-            "body": event.body,
-            "status": InboundStatus.RECEIVED.value,
-            "received_at": now,
-        },
-    ).scalar()
-    if event_id is not None:
-        return int(event_id), True
-    existing = conn.execute(
-        _EXISTING, {"tenant_id": tenant_id, "source": event.source, "external_id": event.external_id}
-    ).scalar_one()
-    return int(existing), False
-
-
 def store_inbound_event(
     conn: Connection,
     *,
@@ -157,14 +101,35 @@ def store_inbound_event(
     content_type: str | None,
     now: datetime,
 ) -> tuple[int, bool]:
-    """Store one inbound event unless the same (tenant, source, external id) is already stored:
-    :func:`prepare_inbound_event` then :func:`insert_inbound_event`.
+    """Store one inbound event unless the same (tenant, source, external id) is already stored.
 
     Returns ``(event_id, created)``; for a duplicate, the id of the event stored first and False.
     Raises :class:`ValidationError` for values the table cannot hold (over-long source, content type or
     delivery id, NUL characters). Runs inside the caller's transaction."""
-    event = prepare_inbound_event(source=source, headers=headers, body=body, content_type=content_type)
-    return insert_inbound_event(conn, tenant_id, channel_id, event, now)
+    _check_source(source)
+    _check_content_type(content_type)
+    kept = storable_headers(headers)
+    external_id = external_id_for(kept, body)
+    event_id = conn.execute(
+        insert_ignore(conn, inbound_events).returning(inbound_events.c.id),
+        {
+            "tenant_id": tenant_id,
+            "channel_id": channel_id,
+            "source": source,
+            "external_id": external_id,
+            "content_type": content_type,
+            "headers": kept,
+            "body": body,
+            "status": InboundStatus.RECEIVED.value,
+            "received_at": now,
+        },
+    ).scalar()
+    if event_id is not None:
+        return int(event_id), True
+    existing = conn.execute(
+        _EXISTING, {"tenant_id": tenant_id, "source": source, "external_id": external_id}
+    ).scalar_one()
+    return int(existing), False
 
 
 _EXISTING = sa.select(inbound_events.c.id).where(

@@ -28,7 +28,6 @@ from tradelane.persistence.db import is_sqlite
 from tradelane.web import ops
 from tradelane.web.api import include_api
 from tradelane.web.api.common import API_PREFIX
-from tradelane.web.api.group_commit import GroupCommitWriter
 from tradelane.web.api.webhook_lane import WebhookLane
 from tradelane.web.dashboard import install_dashboard
 from tradelane.web.metrics import ApiMetrics
@@ -75,9 +74,6 @@ def create_app(
         static_url=DOCS_ASSETS_PATH,
     )
     app.state.container = container
-    # The webhook routes' database work: one writer thread per app, batches committed together.
-    app.state.webhook_writer = GroupCommitWriter(container.engine)
-    app.router.on_shutdown.append(app.state.webhook_writer.close)
     app.state.metrics = ApiMetrics(container.engine, container.now)
     app.state.schema_heads = ops.head_revisions()
     install_problem_handlers(app)

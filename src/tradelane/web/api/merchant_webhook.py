@@ -14,12 +14,11 @@ Contracts:
   ``external_id`` = the verified ``v1`` digest, unique per (tenant, source); a second insert of the same
   signature conflicts, and that is the replay.
 * A valid request is answered as soon as it is durable, never after doing the work: in one transaction
-  (shared with concurrent webhook requests, :mod:`tradelane.web.api.group_commit`) the systems are
-  read, the signature verified, the raw event stored (source ``merchant:<name>``) and one job enqueued
-  to apply it (:mod:`tradelane.services.merchant_webhooks`); then 202 with the event and job ids. The
-  job applies the update later; the event ends ``processed``, or ``failed`` with the error (unknown
-  order, bad lines...) and a dead-lettered job that can be replayed. A body that is not a valid update
-  is stored ``failed`` and answered 422 at once.
+  the systems are read, the signature verified, the raw event stored (source ``merchant:<name>``) and
+  one job enqueued to apply it (:mod:`tradelane.services.merchant_webhooks`); then 202 with the event
+  and job ids. The job applies the update later; the event ends ``processed``, or ``failed`` with the
+  error (unknown order, bad lines...) and a dead-lettered job that can be replayed. A body that is not
+  a valid update is stored ``failed`` and answered 422 at once.
 * Decrypted verification secrets are cached in-process keyed by their ciphertext: changing a system's
   credentials takes effect on the next request, and no request pays for a Fernet decrypt twice.
 """
@@ -42,11 +41,11 @@ from tradelane.domain.errors import ValidationError
 from tradelane.logging import get_logger
 from tradelane.merchant.http_oms import HTTP_KIND
 from tradelane.merchant.signing import SIGNATURE_HEADER, BadSignature, SignatureError, verify
+from tradelane.persistence.db import transaction
 from tradelane.persistence.tables import merchant_systems
 from tradelane.security.crypto import CredentialError, KeyRing
 from tradelane.services.inbound import EXTERNAL_ID_HEADERS
-from tradelane.services.merchant_webhooks import Accepted, MerchantUpdateIn, accept_update
-from tradelane.web.api.group_commit import GroupCommitWriter
+from tradelane.services.merchant_webhooks import MerchantUpdateIn, accept_update
 from tradelane.web.auth import ContainerDep
 from tradelane.web.problems import ApiProblem, problem_responses
 
@@ -139,13 +138,14 @@ def _authenticate(
     raise _Rejected(failure.reason if failure else "no_usable_secret")
 
 
-def _stored_headers(request: Request) -> list[tuple[str, str]]:
-    """The request's headers, the sender's own delivery-id headers renamed ``x-sender-*`` (the verified
-    digest is the delivery id, appended once verified)."""
+def _stored_headers(request: Request, digest: str) -> list[tuple[str, str]]:
+    """The request's headers with the verified digest as the delivery id (the sender's own delivery-id
+    headers are kept under ``x-sender-*`` names)."""
     headers = []
     for key, value in request.headers.items():
         lower = key.lower()
         headers.append((f"x-sender-{lower[2:]}" if lower in EXTERNAL_ID_HEADERS else lower, value))
+    headers.append((EXTERNAL_ID_HEADERS[0], digest))
     return headers
 
 
@@ -198,65 +198,37 @@ _OPENAPI: dict[str, Any] = {
     responses=problem_responses(401, 422),
     openapi_extra=_OPENAPI,
 )
-async def receive_merchant_webhook(
+def receive_merchant_webhook(
     name: MerchantName,
     request: Request,
     container: ContainerDep,
     body: Annotated[bytes, Depends(_raw_body)],
 ) -> JSONResponse:
-    return await receive(container, request.app.state.webhook_writer, name, request, body)
+    return receive(container, name, request, body)
 
 
-def _accept_in(
-    conn: Connection,
-    keyring: KeyRing,
-    name: str,
-    header: str | None,
-    body: bytes,
-    headers: list[tuple[str, str]],
-    content_type: str | None,
-    now: datetime,
-) -> Accepted | _Rejected:
-    """Verify, store, enqueue (a unit of work for the group commit). A rejection is returned, not
-    raised: it has written nothing (a replay's insert conflicted), so its batch need not be rolled
-    back."""
-    try:
-        sender, digest = _authenticate(conn, keyring, name, header, body, now)
-    except _Rejected as exc:
-        return exc
-    accepted = accept_update(
-        conn,
-        tenant_id=sender.tenant_id,
-        merchant_system_id=sender.system_id,
-        source=f"merchant:{name}",
-        headers=[*headers, (EXTERNAL_ID_HEADERS[0], digest)],
-        body=body,
-        content_type=content_type,
-        now=now,
-    )
-    return accepted if accepted.created else _Rejected("replayed")
-
-
-async def receive(
-    container: Container, writer: GroupCommitWriter, name: str, request: Request, body: bytes
-) -> JSONResponse:
+def receive(container: Container, name: str, request: Request, body: bytes) -> JSONResponse:
     """Verify, store, enqueue, acknowledge (see the module docstring); the route above and
-    :mod:`tradelane.web.api.webhook_lane` call it. The database work runs in ``writer``'s transaction,
-    shared with concurrent requests. Raises the 401/422 problems."""
+    :mod:`tradelane.web.api.webhook_lane` call it, in a worker thread. Raises the 401/422 problems."""
     now = container.now()
-    work = functools.partial(
-        _accept_in,
-        keyring=container.keyring,
-        name=name,
-        header=request.headers.get(SIGNATURE_HEADER),
-        body=body,
-        headers=_stored_headers(request),
-        content_type=request.headers.get("content-type"),
-        now=now,
-    )
-    accepted = await writer.run(work)
-    if isinstance(accepted, _Rejected):
-        raise _reject(request, name, accepted.reason)
+    header = request.headers.get(SIGNATURE_HEADER)
+    try:
+        with transaction(container.engine) as conn:
+            sender, digest = _authenticate(conn, container.keyring, name, header, body, now)
+            accepted = accept_update(
+                conn,
+                tenant_id=sender.tenant_id,
+                merchant_system_id=sender.system_id,
+                source=f"merchant:{name}",
+                headers=_stored_headers(request, digest),
+                body=body,
+                content_type=request.headers.get("content-type"),
+                now=now,
+            )
+            if not accepted.created:
+                raise _Rejected("replayed")  # stores nothing: the transaction rolls back
+    except _Rejected as exc:
+        raise _reject(request, name, exc.reason) from None
     if accepted.error is not None:
         raise ValidationError(accepted.error)
     assert accepted.job_id is not None  # a valid new update always has its job

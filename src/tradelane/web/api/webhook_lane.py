@@ -10,8 +10,7 @@ recognises exactly
 * ``POST /api/v1/merchant/{name}/webhook`` (:mod:`tradelane.web.api.merchant_webhook`),
 
 with path parameters that satisfy the routes' own constraints, and calls the same handler functions the
-FastAPI routes call (their database work goes through the app's group-commit writer,
-``app.state.webhook_writer``: the request's task awaits it, with no worker-thread hop). Contracts:
+FastAPI routes call. Contracts:
 
 * Same answers as the FastAPI routes: the same handlers, and errors (401, 404, 413, 422, 503...) turned
   into problem documents by the app's own exception handlers. Anything else, including a path
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,7 +39,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tradelane.bootstrap import Container
 from tradelane.web.api import merchant_webhook, webhooks
 from tradelane.web.api.common import API_PREFIX, PRINTABLE
-from tradelane.web.api.group_commit import GroupCommitWriter
 from tradelane.web.auth import bearer_scheme
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # the routes' source / merchant name pattern
@@ -53,7 +52,7 @@ MERCHANT_PATH = f"{API_PREFIX}/merchant/{{name}}/webhook"
 _WEBHOOKS_PREFIX = f"{API_PREFIX}/webhooks/"
 _MERCHANT_PREFIX = f"{API_PREFIX}/merchant/"
 
-Handler = Callable[[Container, GroupCommitWriter, Request, bytes], Awaitable[Response]]
+Handler = Callable[[Container, Request, bytes], Awaitable[Response]]
 
 
 def _name_ok(value: str) -> bool:
@@ -81,21 +80,17 @@ def match(path: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-async def _generic(
-    container: Container, writer: GroupCommitWriter, request: Request, body: bytes
-) -> Response:
+async def _generic(container: Container, request: Request, body: bytes) -> Response:
     params = request.scope["path_params"]
     credentials = await bearer_scheme(request)
     return await webhooks.receive(
-        container, writer, credentials, params["source"], params.get("channel_name"), request, body
+        container, credentials, params["source"], params.get("channel_name"), request, body
     )
 
 
-async def _merchant(
-    container: Container, writer: GroupCommitWriter, request: Request, body: bytes
-) -> Response:
+async def _merchant(container: Container, request: Request, body: bytes) -> Response:
     name = request.scope["path_params"]["name"]
-    return await merchant_webhook.receive(container, writer, name, request, body)
+    return await run_in_threadpool(merchant_webhook.receive, container, name, request, body)
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -138,8 +133,7 @@ class WebhookLane:
         request = Request(scope, receive)
         try:
             body = await request.body()
-            state = self.api.state
-            response = await _HANDLERS[template](state.container, state.webhook_writer, request, body)
+            response = await _HANDLERS[template](self.api.state.container, request, body)
         except Exception as exc:
             response = await self._error_response(request, exc)
         await response(scope, receive, send)

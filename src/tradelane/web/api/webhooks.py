@@ -1,8 +1,8 @@
 """Inbound webhooks: ``POST /api/v1/webhooks/{source}[/{channel_name}]``.
 
-The bearer token is checked in the same transaction that stores the event, and that transaction is
-shared with concurrent webhook requests (:mod:`tradelane.web.api.group_commit`): the token is still
-refused with the usual 401 before anything is stored, and no request waits for a batch to form.
+The bearer token is checked in the same transaction that stores the event: one pooled connection and
+one worker-thread hop per request (the token is still refused with the usual 401 before anything is
+stored).
 
 The raw body, headers (without credentials) and content type are committed to ``inbound_events``
 before the sender gets any 2xx: 202 with the new event's id, or 200 with the original event's id for a
@@ -12,31 +12,22 @@ Processing happens later, elsewhere; nothing here interprets the body.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 
 from tradelane.bootstrap import Container
-from tradelane.domain.errors import TradelaneError
+from tradelane.persistence.db import transaction
 from tradelane.services.channels import get_channel
-from tradelane.services.inbound import (
-    MAX_SOURCE_LENGTH,
-    InboundEvent,
-    insert_inbound_event,
-    prepare_inbound_event,
-)
+from tradelane.services.inbound import MAX_SOURCE_LENGTH, store_inbound_event
 from tradelane.services.tenants import Tenant
 from tradelane.web.api.common import API_PREFIX, ChannelName
-from tradelane.web.api.group_commit import GroupCommitWriter
 from tradelane.web.auth import BearerDep, ContainerDep, bind_tenant, tenant_in
-from tradelane.web.problems import ApiProblem, problem_responses
+from tradelane.web.problems import problem_responses
 
 router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
 
@@ -87,34 +78,34 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    tenant: Tenant
-    event_id: int
-    created: bool
-
-
-def _store_in(
-    conn: Connection,
+def _store(
+    container: Container,
     credentials: HTTPAuthorizationCredentials | None,
+    source: str,
     channel_name: str | None,
-    event: InboundEvent,
-    now: datetime,
-) -> _Stored | TradelaneError | ApiProblem:
-    """Authenticate, then store ``event`` (a unit of work for the group commit). A refusal (401, 404)
-    is returned, not raised: it has written nothing, so its batch need not be rolled back."""
-    try:
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> tuple[Tenant, int, bool]:
+    """Authenticate and store in one transaction: one connection, one thread hop per request."""
+    with transaction(container.engine) as conn:
         tenant = tenant_in(conn, credentials)
         channel_id = get_channel(conn, tenant.id, channel_name).id if channel_name is not None else None
-    except (ApiProblem, TradelaneError) as refusal:
-        return refusal
-    event_id, created = insert_inbound_event(conn, tenant.id, channel_id, event, now)
-    return _Stored(tenant, event_id, created)
+        content_type = next((v for k, v in headers if k == "content-type"), None)
+        event_id, created = store_inbound_event(
+            conn,
+            tenant_id=tenant.id,
+            source=source,
+            channel_id=channel_id,
+            headers=headers,
+            body=body,
+            content_type=content_type,
+            now=container.now(),
+        )
+    return tenant, event_id, created
 
 
 async def receive(
     container: Container,
-    writer: GroupCommitWriter,
     credentials: HTTPAuthorizationCredentials | None,
     source: str,
     channel_name: str | None,
@@ -122,26 +113,16 @@ async def receive(
     body: bytes,
 ) -> JSONResponse:
     """Authenticate, store, acknowledge (the routes below and :mod:`tradelane.web.api.webhook_lane` call
-    it). Raises the 401/404/422 problems. The event is checked first (a 422 costs no database work),
-    then authenticated and stored by ``writer`` in a transaction shared with concurrent requests;
-    the tenant is bound in the request's task so that it reaches the access log."""
+    it). Raises the 401/404/422 problems; runs in the request's task so that the tenant it binds reaches
+    the access log (a worker thread's context changes are lost)."""
     headers = request.headers.items()
-    event = prepare_inbound_event(
-        source=source,
-        headers=headers,
-        body=body,
-        content_type=next((v for k, v in headers if k == "content-type"), None),
+    tenant, event_id, created = await run_in_threadpool(
+        _store, container, credentials, source, channel_name, headers, body
     )
-    now = container.now()
-    outcome = await writer.run(
-        functools.partial(_store_in, credentials=credentials, channel_name=channel_name, event=event, now=now)
-    )
-    if not isinstance(outcome, _Stored):
-        raise outcome
-    bind_tenant(outcome.tenant)
+    bind_tenant(tenant)
     # Only now, with the transaction committed, is the event acknowledged.
-    ack = WebhookAck(event_id=outcome.event_id, duplicate=not outcome.created)
-    return JSONResponse(ack.model_dump(), status_code=202 if outcome.created else 200)
+    ack = WebhookAck(event_id=event_id, duplicate=not created)
+    return JSONResponse(ack.model_dump(), status_code=202 if created else 200)
 
 
 @router.post(
@@ -159,9 +140,7 @@ async def receive_webhook(
     container: ContainerDep,
     body: Annotated[bytes, Depends(raw_body)],
 ) -> JSONResponse:
-    return await receive(
-        container, request.app.state.webhook_writer, credentials, source, None, request, body
-    )
+    return await receive(container, credentials, source, None, request, body)
 
 
 @router.post(
@@ -180,6 +159,4 @@ async def receive_channel_webhook(
     container: ContainerDep,
     body: Annotated[bytes, Depends(raw_body)],
 ) -> JSONResponse:
-    return await receive(
-        container, request.app.state.webhook_writer, credentials, source, channel_name, request, body
-    )
+    return await receive(container, credentials, source, channel_name, request, body)
