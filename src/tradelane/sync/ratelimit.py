@@ -6,14 +6,19 @@ window of ``per_seconds`` holds at most ``calls`` requests — safe against a ma
 fixed or sliding windows. APIs that document a token bucket themselves (Amazon SP-API's rate + burst)
 declare their ``burst``. Acquisition happens in its own short
 transaction (the bucket row is locked: ``FOR UPDATE`` on PostgreSQL, the write lock on SQLite).
+
+A marketplace's Retry-After is a *hold* (:func:`hold`): the bucket's stamp moves to the moment asked
+for, so no token is granted before it — exactly then if the budget allows, never later than the budget
+requires — and the tokens the bucket holds then are kept (a hold neither spends nor grants any).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -38,8 +43,49 @@ class RateLimit:
         return self.calls / self.per_seconds
 
 
-def take(conn: Connection, channel_id: int, bucket: str, limit: RateLimit, *, now: datetime) -> float:
-    """Take one token if available. Returns 0.0 on success, else the seconds until one is available."""
+@dataclass(frozen=True, slots=True)
+class BucketState:
+    """A bucket as stored: ``tokens`` as of ``at``. An ``at`` later than the reader's ``now`` means the
+    bucket is held until then (a Retry-After): no token before ``at``, and ``tokens`` is what the bucket
+    holds at that moment (its refill during the hold included)."""
+
+    tokens: float
+    at: datetime
+
+    def at_moment(self, limit: RateLimit, now: datetime) -> BucketState:
+        """The bucket at ``max(now, at)``: refilled up to ``now`` at the limit's rate, capped at the
+        burst; a bucket stamped later than ``now`` (held, or written by a worker whose clock is ahead)
+        is returned as is."""
+        if now <= self.at:
+            return self
+        elapsed = (now - self.at).total_seconds()
+        return BucketState(min(float(limit.burst), self.tokens + elapsed * limit.rate), now)
+
+    def taken(self, limit: RateLimit, now: datetime) -> tuple[BucketState, float]:
+        """Take one token at ``now`` (pure). Returns the new state and 0.0, or the state unchanged
+        (refilled) and the seconds until a token is available: what is left of a hold plus the refill
+        still missing after it."""
+        state = self.at_moment(limit, now)
+        held = max(0.0, (state.at - now).total_seconds())
+        if held == 0.0 and state.tokens >= 1.0:
+            return BucketState(state.tokens - 1.0, state.at), 0.0
+        return state, held + max(0.0, 1.0 - state.tokens) / limit.rate
+
+    def held(self, limit: RateLimit, now: datetime, seconds: float) -> BucketState:
+        """The remote said "not before ``seconds`` from ``now``" (pure): the bucket is held until that
+        moment exactly — never earlier, nor earlier than a hold already in place — and keeps the tokens
+        it has then (those it has now plus the refill meanwhile, capped at the burst). No token is
+        granted beyond the budget, and none taken: the first call after the hold goes at its moment if
+        the budget allows it then, else when it does."""
+        state = self.at_moment(limit, now)
+        until = max(state.at, now + timedelta(microseconds=math.ceil(max(0.0, seconds) * 1_000_000)))
+        return state.at_moment(limit, until)
+
+
+def _locked(
+    conn: Connection, channel_id: int, bucket: str, limit: RateLimit, *, now: datetime
+) -> BucketState:
+    """The bucket's stored state, created full at ``now`` if missing, locked for this transaction."""
     conn.execute(
         insert_ignore(conn, rate_buckets).values(
             channel_id=channel_id, bucket=bucket, tokens=float(limit.burst), updated_at=now
@@ -51,33 +97,33 @@ def take(conn: Connection, channel_id: int, bucket: str, limit: RateLimit, *, no
     if is_postgres(conn):
         select = select.with_for_update()
     row = conn.execute(select).one()
-    elapsed = max(0.0, (now - row.updated_at).total_seconds())
-    tokens = min(float(limit.burst), row.tokens + elapsed * limit.rate)
-    if tokens >= 1.0:
-        tokens -= 1.0
-        wait = 0.0
-    else:
-        wait = (1.0 - tokens) / limit.rate
-    # updated_at never moves backwards (clocks of several workers may differ slightly).
-    stamp = max(now, row.updated_at)
+    return BucketState(float(row.tokens), row.updated_at)
+
+
+def _store(conn: Connection, channel_id: int, bucket: str, state: BucketState) -> None:
     conn.execute(
         sa.update(rate_buckets)
         .where(rate_buckets.c.channel_id == channel_id, rate_buckets.c.bucket == bucket)
-        .values(tokens=tokens, updated_at=stamp)
+        .values(tokens=state.tokens, updated_at=state.at)
     )
+
+
+def take(conn: Connection, channel_id: int, bucket: str, limit: RateLimit, *, now: datetime) -> float:
+    """Take one token if available. Returns 0.0 on success, else the seconds until one is available
+    (see :meth:`BucketState.taken`). The stored ``updated_at`` never moves backwards (clocks of several
+    workers may differ slightly: one behind a stamp waits until its clock reaches it)."""
+    state, wait = _locked(conn, channel_id, bucket, limit, now=now).taken(limit, now)
+    _store(conn, channel_id, bucket, state)
     return wait
 
 
 def hold(
     conn: Connection, channel_id: int, bucket: str, limit: RateLimit, *, now: datetime, seconds: float
 ) -> None:
-    """The remote said "not before ``seconds``" (429 Retry-After): no token for anyone until then."""
-    take(conn, channel_id, bucket, limit, now=now)  # ensure the row exists and is refilled to now
-    conn.execute(
-        sa.update(rate_buckets)
-        .where(rate_buckets.c.channel_id == channel_id, rate_buckets.c.bucket == bucket)
-        .values(tokens=min(0.0, 1.0 - seconds * limit.rate), updated_at=now)
-    )
+    """The remote said "not before ``seconds``" (429 Retry-After): no token for anyone until exactly
+    then, and from then on no more than the budget (see :meth:`BucketState.held`)."""
+    state = _locked(conn, channel_id, bucket, limit, now=now).held(limit, now, seconds)
+    _store(conn, channel_id, bucket, state)
 
 
 class RateLimiter:
