@@ -33,8 +33,9 @@ adapter") and append it to :data:`WORLDS`. The adapter says, for its sandbox:
   refund, and the sandbox's request log as :class:`Seen` records (authentication calls left out);
 * how to misbehave: a 429 storm with Retry-After on an operation, a lasting garbage / truncated route
   on any operation it serves (:meth:`~MarketplaceWorld.served_ops`), a duplicated page on the orders
-  listing; :attr:`~MarketplaceWorld.orders_op`, :attr:`~MarketplaceWorld.import_op` and
-  :attr:`~MarketplaceWorld.ship_ops` name the remote operations involved, and
+  listing; :attr:`~MarketplaceWorld.orders_op`, :attr:`~MarketplaceWorld.import_op`,
+  :attr:`~MarketplaceWorld.offer_ops` and :attr:`~MarketplaceWorld.ship_ops` name the remote operations
+  involved, and
   :attr:`~MarketplaceWorld.shippable_after` how long after intake (and acceptance) an order may ship.
 
 A connector whose capabilities depend on its channel's settings adds a world per setting that changes
@@ -264,6 +265,9 @@ class MarketplaceWorld(ABC):
     import_op: ClassVar[str]
     #: The remote operations a shipment may call, the first one first.
     ship_ops: ClassVar[tuple[str, ...]]
+    #: The remote operation submitting offers, by submission mode (``full``, ``delta`` — a delta of a
+    #: single changed offer among a few).
+    offer_ops: ClassVar[dict[str, str]]
     #: Seconds after intake (and acceptance) before the marketplace lets the order ship.
     shippable_after: ClassVar[float] = 0.0
 
@@ -339,6 +343,7 @@ class MiraklWorld(MarketplaceWorld):
     connector = "mirakl"
     orders_op = "OR11"
     ship_ops = ("OR23", "OR24", "ST01")
+    offer_ops: ClassVar[dict[str, str]] = {"full": "OF01", "delta": "OF24"}
     import_op = "OF02"
     shippable_after = 120.0  # the sandbox debits the customer 60 s after acceptance
     #: The operator's multi-shipment option (partial shipments declared or not).
@@ -459,6 +464,7 @@ class AmazonWorld(MarketplaceWorld):
     orders_op = "searchOrders"
     import_op = "getFeed"
     ship_ops = ("confirmShipment",)
+    offer_ops: ClassVar[dict[str, str]] = {"full": "createFeed", "delta": "patchListingsItem"}
     marketplace_id = "A1PA6795UKMFR9"
 
     state: AmazonSandboxState
@@ -837,3 +843,30 @@ def retry_after_violations(seen: Sequence[Seen], retry_after: float) -> list[str
         early = [s for s in ordered[i + 1 :] if s.op == item.op and s.at < not_before]
         violations += [f"{s.op} at {s.at.isoformat()} < {not_before.isoformat()}" for s in early]
     return violations
+
+
+def late_retries(
+    seen: Sequence[Seen], capabilities: Capabilities, retry_after: float, slack: float
+) -> list[str]:
+    """Requests of an operation that followed a throttled (429) answer later than needed (pure): more
+    than ``slack`` after the later of the Retry-After moment and the moment the operation's declared
+    budget (replayed as in :func:`budget_overruns`) had a token again. ``slack`` is how coarsely the
+    test moves its clocks."""
+    late: list[str] = []
+    ordered = sorted(seen, key=lambda s: s.at)
+    tokens: dict[str, tuple[float, datetime]] = {}
+    for i, item in enumerate(ordered):
+        budget = capabilities.budgets[item.op]
+        left, last = tokens.get(item.op, (float(budget.burst), item.at))
+        left = min(float(budget.burst), left + (item.at - last).total_seconds() * budget.per_second) - 1.0
+        tokens[item.op] = (left, item.at)
+        if item.status != 429:
+            continue
+        nxt = next((s for s in ordered[i + 1 :] if s.op == item.op), None)
+        if nxt is None:
+            continue
+        refill = max(0.0, 1.0 - left) / budget.per_second
+        due = item.at + timedelta(seconds=max(retry_after, refill))
+        if nxt.at > due + timedelta(seconds=slack):
+            late.append(f"{nxt.op} at {nxt.at.isoformat()} > {due.isoformat()} + {slack:g}s")
+    return late

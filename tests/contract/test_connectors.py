@@ -20,6 +20,7 @@ from connector_suite import (
     SpyConnector,
     budget_overruns,
     capability_problems,
+    late_retries,
     open_harness,
     retry_after_violations,
 )
@@ -257,13 +258,14 @@ def test_refund_where_declared(hub: Harness) -> None:
 
 
 def _storm_checks(hub: Harness, op: str) -> None:
-    """Four 429s on ``op``, each honoured (nothing sooner than its Retry-After), no declared budget
-    exceeded by any operation."""
+    """Four 429s on ``op``, each honoured (nothing sooner than its Retry-After, nothing needlessly
+    later — the clocks move in 45 s steps), no declared budget exceeded by any operation."""
     seen = hub.world.requests()
     storm = [s for s in seen if s.op == op]
     assert [s.status for s in storm].count(429) == 4 and storm[-1].status < 300, storm
     assert retry_after_violations(seen, 45) == []
     assert budget_overruns(seen, hub.capabilities) == []
+    assert late_retries(seen, hub.capabilities, 45, slack=45) == []
 
 
 @pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
@@ -300,6 +302,37 @@ def test_429_storm_on_a_shipment_honours_retry_after_and_ships_once(
         [job] = hub.jobs("fulfillments.ship")
         assert job.state == "succeeded" and job.attempts <= 2, (job.state, job.attempts, job.last_error)
         assert hub.world.shipped(order_id) == Shipped({items[0].sku: 2}, "STORM1")  # once, not twice
+
+
+@pytest.mark.parametrize("world_type", WORLDS, ids=IDS)
+@pytest.mark.parametrize("mode", [SubmitMode.FULL, SubmitMode.DELTA], ids=["full", "delta"])
+def test_429_storm_on_offer_submission_honours_retry_after_and_lands_once(
+    engine: Engine, now: datetime, world_type: type[MarketplaceWorld], mode: SubmitMode
+) -> None:
+    operation = Operation.SUBMIT_OFFERS_FULL if mode is SubmitMode.FULL else Operation.SUBMIT_OFFERS_DELTA
+    with open_harness(engine, now, world_type, published=True) as hub:
+        if operation not in hub.capabilities.operations:
+            pytest.skip(f"{hub.world.connector} does not declare {operation.value}")
+        items = hub.world.products(3)
+        hub.add_products(items)
+        op = hub.world.offer_ops[mode.value]
+        if mode is SubmitMode.DELTA:
+            hub.enqueue("offers.full", flow="offers")
+            hub.run(step=45, max_rounds=40)
+            assert {s for s, _ in hub.offer_statuses().values()} == {"published"}, hub.offer_statuses()
+            hub.change(items[0].sku, price=Decimal("31.50"))
+        hub.world.throttle(op, 4, retry_after=45)
+        hub.enqueue(f"offers.{mode.value}", flow="offers")
+        hub.run(step=45, max_rounds=40)
+        _storm_checks(hub, op)
+        assert len([s for s in hub.world.requests() if s.op == op]) == 5  # four refused, one landed
+        done = [(j.state, j.attempts, j.last_error) for j in hub.jobs(f"offers.{mode.value}")]
+        assert done and {state for state, _, _ in done} == {"succeeded"}, done  # a change queues one too
+        assert {s for s, _ in hub.offer_statuses().values()} == {"published"}, hub.offer_statuses()
+        listed = hub.world.listed()
+        expected = Decimal("31.50") if mode is SubmitMode.DELTA else items[0].price
+        assert listed[items[0].sku] == (expected, items[0].quantity)
+        assert listed[items[1].sku] == (items[1].price, items[1].quantity)
 
 
 @pytest.mark.parametrize("mode", ["garbage", "truncated"])
@@ -364,6 +397,12 @@ def test_budget_and_retry_after_checks_catch_offenders(now: datetime) -> None:
     assert len(budget_overruns([at(0), at(0), at(1)], caps)) == 1  # a third call before the refill
     assert retry_after_violations([at(0, 429), at(30)], 30) == []
     assert len(retry_after_violations([at(0, 429), at(29)], 30)) == 1
+    assert late_retries([at(0, 429), at(30)], caps, 30, slack=0) == []  # the budget had a token left
+    assert len(late_retries([at(0, 429), at(31)], caps, 30, slack=0)) == 1
+    assert late_retries([at(0), at(0, 429), at(31)], caps, 30, slack=1) == []
+    assert len(late_retries([at(0), at(0, 429), at(36)], caps, 30, slack=0)) == 1  # due at 30 s
+    assert late_retries([at(0), at(0, 429), at(2)], caps, 1, slack=0) == []  # the budget's moment
+    assert len(late_retries([at(0), at(0, 429), at(2.5)], caps, 1, slack=0)) == 1
 
 
 @pytest.mark.parametrize("mode", ["garbage", "truncated"])
