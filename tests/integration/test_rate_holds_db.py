@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from helpers import FakeClock, make_channel, make_tenant
 from tradelane.domain.errors import RetryableError
 from tradelane.persistence.tables import rate_buckets
+from tradelane.services.channel_insights import budgets
 from tradelane.sync.ratelimit import RateLimit, RateLimiter
 
 
@@ -52,3 +53,21 @@ def test_a_hold_within_a_spent_budget_waits_for_the_budget(engine: Engine, now: 
     with pytest.raises(RetryableError) as info:
         limiter.acquire(channel.id, "OR11", slow)
     assert info.value.retry_after == pytest.approx(60.0)  # the budget's moment, later than asked
+
+
+def test_the_dashboard_budget_of_a_held_bucket_counts_the_hold(engine: Engine, now: datetime) -> None:
+    tenant, _ = make_tenant(engine, "acme", now)
+    channel = make_channel(engine, tenant.id, "shop", now)
+    clock = FakeClock(now)
+    limiter = RateLimiter(engine, clock, sleep=clock.advance, max_wait=5)
+    search = RateLimit(calls=1, per_seconds=180, burst=20)
+    limiter.acquire(channel.id, "x:searchOrders", search)
+    limiter.hold(channel.id, "x:searchOrders", search, 45)
+    clock.advance(15)
+    with engine.connect() as conn:
+        [view] = budgets(conn, channel, now=clock(), limit_for=lambda _ch, _bucket: search)
+    assert view.held_for == pytest.approx(30.0) and view.seconds_to_next_token == pytest.approx(30.0)
+    assert view.tokens == pytest.approx(19.25)  # what the bucket holds when the hold ends
+    with engine.connect() as conn:
+        [view] = budgets(conn, channel, now=clock() + timedelta(seconds=31), limit_for=lambda *_: search)
+    assert view.held_for == 0.0 and view.seconds_to_next_token == 0.0

@@ -8,7 +8,8 @@ frequency, and the rate-limit budget left in each of the channel's buckets.
   Alongside: how many of the flow's jobs finished in the last 24 hours (and how many of them died), and
   the last success, taken from the flow's status row or, when later, from its last succeeded job.
 * Budget of a bucket: the tokens stored in ``rate_buckets`` refilled up to ``now`` at the bucket's rate
-  (exactly as :func:`tradelane.sync.ratelimit.take` would see them), capped at the burst. The limit of a
+  (exactly as :func:`tradelane.sync.ratelimit.take` would see them, a Retry-After hold's remaining
+  seconds included: a held bucket shows the tokens it will have then), capped at the burst. The limit of a
   bucket is connector knowledge, so the caller passes ``limit_for(channel, bucket)``; with no known
   limit the stored token count is shown as is.
 """
@@ -52,13 +53,15 @@ class BudgetView:
     capacity: float | None
     limit: RateLimit | None
     updated_at: datetime
+    #: Seconds left of a marketplace's Retry-After hold (the bucket is stamped that far ahead).
+    held_for: float = 0.0
 
     @property
     def seconds_to_next_token(self) -> float:
-        """0 when a call may go now, else how long until the next token."""
-        if self.tokens >= 1.0 or self.limit is None:
-            return 0.0
-        return (1.0 - self.tokens) / self.limit.rate
+        """0 when a call may go now, else how long until the next token (a hold included)."""
+        if self.limit is None or (self.tokens >= 1.0 and not self.held_for):
+            return self.held_for
+        return self.held_for + max(0.0, 1.0 - self.tokens) / self.limit.rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,8 @@ def budgets(
             capacity = float(limit.burst)
             elapsed = max(0.0, (now - row.updated_at).total_seconds())
             tokens = min(capacity, tokens + elapsed * limit.rate)
-        views.append(BudgetView(row.bucket, tokens, capacity, limit, row.updated_at))
+        held_for = max(0.0, (row.updated_at - now).total_seconds())
+        views.append(BudgetView(row.bucket, tokens, capacity, limit, row.updated_at, held_for))
     return views
 
 
