@@ -45,7 +45,7 @@ them to :data:`VARIANTS` (e.g. a Mirakl shop without multi-shipment declares no 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -216,15 +216,17 @@ def spied_spec(spec: ConnectorSpec, log: CallLog) -> ConnectorSpec:
     return replace(spec, factory=lambda env: SpyConnector(factory(env), log))
 
 
-def spied_registry(log: CallLog) -> JobRegistry:
+def spied_registry(
+    log: CallLog, adapt: Callable[[ConnectorSpec], ConnectorSpec] | None = None
+) -> JobRegistry:
     """The production job registry (bootstrap's), with every connector kind dispatched over the
-    registry's specs whose connectors are wrapped in :class:`SpyConnector`."""
+    registry's specs whose connectors are wrapped in :class:`SpyConnector` (then in what ``adapt``
+    makes of the spied spec: a test's misbehaving variant of a connector)."""
     production = JobRegistry()
     register_handlers(production)
     registry = JobRegistry()
-    register_connectors(
-        registry, connectors={name: spied_spec(spec, log) for name, spec in CONNECTORS.items()}
-    )
+    specs = {name: spied_spec(spec, log) for name, spec in CONNECTORS.items()}
+    register_connectors(registry, connectors={n: adapt(s) for n, s in specs.items()} if adapt else specs)
     for kind in production.kinds():
         if registry.get(kind) is None:
             handler = production.get(kind)
@@ -611,9 +613,14 @@ class Harness:
     worker: Worker = field(init=False)
 
     def __post_init__(self) -> None:
+        self.rewire(None)
+
+    def rewire(self, adapt: Callable[[ConnectorSpec], ConnectorSpec] | None) -> None:
+        """A new worker whose connectors are spied on and, with ``adapt``, replaced by what it makes of
+        each spied spec (see :func:`spied_registry`)."""
         self.worker = Worker(
             self.engine,
-            spied_registry(self.log),
+            spied_registry(self.log, adapt),
             self.clock,
             WorkerConfig(schedule=False, lease_seconds=60, backoff_base=1, backoff_cap=30),
             services={"keyring": self.keyring},
