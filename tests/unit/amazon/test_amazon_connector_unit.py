@@ -322,7 +322,9 @@ def test_a_submission_needing_more_feeds_than_the_burst_is_refused_before_any_ca
     fake = FakeAmazon()
     counter = FeedCounter(fake)
     connector = fake.connector(rate_limits={"createFeed": [0.0083, 1]})
-    with pytest.raises(PermanentError, match=r"need 2 feeds, more than createFeed's burst of 1.*full_batch"):
+    with pytest.raises(
+        PermanentError, match=r"need 2 feeds, more than one submission may carry \(1.*full_batch"
+    ):
         connector.submit_offers(bulk(25_001), SubmitMode.FULL)
     assert counter.documents == counter.feeds == 0
     lowered = fake.connector(full_batch=25_000)
@@ -340,6 +342,29 @@ def test_a_submission_throttled_after_some_feeds_asks_for_enough_budget_for_all(
     assert counter.documents == 2 and counter.feeds == 1  # both uploaded before any createFeed
     assert caught.value.retry_after is not None and caught.value.retry_after >= 2 / 0.0083
     assert "after 1 of 2 feeds" in caught.value.reason
+
+
+def test_reports_throttled_after_some_were_read_ask_for_enough_budget_for_all() -> None:
+    """import_result reads every report of a submission again on the retry: it waits until
+    getFeedDocument's budget allows them all (not one more report per attempt, for ever)."""
+    fake = FakeAmazon()
+    for n in (1, 2):
+        fake.on(
+            "GET",
+            f"/feeds/2021-06-30/feeds/F{n}",
+            json_response({**feed("DONE", f"doc-out-{n}"), "feedId": f"F{n}"}),
+        )
+    fake.on(
+        "GET",
+        "/feeds/2021-06-30/documents/doc-out-1",
+        json_response({"feedDocumentId": "doc-out-1", "url": f"{API}/s3/out"}),
+    )
+    fake.on("GET", "/s3/out", json_response({"issues": [], "summary": {"messagesProcessed": 1}}))
+    fake.on("GET", "/feeds/2021-06-30/documents/doc-out-2", errors(429, "QuotaExceeded", "quota"))
+    with pytest.raises(RetryableError) as caught:
+        fake.connector().import_result(ImportRef("feed:F1,F2", SubmitMode.FULL, 2))
+    assert caught.value.retry_after is not None and caught.value.retry_after >= 2 / 0.0222
+    assert "after 1 of 2 processing reports" in caught.value.reason
 
 
 def test_full_sync_goes_through_a_feed_and_comes_back_per_sku() -> None:

@@ -331,8 +331,10 @@ class AmazonConnector:
         Feeds: the messages are packed into as few documents as their bytes allow (each ≤ 25,000
         messages and ≤ 10 MiB: 100,000 offer-only messages of ~540 bytes take 6), every document is
         uploaded, then one createFeed per document. createFeed's budget is small (burst 15, then one
-        per ~2 minutes): a submission needing more feeds than the burst is refused (PermanentError,
-        nothing sent; ``full_batch`` lowers the submission's size), and when the budget runs out after
+        per ~2 minutes), and :meth:`import_result` reads every report of the submission at once
+        (getFeedDocument: burst 10, then one per 45 s): a submission needing more feeds than the smaller
+        burst is refused (PermanentError, nothing sent; ``full_batch`` lowers the submission's size),
+        and when the budget runs out after
         some of its feeds were created, the retry is asked for no sooner than the budget holds a token
         for every feed of the submission (it sends them all again; Amazon applies the same messages
         twice, which changes nothing)."""
@@ -350,10 +352,13 @@ class AmazonConnector:
             )
         chunks = mapping.feed_documents(offers, self.settings)
         create_feed = self.budget("createFeed")
-        if len(chunks) > create_feed.burst:
+        # one submission's feeds are created in one go and their reports read in one go
+        most = min(create_feed.burst, self.budget("getFeedDocument").burst)
+        if len(chunks) > most:
             raise PermanentError(
-                f"{len(offers)} offers need {len(chunks)} feeds, more than createFeed's burst of "
-                f"{create_feed.burst} in one submission: lower the channel's full_batch setting"
+                f"{len(offers)} offers need {len(chunks)} feeds, more than one submission may carry "
+                f"({most}: the burst of createFeed and of getFeedDocument): lower the channel's "
+                "full_batch setting"
             )
         documents = []
         for chunk in chunks:
@@ -413,8 +418,11 @@ class AmazonConnector:
 
     def import_result(self, ref: ImportRef) -> ImportResult:
         """Patches: their result. Feeds: not done while any is queued or in progress (ask again in
-        ``feed_poll_seconds``); once DONE, the processing reports' issues per SKU. A FATAL or
-        CANCELLED feed is a :class:`PermanentError` saying why."""
+        ``feed_poll_seconds``); once DONE, the processing reports' issues per SKU, completed by
+        :meth:`_issues_not_reported`. A FATAL or CANCELLED feed is a :class:`PermanentError` saying
+        why. When getFeedDocument's budget runs out after some reports were read, the retry is asked
+        for no sooner than the budget allows every report again (else each attempt would read one
+        report and fail on the next, for ever)."""
         if ref.result is not None and ref.result.done:
             return ref.result
         if not ref.reference.startswith(FEED_PREFIX):
@@ -430,9 +438,24 @@ class AmazonConnector:
             )
         outcomes: list[OfferOutcome] = []
         summaries: list[str] = []
+        reports = sum(1 for feed in feeds if feed.get("resultFeedDocumentId"))
+        read = 0
         for feed in feeds:
             status = feed["processingStatus"]
-            report = self._report(feed) if feed.get("resultFeedDocumentId") else None
+            try:
+                report = self._report(feed) if feed.get("resultFeedDocumentId") else None
+            except RetryableError as exc:
+                if not read:
+                    raise
+                # the retry reads every report again: wait until getFeedDocument's budget allows all
+                whole = reports / self.budget("getFeedDocument").per_second
+                raise RetryableError(
+                    f"getFeedDocument: {exc.reason} after {read} of {reports} processing reports; read "
+                    f"again once the budget allows {reports}",
+                    retry_after=max(exc.retry_after or 0.0, whole),
+                    raw=exc.raw,
+                ) from exc
+            read += report is not None
             if status != "DONE":
                 said = mapping.report_summary(report) if report is not None else "no processing report"
                 raise PermanentError(f"Amazon feed {feed['feedId']} ended {status}: {said}")
