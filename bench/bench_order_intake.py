@@ -56,8 +56,8 @@ from tradelane.domain.orders import (
     Address,
     MarketplaceOrder,
     MarketplaceOrderLine,
-    MarketplaceOrderState,
     MerchantStatus,
+    OrderState,
 )
 from tradelane.logging import configure_logging
 from tradelane.persistence import migrate
@@ -167,7 +167,8 @@ def make_order(i: int, prefix: str) -> MarketplaceOrder:
     )
     return MarketplaceOrder(
         marketplace_order_id=order_id,
-        state=MarketplaceOrderState.SHIPPING,
+        state=OrderState.TO_SHIP,
+        raw_state="SHIPPING",
         currency="EUR",
         created_at=created,
         updated_at=created,
@@ -339,7 +340,7 @@ class _Raw(_Side):
                     "channel_id": c,
                     "marketplace_order_id": o.marketplace_order_id,
                     "state": o.state.value,
-                    "marketplace_state": o.state.value,
+                    "marketplace_state": o.raw_state,
                     "merchant_status": "pending",
                     "currency": o.currency,
                     "acceptance_deadline": o.acceptance_deadline,
@@ -377,7 +378,7 @@ class _Raw(_Side):
                 {
                     "tenant_id": t,
                     "order_id": 0,
-                    "marketplace_state": o.state.value,
+                    "marketplace_state": o.raw_state,
                     "payload": o.raw,
                     "payload_hash": uuid.uuid4().hex,
                     "received_at": now,

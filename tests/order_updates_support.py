@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
+from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine
 from tradelane.services.orders import ingest_order
 
 #: (line id, sku, quantity, unit price)
@@ -23,7 +24,7 @@ def marketplace_order(
     mid: str,
     now: datetime,
     *,
-    state: MarketplaceOrderState = MarketplaceOrderState.SHIPPING,
+    state: MiraklOrderState = MiraklOrderState.SHIPPING,
     lines: tuple[tuple[str, str, int, str], ...] = DEFAULT_LINES,
     attributes: dict[str, str] | None = None,
     line_state: str | None = None,
@@ -33,7 +34,8 @@ def marketplace_order(
     raw: dict[str, Any] = {"order_id": mid, "order_state": state.value, "v": updated.total_seconds()}
     return MarketplaceOrder(
         marketplace_order_id=mid,
-        state=state,
+        state=neutral_state(state),
+        raw_state=state.value,
         currency="EUR",
         created_at=now - timedelta(hours=1),
         updated_at=now + updated,

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from helpers import FakeClock
 from tradelane.bootstrap import Container, build
 from tradelane.config import Settings
-from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, OrderState
 from tradelane.persistence.tables import alerts, jobs, merchant_systems, order_history, orders, products
 from tradelane.security.crypto import generate_key
 from tradelane.services.channels import create_channel
@@ -129,7 +129,8 @@ class Hub:
         mid = f"UNKIND-{n}"
         order = MarketplaceOrder(
             marketplace_order_id=mid,
-            state=MarketplaceOrderState.SHIPPING,
+            state=OrderState.TO_SHIP,
+            raw_state="SHIPPING",
             currency="EUR",
             created_at=self.clock() - timedelta(hours=1),
             updated_at=self.clock(),

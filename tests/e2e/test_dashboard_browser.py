@@ -143,7 +143,7 @@ def test_replay_a_dead_letter(stack: Stack, tab: Any) -> None:
     tab.reload()
     expect(tab.locator("h1")).to_contain_text("succeeded")
     tab.get_by_role("link", name="Orders", exact=True).click()
-    expect(tab.locator(f'tr[data-order="{placed}"]')).to_contain_text("WAITING_ACCEPTANCE")
+    expect(tab.locator(f'tr[data-order="{placed}"]')).to_contain_text("awaiting acceptance")
 
 
 def test_republish_a_failed_offer(stack: Stack, tab: Any) -> None:

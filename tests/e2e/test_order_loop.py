@@ -55,7 +55,7 @@ def _assert_shipped(world: World, app: App, mirakl_id: str, ref: str, carrier: s
 
     detail = app.order(ref)
     history = [h["state"] for h in detail["history"]]
-    assert history[0] == "WAITING_ACCEPTANCE"
+    assert history[0] == "awaiting_acceptance"
     assert history.index("DELIVERED") < history.index("SHIPMENT_RECORDED") < history.index("SHIPMENT_SENT")
     [update] = detail["updates"]
     assert (update["kind"], update["status"]) == ("shipment", "sent")
@@ -93,7 +93,7 @@ def test_mirakl_order_to_http_oms_and_shipment_back_to_mirakl(world: World, db_u
             ],
         )
         order = tradelane_order(world, mirakl_id)
-        assert (order["state"], order["merchant_status"]) == ("SHIPPING", "delivered")
+        assert (order["state"], order["merchant_status"]) == ("to_ship", "delivered")
         [received] = oms_state.orders()
         assert received.ref == f"{world.channel.name}:{mirakl_id}"
         doc = received.document
@@ -150,7 +150,7 @@ def test_mirakl_order_to_shopify_and_fulfillment_back_to_mirakl(world: World, db
             ],
         )
         order = tradelane_order(world, mirakl_id)
-        assert (order["state"], order["merchant_status"]) == ("SHIPPING", "delivered")
+        assert (order["state"], order["merchant_status"]) == ("to_ship", "delivered")
         [created] = shop.orders_tagged(f"tradelane-order-{order['id']}")
         assert created["source_identifier"] == f"{world.channel.name}:{mirakl_id}"
         assert sorted((li["sku"], li["quantity"]) for li in created["line_items"]) == [

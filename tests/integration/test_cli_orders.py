@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from helpers import make_tenant
 from order_updates_support import make_order, tiny_pdf
 from tradelane.cli import build_app
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
 from tradelane.persistence.tables import jobs, order_updates
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.channels import create_channel
@@ -57,7 +57,7 @@ def shop(engine, now) -> dict[str, int]:
         ids[f"{owner}:{name}"] = channel.id
     ids["M-1"] = make_order(engine, tenant.id, ids[f"{tenant.id}:mk"], "M-1", now, attributes={"tags": "vip"})
     ids["D-1"] = make_order(
-        engine, tenant.id, ids[f"{tenant.id}:de"], "D-1", now, state=MarketplaceOrderState.WAITING_ACCEPTANCE
+        engine, tenant.id, ids[f"{tenant.id}:de"], "D-1", now, state=MiraklOrderState.WAITING_ACCEPTANCE
     )
     ids["G-1"] = make_order(engine, other.id, ids[f"{other.id}:mk"], "G-1", now)
     return ids
@@ -81,9 +81,8 @@ def test_list_json_is_one_array_with_the_contract_fields(cli, shop):
         "shipping_address",
         "lines",
     } <= set(order)
-    assert (
-        order["channel"] == "mk" and order["state"] == "SHIPPING" and order["attributes"] == {"tags": "vip"}
-    )
+    assert order["channel"] == "mk" and order["state"] == "to_ship" and order["attributes"] == {"tags": "vip"}
+    assert order["marketplace_state"] == "SHIPPING"
     assert order["shipping_address"]["city"] == "Paris"
     line = order["lines"][0]
     assert (line["sku"], line["quantity"], line["currency"], line["type"]) == ("SKU-1", 2, "EUR", "textual")
@@ -91,7 +90,7 @@ def test_list_json_is_one_array_with_the_contract_fields(cli, shop):
     only_de = json.loads(_ok(cli("orders", "list", "--tenant", "acme", "--channel", "de", "--json")).stdout)
     assert [o["marketplace_order_id"] for o in only_de] == ["D-1"]
     waiting = json.loads(
-        _ok(cli("orders", "list", "--tenant", "acme", "--state", "WAITING_ACCEPTANCE", "--json")).stdout
+        _ok(cli("orders", "list", "--tenant", "acme", "--state", "awaiting_acceptance", "--json")).stdout
     )
     assert [o["marketplace_order_id"] for o in waiting] == ["D-1"]
     assert (
@@ -99,6 +98,9 @@ def test_list_json_is_one_array_with_the_contract_fields(cli, shop):
     )
     human = _ok(cli("orders", "list", "--tenant", "acme")).stdout
     assert "M-1" in human and "2 order(s)" in human
+    assert "to_ship" in human
+    raw = cli("orders", "list", "--tenant", "acme", "--state", "SHIPPING")
+    assert raw.exit_code == 2 and "to_ship" in raw.output  # filters take the neutral states
 
 
 def test_ship_retry_and_show(cli, shop, engine):
@@ -135,7 +137,7 @@ def test_ship_retry_and_show(cli, shop, engine):
     )
     assert [u["status"] for u in shown["updates"]] == ["queued", "queued"]
     assert shown["versions"][0]["payload"]["order_id"] == "M-1"
-    assert [h["state"] for h in shown["history"]] == ["SHIPPING", "SHIPMENT_RECORDED", "SHIPMENT_RECORDED"]
+    assert [h["state"] for h in shown["history"]] == ["to_ship", "SHIPMENT_RECORDED", "SHIPMENT_RECORDED"]
     # Without --tenant: the numeric id is unambiguous; "mk:M-1" exists for one tenant only.
     assert json.loads(_ok(cli("orders", "show", str(shop["M-1"]), "--json")).stdout)["id"] == shop["M-1"]
     human = _ok(cli("orders", "show", "mk:M-1")).stdout
@@ -151,11 +153,12 @@ def test_customer_cancellation_is_visible_in_show(cli, shop, engine, now):
         shop[f"{tenant_id}:mk"],
         "M-1",
         now,
-        state=MarketplaceOrderState.CANCELED,
+        state=MiraklOrderState.CANCELED,
         updated=timedelta(minutes=3),
     )
     human = _ok(cli("orders", "show", "mk:M-1", "--tenant", "acme")).stdout
-    assert "state CANCELED" in human and "cancelled on the marketplace: the whole order" in human
+    assert "state cancelled (on the marketplace: CANCELED)" in human
+    assert "cancelled on the marketplace: the whole order" in human
     late = _ok(cli("orders", "cancel", "--tenant", "acme", "mk:M-1", "--json"))
     assert json.loads(late.stdout)["status"] == "skipped"
 

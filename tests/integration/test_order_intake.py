@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 
 from helpers import make_channel, make_tenant
 from mirakl_world import build_world, catalog
-from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
+from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, OrderState
 from tradelane.persistence.tables import jobs, order_history, order_lines, order_versions, orders
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
@@ -32,7 +33,7 @@ ADDRESS = Address(
 
 
 def _order(
-    n: int, now: datetime, state: MarketplaceOrderState, *, minutes: int = 0, line_state: str | None = None
+    n: int, now: datetime, state: MiraklOrderState, *, minutes: int = 0, line_state: str | None = None
 ) -> MarketplaceOrder:
     updated = now - timedelta(hours=1) + timedelta(minutes=minutes)
     lines = tuple(
@@ -49,13 +50,14 @@ def _order(
     )
     return MarketplaceOrder(
         marketplace_order_id=f"M{n}",
-        state=state,
+        state=neutral_state(state),
+        raw_state=state.value,
         currency="EUR",
         created_at=now - timedelta(hours=1),
         updated_at=updated,
         lines=lines,
         acceptance_deadline=now + timedelta(hours=1),
-        shipping_address=ADDRESS if state is MarketplaceOrderState.SHIPPING else None,
+        shipping_address=ADDRESS if state is MiraklOrderState.SHIPPING else None,
         attributes={"n": str(n)},
         raw={
             "order_id": f"M{n}",
@@ -74,7 +76,7 @@ def _per_order(engine: Engine, channel: Channel, page: list[MarketplaceOrder], n
             result = order_service.ingest_order(
                 conn, tenant_id=channel.tenant_id, channel_id=channel.id, order=order, now=now
             )
-            if order.state is MarketplaceOrderState.WAITING_ACCEPTANCE and not result.stale:
+            if order.state is OrderState.AWAITING_ACCEPTANCE and not result.stale:
                 key = f"{ACCEPT}:{result.order_id}"
                 spec = JobSpec(
                     channel.tenant_id,
@@ -144,7 +146,7 @@ def test_a_page_stores_the_same_rows_as_the_per_order_path(engine, now):
     tenant, _ = make_tenant(engine, "acme", now)
     per_order = make_channel(engine, tenant.id, "per-order", now)
     page_wise = make_channel(engine, tenant.id, "page-wise", now)
-    waiting, shipping = MarketplaceOrderState.WAITING_ACCEPTANCE, MarketplaceOrderState.SHIPPING
+    waiting, shipping = MiraklOrderState.WAITING_ACCEPTANCE, MiraklOrderState.SHIPPING
     twice = _order(4, now, shipping)
     twice = replace(twice, lines=(*twice.lines, replace(twice.lines[0], quantity=7, state="REFUSED")))
     pages = [
@@ -209,8 +211,8 @@ def test_the_stored_payload_is_the_text_that_was_hashed(engine, now):
     the very text whose sha256 is ``payload_hash`` (and it decodes to the raw payload)."""
     tenant, _ = make_tenant(engine, "acme", now)
     channel = make_channel(engine, tenant.id, "shop", now)
-    order = _order(1, now, MarketplaceOrderState.SHIPPING)
-    newer = _order(1, now, MarketplaceOrderState.SHIPPING, minutes=5)
+    order = _order(1, now, MiraklOrderState.SHIPPING)
+    newer = _order(1, now, MiraklOrderState.SHIPPING, minutes=5)
     with engine.begin() as conn:
         store_orders(conn, channel, [order], now=now)
         order_service.ingest_order(conn, tenant_id=tenant.id, channel_id=channel.id, order=newer, now=now)
@@ -230,7 +232,7 @@ def test_a_payload_with_non_json_values_is_stored_as_before(engine, now):
     """A payload holding Decimals and datetimes (not from a JSON reply) keeps the column's encoding."""
     tenant, _ = make_tenant(engine, "acme", now)
     channel = make_channel(engine, tenant.id, "shop", now)
-    order = replace(_order(1, now, MarketplaceOrderState.SHIPPING), raw={"price": Decimal("1.50"), "at": now})
+    order = replace(_order(1, now, MiraklOrderState.SHIPPING), raw={"price": Decimal("1.50"), "at": now})
     with engine.begin() as conn:
         store_orders(conn, channel, [order], now=now)
         store_orders(conn, channel, [order], now=now)  # the same version again: nothing new
@@ -242,7 +244,7 @@ def test_a_payload_with_non_json_values_is_stored_as_before(engine, now):
 def test_a_page_with_an_order_twice_is_refused(engine, now):
     tenant, _ = make_tenant(engine, "acme", now)
     channel = make_channel(engine, tenant.id, "shop", now)
-    order = _order(1, now, MarketplaceOrderState.SHIPPING)
+    order = _order(1, now, MiraklOrderState.SHIPPING)
     with engine.begin() as conn, pytest.raises(ValueError, match="once per page"):
         order_service.ingest_orders(
             conn, tenant_id=tenant.id, channel_id=channel.id, orders_page=[order, order], now=now
@@ -284,13 +286,13 @@ def test_an_order_inserted_meanwhile_is_left_to_the_per_order_path(engine, now):
     multi-row insert skips it (ON CONFLICT DO NOTHING) and stores nothing else for it."""
     tenant, _ = make_tenant(engine, "acme", now)
     channel = make_channel(engine, tenant.id, "shop", now)
-    first = _order(1, now, MarketplaceOrderState.SHIPPING)
+    first = _order(1, now, MiraklOrderState.SHIPPING)
     with engine.begin() as conn:
         store_orders(conn, channel, [first], now=now)
     later = now + timedelta(minutes=1)
     page = [
-        _order(1, now, MarketplaceOrderState.SHIPPING, minutes=3),
-        _order(2, now, MarketplaceOrderState.SHIPPING),
+        _order(1, now, MiraklOrderState.SHIPPING, minutes=3),
+        _order(2, now, MiraklOrderState.SHIPPING),
     ]
     with engine.begin() as conn:
         created = order_service._insert_new_orders(

@@ -30,9 +30,10 @@ from tradelane.connectors.base import (
     UnsupportedOperation,
 )
 from tradelane.connectors.dispatch import register_connectors
+from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
 from tradelane.connectors.registry import ConnectorSpec, CustomerMessages
 from tradelane.domain.errors import PermanentError
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderLine
 from tradelane.http_edge import Exchange
 from tradelane.persistence.tables import (
     alerts,
@@ -62,7 +63,7 @@ class Marketplace:
     messages: list[FeedItem] = field(default_factory=list)
     cursors_seen: list[str | None] = field(default_factory=list)
     accepted: dict[str, list[LineDecision]] = field(default_factory=dict)
-    settle_acceptance_as: MarketplaceOrderState | None = None
+    settle_acceptance_as: MiraklOrderState | None = None
     returns_fail: bool = False
 
 
@@ -112,7 +113,7 @@ class FakeConnector:
         if self.market.settle_acceptance_as is not None:
             state = self.market.settle_acceptance_as
             raise AcceptanceSettled(
-                order_id, state, accepted=state is MarketplaceOrderState.SHIPPING, evidence="fake"
+                order_id, neutral_state(state), accepted=state is MiraklOrderState.SHIPPING, evidence="fake"
             )
         self.market.accepted[order_id] = list(decisions)
 
@@ -230,17 +231,18 @@ def build_hub(engine: Any, now: datetime, operations: frozenset[Operation]) -> H
 
 
 def make_order(
-    n: int, now: datetime, state: MarketplaceOrderState = MarketplaceOrderState.SHIPPING
+    n: int, now: datetime, state: MiraklOrderState = MiraklOrderState.SHIPPING
 ) -> MarketplaceOrder:
     return MarketplaceOrder(
         marketplace_order_id=f"F-{n}",
-        state=state,
+        state=neutral_state(state),
+        raw_state=state.value,
         currency="EUR",
         created_at=now,
         updated_at=now,
         lines=(MarketplaceOrderLine(f"F-{n}-1", "SKU-1", 2, Decimal("9.90"), "EUR", state.value),),
         acceptance_deadline=now + timedelta(hours=1)
-        if state is MarketplaceOrderState.WAITING_ACCEPTANCE
+        if state is MiraklOrderState.WAITING_ACCEPTANCE
         else None,
     )
 
@@ -284,7 +286,7 @@ def test_orders_arrive_once_through_the_port_with_the_cursor_handed_back(hub: Hu
 
 
 def test_an_undeclared_operation_is_never_called(hub: Hub, now: datetime) -> None:
-    hub.market.orders = [make_order(1, now, MarketplaceOrderState.WAITING_ACCEPTANCE)]
+    hub.market.orders = [make_order(1, now, MiraklOrderState.WAITING_ACCEPTANCE)]
     hub.poll()
     assert hub.jobs("orders.accept") == []  # acceptance is not declared: no job queued
     hub.enqueue("orders.accept", {"order_id": 1})
@@ -297,8 +299,8 @@ def test_an_undeclared_operation_is_never_called(hub: Hub, now: datetime) -> Non
 def test_acceptance_through_the_port_and_a_settled_one(engine: Any, now: datetime) -> None:
     hub = build_hub(engine, now, BASIC | {Operation.ACCEPT})
     hub.market.orders = [
-        make_order(1, now, MarketplaceOrderState.WAITING_ACCEPTANCE),
-        make_order(2, now, MarketplaceOrderState.WAITING_ACCEPTANCE),
+        make_order(1, now, MiraklOrderState.WAITING_ACCEPTANCE),
+        make_order(2, now, MiraklOrderState.WAITING_ACCEPTANCE),
     ]
     hub.market.settle_acceptance_as = None
     hub.enqueue("orders.poll")
@@ -309,15 +311,15 @@ def test_acceptance_through_the_port_and_a_settled_one(engine: Any, now: datetim
     with hub.engine.connect() as conn:
         accepted = conn.execute(sa.select(orders.c.accepted_at).order_by(orders.c.id)).scalars().all()
     assert all(a is not None for a in accepted)
-    hub.market.orders.append(make_order(3, now, MarketplaceOrderState.WAITING_ACCEPTANCE))
-    hub.market.settle_acceptance_as = MarketplaceOrderState.SHIPPING
+    hub.market.orders.append(make_order(3, now, MiraklOrderState.WAITING_ACCEPTANCE))
+    hub.market.settle_acceptance_as = MiraklOrderState.SHIPPING
     hub.poll()
     with hub.engine.connect() as conn:
         third_id = conn.execute(
             sa.select(orders.c.id).where(orders.c.marketplace_order_id == "F-3")
         ).scalar_one()
     third = [j for j in hub.jobs("orders.accept") if j.payload["order_id"] == third_id]
-    assert [j.result for j in third] == [{"found_accepted": "SHIPPING"}]
+    assert [j.result for j in third] == [{"found_accepted": "to_ship"}]
 
 
 def test_a_failing_feed_alerts_and_never_holds_orders_back(hub: Hub, now: datetime) -> None:

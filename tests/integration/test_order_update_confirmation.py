@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from helpers import make_tenant
 from mirakl_world import SHOP_ID, World, build_world
 from order_updates_support import make_order, marketplace_order
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
 from tradelane.domain.order_updates import UpdateLine, effective_status, marketplace_confirmation
-from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services import order_updates as updates
 from tradelane.services.channels import Channel, create_channel
@@ -31,12 +31,12 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def test_confirmation_needs_the_marketplace_to_reach_the_state_after_the_update():
-    seen = [(T0 - timedelta(hours=1), "SHIPPING"), (T0 + timedelta(minutes=5), "SHIPPED")]
-    assert "SHIPPED" in (
+    seen = [(T0 - timedelta(hours=1), "to_ship"), (T0 + timedelta(minutes=5), "shipped")]
+    assert "shipped" in (
         marketplace_confirmation("shipment", {}, recorded_at=T0, states_seen=seen, line_states={}) or ""
     )
     # already SHIPPED before the update (e.g. tracking added later): nothing confirms the new push
-    early = [(T0 - timedelta(hours=1), "SHIPPED")]
+    early = [(T0 - timedelta(hours=1), "shipped")]
     assert marketplace_confirmation("shipment", {}, recorded_at=T0, states_seen=early, line_states={}) is None
     # a partial shipment is confirmed by its lines' states
     partial = {"lines": [{"line_id": "L1", "quantity": 1}]}
@@ -49,7 +49,7 @@ def test_confirmation_needs_the_marketplace_to_reach_the_state_after_the_update(
         )
         is None
     )
-    cancelled = [(T0 + timedelta(minutes=1), "CANCELED")]
+    cancelled = [(T0 + timedelta(minutes=1), "cancelled")]
     assert marketplace_confirmation("cancellation", {}, recorded_at=T0, states_seen=cancelled, line_states={})
     assert (
         marketplace_confirmation("refund", {}, recorded_at=T0, states_seen=cancelled, line_states={}) is None
@@ -57,7 +57,7 @@ def test_confirmation_needs_the_marketplace_to_reach_the_state_after_the_update(
 
 
 def test_effective_status_prefers_the_marketplace_but_never_hides_a_failure():
-    why = "the marketplace shows the order SHIPPED"
+    why = "the marketplace shows the order shipped"
     assert effective_status("queued", "d", "queued", None, None, why) == (
         "confirmed",
         why + "; our push job is still queued",
@@ -124,12 +124,12 @@ def test_a_shipment_seen_shipped_on_the_next_poll_is_confirmed_even_while_its_jo
             tenant_id=tenant.id,
             channel_id=channel.id,
             order=marketplace_order(
-                "88061052-A", now, state=MarketplaceOrderState.SHIPPED, updated=timedelta(minutes=2)
+                "88061052-A", now, state=MiraklOrderState.SHIPPED, updated=timedelta(minutes=2)
             ),
             now=later,
         )
     status, detail = _statuses(engine, tenant.id, order_id)[shipped.id]
-    assert status == "confirmed" and "SHIPPED" in (detail or "") and "still queued" in (detail or "")
+    assert status == "confirmed" and "shipped" in (detail or "") and "still queued" in (detail or "")
     with engine.connect() as conn:  # what the dashboard's order page shows under "Updates pushed back"
         [shown] = order_inspection(conn, tenant.id, order_id)["updates"]
     assert shown["status"] == "confirmed" and shown["updated_at"] is not None
@@ -140,7 +140,7 @@ def test_a_shipment_seen_shipped_on_the_next_poll_is_confirmed_even_while_its_jo
 def test_tracking_added_to_an_already_shipped_order_is_only_sent(engine, now):
     tenant, _ = make_tenant(engine, "acme", now)
     channel = _channel(engine, tenant.id, now)
-    order_id = make_order(engine, tenant.id, channel.id, "S-1", now, state=MarketplaceOrderState.SHIPPED)
+    order_id = make_order(engine, tenant.id, channel.id, "S-1", now, state=MiraklOrderState.SHIPPED)
     later = now + timedelta(minutes=5)
     shipped = _ship(engine, tenant.id, "mk:S-1", later)
     with engine.begin() as conn:
@@ -167,7 +167,7 @@ def _imported(world: World) -> dict[str, Any]:
         world.advance(120)
     with world.engine.connect() as conn:
         [order] = list_orders(conn, world.tenant_id)
-    assert order["state"] == "SHIPPING"
+    assert (order["state"], order["marketplace_state"]) == ("to_ship", "SHIPPING")
     return order
 
 

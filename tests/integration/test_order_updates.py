@@ -17,6 +17,7 @@ from helpers import make_tenant
 from mirakl_world import SHOP_ID, World, build_world
 from order_updates_support import make_order
 from tradelane.connectors.base import Capabilities, Operation
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
 from tradelane.domain.order_updates import (
@@ -26,7 +27,6 @@ from tradelane.domain.order_updates import (
     effective_status,
     refusal_reason,
 )
-from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.persistence.tables import jobs, merchant_systems, order_updates, returns, sku_mappings
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services import order_updates as updates
@@ -413,12 +413,12 @@ def test_cancellations_whole_line_level_and_customer_driven(shop: Shop):
         shop.mk.id,
         "C-2",
         shop.now,
-        state=MarketplaceOrderState.CANCELED,
+        state=MiraklOrderState.CANCELED,
         updated=timedelta(minutes=5),
     )
     with shop.engine.connect() as conn:
         detail = updates.order_detail(conn, shop.tenant_id, order_id)
-    assert detail["state"] == "CANCELED"
+    assert detail["state"] == "cancelled"
     assert detail["cancellation"] == {
         "source": "marketplace",
         "whole_order": True,
@@ -426,7 +426,7 @@ def test_cancellations_whole_line_level_and_customer_driven(shop: Shop):
         "lines": ["C-2-L1", "C-2-L2"],
     }
     late = _cancel(shop, "mk:C-2")
-    assert late.status is UpdateStatus.SKIPPED and "already CANCELED" in str(late.detail)
+    assert late.status is UpdateStatus.SKIPPED and "already cancelled" in str(late.detail)
     with pytest.raises(ConflictError, match="nothing to ship"):
         _ship(shop, "mk:C-2")
     assert len(_jobs(shop.engine)) == 1
@@ -577,7 +577,7 @@ def _imported(world: World, count: int = 2) -> dict[str, object]:
     world.run()
     with world.engine.connect() as conn:
         [order] = list_orders(conn, world.tenant_id)
-    assert order["marketplace_order_id"] == mirakl_id and order["state"] == "SHIPPING"
+    assert order["marketplace_order_id"] == mirakl_id and order["state"] == "to_ship"
     return order
 
 

@@ -32,8 +32,8 @@ from tradelane.connectors.base import (
     SubmitMode,
     UnsupportedOperation,
 )
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
 from tradelane.domain.errors import RetryableError
-from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.http_edge import Exchange
 from tradelane.persistence.tables import exchanges, jobs, offer_bindings, order_history, products
 from tradelane.security.crypto import KeyRing, generate_key
@@ -485,7 +485,7 @@ def test_partial_shipment_only_where_declared(engine: Engine, now: datetime) -> 
 
 def test_an_order_already_shipped_gets_its_tracking_only(engine: Engine, now: datetime) -> None:
     hub = build_hub(engine, now, caps(), count=0)
-    order = _order(hub, state=MarketplaceOrderState.SHIPPED)
+    order = _order(hub, state=MiraklOrderState.SHIPPED)
     hub.enqueue(
         "fulfillments.ship", {"order_id": order, "carrier": "DHL", "tracking_number": "D1"}, "fulfillments"
     )

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from helpers import make_channel, make_tenant
 from tradelane.cli import build_app
 from tradelane.domain.errors import NotFoundError, ValidationError
-from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, OrderState
 from tradelane.domain.rules import DEFAULT_REASON, RuleKind
 from tradelane.persistence.tables import merchant_systems, order_rules, orders
 from tradelane.security.crypto import generate_key
@@ -84,7 +84,8 @@ def _ingest(
 ) -> int:
     order = MarketplaceOrder(
         marketplace_order_id=order_id,
-        state=MarketplaceOrderState.SHIPPING,
+        state=OrderState.TO_SHIP,
+        raw_state="SHIPPING",
         currency="EUR",
         created_at=now - timedelta(hours=1),
         updated_at=now,

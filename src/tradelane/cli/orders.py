@@ -23,7 +23,7 @@ from tradelane.cli.common import container, fail, print_json
 from tradelane.domain.errors import ValidationError
 from tradelane.domain.labels import MAX_PDF_BYTES, LabelFormat
 from tradelane.domain.order_updates import ReturnStatus, UpdateLine, UpdateResult
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.domain.orders import OrderState
 from tradelane.persistence.db import read_only
 from tradelane.persistence.tables import channels, orders
 from tradelane.services import order_updates as updates
@@ -109,16 +109,17 @@ def orders_list(
     state: str | None = typer.Option(
         None,
         "--state",
-        help="Only orders in this marketplace state: " + ", ".join(s.value for s in MarketplaceOrderState),
+        help="Only orders in this (marketplace-neutral) state: " + ", ".join(s.value for s in OrderState),
     ),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
     offset: int = typer.Option(0, "--offset", min=0),
     as_json: bool = JsonOpt,
 ) -> None:
-    """List orders, newest first (--json: one JSON array; money as decimal strings). An unknown --state
-    is a usage error (exit 2) listing the valid states."""
+    """List orders, newest first (--json: one JSON array; money as decimal strings). States are the
+    hub's marketplace-neutral ones (the marketplace's own name is ``marketplace_state`` in --json and in
+    ``orders show``). An unknown --state is a usage error (exit 2) listing the valid states."""
     try:
-        wanted = enum_value(MarketplaceOrderState, state, "order state")
+        wanted = enum_value(OrderState, state, "order state")
     except ValidationError as exc:
         fail(f"--state: {exc}", code=2)
     with container() as app, read_only(app.engine) as conn:
@@ -207,7 +208,10 @@ def _print_detail(order: dict[str, Any], payloads: bool) -> None:
     out = _stdout()
     echo = out.print
     echo(f"order {order['id']}  {order['channel']}:{order['marketplace_order_id']}")
-    echo(f"state {order['state']}  currency {order['currency']}")
+    echo(
+        f"state {order['state']} (on the marketplace: {order['marketplace_state']})"
+        f"  currency {order['currency']}"
+    )
     echo(f"hand-over to the merchant system: {_handover_text(order['handover'])}")
     if order["third_party_managed"]:
         echo("third party managed: no update is ever sent to the marketplace")

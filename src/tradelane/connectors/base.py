@@ -28,7 +28,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState
+from tradelane.domain.orders import MarketplaceOrder, OrderState
 from tradelane.http_edge import ExchangeHook
 
 
@@ -110,7 +110,7 @@ class AcceptanceSettled(Exception):
     cancelled meanwhile): ``state`` is the order's state as the marketplace shows it now, ``accepted``
     whether that state means accepted, ``evidence`` how it was found (for the order's history)."""
 
-    def __init__(self, order_id: str, state: MarketplaceOrderState, *, accepted: bool, evidence: str) -> None:
+    def __init__(self, order_id: str, state: OrderState, *, accepted: bool, evidence: str) -> None:
         super().__init__(f"order {order_id} is {state.value} on the marketplace ({evidence})")
         self.order_id = order_id
         self.state = state

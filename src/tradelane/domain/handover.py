@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
+from tradelane.domain.orders import DEAD_STATES, MerchantStatus, OrderState
 
-#: Marketplace states in which the order will never be fulfilled.
-DEAD_ORDER_STATES = frozenset({MarketplaceOrderState.CANCELED.value, MarketplaceOrderState.REFUSED.value})
+#: Neutral order states in which the order will never be fulfilled.
+DEAD_ORDER_STATES = frozenset(state.value for state in DEAD_STATES)
 
 HANDOVER_LABELS: dict[str, str] = {
     MerchantStatus.NOT_READY.value: "not released by the marketplace yet",
@@ -69,7 +69,7 @@ def describe_handover(
     if merchant_status == MerchantStatus.DELIVERED.value and systems:
         label = f"sent to OMS {', '.join(systems)}"
     if order_state in DEAD_ORDER_STATES:
-        what = "order cancelled" if order_state == MarketplaceOrderState.CANCELED.value else "order refused"
+        what = "order cancelled" if order_state == OrderState.CANCELLED.value else "order refused"
         if merchant_status == MerchantStatus.DELIVERED.value:
             label = f"{what} · had been {label}"
         elif merchant_status in (MerchantStatus.NOT_READY.value, MerchantStatus.PENDING.value):

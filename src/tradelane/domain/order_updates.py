@@ -219,9 +219,10 @@ def covers_whole_order(order_lines: Sequence[Mapping[str, Any]], lines: Sequence
     return wanted == {ln["line_id"]: int(ln["quantity"]) for ln in order_lines if is_live(ln)}
 
 
-#: Marketplace order/line states showing that goods left the warehouse.
-SHIPPED_STATES = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
-CANCELLED_STATES = frozenset({"CANCELED", "CANCELLED"})
+#: Order states (the hub's neutral ones, lower case) and marketplace line states (upper case, as the
+#: marketplace names them) showing that goods left the warehouse, or that the marketplace cancelled.
+SHIPPED_STATES = frozenset({"shipped", "delivered", "closed", "SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
+CANCELLED_STATES = frozenset({"cancelled", "CANCELED", "CANCELLED"})
 
 
 def marketplace_confirmation(

@@ -31,7 +31,8 @@ ORDER_FIELDS: Final = frozenset(
         "id",
         "channel",
         "marketplace_order_id",
-        "state",
+        "state",  # the hub's neutral state (to_ship, cancelled...)
+        "marketplace_state",  # the marketplace's own name for it (SHIPPING, UNSHIPPED...)
         "merchant_status",
         "currency",
         "customer_message",

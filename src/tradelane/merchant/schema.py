@@ -86,7 +86,10 @@ class OmsOrder(BaseModel):
     ref: str = Field(description="`CHANNEL:MARKETPLACE_ORDER_ID`, accepted wherever an order REF is.")
     channel: str = Field(description="Name of the marketplace channel the order came from.")
     marketplace_order_id: str
-    state: str = Field(description="The order's marketplace state (e.g. SHIPPING).")
+    state: str = Field(
+        description="Where the order stands on its marketplace, in the hub's marketplace-neutral terms "
+        "(to_ship, partially_shipped...; see tradelane.domain.orders.OrderState)."
+    )
     currency: str = Field(min_length=3, max_length=3)
     total_price: str = Field(pattern=DECIMAL_PATTERN, description="Sum of the lines' totals, exact.")
     attributes: dict[str, str] = Field(description="Order attributes after the channel's attribute rules.")

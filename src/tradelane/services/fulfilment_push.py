@@ -42,6 +42,7 @@ from tradelane.connectors.base import (
     ShippedLine,
 )
 from tradelane.domain.errors import NotFoundError, PermanentError
+from tradelane.domain.orders import SHIPPED_STATES
 from tradelane.http_edge import Exchange
 from tradelane.services import labels as label_service
 from tradelane.services import orders as order_service
@@ -54,8 +55,8 @@ CARRIERS_CURSOR = "fulfilment.carrier_codes"
 CARRIERS_TTL = timedelta(hours=1)
 #: The document kind of a label when the job names no marketplace document type.
 LABEL_KIND = "label"
-#: Order states (the marketplace's) in which the goods already left: a shipment adds tracking only.
-ALREADY_SHIPPED = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED"})
+#: Order states (neutral) in which the goods already left: a shipment adds tracking only.
+ALREADY_SHIPPED = frozenset(state.value for state in SHIPPED_STATES)
 
 
 @runtime_checkable

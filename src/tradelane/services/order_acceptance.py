@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from tradelane.connectors.base import AcceptanceSettled, LineDecision
 from tradelane.connectors.registry import ConnectorSpec
-from tradelane.domain.orders import MarketplaceOrderState, deadline_missed
+from tradelane.domain.orders import PAST_ACCEPTANCE_STATES, OrderState, deadline_missed
 from tradelane.persistence.tables import products
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
@@ -30,19 +30,6 @@ from tradelane.sync.context import JobContext
 #: The channel setting naming its acceptance policy, and the policy refusing unknown / missing SKUs.
 POLICY_SETTING = "acceptance_policy"
 ACCEPT_IF_KNOWN = "accept_if_known"
-
-#: Hub order states an order reaches only once accepted (at least one line accepted).
-PAST_ACCEPTANCE_STATES = frozenset(
-    {
-        MarketplaceOrderState.WAITING_DEBIT,
-        MarketplaceOrderState.WAITING_DEBIT_PAYMENT,
-        MarketplaceOrderState.SHIPPING,
-        MarketplaceOrderState.SHIPPED,
-        MarketplaceOrderState.TO_COLLECT,
-        MarketplaceOrderState.RECEIVED,
-        MarketplaceOrderState.CLOSED,
-    }
-)
 
 
 def accept_order(ctx: JobContext, channel: Channel, spec: ConnectorSpec) -> dict[str, Any]:
@@ -57,9 +44,9 @@ def accept_order(ctx: JobContext, channel: Channel, spec: ConnectorSpec) -> dict
     if order["state"] in PAST_ACCEPTANCE_STATES:
         # A poll saw the order move on before this job recorded its acceptance (e.g. the call timed
         # out after taking effect): the marketplace shows the acceptance done.
-        state = MarketplaceOrderState(order["state"])
+        state = OrderState(order["state"])
         return _found_done(ctx, channel, order, state, True, f"a poll saw it {order['state']}", None)
-    if order["state"] != MarketplaceOrderState.WAITING_ACCEPTANCE.value:
+    if order["state"] != OrderState.AWAITING_ACCEPTANCE.value:
         return {"skipped": f"order is {order['state']}"}
     with ConnectorSession(ctx, channel, spec.factory) as session:
         decisions, refusals = _decide(ctx, channel, order)
@@ -99,7 +86,7 @@ def _found_done(
     ctx: JobContext,
     channel: Channel,
     order: dict[str, Any],
-    state: MarketplaceOrderState,
+    state: OrderState,
     accepted: bool,
     evidence: str,
     session: ConnectorSession | None,

@@ -74,7 +74,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from tradelane.domain.errors import NotFoundError, PermanentError, RetryableError
-from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
+from tradelane.domain.orders import DEAD_STATES, MerchantStatus
 from tradelane.merchant.base import (
     AdapterFactory,
     Capability,
@@ -134,7 +134,7 @@ _SKIP_STATUSES = {
     MerchantStatus.THIRD_PARTY_MANAGED.value: "third-party managed",
     MerchantStatus.NOT_READY.value: "not released by the marketplace yet",
 }
-_SKIP_STATES = {MarketplaceOrderState.REFUSED.value, MarketplaceOrderState.CANCELED.value}
+_SKIP_STATES = {state.value for state in DEAD_STATES}
 NOTIFY_CANCELLATION_KIND = "orders.notify_cancellation"
 log = structlog.get_logger("tradelane.order_delivery")
 #: A merchant system's request timeout when its settings name none (the HTTP adapters' default).

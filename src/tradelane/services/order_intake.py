@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.connectors.registry import ConnectorSpec
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState, MerchantStatus, deadline_missed
+from tradelane.domain.orders import MarketplaceOrder, MerchantStatus, OrderState, deadline_missed
 from tradelane.persistence.tables import channel_flows, orders
 from tradelane.services import feeds
 from tradelane.services import orders as order_service
@@ -118,7 +118,7 @@ def store_orders(
         result = item.result
         if result.stale:
             continue
-        if acceptance_required and item.order.state is MarketplaceOrderState.WAITING_ACCEPTANCE:
+        if acceptance_required and item.order.state is OrderState.AWAITING_ACCEPTANCE:
             accept.append(
                 JobSpec(
                     tenant_id=channel.tenant_id,
@@ -160,7 +160,7 @@ def queue_cancellation_notice(
     if result.created or result.stale or result.merchant_status != MerchantStatus.DELIVERED.value:
         return 0
     lines: list[str] | None
-    if order.state is MarketplaceOrderState.CANCELED:
+    if order.state is OrderState.CANCELLED:
         if result.previous_state == order.state.value:
             return 0  # already cancelled (and notified) before
         lines = None
@@ -205,9 +205,7 @@ def check_deadlines(conn: Connection, channel: Channel, *, now: datetime) -> int
             orders.c.accepted_at.is_(None),
             orders.c.acceptance_deadline.is_not(None),
             orders.c.acceptance_deadline <= now,
-            orders.c.state.in_(
-                [MarketplaceOrderState.WAITING_ACCEPTANCE.value, MarketplaceOrderState.CANCELED.value]
-            ),
+            orders.c.state.in_([OrderState.AWAITING_ACCEPTANCE.value, OrderState.CANCELLED.value]),
         )
     ).all()
     raised = 0
@@ -215,7 +213,7 @@ def check_deadlines(conn: Connection, channel: Channel, *, now: datetime) -> int
         # An unaccepted order past its deadline: still waiting, or already cancelled by the marketplace.
         if not deadline_missed(row.acceptance_deadline, False, now):
             continue
-        cancelled = row.state == MarketplaceOrderState.CANCELED.value
+        cancelled = row.state == OrderState.CANCELLED.value
         auto = " and the marketplace cancelled it" if cancelled else ""
         raised += order_service.raise_alert(
             conn,

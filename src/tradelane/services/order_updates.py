@@ -54,7 +54,7 @@ from tradelane.domain.order_updates import (
     refund_amount,
     refusal_reason,
 )
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.domain.orders import DEAD_STATES, OrderState
 from tradelane.persistence.db import insert_ignore, is_postgres
 from tradelane.persistence.tables import (
     channel_flows,
@@ -379,7 +379,7 @@ def _record(
 
 # --- shipments, cancellations, refunds, returns, labels ---------------------------------------------
 
-_UNSHIPPABLE = {MarketplaceOrderState.CANCELED.value, MarketplaceOrderState.REFUSED.value}
+_UNSHIPPABLE = {state.value for state in DEAD_STATES}
 
 
 def record_shipment(
@@ -701,8 +701,8 @@ def order_detail(
     order["updates"] = list_updates(conn, tenant_id, order_id)
     order["documents"] = list_documents(conn, tenant_id, order_id)
     order["returns"] = list_returns(conn, tenant_id, order_id)
-    canceled = MarketplaceOrderState.CANCELED.value
-    cancelled_lines = [ln["line_id"] for ln in order["lines"] if ln["state"] == canceled]
+    canceled = OrderState.CANCELLED.value
+    cancelled_lines = [ln["line_id"] for ln in order["lines"] if str(ln["state"]).upper() in CANCELLED_STATES]
     cancelled = order["state"] == canceled
     at = next((h["at"] for h in reversed(order["history"]) if h["state"] == canceled), None)
     order["cancellation"] = (

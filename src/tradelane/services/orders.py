@@ -26,8 +26,8 @@ from tradelane.domain.orders import (
     LineType,
     MarketplaceOrder,
     MarketplaceOrderLine,
-    MarketplaceOrderState,
     MerchantStatus,
+    OrderState,
 )
 from tradelane.persistence.db import insert_ignore, is_postgres
 from tradelane.persistence.tables import (
@@ -89,7 +89,7 @@ def ingest_order(
         "channel_id": channel_id,
         "marketplace_order_id": order.marketplace_order_id,
         "state": order.state.value,
-        "marketplace_state": order.state.value,
+        "marketplace_state": order.raw_state,
         "merchant_status": MerchantStatus.NOT_READY.value,
         "currency": order.currency,
         "acceptance_deadline": order.acceptance_deadline,
@@ -134,7 +134,7 @@ def ingest_order(
     if not created:
         updates: dict[str, Any] = {
             "state": order.state.value,
-            "marketplace_state": order.state.value,
+            "marketplace_state": order.raw_state,
             "marketplace_updated_at": order.updated_at,
             "merchant_status": merchant_status,
             "updated_at": now,
@@ -217,7 +217,7 @@ def _version_row(
     return {
         "tenant_id": tenant_id,
         "order_id": order_id,
-        "marketplace_state": order.state.value,
+        "marketplace_state": order.raw_state,
         "payload_hash": digest,
         "received_at": now,
     }
@@ -327,7 +327,7 @@ def _insert_new_orders(
                 "channel_id": channel_id,
                 "marketplace_order_id": order.marketplace_order_id,
                 "state": order.state.value,
-                "marketplace_state": order.state.value,
+                "marketplace_state": order.raw_state,
                 "merchant_status": status,
                 "currency": order.currency,
                 "acceptance_deadline": order.acceptance_deadline,
@@ -508,6 +508,8 @@ def _order_dict(row: Any, lines: list[Any], sent: list[tuple[str, datetime | Non
         "channel": row.channel,
         "marketplace_order_id": row.marketplace_order_id,
         "state": row.state,
+        # The marketplace's own name for it (None for an order stored before states were neutral).
+        "marketplace_state": row.marketplace_state,
         "merchant_status": row.merchant_status,
         # How the hand-over to the merchant system reads (merchant_status is not a fulfilment state).
         "handover": describe_handover(row.merchant_status, row.state, sent).as_dict(),
@@ -571,10 +573,10 @@ def list_orders(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """The tenant's orders, newest first. ``state`` (a :class:`MarketplaceOrderState`) and
+    """The tenant's orders, newest first. ``state`` (a neutral :class:`OrderState`) and
     ``merchant_status`` (a :class:`MerchantStatus`) are matched case-insensitively; an unknown value is a
     :class:`ValidationError` listing the valid ones — never an empty answer."""
-    state = enum_value(MarketplaceOrderState, state, "order state")
+    state = enum_value(OrderState, state, "order state")
     merchant_status = enum_value(MerchantStatus, merchant_status, "merchant status")
     stmt = _orders_select().where(orders.c.tenant_id == tenant_id)
     if channel:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
+from tradelane.domain.orders import MerchantStatus, OrderState
 from tradelane.persistence.tables import alerts, channels, jobs, offer_bindings, order_quarantine, orders
 from tradelane.services.job_queries import count_by_state
 from tradelane.services.offers import OfferStatus
@@ -106,7 +106,7 @@ def _seconds(delta: timedelta) -> int:
 def acceptance_backlog(conn: Connection, tenant_id: int, *, now: datetime) -> AcceptanceBacklog:
     waiting = sa.and_(
         orders.c.tenant_id == tenant_id,
-        orders.c.state == MarketplaceOrderState.WAITING_ACCEPTANCE.value,
+        orders.c.state == OrderState.AWAITING_ACCEPTANCE.value,
         orders.c.accepted_at.is_(None),
     )
     row = conn.execute(

@@ -92,5 +92,5 @@ def test_order_cancelled_before_acceptance_is_recorded_as_not_accepted(world: Wo
     order = _order(world)
     assert order["accepted_at"] is None
     assert any(
-        "not accepted" in (h["note"] or "") and "CANCELED" in (h["note"] or "") for h in order["history"]
+        "not accepted" in (h["note"] or "") and "cancelled" in (h["note"] or "") for h in order["history"]
     )

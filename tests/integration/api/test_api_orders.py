@@ -17,7 +17,7 @@ from apitest_support import CHANNEL
 from fastapi.testclient import TestClient
 
 from order_updates_support import make_order, tiny_pdf
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
 from tradelane.persistence.tables import jobs, order_documents, order_updates
 
 
@@ -32,7 +32,7 @@ def orders(container, world, now) -> dict[str, int]:
             world.acme.channel_id,
             "A-2",
             now,
-            state=MarketplaceOrderState.WAITING_ACCEPTANCE,
+            state=MiraklOrderState.WAITING_ACCEPTANCE,
         ),
         "G-1": make_order(engine, world.globex.id, world.globex.channel_id, "G-1", now),
     }
@@ -69,6 +69,7 @@ def test_list_orders_shape_filters_and_isolation(client: TestClient, world, orde
         "lines",
     } <= set(order)
     assert order["channel"] == CHANNEL and order["attributes"] == {"tags": "vip"}
+    assert (order["state"], order["marketplace_state"]) == ("to_ship", "SHIPPING")
     assert order["shipping_address"]["city"] == "Paris"
     line = order["lines"][0]
     assert isinstance(line["unit_price"], str) and Decimal(line["unit_price"]) == Decimal("19.90")
@@ -84,8 +85,11 @@ def test_list_orders_shape_filters_and_isolation(client: TestClient, world, orde
         "state": "SHIPPING",
         "refusal_reason": None,
     }
-    shipping = client.get("/api/v1/orders", headers=world.acme.auth, params={"state": "SHIPPING"}).json()
+    shipping = client.get("/api/v1/orders", headers=world.acme.auth, params={"state": "to_ship"}).json()
     assert [o["marketplace_order_id"] for o in shipping["items"]] == ["A-1"]
+    # the filter takes the neutral states only: a marketplace's own name is a 422 listing them
+    raw = client.get("/api/v1/orders", headers=world.acme.auth, params={"state": "SHIPPING"})
+    assert raw.status_code == 422 and "awaiting_acceptance" in raw.text, raw.text
     page = client.get("/api/v1/orders", headers=world.acme.auth, params={"limit": 1, "offset": 0}).json()
     assert len(page["items"]) == 1 and page["next_offset"] == 1
     other = client.get("/api/v1/orders", headers=world.acme.auth, params={"channel": "nope"}).json()
@@ -100,7 +104,7 @@ def test_order_detail_by_id_or_channel_ref(client: TestClient, world, orders):
     detail = by_ref.json()
     assert detail["id"] == orders["A-1"] and detail["cancellation"] is None
     assert [v["payload"]["v"] for v in detail["versions"]] == [0.0, 60.0]
-    assert detail["history"][0]["state"] == "SHIPPING"
+    assert detail["history"][0]["state"] == "to_ship"
     assert detail["updates"] == [] and detail["documents"] == [] and detail["returns"] == []
     lean = client.get(
         f"/api/v1/orders/{orders['A-1']}", headers=world.acme.auth, params={"payloads": "false"}

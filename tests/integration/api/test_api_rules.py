@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from apitest_support import CHANNEL
 from fastapi.testclient import TestClient
 
-from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, OrderState
 from tradelane.persistence.tables import merchant_systems, order_rules
 from tradelane.services.channels import create_channel
 from tradelane.services.orders import ingest_order
@@ -46,7 +46,8 @@ def shop(container, world, now) -> dict[str, int]:
         )
         order = MarketplaceOrder(
             marketplace_order_id="MO-1",
-            state=MarketplaceOrderState.SHIPPING,
+            state=OrderState.TO_SHIP,
+            raw_state="SHIPPING",
             currency="EUR",
             created_at=now - timedelta(hours=1),
             updated_at=now,

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tradelane.bootstrap import Container
-from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
+from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine
 from tradelane.merchant.base import MerchantSystem
 from tradelane.persistence.db import read_only
 from tradelane.persistence.tables import (
@@ -54,13 +55,14 @@ def marketplace_order(
     lines: list[tuple[str, int, str]],
     *,
     now: datetime,
-    state: MarketplaceOrderState = MarketplaceOrderState.SHIPPING,
+    state: MiraklOrderState = MiraklOrderState.SHIPPING,
     address: Address | None = FULL_ADDRESS,
 ) -> MarketplaceOrder:
     """An order version as a connector would map it: ``lines`` are (sku, quantity, unit price)."""
     return MarketplaceOrder(
         marketplace_order_id=order_id,
-        state=state,
+        state=neutral_state(state),
+        raw_state=state.value,
         currency="EUR",
         created_at=now - timedelta(hours=1),
         updated_at=now,

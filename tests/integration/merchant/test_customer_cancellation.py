@@ -169,7 +169,7 @@ def test_an_order_cancelled_before_delivery_queues_no_notice(world, oms):
     order_id = _order_id(world, mirakl_id)
     with world.engine.connect() as conn:
         state = conn.execute(sa.select(orders.c.state).where(orders.c.id == order_id)).scalar_one()
-    assert state == "CANCELED" and _merchant_status(world, order_id) != "delivered"
+    assert state == "cancelled" and _merchant_status(world, order_id) != "delivered"
     assert _notice_jobs(world) == [] and oms.state.orders() == []
 
 

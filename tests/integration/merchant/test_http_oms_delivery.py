@@ -23,7 +23,8 @@ from merchant_support import (
     run_worker,
 )
 
-from tradelane.domain.orders import Address, MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
+from tradelane.domain.orders import Address
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
 from tradelane.persistence.sku_mappings import put_sku_mapping
 from tradelane.persistence.tables import jobs
@@ -317,7 +318,7 @@ def test_orders_not_for_the_merchant_side_are_skipped(container, shop, merchant,
     waiting = ingest(
         container,
         shop,
-        marketplace_order("O-12", [("A", 1, "5")], now=now, state=MarketplaceOrderState.WAITING_ACCEPTANCE),
+        marketplace_order("O-12", [("A", 1, "5")], now=now, state=MiraklOrderState.WAITING_ACCEPTANCE),
         now,
     )
     for order_id in (tpm, waiting):

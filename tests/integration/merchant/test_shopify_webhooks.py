@@ -356,7 +356,7 @@ def test_an_update_tradelane_cannot_apply_is_acknowledged_and_kept_as_failed(
 ):
     order_id, shopify_id = delivered
     with container.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE orders SET state = 'CANCELED' WHERE id = :id"), {"id": order_id})
+        conn.execute(sa.text("UPDATE orders SET state = 'cancelled' WHERE id = :id"), {"id": order_id})
     state.fulfill(shopify_id, tracking_company="UPS", tracking_number="1Z2", client=client)
     assert [(d.topic, d.status) for d in state.deliveries] == [
         ("fulfillments/create", 200),
@@ -365,7 +365,7 @@ def test_an_update_tradelane_cannot_apply_is_acknowledged_and_kept_as_failed(
     assert [json.loads(d.response)["status"] for d in state.deliveries] == ["failed", "failed"]
     events = _events(container.engine)
     assert [e.status for e in events] == ["failed", "failed"]
-    assert all("is CANCELED on shop-fr: there is nothing to ship" in e.error for e in events)
+    assert all("is cancelled on shop-fr: there is nothing to ship" in e.error for e in events)
     assert read(container.engine, sa.select(order_updates)) == []
 
 

@@ -13,9 +13,9 @@ from webtest_support import login
 
 from order_updates_support import make_order
 from tradelane.cli import build_app
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
 from tradelane.domain.errors import ConflictError, NotFoundError
 from tradelane.domain.handover import describe_handover
-from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.persistence.merchant_systems import add_merchant_system
 from tradelane.persistence.tables import order_deliveries, orders
 from tradelane.services import order_health as health
@@ -64,7 +64,7 @@ def seeded(container, now: datetime) -> dict[str, int | str]:
     ids["twin_fr"] = make_order(engine, acme.id, channel_ids[(acme.id, "fr")], "TWIN-1", now)
     ids["twin_de"] = make_order(engine, acme.id, channel_ids[(acme.id, "de")], "TWIN-1", now)
     ids["cancelled"] = make_order(
-        engine, acme.id, channel_ids[(acme.id, "fr")], "GONE-1", now, state=MarketplaceOrderState.CANCELED
+        engine, acme.id, channel_ids[(acme.id, "fr")], "GONE-1", now, state=MiraklOrderState.CANCELED
     )
     ids["globex_bare"] = make_order(engine, globex.id, channel_ids[(globex.id, "fr")], BARE, now)
     sent_at = now - timedelta(minutes=30)
@@ -117,8 +117,8 @@ def test_api_finds_bare_ids_and_rejects_unknown_states(client, seeded):
     assert ambiguous.headers["content-type"].startswith("application/problem+json")
     bogus = client.get("/api/v1/orders", headers=auth, params={"state": "BOGUS"})
     assert bogus.status_code == 422 and bogus.headers["content-type"].startswith("application/problem+json")
-    assert "WAITING_ACCEPTANCE" in bogus.text and "SHIPPING" in bogus.text
-    shipping = client.get("/api/v1/orders", headers=auth, params={"state": "SHIPPING"}).json()["items"]
+    assert "awaiting_acceptance" in bogus.text and "to_ship" in bogus.text
+    shipping = client.get("/api/v1/orders", headers=auth, params={"state": "to_ship"}).json()["items"]
     assert {o["marketplace_order_id"] for o in shipping} == {BARE, "TWIN-1"}
 
 
@@ -135,13 +135,17 @@ def test_dashboard_search_takes_bare_ids(client, seeded):
 
 def test_handover_reads_as_sent_to_oms_and_not_as_fulfilment_on_cancelled_orders(now):
     sent = [("oms-main", now)]
-    assert describe_handover("delivered", "SHIPPING", sent).label == "sent to OMS oms-main"
-    assert describe_handover("delivered", "SHIPPING", sent).tone == "ok"
-    gone = describe_handover("delivered", "CANCELED", sent)
+    assert describe_handover("delivered", "to_ship", sent).label == "sent to OMS oms-main"
+    assert describe_handover("delivered", "to_ship", sent).tone == "ok"
+    gone = describe_handover("delivered", "cancelled", sent)
     assert gone.label == "order cancelled · had been sent to OMS oms-main" and gone.tone == "mute"
-    assert describe_handover("pending", "CANCELED", []).label == "order cancelled · not sent to OMS"
-    assert describe_handover("pending", "SHIPPING", []).label == "waiting to be sent to OMS"
-    assert "delivered" not in describe_handover("delivered", "SHIPPING", []).label
+    assert describe_handover("pending", "cancelled", []).label == "order cancelled · not sent to OMS"
+    assert (
+        describe_handover("delivered", "refused", sent).label
+        == "order refused · had been sent to OMS oms-main"
+    )
+    assert describe_handover("pending", "to_ship", []).label == "waiting to be sent to OMS"
+    assert "delivered" not in describe_handover("delivered", "to_ship", []).label
 
 
 def test_dashboard_lists_sent_to_oms_with_system_and_time(client, seeded, container):
@@ -184,8 +188,8 @@ def test_cli_bare_ids_state_validation_and_sent_to_oms(cli, seeded):
     bogus = cli("orders", "list", "--tenant", "acme", "--state", "BOGUS")
     assert bogus.exit_code == 2
     flat = " ".join(bogus.output.split())
-    assert "unknown order state 'BOGUS'" in flat and "WAITING_DEBIT_PAYMENT, SHIPPING, SHIPPED" in flat
-    lower = cli("orders", "list", "--tenant", "acme", "--state", "canceled", "--json")
+    assert "unknown order state 'BOGUS'" in flat and "awaiting_payment, to_ship, partially_shipped" in flat
+    lower = cli("orders", "list", "--tenant", "acme", "--state", "CANCELLED", "--json")  # any case
     assert lower.exit_code == 0 and "GONE-1" in lower.stdout and BARE not in lower.stdout
     table = cli("orders", "list", "--tenant", "acme")
     assert table.exit_code == 0 and "sent to OMS" in table.stdout and "delivered" not in table.stdout

@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from helpers import make_channel, make_tenant
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderLine
 from tradelane.persistence.tables import jobs, orders, rate_buckets
 from tradelane.services.channel_insights import channel_insights
 from tradelane.services.orders import ingest_order
@@ -19,9 +20,11 @@ from tradelane.sync.ratelimit import RateLimit
 from tradelane.web.dashboard.charts import nice_ceiling, stacked_bars
 
 
-def _order(mid: str, created, state=MarketplaceOrderState.SHIPPING, deadline=None) -> MarketplaceOrder:
+def _order(mid: str, created, state=MiraklOrderState.SHIPPING, deadline=None) -> MarketplaceOrder:
     line = MarketplaceOrderLine(f"{mid}-1", "SKU-1", 1, Decimal("5"), "EUR", state.value)
-    return MarketplaceOrder(mid, state, "EUR", created, created, (line,), acceptance_deadline=deadline)
+    return MarketplaceOrder(
+        mid, neutral_state(state), "EUR", created, created, (line,), state.value, acceptance_deadline=deadline
+    )
 
 
 def test_overview_counts_backlog_and_buckets_per_hour(engine, now):
@@ -29,12 +32,12 @@ def test_overview_counts_backlog_and_buckets_per_hour(engine, now):
     other, _ = make_tenant(engine, "globex", now)
     channel = make_channel(engine, tenant.id, "shop", now)
     foreign = make_channel(engine, other.id, "shop", now)
-    waiting = MarketplaceOrderState.WAITING_ACCEPTANCE
+    waiting = MiraklOrderState.WAITING_ACCEPTANCE
     placed = {
         "A": (now - timedelta(minutes=30), waiting, now + timedelta(hours=3)),
         "B": (now - timedelta(hours=2, minutes=10), waiting, now - timedelta(minutes=5)),  # overdue
-        "C": (now - timedelta(hours=2, minutes=50), MarketplaceOrderState.SHIPPING, None),
-        "D": (now - timedelta(hours=30), MarketplaceOrderState.SHIPPING, None),  # outside 24 h
+        "C": (now - timedelta(hours=2, minutes=50), MiraklOrderState.SHIPPING, None),
+        "D": (now - timedelta(hours=30), MiraklOrderState.SHIPPING, None),  # outside 24 h
     }
     with engine.begin() as conn:
         for mid, (created, state, deadline) in placed.items():

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from tradelane.bootstrap import Container
 from tradelane.connectors.mirakl.connector import add_channel
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
+from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderLine
 from tradelane.persistence.tables import exchanges, offer_bindings, products, rate_buckets
 from tradelane.services.order_health import QuarantineReason, quarantine
 from tradelane.services.orders import ingest_order, raise_alert
@@ -68,10 +69,11 @@ def _product(tenant_id: int, sku: str, now: datetime) -> dict[str, object]:
     }
 
 
-def _order(mid: str, state: MarketplaceOrderState, skus: list[str], now: datetime) -> MarketplaceOrder:
+def _order(mid: str, state: MiraklOrderState, skus: list[str], now: datetime) -> MarketplaceOrder:
     return MarketplaceOrder(
         marketplace_order_id=mid,
-        state=state,
+        state=neutral_state(state),
+        raw_state=state.value,
         currency="EUR",
         created_at=now - timedelta(hours=2),
         updated_at=now - timedelta(hours=1),
@@ -149,7 +151,7 @@ def seed_shop(container: Container, name: str, prefix: str, now: datetime) -> Sh
             conn,
             tenant_id=tenant.id,
             channel_id=channel.id,
-            order=_order(f"{prefix}-ORD-Q", MarketplaceOrderState.SHIPPING, [good, f"{prefix}-LEGACY"], now),
+            order=_order(f"{prefix}-ORD-Q", MiraklOrderState.SHIPPING, [good, f"{prefix}-LEGACY"], now),
             now=now,
         )
         quarantine(
@@ -165,7 +167,7 @@ def seed_shop(container: Container, name: str, prefix: str, now: datetime) -> Sh
             conn,
             tenant_id=tenant.id,
             channel_id=channel.id,
-            order=_order(f"{prefix}-ORD-W", MarketplaceOrderState.WAITING_ACCEPTANCE, [good], now),
+            order=_order(f"{prefix}-ORD-W", MiraklOrderState.WAITING_ACCEPTANCE, [good], now),
             now=now,
         )
         conn.execute(

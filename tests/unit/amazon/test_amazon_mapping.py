@@ -13,14 +13,14 @@ from amazon_fakes import MARKETPLACE, SELLER, order, settings
 from tradelane.connectors.amazon import mapping
 from tradelane.connectors.amazon.errors import AmazonSchemaError
 from tradelane.connectors.base import OfferUpdate, Shipment
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.domain.orders import OrderState
 
 
 def test_order_maps_lines_prices_address_and_keeps_raw() -> None:
     payload = order()
     mapped = mapping.order_from_amazon(payload)
     assert mapped.marketplace_order_id == "302-0000001-0000001"
-    assert mapped.state is MarketplaceOrderState.SHIPPING
+    assert mapped.state is OrderState.TO_SHIP and mapped.raw_state == "UNSHIPPED"
     assert mapped.currency == "EUR"
     assert mapped.updated_at == datetime(2025, 3, 1, 11, 0, tzinfo=UTC)
     (line,) = mapped.lines
@@ -54,19 +54,21 @@ def test_order_maps_lines_prices_address_and_keeps_raw() -> None:
 @pytest.mark.parametrize(
     ("status", "state", "held"),
     [
-        ("PENDING_AVAILABILITY", MarketplaceOrderState.WAITING_DEBIT, True),
-        ("PENDING", MarketplaceOrderState.WAITING_DEBIT_PAYMENT, True),
-        ("UNSHIPPED", MarketplaceOrderState.SHIPPING, False),
-        ("PARTIALLY_SHIPPED", MarketplaceOrderState.SHIPPING, False),
-        ("SHIPPED", MarketplaceOrderState.SHIPPED, False),
-        ("CANCELLED", MarketplaceOrderState.CANCELED, False),
-        ("UNFULFILLABLE", MarketplaceOrderState.CANCELED, False),
+        ("PENDING_AVAILABILITY", OrderState.AWAITING_PAYMENT, True),
+        ("PENDING", OrderState.AWAITING_PAYMENT, True),
+        ("UNSHIPPED", OrderState.TO_SHIP, False),
+        ("PARTIALLY_SHIPPED", OrderState.PARTIALLY_SHIPPED, False),
+        ("SHIPPED", OrderState.SHIPPED, False),
+        ("CANCELLED", OrderState.CANCELLED, False),
+        ("UNFULFILLABLE", OrderState.CANCELLED, False),
     ],
 )
-def test_state_table(status: str, state: MarketplaceOrderState, held: bool) -> None:
+def test_state_table(status: str, state: OrderState, held: bool) -> None:
     payload = order(status=status)
     assert mapping.withheld(payload) is held
-    assert mapping.order_from_amazon(payload).state is state
+    mapped = mapping.order_from_amazon(payload)
+    assert mapped.state is state
+    assert mapped.raw_state == status  # Amazon's own name is kept beside the neutral state
 
 
 def test_every_amazon_status_is_in_the_table() -> None:

@@ -25,6 +25,7 @@ from mirakl_client_fixtures import (
 from tradelane.connectors.mirakl.client import MiraklBadResponse, MiraklSchemaError
 from tradelane.connectors.mirakl.mapping import (
     MiraklOfferSettings,
+    MiraklOrderState,
     OfferImportMode,
     error_report_rows_to_offer_errors,
     offer_update_json,
@@ -38,7 +39,7 @@ from tradelane.connectors.mirakl.models import (
     TaxAmount,
 )
 from tradelane.domain.catalog import Product
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.domain.orders import OrderState
 
 
 def multipart_fields(request: httpx.Request) -> dict[str, list[tuple[str | None, bytes, str | None]]]:
@@ -192,7 +193,7 @@ def test_list_orders_sends_filters_and_maps_orders() -> None:
     fake = FakeMirakl().on("GET", "/api/orders", json_response(200, body))
     start = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
     page = fake.client().list_orders(
-        states=[MarketplaceOrderState.SHIPPING],
+        states=[MiraklOrderState.SHIPPING],
         start_update_date=start,
         end_update_date=datetime(2024, 5, 2, tzinfo=UTC),
         offset=0,
@@ -210,9 +211,9 @@ def test_list_orders_sends_filters_and_maps_orders() -> None:
         "shop_id": [SHOP_ID],
     }
     assert page.total_count == 2
-    assert [o.state for o in page.orders] == [
-        MarketplaceOrderState.WAITING_ACCEPTANCE,
-        MarketplaceOrderState.SHIPPING,
+    assert [(o.state, o.raw_state) for o in page.orders] == [
+        (OrderState.AWAITING_ACCEPTANCE, "WAITING_ACCEPTANCE"),
+        (OrderState.TO_SHIP, "SHIPPING"),
     ]
     assert page.orders[1].shipping_address is not None
 

@@ -10,7 +10,7 @@ import pytest
 from mirakl_client_fixtures import FakeMirakl, json_response, offer, order, orders_page, validate
 
 from tradelane.connectors.mirakl.client import MAX_PAGE_SIZE, MiraklBadResponse
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOrderState
 
 
 class PagedOrders:
@@ -101,7 +101,7 @@ def test_iter_orders_passes_filters_on_every_page() -> None:
     since = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
     list(
         fake.client().iter_orders(
-            states=[MarketplaceOrderState.WAITING_ACCEPTANCE, "SHIPPING"], start_update_date=since
+            states=[MiraklOrderState.WAITING_ACCEPTANCE, "SHIPPING"], start_update_date=since
         )
     )
     assert len(fake.requests) == 2

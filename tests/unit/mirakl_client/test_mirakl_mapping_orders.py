@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from mirakl_client_fixtures import address, decoded, order, order_line, orders_page, shipping_order, validate
+from mirakl_client_fixtures import (
+    address,
+    decoded,
+    order,
+    order_line,
+    orders_page,
+    shipping_order,
+    spec,
+    validate,
+)
 
 from tradelane.connectors.mirakl.errors import MiraklSchemaError
 from tradelane.connectors.mirakl.mapping import (
+    ORDER_LINE_STATES,
     ORDER_MESSAGE_ATTRIBUTE,
+    ORDER_STATES,
+    MiraklOrderState,
     add_customer_messages,
+    neutral_state,
     order_from_mirakl,
 )
 from tradelane.domain.errors import PermanentError
-from tradelane.domain.orders import Address, MarketplaceOrderState
+from tradelane.domain.orders import Address, OrderState
 
 
 def mapped(payload: dict[str, Any]) -> Any:
@@ -29,7 +43,7 @@ def mapped(payload: dict[str, Any]) -> Any:
 def test_waiting_acceptance_order() -> None:
     result = mapped(order())
     assert result.marketplace_order_id == "ORD-1001-A"
-    assert result.state is MarketplaceOrderState.WAITING_ACCEPTANCE
+    assert result.state is OrderState.AWAITING_ACCEPTANCE and result.raw_state == "WAITING_ACCEPTANCE"
     assert result.currency == "EUR"
     assert result.created_at == datetime(2024, 5, 1, 9, 58, tzinfo=UTC)
     assert result.updated_at == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -55,7 +69,7 @@ def test_waiting_acceptance_order() -> None:
 
 def test_shipping_order_has_addresses() -> None:
     result = mapped(shipping_order())
-    assert result.state is MarketplaceOrderState.SHIPPING
+    assert result.state is OrderState.TO_SHIP and result.raw_state == "SHIPPING"
     assert result.shipping_address == Address(
         first_name="Anna",
         last_name="Schmidt",
@@ -166,9 +180,47 @@ def test_path_prefix_is_used_in_errors() -> None:
     assert info.value.field_path == "orders[7].order_state"
 
 
-@pytest.mark.parametrize("state", [s.value for s in MarketplaceOrderState])
+@pytest.mark.parametrize("state", [s.value for s in MiraklOrderState])
 def test_every_schema_order_state_maps(state: str) -> None:
-    assert mapped(order(order_state=state)).state.value == state
+    result = mapped(order(order_state=state))
+    assert result.state is ORDER_STATES[MiraklOrderState(state)]
+    assert result.raw_state == state
+
+
+@pytest.mark.parametrize(
+    ("raw", "neutral"),
+    [
+        ("STAGING", OrderState.PENDING),
+        ("WAITING_ACCEPTANCE", OrderState.AWAITING_ACCEPTANCE),
+        ("WAITING_DEBIT", OrderState.AWAITING_PAYMENT),
+        ("WAITING_DEBIT_PAYMENT", OrderState.AWAITING_PAYMENT),
+        ("SHIPPING", OrderState.TO_SHIP),
+        ("SHIPPED", OrderState.SHIPPED),
+        ("TO_COLLECT", OrderState.SHIPPED),
+        ("RECEIVED", OrderState.DELIVERED),
+        ("CLOSED", OrderState.CLOSED),
+        ("REFUSED", OrderState.REFUSED),
+        ("CANCELED", OrderState.CANCELLED),
+    ],
+)
+def test_state_table(raw: str, neutral: OrderState) -> None:
+    assert neutral_state(raw) is neutral
+
+
+def test_the_state_table_covers_every_order_state_of_the_schema() -> None:
+    described = spec()["components"]["schemas"]["OR11_Response_200_Orders"]["properties"]["order_state"]
+    current = described["description"].split("<details>")[0]  # deprecated values come after
+    assert set(ORDER_STATES) == set(MiraklOrderState) == set(re.findall(r'`"([A-Z_]+)"`', current))
+    assert {state.value for state in MiraklOrderState} <= ORDER_LINE_STATES
+
+
+@pytest.mark.parametrize("state", ["WAITING_REFUND", "shipping", "TO_SHIP"])
+def test_a_state_outside_the_table_is_a_permanent_schema_error(state: str) -> None:
+    with pytest.raises(ValueError):
+        neutral_state(state)
+    with pytest.raises(MiraklSchemaError, match="unknown order state") as info:
+        order_from_mirakl(order(order_state=state))
+    assert isinstance(info.value, PermanentError)
 
 
 @pytest.mark.parametrize("line_state", ["INCIDENT_OPEN", "REFUNDED", "CLOSED"])

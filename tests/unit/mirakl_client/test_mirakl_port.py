@@ -31,9 +31,9 @@ from tradelane.connectors.base import (
     Operation,
 )
 from tradelane.connectors.mirakl.errors import MiraklRateLimited
+from tradelane.connectors.mirakl.mapping import neutral_state
 from tradelane.connectors.mirakl.port import MiraklConnector
 from tradelane.domain.errors import PermanentError, RetryableError
-from tradelane.domain.orders import MarketplaceOrderState
 from tradelane.http_edge import Exchange
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -160,12 +160,12 @@ def test_a_refused_acceptance_reads_the_order_back(state: str, accepted: bool | 
     )
     decisions = [LineDecision("ORD-1-A-1", True)]
     if accepted is None:
-        with pytest.raises(RetryableError, match="still WAITING_ACCEPTANCE"):
+        with pytest.raises(RetryableError, match="still awaiting_acceptance"):
             connector(fake, rec).accept("ORD-1-A", decisions)
     else:
         with pytest.raises(AcceptanceSettled) as settled:
             connector(fake, rec).accept("ORD-1-A", decisions)
-        assert settled.value.state is MarketplaceOrderState(state)
+        assert settled.value.state is neutral_state(state)
         assert settled.value.accepted is accepted and "OR21 answered" in settled.value.evidence
     assert rec.throttled == ["OR21", "OR11"]
 

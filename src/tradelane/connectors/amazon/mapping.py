@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 from tradelane.connectors.amazon.client import dumps
@@ -29,21 +30,24 @@ from tradelane.domain.orders import (
     Address,
     MarketplaceOrder,
     MarketplaceOrderLine,
-    MarketplaceOrderState,
+    OrderState,
 )
 
-#: Amazon's ``fulfillmentStatus`` → the hub's order state. The ONE table (neutral states replace the
-#: right-hand side later). PARTIALLY_SHIPPED stays "to ship" (lines remain); UNFULFILLABLE (Amazon-
-#: fulfilled non-retail orders only) is final like a cancellation.
-ORDER_STATES: Mapping[str, MarketplaceOrderState] = {
-    "PENDING_AVAILABILITY": MarketplaceOrderState.WAITING_DEBIT,
-    "PENDING": MarketplaceOrderState.WAITING_DEBIT_PAYMENT,
-    "UNSHIPPED": MarketplaceOrderState.SHIPPING,
-    "PARTIALLY_SHIPPED": MarketplaceOrderState.SHIPPING,
-    "SHIPPED": MarketplaceOrderState.SHIPPED,
-    "CANCELLED": MarketplaceOrderState.CANCELED,
-    "UNFULFILLABLE": MarketplaceOrderState.CANCELED,
-}
+#: Amazon's ``fulfillmentStatus`` → the hub's neutral order state. The ONE table (the raw status is kept
+#: as ``raw_state``; a status missing here is a schema error, see :func:`order_status`).
+#: PARTIALLY_SHIPPED is still handed over (lines remain to ship); UNFULFILLABLE (Amazon-fulfilled
+#: non-retail orders only) is final like a cancellation.
+ORDER_STATES: Mapping[str, OrderState] = MappingProxyType(
+    {
+        "PENDING_AVAILABILITY": OrderState.AWAITING_PAYMENT,
+        "PENDING": OrderState.AWAITING_PAYMENT,
+        "UNSHIPPED": OrderState.TO_SHIP,
+        "PARTIALLY_SHIPPED": OrderState.PARTIALLY_SHIPPED,
+        "SHIPPED": OrderState.SHIPPED,
+        "CANCELLED": OrderState.CANCELLED,
+        "UNFULFILLABLE": OrderState.CANCELLED,
+    }
+)
 
 #: Statuses whose orders are not handed to services yet: payment is not authorised (Amazon may still
 #: drop them, and gives no address). They come back with a new ``lastUpdatedTime`` once paid.
@@ -99,7 +103,7 @@ def order_from_amazon(order: Mapping[str, Any]) -> MarketplaceOrder:
     currency = next((line.currency for line in lines if line.currency), "")
     if not currency:
         currency = _money_currency(order.get("proceeds"), "grandTotal") or ""
-    if not currency and state is not MarketplaceOrderState.CANCELED:
+    if not currency and state is not OrderState.CANCELLED:
         raise AmazonSchemaError("$.orderItems", "no item carries a price currency")
     attributes: dict[str, str] = {"amazon_status": status}
     channel = order.get("salesChannel")
@@ -117,6 +121,7 @@ def order_from_amazon(order: Mapping[str, Any]) -> MarketplaceOrder:
     return MarketplaceOrder(
         marketplace_order_id=order_id,
         state=state,
+        raw_state=status,
         currency=currency,
         created_at=parse_time(order.get("createdTime"), "$.createdTime"),
         updated_at=parse_time(order.get("lastUpdatedTime"), "$.lastUpdatedTime"),
@@ -127,7 +132,7 @@ def order_from_amazon(order: Mapping[str, Any]) -> MarketplaceOrder:
     )
 
 
-def _line(item: Any, index: int, state: MarketplaceOrderState, status: str) -> MarketplaceOrderLine:
+def _line(item: Any, index: int, state: OrderState, status: str) -> MarketplaceOrderLine:
     path = f"$.orderItems[{index}]"
     if not isinstance(item, Mapping):
         raise AmazonSchemaError(path, "not an object")
@@ -146,7 +151,7 @@ def _line(item: Any, index: int, state: MarketplaceOrderState, status: str) -> M
     if isinstance(money, Mapping):
         amount = _decimal(money.get("amount"), f"{path}.product.price.unitPrice.amount")
         currency = _req_str(money, "currencyCode", f"{path}.product.price.unitPrice")
-    elif state is MarketplaceOrderState.CANCELED:
+    elif state is OrderState.CANCELLED:
         amount, currency = Decimal(0), ""
     else:
         raise AmazonSchemaError(f"{path}.product.price.unitPrice", "missing")

@@ -43,7 +43,7 @@ from tradelane.connectors.mirakl.errors import (
     MiraklShopAccessDenied,
     MiraklUnreachable,
 )
-from tradelane.connectors.mirakl.mapping import OfferImportMode
+from tradelane.connectors.mirakl.mapping import MiraklOrderState, OfferImportMode
 from tradelane.connectors.mirakl.models import (
     Account,
     Carrier,
@@ -78,7 +78,7 @@ from tradelane.connectors.mirakl.models import (
     parse_shipments_result,
 )
 from tradelane.connectors.mirakl.transport import MiraklTransport, Reply, normalize_base_url
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState
+from tradelane.domain.orders import MarketplaceOrder
 from tradelane.http_edge import ExchangeHook
 
 #: Mirakl's ceiling for ``max`` on offset-paginated lists.
@@ -398,7 +398,7 @@ class MiraklClient:
 
     def list_orders(
         self,
-        states: Iterable[MarketplaceOrderState | str] | None = None,
+        states: Iterable[MiraklOrderState | str] | None = None,
         start_update_date: datetime | None = None,
         end_update_date: datetime | None = None,
         offset: int = 0,
@@ -409,7 +409,7 @@ class MiraklClient:
         :func:`~.mapping.order_from_mirakl`; any unmappable order fails the page with a
         :class:`MiraklSchemaError` naming ``orders[i].field``. Dates must be timezone-aware."""
         _check_page(offset, max)
-        state_codes = [MarketplaceOrderState(s).value for s in states] if states is not None else []
+        state_codes = [MiraklOrderState(s).value for s in states] if states is not None else []
         if order_ids is not None and len(order_ids) > MAX_PAGE_SIZE:
             raise ValueError(f"at most {MAX_PAGE_SIZE} order ids per OR11 call, got {len(order_ids)}")
         params = {
@@ -425,7 +425,7 @@ class MiraklClient:
 
     def iter_orders(
         self,
-        states: Iterable[MarketplaceOrderState | str] | None = None,
+        states: Iterable[MiraklOrderState | str] | None = None,
         start_update_date: datetime | None = None,
         end_update_date: datetime | None = None,
         order_ids: Sequence[str] | None = None,

@@ -38,16 +38,58 @@ from tradelane.connectors.mirakl._payload import (
 from tradelane.connectors.mirakl.errors import MiraklSchemaError
 from tradelane.domain.catalog import Product
 from tradelane.domain.currencies import ISO_4217
-from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, MarketplaceOrderState
+from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine, OrderState
 
 #: Order attribute holding everything the customer wrote for the order (custom fields / personalisation),
 #: gathered at order level even when Mirakl carries it on a line.
 ORDER_MESSAGE_ATTRIBUTE = ":MiraklOrderMessage"
 
-#: ``order_line_state`` values of the OR11 schema (order states plus the two line-only ones).
-ORDER_LINE_STATES: frozenset[str] = frozenset(
-    {state.value for state in MarketplaceOrderState} | {"INCIDENT_OPEN", "REFUNDED"}
+
+class MiraklOrderState(StrEnum):
+    """Mirakl's ``order_state`` values (OR11 schema); the hub's neutral state is :data:`ORDER_STATES`'s."""
+
+    STAGING = "STAGING"
+    WAITING_ACCEPTANCE = "WAITING_ACCEPTANCE"
+    WAITING_DEBIT = "WAITING_DEBIT"
+    WAITING_DEBIT_PAYMENT = "WAITING_DEBIT_PAYMENT"
+    SHIPPING = "SHIPPING"
+    SHIPPED = "SHIPPED"
+    TO_COLLECT = "TO_COLLECT"
+    RECEIVED = "RECEIVED"
+    CLOSED = "CLOSED"
+    REFUSED = "REFUSED"
+    CANCELED = "CANCELED"
+
+
+#: Mirakl's order state → the hub's neutral :class:`~tradelane.domain.orders.OrderState`. The ONE
+#: table (every :class:`MiraklOrderState` is a key; the raw name is kept as ``raw_state``). TO_COLLECT
+#: (waiting in a pick-up point) counts as shipped: the goods left the seller.
+ORDER_STATES: Mapping[MiraklOrderState, OrderState] = MappingProxyType(
+    {
+        MiraklOrderState.STAGING: OrderState.PENDING,
+        MiraklOrderState.WAITING_ACCEPTANCE: OrderState.AWAITING_ACCEPTANCE,
+        MiraklOrderState.WAITING_DEBIT: OrderState.AWAITING_PAYMENT,
+        MiraklOrderState.WAITING_DEBIT_PAYMENT: OrderState.AWAITING_PAYMENT,
+        MiraklOrderState.SHIPPING: OrderState.TO_SHIP,
+        MiraklOrderState.SHIPPED: OrderState.SHIPPED,
+        MiraklOrderState.TO_COLLECT: OrderState.SHIPPED,
+        MiraklOrderState.RECEIVED: OrderState.DELIVERED,
+        MiraklOrderState.CLOSED: OrderState.CLOSED,
+        MiraklOrderState.REFUSED: OrderState.REFUSED,
+        MiraklOrderState.CANCELED: OrderState.CANCELLED,
+    }
 )
+
+#: ``order_line_state`` values of the OR11 schema (order states plus the two line-only ones). Line
+#: states are kept as Mirakl names them.
+ORDER_LINE_STATES: frozenset[str] = frozenset(
+    {state.value for state in MiraklOrderState} | {"INCIDENT_OPEN", "REFUNDED"}
+)
+
+
+def neutral_state(raw: str) -> OrderState:
+    """The neutral state of a Mirakl ``order_state`` (``ValueError`` for a name Mirakl does not define)."""
+    return ORDER_STATES[MiraklOrderState(raw)]
 
 
 # --------------------------------------------------------------------------------------------- orders
@@ -69,7 +111,7 @@ def order_from_mirakl(payload: Mapping[str, Any], *, path: str = "order") -> Mar
     order_id = req_str(order, "order_id", path)
     state_text = req_str(order, "order_state", path)
     try:
-        state = MarketplaceOrderState(state_text)
+        state = neutral_state(state_text)
     except ValueError:
         raise MiraklSchemaError(child(path, "order_state"), f"unknown order state {state_text!r}") from None
     currency = req_str(order, "currency_iso_code", path)
@@ -133,6 +175,7 @@ def order_from_mirakl(payload: Mapping[str, Any], *, path: str = "order") -> Mar
     return MarketplaceOrder(
         marketplace_order_id=order_id,
         state=state,
+        raw_state=state_text,
         currency=currency,
         created_at=created_at,
         updated_at=updated_at,

@@ -51,24 +51,12 @@ from tradelane.connectors.mirakl.errors import MiraklRateLimited, MiraklRequestR
 from tradelane.connectors.mirakl.limits import DEFAULT_LIMITS
 from tradelane.connectors.mirakl.settings import CONNECTOR, POLLED_STATES, MiraklSettings
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
-from tradelane.domain.orders import MarketplaceOrder, MarketplaceOrderState
+from tradelane.domain.orders import DEAD_STATES, PAST_ACCEPTANCE_STATES, MarketplaceOrder, OrderState
 
 T = TypeVar("T")
 
-#: Order states a Mirakl order reaches only once accepted (at least one line accepted).
-PAST_ACCEPTANCE_STATES = frozenset(
-    {
-        MarketplaceOrderState.WAITING_DEBIT,
-        MarketplaceOrderState.WAITING_DEBIT_PAYMENT,
-        MarketplaceOrderState.SHIPPING,
-        MarketplaceOrderState.SHIPPED,
-        MarketplaceOrderState.TO_COLLECT,
-        MarketplaceOrderState.RECEIVED,
-        MarketplaceOrderState.CLOSED,
-    }
-)
 #: Order states that end the acceptance without the order being accepted.
-NOT_ACCEPTED_STATES = frozenset({MarketplaceOrderState.REFUSED, MarketplaceOrderState.CANCELED})
+NOT_ACCEPTED_STATES = DEAD_STATES
 
 #: Remote operations tradelane calls, for the budgets it declares (A02 has no published guidance).
 OPERATIONS_CALLED: tuple[str, ...] = (*sorted(DEFAULT_LIMITS), "A02")
@@ -386,7 +374,7 @@ class MiraklConnector:
                 evidence=f"OR21 answered {exc.reason}",
             ) from exc
 
-    def _state_of(self, order_id: str) -> MarketplaceOrderState | None:
+    def _state_of(self, order_id: str) -> OrderState | None:
         """The order's state as OR11 shows it now (``None``: OR11 does not know the order)."""
         found = list(self.client.iter_orders(order_ids=[order_id]))
         states = [o.state for o in found if o.marketplace_order_id == order_id]

@@ -7,8 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from tradelane.connectors.mirakl.limits import DEFAULT_LIMITS, FALLBACK_LIMIT
-from tradelane.connectors.mirakl.mapping import MiraklOfferSettings
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.connectors.mirakl.mapping import MiraklOfferSettings, MiraklOrderState
 from tradelane.sync.ratelimit import RateLimit
 
 CONNECTOR = "mirakl"
@@ -20,9 +19,7 @@ class AcceptancePolicy(StrEnum):
 
 
 #: Order states polled with OR11 (every seller-side state after STAGING, so cancellations show too).
-POLLED_STATES: tuple[str, ...] = tuple(
-    s.value for s in MarketplaceOrderState if s is not MarketplaceOrderState.STAGING
-)
+POLLED_STATES: tuple[str, ...] = tuple(s.value for s in MiraklOrderState if s is not MiraklOrderState.STAGING)
 
 
 @dataclass(frozen=True, slots=True)

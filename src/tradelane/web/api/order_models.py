@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tradelane.domain.labels import MAX_PDF_BYTES, LabelFormat
 from tradelane.domain.order_updates import ReturnStatus, UpdateLine
+from tradelane.domain.orders import OrderState
 from tradelane.services.order_updates import DEFAULT_LABEL_TYPE
 from tradelane.web.api.common import PRINTABLE
 
@@ -55,7 +56,7 @@ class OrderLineOut(BaseModel):
     unit_price: Decimal = Field(description="Exact decimal, serialised as a string.")
     currency: str
     type: str = Field(description="`textual` for marketplace lines.")
-    state: str
+    state: str = Field(description="The line's state as the marketplace names it (e.g. CANCELED).")
     refusal_reason: str | None
 
 
@@ -75,7 +76,13 @@ class OrderOut(BaseModel):
     id: int
     channel: str
     marketplace_order_id: str
-    state: str = Field(description="Marketplace state (WAITING_ACCEPTANCE, SHIPPING, CANCELED...).")
+    state: OrderState = Field(
+        description="Where the order stands on its marketplace, in marketplace-neutral terms "
+        "(awaiting_acceptance, to_ship, shipped, cancelled...)."
+    )
+    marketplace_state: str = Field(
+        description="The same state as the marketplace names it (e.g. Mirakl SHIPPING, Amazon UNSHIPPED)."
+    )
     merchant_status: str = Field(
         description="Hand-over to the merchant system, not a fulfilment state: not_ready | pending | "
         "delivered (= created in the merchant system, *not* delivered to the customer) | quarantined | "
@@ -97,13 +104,16 @@ class OrderOut(BaseModel):
 
 class HistoryOut(BaseModel):
     at: datetime
-    state: str
+    state: str = Field(
+        description="A neutral order state the order entered (lower case: to_ship, shipped...) or an "
+        "event (upper case: ACCEPTANCE_SENT, DELIVERED...)."
+    )
     note: str | None
 
 
 class VersionOut(BaseModel):
     received_at: datetime
-    marketplace_state: str
+    marketplace_state: str = Field(description="The marketplace's own state in this version.")
     payload: dict[str, Any] = Field(description="The raw marketplace payload of this version.")
 
 

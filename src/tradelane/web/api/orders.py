@@ -33,7 +33,7 @@ from tradelane.bootstrap import Container
 from tradelane.domain.errors import ValidationError
 from tradelane.domain.labels import MAX_PDF_BYTES, LabelFormat, decode_base64
 from tradelane.domain.order_updates import UpdateResult
-from tradelane.domain.orders import MarketplaceOrderState
+from tradelane.domain.orders import OrderState
 from tradelane.persistence.db import read_only, transaction
 from tradelane.services import order_updates as updates
 from tradelane.services.labels import ChromiumRenderer, HtmlRenderer, get_document, prepare_label
@@ -87,8 +87,11 @@ def list_orders_route(
     container: ContainerDep,
     channel: Annotated[str | None, Query(min_length=1, max_length=100, pattern=PRINTABLE)] = None,
     state: Annotated[
-        MarketplaceOrderState | None,
-        Query(description="Only orders in this marketplace state; another value is a 422 listing them."),
+        OrderState | None,
+        Query(
+            description="Only orders in this (marketplace-neutral) state; another value is a 422 listing "
+            "them."
+        ),
     ] = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
     offset: Offset = 0,

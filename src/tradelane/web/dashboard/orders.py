@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from tradelane.domain.errors import ConflictError, NotFoundError
 from tradelane.domain.handover import HANDOVER_LABELS
-from tradelane.domain.orders import MarketplaceOrderState, MerchantStatus
+from tradelane.domain.orders import MerchantStatus, OrderState
 from tradelane.persistence.db import read_only
 from tradelane.services.channels import list_channels
 from tradelane.services.inspection import order_inspection
@@ -46,7 +46,7 @@ def orders_page(
             return redirect(request, PAGE, f"{str(exc)[0].upper()}{str(exc)[1:]}.", level="error")
         return redirect(request, f"{PAGE}/{order_id}")
     filters = {
-        "state": state if state in {s.value for s in MarketplaceOrderState} else None,
+        "state": state if state in {s.value for s in OrderState} else None,
         "merchant_status": merchant_status if merchant_status in {s.value for s in MerchantStatus} else None,
         "channel": clean_filter(channel, MAX_FILTER_LENGTH),
     }
@@ -62,7 +62,7 @@ def orders_page(
             "page": "orders",
             "orders": rows[:PAGE_SIZE],
             "filters": filters,
-            "states": [s.value for s in MarketplaceOrderState],
+            "states": [s.value for s in OrderState],
             "merchant_statuses": [(s.value, HANDOVER_LABELS[s.value]) for s in MerchantStatus],
             "channels": channel_names,
             "prev_url": page_url(PAGE, {**filters, "offset": max(0, start - PAGE_SIZE)}) if start else None,
