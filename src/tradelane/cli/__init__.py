@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 
 def build_app() -> typer.Typer:
-    import tradelane.cli.amazon  # (attaches `channel add amazon`)
+    """The whole CLI. Each registered connector's ``cli`` module (see
+    :class:`~tradelane.connectors.registry.ConnectorSpec`) is imported here and attaches its commands
+    (``channel add <name>``, ``sandbox <name>``...); the CLI itself names no connector."""
     import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
-    import tradelane.cli.mirakl  # (attaches `channel add mirakl`, `channel update`)
     import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
     from tradelane.cli import admin, catalog, channels, jobs, merchant, offers, orders, rules, runtime
-    from tradelane.connectors.amazon.sandbox import cli as _amazon  # noqa: F401  (attaches `sandbox amazon`)
-    from tradelane.connectors.mirakl.sandbox.cli import sandbox_app
+    from tradelane.cli.sandbox import sandbox_app
+    from tradelane.connectors.registry import CONNECTORS
+
+    for spec in CONNECTORS.values():
+        if spec.cli is not None:
+            importlib.import_module(spec.cli)
 
     app = typer.Typer(
         name="tradelane",

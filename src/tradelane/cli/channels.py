@@ -1,5 +1,5 @@
 """`tradelane channel ...`: list, check, pause/resume flows, trigger a flow now, remove; `channel add`
-holds one command per connector (cli/mirakl.py, cli/amazon.py)."""
+holds one command per connector (each in its package's ``cli`` module, e.g. connectors/mirakl/cli.py)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 Each connector package defines a :class:`ConnectorSpec` named ``SPEC`` (in its ``connector`` module);
 :data:`CONNECTOR_MODULES` lists those modules — adding a connector is one line there. Bootstrap, the
-API, the CLI, the dashboard and the demo read :data:`CONNECTORS` / :func:`get_connector`; the job
-handlers resolve a channel's connector through it. The modules are imported on first use (never at
-import time), so connector packages may import services freely.
+API, the CLI (each spec's ``cli`` module), the dashboard and the demo read :data:`CONNECTORS` /
+:func:`get_connector`; the job handlers resolve a channel's connector through it. The modules are
+imported on first use (never at import time), so connector packages may import services freely.
 """
 
 from __future__ import annotations
@@ -77,7 +77,11 @@ class ConnectorSpec:
     * ``check``: ``channel check`` (CLI, API, ``channel update``), see :data:`ChannelChecker`; None:
       the connector has no check;
     * ``credential_keys``: the credentials a channel of this connector holds that
-      :func:`update_settings` may replace (e.g. Amazon's LWA client id/secret and refresh token).
+      :func:`update_settings` may replace (e.g. Amazon's LWA client id/secret and refresh token);
+    * ``cli``: the module of the connector's commands (``channel add <name>``, ``sandbox <name>``...),
+      imported by the CLI when it builds its app (never at import time: ``tradelane --help`` loads no
+      more than it shows); importing it attaches the commands to the CLI's groups
+      (``tradelane.cli.channels.add_app``, ``tradelane.cli.sandbox.sandbox_app``). None: no commands.
     """
 
     name: str
@@ -91,6 +95,7 @@ class ConnectorSpec:
     handlers: Mapping[str, ChannelHandler] = field(default_factory=dict)
     check: ChannelChecker | None = None
     credential_keys: tuple[str, ...] = ()
+    cli: str | None = None
 
     def cursor(self, stream: str) -> str:
         """The channel cursor name of ``stream`` (``orders``, ``messages``, ``returns``)."""

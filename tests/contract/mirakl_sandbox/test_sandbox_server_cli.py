@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from mirakl_sandbox_helpers import SHOP_ID, seed_offers
 from typer.testing import CliRunner
 
+import tradelane.connectors.mirakl.cli  # noqa: F401  (attaches `sandbox mirakl`)
+from tradelane.cli.sandbox import sandbox_app
 from tradelane.connectors.mirakl.sandbox import (
     OrderLineSpec,
     SandboxClock,
@@ -19,7 +21,6 @@ from tradelane.connectors.mirakl.sandbox import (
     SandboxState,
     create_app,
 )
-from tradelane.connectors.mirakl.sandbox.cli import sandbox_app
 
 
 def _world(seed: int) -> tuple[SandboxState, bytes]:

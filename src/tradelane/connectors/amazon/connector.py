@@ -768,6 +768,7 @@ SPEC = ConnectorSpec(
     channel_capabilities=channel_capabilities,
     check=_check,
     credential_keys=CREDENTIAL_KEYS,
+    cli="tradelane.connectors.amazon.cli",
 )
 
 

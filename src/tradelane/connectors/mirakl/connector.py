@@ -64,6 +64,7 @@ SPEC = ConnectorSpec(
     cursors=CURSORS,
     customer_messages=CustomerMessages(attribute=ORDER_MESSAGE_ATTRIBUTE, is_customer=_is_customer),
     check=_check,
+    cli="tradelane.connectors.mirakl.cli",
 )
 
 

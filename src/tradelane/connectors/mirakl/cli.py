@@ -1,5 +1,6 @@
-"""`tradelane channel add mirakl` and `tradelane channel update` (Mirakl's credentials and hosts, any
-connector's settings)."""
+"""Mirakl's commands: `tradelane channel add mirakl`, `tradelane channel update` (Mirakl's credentials
+and hosts, any connector's settings) and `tradelane sandbox mirakl`. Attached to the CLI's groups when
+imported (named by the connector's ``SPEC.cli``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 
 from tradelane.cli.channels import TenantOpt, add_app, channel_app, report_check, resolve_channel
 from tradelane.cli.common import console, container, fail
+from tradelane.cli.sandbox import sandbox_app
 from tradelane.cli.secrets import required_secret, resolve_secret, secret_option, stdin_option
 from tradelane.connectors.mirakl.connector import add_channel, update_channel
 from tradelane.connectors.mirakl.settings import CONNECTOR
@@ -189,3 +191,32 @@ def channel_update(
         with app.engine.connect() as conn:
             result = check_channel(conn, channel, app.keyring)
         report_check(app, channel, result)
+
+
+@sandbox_app.command("mirakl")
+def sandbox_mirakl(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8765, help="TCP port."),
+    seed: int = typer.Option(0, help="Seed of generated ids, keys and catalog (same seed, same world)."),
+    products: int = typer.Option(20, help="Number of generated catalog products."),
+    rate_limits: bool = typer.Option(
+        True, "--rate-limits/--no-rate-limits", help="Apply Mirakl's published per-operation budgets."
+    ),
+    frozen_clock: bool = typer.Option(
+        False, "--frozen-clock", help="Freeze the clock (move it with /_sandbox/clock) instead of wall time."
+    ),
+) -> None:
+    """Serve a Mirakl seller-API sandbox; prints each shop's id and (sandbox-only) API key."""
+    from tradelane.connectors.mirakl.sandbox.server import serve
+    from tradelane.connectors.mirakl.sandbox.state import SandboxState
+
+    state = SandboxState(
+        seed,
+        products=products,
+        rate_limits=None if rate_limits else {},
+        follow_wall_time=not frozen_clock,
+    )
+    for shop in state.shops.values():
+        typer.echo(f"shop {shop.shop_id} ({shop.name}, {shop.currency}): Authorization: {shop.api_key}")
+    typer.echo(f"seller API at http://{host}:{port}/api, controls at http://{host}:{port}/_sandbox")
+    serve(host, port, seed, state=state)
