@@ -379,7 +379,12 @@ class MarketplaceConnector(Protocol):
         ...
 
     def list_offers(self) -> Sequence[ListedOffer]:
-        """Every offer the account has on the marketplace now."""
+        """Every offer the account has on the marketplace now.
+
+        No service calls it yet: it is the contract for the offer reconciler (what the marketplace
+        lists against what the hub published), the unique-ID match of existing offers to catalog
+        items and the cutover from a previous tool (issue 11). The connector suite and the sandboxes
+        exercise it; implement it so (all pages, read-only, budget-aware)."""
         ...
 
     def ship(self, shipment: Shipment) -> None: ...
@@ -391,7 +396,11 @@ class MarketplaceConnector(Protocol):
     def upload_document(self, document: Document) -> None: ...
 
     def set_holiday(self, start: datetime | None, end: datetime | None) -> None:
-        """Close the shop from ``start`` to ``end`` (both None: reopen)."""
+        """Close the shop from ``start`` to ``end`` (both None: reopen).
+
+        No service calls it yet: it is the contract for the cutover of issue 11 (closing the shop
+        while the listings move from the previous tool to the hub, reopening after the reconciler and
+        the unique-ID match found them consistent). The connector suite exercises it."""
         ...
 
     def check(self) -> CheckReport:
