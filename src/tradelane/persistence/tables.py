@@ -187,6 +187,14 @@ jobs = sa.Table(
         sqlite_where=sa.text("state = 'dead'"),
         postgresql_where=sa.text("state = 'dead'"),
     ),
+    # A tenant's cancelled jobs (revision 0013): the jobs page lists them without reading its history.
+    sa.Index(
+        "ix_jobs_cancelled",
+        "tenant_id",
+        "id",
+        sqlite_where=sa.text("state = 'cancelled'"),
+        postgresql_where=sa.text("state = 'cancelled'"),
+    ),
     sa.Index(
         "uq_jobs_pending_dedupe",
         "dedupe_key",
