@@ -387,3 +387,28 @@ def test_customer_messages_join_their_order_whichever_came_first(engine: Any, no
         linked = conn.execute(sa.select(order_messages.c.order_id)).scalars().all()
     assert attributes[":FakeNote"] == "Gift wrap" and message == "Gift wrap" and attributes["x"] == "y"
     assert linked == [order_id, order_id]
+
+
+@pytest.mark.parametrize("cancelled", ["CANCELED", "CANCELLED", "REFUSED"])
+def test_a_line_cancelled_after_delivery_is_noticed_whatever_the_marketplace_calls_it(
+    hub: Hub, now: datetime, cancelled: str
+) -> None:
+    """Lines keep their raw state: Mirakl says CANCELED, Amazon CANCELLED; both take the line away."""
+    first = make_order(1, now)
+    two_lines = replace(
+        first, lines=(*first.lines, replace(first.lines[0], line_id="F-1-2", offer_sku="SKU-2"))
+    )
+    hub.market.orders = [two_lines]
+    hub.poll()
+    with hub.engine.begin() as conn:
+        conn.execute(sa.update(orders).values(merchant_status="delivered"))
+    later = replace(
+        two_lines,
+        updated_at=now + timedelta(minutes=5),
+        lines=(two_lines.lines[0], replace(two_lines.lines[1], state=cancelled)),
+    )
+    hub.market.orders.append(later)  # the next version, after the cursor
+    hub.clock.advance(300)
+    hub.poll()
+    notices = hub.jobs("orders.notify_cancellation")
+    assert [n.payload["lines"] for n in notices] == [["F-1-2"]]

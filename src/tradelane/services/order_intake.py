@@ -36,8 +36,9 @@ from tradelane.sync.jobs import JobSpec, enqueue_many
 
 POLL = "orders.poll"
 ACCEPT = "orders.accept"
-#: Line states meaning the marketplace took the line away from the order.
-CANCELLED_LINE_STATES = frozenset({"CANCELED", "REFUSED"})
+#: Line states (connectors keep each line's raw state) meaning the marketplace took the line away from
+#: the order: Mirakl's CANCELED / REFUSED, Amazon's CANCELLED (an item with a cancellation executed).
+CANCELLED_LINE_STATES = frozenset({"CANCELED", "CANCELLED", "REFUSED"})
 
 
 def poll_orders(ctx: JobContext, channel: Channel, spec: ConnectorSpec) -> dict[str, Any]:
