@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -373,7 +374,7 @@ class AmazonConnector:
                 if not feed_ids:
                     raise
                 # feeds were created that the retry sends again: wait until it can send all of them
-                whole = len(documents) / create_feed.per_second
+                whole = _refill_seconds(len(documents), create_feed)
                 raise RetryableError(
                     f"createFeed: {exc.reason} after {len(feed_ids)} of {len(documents)} feeds; the "
                     f"submission is sent again once the budget allows {len(documents)} feeds",
@@ -448,7 +449,7 @@ class AmazonConnector:
                 if not read:
                     raise
                 # the retry reads every report again: wait until getFeedDocument's budget allows all
-                whole = reports / self.budget("getFeedDocument").per_second
+                whole = _refill_seconds(reports, self.budget("getFeedDocument"))
                 raise RetryableError(
                     f"getFeedDocument: {exc.reason} after {read} of {reports} processing reports; read "
                     f"again once the budget allows {reports}",
@@ -665,6 +666,12 @@ class AmazonConnector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _refill_seconds(tokens: int, budget: RateBudget) -> float:
+    """Whole seconds (one more than the exact refill) until ``budget`` holds ``tokens`` again from
+    empty: a wait that lands exactly on the refill may find a token a rounding error short."""
+    return float(math.ceil(tokens / budget.per_second) + 1)
 
 
 def _issues_note(found: Sequence[OfferOutcome], stop: str | None) -> str | None:
