@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from tradelane.connectors.base import Capabilities, FeedChanges, FeedItem, MarketplaceConnector, Operation
 from tradelane.connectors.registry import ConnectorSpec, CustomerMessages
 from tradelane.domain.channels import Flow
-from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
+from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError, ValidationError
 from tradelane.domain.feeds import FeedFailureKind, FeedHealth, SecondaryFeed, after_failure, classify_status
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import alerts, order_messages, orders, returns
@@ -164,6 +164,22 @@ def enqueue_feed(
         ),
         now=now,
     )
+
+
+def unread_feeds(spec: ConnectorSpec, settings: dict[str, Any]) -> list[tuple[str, str]]:
+    """The secondary feeds a channel of ``spec`` with ``settings`` never reads (its connector does not
+    declare their operation: e.g. a Mirakl operator without the returns module), each with the
+    connector's reason (its hint; a generic one without). Settings the connector refuses: none listed
+    (the channel's jobs say what is wrong)."""
+    try:
+        capabilities = spec.channel_capabilities(settings)
+    except ValidationError:
+        return []
+    return [
+        (feed.value, capabilities.hints.get(operation.value) or f"{spec.title} does not offer {feed.value}")
+        for feed, (_kind, operation, _stream) in FEED_JOBS.items()
+        if not capabilities.supports(operation)
+    ]
 
 
 def enqueue_feeds(conn: Connection, channel: Channel, capabilities: Capabilities, *, now: datetime) -> None:

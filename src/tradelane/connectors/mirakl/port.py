@@ -44,12 +44,13 @@ from tradelane.connectors.base import (
     Refund,
     Shipment,
     SubmitMode,
+    UnsupportedOperation,
 )
 from tradelane.connectors.mirakl import fulfilment_port, offers_port
 from tradelane.connectors.mirakl.client import CheckProblem, MiraklClient
 from tradelane.connectors.mirakl.errors import MiraklRateLimited, MiraklRequestRejected
 from tradelane.connectors.mirakl.limits import DEFAULT_LIMITS
-from tradelane.connectors.mirakl.settings import CONNECTOR, POLLED_STATES, MiraklSettings
+from tradelane.connectors.mirakl.settings import CONNECTOR, OPTIONAL_MODULES, POLLED_STATES, MiraklSettings
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
 from tradelane.domain.orders import DEAD_STATES, PAST_ACCEPTANCE_STATES, MarketplaceOrder, OrderState
 
@@ -66,14 +67,32 @@ MULTI_SHIPMENT_OFF = "the operator's multi-shipment is off (channel setting mult
 MAX_SHIPMENTS_PER_CALL = 1_000
 
 
+#: The feed operation of each optional module (settings ``modules``).
+MODULE_OPERATIONS: dict[str, Operation] = {
+    "returns": Operation.FETCH_RETURNS,
+    "messages": Operation.FETCH_MESSAGES,
+}
+
+
+def module_off(name: str) -> str:
+    """Why a channel does not read module ``name``'s feed (the hint shown for its operation)."""
+    return (
+        f"the operator does not offer {name} (channel setting modules.{name} is false): "
+        f"{OPTIONAL_MODULES[name]} is never called"
+    )
+
+
 def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
-    """What a Mirakl channel with ``settings`` does (budgets include the channel's overrides)."""
+    """What a Mirakl channel with ``settings`` does (budgets include the channel's overrides). An
+    optional module the operator does not offer (``modules``) leaves its feed operation out, with a
+    hint saying why: its jobs are never queued nor served."""
+    absent = {op: name for name, op in MODULE_OPERATIONS.items() if not settings.offers_module(name)}
     budgets = {}
     for op in OPERATIONS_CALLED:
         limit = settings.limit(op)
         budgets[op] = RateBudget(per_second=limit.calls / limit.per_seconds, burst=limit.burst)
     return Capabilities(
-        operations=frozenset(Operation),
+        operations=frozenset(Operation) - set(absent),
         acceptance_required=True,
         acceptance_deadline=timedelta(seconds=settings.acceptance_window_seconds),
         line_level_cancellation=False,
@@ -105,6 +124,7 @@ def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
             Operation.SET_HOLIDAY.value: "A02 closed_from / closed_to on the shop account",
             "line_cancellation": "OR29 cancels whole orders only; refund the lines instead",
             **({} if settings.multi_shipment else {"partial_shipments": MULTI_SHIPMENT_OFF}),
+            **{op.value: module_off(name) for op, name in absent.items()},
         },
     )
 
@@ -384,7 +404,10 @@ class MiraklConnector:
 
     def fetch_messages(self, cursor: str | None, *, now: datetime) -> FeedChanges:
         """M01 since ``cursor`` (inclusive), every page (M01 lists newest first: a first page alone would
-        lose the older ones). The next cursor is the newest message's date (None: nothing new)."""
+        lose the older ones). The next cursor is the newest message's date (None: nothing new).
+        :class:`UnsupportedOperation` (before any call) when the operator does not offer messages."""
+        if not self.settings.offers_module("messages"):
+            raise UnsupportedOperation(self.name, Operation.FETCH_MESSAGES)
         messages = list(self.client.iter_messages(start_date=_parse_ts(cursor)))
         items = [
             FeedItem(
@@ -401,7 +424,10 @@ class MiraklConnector:
 
     def fetch_returns(self, cursor: str | None, *, now: datetime) -> FeedChanges:
         """RT11 updated since ``cursor``, every page. The next cursor re-reads a little of the past (the
-        overlap) so a return updated at the boundary is never missed (None: nothing new)."""
+        overlap) so a return updated at the boundary is never missed (None: nothing new).
+        :class:`UnsupportedOperation` (before any call) when the operator does not offer returns."""
+        if not self.settings.offers_module("returns"):
+            raise UnsupportedOperation(self.name, Operation.FETCH_RETURNS)
         found = list(self.client.iter_returns(updated_from=_parse_ts(cursor)))
         items = [
             FeedItem(

@@ -18,6 +18,27 @@ class AcceptancePolicy(StrEnum):
     ACCEPT_IF_KNOWN = "accept_if_known"  # refuse lines whose SKU is unknown or out of stock
 
 
+#: The operator's optional modules a channel may declare absent (setting ``modules``), each with the
+#: call it would make: an absent module's feed is never read (its operation is not declared).
+OPTIONAL_MODULES: dict[str, str] = {"returns": "RT11", "messages": "M01"}
+
+
+def _modules(value: Any) -> dict[str, bool]:
+    """``modules`` validated: an object of :data:`OPTIONAL_MODULES` names to booleans; a module left
+    out is on (the default, with the 404 → ``feed_unavailable`` alert and backoff as safety net)."""
+    if not isinstance(value, dict):
+        raise ValueError('modules must be an object, e.g. {"returns": false, "messages": false}')
+    unknown = sorted(set(value) - set(OPTIONAL_MODULES))
+    if unknown:
+        raise ValueError(
+            f"unknown Mirakl modules: {', '.join(map(str, unknown))} (known: {', '.join(OPTIONAL_MODULES)})"
+        )
+    wrong = sorted(k for k, v in value.items() if not isinstance(v, bool))
+    if wrong:
+        raise ValueError(f"modules: {', '.join(wrong)} must be true or false")
+    return {name: value.get(name, True) for name in OPTIONAL_MODULES}
+
+
 #: Order states polled with OR11 (every seller-side state after STAGING, so cancellations show too).
 POLLED_STATES: tuple[str, ...] = tuple(s.value for s in MiraklOrderState if s is not MiraklOrderState.STAGING)
 
@@ -42,6 +63,13 @@ class MiraklSettings:
     delta_batch_size: int = 5_000
     staging_hostname: str | None = None
     staging_shop_id: str | None = None
+    #: The operator's optional modules (:data:`OPTIONAL_MODULES`) → offered; all on by default. An
+    #: operator without returns or messages: ``{"returns": false, "messages": false}``.
+    modules: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(OPTIONAL_MODULES, True))
+
+    def offers_module(self, name: str) -> bool:
+        """Whether the operator offers optional module ``name`` (``returns``, ``messages``)."""
+        return self.modules.get(name, True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MiraklSettings:
@@ -60,6 +88,8 @@ class MiraklSettings:
             }
         if "carrier_map" in values:
             values["carrier_map"] = {k.strip().lower(): v for k, v in values["carrier_map"].items()}
+        if "modules" in values:
+            values["modules"] = _modules(values["modules"])
         settings = cls(**values)
         settings.offer_settings()  # validate eagerly
         return settings
@@ -80,6 +110,7 @@ class MiraklSettings:
             "delta_batch_size": self.delta_batch_size,
             "staging_hostname": self.staging_hostname,
             "staging_shop_id": self.staging_shop_id,
+            "modules": dict(self.modules),
         }
 
     def offer_settings(self) -> MiraklOfferSettings:

@@ -1,7 +1,8 @@
 """Channels: lifecycle, flows (on/off, paused, last success, configured and observed frequency),
-rate-limit budgets, the credentials alert; pause/resume one flow (``services.channels.set_paused``, as
-``POST /api/v1/channels/{name}/pause|resume`` and ``tradelane channel pause|resume``) and run one now
-(``services.channels.run_flow_now``, as ``tradelane channel sync``)."""
+rate-limit budgets, the credentials alert, the secondary feeds never read and why; pause/resume one
+flow (``services.channels.set_paused``, as ``POST /api/v1/channels/{name}/pause|resume`` and
+``tradelane channel pause|resume``) and run one now (``services.channels.run_flow_now``, as
+``tradelane channel sync``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
+from tradelane.connectors.registry import CONNECTORS
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import NotFoundError
 from tradelane.persistence.db import read_only, transaction
 from tradelane.services import channels as channel_service
 from tradelane.services.channel_insights import channel_insights
+from tradelane.services.feeds import unread_feeds
 from tradelane.sync.scheduler import FLOW_JOB_KINDS
 from tradelane.web.dashboard.limits import bucket_limit
 from tradelane.web.dashboard.rendering import PREFIX, redirect, render
@@ -30,11 +33,16 @@ def channels_page(request: Request, session: SessionDep) -> Response:
     with read_only(container.engine) as conn:
         insights = channel_insights(conn, session.tenant.id, now=container.now(), limit_for=bucket_limit)
         alerts = {ins.channel.id: channel_service.credentials_alert(conn, ins.channel) for ins in insights}
+    unread = {
+        ins.channel.id: unread_feeds(CONNECTORS[ins.channel.connector], ins.channel.settings)
+        for ins in insights
+        if ins.channel.connector in CONNECTORS
+    }
     runnable = {flow for flow, kind in FLOW_JOB_KINDS.items() if kind in container.registry.kinds()}
     return render(
         request,
         "dashboard/channels.html",
-        {"page": "channels", "insights": insights, "alerts": alerts, "runnable": runnable},
+        {"page": "channels", "insights": insights, "alerts": alerts, "runnable": runnable, "unread": unread},
         session=session,
     )
 
