@@ -172,6 +172,9 @@ def _orders_accepted_imported_and_delivered(
     # (harmless, Mirakl keeps the last tracking), then OR24 once.
     assert _statuses(world, "OR23") == [429, 204, 204]
     assert _statuses(world, "OR24") == [429, 204]
+    for op in ("OR23", "OR24"):  # Retry-After honoured
+        refused, retried = world.state.calls(op)[:2]
+        assert (retried.at - refused.at).total_seconds() >= 5
     assert shipment_calls(world)[-2:] == ["OR23", "OR24"]
     shipped = world.state.order(ours)
     assert shipped.state.value == "SHIPPED"
