@@ -27,7 +27,7 @@ from mirakl_world import SHOP_ID, World, build_world, catalog
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
 from tradelane.merchant.sandbox.callback import send_update
 from tradelane.merchant.sandbox.state import CallbackConfig
-from tradelane.persistence.tables import jobs
+from tradelane.persistence.tables import jobs, orders
 from tradelane.services.merchant_systems import add_http_system
 
 OMS_SECRET = "mirakl-loop-oms-signing-secret-0123"
@@ -146,8 +146,13 @@ def _orders_accepted_imported_and_delivered(
     _drain(world, step=5)
     assert [r.fault for r in world.state.calls("OR11")].count("duplicate_page") == 1
 
+    # Each order imported once and received once by the OMS (a list: a second delivery would show).
+    refs = sorted(f"{world.channel.name}:{order_id}" for order_id in everyone)
+    assert sorted(o.ref for o in oms_state.orders()) == refs
+    with world.engine.connect() as conn:
+        stored = conn.execute(sa.select(orders.c.marketplace_order_id, orders.c.merchant_status)).all()
+    assert sorted(stored) == sorted((order_id, "delivered") for order_id in everyone)
     received = {o.ref: o for o in oms_state.orders()}
-    assert sorted(received) == sorted(f"{world.channel.name}:{order_id}" for order_id in everyone)
     mine = received[f"{world.channel.name}:{ours}"]
     assert sorted(
         (ln["sku"], ln["quantity"], Decimal(ln["unit_price"])) for ln in mine.document["lines"]
