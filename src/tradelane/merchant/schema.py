@@ -25,7 +25,9 @@ from tradelane.domain.errors import ValidationError
 from tradelane.domain.orders import LineType
 
 DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
-SCHEMA_VERSION = "1"
+#: "2": ``state`` carries the hub's marketplace-neutral state (``to_ship``...) and ``marketplace_state``
+#: the marketplace's own name for it (version "1" sent Mirakl's names in ``state``).
+SCHEMA_VERSION = "2"
 
 #: Line states (marketplace side) whose lines are not handed to the merchant system.
 UNDELIVERABLE_LINE_STATES = frozenset({"REFUSED", "CANCELED", "CANCELLED"})
@@ -89,6 +91,9 @@ class OmsOrder(BaseModel):
     state: str = Field(
         description="Where the order stands on its marketplace, in the hub's marketplace-neutral terms "
         "(to_ship, partially_shipped...; see tradelane.domain.orders.OrderState)."
+    )
+    marketplace_state: str | None = Field(
+        default=None, description="The marketplace's own name for the state (SHIPPING, UNSHIPPED...)."
     )
     currency: str = Field(min_length=3, max_length=3)
     total_price: str = Field(pattern=DECIMAL_PATTERN, description="Sum of the lines' totals, exact.")
@@ -181,6 +186,7 @@ def _build(order: Mapping[str, Any], attributes: Mapping[str, str], mapping: Map
             "channel": order["channel"],
             "marketplace_order_id": order["marketplace_order_id"],
             "state": str(order["state"]),
+            "marketplace_state": order.get("marketplace_state"),
             "currency": order["currency"],
             "total_price": _decimal(total),
             "attributes": {str(k): str(v) for k, v in attributes.items()},
