@@ -141,6 +141,9 @@ class OrderChanges:
     cursor: str | None
     fetched: int = 0
     withheld: int = 0
+    #: The read stopped early (its budget ran out after some pages): ``cursor`` continues it, and the
+    #: intake service queues the next poll at once instead of waiting for the schedule.
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from tradelane.services.connector_session import ConnectorSession
 from tradelane.services.order_delivery import enqueue_cancellation_notice
 from tradelane.services.order_health import delivery_spec
 from tradelane.sync.context import JobContext
-from tradelane.sync.jobs import JobSpec, enqueue_many
+from tradelane.sync.jobs import JobSpec, enqueue, enqueue_many
 
 POLL = "orders.poll"
 ACCEPT = "orders.accept"
@@ -84,6 +84,20 @@ def poll_orders(ctx: JobContext, channel: Channel, spec: ConnectorSpec) -> dict[
             feeds.enqueue_feeds(conn, channel, connector.capabilities, now=now)
             if changes.cursor is not None and changes.cursor != cursor:
                 order_service.set_cursor(conn, channel.id, cursor_name, changes.cursor, now=now)
+            if changes.more:  # the read stopped early: continue as soon as the budget allows
+                summary["more"] = True
+                enqueue(
+                    conn,
+                    JobSpec(
+                        tenant_id=channel.tenant_id,
+                        kind=POLL,
+                        payload={},
+                        channel_id=channel.id,
+                        flow="orders",
+                        dedupe_key=f"{POLL}:{channel.id}",
+                    ),
+                    now=now,
+                )
             session.record(conn, POLL, now=now)
             ctx.complete_in(conn, summary)
     return summary

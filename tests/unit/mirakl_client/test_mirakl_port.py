@@ -5,6 +5,7 @@ settled, holiday mode (A02) and the account check — against a scripted Mirakl 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,7 +92,7 @@ def test_it_is_a_marketplace_connector_declaring_mirakl_capabilities() -> None:
     assert set(Operation) == set(caps.operations)
 
 
-def test_fetch_orders_takes_one_token_for_every_page_and_returns_an_overlapping_cursor() -> None:
+def test_fetch_orders_takes_a_token_per_page_and_returns_an_overlapping_cursor() -> None:
     rec = Recorder()
     orders = [
         order(f"ORD-{i:04d}-A", last_updated_date=f"2024-05-01T10:{i % 60:02d}:00Z") for i in range(150)
@@ -99,11 +100,13 @@ def test_fetch_orders_takes_one_token_for_every_page_and_returns_an_overlapping_
     orders.append(order("ORD-0001-A", last_updated_date="2024-05-01T11:30:00Z"))  # a newer version
     fake = FakeMirakl().on("GET", "/api/orders", paged(orders))
     changes = connector(fake, rec).fetch_orders(None, now=NOW)
-    assert len(fake.requests) == 2 and rec.throttled == ["OR11"]
-    assert changes.fetched == 150  # the client never yields an order twice within a run
+    assert len(fake.requests) == 2 and rec.throttled == ["OR11", "OR11"]  # Mirakl counts every call
+    assert changes.fetched == 151 and len(changes.orders) == 150 and not changes.more
+    [first] = [o for o in changes.orders if o.marketplace_order_id == "ORD-0001-A"]
+    assert first.updated_at == datetime(2024, 5, 1, 11, 30, tzinfo=UTC)  # the newest version wins
     # initial look-back: 72 hours before now
     assert fake.requests[0].url.params["start_update_date"] == "2024-04-28T12:00:00.000Z"
-    assert changes.cursor == (datetime(2024, 5, 1, 10, 59, tzinfo=UTC) - timedelta(seconds=300)).isoformat()
+    assert changes.cursor == (datetime(2024, 5, 1, 11, 30, tzinfo=UTC) - timedelta(seconds=300)).isoformat()
     assert all(o.acceptance_deadline is not None for o in changes.orders)
     # the next run starts at the cursor; with nothing newer it stays where it is
     again = connector(FakeMirakl().on("GET", "/api/orders", paged([])), rec).fetch_orders(
@@ -111,6 +114,41 @@ def test_fetch_orders_takes_one_token_for_every_page_and_returns_an_overlapping_
     )
     assert again.cursor == changes.cursor and again.orders == []
     assert [e.op for e in rec.exchanges] == ["OR11", "OR11", "OR11"]
+
+
+def test_a_poll_stopped_by_its_budget_keeps_what_it_read_and_continues_the_scan() -> None:
+    """More than a page under a budget of one OR11 call: the first run keeps page 1 and says there is
+    more; the next continues a little before where it stopped; the scan then ends with the watermark."""
+    orders = [
+        order(f"ORD-{i:04d}-A", last_updated_date=f"2024-05-01T10:{i % 60:02d}:00Z") for i in range(150)
+    ]
+
+    class OneToken(Recorder):
+        def env(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> ConnectorEnv:
+            def throttle(op: str) -> None:
+                if self.throttled:
+                    raise RetryableError("OR11 budget spent", retry_after=60.0)
+                self.throttled.append(op)
+
+            return replace(super().env(settings, **kwargs), throttle=throttle)
+
+    fake = FakeMirakl().on("GET", "/api/orders", paged(orders))
+    first = connector(fake, OneToken()).fetch_orders(None, now=NOW)
+    assert len(fake.requests) == 1 and first.more and len(first.orders) == 100
+    assert first.cursor is not None and first.cursor.startswith("2024-04-28T12:00:00+00:00|80|")
+    rest = connector(fake, OneToken()).fetch_orders(first.cursor, now=NOW)
+    assert fake.requests[1].url.params["offset"] == "80"
+    assert fake.requests[1].url.params["start_update_date"] == "2024-04-28T12:00:00.000Z"
+    assert not rest.more and len(rest.orders) == 70  # 20 seen again (harmless), 50 new
+    seen = {o.marketplace_order_id for o in (*first.orders, *rest.orders)}
+    assert len(seen) == 150
+    newest = datetime(2024, 5, 1, 10, 59, tzinfo=UTC)  # across both runs
+    assert rest.cursor == (newest - timedelta(seconds=300)).isoformat()
+    # nothing read at all: the error goes up (the job is retried), the cursor untouched
+    with pytest.raises(RetryableError):
+        spent = OneToken()
+        spent.throttled.append("OR11")
+        connector(fake, spent).fetch_orders(first.cursor, now=NOW)
 
 
 def test_a_429_holds_the_operations_budget_before_the_error_goes_up() -> None:

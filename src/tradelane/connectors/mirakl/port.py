@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -48,7 +48,7 @@ from tradelane.connectors.base import (
 )
 from tradelane.connectors.mirakl import fulfilment_port, offers_port
 from tradelane.connectors.mirakl.client import CheckProblem, MiraklClient
-from tradelane.connectors.mirakl.errors import MiraklRateLimited, MiraklRequestRejected
+from tradelane.connectors.mirakl.errors import MiraklBadResponse, MiraklRateLimited, MiraklRequestRejected
 from tradelane.connectors.mirakl.limits import DEFAULT_LIMITS
 from tradelane.connectors.mirakl.settings import CONNECTOR, OPTIONAL_MODULES, POLLED_STATES, MiraklSettings
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
@@ -297,6 +297,42 @@ def _parse_ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+#: OR11's largest page, pages one poll may read, and how many orders before its stopping point a
+#: continued scan starts again (orders that left the polled states meanwhile shift later ones forward).
+_PAGE_SIZE = 100
+_MAX_PAGES_PER_POLL = 1_000
+_RESUME_OVERLAP = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _OrdersScan:
+    """Where an OR11 scan stands: its ``start_update_date``, the offset to resume at, and the newest
+    ``last_updated_date`` seen so far. Encoded in the orders cursor as the bare ISO watermark (a scan
+    to start) or ``ISO|offset|newest-ISO`` (a scan to continue)."""
+
+    start: datetime
+    offset: int = 0
+    newest: datetime | None = None
+
+    @classmethod
+    def parse(cls, cursor: str | None, default_start: datetime) -> _OrdersScan:
+        if not cursor:
+            return cls(default_start)
+        parts = cursor.split("|")
+        if len(parts) == 1:
+            return cls(datetime.fromisoformat(parts[0]))
+        if len(parts) != 3:
+            raise PermanentError(f"unreadable Mirakl orders cursor {cursor!r}")
+        try:
+            return cls(datetime.fromisoformat(parts[0]), int(parts[1]), _parse_ts(parts[2] or None))
+        except ValueError:
+            raise PermanentError(f"unreadable Mirakl orders cursor {cursor!r}") from None
+
+    def encode(self) -> str:
+        newest = self.newest.isoformat() if self.newest is not None else ""
+        return f"{self.start.isoformat()}|{self.offset}|{newest}"
+
+
 class MiraklConnector:
     """The :class:`~tradelane.connectors.base.MarketplaceConnector` of one Mirakl shop.
 
@@ -342,24 +378,61 @@ class MiraklConnector:
     # --- orders ------------------------------------------------------------------------------
 
     def fetch_orders(self, cursor: str | None, *, now: datetime) -> OrderChanges:
-        """OR11, every page, from the watermark ``cursor`` (an ISO ``start_update_date``; None: the
-        initial look-back). One version per order (the newest: a duplicated page yields an order
-        twice), offer SKUs mapped to catalog SKUs and the acceptance deadline filled in. The next
-        cursor is the newest ``last_updated_date`` seen *minus the overlap*, never before this one, so
-        an order updated at a page or time boundary is seen again rather than missed."""
-        start = _parse_ts(cursor) or now - timedelta(hours=self.settings.initial_lookback_hours)
-        fetched = list(self.client.iter_orders(states=POLLED_STATES, start_update_date=start))
+        """OR11, page after page, from the watermark in ``cursor`` (an ISO ``start_update_date``; None:
+        the initial look-back). One version per order (the newest: a duplicated page yields an order
+        twice), offer SKUs mapped to catalog SKUs and the acceptance deadline filled in.
+
+        Each page takes a token of OR11's budget (Mirakl counts every call). When the budget or a 429
+        stops the read after at least one page, the orders read so far are returned with a
+        *continuation* cursor (:class:`_OrdersScan`): the next poll resumes the same scan a few orders
+        before where this one stopped (orders leaving the polled states shift later ones forward), so
+        a backlog of more than a page is taken in one page per budget token instead of never. Once a
+        scan reaches its end, the next watermark is the newest ``last_updated_date`` it saw *minus the
+        overlap*, never before its start, so an order updated at a page or time boundary is seen again
+        rather than missed."""
+        scan = _OrdersScan.parse(cursor, now - timedelta(hours=self.settings.initial_lookback_hours))
         latest: dict[str, MarketplaceOrder] = {}
-        for raw_order in fetched:
-            order = self._localise(raw_order)
-            seen = latest.get(order.marketplace_order_id)
-            if seen is None or order.updated_at >= seen.updated_at:
-                latest[order.marketplace_order_id] = order
-        newest = max((o.updated_at for o in latest.values()), default=None)
-        mark = start
-        if newest is not None:
-            mark = max(start, newest - timedelta(seconds=self.settings.poll_overlap_seconds))
-        return OrderChanges(orders=list(latest.values()), cursor=mark.isoformat(), fetched=len(fetched))
+        fetched = 0
+        offset = scan.offset
+        newest = scan.newest
+        complete = False
+        for _ in range(_MAX_PAGES_PER_POLL):
+            try:
+                page = self.client.list_orders(POLLED_STATES, scan.start, None, offset, _PAGE_SIZE)
+            except RetryableError:
+                if fetched == 0:
+                    raise  # nothing read: the job is retried as before
+                break
+            fetched += len(page.orders)
+            fresh = [o for o in page.orders if o.marketplace_order_id not in latest]
+            if page.orders and not fresh:
+                raise MiraklBadResponse(
+                    f"OR11 paging returned only already-seen orders at offset {offset} "
+                    f"(total_count {page.total_count}); the listing shifted or a page was replayed",
+                    op="OR11",
+                )
+            for raw_order in page.orders:
+                order = self._localise(raw_order)
+                seen = latest.get(order.marketplace_order_id)
+                if seen is None or order.updated_at >= seen.updated_at:
+                    latest[order.marketplace_order_id] = order
+                if newest is None or order.updated_at > newest:
+                    newest = order.updated_at
+            offset += len(page.orders)
+            if not page.orders or offset >= page.total_count:
+                complete = True
+                break
+        if complete:
+            mark = scan.start
+            if newest is not None:
+                mark = max(scan.start, newest - timedelta(seconds=self.settings.poll_overlap_seconds))
+            next_cursor = mark.isoformat()
+        else:
+            resume = max(0, offset - _RESUME_OVERLAP)
+            next_cursor = _OrdersScan(scan.start, resume, newest).encode()
+        return OrderChanges(
+            orders=list(latest.values()), cursor=next_cursor, fetched=fetched, more=not complete
+        )
 
     def _localise(self, order: MarketplaceOrder) -> MarketplaceOrder:
         """Catalog SKUs from offer SKUs (the channel's SKU template) and the acceptance deadline."""
