@@ -578,14 +578,29 @@ class _ProductStatements:
 
     def insert_row(self, row: CatalogRow) -> tuple[Any, ...]:
         """The INSERT parameters of a new product."""
+        return (self._tenant, row[0], *self._content(row, self._price), self._now, self._now)
+
+    def update_row(self, row: CatalogRow, product_id: int) -> tuple[Any, ...]:
+        """The UPDATE parameters of a stored product (every column of its content, and ``updated_at``)."""
+        return (*self._content(row, self._price), self._now, product_id)
+
+    def stage_row(self, position: int, row: CatalogRow) -> tuple[Any, ...]:
+        """The row of the PostgreSQL staging table (see :data:`_STAGE_COLUMNS`) for a product, written
+        ``position``-th (the order of the INSERT, hence of new ids). Its price stays a ``Decimal``: COPY
+        writes it as text itself."""
+        return (position, row[0], *self._content(row, _same))
+
+    def _content(self, row: CatalogRow, price: Callable[[Any], Any]) -> tuple[Any, ...]:
+        """The values of :attr:`_CONTENT` for ``row``: its price (when it has one) through ``price``, its
+        labels and attributes as serialised JSON documents (cached until :meth:`forget`)."""
         (
-            sku,
+            _sku,
             parent_sku,
             title,
             description,
             brand,
             gtin,
-            price,
+            amount,
             currency,
             quantity,
             labels,
@@ -600,85 +615,16 @@ class _ProductStatements:
         if attributes_doc is None:
             attributes_doc = self._attributes_doc(attributes)
         return (
-            self._tenant,
-            sku,
             parent_sku,
             title,
             description,
             brand,
             gtin,
-            None if price is None else self._price(price),
+            None if amount is None else price(amount),
             currency,
             quantity,
             labels_doc,
             attributes_doc,
-            digest,
-            self._now,
-            self._now,
-        )
-
-    def update_row(self, row: CatalogRow, product_id: int) -> tuple[Any, ...]:
-        """The UPDATE parameters of a stored product (every column of its content, and ``updated_at``)."""
-        (
-            _sku,
-            parent_sku,
-            title,
-            description,
-            brand,
-            gtin,
-            price,
-            currency,
-            quantity,
-            labels,
-            attributes,
-            digest,
-        ) = row
-        return (
-            parent_sku,
-            title,
-            description,
-            brand,
-            gtin,
-            None if price is None else self._price(price),
-            currency,
-            quantity,
-            self._labels_doc(labels),
-            self._attributes_doc(attributes),
-            digest,
-            self._now,
-            product_id,
-        )
-
-    def stage_row(self, position: int, row: CatalogRow) -> tuple[Any, ...]:
-        """The row of the PostgreSQL staging table (see :data:`_STAGE_COLUMNS`) for a product, written
-        ``position``-th (the order of the INSERT, hence of new ids)."""
-        (
-            sku,
-            parent_sku,
-            title,
-            description,
-            brand,
-            gtin,
-            price,
-            currency,
-            quantity,
-            labels,
-            attributes,
-            digest,
-        ) = row
-        return (
-            position,
-            sku,
-            parent_sku,
-            title,
-            description,
-            brand,
-            gtin,
-            price,
-            currency,
-            quantity,
-            self._labels_doc(labels),
-            self._attributes_doc(attributes),
             digest,
         )
 
