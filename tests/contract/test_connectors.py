@@ -4,8 +4,10 @@ against its own sandbox, through the hub's services, jobs and worker on a real d
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from connector_suite import (
@@ -45,7 +47,7 @@ from tradelane.connectors.base import (
     SubmitMode,
     UnsupportedOperation,
 )
-from tradelane.connectors.registry import CONNECTORS, get_connector
+from tradelane.connectors.registry import CONNECTORS, ConnectorSpec, get_connector
 from tradelane.domain.errors import PermanentError, RetryableError
 from tradelane.http_edge import Exchange
 from tradelane.services.channels import channel_credentials
@@ -186,6 +188,54 @@ def test_ship_with_and_without_tracking(hub: Harness) -> None:
         assert job.state == "succeeded", job.last_error
         shipped = hub.world.shipped(untracked)
         assert shipped is not None and shipped.quantities == {items[1].sku: 2} and not shipped.tracking
+
+
+class _TrackingRequired:
+    """A connector declaring ``tracking_required`` whose ``ship()`` sends anyway, tracking or not (a
+    fake around the world's own connector): the hub alone must keep an untracked shipment back."""
+
+    def __init__(self, inner: MarketplaceConnector) -> None:
+        self._inner = inner
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return replace(self._inner.capabilities, tracking_required=True)
+
+    def __getattr__(self, item: str) -> Any:
+        if item.startswith("_"):
+            raise AttributeError(item)
+        return getattr(self._inner, item)
+
+    def ship(self, shipment: Shipment) -> None:
+        self._inner.ship(shipment)
+
+
+def _tracking_required(spec: ConnectorSpec) -> ConnectorSpec:
+    factory, declared = spec.factory, spec.channel_capabilities
+    return replace(
+        spec,
+        factory=lambda env: _TrackingRequired(factory(env)),
+        channel_capabilities=lambda settings: replace(declared(settings), tracking_required=True),
+    )
+
+
+def test_a_shipment_without_tracking_is_refused_before_any_call_where_tracking_is_required(
+    hub: Harness,
+) -> None:
+    if Operation.SHIP not in hub.capabilities.operations:
+        pytest.skip(f"{hub.world.connector} does not declare ship")
+    items = hub.stock(1)
+    [order_id] = hub.take_orders([(items[0].sku, 1)], ready=True)
+    hub.rewire(_tracking_required)
+    before = len(hub.world.requests())
+    _ship(hub, hub.orders()[order_id], carrier="UPS")
+    [job] = hub.jobs("fulfillments.ship")
+    assert job.state == "dead" and "tracking" in (job.last_error or "").lower(), job.last_error
+    assert hub.log.of(Operation.SHIP) == []  # the connector was never asked to ship
+    assert len(hub.world.requests()) == before and hub.world.shipped(order_id) is None
+    _ship(hub, hub.orders()[order_id], carrier="UPS", tracking_number="1Z999AA10123456784")
+    assert hub.jobs("fulfillments.ship")[-1].state == "succeeded"
+    assert hub.world.shipped(order_id) == Shipped({items[0].sku: 1}, "1Z999AA10123456784")
 
 
 @pytest.mark.parametrize("world_type", WORLDS + VARIANTS, ids=[*IDS, *(v.__name__ for v in VARIANTS)])

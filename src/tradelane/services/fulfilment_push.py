@@ -12,7 +12,9 @@ Contracts (every job pushes one update of one order to the order's own channel, 
 * lines are named by SKU (``[{sku, quantity}]``); shipping fewer than all of them is a partial shipment,
   sent only where ``capabilities.partial_shipments``; a line-level cancellation only where
   ``capabilities.line_level_cancellation`` — otherwise a permanent error with the reason, and nothing
-  is sent. An order the marketplace already shows shipped gets its tracking only;
+  is sent. An order the marketplace already shows shipped gets its tracking only; a shipment without a
+  tracking number where ``capabilities.tracking_required`` is a permanent error with the reason, refused
+  before any call (the carrier codes are not even read);
 * a label goes once, as far as the marketplace allows: a retried job first asks the connector whether
   the order already holds the file (:class:`DocumentLedger`) and does not upload it again. A document
   the marketplace refuses is marked failed, with its reason;
@@ -219,6 +221,12 @@ def ship(ctx: JobContext, channel: Channel, open_session: OpenFulfilmentSession)
         connector = session.connector
         capabilities = _require(connector, Operation.SHIP, "shipments")
         tracking = payload.get("tracking_number")
+        if capabilities.tracking_required and not str(tracking or "").strip():
+            hint = capabilities.hints.get("tracking_required")
+            raise PermanentError(
+                f"shipment of {marketplace_id} has no tracking number, which {connector.name} requires"
+                + (f" ({hint})" if hint else "")
+            )
         code, name = None, None
         if payload.get("carrier"):
             carrier_map = {
