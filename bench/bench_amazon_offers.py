@@ -45,14 +45,9 @@ a mismatch raises. Prints one JSON object; :func:`run` returns the same dict.
 
 from __future__ import annotations
 
-import argparse
-import cProfile
-import itertools
-import json
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -65,14 +60,23 @@ from sqlalchemy.engine import Engine
 if str(Path(__file__).resolve().parent) not in sys.path:  # the sibling bench modules (a script's own folder)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_mirakl_offers import (
+from offers_bench_support import (
     Meter,
+    OfferRig,
     SimClock,
-    _database,
-    _peak_rss_mb,
-    _per_s,
-    _quiet_logs,
+    bench_parser,
+    call_report,
     change_plan,
+    changed_values,
+    create_tenant,
+    fresh_database,
+    peak_rss_mb,
+    per_s,
+    quiet_logs,
+    ratios,
+    run_and_print,
+    seconds_between,
+    write_catalog_changes,
 )
 from tradelane.bootstrap import register_handlers
 from tradelane.connectors.amazon import connector as amazon
@@ -90,20 +94,16 @@ from tradelane.connectors.amazon.sandbox.ratelimits import PUBLISHED_PLANS
 from tradelane.connectors.base import RateBudget, SubmitMode
 from tradelane.connectors.mirakl.sandbox.clock import SandboxClock
 from tradelane.domain.catalog import Product
-from tradelane.domain.channels import Flow
 from tradelane.persistence import migrate
 from tradelane.persistence.db import make_engine
-from tradelane.persistence.tables import jobs, offer_bindings, products, tenants
+from tradelane.persistence.tables import products
 from tradelane.security.crypto import KeyRing, generate_key
-from tradelane.services.outbox import mark_offers_dirty
-from tradelane.sync.jobs import JobSpec, JobState, enqueue
+from tradelane.sync.jobs import JobState
 from tradelane.sync.registry import JobRegistry
-from tradelane.sync.worker import Worker, WorkerConfig
+from tradelane.sync.worker import Worker
 
 MARKETPLACE = "A1PA6795UKMFR9"  # Amazon.de (EUR)
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
-#: Upper bound on simulation events per phase (each is one worker burst or one clock jump).
-MAX_EVENTS = 10_000
 _INSERT_CHUNK = 5_000
 #: The remote operations of an offer sync (budgets reported side by side).
 _OPS = (
@@ -157,7 +157,7 @@ class TimedSandbox(AmazonSandboxState):
 
 
 @dataclass
-class Rig:
+class Rig(OfferRig):
     engine: Engine
     state: TimedSandbox
     clock: SimClock
@@ -171,15 +171,7 @@ class Rig:
 
     def __post_init__(self) -> None:
         self.state.meter = self.meter
-        self.worker = Worker(
-            self.engine,
-            self.registry,
-            self.clock,
-            WorkerConfig(schedule=False, lease_seconds=60, backoff_base=1, backoff_cap=30),
-            services={"keyring": self.keyring},
-            name="bench-worker",
-            sleep=self.advance,
-        )
+        self.worker = self._make_worker()
 
     def advance(self, seconds: float) -> None:
         """Move both clocks (also the rate limiter's in-job waits, through the worker's ``sleep``); the
@@ -191,23 +183,10 @@ class Rig:
             self.state.clock.set_now(self.clock.current)
             self.state.settle_feeds()
 
-    def enqueue(self, kind: str) -> None:
-        with self.engine.begin() as conn:
-            enqueue(
-                conn,
-                JobSpec(self.tenant_id, kind, {}, channel_id=self.channel_id, flow=Flow.OFFERS.value),
-                now=self.clock(),
-            )
-
     def next_event(self) -> datetime | None:
         """The earliest instant something can happen: a queued job becomes ready, or a feed the
         sandbox holds is done processing."""
-        with self.engine.connect() as conn:
-            job_at = conn.execute(
-                sa.select(sa.func.min(jobs.c.run_at)).where(
-                    jobs.c.tenant_id == self.tenant_id, jobs.c.state == JobState.QUEUED.value
-                )
-            ).scalar()
+        job_at = self.next_job_at()
         candidates = [job_at] if job_at is not None else []
         with self.state.lock:
             candidates += [
@@ -216,25 +195,6 @@ class Rig:
                 if f.status in (FeedStatus.IN_QUEUE, FeedStatus.IN_PROGRESS)
             ]
         return min(candidates) if candidates else None
-
-    def drive(self, done: Callable[[], bool]) -> int:
-        """Run the worker and jump the clock from event to event until ``done()``; returns the events."""
-        for events in range(1, MAX_EVENTS + 1):
-            self.worker.run(burst=True)
-            if self._check(done):
-                return events
-            with self.meter.bench():
-                upcoming = self.next_event()
-            if upcoming is None:
-                raise RuntimeError("stalled: nothing queued, nothing processing, and not done")
-            self.advance(max((upcoming - self.clock()).total_seconds(), 0.001))
-            if self._check(done):
-                return events
-        raise RuntimeError(f"not done after {MAX_EVENTS} events")
-
-    def _check(self, predicate: Callable[[], bool]) -> bool:
-        with self.meter.bench():
-            return predicate()
 
     # --- observations ---------------------------------------------------------------------------
 
@@ -265,65 +225,10 @@ class Rig:
                     bad.append(sku)
         return bad
 
-    def catalog(self) -> dict[str, tuple[Decimal, int]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(products.c.sku, products.c.price, products.c.quantity).where(
-                    products.c.tenant_id == self.tenant_id
-                )
-            ).all()
-        return {r.sku: (r.price, r.quantity) for r in rows}
-
-    def binding_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(offer_bindings.c.status, offer_bindings.c.dirty, sa.func.count())
-                .where(offer_bindings.c.channel_id == self.channel_id)
-                .group_by(offer_bindings.c.status, offer_bindings.c.dirty)
-            ).all()
-        counts: dict[str, int] = {}
-        for status, dirty, n in rows:
-            key = f"{status}{'+dirty' if dirty else ''}"
-            counts[key] = counts.get(key, 0) + int(n)
-        return counts
-
-    def all_published(self) -> bool:
-        """Every binding of the channel published and clean (stops at the first that is not)."""
-        with self.engine.connect() as conn:
-            pending = conn.execute(
-                sa.select(offer_bindings.c.id)
-                .where(
-                    offer_bindings.c.channel_id == self.channel_id,
-                    sa.or_(offer_bindings.c.dirty.is_(True), offer_bindings.c.status != "published"),
-                )
-                .limit(1)
-            ).first()
-        return pending is None
-
-    def job_states(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(jobs.c.state, sa.func.count())
-                .where(jobs.c.tenant_id == self.tenant_id)
-                .group_by(jobs.c.state)
-            ).all()
-        return {str(state): int(n) for state, n in rows}
-
     def calls(self, since: datetime) -> dict[str, Any]:
         """Sandbox-side view of the calls made since ``since``: per operation count, 429s, and the
         smallest gap between two admitted calls of the same operation (simulated seconds)."""
-        records = [r for r in self.state.requests if r.at >= since and r.op_id]
-        out: dict[str, Any] = {}
-        for op in sorted({r.op_id for r in records if r.op_id}):
-            mine = [r for r in records if r.op_id == op]
-            admitted = sorted(r.at for r in mine if r.status != 429)
-            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(admitted)]
-            out[op] = {
-                "calls": len(mine),
-                "429": sum(1 for r in mine if r.status == 429),
-                "min_gap_seconds": round(min(gaps), 3) if gaps else None,
-            }
-        return out
+        return call_report(self.state.requests, since)
 
 
 # ------------------------------------------------------------------------------------ floors
@@ -353,17 +258,6 @@ def patch_floor(changes: int) -> float:
 # ------------------------------------------------------------------------------------ phases
 
 
-def _seconds(a: datetime, b: datetime) -> float:
-    return round((b - a).total_seconds(), 3)
-
-
-def _ratios(floor: float, achieved: float) -> dict[str, float | None]:
-    return {
-        "ratio": round(floor / achieved, 3) if achieved > 0 else None,
-        "over_floor": round(achieved / floor, 3) if floor > 0 else None,
-    }
-
-
 def _phase_times(
     rig: Rig, t0: datetime, known_feeds: set[str], floor_held: float, floor_confirmed: float
 ) -> dict[str, Any]:
@@ -380,18 +274,18 @@ def _phase_times(
     if not candidates:
         raise RuntimeError("nothing was sent to the sandbox in the phase")
     held_at, before_wall, before_cpu = max(candidates, key=lambda c: c[0])
-    held = _seconds(t0, held_at)
-    confirmed = _seconds(t0, rig.clock())
+    held = seconds_between(t0, held_at)
+    confirmed = seconds_between(t0, rig.clock())
     projected = round(held + before_wall, 3)
     projected_cpu = round(held + before_cpu, 3)
-    held_ratios = _ratios(floor_held, held)
+    held_ratios = ratios(floor_held, held)
     return {
         "feeds": [
             {
                 "feed_id": f.feed_id,
                 "messages": _messages(f),
-                "sent_at_s": _seconds(t0, f.created),
-                "done_at_s": _seconds(t0, f.ends),
+                "sent_at_s": seconds_between(t0, f.created),
+                "done_at_s": seconds_between(t0, f.ends),
                 "errors": int(((f.report or {}).get("summary") or {}).get("messagesInvalid", 0) or 0),
             }
             for f in feeds
@@ -400,14 +294,14 @@ def _phase_times(
         "simulated_seconds": {"held": held, "confirmed": confirmed},
         "floor_seconds": {"held": floor_held, "confirmed": floor_confirmed},
         **held_ratios,
-        "ratio_confirmed": _ratios(floor_confirmed, confirmed)["ratio"],
-        "over_floor_confirmed": _ratios(floor_confirmed, confirmed)["over_floor"],
+        "ratio_confirmed": ratios(floor_confirmed, confirmed)["ratio"],
+        "over_floor_confirmed": ratios(floor_confirmed, confirmed)["over_floor"],
         "processing_before_last_send_seconds": round(before_wall, 3),
         "processing_before_last_send_cpu_seconds": round(before_cpu, 3),
         "projected_held_seconds": projected,
-        "over_floor_projected": _ratios(floor_held, projected)["over_floor"],
+        "over_floor_projected": ratios(floor_held, projected)["over_floor"],
         "projected_held_cpu_seconds": projected_cpu,
-        "over_floor_projected_cpu": _ratios(floor_held, projected_cpu)["over_floor"],
+        "over_floor_projected_cpu": ratios(floor_held, projected_cpu)["over_floor"],
     }
 
 
@@ -457,8 +351,8 @@ def initial_sync(rig: Rig, expected: dict[str, tuple[Decimal, int]], feed_second
         "events": events,
         **_phase_times(rig, t0, known, floor, floor),
         **timing,
-        "tradelane_offers_per_s": _per_s(n, timing["tradelane_seconds"]),
-        "tradelane_offers_per_cpu_s": _per_s(n, timing["tradelane_cpu_seconds"]),
+        "tradelane_offers_per_s": per_s(n, timing["tradelane_seconds"]),
+        "tradelane_offers_per_cpu_s": per_s(n, timing["tradelane_cpu_seconds"]),
         "calls": rig.calls(t0),
         "floor_explained": (
             f"at least ceil({n} / {mapping.MAX_FEED_MESSAGES}) = {feeds_needed} feed(s) (more when a "
@@ -466,7 +360,7 @@ def initial_sync(rig: Rig, expected: dict[str, tuple[Decimal, int]], feed_second
             f"and createFeed calls within the bursts (15), + one feed's processing ({feed_seconds:g}s); "
             "confirmed: a getFeed at the end of processing"
         ),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
     result["verified"] = _verify(rig, expected)
     result["bindings"] = rig.binding_counts()
@@ -481,38 +375,12 @@ def _apply_round(
     updates = []
     for i in indexes:
         sku = skus[i]
-        price, quantity = expected[sku]
-        if round_no == 0:
-            price, quantity = price + Decimal("1.00"), (quantity + 7) % 60
-        elif round_no == 1:
-            price = price + Decimal("0.50")
-        else:
-            quantity = 0
+        price, quantity = changed_values(round_no, *expected[sku])
         expected[sku] = (price, quantity)
         updates.append(
             {"b_sku": sku, "price": price, "quantity": quantity, "content_hash": f"{sku}:{price}:{quantity}"}
         )
-    with rig.engine.begin() as conn:
-        conn.execute(
-            sa.update(products)
-            .where(products.c.tenant_id == rig.tenant_id, products.c.sku == sa.bindparam("b_sku"))
-            .values(
-                price=sa.bindparam("price"),
-                quantity=sa.bindparam("quantity"),
-                content_hash=sa.bindparam("content_hash"),
-                updated_at=now,
-            ),
-            updates,
-        )
-        ids = [
-            r.id
-            for r in conn.execute(
-                sa.select(products.c.id).where(
-                    products.c.tenant_id == rig.tenant_id, products.c.sku.in_([u["b_sku"] for u in updates])
-                )
-            )
-        ]
-        mark_offers_dirty(conn, rig.tenant_id, ids, now=now)
+    write_catalog_changes(rig.engine, rig.tenant_id, updates, now)
 
 
 def delta(
@@ -561,14 +429,14 @@ def delta(
         **phase,
         **timing,
         "catalog_change_wall_seconds": round(change_wall, 3),
-        "tradelane_changes_per_s": _per_s(distinct, timing["tradelane_seconds"]),
-        "tradelane_changes_per_cpu_s": _per_s(distinct, timing["tradelane_cpu_seconds"]),
+        "tradelane_changes_per_s": per_s(distinct, timing["tradelane_seconds"]),
+        "tradelane_changes_per_cpu_s": per_s(distinct, timing["tradelane_cpu_seconds"]),
         "calls": rig.calls(t0),
         "floor_explained": (
             f"the faster route the usage plans allow: {distinct} patchListingsItem calls (burst 5, then "
             f"5 rps) = {by_patch:g}s, or one feed = {by_feed:g}s"
         ),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
     if not result["coalesced"]:
         raise RuntimeError(f"{sent} offers sent for {distinct} changed products: changes were not coalesced")
@@ -619,7 +487,7 @@ def run(
     feed_seconds: float = 120.0,
 ) -> dict[str, Any]:
     """Run both phases on a fresh database and sandbox; returns the JSON-ready result."""
-    with _quiet_logs(), _database(database_url) as (url, backend):
+    with quiet_logs(), fresh_database(database_url) as (url, backend):
         setup_started = time.perf_counter()
         engine = make_engine(url)
         try:
@@ -640,14 +508,7 @@ def run(
             keyring = KeyRing([generate_key()])
             registry = JobRegistry()
             register_handlers(registry)
-            with engine.begin() as conn:
-                tenant_id = int(
-                    conn.execute(
-                        sa.insert(tenants)
-                        .values(name="bench-amazon", created_at=START)
-                        .returning(tenants.c.id)
-                    ).scalar_one()
-                )
+            tenant_id = create_tenant(engine, "bench-amazon", START)
             expected = _load_catalog(engine, tenant_id, gtins, START)
             with AmazonSandboxServer(state) as server:
                 with engine.begin() as conn:
@@ -670,7 +531,7 @@ def run(
                     )
                 rig = Rig(engine, state, clock, tenant_id, channel.id, seller, keyring, registry)
                 setup_seconds = time.perf_counter() - setup_started
-                rss_setup = _peak_rss_mb()
+                rss_setup = peak_rss_mb()
                 full = initial_sync(rig, expected, feed_seconds)
                 rig.advance(3600)  # a quiet hour: every budget is full again
                 changes = delta(rig, expected, changed_fraction, feed_seconds)
@@ -692,7 +553,7 @@ def run(
         "initial_sync": full,
         "delta": changes,
         "jobs_not_succeeded": leftovers,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "notes": (
             "simulated seconds: engine and sandbox share a clock that only jumps between events, so they "
             "measure what budgets and Amazon govern; wall seconds: processing (tradelane_seconds excludes "
@@ -703,23 +564,16 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server (a new database is made)")
+    parser = bench_parser(__doc__)
     parser.add_argument("--changed-fraction", type=float, default=0.01)
     parser.add_argument(
         "--feed-seconds", type=float, default=120.0, help="the sandbox's processing time of a feed"
     )
-    parser.add_argument("--profile", default=None, help="write a cProfile dump of the run to this file")
-    args = parser.parse_args()
-    kwargs: dict[str, Any] = {"changed_fraction": args.changed_fraction, "feed_seconds": args.feed_seconds}
-    if args.profile:
-        profiler = cProfile.Profile()
-        result = profiler.runcall(run, args.products, args.database_url, **kwargs)
-        profiler.dump_stats(args.profile)
-    else:
-        result = run(args.products, args.database_url, **kwargs)
-    print(json.dumps(result, indent=2))
+    run_and_print(
+        parser,
+        run,
+        lambda args: {"changed_fraction": args.changed_fraction, "feed_seconds": args.feed_seconds},
+    )
 
 
 if __name__ == "__main__":

@@ -47,18 +47,9 @@ a mismatch raises. Prints one JSON object; :func:`run` returns the same dict.
 
 from __future__ import annotations
 
-import argparse
-import cProfile
-import itertools
-import json
 import math
-import resource
-import tempfile
-import threading
+import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -66,9 +57,29 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Engine
 
+if str(Path(__file__).resolve().parent) not in sys.path:  # the sibling bench modules (a script's own folder)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from offers_bench_support import (
+    Meter,
+    OfferRig,
+    SimClock,
+    bench_parser,
+    call_report,
+    change_plan,
+    changed_values,
+    create_tenant,
+    fresh_database,
+    peak_rss_mb,
+    per_s,
+    quiet_logs,
+    ratios,
+    run_and_print,
+    seconds_between,
+    write_catalog_changes,
+)
 from tradelane.bootstrap import register_handlers
 from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.sandbox import Product as SandboxProduct
@@ -77,23 +88,18 @@ from tradelane.connectors.mirakl.sandbox.faults import MANIFEST_RATE_LIMITS, Rat
 from tradelane.connectors.mirakl.sandbox.models import ImportStatus, OfferImport
 from tradelane.connectors.mirakl.settings import MiraklSettings
 from tradelane.domain.catalog import Product
-from tradelane.domain.channels import Flow
-from tradelane.logging import configure_logging
 from tradelane.persistence import migrate
-from tradelane.persistence.db import make_engine, normalize_url
-from tradelane.persistence.tables import jobs, offer_bindings, products, tenants
+from tradelane.persistence.db import make_engine
+from tradelane.persistence.tables import products
 from tradelane.security.crypto import KeyRing, generate_key
-from tradelane.services.outbox import mark_offers_dirty
-from tradelane.sync.jobs import JobSpec, JobState, enqueue
+from tradelane.sync.jobs import JobState
 from tradelane.sync.registry import JobRegistry
-from tradelane.sync.worker import Worker, WorkerConfig
+from tradelane.sync.worker import Worker
 
 SHOP_ID = 2000
 #: The sandbox shop's API key: a fixture value of the in-process sandbox, not a credential.
 SANDBOX_KEY = "bench-sandbox-shop-key"
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
-#: Upper bound on simulation events per phase (each is one worker burst or one clock jump).
-MAX_EVENTS = 10_000
 _INSERT_CHUNK = 5_000
 
 
@@ -153,84 +159,6 @@ def _product_row(p: Product, tenant_id: int, now: datetime) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ the rig
 
 
-class SimClock:
-    """The simulated clock shared by the engine (``clock()``) and the sandbox (kept in step)."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def __call__(self) -> datetime:
-        return self.current
-
-
-@dataclass
-class Meter:
-    """Wall-clock and CPU accounting of one phase. The bench's own checks and the sandbox transitions
-    it triggers run on the main thread too; they are measured and taken out of tradelane's share."""
-
-    wall_start: float = 0.0
-    cpu_start: float = 0.0
-    other_cpu_start: float = 0.0
-    sandbox_ticks: float = 0.0  # wall of sandbox transitions run on the main thread by clock jumps
-    sandbox_ticks_cpu: float = 0.0
-    bench_checks: float = 0.0  # wall of the bench's own predicates and bookkeeping
-    bench_checks_cpu: float = 0.0
-    main_clock: int | None = None  # the main thread's CPU clock, readable from the server thread
-
-    def start(self) -> None:
-        self.wall_start = time.perf_counter()
-        self.cpu_start = time.thread_time()
-        self.main_clock = time.pthread_getcpuclockid(threading.get_ident())
-        self.other_cpu_start = _other_threads_cpu()
-        self.sandbox_ticks = self.sandbox_ticks_cpu = 0.0
-        self.bench_checks = self.bench_checks_cpu = 0.0
-
-    @contextmanager
-    def sandbox(self) -> Iterator[None]:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            yield
-        finally:
-            self.sandbox_ticks += time.perf_counter() - wall
-            self.sandbox_ticks_cpu += time.thread_time() - cpu
-
-    @contextmanager
-    def bench(self) -> Iterator[None]:
-        wall, cpu = time.perf_counter(), time.thread_time()
-        try:
-            yield
-        finally:
-            self.bench_checks += time.perf_counter() - wall
-            self.bench_checks_cpu += time.thread_time() - cpu
-
-    def processing_so_far(self) -> tuple[float, float]:
-        """(wall, main-thread CPU) seconds since :meth:`start`, minus the bench's checks and the
-        sandbox transitions it triggered. Callable from another thread. The wall figure still holds
-        the sandbox's handling of HTTP requests (an over-estimate of tradelane's); the CPU one not."""
-        wall = time.perf_counter() - self.wall_start - self.sandbox_ticks - self.bench_checks
-        cpu = 0.0
-        if self.main_clock is not None:
-            cpu = time.clock_gettime(self.main_clock) - self.cpu_start
-            cpu -= self.sandbox_ticks_cpu + self.bench_checks_cpu
-        return max(0.0, wall), max(0.0, cpu)
-
-    def split(self) -> dict[str, float]:
-        wall = time.perf_counter() - self.wall_start
-        other_cpu = _other_threads_cpu() - self.other_cpu_start
-        sandbox = other_cpu + self.sandbox_ticks
-        main_cpu = time.thread_time() - self.cpu_start
-        return {
-            "wall_seconds": round(wall, 3),
-            "sandbox_seconds": round(sandbox, 3),
-            "sandbox_cpu_seconds": round(other_cpu + self.sandbox_ticks_cpu, 3),
-            "bench_check_seconds": round(self.bench_checks, 3),
-            "tradelane_seconds": round(max(0.0, wall - sandbox - self.bench_checks), 3),
-            "tradelane_cpu_seconds": round(
-                max(0.0, main_cpu - self.sandbox_ticks_cpu - self.bench_checks_cpu), 3
-            ),
-        }
-
-
 class TimedSandbox(SandboxState):
     """The sandbox, noting for each import how much tradelane wall time the phase had spent when the
     import arrived (what delays the data reaching the marketplace in a real deployment)."""
@@ -246,13 +174,8 @@ class TimedSandbox(SandboxState):
         return super().add_import(imp)
 
 
-def _other_threads_cpu() -> float:
-    """CPU seconds of every thread but this one (the sandbox server; the heartbeat is negligible)."""
-    return time.process_time() - time.thread_time()
-
-
 @dataclass
-class Rig:
+class Rig(OfferRig):
     engine: Engine
     state: TimedSandbox
     clock: SimClock
@@ -266,15 +189,7 @@ class Rig:
 
     def __post_init__(self) -> None:
         self.state.meter = self.meter
-        self.worker = Worker(
-            self.engine,
-            self.registry,
-            self.clock,
-            WorkerConfig(schedule=False, lease_seconds=60, backoff_base=1, backoff_cap=30),
-            services={"keyring": self.keyring},
-            name="bench-worker",
-            sleep=self.advance,
-        )
+        self.worker = self._make_worker()
 
     def advance(self, seconds: float) -> None:
         """Move both clocks (also the rate limiter's in-job waits, through the worker's ``sleep``)."""
@@ -284,23 +199,10 @@ class Rig:
         with self.meter.sandbox():
             self.state.set_now(self.clock.current)  # applies every transition due by then
 
-    def enqueue(self, kind: str) -> None:
-        with self.engine.begin() as conn:
-            enqueue(
-                conn,
-                JobSpec(self.tenant_id, kind, {}, channel_id=self.channel_id, flow=Flow.OFFERS.value),
-                now=self.clock(),
-            )
-
     def next_event(self) -> datetime | None:
         """The earliest instant something can happen: a queued job becomes ready, or an import the
         sandbox is processing completes on its own."""
-        with self.engine.connect() as conn:
-            job_at = conn.execute(
-                sa.select(sa.func.min(jobs.c.run_at)).where(
-                    jobs.c.tenant_id == self.tenant_id, jobs.c.state == JobState.QUEUED.value
-                )
-            ).scalar()
+        job_at = self.next_job_at()
         candidates = [job_at] if job_at is not None else []
         delay = self.state.config.import_delay
         if delay is not None:
@@ -311,25 +213,6 @@ class Rig:
                     if imp.status in (ImportStatus.WAITING, ImportStatus.RUNNING)
                 ]
         return min(candidates) if candidates else None
-
-    def drive(self, done: Callable[[], bool]) -> int:
-        """Run the worker and jump the clock from event to event until ``done()``; returns the events."""
-        for events in range(1, MAX_EVENTS + 1):
-            self.worker.run(burst=True)
-            if self._check(done):
-                return events
-            with self.meter.bench():
-                upcoming = self.next_event()
-            if upcoming is None:
-                raise RuntimeError("stalled: nothing queued, nothing processing, and not done")
-            self.advance(max((upcoming - self.clock()).total_seconds(), 0.001))
-            if self._check(done):
-                return events
-        raise RuntimeError(f"not done after {MAX_EVENTS} events")
-
-    def _check(self, predicate: Callable[[], bool]) -> bool:
-        with self.meter.bench():
-            return predicate()
 
     # --- observations ---------------------------------------------------------------------------
 
@@ -354,65 +237,10 @@ class Rig:
                     bad.append(sku)
             return bad
 
-    def catalog(self) -> dict[str, tuple[Decimal, int]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(products.c.sku, products.c.price, products.c.quantity).where(
-                    products.c.tenant_id == self.tenant_id
-                )
-            ).all()
-        return {r.sku: (r.price, r.quantity) for r in rows}
-
-    def binding_counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(offer_bindings.c.status, offer_bindings.c.dirty, sa.func.count())
-                .where(offer_bindings.c.channel_id == self.channel_id)
-                .group_by(offer_bindings.c.status, offer_bindings.c.dirty)
-            ).all()
-        counts: dict[str, int] = {}
-        for status, dirty, n in rows:
-            key = f"{status}{'+dirty' if dirty else ''}"
-            counts[key] = counts.get(key, 0) + int(n)
-        return counts
-
-    def all_published(self) -> bool:
-        """Every binding of the channel published and clean (stops at the first that is not)."""
-        with self.engine.connect() as conn:
-            pending = conn.execute(
-                sa.select(offer_bindings.c.id)
-                .where(
-                    offer_bindings.c.channel_id == self.channel_id,
-                    sa.or_(offer_bindings.c.dirty.is_(True), offer_bindings.c.status != "published"),
-                )
-                .limit(1)
-            ).first()
-        return pending is None
-
-    def job_states(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(jobs.c.state, sa.func.count())
-                .where(jobs.c.tenant_id == self.tenant_id)
-                .group_by(jobs.c.state)
-            ).all()
-        return {str(state): int(n) for state, n in rows}
-
     def calls(self, since: datetime) -> dict[str, Any]:
         """Sandbox-side view of the calls made since ``since``: per operation count, 429s, and the
         smallest gap between two admitted calls of the same operation (simulated seconds)."""
-        records = [r for r in self.state.requests if r.at >= since and r.op_id]
-        out: dict[str, Any] = {}
-        for op in sorted({r.op_id for r in records if r.op_id}):
-            mine = [r for r in records if r.op_id == op]
-            admitted = sorted(r.at for r in mine if r.status != 429)
-            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(admitted)]
-            out[op] = {
-                "calls": len(mine),
-                "429": sum(1 for r in mine if r.status == 429),
-                "min_gap_seconds": round(min(gaps), 3) if gaps else None,
-            }
-        return out
+        return call_report(self.state.requests, since)
 
 
 # ------------------------------------------------------------------------------------ floors
@@ -443,18 +271,6 @@ def call_floor(calls: int, interval: float, processing: float) -> float:
 # ------------------------------------------------------------------------------------ phases
 
 
-def _seconds(a: datetime, b: datetime) -> float:
-    return round((b - a).total_seconds(), 3)
-
-
-def _per_s(count: int, seconds: float) -> float | None:
-    return round(count / seconds, 1) if seconds > 0 else None
-
-
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
-
-
 def _phase_times(
     rig: Rig, t0: datetime, first_import: int, floor_held: float, floor_confirmed: float
 ) -> dict[str, Any]:
@@ -463,8 +279,8 @@ def _phase_times(
         raise RuntimeError("an import of the phase did not complete")
     held_at = max(i.completed_at for i in imports if i.completed_at is not None)
     confirmed_at = rig.clock()
-    held = _seconds(t0, held_at)
-    confirmed = _seconds(t0, confirmed_at)
+    held = seconds_between(t0, held_at)
+    confirmed = seconds_between(t0, confirmed_at)
     last = max(i.import_id for i in imports)
     before_wall, before_cpu = rig.state.arrivals.get(last, (0.0, 0.0))
     projected = round(held + before_wall, 3)
@@ -475,15 +291,15 @@ def _phase_times(
                 "import_id": i.import_id,
                 "lines": len(i.rows),
                 "lines_in_error": i.lines_in_error,
-                "sent_at_s": _seconds(t0, i.created),
-                "completed_at_s": _seconds(t0, i.completed_at) if i.completed_at else None,
+                "sent_at_s": seconds_between(t0, i.created),
+                "completed_at_s": seconds_between(t0, i.completed_at) if i.completed_at else None,
             }
             for i in imports
         ],
         "simulated_seconds": {"held": held, "confirmed": confirmed},
         "floor_seconds": {"held": floor_held, "confirmed": floor_confirmed},
-        "ratio": round(floor_held / held, 3) if held > 0 else None,
-        "ratio_confirmed": round(floor_confirmed / confirmed, 3) if confirmed > 0 else None,
+        "ratio": ratios(floor_held, held)["ratio"],
+        "ratio_confirmed": ratios(floor_confirmed, confirmed)["ratio"],
         # Wall processing before the last import reached the sandbox, added to the simulated latency:
         # what a real deployment would see (exact for one call; an upper bound for several, whose
         # processing in between would overlap the budget waits).
@@ -491,9 +307,9 @@ def _phase_times(
         "processing_before_last_send_seconds": round(before_wall, 3),
         "processing_before_last_send_cpu_seconds": round(before_cpu, 3),
         "projected_held_seconds": projected,
-        "ratio_projected": round(floor_held / projected, 3) if projected > 0 else None,
+        "ratio_projected": ratios(floor_held, projected)["ratio"],
         "projected_held_cpu_seconds": projected_cpu,
-        "ratio_projected_cpu": round(floor_held / projected_cpu, 3) if projected_cpu > 0 else None,
+        "ratio_projected_cpu": ratios(floor_held, projected_cpu)["ratio"],
     }
 
 
@@ -535,27 +351,19 @@ def initial_sync(rig: Rig, expected: dict[str, tuple[Decimal, int]]) -> dict[str
         "events": events,
         **_phase_times(rig, t0, first_import, call_floor(1, 0.0, processing), call_floor(1, 0.0, processing)),
         **timing,
-        "tradelane_offers_per_s": _per_s(n, timing["tradelane_seconds"]),
-        "tradelane_offers_per_cpu_s": _per_s(n, timing["tradelane_cpu_seconds"]),
+        "tradelane_offers_per_s": per_s(n, timing["tradelane_seconds"]),
+        "tradelane_offers_per_cpu_s": per_s(n, timing["tradelane_cpu_seconds"]),
         "calls": rig.calls(t0),
         "floor_explained": (
             f"1 OF01 call at once + the sandbox's processing min(import_delay "
             f"{rig.state.config.import_delay}, import_polls {rig.state.config.import_polls} x OF02 "
             f"interval {of02:g}s) = {processing:g}s; confirmed: an OF02 poll at completion"
         ),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
     result["verified"] = _verify(rig, expected)
     result["bindings"] = rig.binding_counts()
     return result
-
-
-def change_plan(count: int, fraction: float) -> list[list[int]]:
-    """Three rounds of product indexes: every ``1/fraction``-th product (spread over the catalog), a
-    third of those again, a tenth of those a third time."""
-    step = max(1, round(1 / fraction))
-    changed = list(range(step // 2, count, step))
-    return [changed, changed[::3], changed[::10]]
 
 
 def _apply_round(
@@ -566,13 +374,7 @@ def _apply_round(
     updates = []
     for i in indexes:
         base = make_product(i)
-        price, quantity = expected[base.sku]
-        if round_no == 0:
-            price, quantity = price + Decimal("1.00"), (quantity + 7) % 60
-        elif round_no == 1:
-            price = price + Decimal("0.50")
-        else:
-            quantity = 0
+        price, quantity = changed_values(round_no, *expected[base.sku])
         changed = Product(
             sku=base.sku, title=base.title, gtin=base.gtin, price=price, currency="EUR", quantity=quantity
         )
@@ -580,27 +382,7 @@ def _apply_round(
         updates.append(
             {"b_sku": base.sku, "price": price, "quantity": quantity, "content_hash": changed.content_hash()}
         )
-    with rig.engine.begin() as conn:
-        conn.execute(
-            sa.update(products)
-            .where(products.c.tenant_id == rig.tenant_id, products.c.sku == sa.bindparam("b_sku"))
-            .values(
-                price=sa.bindparam("price"),
-                quantity=sa.bindparam("quantity"),
-                content_hash=sa.bindparam("content_hash"),
-                updated_at=now,
-            ),
-            updates,
-        )
-        ids = [
-            r.id
-            for r in conn.execute(
-                sa.select(products.c.id).where(
-                    products.c.tenant_id == rig.tenant_id, products.c.sku.in_([u["b_sku"] for u in updates])
-                )
-            )
-        ]
-        mark_offers_dirty(conn, rig.tenant_id, ids, now=now)
+    write_catalog_changes(rig.engine, rig.tenant_id, updates, now)
 
 
 def delta(rig: Rig, expected: dict[str, tuple[Decimal, int]], fraction: float) -> dict[str, Any]:
@@ -651,15 +433,15 @@ def delta(rig: Rig, expected: dict[str, tuple[Decimal, int]], fraction: float) -
         **phase,
         **timing,
         "catalog_change_wall_seconds": round(change_wall, 3),
-        "tradelane_changes_per_s": _per_s(distinct, timing["tradelane_seconds"]),
-        "tradelane_changes_per_cpu_s": _per_s(distinct, timing["tradelane_cpu_seconds"]),
+        "tradelane_changes_per_s": per_s(distinct, timing["tradelane_seconds"]),
+        "tradelane_changes_per_cpu_s": per_s(distinct, timing["tradelane_cpu_seconds"]),
         "calls": rig.calls(t0),
         "floor_explained": (
             f"ceil({distinct} / {batch}) = {calls} OF24 call(s), the first at once, one per {of24:g}s, "
             f"+ the sandbox's processing of the last ({processing:g}s); confirmed: one OF02 poll per "
             f"import, at most one per {of02:g}s"
         ),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
     if not result["coalesced"]:
         raise RuntimeError(f"{sent} offers sent for {distinct} changed products: changes were not coalesced")
@@ -669,38 +451,6 @@ def delta(rig: Rig, expected: dict[str, tuple[Decimal, int]], fraction: float) -
 
 
 # ------------------------------------------------------------------------------------ set-up
-
-
-@contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """Warnings and errors only, to stderr, for the run; the caller's structlog set-up is restored."""
-    saved = structlog.get_config()
-    configure_logging("WARNING", json_output=True)
-    try:
-        yield
-    finally:
-        structlog.configure(**saved)
-
-
-@contextmanager
-def _database(database_url: str | None) -> Iterator[tuple[str, str]]:
-    """(URL, backend) of a fresh database: a SQLite file in a temporary folder, or a new database on
-    the PostgreSQL server of ``database_url`` (dropped afterwards; the worker claims every job in it)."""
-    if database_url is None:
-        with tempfile.TemporaryDirectory(prefix="tradelane-bench-mirakl-") as folder:
-            yield f"sqlite:///{Path(folder) / 'bench.db'}", "sqlite"
-        return
-    admin = sa.create_engine(normalize_url(database_url), isolation_level="AUTOCOMMIT")
-    name = f"tradelane_bench_mirakl_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = sa.engine.make_url(normalize_url(database_url)).set(database=name)
-        yield url.render_as_string(hide_password=False), "postgresql"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _load_catalog(
@@ -727,7 +477,7 @@ def run(
     changed_fraction: float = 0.01,
 ) -> dict[str, Any]:
     """Run both phases on a fresh database and sandbox; returns the JSON-ready result."""
-    with _quiet_logs(), _database(database_url) as (url, backend):
+    with quiet_logs(), fresh_database(database_url) as (url, backend):
         setup_started = time.perf_counter()
         engine = make_engine(url)
         try:
@@ -743,14 +493,7 @@ def run(
             keyring = KeyRing([generate_key()])
             registry = JobRegistry()
             register_handlers(registry)
-            with engine.begin() as conn:
-                tenant_id = int(
-                    conn.execute(
-                        sa.insert(tenants)
-                        .values(name="bench-mirakl", created_at=START)
-                        .returning(tenants.c.id)
-                    ).scalar_one()
-                )
+            tenant_id = create_tenant(engine, "bench-mirakl", START)
             expected = _load_catalog(engine, tenant_id, products, START)
             with SandboxServer(state) as server:
                 options: dict[str, Any] = {}
@@ -773,7 +516,7 @@ def run(
                 settings = MiraklSettings.from_dict(channel.settings)
                 rig = Rig(engine, state, clock, tenant_id, channel.id, settings, keyring, registry)
                 setup_seconds = time.perf_counter() - setup_started
-                rss_setup = _peak_rss_mb()
+                rss_setup = peak_rss_mb()
                 full = initial_sync(rig, expected)
                 rig.advance(3600)  # a quiet hour: every budget is full again
                 changes = delta(rig, expected, changed_fraction)
@@ -797,7 +540,7 @@ def run(
         "initial_sync": full,
         "delta": changes,
         "jobs_not_succeeded": leftovers,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "notes": (
             "simulated seconds: engine and sandbox share a clock that only jumps between events, so they "
             "measure what budgets and the marketplace govern; wall seconds: processing (tradelane_seconds "
@@ -815,24 +558,14 @@ def _budget(settings: MiraklSettings, op: str) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--database-url", default=None, help="PostgreSQL server (a new database is made)")
+    parser = bench_parser(__doc__)
     parser.add_argument("--delta-batch-size", type=int, default=None, help="channel setting (default 5000)")
     parser.add_argument("--changed-fraction", type=float, default=0.01)
-    parser.add_argument("--profile", default=None, help="write a cProfile dump of the run to this file")
-    args = parser.parse_args()
-    kwargs: dict[str, Any] = {
-        "delta_batch_size": args.delta_batch_size,
-        "changed_fraction": args.changed_fraction,
-    }
-    if args.profile:
-        profiler = cProfile.Profile()
-        result = profiler.runcall(run, args.products, args.database_url, **kwargs)
-        profiler.dump_stats(args.profile)
-    else:
-        result = run(args.products, args.database_url, **kwargs)
-    print(json.dumps(result, indent=2))
+    run_and_print(
+        parser,
+        run,
+        lambda args: {"delta_batch_size": args.delta_batch_size, "changed_fraction": args.changed_fraction},
+    )
 
 
 if __name__ == "__main__":
