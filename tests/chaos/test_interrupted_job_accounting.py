@@ -36,9 +36,6 @@ TERMINATE = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="engine: an attempt interrupted by a connection drop is counted lost (lease expiry)"
-)
 def test_a_job_interrupted_by_a_connection_drop_is_retried_not_lost(
     engine: Any, db_url: str, now: Any
 ) -> None:

@@ -14,8 +14,10 @@
   job does not run again because the bookkeeping after it failed) and the unstarted ones released,
   when the database allows it; and after a bounded exponential backoff
   (``error_backoff_min`` doubling up to ``error_backoff_max``) the loop carries on with a fresh
-  connection. A job interrupted by the failure is retried under its lease rules. Only a stop request
-  (or ``burst``/``max_jobs``) ends :meth:`Worker.run`.
+  connection. A job whose failure could not be recorded because of that failure (its handler was
+  interrupted by the same dropped connection) is recorded on the fresh connection as a retry (or dead
+  letter) like any failed attempt, fenced by its lease token; failing that, its lease rules apply.
+  Only a stop request (or ``burst``/``max_jobs``) ends :meth:`Worker.run`.
 * SIGTERM/SIGINT: the running job finishes, the finished jobs are acknowledged, claimed-but-unstarted
   jobs are released, the loop exits.
 
@@ -61,6 +63,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -167,6 +170,8 @@ class Worker:
         # PostgreSQL: a second connection of the loop, in autocommit, for the one-statement ack+claim.
         self._autocommit: Any = None
         self._budget: int | None = None  # jobs left to do under ``run(max_jobs=...)``
+        # A started job's failed outcome not written yet (see :meth:`_record_outcome`).
+        self._unrecorded: Callable[[Any], None] | None = None
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -276,15 +281,25 @@ class Worker:
     def _abandon_batch(self) -> None:
         """After a loop failure, on a fresh connection and in one transaction (best effort, fenced):
         acknowledge the jobs whose handlers ran (a finished job is not run again just because the
-        bookkeeping failed after it) and give the unstarted ones back; then forget the batch. If the
-        database is still down, the leases expire and those jobs run again (at-least-once)."""
+        bookkeeping failed after it), record the outcome of a job whose failure could not be written
+        (a retry or a dead letter, see :meth:`_record_outcome`) and give the unstarted ones back (in
+        id order, one statement: the heartbeat locks the same rows in id order); then forget the batch.
+        If the database is still down, the leases expire and those jobs run again (at-least-once)."""
         with self._lock:
             unstarted = [j for i, j in self._held.items() if i not in self._started_ids]
+        unrecorded, self._unrecorded = self._unrecorded, None
         try:
-            if unstarted or self._acks or self._flow_successes:
+            if unstarted or self._acks or self._flow_successes or unrecorded is not None:
                 with self.engine.begin() as conn:
                     done = self._write_acks(conn)
-                    released = sum(1 for job in unstarted if jobstore.release(conn, job, now=self.clock()))
+                    if unrecorded is not None:
+                        unrecorded(conn)
+                    now = self.clock()
+                    released = sum(
+                        1
+                        for job in sorted(unstarted, key=lambda j: j.id)
+                        if jobstore.release(conn, job, now=now)
+                    )
                 self._settle_acks(done)
                 self.stats.released += released
         except Exception as exc:  # still down: the leases expire and the jobs are claimed again
@@ -292,6 +307,7 @@ class Worker:
                 "worker.abandon_failed",
                 acks=len(self._acks),
                 unstarted=len(unstarted),
+                unrecorded=unrecorded is not None,
                 error=type(exc).__name__,
             )
         finally:
@@ -582,7 +598,6 @@ class Worker:
             record_flow_result(conn, job.channel_id, job.flow, now=self.clock(), error=error)
 
     def _retry(self, job: jobstore.ClaimedJob, reason: str, retry_after: float | None) -> None:
-        self._flush_acks()  # earlier successes first: a flow's last result stays in order
         throttled = retry_after is not None
         if not throttled and job.attempts >= job.max_attempts:
             self._bury(job, f"gave up after {job.attempts} attempts: {reason}", jobstore.ErrorKind.EXHAUSTED)
@@ -594,27 +609,50 @@ class Worker:
                 job.attempts, base=self.config.backoff_base, cap=self.config.backoff_cap, rng=self.rng
             )
         )
-        with self._tx() as conn:
-            if jobstore.retry_later(
-                conn, job, now=self.clock(), delay=delay, error=reason, count_attempt=not throttled
-            ):
-                self._record_flow(conn, job, reason)
-                self.stats.retried += 1
-                log.info("job.retry", delay=round(delay, 3), reason=reason, throttled=throttled)
-            else:
-                self.stats.lost += 1
+        self._record_outcome(partial(self._write_retry, job, reason, delay, throttled))
+
+    def _write_retry(
+        self, job: jobstore.ClaimedJob, reason: str, delay: float, throttled: bool, conn: Any
+    ) -> None:
+        """Record a failed attempt as a retry in ``conn``'s transaction (fenced by the lease token)."""
+        if jobstore.retry_later(
+            conn, job, now=self.clock(), delay=delay, error=reason, count_attempt=not throttled
+        ):
+            self._record_flow(conn, job, reason)
+            self.stats.retried += 1
+            log.info("job.retry", job_id=job.id, delay=round(delay, 3), reason=reason, throttled=throttled)
+        else:
+            self.stats.lost += 1
 
     def _bury(self, job: jobstore.ClaimedJob, reason: str, kind: jobstore.ErrorKind) -> None:
-        self._flush_acks()  # earlier successes first: a flow's last result stays in order
+        self._record_outcome(partial(self._write_bury, job, reason, kind))
+
+    def _write_bury(self, job: jobstore.ClaimedJob, reason: str, kind: jobstore.ErrorKind, conn: Any) -> None:
+        """Dead-letter the job in ``conn``'s transaction (fenced by the lease token)."""
+        if jobstore.bury(conn, job, now=self.clock(), error=reason, kind=kind):
+            self._record_flow(conn, job, reason)
+            self.stats.dead += 1
+            log.warning(
+                "job.dead",
+                job_id=job.id,
+                reason=reason.splitlines()[0] if reason else "",
+                error_kind=kind.value,
+            )
+        else:
+            self.stats.lost += 1
+
+    def _record_outcome(self, write: Callable[[Any], None]) -> None:
+        """Write a job's failed outcome (a retry or a dead letter) after the pending acks (earlier
+        successes first: a flow's last result stays in order). Until that transaction commits the
+        outcome is kept in ``_unrecorded``: if the loop's connection fails under it (a dropped
+        connection also interrupted the handler), :meth:`_abandon_batch` writes it on a fresh
+        connection, still fenced by the job's lease token, so the interrupted attempt is a retry in
+        its history rather than a lease that expires and is counted lost."""
+        self._unrecorded = write
+        self._flush_acks()
         with self._tx() as conn:
-            if jobstore.bury(conn, job, now=self.clock(), error=reason, kind=kind):
-                self._record_flow(conn, job, reason)
-                self.stats.dead += 1
-                log.warning(
-                    "job.dead", reason=reason.splitlines()[0] if reason else "", error_kind=kind.value
-                )
-            else:
-                self.stats.lost += 1
+            write(conn)
+        self._unrecorded = None
 
     def _heartbeat(self, done: threading.Event) -> None:
         """Every :attr:`heartbeat_seconds`, on connections of its own: extend the leases of the batch's
