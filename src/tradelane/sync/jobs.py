@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -693,29 +693,53 @@ def extend_lease(conn: Connection, job: ClaimedJob, *, now: datetime, lease_seco
     return result.rowcount == 1
 
 
+class LeaseExtension(NamedTuple):
+    """What one heartbeat did to a claim's jobs: ``extended`` (their lease pushed forward) and ``busy``
+    (still this claim's, but locked by another transaction at that instant: left for the next beat)."""
+
+    extended: set[int]
+    busy: set[int]
+
+
 def extend_leases(
     conn: Connection, held: list[ClaimedJob], *, now: datetime, lease_seconds: float
-) -> set[int]:
+) -> LeaseExtension:
     """Push forward the lease of every job in ``held`` in one statement (a worker's whole claimed batch).
 
-    All of ``held`` must come from one claim (they share its lease token). Returns the ids whose lease
-    was extended; a job missing from the result is lost to this worker and must not be started."""
+    All of ``held`` must come from one claim (they share its lease token). A job in neither set of the
+    result is lost to this worker and must not be started.
+
+    On PostgreSQL the statement locks its rows in id order and skips those it cannot lock at once
+    (``ORDER BY id FOR UPDATE SKIP LOCKED`` in a subquery), so a heartbeat never waits on a row lock
+    and takes part in no deadlock. Without it, it deadlocked (a) with a loop releasing the same jobs
+    one by one in another order, and (b) three ways: an orders poll inserting jobs waited on the
+    heartbeat's update, which waited on a handler's transaction holding its own job row (the fenced
+    ``ctx.transaction()``), which waited on the order row the poll had just written. A row skipped
+    that way is almost always locked by its own handler's transaction: it is reported ``busy`` (a plain
+    read, which takes no lock, says it is still ours) and extended by a later beat; its lease holds
+    meanwhile, since a beat comes every third of the lease. A job not started yet whose lease could
+    not be extended in time is not started (the worker's margin), as when a beat fails."""
     if not held:
-        return set()
+        return LeaseExtension(set(), set())
     tokens = {job.lease_token for job in held}
     if len(tokens) != 1:
         raise ValueError("extend_leases takes the jobs of one claim (one lease token)")
+    ids = [job.id for job in held]
+    ours = sa.and_(
+        jobs.c.id.in_(ids), jobs.c.lease_token == tokens.pop(), jobs.c.state == JobState.RUNNING.value
+    )
+    lockable = sa.select(jobs.c.id).where(ours).order_by(jobs.c.id).with_for_update(skip_locked=True)
     rows = conn.execute(
         sa.update(jobs)
-        .where(
-            jobs.c.id.in_([job.id for job in held]),
-            jobs.c.lease_token == tokens.pop(),
-            jobs.c.state == JobState.RUNNING.value,
-        )
+        .where(jobs.c.id.in_(lockable), ours)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         .returning(jobs.c.id)
     )
-    return {int(r.id) for r in rows}
+    extended = {int(r.id) for r in rows}
+    busy: set[int] = set()
+    if len(extended) < len(ids):
+        busy = {int(i) for i in conn.execute(sa.select(jobs.c.id).where(ours)).scalars()} - extended
+    return LeaseExtension(extended, busy)
 
 
 def complete(

@@ -679,12 +679,14 @@ class Worker:
             except Exception as exc:  # unstarted jobs whose lease runs out are not started
                 log.warning("job.heartbeat_failed", jobs=len(held), error=type(exc).__name__)
             else:
+                # A busy job (its row locked by another transaction, usually its handler's) is still
+                # ours: its lease is extended by a later beat (see jobstore.extend_leases).
                 until = now + timedelta(seconds=self.config.lease_seconds)
                 with self._lock:
                     for job in held:
-                        if job.id in extended:
+                        if job.id in extended.extended:
                             self._lease_until[job.id] = until
-                        elif job.id in self._held:
+                        elif job.id in self._held and job.id not in extended.busy:
                             self._lost_ids.add(job.id)
         current = self._current
         report = liveness.WorkerBeat(
