@@ -32,11 +32,24 @@ class TradelaneError(Exception):
 
 
 class RetryableError(TradelaneError):
-    def __init__(self, reason: str, *, retry_after: float | None = None, raw: str | None = None) -> None:
+    """``status`` is the remote's HTTP status (None: no response, or not an HTTP failure) and ``op`` the
+    remote operation that failed, when the edge knows them."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        raw: str | None = None,
+        status: int | None = None,
+        op: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.raw = raw
+        self.status = status
+        self.op = op
 
 
 class PermanentError(TradelaneError):

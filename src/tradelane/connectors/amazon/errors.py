@@ -11,19 +11,6 @@ from tradelane.domain.errors import AuthenticationError, PermanentError, Retryab
 class AmazonRetryable(RetryableError):
     """Try again later: throttled, server error, timeout, unreachable, garbage or truncated body."""
 
-    def __init__(
-        self,
-        reason: str,
-        *,
-        retry_after: float | None = None,
-        raw: str | None = None,
-        status: int | None = None,
-        op: str | None = None,
-    ) -> None:
-        super().__init__(reason, retry_after=retry_after, raw=raw)
-        self.status = status
-        self.op = op
-
 
 class AmazonThrottled(AmazonRetryable):
     """HTTP 429 ``QuotaExceeded``: ``retry_after`` from ``Retry-After`` or the operation's refill time."""

@@ -21,19 +21,6 @@ from tradelane.domain.errors import AuthenticationError, PermanentError, Retryab
 class MiraklRetryableError(RetryableError):
     """Base of Mirakl failures worth retrying. ``status`` is the HTTP status (None: no response)."""
 
-    def __init__(
-        self,
-        reason: str,
-        *,
-        retry_after: float | None = None,
-        raw: str | None = None,
-        status: int | None = None,
-        op: str | None = None,
-    ) -> None:
-        super().__init__(reason, retry_after=retry_after, raw=raw)
-        self.status = status
-        self.op = op
-
 
 class MiraklPermanentError(PermanentError):
     """Base of Mirakl failures that retrying cannot fix.
