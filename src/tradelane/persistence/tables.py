@@ -590,3 +590,36 @@ order_documents = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("order_id", "sha256"),
 )
+
+# --- issue 11: taking a channel live ---------------------------------------------------------------
+# Each part below is owned by one migration (0015-0021); keep a part's tables together.
+
+# 0015 — the audit trail of channel actions: who did what, when and why (lifecycle, flows, overrides,
+# cutover steps). Append-only: rows are never updated or deleted by the application.
+channel_events = sa.Table(
+    "channel_events",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    # Who: "cli:<os user>", "api:<token name>", "dashboard:<token name>", "system" (scheduler, worker).
+    sa.Column("actor", sa.String(200), nullable=False),
+    # What, dotted: lifecycle.activate, lifecycle.promote, flow.enable, idmatch.override, cutover.step...
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("details", JSONDoc, nullable=False),
+    sa.Index("ix_channel_events_channel_id", "channel_id", "id"),
+)
+
+# 0016 — product selection by label (owner: selection)
+
+# 0017 — lifecycle: Setup -> Testing -> Live, testing period, flow toggles (owner: lifecycle)
+
+# 0018 — reconciler reports and the unique-ID match (owner: reconciler / ID match)
+
+# 0019 — test orders (owner: test orders)
+
+# 0020 — cutover of a live account (owner: cutover)
+
+# 0021 — notifications: email and signed webhook outbox (owner: notifications)

@@ -1,0 +1,23 @@
+"""lifecycle Setup -> Testing -> Live and flow toggles
+
+(Placeholder: filled in by the change that introduces it.)
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-12-06 09:00:00
+"""
+
+from __future__ import annotations
+
+revision = "0017"
+down_revision = "0016"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
