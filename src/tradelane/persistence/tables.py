@@ -623,3 +623,76 @@ channel_events = sa.Table(
 # 0020 — cutover of a live account (owner: cutover)
 
 # 0021 — notifications: email and signed webhook outbox (owner: notifications)
+# Where a tenant's notifications go: one tenant-wide row (channel_id NULL) and optionally one per channel
+# (a channel's notifications go to both). The webhook secret is Fernet-encrypted like channel credentials.
+notification_settings = sa.Table(
+    "notification_settings",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("emails", JSONDoc, nullable=False),  # list of addresses
+    sa.Column("webhook_url", sa.String(1000), nullable=True),
+    sa.Column("webhook_secret", sa.LargeBinary(), nullable=True),  # Fernet of {"secret": ...}
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(
+        "uq_notification_settings_tenant",
+        "tenant_id",
+        unique=True,
+        sqlite_where=sa.text("channel_id IS NULL"),
+        postgresql_where=sa.text("channel_id IS NULL"),
+    ),
+    sa.Index(
+        "uq_notification_settings_channel",
+        "tenant_id",
+        "channel_id",
+        unique=True,
+        sqlite_where=sa.text("channel_id IS NOT NULL"),
+        postgresql_where=sa.text("channel_id IS NOT NULL"),
+    ),
+)
+
+# The outbox: one row per notification, written in the caller's transaction with its send job.
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("event", sa.String(60), nullable=False),  # dotted: cutover.step, golive.done, notify.test...
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("details", JSONDoc, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # queued | retrying | sent | failed
+    sa.Column("job_id", BigId, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_notifications_tenant_id", "tenant_id", "id"),
+)
+
+# One destination of one notification (an email address or a webhook URL) and its latest outcome.
+notification_deliveries = sa.Table(
+    "notification_deliveries",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column(
+        "notification_id", BigId, sa.ForeignKey("notifications.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("kind", sa.String(10), nullable=False),  # email | webhook
+    sa.Column("destination", sa.String(1000), nullable=False),
+    # The settings row a webhook's secret is read from at send time (NULL: removed since).
+    sa.Column(
+        "settings_id",
+        BigId,
+        sa.ForeignKey("notification_settings.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | retrying | sent | failed
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("notification_id", "kind", "destination"),
+)
