@@ -88,6 +88,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     from tradelane.merchant.capabilities import ADAPTERS as MERCHANT_ADAPTERS
     from tradelane.merchant.shopify.adapter import shopify_adapter
     from tradelane.services import files_scan, merchant_webhooks, order_delivery, shopify_catalog
+    from tradelane.services import notifications as notification_jobs
     from tradelane.sync import builtin
 
     builtin.register(registry)
@@ -96,12 +97,21 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     shopify_catalog.register(registry, stock_sources=shopify_adapter)
     merchant_webhooks.register(registry)
     files_scan.register(registry)
+    notification_jobs.register(registry)  # notifications.send: emails and signed webhooks
     for spec in plugins or []:
         module_name, _, func_name = spec.partition(":")
         if not func_name:
             raise ValueError(f"plugin {spec!r} must look like package.module:function")
         registrar = getattr(importlib.import_module(module_name), func_name)
         registrar(registry)
+
+
+def notification_services(settings: Settings, keyring: KeyRing) -> dict[str, Any]:
+    """The worker's notification transport: the SMTP server of ``settings`` and the key ring."""
+    from tradelane.services.notification_transport import SmtpConfig
+    from tradelane.services.notifications import TRANSPORT, Transport
+
+    return {TRANSPORT: Transport(SmtpConfig.from_settings(settings), keyring)}
 
 
 def build(settings: Settings | None = None, *, configure_logs: bool = True) -> Container:
@@ -126,6 +136,6 @@ def build(settings: Settings | None = None, *, configure_logs: bool = True) -> C
         engine=engine,
         keyring=keyring,
         registry=registry,
-        extras={"keyring": keyring},
+        extras={"keyring": keyring, **notification_services(settings, keyring)},
         setup=describe_setup(settings, keys_from),
     )

@@ -67,11 +67,30 @@ class Settings(BaseSettings):
     job_backoff_cap_seconds: float = 900.0
     #: Extra job handlers: comma-separated ``package.module:function`` callables taking a JobRegistry.
     plugins: str = ""
+    #: The SMTP server notifications are sent through (``smtp_host`` empty: emails cannot be sent and
+    #: each one fails with that reason). ``smtp_ssl``: TLS from the first byte (port 465);
+    #: ``smtp_starttls``: upgrade a plain connection (port 587); at most one of them.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = Field(default="", repr=False)
+    smtp_from: str = ""
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout: float = 10.0
 
     @field_validator("database_url")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @model_validator(mode="after")
+    def _smtp_security(self) -> Settings:
+        if self.smtp_ssl and self.smtp_starttls:
+            raise ValueError("set at most one of TRADELANE_SMTP_SSL and TRADELANE_SMTP_STARTTLS")
+        if self.smtp_timeout <= 0:
+            raise ValueError("TRADELANE_SMTP_TIMEOUT must be a positive number of seconds")
+        return self
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
