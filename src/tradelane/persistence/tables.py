@@ -136,6 +136,11 @@ offer_bindings = sa.Table(
     sa.Column("last_synced_at", UTCDateTime(), nullable=True),
     # The marketplace import (e.g. Mirakl OF01/OF24 import id) that last carried this offer.
     sa.Column("import_ref", sa.String(100), nullable=True),
+    # 0016 — the product's place in the channel's selection (services.selection): "selected"; "delisting"
+    # (no longer selected, its deletion goes with the next delta; the binding is removed once the
+    # marketplace accepted it); "left" (no longer selected, reconciler off: left on the marketplace as it
+    # is and never updated again).
+    sa.Column("selection_state", sa.String(12), nullable=False, server_default="selected"),
     sa.UniqueConstraint("product_id", "channel_id"),
     sa.Index("ix_offer_bindings_channel_dirty", "channel_id", "dirty"),
     sa.Index("ix_offer_bindings_channel_import", "channel_id", "import_ref"),
@@ -613,6 +618,17 @@ channel_events = sa.Table(
 )
 
 # 0016 — product selection by label (owner: selection)
+# A channel's selection rule (domain.selection: {"labels": [...], "where": [[attribute, value], ...]});
+# no row: every product of the tenant. offer_bindings.selection_state (above) follows it.
+channel_selections = sa.Table(
+    "channel_selections",
+    metadata,
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    _tenant(),
+    sa.Column("rule", JSONDoc, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_channel_selections_tenant_id", "tenant_id"),
+)
 
 # 0017 — lifecycle: Setup -> Testing -> Live, testing period, flow toggles (owner: lifecycle)
 

@@ -28,8 +28,10 @@ Contract of :func:`import_catalog`:
   dirty bindings to every channel (:func:`~tradelane.services.outbox.bind_new_products`) and updated products
   whose price, currency or quantity changed are marked dirty
   (:func:`~tradelane.services.outbox.mark_offers_dirty`); a change of other fields only (title...) does not
-  dirty offers. Counts are added to the run's ``catalog_imports`` row in the same transaction, so the record
-  always matches what was committed (the first :data:`STORED_ERRORS` rejections are kept there);
+  dirty offers. Updated products are then matched against the selection rules of the tenant's channels
+  (:func:`~tradelane.services.selection.reselect_products`: one indexed query when no channel has one).
+  Counts are added to the run's ``catalog_imports`` row in the same transaction, so the record always
+  matches what was committed (the first :data:`STORED_ERRORS` rejections are kept there);
   ``finished_at`` is set at the end (``now`` plus the elapsed time), so a run that failed half-way keeps its
   committed batches and a NULL ``finished_at``.
 * Memory is bounded by the batch size, plus what the pre-pass keeps (8 bytes per row, 8 more per variant
@@ -70,6 +72,7 @@ from tradelane.services.catalog_files import (
     prescan,
 )
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
+from tradelane.services.selection import reselect_products
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -502,6 +505,8 @@ def _write_batch(
         result.updated = len(updates)
     if dirty:
         mark_offers_dirty(conn, tenant_id, dirty, now=now)
+    if changed:  # a label or attribute may have moved the product in or out of a channel's selection
+        reselect_products(conn, tenant_id, [product_id for product_id, _ in changed], now=now)
     return result
 
 
@@ -780,6 +785,7 @@ def _upsert_postgres(
     params = {"tenant": tenant_id, "now": now}
     new_ids: list[int] = []
     dirty: list[int] = []
+    updated_ids: list[int] = []
     if create_only:
         written = conn.exec_driver_sql(_PG_CREATE, params).all()
         new_ids = [row.id for row in written]
@@ -796,6 +802,7 @@ def _upsert_postgres(
                 new_ids.append(product_id)
             else:
                 result.updated += 1
+                updated_ids.append(product_id)
                 if offers_changed:
                     dirty.append(product_id)
         result.unchanged += len(staged) - len(new_ids) - result.updated
@@ -804,6 +811,8 @@ def _upsert_postgres(
         bind_new_products(conn, tenant_id, new_ids, now=now, only_channels=publish_to)
     if dirty:
         mark_offers_dirty(conn, tenant_id, dirty, now=now)
+    if updated_ids:  # a label or attribute may have moved the product in or out of a channel's selection
+        reselect_products(conn, tenant_id, updated_ids, now=now)
 
 
 def _offer_fields(conn: Connection, product_ids: Sequence[int]) -> dict[int, tuple[Any, Any, Any]]:

@@ -33,7 +33,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
@@ -118,6 +120,25 @@ def offer_update(product: Product) -> OfferUpdate | list[str]:
     )
 
 
+def offer_deletion(product: Product) -> OfferUpdate:
+    """The deletion of ``product``'s offer (pure): what the marketplace needs to find it (SKU, GTIN,
+    the attributes it was listed with); price and quantity as stored (0 and "" when the product has
+    none: a deletion needs neither)."""
+    listed = offer_update(product)
+    if isinstance(listed, OfferUpdate):
+        return replace(listed, delete=True)
+    return OfferUpdate(
+        sku=product.sku,
+        price=product.price if product.price is not None else Decimal(0),
+        currency=product.currency or "",
+        quantity=product.quantity,
+        gtin=product.gtin,
+        title=product.title,
+        attributes=dict(product.attributes),
+        delete=True,
+    )
+
+
 def errors_by_sku(outcomes: Sequence[OfferOutcome]) -> dict[str, list[str]]:
     """Failed outcomes as SKU → reasons (accepted ones dropped; a failure without reasons says so)."""
     errors: dict[str, list[str]] = {}
@@ -186,7 +207,7 @@ class _Batch:
         self.blocked: list[tuple[offer_service.DirtyOffer, list[str]]] = []
 
     def add(self, offer: offer_service.DirtyOffer) -> None:
-        built = offer_update(offer.product)
+        built = offer_deletion(offer.product) if offer.delete else offer_update(offer.product)
         if isinstance(built, OfferUpdate):
             self.ready.append(offer)
             self.updates.append(built)

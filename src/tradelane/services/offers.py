@@ -50,6 +50,12 @@ class DirtyOffer:
     binding_id: int
     change_seq: int
     product: Product
+    #: The product is no longer selected on the channel and its offer is to be deleted (0016).
+    delete: bool = False
+
+
+#: ``offer_bindings.selection_state`` (0016; see :mod:`tradelane.services.selection`).
+SELECTED, DELISTING, LEFT = "selected", "delisting", "left"
 
 
 def product_from_row(row: Any) -> Product:
@@ -99,10 +105,16 @@ def _bound_select(channel_id: int) -> sa.Select[Any]:
             products.c.currency,
             products.c.quantity,
             products.c.attributes,
+            offer_bindings.c.selection_state,
         )
         .join(products, products.c.id == offer_bindings.c.product_id)
-        .where(offer_bindings.c.channel_id == channel_id)
+        # A product no longer selected and left on the marketplace is never sent again (0016).
+        .where(offer_bindings.c.channel_id == channel_id, offer_bindings.c.selection_state != LEFT)
     )
+
+
+def _offer(row: Any) -> DirtyOffer:
+    return DirtyOffer(row.binding_id, row.change_seq, product_from_row(row), row.selection_state == DELISTING)
 
 
 def dirty_offers(conn: Connection, channel_id: int, *, limit: int) -> list[DirtyOffer]:
@@ -113,12 +125,12 @@ def dirty_offers(conn: Connection, channel_id: int, *, limit: int) -> list[Dirty
         .order_by(offer_bindings.c.id)
         .limit(limit)
     ).all()
-    return [DirtyOffer(r.binding_id, r.change_seq, product_from_row(r)) for r in rows]
+    return [_offer(r) for r in rows]
 
 
 def all_offers(conn: Connection, channel_id: int) -> list[DirtyOffer]:
     rows = conn.execute(_bound_select(channel_id).order_by(offer_bindings.c.id)).all()
-    return [DirtyOffer(r.binding_id, r.change_seq, product_from_row(r)) for r in rows]
+    return [_offer(r) for r in rows]
 
 
 def full_sync_in_flight(
@@ -216,7 +228,8 @@ def apply_import_result(
     response: str | None = None,
 ) -> tuple[int, int]:
     """Set the outcome of every offer carried by ``import_ref``: errors on the SKUs named, published
-    for the rest. Returns (published, failed)."""
+    for the rest; a deletion the marketplace accepted (``selection_state`` "delisting", not changed
+    since) removes its binding. Returns (published, failed)."""
     carried = conn.execute(
         sa.update(offer_bindings)
         .where(offer_bindings.c.channel_id == channel_id, offer_bindings.c.import_ref == import_ref)
@@ -245,6 +258,15 @@ def apply_import_result(
                 )
             )
             failed += 1
+    conn.execute(
+        sa.delete(offer_bindings).where(
+            offer_bindings.c.channel_id == channel_id,
+            offer_bindings.c.import_ref == import_ref,
+            offer_bindings.c.selection_state == DELISTING,
+            offer_bindings.c.status == OfferStatus.PUBLISHED.value,
+            offer_bindings.c.dirty.is_(False),
+        )
+    )
     return int(carried.rowcount or 0) - failed, failed
 
 
@@ -275,6 +297,7 @@ def list_offers(
             offer_bindings.c.last_response,
             offer_bindings.c.last_synced_at,
             offer_bindings.c.import_ref,
+            offer_bindings.c.selection_state,
         )
         .join(products, products.c.id == offer_bindings.c.product_id)
         .join(channels, channels.c.id == offer_bindings.c.channel_id)
@@ -299,11 +322,16 @@ def republish(
     failed_only: bool = True,
     now: datetime,
 ) -> int:
-    """Mark offers to be sent again (one SKU, several, or every failed/blocked one) and schedule the delta."""
+    """Mark offers to be sent again (one SKU, several, or every failed/blocked one) and schedule the delta.
+    Products de-selected and left on the marketplace (0016) are not sent again."""
     stmt = (
         sa.select(offer_bindings.c.product_id)
         .join(products, products.c.id == offer_bindings.c.product_id)
-        .where(offer_bindings.c.tenant_id == tenant_id, offer_bindings.c.channel_id == channel_id)
+        .where(
+            offer_bindings.c.tenant_id == tenant_id,
+            offer_bindings.c.channel_id == channel_id,
+            offer_bindings.c.selection_state != LEFT,
+        )
     )
     if skus is not None:
         stmt = stmt.where(products.c.sku.in_(list(skus)))
