@@ -3,7 +3,8 @@
 * a refused SKU mapping / product comes back with every error next to its field and what was typed
   still in the fields; a mapping to a SKU outside the catalog goes through only once the merchant-only
   box is ticked, and the order then reaches the OMS with that SKU;
-* a raw URL without spaces in an error cell or a reason never makes a table wider than its card.
+* a raw URL without spaces in an error cell, a reason, an alert (Overview) or an order's history note
+  never makes a table wider than its card.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from test_dashboard_browser import login, merchant_status, publish_catalog, shoo
 from mirakl_world import SHOP_ID, catalog
 from tradelane.persistence.tables import offer_bindings, products
 from tradelane.services.order_health import QuarantineReason, quarantine
+from tradelane.services.orders import add_history, raise_alert
 from tradelane.sync import jobs as jobstore
 
 pytestmark = pytest.mark.browser
@@ -141,9 +143,21 @@ def test_long_raw_urls_wrap_inside_tables_and_pre_blocks(stack: Stack, tab: Any)
     assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert tab.evaluate(_OVERFLOWING) == []
     shoot(tab, "job-long-error")
+    with world.engine.begin() as conn:  # raw URLs in an alert (Overview) and an order's history note
+        raise_alert(
+            conn,
+            tenant_id=world.tenant_id,
+            kind="feed_failing",
+            key="test-long-url",
+            message=f"shop: RT11 (returns) failed: HTTP 502 from {LONG_URL}",
+            now=now,
+        )
+        add_history(conn, world.tenant_id, order_id, "DELIVERY_FAILED", now=now, note=error)
     for url, name in (
         ("/dashboard/jobs?state=dead", "jobs-long-error"),
         ("/dashboard/order-health", "health-long-reason"),
+        ("/dashboard/", "overview-long-alert"),
+        (f"/dashboard/orders/{order_id}", "order-long-note"),
     ):
         tab.goto(url)
         expect(tab.locator("main table").first).to_be_visible()
