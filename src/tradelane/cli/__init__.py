@@ -14,6 +14,7 @@ def build_app() -> typer.Typer:
     import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
     import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
     from tradelane.cli import admin, catalog, channels, jobs, merchant, offers, orders, rules, runtime
+    from tradelane.cli.notify import notify_app
     from tradelane.cli.sandbox import sandbox_app
     from tradelane.connectors.registry import CONNECTORS
 
@@ -37,6 +38,7 @@ def build_app() -> typer.Typer:
     app.add_typer(jobs.jobs_app, name="jobs")
     app.add_typer(rules.rules_app, name="rules")
     app.add_typer(orders.orders_app, name="orders")
+    app.add_typer(notify_app, name="notify")
     merchant.register(app)
     runtime.register(app)
     return app
