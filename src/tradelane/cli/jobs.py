@@ -6,8 +6,9 @@ import typer
 from rich.table import Table
 
 from tradelane.cli.common import console, container, dumps, fail, print_json
-from tradelane.domain.errors import NotFoundError
+from tradelane.domain.errors import NotFoundError, ValidationError
 from tradelane.services.job_queries import get_job, list_jobs
+from tradelane.services.orders import enum_value
 from tradelane.services.tenants import get_tenant
 from tradelane.sync import jobs as jobstore
 
@@ -35,17 +36,24 @@ def _table(rows: list[dict[str, object]]) -> Table:
 @jobs_app.command("list")
 def jobs_list(
     tenant: str = TenantOpt,
-    state: str | None = typer.Option(None, "--state"),
+    state: str | None = typer.Option(
+        None, "--state", help="Only jobs in this state: " + ", ".join(s.value for s in jobstore.JobState)
+    ),
     kind: str | None = typer.Option(None, "--kind"),
     channel: str | None = typer.Option(None, "--channel"),
     limit: int = typer.Option(50, "--limit"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
+    """List jobs, newest first. An unknown --state is a usage error (exit 2) listing the valid ones."""
+    try:
+        wanted = enum_value(jobstore.JobState, state, "job state")
+    except ValidationError as exc:
+        fail(f"--state: {exc}", code=2)
     with container() as app, app.engine.connect() as conn:
         tenant_id = get_tenant(conn, tenant).id
         rows = [
             j.as_dict()
-            for j in list_jobs(conn, tenant_id, state=state, kind=kind, channel=channel, limit=limit)
+            for j in list_jobs(conn, tenant_id, state=wanted, kind=kind, channel=channel, limit=limit)
         ]
     if as_json:
         print_json(rows)

@@ -7,7 +7,9 @@ from rich.table import Table
 
 from tradelane.cli.channels import resolve_channel
 from tradelane.cli.common import console, container, fail, print_json
-from tradelane.services.offers import list_offers, republish
+from tradelane.domain.errors import ValidationError
+from tradelane.services.offers import OfferStatus, list_offers, republish
+from tradelane.services.orders import enum_value
 from tradelane.services.tenants import get_tenant
 
 offers_app = typer.Typer(help="Offers (catalog products as listed on each channel).", no_args_is_help=True)
@@ -17,14 +19,21 @@ offers_app = typer.Typer(help="Offers (catalog products as listed on each channe
 def offers_list(
     tenant: str = typer.Option(..., "--tenant", "-t"),
     channel: str | None = typer.Option(None, "--channel"),
-    status: str | None = typer.Option(None, "--status", help="pending|submitted|published|error|blocked"),
+    status: str | None = typer.Option(
+        None, "--status", help="Only offers in this status: " + ", ".join(s.value for s in OfferStatus)
+    ),
     sku: str | None = typer.Option(None, "--sku"),
     limit: int = typer.Option(100, "--limit"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
+    """List offers. An unknown --status is a usage error (exit 2) listing the valid ones."""
+    try:
+        wanted = enum_value(OfferStatus, status, "offer status")
+    except ValidationError as exc:
+        fail(f"--status: {exc}", code=2)
     with container() as app, app.engine.connect() as conn:
         rows = list_offers(
-            conn, get_tenant(conn, tenant).id, channel=channel, status=status, sku=sku, limit=limit
+            conn, get_tenant(conn, tenant).id, channel=channel, status=wanted, sku=sku, limit=limit
         )
     if as_json:
         print_json(rows)
