@@ -17,6 +17,7 @@ from tradelane.web.api import (
     orders,
     products,
     rules,
+    selection,
     tenant,
     webhooks,
 )
@@ -38,6 +39,7 @@ def include_api(app: FastAPI) -> None:
         rules,
         order_health,
         orders,
+        selection,
     ):
         app.include_router(module.router, responses=problem_responses(400, 401, 422, 500))
     app.include_router(shopify_webhooks.router, responses=problem_responses(400, 401, 413, 422, 500))
