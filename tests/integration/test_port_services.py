@@ -40,6 +40,7 @@ from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services import fulfilment_push, offer_publishing
 from tradelane.services.channels import Channel, create_channel, get_channel_by_id
 from tradelane.services.labels import LabelFormat, PreparedLabel, get_document, store_label
+from tradelane.services.offers import OFFER_SYNC_PROGRESS, OfferSyncProgress
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
 from tradelane.sync.registry import JobRegistry
@@ -400,6 +401,29 @@ def test_a_full_sync_retried_midway_resumes_with_the_offers_not_sent(engine: Eng
         subjects = conn.execute(sa.select(exchanges.c.subject).order_by(exchanges.c.id)).scalars().all()
     assert subjects == ["import:imp-1", "import:imp-2", "import:imp-3"]  # each submission's own exchange
     assert len(hub.jobs("offers.import_check")) == 3
+
+
+def test_a_full_sync_reports_its_upload_submission_by_submission(engine: Engine, now: datetime) -> None:
+    # The progress bar of `channel sync --full --wait` and the demo: it moves as each submission goes
+    # (not only once the last one did), and a retried attempt starts from what the first one handled.
+    hub = build_hub(engine, now, caps(max_batch={Operation.SUBMIT_OFFERS_FULL: 3}), count=10)
+    hub.fake.fail_submission = {3}  # the third call meets a spent budget: the job is retried
+    seen: list[tuple[int, int, int]] = []  # (offers handled, of all, submissions made by then)
+
+    def report(step: OfferSyncProgress) -> None:
+        if step.stage == "sent":
+            seen.append((step.done, step.total, hub.fake.submissions))
+
+    hub.worker.services[OFFER_SYNC_PROGRESS] = report
+    hub.enqueue("offers.full")
+    hub.run()
+    # SKU-0 has no price (blocked by the hub, handled at once); then 3 offers per submission.
+    assert seen == [(1, 10, 0), (4, 10, 1), (7, 10, 2)]
+    hub.clock.advance(10)
+    hub.run()
+    assert seen[3:] == [(7, 10, 3), (10, 10, 4)]
+    [job] = hub.jobs("offers.full")
+    assert job.state == "succeeded"
 
 
 def test_a_synchronous_import_applies_its_result_at_once(engine: Engine, now: datetime) -> None:

@@ -355,7 +355,9 @@ def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> d
     dirty for the next delta. Records the channel's ``full_synced_at`` (the instant the catalog was first
     read) once every offer went, so later deltas stay deltas; the optional
     :data:`~tradelane.services.offers.OFFER_SYNC_PROGRESS` service hears of every chunk of offers built
-    and of the upload."""
+    (stage ``building``), then of the upload: once before the first submission and after each one
+    (stage ``sent``: the offers handled so far — submitted, or blocked — of all of them), so a sync of
+    several submissions advances as each one goes, not only when the last did."""
     now = ctx.now()
     with open_session(ctx, channel) as session:
         capabilities = _require(session.connector, Operation.SUBMIT_OFFERS_FULL)
@@ -378,6 +380,8 @@ def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> d
             if after is None or offer.binding_id > after
         ]
         size = max(1, capabilities.batch_size(Operation.SUBMIT_OFFERS_FULL, len(todo) or 1))
+        handled = len(everything) - len(todo)  # blocked, or sent by an earlier attempt
+        _report(ctx, channel, handled, len(everything), "sent")
         for start in range(0, len(todo), size):
             part = todo[start : start + size]
             ref = session.connector.submit_offers([update for _, update in part], SubmitMode.FULL)
@@ -399,6 +403,8 @@ def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> d
                 }
                 order_service.set_cursor(conn, channel.id, FULL_PROGRESS_CURSOR, json.dumps(state), now=now)
             del session.exchanges[:recorded]  # stored with this submission
+            handled += len(part)
+            _report(ctx, channel, handled, len(everything), "sent")
         with ctx.transaction() as conn:
             offer_service.mark_full_synced(conn, channel.id, read_at=read_at)
             result = {
@@ -407,7 +413,6 @@ def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> d
                 "import_id": references[0] if len(references) == 1 else (references or None),
             }
             ctx.complete_in(conn, result)
-    _report(ctx, channel, len(everything), len(everything), "sent")
     return result
 
 

@@ -19,14 +19,17 @@ from tradelane.services.outbox import schedule_deltas
 OFFERS_FULL = "offers.full"
 
 #: Key of the optional progress callback in the worker's ``services``: a full sync calls it with an
-#: :class:`OfferSyncProgress` after every chunk of offers it builds, and once more when they are sent.
+#: :class:`OfferSyncProgress` after every chunk of offers it builds, then before its first submission
+#: to the marketplace and after each one.
 OFFER_SYNC_PROGRESS = "offer_sync_progress"
 
 
 @dataclass(frozen=True, slots=True)
 class OfferSyncProgress:
     """Where a full offer sync of ``channel_id`` stands: ``done`` of ``total`` offers are built (stage
-    ``building``) or handed to the marketplace (stage ``sent``). ``done`` never decreases."""
+    ``building``, first) or handled by the upload (stage ``sent``: submitted to the marketplace, or
+    blocked by the hub). Within a stage ``done`` never decreases; ``sent`` starts again from the offers
+    an earlier attempt already handled."""
 
     channel_id: int
     done: int
