@@ -24,13 +24,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tradelane.domain.errors import TradelaneError
-from tradelane.persistence.tables import channels, merchant_systems
+from tradelane.persistence.tables import channels, merchant_systems, notification_settings
 from tradelane.security.crypto import CredentialError, KeyRing, load_or_create_key_file
 
 #: Every column holding Fernet tokens made with the configured key ring.
 ENCRYPTED_COLUMNS: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
     (channels, ("credentials", "staging_credentials")),
     (merchant_systems, ("credentials",)),
+    (notification_settings, ("webhook_secret",)),
 )
 #: How many of the most recent tokens of each encrypted column are tried at start-up.
 SAMPLE_PER_COLUMN = 5

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -75,7 +76,11 @@ def normalise_emails(emails: Sequence[str]) -> list[str]:
 def check_webhook_url(url: str) -> str:
     """``url`` stripped, or ``ValidationError`` saying what is wrong with it."""
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        raise ValidationError(f"webhook URL is not a valid URL: {url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"webhook URL must be http(s)://host/..., got {url!r}")
     if parts.username or parts.password:

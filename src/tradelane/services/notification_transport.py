@@ -222,6 +222,8 @@ def post_webhook(
     http = client or httpx.Client(timeout=timeout, follow_redirects=False)
     try:
         response = http.post(url, content=body, headers=headers)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+        return Outcome(Result.FAILED, f"webhook URL cannot be used: {exc}")
     except httpx.RequestError as exc:
         return Outcome(Result.RETRY, no_response(exc, method="POST", url=url).reason)
     finally:

@@ -21,6 +21,7 @@ from tradelane.web.api import (
     tenant,
     webhooks,
 )
+from tradelane.web.api import notifications as notifications_api
 from tradelane.web.problems import problem_responses
 
 
@@ -36,6 +37,7 @@ def include_api(app: FastAPI) -> None:
         products,
         catalog,
         webhooks,
+        notifications_api,
         rules,
         order_health,
         orders,
