@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tradelane.web.dashboard import channels, health, jobs, login, offers, orders, overview
+from tradelane.web.dashboard import selection as selection_pages
 from tradelane.web.dashboard.rendering import build_environment
 
 STATIC_PATH = "/static"
@@ -25,6 +26,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.state.dashboard_templates = build_environment()
     for module in (login, overview, channels, offers, orders, health, jobs):
         app.include_router(module.router)
+    app.include_router(selection_pages.router)  # /dashboard/channels/{name}/selection
     for exc_class, handler in login.HANDLERS.items():
         app.add_exception_handler(exc_class, cast(Any, handler))
     app.mount(STATIC_PATH, StaticFiles(directory=str(files("tradelane.web") / "static")), name="static")
