@@ -30,14 +30,18 @@ class Received:
 
 @dataclass
 class _Handler:
-    """Accepts every recipient except those in ``refused`` (answered ``550 5.1.1``)."""
+    """Accepts every recipient except those in ``refused`` (answered ``550 5.1.1``) and those in
+    ``deferred`` (answered ``451 4.7.1``, a temporary refusal)."""
 
     refused: set[str] = field(default_factory=set)
+    deferred: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address.lower() in self.refused:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if address.lower() in self.deferred:
+            return f"451 4.7.1 <{address}>: Greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -77,6 +81,9 @@ class SmtpServer:
 
     def refuse(self, address: str) -> None:
         self.handler.refused.add(address.lower())
+
+    def defer(self, address: str) -> None:
+        self.handler.deferred.add(address.lower())
 
     def start(self) -> SmtpServer:
         self.controller.start()

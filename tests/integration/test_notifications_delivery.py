@@ -21,6 +21,7 @@ from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services import notification_settings as destinations
 from tradelane.services import notifications as notes
 from tradelane.services.notification_transport import SmtpConfig
+from tradelane.sync import jobs as jobstore
 from tradelane.sync.registry import JobRegistry
 from tradelane.sync.worker import Worker, WorkerConfig
 
@@ -175,6 +176,57 @@ def test_a_bad_recipient_fails_for_good_with_the_reason_and_the_others_still_get
     job = _job(engine, nid)
     assert job.state == "dead" and job.error_kind == "permanent" and job.attempts == 1
     assert "nobody@acme.test" in job.last_error and "550" in job.last_error
+
+
+def test_a_temporary_smtp_refusal_is_retried(
+    engine: Engine, now: datetime, keyring: KeyRing, smtp: SmtpServer
+) -> None:
+    tenant, _ = make_tenant(engine, "acme", now)
+    _configure(engine, keyring, tenant.id, now, emails=["ops@acme.test"])
+    smtp.defer("ops@acme.test")
+    nid = _notify(engine, tenant.id, None, now)
+    clock = FakeClock(now)
+    worker = _worker(engine, clock, _transport(keyring, smtp.port))
+    worker.run(burst=True)
+    [delivery] = _note(engine, nid).deliveries
+    assert delivery.status == "retrying" and "451" in (delivery.last_error or "")
+    assert _job(engine, nid).state == "queued"
+    smtp.handler.deferred.clear()
+    clock.advance(3600)
+    worker.run(burst=True)
+    assert [m.recipients for m in smtp.received] == [["ops@acme.test"]]
+    assert _note(engine, nid).status == "sent"
+
+
+def test_exhausted_retries_dead_letter_and_a_replay_sends(
+    engine: Engine, now: datetime, keyring: KeyRing
+) -> None:
+    tenant, _ = make_tenant(engine, "acme", now)
+    _configure(engine, keyring, tenant.id, now, emails=["ops@acme.test"])
+    nid = _notify(engine, tenant.id, None, now)
+    port = free_port()
+    clock = FakeClock(now)
+    worker = _worker(engine, clock, _transport(keyring, port))
+    for _ in range(notes.SEND_MAX_ATTEMPTS):
+        worker.run(burst=True)
+        clock.advance(3600)
+    job = _job(engine, nid)
+    assert job.state == "dead" and job.error_kind == "exhausted"
+    assert job.attempts == notes.SEND_MAX_ATTEMPTS and "connection refused" in job.last_error
+    [delivery] = _note(engine, nid).deliveries
+    assert delivery.status == "failed" and delivery.attempts == notes.SEND_MAX_ATTEMPTS
+    assert (delivery.last_error or "").startswith(f"gave up after {notes.SEND_MAX_ATTEMPTS} attempts")
+    assert _note(engine, nid).status == "failed"
+
+    with transaction(engine) as conn:
+        assert jobstore.replay(conn, tenant.id, [job.id], now=clock()) == [job.id]
+    server = SmtpServer(port, username="hub", password=PASSWORD).start()
+    try:
+        worker.run(burst=True)
+    finally:
+        server.stop()
+    assert [m.recipients for m in server.received] == [["ops@acme.test"]]
+    assert _note(engine, nid).status == "sent" and _job(engine, nid).state == "succeeded"
 
 
 def test_the_webhook_is_signed_and_retried_after_a_5xx(

@@ -423,6 +423,7 @@ def send_notification(ctx: JobContext) -> dict[str, Any] | None:
     wanted = {"pending", "retrying"} | ({"failed"} if ctx.job.attempts == 1 else set())
     last_attempt = ctx.job.attempts >= ctx.job.max_attempts
     waits: list[float | None] = []
+    gave_up = False
     for delivery in note.deliveries:
         if delivery.status not in wanted:
             continue
@@ -431,7 +432,7 @@ def send_notification(ctx: JobContext) -> dict[str, Any] | None:
         status = {Result.SENT: "sent", Result.RETRY: "retrying", Result.FAILED: "failed"}[outcome.result]
         if outcome.result is Result.RETRY:
             if last_attempt and outcome.retry_after is None:
-                status = "failed"
+                status, gave_up = "failed", True
                 outcome = Outcome(
                     Result.FAILED, f"gave up after {ctx.job.attempts} attempts: {outcome.reason}"
                 )
@@ -445,6 +446,8 @@ def send_notification(ctx: JobContext) -> dict[str, Any] | None:
             ctx.complete_in(conn, {"sent": len(note.deliveries)})
             return None
     summary = "; ".join(reasons)
+    if gave_up:  # the engine dead-letters the job as exhausted ("gave up after N attempts")
+        raise RetryableError(f"notification {notification_id} not delivered: {summary}")
     if status == "retrying":
         # The remote's wait is honoured only when every destination still to try asked for one.
         wait = max((w for w in waits if w is not None), default=None) if None not in waits else None
