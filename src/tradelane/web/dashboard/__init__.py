@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tradelane.web.dashboard import channels, health, jobs, login, offers, orders, overview
+from tradelane.web.dashboard import notifications as notification_pages
 from tradelane.web.dashboard import selection as selection_pages
 from tradelane.web.dashboard.rendering import build_environment
 
@@ -27,6 +28,7 @@ def install_dashboard(app: FastAPI) -> None:
     for module in (login, overview, channels, offers, orders, health, jobs):
         app.include_router(module.router)
     app.include_router(selection_pages.router)  # /dashboard/channels/{name}/selection
+    app.include_router(notification_pages.router)  # /dashboard/notifications
     for exc_class, handler in login.HANDLERS.items():
         app.add_exception_handler(exc_class, cast(Any, handler))
     app.mount(STATIC_PATH, StaticFiles(directory=str(files("tradelane.web") / "static")), name="static")
