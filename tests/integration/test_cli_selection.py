@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from helpers import make_channel, make_tenant
 from tradelane.cli import build_app
-from tradelane.persistence.tables import channel_selections, offer_bindings, products
+from tradelane.persistence.tables import channel_flows, channel_selections, offer_bindings, products
 from tradelane.security.crypto import generate_key
 from tradelane.services import audit
 from tradelane.services.catalog_import import import_catalog
@@ -107,3 +107,26 @@ def test_refusals(cli, shop) -> None:
     )
     assert "attribute=value" in cli("channel", "select", "shop", "-t", "acme", "-w", "color", "--yes", code=1)
     assert "no channel named" in cli("channel", "preview", "nope", "-t", "acme", code=1)
+
+
+def test_offers_left_on_the_marketplace_are_shown_as_such(cli, engine, shop) -> None:
+    with engine.begin() as conn:  # every offer was published; the reconciler is off
+        conn.execute(sa.update(offer_bindings).values(synced_seq=1, dirty=False, status="published"))
+        conn.execute(
+            sa.update(channel_flows)
+            .where(channel_flows.c.channel_id == shop, channel_flows.c.flow == "reconciler")
+            .values(enabled=False)
+        )
+    preview = json.loads(cli("channel", "preview", "shop", "-t", "acme", "-l", "winter", "--json"))
+    assert preview["delist_action"] == "leave" and preview["delisted"]["count"] == 3
+    cli("channel", "select", "shop", "-t", "acme", "-l", "winter", "--yes")
+    assert _bound(engine) == {"A-1", "A-2", "A-3", "A-4"}  # kept, marked not selected
+    listed = " ".join(cli("offers", "list", "--tenant", "acme").split())
+    assert listed.count("not selected — left on the") == 3  # (the table wraps the rest)
+    rows = json.loads(cli("offers", "list", "--tenant", "acme", "--json"))
+    assert {r["sku"]: r["selection_state"] for r in rows} == {
+        "A-1": "left",
+        "A-2": "left",
+        "A-3": "selected",
+        "A-4": "left",
+    }

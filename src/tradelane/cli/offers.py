@@ -15,6 +15,13 @@ from tradelane.services.tenants import get_tenant
 offers_app = typer.Typer(help="Offers (catalog products as listed on each channel).", no_args_is_help=True)
 
 
+#: How offers no longer selected on their channel (services/selection.py) are shown instead of their status.
+_SELECTION_STATUS = {
+    "left": "not selected — left on the marketplace",
+    "delisting": "not selected — delisting",
+}
+
+
 @offers_app.command("list")
 def offers_list(
     tenant: str = typer.Option(..., "--tenant", "-t"),
@@ -41,9 +48,8 @@ def offers_list(
     table = Table("channel", "sku", "price", "qty", "status", "error")
     for r in rows:
         price = f"{r['price']} {r['currency']}" if r["price"] is not None else ""
-        table.add_row(
-            r["channel"], r["sku"], price, str(r["quantity"]), r["status"], (r["last_error"] or "")[:80]
-        )
+        status = _SELECTION_STATUS.get(r["selection_state"], r["status"])
+        table.add_row(r["channel"], r["sku"], price, str(r["quantity"]), status, (r["last_error"] or "")[:80])
     console.print(table)
 
 
