@@ -10,6 +10,11 @@ call). Offers are marked with the import reference; when the connector declares
 the connector says: ``retry_after``) and sets each offer's outcome — errors on the SKUs the marketplace
 named, published for the rest. A synchronous import's result is applied at once.
 
+An offer whose product is no longer selected on the channel while its reconciler is on (binding
+``delisting``, see :mod:`tradelane.services.selection`) goes as a deletion (:func:`offer_deletion`), in a
+delta or a full sync alike; its binding is removed once the marketplace accepted it. Products left on
+the marketplace (reconciler off: ``left``) are never sent.
+
 Offers that cannot be sent are ``blocked`` with the reasons, never sent: without a price (the hub's own
 check) or refused by the connector before any call (the failed outcomes of a submission whose result is
 not done yet, or of one that sent nothing).

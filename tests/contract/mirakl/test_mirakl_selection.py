@@ -199,3 +199,18 @@ def test_preview_counts_are_exact_and_change_nothing(world: World, tmp_path: Pat
     # SKU-0 and SKU-2 would be listed again, SKU-1 stays, SKU-3 goes.
     assert again.counts() == {"listed": 2, "updated": 1, "delisted": 1, "left_on_marketplace": 0}
     assert again.listed.sample == ("SKU-0", "SKU-2")
+
+
+def test_a_full_sync_carries_the_deletions_too(world: World, tmp_path: Path) -> None:
+    _reconciler(world, True)
+    _import(world, tmp_path, CATALOG)
+    world.run(step=20)
+    assert _on_marketplace(world) == set(CATALOG)
+    deltas = len(world.state.calls("OF24"))
+    _select(world, "winter")
+    world.enqueue("offers.full", flow="offers")  # supersedes the delta: the deletions go in its OF01 file
+    world.run(step=20)
+    assert _on_marketplace(world) == {"SKU-3"}
+    assert set(_states(world)) == {"SKU-3"}
+    assert len(world.state.calls("OF01")) == 2  # the first sync and this one
+    assert len(world.state.calls("OF24")) == deltas  # no delta sent them
