@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from apitest_support import CHANNEL, World
 
-from tradelane.persistence.tables import products
+from tradelane.persistence.tables import channel_flows, offer_bindings, products
 from tradelane.services import audit
 
 BASE = f"/api/v1/channels/{CHANNEL}/selection"
@@ -71,3 +71,26 @@ def test_tenants_are_isolated_and_bad_input_is_refused(client, world: World) -> 
     assert clash.status_code == 422 and "cannot equal both" in clash.text
     assert client.put(BASE, json={"labels": [""]}, headers=world.acme.auth).status_code == 422
     assert client.put(BASE, json={"labels": ["x"], "extra": 1}, headers=world.acme.auth).status_code == 422
+
+
+def test_offers_list_says_which_offers_are_left_on_the_marketplace(client, world: World, container) -> None:
+    with container.engine.begin() as conn:  # every offer published; the reconciler is off
+        conn.execute(
+            sa.update(offer_bindings)
+            .where(offer_bindings.c.channel_id == world.acme.channel_id)
+            .values(synced_seq=1, dirty=False, status="published")
+        )
+        conn.execute(
+            sa.update(channel_flows)
+            .where(channel_flows.c.channel_id == world.acme.channel_id, channel_flows.c.flow == "reconciler")
+            .values(enabled=False)
+        )
+        conn.execute(sa.update(products).where(products.c.sku == "A-2").values(labels=["old"]))
+    applied = client.put(BASE, json={"labels": ["new"]}, headers=world.acme.auth).json()
+    assert applied["delist_action"] == "leave" and applied["left_on_marketplace"]["sample"] == ["A-2"]
+    items = client.get("/api/v1/offers", headers=world.acme.auth).json()["items"]
+    assert {o["sku"]: o["selection_state"] for o in items} == {
+        "A-1": "selected",
+        "A-2": "left",
+        "A/3": "selected",
+    }

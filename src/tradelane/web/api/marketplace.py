@@ -195,6 +195,11 @@ class OfferOut(BaseModel):
     last_response: str | None
     last_synced_at: datetime | None
     import_ref: str | None
+    selection_state: str = Field(
+        default="selected",
+        description="`selected`; `delisting` (no longer selected, its deletion on its way: reconciler on); "
+        "`left` (no longer selected, left on the marketplace and never updated: reconciler off).",
+    )
 
 
 class OfferList(BaseModel):
