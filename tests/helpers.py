@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
+from tradelane.domain.channels import LifecycleState
+from tradelane.persistence.tables import channels
 from tradelane.security.crypto import KeyRing, generate_key
-from tradelane.services.channels import Channel, create_channel
+from tradelane.services.channels import Channel, create_channel, get_channel_by_id
 from tradelane.services.tenants import Tenant, create_tenant
 
 
@@ -30,11 +33,28 @@ def make_tenant(engine: Engine, name: str, now: datetime) -> tuple[Tenant, str]:
         return create_tenant(conn, name, now=now)
 
 
+def put_live(conn: Connection, channel_id: int) -> None:
+    """Test-only: put a channel straight in Live (its flows run), without the lifecycle's checks and audit.
+    A channel is created in Setup, where nothing is sent (see services/channel_lifecycle.py)."""
+    conn.execute(
+        sa.update(channels)
+        .where(channels.c.id == channel_id)
+        .values(lifecycle_state=LifecycleState.LIVE.value)
+    )
+
+
 def make_channel(
-    engine: Engine, tenant_id: int, name: str, now: datetime, connector: str = "test"
+    engine: Engine,
+    tenant_id: int,
+    name: str,
+    now: datetime,
+    connector: str = "test",
+    *,
+    lifecycle: LifecycleState = LifecycleState.LIVE,
 ) -> Channel:
+    """A channel (no credentials) in ``lifecycle``: Live by default, so its flows run."""
     with engine.begin() as conn:
-        return create_channel(
+        channel = create_channel(
             conn,
             tenant_id=tenant_id,
             name=name,
@@ -46,3 +66,8 @@ def make_channel(
             keyring=KeyRing([generate_key()]),
             now=now,
         )
+        if lifecycle is not LifecycleState.SETUP:
+            conn.execute(
+                sa.update(channels).where(channels.c.id == channel.id).values(lifecycle_state=lifecycle.value)
+            )
+        return get_channel_by_id(conn, tenant_id, channel.id)

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from helpers import FakeClock, make_tenant
+from helpers import FakeClock, make_tenant, put_live
 from tradelane.bootstrap import register_handlers
 from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.sandbox import Product as SandboxProduct
@@ -224,6 +224,7 @@ def build_world(
                 now=now,
                 options=settings,
             )
+            put_live(conn, channel.id)
         yield World(engine, state, server.url, clock, tenant.id, channel, keyring, registry)
 
 

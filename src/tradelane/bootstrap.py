@@ -87,7 +87,13 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     from tradelane.connectors.dispatch import register_connectors
     from tradelane.merchant.capabilities import ADAPTERS as MERCHANT_ADAPTERS
     from tradelane.merchant.shopify.adapter import shopify_adapter
-    from tradelane.services import files_scan, merchant_webhooks, order_delivery, shopify_catalog
+    from tradelane.services import (
+        channel_lifecycle,
+        files_scan,
+        merchant_webhooks,
+        order_delivery,
+        shopify_catalog,
+    )
     from tradelane.services import notifications as notification_jobs
     from tradelane.sync import builtin
 
@@ -98,6 +104,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     merchant_webhooks.register(registry)
     files_scan.register(registry)
     notification_jobs.register(registry)  # notifications.send: emails and signed webhooks
+    channel_lifecycle.register(registry)  # the end of testing periods (lifecycle.end_testing)
     for spec in plugins or []:
         module_name, _, func_name = spec.partition(":")
         if not func_name:

@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from chaos_support import oms_view
 
-from helpers import make_tenant
+from helpers import make_tenant, put_live
 from mirakl_world import API_KEY, GENEROUS, SHOP_ID, catalog, sandbox_catalog
 from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.sandbox import SandboxServer, SandboxState, Shop
@@ -124,6 +124,7 @@ class ProcessRun:
                     now=now,
                     options={"rate_limits": GENEROUS, "multi_shipment": True},
                 )
+                put_live(conn, self.channel.id)
                 add_http_system(
                     conn,
                     tenant_id=tenant.id,

@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from helpers import FakeClock, make_tenant
+from helpers import FakeClock, make_tenant, put_live
 from mirakl_world import API_KEY, GENEROUS, SHOP_ID, sandbox_catalog
 from mirakl_world import catalog as mirakl_catalog
 from tradelane.bootstrap import register_handlers
@@ -379,6 +379,7 @@ class MiraklWorld(MarketplaceWorld):
                     now=now,
                     options=options,
                 )
+                put_live(conn, channel.id)
             yield channel
 
     def advance(self, seconds: float) -> None:
@@ -505,6 +506,7 @@ class AmazonWorld(MarketplaceWorld):
                     endpoint=server.url,
                     token_endpoint=server.url,
                 )
+                put_live(conn, channel.id)
             yield channel
 
     def advance(self, seconds: float) -> None:

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from order_loop_support import serve_app
 
-from helpers import FakeClock, make_tenant
+from helpers import FakeClock, make_tenant, put_live
 from tradelane.bootstrap import register_handlers
 from tradelane.connectors.amazon import connector as amazon
 from tradelane.connectors.amazon.sandbox import (
@@ -188,6 +188,7 @@ def world(engine: Any, now: datetime) -> Iterator[AmazonWorld]:
                 token_endpoint=server.url,
                 options={"feed_poll_seconds": 30},
             )
+            put_live(conn, channel.id)
         yield AmazonWorld(engine, state, FakeClock(now), tenant.id, channel, keyring, registry, seller)
 
 

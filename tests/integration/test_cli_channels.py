@@ -213,6 +213,7 @@ def test_full_sync_with_wait_runs_here_with_a_progress_bar(cli, engine, sandbox)
         "channel", "add", "mirakl", "--tenant", "acme", "--name", "shop", "--hostname", sandbox.url,
         "--shop-id", str(SHOP_ID), "--api-key-stdin", input=f"{API_KEY}\n",
     )  # fmt: skip
+    cli("channel", "activate", "shop")  # a channel in setup sends nothing
     now = datetime.now(UTC)
     with engine.begin() as conn:
         ids = [

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from helpers import FakeClock, make_tenant
+from helpers import FakeClock, make_tenant, put_live
 from tradelane.connectors.base import Capabilities, ConnectorEnv, MarketplaceConnector, Operation
 from tradelane.connectors.dispatch import GenericKind, register_connectors
 from tradelane.connectors.mirakl.connector import SPEC as MIRAKL
@@ -70,6 +70,7 @@ def _run(engine: Any, now: datetime, spec: ConnectorSpec, settings: dict[str, An
             keyring=keyring,
             now=now,
         )
+        put_live(conn, channel.id)
         enqueue(conn, JobSpec(tenant_id=tenant.id, kind=KIND, payload={}, channel_id=channel.id), now=now)
     served: list[str] = []
 

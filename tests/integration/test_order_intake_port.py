@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from helpers import FakeClock, make_tenant
+from helpers import FakeClock, make_tenant, put_live
 from tradelane.connectors.base import (
     AcceptanceSettled,
     Capabilities,
@@ -215,6 +215,7 @@ def build_hub(engine: Any, now: datetime, operations: frozenset[Operation]) -> H
             keyring=keyring,
             now=now,
         )
+        put_live(conn, channel.id)
     registry = JobRegistry()
     register_connectors(registry, {"fake": fake_spec(market, operations)})
     clock = FakeClock(now)

@@ -12,6 +12,7 @@ def build_app() -> typer.Typer:
     :class:`~tradelane.connectors.registry.ConnectorSpec`) is imported here and attaches its commands
     (``channel add <name>``, ``sandbox <name>``...); the CLI itself names no connector."""
     import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
+    import tradelane.cli.lifecycle  # (attaches `channel activate|promote|flow|history|frequency`)
     import tradelane.cli.selection  # (attaches `channel select|preview`)
     import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
     from tradelane.cli import admin, catalog, channels, jobs, merchant, offers, orders, rules, runtime

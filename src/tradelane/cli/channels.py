@@ -29,7 +29,6 @@ from tradelane.services.channels import (
     removal_preview,
     remove_channel,
     run_flow_now,
-    set_lifecycle,
     set_paused,
 )
 from tradelane.services.offers import OFFER_SYNC_PROGRESS, OfferSyncProgress
@@ -151,18 +150,33 @@ def channel_resume(
 @channel_app.command("state")
 def channel_state(
     name: str,
-    state: str = typer.Argument(..., help="setup | testing | live | disabled"),
+    state: str | None = typer.Argument(None, help="setup | testing | live | disabled (none: show it)"),
     tenant: str | None = TenantOpt,
+    reason: str | None = typer.Option(None, "--reason", help="Why (recorded; needed once live)."),
 ) -> None:
-    """Set the channel's lifecycle state (in testing, flows use the staging/test account)."""
-    try:
-        target = LifecycleState(state)
-    except ValueError:
-        fail(f"unknown state {state!r} (setup, testing, live, disabled)")
-    with container() as app, app.engine.begin() as conn:
-        channel = resolve_channel(conn, name, tenant)
-        set_lifecycle(conn, channel, target)
-    console.print(f"{channel.name}: {target.value}")
+    """Show the channel's lifecycle and communication frequency, or move it (audited): testing checks
+    the credentials first (as `channel activate`), live is `channel promote`."""
+    from tradelane.cli.lifecycle import lifecycle_lines
+    from tradelane.services import audit, channel_lifecycle
+
+    target = None
+    if state is not None:
+        try:
+            target = LifecycleState(state)
+        except ValueError:
+            fail(f"unknown state {state!r} (setup, testing, live, disabled)")
+    with container() as app:
+        with app.engine.connect() as conn:
+            channel = resolve_channel(conn, name, tenant)
+            checked = check_channel(conn, channel, app.keyring) if target is LifecycleState.TESTING else None
+        if target is not None:
+            with app.engine.begin() as conn:
+                actor = audit.cli_actor()
+                channel_lifecycle.set_state(
+                    conn, channel, target, actor=actor, now=app.now(), reason=reason, checked=checked
+                )
+        for line in lifecycle_lines(app, channel):
+            console.print(line, highlight=False)
 
 
 @channel_app.command("sync")

@@ -96,6 +96,9 @@ class Capabilities:
     budgets: Mapping[str, RateBudget] = field(default_factory=dict)
     max_batch: Mapping[Operation, int] = field(default_factory=dict)
     hints: Mapping[str, str] = field(default_factory=dict)
+    #: The remote operation (a key of ``budgets``) one call of an :class:`Operation` draws on, e.g.
+    #: ``{FETCH_ORDERS: "OR11"}``: the channel's communication frequency is computed from it.
+    calls: Mapping[Operation, str] = field(default_factory=dict)
 
     def supports(self, operation: Operation) -> bool:
         return operation in self.operations

@@ -130,6 +130,11 @@ def _dispatcher(
             paused = _paused_since_claim(conn, ctx)
         if channel.lifecycle_state == LifecycleState.DISABLED.value:
             return {"skipped": f"channel {channel.name} is disabled"}
+        if channel.lifecycle_state == LifecycleState.SETUP.value:
+            return {
+                "skipped": f"channel {channel.name} is in setup: nothing is sent to the marketplace before "
+                f"`tradelane channel activate {channel.name}`"
+            }
         if paused is not None:
             # E.g. another job of the channel met rejected credentials after this batch was claimed.
             raise RetryableError(

@@ -115,6 +115,7 @@ class Demo:
                 app, tenant.id, mirakl, mirakl_server.url, oms_server.orders_url, oms_secret
             )
             channels.append(self._connect_amazon(app, tenant.id, amazon_state, amazon_server.url))
+            self._take_live(app, channels)
             worker = Worker(
                 app.engine,
                 app.registry,
@@ -255,6 +256,25 @@ class Demo:
             )
         self.console.print(f"connected the Amazon channel {channel.name} (seller {seller.seller_id})")
         return channel
+
+    def _take_live(self, app: Container, channels: list[Any]) -> None:
+        """Save and activate each channel (its credentials checked on the sandbox), then promote it:
+        a channel in setup sends nothing."""
+        from tradelane.connectors.registry import check_channel
+        from tradelane.services import audit, channel_lifecycle
+
+        for channel in channels:
+            with app.engine.connect() as conn:
+                checked = check_channel(conn, channel, app.keyring)
+            with app.engine.begin() as conn:
+                actor, now = audit.cli_actor(), app.now()
+                channel_lifecycle.activate(
+                    conn, channel, checked=checked, actor=actor, now=now, reason="demo"
+                )
+                channel_lifecycle.promote(
+                    conn, channel, actor=actor, now=now, reason="demo: sandbox accounts"
+                )
+        self.console.print(f"activated {len(channels)} channels (credentials checked) and took them live")
 
     def _connect(
         self, app: Container, tenant_id: int, mirakl: SandboxState, url: str, oms_url: str, oms_secret: str

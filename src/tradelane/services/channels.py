@@ -76,8 +76,9 @@ def create_channel(
     now: datetime,
     frequencies: dict[Flow, int | None] | None = None,
 ) -> Channel:
-    """Create a channel with every flow row, and bind all the tenant's products to it (dirty, so the
-    first offers sync publishes them)."""
+    """Create a channel, in Setup (nothing is sent before ``channel_lifecycle.activate``), with every
+    flow row (all on but the reconciler, switched on through its dry run), and bind all the tenant's
+    products to it (dirty, so the first offers sync publishes them)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise ValidationError("channel name must be 1-100 characters")
@@ -107,6 +108,8 @@ def create_channel(
             {
                 "channel_id": channel_id,
                 "flow": flow.value,
+                # The reconciler removes listings: it is switched on only through its dry run.
+                "enabled": flow is not Flow.RECONCILER,
                 "frequency_seconds": seconds,
                 "next_run_at": now if seconds is not None else None,
             }

@@ -2,6 +2,10 @@
 
 Each enabled, unpaused flow with a frequency has ``next_run_at``; any worker that finds it due moves
 it forward and enqueues the flow's job with a dedupe key, so several workers produce one pending job.
+A channel in Setup sends nothing: its flows are not scheduled (they run once it is activated).
+
+The same pass queues :data:`LIFECYCLE_DUE` for each channel whose testing period has ended
+(``services.channel_lifecycle`` handles it: promotion to Live, or an alert saying why not).
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ FLOW_JOB_KINDS: dict[str, str] = {
     Flow.FULFILLMENTS.value: "fulfillments.flush",
 }
 
+#: The job kind that ends a channel's testing period (queued by :func:`enqueue_due`).
+LIFECYCLE_DUE = "lifecycle.end_testing"
+#: ``channels.lifecycle_state`` of channels whose flows are never scheduled.
+_SETUP = "setup"
+
 
 def enqueue_due(conn: Connection, *, now: datetime, known_kinds: set[str]) -> int:
     """Enqueue the job of every due flow whose kind has a handler; returns how many were due."""
@@ -40,6 +49,7 @@ def enqueue_due(conn: Connection, *, now: datetime, known_kinds: set[str]) -> in
             channel_flows.c.paused.is_(False),
             channel_flows.c.frequency_seconds.is_not(None),
             channel_flows.c.next_run_at <= now,
+            channels.c.lifecycle_state != _SETUP,
         )
         .limit(500)
     )
@@ -67,7 +77,36 @@ def enqueue_due(conn: Connection, *, now: datetime, known_kinds: set[str]) -> in
             ),
             now=now,
         )
+    if LIFECYCLE_DUE in known_kinds:
+        _enqueue_testing_ends(conn, now=now)
     return len(due)
+
+
+def _enqueue_testing_ends(conn: Connection, *, now: datetime) -> None:
+    """Queue :data:`LIFECYCLE_DUE` (deduplicated) for every channel in Testing whose period ended and
+    whose last blocked promotion, if any, is due for another try."""
+    due = conn.execute(
+        sa.select(channels.c.id, channels.c.tenant_id)
+        .where(
+            channels.c.lifecycle_state == "testing",
+            channels.c.testing_ends_at <= now,
+            channels.c.removed_at.is_(None),
+            sa.or_(channels.c.promotion_check_at.is_(None), channels.c.promotion_check_at <= now),
+        )
+        .limit(100)
+    ).all()
+    for row in due:
+        enqueue(
+            conn,
+            JobSpec(
+                tenant_id=row.tenant_id,
+                kind=LIFECYCLE_DUE,
+                payload={},
+                channel_id=row.id,
+                dedupe_key=f"{LIFECYCLE_DUE}:{row.id}",
+            ),
+            now=now,
+        )
 
 
 def record_flow_result(

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from helpers import put_live
 from tradelane.bootstrap import Container
 from tradelane.persistence.tables import products
 from tradelane.services.channels import create_channel
@@ -73,6 +74,7 @@ def seed_tenant(container: Container, name: str, now: datetime, skus: dict[str, 
             keyring=container.keyring,
             now=now,
         )
+        put_live(conn, channel.id)
         dead_kind = f"test.fail.{name}"
         queued = jobstore.enqueue(
             conn,

@@ -23,7 +23,7 @@ def test_channel_list_and_detail(client: TestClient, world, now):
     listed = client.get("/api/v1/channels", headers=world.acme.auth).json()
     assert listed == {
         "items": [
-            {"id": world.acme.channel_id, "name": CHANNEL, "connector": "mirakl", "lifecycle_state": "setup"}
+            {"id": world.acme.channel_id, "name": CHANNEL, "connector": "mirakl", "lifecycle_state": "live"}
         ]
     }
     detail = client.get(f"/api/v1/channels/{CHANNEL}", headers=world.acme.auth).json()

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from helpers import put_live
 from tradelane.bootstrap import Container
 from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
 from tradelane.domain.orders import Address, MarketplaceOrder, MarketplaceOrderLine
@@ -171,6 +172,7 @@ def make_shop(container: Container, tenant: str, channel: str, now: datetime) ->
             keyring=container.keyring,
             now=now,
         )
+        put_live(conn, ch.id)
     return Shop(t.id, t.name, token, ch.id, ch.name)
 
 

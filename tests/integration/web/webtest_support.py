@@ -16,6 +16,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from helpers import put_live
 from tradelane.bootstrap import Container
 from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.mapping import MiraklOrderState, neutral_state
@@ -109,6 +110,7 @@ def seed_shop(container: Container, name: str, prefix: str, now: datetime) -> Sh
             keyring=container.keyring,
             now=now,
         )
+        put_live(conn, channel.id)
         bad_id = conn.execute(
             sa.select(offer_bindings.c.id)
             .join(products, products.c.id == offer_bindings.c.product_id)

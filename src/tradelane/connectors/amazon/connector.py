@@ -117,6 +117,11 @@ CAPABILITIES = Capabilities(
     asynchronous_offer_imports=True,
     holiday_mode=HolidayMode.NONE,
     budgets=PUBLISHED_BUDGETS,
+    calls={
+        Operation.SUBMIT_OFFERS_FULL: "createFeed",
+        Operation.SUBMIT_OFFERS_DELTA: "createFeed",
+        Operation.FETCH_ORDERS: "searchOrders",
+    },
     max_batch={
         # a full sync's submission is packed into feeds by size (see submit_offers): the channel's
         # full_batch setting replaces this default

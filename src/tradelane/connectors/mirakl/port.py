@@ -104,6 +104,11 @@ def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
         holiday_mode=HolidayMode.CLOSING_PERIOD,
         fulfilment_mandatory=False,
         budgets=budgets,
+        calls={
+            Operation.SUBMIT_OFFERS_FULL: "OF01",
+            Operation.SUBMIT_OFFERS_DELTA: "OF24",
+            Operation.FETCH_ORDERS: "OR11",
+        },
         max_batch={
             Operation.SUBMIT_OFFERS_DELTA: settings.delta_batch_size,
             Operation.SHIP: MAX_SHIPMENTS_PER_CALL if settings.multi_shipment else 1,

@@ -12,6 +12,7 @@ from tradelane.web.api import (
     catalog,
     channels,
     jobs,
+    lifecycle,
     marketplace,
     order_health,
     orders,
@@ -41,6 +42,7 @@ def include_api(app: FastAPI) -> None:
         rules,
         order_health,
         orders,
+        lifecycle,
         selection,
     ):
         app.include_router(module.router, responses=problem_responses(400, 401, 422, 500))

@@ -398,9 +398,19 @@ def remove(name: ChannelName, tenant: TenantDep, container: ContainerDep) -> Cha
 
 @router.put("/channels/{name}/state", summary="Set the lifecycle state", responses=problem_responses(404))
 def set_state(name: ChannelName, body: StateIn, tenant: TenantDep, container: ContainerDep) -> ChannelCreated:
-    with transaction(container.engine) as conn:
+    """Routed through the lifecycle service, audited: testing checks the credentials first (as
+    ``POST .../activate``), live is ``POST .../promote``."""
+    from tradelane.services import channel_lifecycle
+
+    with read_only(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
-        channel_service.set_lifecycle(conn, channel, body.state)
+        checked = (
+            check_channel(conn, channel, container.keyring) if body.state is LifecycleState.TESTING else None
+        )
+    with transaction(container.engine) as conn:
+        channel_lifecycle.set_state(
+            conn, channel, body.state, actor=f"api:{tenant.name}", now=container.now(), checked=checked
+        )
     return ChannelCreated(
         id=channel.id, name=channel.name, connector=channel.connector, lifecycle_state=body.state
     )

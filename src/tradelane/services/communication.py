@@ -1,0 +1,112 @@
+"""A channel's communication frequency, recomputed on every read (so a selection change shows at once).
+
+Gathers the inputs of :func:`tradelane.domain.communication.compute`:
+
+* the selected SKUs: the channel's offer bindings (one per selected product);
+* the flows switched on (Listings = offers, Orders) and the orders poll's period;
+* the connector's declared budgets and batch sizes (``Capabilities.calls`` names the budget each
+  operation draws on; ``max_batch`` the offers one full-sync call carries);
+* the measured throughput: the median of the channel's last :data:`MEASURED_RUNS` succeeded jobs of
+  each kind, from ``run_at`` (due) to ``finished_at`` — per offer sent for full syncs, deltas that sent
+  something, and orders polls. Nothing measured: the budgets (the figure says which).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.connectors.base import Capabilities, Operation
+from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
+from tradelane.domain.channels import Flow
+from tradelane.domain.communication import CallRate, CommunicationFrequency, FrequencyInputs, compute
+from tradelane.persistence.tables import jobs, offer_bindings
+from tradelane.services.channels import Channel, flow_statuses
+from tradelane.services.offers import OFFERS_FULL
+from tradelane.services.order_intake import POLL
+from tradelane.services.outbox import OFFERS_DELTA
+from tradelane.sync.jobs import JobState
+
+#: Succeeded jobs of a kind whose durations are measured.
+MEASURED_RUNS = 20
+
+
+def selected_skus(conn: Connection, channel_id: int) -> int:
+    """The SKUs selected for the channel: its offer bindings."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(offer_bindings)
+            .where(offer_bindings.c.channel_id == channel_id)
+        ).scalar_one()
+    )
+
+
+def _rate(caps: Capabilities | None, operation: Operation) -> CallRate | None:
+    if caps is None:
+        return None
+    budget = caps.budgets.get(caps.calls.get(operation, ""))
+    return CallRate(budget.per_second, budget.burst) if budget is not None else None
+
+
+def _durations(conn: Connection, channel_id: int, kind: str) -> list[tuple[float, dict[str, Any]]]:
+    """(seconds from due to done, result) of the channel's last succeeded jobs of ``kind``."""
+    rows = conn.execute(
+        sa.select(jobs.c.run_at, jobs.c.finished_at, jobs.c.result)
+        .where(
+            jobs.c.channel_id == channel_id,
+            jobs.c.kind == kind,
+            jobs.c.state == JobState.SUCCEEDED.value,
+            jobs.c.finished_at.is_not(None),
+        )
+        .order_by(jobs.c.id.desc())
+        .limit(MEASURED_RUNS)
+    ).all()
+    return [(max(0.0, (r.finished_at - r.run_at).total_seconds()), dict(r.result or {})) for r in rows]
+
+
+def _sent(result: dict[str, Any]) -> int:
+    value = result.get("sent")
+    return value if isinstance(value, int) else 0
+
+
+def measured(conn: Connection, channel_id: int) -> tuple[float | None, float | None, float | None]:
+    """Median seconds per offer of full syncs, median delta latency, median orders poll duration."""
+    per_offer = [s / _sent(r) for s, r in _durations(conn, channel_id, OFFERS_FULL) if _sent(r) > 0]
+    deltas = [s for s, r in _durations(conn, channel_id, OFFERS_DELTA) if _sent(r) > 0]
+    polls = [s for s, _ in _durations(conn, channel_id, POLL)]
+
+    def median(values: list[float]) -> float | None:
+        return statistics.median(values) if values else None
+
+    return median(per_offer), median(deltas), median(polls)
+
+
+def communication_frequency(
+    conn: Connection, channel: Channel, *, connectors: Mapping[str, ConnectorSpec] = CONNECTORS
+) -> CommunicationFrequency:
+    """The channel's figures now (see :mod:`tradelane.domain.communication`)."""
+    spec = connectors.get(channel.connector)
+    caps = spec.channel_capabilities(channel.settings) if spec is not None else None
+    flows = {s.flow: s for s in flow_statuses(conn, channel.id)}
+    offers, orders = flows.get(Flow.OFFERS), flows.get(Flow.ORDERS)
+    full_per_offer, delta, poll = measured(conn, channel.id)
+    return compute(
+        FrequencyInputs(
+            skus=selected_skus(conn, channel.id),
+            offers_on=offers is not None and offers.enabled,
+            orders_on=orders is not None and orders.enabled,
+            orders_period=orders.frequency_seconds if orders is not None else None,
+            full_batch=caps.max_batch.get(Operation.SUBMIT_OFFERS_FULL) if caps is not None else None,
+            full_rate=_rate(caps, Operation.SUBMIT_OFFERS_FULL),
+            delta_rate=_rate(caps, Operation.SUBMIT_OFFERS_DELTA),
+            orders_rate=_rate(caps, Operation.FETCH_ORDERS),
+            measured_full_seconds_per_offer=full_per_offer,
+            measured_delta_seconds=delta,
+            measured_poll_seconds=poll,
+        )
+    )
