@@ -72,15 +72,7 @@ channels = sa.Table(
     sa.Column("full_synced_at", UTCDateTime(), nullable=True),
     # ``channel remove`` keeps the row (its orders stay for audit) and stamps it here.
     sa.Column("removed_at", UTCDateTime(), nullable=True),
-    # 0017 lifecycle: the Testing period (days, start, end), when a blocked automatic promotion is tried
-    # again, and when the channel went Live (services/channel_lifecycle.py).
-    sa.Column("testing_days", sa.Integer(), nullable=False, server_default="30"),  # 0017
-    sa.Column("testing_started_at", UTCDateTime(), nullable=True),  # 0017
-    sa.Column("testing_ends_at", UTCDateTime(), nullable=True),  # 0017
-    sa.Column("promotion_check_at", UTCDateTime(), nullable=True),  # 0017
-    sa.Column("live_at", UTCDateTime(), nullable=True),  # 0017
     sa.UniqueConstraint("tenant_id", "name"),
-    sa.Index("ix_channels_testing_ends_at", "lifecycle_state", "testing_ends_at"),  # 0017
 )
 
 channel_flows = sa.Table(
@@ -645,6 +637,60 @@ channel_selections = sa.Table(
 # 0019 — test orders (owner: test orders)
 
 # 0020 — cutover of a live account (owner: cutover)
+# One row per cutover of a channel (services.cutover): where it stands (status, the step being worked on
+# and each step's state), what it decided (the date, the holiday window, the order-import cutoff) and its
+# working data (flows before, submitted imports, the sync job). At most one cutover per channel that is
+# not reverted. ``orders_cutoff``: orders created on the marketplace before it are never imported
+# (services.order_intake), while the cutover is not reverted.
+cutovers = sa.Table(
+    "cutovers",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    # in_progress | waiting | stopped | done | reverting | reverted
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("step", sa.Integer(), nullable=False),
+    # {"1": {"state": "pending|running|waiting|done|failed", "started_at", "finished_at", "message"}, ...}
+    sa.Column("steps", JSONDoc, nullable=False),
+    sa.Column("data", JSONDoc, nullable=False),
+    sa.Column("scheduled_at", UTCDateTime(), nullable=False),
+    sa.Column("previous_integrator_confirmed_at", UTCDateTime(), nullable=True),
+    sa.Column("previous_integrator_confirmed_by", sa.String(200), nullable=True),
+    sa.Column("holiday_mode", sa.String(20), nullable=False),
+    sa.Column("holiday_from", UTCDateTime(), nullable=True),
+    sa.Column("holiday_to", UTCDateTime(), nullable=True),
+    sa.Column("snapshot_taken_at", UTCDateTime(), nullable=True),
+    sa.Column("orders_cutoff", UTCDateTime(), nullable=True),
+    sa.Column("revert_report", JSONDoc, nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("reverted_at", UTCDateTime(), nullable=True),
+    sa.Index(
+        "ix_cutovers_channel_open",
+        "channel_id",
+        unique=True,
+        sqlite_where=sa.text("status <> 'reverted'"),
+        postgresql_where=sa.text("status <> 'reverted'"),
+    ),
+)
+
+# The marketplace's offers as a cutover found them (step 3), taken once and never overwritten: what
+# ``revert`` restores. ``zeroed``: the quantity-0 update of this offer was accepted by the marketplace.
+cutover_offers = sa.Table(
+    "cutover_offers",
+    metadata,
+    sa.Column("cutover_id", BigId, sa.ForeignKey("cutovers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sku", sa.String(200), primary_key=True),
+    sa.Column("price", DecimalText(), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("quantity", sa.Integer(), nullable=True),
+    sa.Column("product_id", sa.String(100), nullable=True),
+    sa.Column("raw", JSONDoc, nullable=False),
+    sa.Column("zeroed", sa.Boolean(), nullable=False, server_default=sa.false()),
+)
 
 # 0021 — notifications: email and signed webhook outbox (owner: notifications)
 # Where a tenant's notifications go: one tenant-wide row (channel_id NULL) and optionally one per channel

@@ -9,6 +9,11 @@ delivery per order ready for the merchant system, a cancellation notice for a de
 marketplace cancelled — alerts on missed acceptance deadlines, and keeps the new cursor, all in one
 transaction with the job's completion.
 
+Cutover cutoff: while a cutover of the channel (:mod:`tradelane.services.cutover`, not reverted) holds an
+order-import cutoff, :func:`store_orders` drops every order the marketplace *created* before it — those
+belong to the previous integrator and are never imported, whatever later versions say — and counts them
+in ``before_cutoff``. Orders created at or after the cutoff are stored as usual.
+
 Secondary feeds (messages, returns) are never read inside the poll: once the orders are committed the
 poll queues their own jobs (:func:`~tradelane.services.feeds.enqueue_feeds`), so no failure of theirs
 can hold an order back from being stored and accepted.
@@ -24,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from tradelane.connectors.registry import ConnectorSpec
 from tradelane.domain.orders import MarketplaceOrder, MerchantStatus, OrderState, deadline_missed
-from tradelane.persistence.tables import channel_flows, orders
+from tradelane.persistence.tables import channel_flows, cutovers, orders
 from tradelane.services import feeds
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
@@ -117,7 +122,14 @@ def store_orders(
     when the connector requires acceptance (``acceptance_required``; idempotent per order), one
     delivery per order ready for the merchant system (at most one in flight, by ``exclusive_key``), and
     a cancellation notice for a delivered order the marketplace cancelled. Returns the counts
-    ``created``, ``to_accept`` and ``cancellations``."""
+    ``created``, ``to_accept`` and ``cancellations``, and ``before_cutoff`` when a cutover cutoff
+    (:func:`orders_cutoff`) dropped orders created before it."""
+    cutoff = orders_cutoff(conn, channel.id)
+    dropped = 0
+    if cutoff is not None:
+        kept = [order for order in page if order.created_at >= cutoff]
+        dropped = len(page) - len(kept)
+        page = kept
     ingested = order_service.ingest_orders(
         conn,
         tenant_id=channel.tenant_id,
@@ -153,11 +165,27 @@ def store_orders(
             conn, channel, item.order, result, item.lines_before, now=now
         )
     queued = enqueue_many(conn, accept + deliver, now=now)
-    return {
+    counts = {
         "created": sum(int(item.result.created) for item in ingested),
         "to_accept": sum(int(r.created) for r in queued[: len(accept)]),
         "cancellations": cancellations,
     }
+    if dropped:
+        counts["before_cutoff"] = dropped
+    return counts
+
+
+def orders_cutoff(conn: Connection, channel_id: int) -> datetime | None:
+    """The order-import cutoff of the channel's cutover (None: no cutover, none set yet, or reverted):
+    orders created on the marketplace before it are never imported."""
+    value: datetime | None = conn.execute(
+        sa.select(cutovers.c.orders_cutoff).where(
+            cutovers.c.channel_id == channel_id,
+            cutovers.c.status != "reverted",
+            cutovers.c.orders_cutoff.is_not(None),
+        )
+    ).scalar()
+    return value
 
 
 def queue_cancellation_notice(

@@ -1,0 +1,1399 @@
+"""The reversible cutover of a live marketplace account from a previous integrator to tradelane.
+
+A cutover is one ``cutovers`` row per channel (at most one not reverted) moving through six steps; the
+row holds each step's state and the step's working data, so a crash or a restart resumes at the right
+step, and every step is idempotent (running a completed or half-done step again is safe):
+
+1. **schedule** — the date (default: now; nothing happens before it) and the operator's confirmation
+   that the previous integrator will disable their connection (``previous_integrator_disabled``;
+   without it the cutover waits here). The channel's offers and orders flows are paused (their state
+   before is kept for ``revert``): nothing of the hub's reaches the account while it moves.
+2. **holiday** — a closing period where the connector has one (:attr:`HolidayMode.CLOSING_PERIOD`,
+   e.g. Mirakl A02 ``closed_from``/``closed_to``, from now for ``holiday_days``); where it has none,
+   the closest equivalent, zero stock, is step 3's (said in the step's message). Then it waits until
+   the *outstanding orders* are processed: orders the marketplace shows (connector's initial look-back
+   read) as pending, awaiting acceptance, awaiting payment (Amazon's withheld Pending orders
+   included), to ship or partially shipped, plus the hub's own orders of the channel in those states
+   or ready but not yet delivered to the merchant system. The live count is kept in the step.
+3. **snapshot** — the marketplace's offers (``list_offers``: price, currency, quantity, product id) are
+   stored once (``cutover_offers``; never overwritten, so never by the zeroed quantities), then every
+   quantity is set to 0 (``submit_offers`` delta batches within the connector's batch size and
+   budgets; each import's result checked; refusals stop the step, listed per SKU).
+4. **cutoff** — the order-import cutoff is set to now: order intake never imports an order created
+   before it (:func:`tradelane.services.order_intake.orders_cutoff`) and, so that none after it is
+   missed, the channel's orders watermark must precede it: an existing watermark does; without one, the
+   connector's initial read is made now and its cursor stored (orders it returns from the cutoff on
+   are stored as a poll would).
+5. **sync** — the offers flow resumes and an initial full sync (``offers.full``, the selected catalog)
+   is queued; the cutover waits for the job and its imports. Offers the marketplace refused (or the hub
+   blocked) STOP the cutover here, the store still on holiday, the errors listed per SKU with the raw
+   reason; ``advance`` again retries the sync (a new full sync) — or ``revert``.
+6. **live** — the holiday ends, the regular flows (offers, orders, fulfillments) are enabled and
+   resumed, and the cutover waits for a live test order (an order created after the cutoff, imported
+   and delivered to the merchant system) and a dummy status update (an update of one of the channel's
+   orders pushed and confirmed by the marketplace) → done.
+
+``advance`` goes as far as it can and returns (never sleeps): a step that waits (the date, the
+confirmation, outstanding orders, imports, the sync job, the test order) leaves the cutover
+``waiting`` with a message; the CLI's ``run`` calls it again with a progress display (bounded) or
+returns at once (``--no-wait``); the sync job runs on any worker (or the CLI's in-process one).
+
+``revert`` (from any state but reverted, also half-way) restores the snapshot's prices and quantities,
+deletes the offers the cutover's sync created (where the connector can delete offers; else sets them
+to 0), ends the holiday, drops the cutoff and puts the flows back as they were; its report says exactly
+what it could not restore. Like ``advance`` it is resumable.
+
+Every step's start, finish, wait and problem is audited (``cutover.<step>``, :mod:`.audit`) and every
+completed step and problem is notified (:func:`tradelane.services.notifications.notify`), in the same
+transaction as the change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from tradelane.connectors.base import (
+    ConnectorFactory,
+    HolidayMode,
+    ListedOffer,
+    MarketplaceConnector,
+    OfferUpdate,
+    Operation,
+)
+from tradelane.connectors.registry import get_connector
+from tradelane.domain.channels import Flow, LifecycleState
+from tradelane.domain.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    RetryableError,
+    ValidationError,
+)
+from tradelane.domain.orders import MerchantStatus, OrderState
+from tradelane.http_edge import Exchange
+from tradelane.persistence.tables import (
+    channel_flows,
+    cutover_offers,
+    cutovers,
+    exchanges,
+    jobs,
+    offer_bindings,
+    orders,
+    products,
+)
+from tradelane.security.crypto import KeyRing
+from tradelane.services import audit, notifications, order_intake
+from tradelane.services import offers as offer_service
+from tradelane.services import orders as order_service
+from tradelane.services.channels import Channel, set_enabled, set_paused
+from tradelane.services.cutover_remote import OfferPush, open_connector
+from tradelane.sync.jobs import JobSpec, enqueue
+
+STEPS: dict[int, str] = {1: "schedule", 2: "holiday", 3: "snapshot", 4: "cutoff", 5: "sync", 6: "live"}
+TITLES: dict[int, str] = {
+    1: "Schedule; previous integrator disables their connection",
+    2: "Store on holiday; outstanding orders processed",
+    3: "Snapshot of the marketplace's offers; every quantity set to 0",
+    4: "Order-import cutoff",
+    5: "Initial sync of the selected catalog",
+    6: "Off holiday, flows on, live test order and status update confirmed",
+}
+#: States of an order that still needs the merchant (the previous integrator) to act.
+OUTSTANDING_STATES = frozenset(
+    {
+        OrderState.PENDING,
+        OrderState.AWAITING_ACCEPTANCE,
+        OrderState.AWAITING_PAYMENT,
+        OrderState.TO_SHIP,
+        OrderState.PARTIALLY_SHIPPED,
+    }
+)
+#: Flows the cutover pauses from step 1 and enables at step 6.
+MOVED_FLOWS = (Flow.OFFERS, Flow.ORDERS)
+REGULAR_FLOWS = (Flow.OFFERS, Flow.ORDERS, Flow.FULFILLMENTS)
+#: How long a closing period lasts unless told otherwise (step 6 ends it earlier).
+DEFAULT_HOLIDAY_DAYS = 7
+#: Reads of the orders listing one count may make (a budget stop returns a continuation cursor).
+_MAX_ORDER_READS = 50
+SYNC_KIND = "offers.full"
+
+ACTIVE, WAITING, STOPPED, DONE, REVERTING, REVERTED = (
+    "in_progress",
+    "waiting",
+    "stopped",
+    "done",
+    "reverting",
+    "reverted",
+)
+
+
+class CutoverError(ValidationError):
+    """The cutover cannot do what was asked (no cutover, already reverted, a step refused...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cutover:
+    """A cutover as stored (see the module docstring); ``steps`` maps ``"1".."6"`` to
+    ``{"state", "message", "started_at", "finished_at"}``."""
+
+    id: int
+    tenant_id: int
+    channel_id: int
+    status: str
+    step: int
+    steps: dict[str, dict[str, Any]]
+    data: dict[str, Any]
+    scheduled_at: datetime
+    confirmed_at: datetime | None
+    confirmed_by: str | None
+    holiday_mode: str
+    holiday_from: datetime | None
+    holiday_to: datetime | None
+    snapshot_taken_at: datetime | None
+    orders_cutoff: datetime | None
+    revert_report: dict[str, Any] | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    reverted_at: datetime | None
+
+    @property
+    def message(self) -> str:
+        """What the current step says (why it waits, what stopped it, what it did)."""
+        if self.status in (REVERTING, REVERTED):
+            return str((self.revert_report or {}).get("message", ""))
+        return str(self.steps.get(str(self.step), {}).get("message", ""))
+
+    def as_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "status": self.status,
+            "step": self.step,
+            "step_name": STEPS.get(self.step),
+            "message": self.message,
+            "steps": [
+                {
+                    "step": n,
+                    "name": STEPS[n],
+                    "title": TITLES[n],
+                    **self.steps.get(str(n), {"state": "pending"}),
+                }
+                for n in STEPS
+            ],
+            "scheduled_at": iso(self.scheduled_at),
+            "previous_integrator_confirmed_at": iso(self.confirmed_at),
+            "previous_integrator_confirmed_by": self.confirmed_by,
+            "holiday_mode": self.holiday_mode,
+            "holiday_from": iso(self.holiday_from),
+            "holiday_to": iso(self.holiday_to),
+            "snapshot_taken_at": iso(self.snapshot_taken_at),
+            "orders_cutoff": iso(self.orders_cutoff),
+            "outstanding_orders": self.data.get("outstanding"),
+            "sync_errors": self.data.get("sync", {}).get("errors", {}),
+            "revert_report": self.revert_report,
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "finished_at": iso(self.finished_at),
+            "reverted_at": iso(self.reverted_at),
+        }
+
+
+def _row(row: Any) -> Cutover:
+    return Cutover(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        channel_id=row.channel_id,
+        status=row.status,
+        step=row.step,
+        steps=dict(row.steps),
+        data=dict(row.data),
+        scheduled_at=row.scheduled_at,
+        confirmed_at=row.previous_integrator_confirmed_at,
+        confirmed_by=row.previous_integrator_confirmed_by,
+        holiday_mode=row.holiday_mode,
+        holiday_from=row.holiday_from,
+        holiday_to=row.holiday_to,
+        snapshot_taken_at=row.snapshot_taken_at,
+        orders_cutoff=row.orders_cutoff,
+        revert_report=None if row.revert_report is None else dict(row.revert_report),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+        reverted_at=row.reverted_at,
+    )
+
+
+def current(conn: Connection, channel_id: int) -> Cutover | None:
+    """The channel's latest cutover (reverted ones included), or None."""
+    row = conn.execute(
+        sa.select(cutovers).where(cutovers.c.channel_id == channel_id).order_by(cutovers.c.id.desc()).limit(1)
+    ).first()
+    return None if row is None else _row(row)
+
+
+def snapshot(conn: Connection, cutover_id: int) -> list[ListedOffer]:
+    """The offers as the cutover found them (step 3), by SKU."""
+    rows = conn.execute(
+        sa.select(cutover_offers)
+        .where(cutover_offers.c.cutover_id == cutover_id)
+        .order_by(cutover_offers.c.sku)
+    ).all()
+    return [ListedOffer(r.sku, r.price, r.currency, r.quantity, r.product_id, dict(r.raw)) for r in rows]
+
+
+def log(conn: Connection, channel_id: int) -> list[audit.ChannelEvent]:
+    """The cutover's audit trail, oldest first (export with :func:`audit.to_csv`)."""
+    return audit.history(conn, channel_id, prefix="cutover.", limit=None)
+
+
+# --- dependencies ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Deps:
+    """What a cutover needs: the store, the clock, the key ring (channel credentials), who acts
+    (``actor``: :func:`audit.cli_actor`, ``api:<tenant>``, ``dashboard:<tenant>``), and how the
+    channel's connector is built (``factory``; None: the channel's connector from the registry).
+    ``sleep`` is how a rate-limit wait passes (default: real time)."""
+
+    engine: Engine
+    clock: Callable[[], datetime]
+    keyring: KeyRing
+    actor: str
+    factory: ConnectorFactory | None = None
+    sleep: Callable[[float], None] | None = None
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def connector_factory(self, channel: Channel) -> ConnectorFactory:
+        return self.factory if self.factory is not None else get_connector(channel.connector).factory
+
+    def open(self, channel: Channel) -> Any:
+        return open_connector(
+            self.engine,
+            channel,
+            self.connector_factory(channel),
+            keyring=self.keyring,
+            clock=self.clock,
+            exchanges=self.exchanges,
+            sleep=self.sleep,
+        )
+
+
+# --- outstanding orders ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outstanding:
+    """The live count of orders still to be processed (see the module docstring, step 2)."""
+
+    marketplace: dict[str, int]
+    withheld: int
+    local: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.marketplace.values()) + self.withheld + self.local
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "marketplace": self.marketplace,
+            "withheld": self.withheld,
+            "local": self.local,
+        }
+
+    def text(self) -> str:
+        parts = [f"{n} {state.replace('_', ' ')}" for state, n in sorted(self.marketplace.items()) if n]
+        if self.withheld:
+            parts.append(f"{self.withheld} awaiting payment (withheld)")
+        if self.local:
+            parts.append(f"{self.local} in tradelane not yet delivered to the merchant system")
+        return f"{self.total} outstanding order(s)" + (f": {', '.join(parts)}" if parts else "")
+
+
+def count_outstanding(
+    conn: Connection, channel: Channel, connector: MarketplaceConnector, *, now: datetime
+) -> Outstanding:
+    """Read the marketplace's recent orders (the connector's initial look-back window, every page) and
+    the hub's, and count those outstanding. Read-only on both sides."""
+    latest: dict[str, OrderState] = {}
+    withheld = 0
+    cursor: str | None = None
+    for _ in range(_MAX_ORDER_READS):
+        changes = connector.fetch_orders(cursor, now=now)
+        for order in changes.orders:
+            latest[order.marketplace_order_id] = order.state
+        withheld = max(withheld, changes.withheld)
+        if not changes.more:
+            break
+        cursor = changes.cursor
+    counts: dict[str, int] = {}
+    for state in latest.values():
+        if state in OUTSTANDING_STATES:
+            counts[state.value] = counts.get(state.value, 0) + 1
+    local = int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(orders)
+            .where(
+                orders.c.channel_id == channel.id,
+                sa.or_(
+                    orders.c.state.in_([s.value for s in OUTSTANDING_STATES])
+                    & (orders.c.merchant_status != MerchantStatus.THIRD_PARTY_MANAGED.value),
+                    orders.c.merchant_status == MerchantStatus.PENDING.value,
+                ),
+            )
+        ).scalar_one()
+    )
+    return Outstanding(counts, withheld, local)
+
+
+# --- plan -----------------------------------------------------------------------------------------
+
+
+def holiday_text(mode: HolidayMode, connector_name: str) -> str:
+    if mode is HolidayMode.CLOSING_PERIOD:
+        return f"{connector_name}: a closing period on the shop account (the marketplace's holiday mode)"
+    return (
+        f"{connector_name} has no holiday mode; the closest equivalent is zero stock on every offer, "
+        "which step 3 sets (the listings stay visible, nothing can be bought); from step 5 the initial "
+        "sync publishes the catalog's quantities, so the account takes orders again from then on — "
+        "the cutoff (step 4) makes sure they are imported"
+    )
+
+
+def selected_count(conn: Connection, channel_id: int) -> int:
+    """The offers a full sync of the channel sends (the selected catalog)."""
+    return len(offer_service.all_offers(conn, channel_id))
+
+
+def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
+    """A dry run against the account: offers listed now, outstanding orders, selected SKUs, the holiday
+    mode and what each step will do. Only reads (nothing is written, remotely or locally)."""
+    now = deps.clock()
+    with deps.open(channel) as connector:
+        caps = connector.capabilities
+        listed = connector.list_offers() if caps.supports(Operation.LIST_OFFERS) else None
+        with deps.engine.connect() as conn:
+            outstanding = count_outstanding(conn, channel, connector, now=now)
+            selected = selected_count(conn, channel.id)
+            existing = current(conn, channel.id)
+    listed_skus = {o.sku for o in listed or ()}
+    with deps.engine.connect() as conn:
+        ours = {o.product.sku for o in offer_service.all_offers(conn, channel.id)}
+    created = len(ours - listed_skus)
+    delete = bool(getattr(caps, "delete_offers", False))
+    return {
+        "channel": channel.name,
+        "connector": channel.connector,
+        "offers_listed": None if listed is None else len(listed),
+        "outstanding_orders": outstanding.as_json(),
+        "selected_skus": selected,
+        "new_offers_on_sync": created,
+        "holiday_mode": caps.holiday_mode.value,
+        "existing_cutover": None if existing is None else existing.as_json(),
+        "steps": [
+            {
+                "step": 1,
+                "name": STEPS[1],
+                "does": "record the date and the previous integrator's confirmation; "
+                "pause the channel's offers and orders flows",
+            },
+            {
+                "step": 2,
+                "name": STEPS[2],
+                "does": holiday_text(caps.holiday_mode, channel.connector)
+                + f"; then wait for {outstanding.text()} to be processed",
+            },
+            {
+                "step": 3,
+                "name": STEPS[3],
+                "does": f"store the {len(listed or ())} offers listed now "
+                "(price, quantity), then set every quantity to 0",
+            },
+            {
+                "step": 4,
+                "name": STEPS[4],
+                "does": "set the order-import cutoff to now: orders created "
+                "before it are never imported, the orders watermark precedes it",
+            },
+            {
+                "step": 5,
+                "name": STEPS[5],
+                "does": f"initial full sync of {selected} selected offers "
+                f"({created} not listed now); stop on the marketplace's errors, still on holiday",
+            },
+            {
+                "step": 6,
+                "name": STEPS[6],
+                "does": "end the holiday, enable offers/orders/fulfillments, "
+                "confirm a live test order and a status update",
+            },
+        ],
+        "revert": (
+            "restores every snapshot offer's price and quantity; offers created by the sync are "
+            + ("deleted" if delete else "set to quantity 0 (this connector cannot delete offers)")
+        ),
+        "planned_at": now.isoformat(),
+    }
+
+
+# --- persistence helpers --------------------------------------------------------------------------
+
+
+class _Run:
+    """One call of :func:`advance` / :func:`revert` on one cutover: the row's state in memory, written
+    back by :meth:`save` (with the audit events and notifications of what changed)."""
+
+    def __init__(self, deps: Deps, channel: Channel, cutover: Cutover) -> None:
+        self.deps = deps
+        self.channel = channel
+        self.c = cutover
+        self.steps = {k: dict(v) for k, v in cutover.steps.items()}
+        self.data = dict(cutover.data)
+        self.values: dict[str, Any] = {}
+        self._connector: MarketplaceConnector | None = None
+        self._cm: Any = None
+
+    @property
+    def now(self) -> datetime:
+        return self.deps.clock()
+
+    @property
+    def connector(self) -> MarketplaceConnector:
+        if self._connector is None:
+            self._cm = self.deps.open(self.channel)
+            self._connector = self._cm.__enter__()
+        return self._connector
+
+    def close(self) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(None, None, None)
+            self._cm = None
+            self._connector = None
+
+    def save(self, conn: Connection | None = None, **values: Any) -> None:
+        """Write the row (data, steps and ``values``) in ``conn``'s transaction, or in a new one."""
+        if conn is None:
+            with self.deps.engine.begin() as own:
+                self.save(own, **values)
+            return
+        self.values.update(values)
+        conn.execute(
+            sa.update(cutovers)
+            .where(cutovers.c.id == self.c.id)
+            .values(steps=self.steps, data=self.data, updated_at=self.now, **self.values)
+        )
+        self._store_exchanges(conn)
+        self.values = {}
+
+    def _store_exchanges(self, conn: Connection) -> None:
+        rows: list[dict[str, Any]] = [
+            {
+                "tenant_id": self.channel.tenant_id,
+                "channel_id": self.channel.id,
+                "subject": f"cutover:{self.c.id}",
+                "operation": ex.op,
+                "method": ex.method,
+                "url": ex.url,
+                "status": ex.status,
+                "request": _text(ex.request_body),
+                "response": _text(
+                    ex.response_body if ex.error is None else f"{ex.error}\n{ex.response_body or ''}"
+                ),
+                "at": self.now,
+            }
+            for ex in self.deps.exchanges
+        ]
+        if rows:
+            conn.execute(sa.insert(exchanges), rows)
+            self.deps.exchanges.clear()
+
+    # -- step bookkeeping, audited and notified --
+
+    def state(self, n: int) -> str:
+        return str(self.steps.get(str(n), {}).get("state", "pending"))
+
+    def begin(self, conn: Connection, n: int) -> None:
+        entry = self.steps.setdefault(str(n), {"state": "pending"})
+        if entry.get("state") in (None, "pending"):
+            entry.update(state="running", started_at=self.now.isoformat())
+            self._audit(conn, n, "started", None)
+
+    def wait(self, conn: Connection, n: int, message: str, **details: Any) -> None:
+        entry = self.steps.setdefault(str(n), {})
+        first = entry.get("state") != "waiting"
+        entry.update(state="waiting", message=message)
+        if first:
+            self._audit(conn, n, "waiting", message, details)
+
+    def finish(self, conn: Connection, n: int, message: str, **details: Any) -> None:
+        entry = self.steps.setdefault(str(n), {})
+        entry.update(state="done", message=message, finished_at=self.now.isoformat())
+        self._audit(conn, n, "finished", message, details)
+        notifications.notify(
+            conn,
+            tenant_id=self.channel.tenant_id,
+            channel_id=self.channel.id,
+            event="cutover.step_done",
+            subject=f"[{self.channel.name}] cutover step {n} ({STEPS[n]}) done",
+            body=f"{TITLES[n]}: {message}",
+            details={"cutover_id": self.c.id, "step": n, **_jsonable(details)},
+            now=self.now,
+        )
+
+    def problem(self, conn: Connection, n: int, message: str, **details: Any) -> None:
+        entry = self.steps.setdefault(str(n), {})
+        entry.update(state="failed", message=message)
+        self._audit(conn, n, "problem", message, details)
+        notifications.notify(
+            conn,
+            tenant_id=self.channel.tenant_id,
+            channel_id=self.channel.id,
+            event="cutover.problem",
+            subject=f"[{self.channel.name}] cutover stopped at step {n} ({STEPS[n]})",
+            body=message,
+            details={"cutover_id": self.c.id, "step": n, **_jsonable(details)},
+            now=self.now,
+        )
+
+    def _audit(self, conn: Connection, n: int, phase: str, reason: str | None, details: Any = None) -> None:
+        audit.record(
+            conn,
+            tenant_id=self.channel.tenant_id,
+            channel_id=self.channel.id,
+            actor=self.deps.actor,
+            action=f"cutover.{STEPS[n]}",
+            now=self.now,
+            reason=reason,
+            details={"cutover_id": self.c.id, "step": n, "phase": phase, **_jsonable(details or {})},
+        )
+
+
+def _text(value: str | None) -> str | None:
+    """Exchange excerpts as storable text (PostgreSQL text cannot hold NUL)."""
+    return None if value is None else value.replace("\x00", "\\0")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (Decimal, datetime)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    return value
+
+
+# --- start ----------------------------------------------------------------------------------------
+
+
+def start(
+    conn: Connection,
+    channel: Channel,
+    *,
+    scheduled_at: datetime,
+    actor: str,
+    holiday_mode: HolidayMode,
+    now: datetime,
+) -> Cutover:
+    """Create the channel's cutover at step 1 (:class:`ConflictError` when one not reverted exists)."""
+    existing = current(conn, channel.id)
+    if existing is not None and existing.status != REVERTED:
+        raise ConflictError(f"channel {channel.name} already has cutover {existing.id} ({existing.status})")
+    if scheduled_at.tzinfo is None:
+        raise ValidationError("the cutover date must carry a timezone")
+    cutover_id = conn.execute(
+        sa.insert(cutovers)
+        .values(
+            tenant_id=channel.tenant_id,
+            channel_id=channel.id,
+            status=ACTIVE,
+            step=1,
+            steps={str(n): {"state": "pending"} for n in STEPS},
+            data={},
+            scheduled_at=scheduled_at,
+            holiday_mode=holiday_mode.value,
+            created_by=actor,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(cutovers.c.id)
+    ).scalar_one()
+    audit.record(
+        conn,
+        tenant_id=channel.tenant_id,
+        channel_id=channel.id,
+        actor=actor,
+        action="cutover.create",
+        now=now,
+        details={"cutover_id": cutover_id, "scheduled_at": scheduled_at.isoformat()},
+    )
+    found = current(conn, channel.id)
+    assert found is not None
+    return found
+
+
+# --- advance --------------------------------------------------------------------------------------
+
+
+def advance(
+    deps: Deps,
+    channel: Channel,
+    *,
+    previous_integrator_disabled: bool = False,
+    scheduled_at: datetime | None = None,
+    holiday_days: int = DEFAULT_HOLIDAY_DAYS,
+) -> Cutover:
+    """Create the channel's cutover if it has none (or only a reverted one) and take it as far as it
+    goes now; returns it (``status`` waiting, stopped or done; the current step's message says why).
+    A stopped cutover (step 5's errors) retries its sync; a done or reverting one is returned as is."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        cutover = current(conn, channel.id)
+        if cutover is None or cutover.status == REVERTED:
+            caps = get_connector(channel.connector).channel_capabilities(channel.settings)
+            cutover = start(
+                conn,
+                channel,
+                scheduled_at=scheduled_at or now,
+                actor=deps.actor,
+                holiday_mode=caps.holiday_mode,
+                now=now,
+            )
+    if cutover.status in (DONE, REVERTING):
+        return cutover
+    run = _Run(deps, channel, cutover)
+    try:
+        handlers: dict[int, Callable[[_Run], bool]] = {
+            1: lambda r: _step_schedule(r, previous_integrator_disabled),
+            2: lambda r: _step_holiday(r, holiday_days),
+            3: _step_snapshot,
+            4: _step_cutoff,
+            5: _step_sync,
+            6: _step_live,
+        }
+        step = cutover.step
+        while step in handlers:
+            if not _guarded(run, step, handlers[step]):
+                break
+            step += 1
+            with deps.engine.begin() as conn:
+                if step in handlers:
+                    run.save(conn, step=step, status=ACTIVE)
+                else:
+                    run.save(conn, status=DONE, finished_at=run.now)
+                    audit.record(
+                        conn,
+                        tenant_id=channel.tenant_id,
+                        channel_id=channel.id,
+                        actor=deps.actor,
+                        action="cutover.done",
+                        now=run.now,
+                        details={"cutover_id": cutover.id},
+                    )
+    finally:
+        run.close()
+    with deps.engine.connect() as conn:
+        found = current(conn, channel.id)
+    assert found is not None
+    return found
+
+
+def _guarded(run: _Run, n: int, handler: Callable[[_Run], bool]) -> bool:
+    """Run step ``n``; a marketplace asking to wait (429, budget) leaves the cutover waiting, an error
+    that needs someone (refused credentials, a permanent refusal) stops it at the step with the
+    reason; both are resumed by the next call."""
+    try:
+        return handler(run)
+    except RetryableError as exc:
+        wait = f" (about {exc.retry_after:.0f} s)" if exc.retry_after else ""
+        with run.deps.engine.begin() as conn:
+            run.wait(conn, n, f"the marketplace asks to wait{wait}: {exc}; run again to resume")
+            run.steps[str(n)]["message"] = f"the marketplace asks to wait{wait}: {exc}; run again to resume"
+            run.save(conn, status=WAITING)
+        return False
+    except (PermanentError, AuthenticationError) as exc:
+        with run.deps.engine.begin() as conn:
+            run.problem(conn, n, f"{exc}; run again to retry, or revert")
+            run.save(conn, status=STOPPED)
+        return False
+
+
+def _set_status(run: _Run, conn: Connection, n: int) -> None:
+    failed = run.state(n) == "failed"
+    run.save(conn, status=STOPPED if failed else WAITING)
+
+
+def _step_schedule(run: _Run, confirmed: bool) -> bool:
+    with run.deps.engine.begin() as conn:
+        run.begin(conn, 1)
+        if run.channel.lifecycle_state not in (LifecycleState.TESTING.value, LifecycleState.LIVE.value):
+            run.problem(
+                conn,
+                1,
+                f"channel {run.channel.name} is {run.channel.lifecycle_state}: a cutover needs a channel "
+                f"in testing or live (`tradelane channel activate {run.channel.name}` first)",
+            )
+            _set_status(run, conn, 1)
+            return False
+        if run.c.confirmed_at is None and not confirmed:
+            run.wait(
+                conn,
+                1,
+                "waiting for the operator's confirmation that the previous integrator disables their "
+                "connection (run again with --previous-integrator-disabled)",
+            )
+            _set_status(run, conn, 1)
+            return False
+        if run.c.confirmed_at is None:
+            run.values.update(
+                previous_integrator_confirmed_at=run.now, previous_integrator_confirmed_by=run.deps.actor
+            )
+        if run.c.scheduled_at > run.now:
+            run.wait(conn, 1, f"scheduled for {run.c.scheduled_at.isoformat()}")
+            _set_status(run, conn, 1)
+            return False
+        if "flows_before" not in run.data:
+            rows = conn.execute(
+                sa.select(channel_flows).where(channel_flows.c.channel_id == run.channel.id)
+            ).all()
+            run.data["flows_before"] = {
+                r.flow: {"enabled": r.enabled, "paused": r.paused, "pause_reason": r.pause_reason}
+                for r in rows
+            }
+        set_paused(conn, run.channel, list(MOVED_FLOWS), True)
+        run.finish(
+            conn,
+            1,
+            f"date {run.c.scheduled_at.isoformat()}; previous integrator's disconnection confirmed by "
+            f"{run.c.confirmed_by or run.deps.actor}; offers and orders flows paused",
+        )
+        run.save(conn)
+    return True
+
+
+def _step_holiday(run: _Run, holiday_days: int) -> bool:
+    with run.deps.engine.begin() as conn:
+        run.begin(conn, 2)
+        run.save(conn)
+    mode = HolidayMode(run.c.holiday_mode)
+    caps = run.connector.capabilities
+    if mode is HolidayMode.CLOSING_PERIOD and caps.supports(Operation.SET_HOLIDAY):
+        if not run.data.get("holiday_set"):
+            start_at = run.c.holiday_from or run.now
+            end_at = run.c.holiday_to or start_at + timedelta(days=holiday_days)
+            run.connector.set_holiday(start_at, end_at)
+            run.data["holiday_set"] = True
+            run.save(holiday_from=start_at, holiday_to=end_at)
+            run.c = _reload(run)
+        holiday = f"closing period {run.c.holiday_from.isoformat() if run.c.holiday_from else ''} → " + (
+            run.c.holiday_to.isoformat() if run.c.holiday_to else ""
+        )
+    else:
+        holiday = holiday_text(mode, run.channel.connector)
+    with run.deps.engine.connect() as conn:
+        outstanding = count_outstanding(conn, run.channel, run.connector, now=run.now)
+    run.data["outstanding"] = outstanding.as_json()
+    with run.deps.engine.begin() as conn:
+        if outstanding.total:
+            run.wait(conn, 2, f"{holiday}; waiting: {outstanding.text()}")
+            # the live count changes between calls: keep the message current
+            run.steps["2"]["message"] = f"{holiday}; waiting: {outstanding.text()}"
+            _set_status(run, conn, 2)
+            return False
+        run.finish(conn, 2, f"{holiday}; no outstanding order", outstanding=outstanding.as_json())
+        run.save(conn)
+    return True
+
+
+def _reload(run: _Run) -> Cutover:
+    with run.deps.engine.connect() as conn:
+        found = current(conn, run.channel.id)
+    assert found is not None
+    return found
+
+
+def _take_snapshot(run: _Run) -> None:
+    """Store the listed offers once (a second call finds ``snapshot_taken_at`` set and stores nothing)."""
+    listed = run.connector.list_offers()
+    with run.deps.engine.begin() as conn:
+        claimed = conn.execute(
+            sa.update(cutovers)
+            .where(cutovers.c.id == run.c.id, cutovers.c.snapshot_taken_at.is_(None))
+            .values(snapshot_taken_at=run.now)
+        ).rowcount
+        if claimed != 1:
+            return
+        seen: set[str] = set()
+        rows = []
+        for offer in listed:
+            if offer.sku in seen:
+                continue
+            seen.add(offer.sku)
+            rows.append(
+                {
+                    "cutover_id": run.c.id,
+                    "sku": offer.sku,
+                    "price": offer.price,
+                    "currency": offer.currency,
+                    "quantity": offer.quantity,
+                    "product_id": offer.product_id,
+                    "raw": _jsonable(dict(offer.raw)),
+                }
+            )
+        if rows:
+            conn.execute(sa.insert(cutover_offers), rows)
+        run.save(conn)
+
+
+def _update_of(offer: ListedOffer, quantity: int) -> OfferUpdate | None:
+    """The update setting a listed offer's quantity (its listed price and product id kept), or None when
+    the listing has no price (no marketplace takes an offer update without one)."""
+    if offer.price is None or offer.currency is None:
+        return None
+    attributes = {"asin": offer.product_id} if offer.product_id else {}
+    return OfferUpdate(
+        sku=offer.sku,
+        price=offer.price,
+        currency=offer.currency,
+        quantity=quantity,
+        gtin=offer.product_id,
+        attributes=attributes,
+    )
+
+
+def _push(run: _Run, key: str, updates: dict[str, OfferUpdate]) -> tuple[OfferPush, bool, float | None]:
+    state = run.data.setdefault(key, {})
+    push = OfferPush(state, updates)
+    result = push.step(run.connector, lambda: run.save())
+    return push, result.done, result.retry_after
+
+
+def _step_snapshot(run: _Run) -> bool:
+    with run.deps.engine.begin() as conn:
+        run.begin(conn, 3)
+        retrying = run.state(3) == "failed"
+        run.save(conn)
+    if run.c.snapshot_taken_at is None:
+        _take_snapshot(run)
+        run.c = _reload(run)
+    with run.deps.engine.connect() as conn:
+        taken = snapshot(conn, run.c.id)
+    updates: dict[str, OfferUpdate] = {}
+    unpriced: dict[str, list[str]] = {}
+    for offer in taken:
+        update = _update_of(offer, 0)
+        if update is None:
+            unpriced[offer.sku] = ["the listing has no price: its quantity cannot be updated"]
+        else:
+            updates[offer.sku] = update
+    if retrying:
+        OfferPush(run.data.setdefault("zero", {}), updates).retry()
+    push, done, _ = _push(run, "zero", updates)
+    with run.deps.engine.begin() as conn:
+        if not done:
+            run.wait(
+                conn,
+                3,
+                f"{len(taken)} offers stored; quantities set to 0: {len(push.ok)} taken, import running",
+            )
+            _set_status(run, conn, 3)
+            return False
+        conn.execute(
+            sa.update(cutover_offers)
+            .where(cutover_offers.c.cutover_id == run.c.id, cutover_offers.c.sku.in_(sorted(push.ok)))
+            .values(zeroed=True)
+        )
+        errors = {**unpriced, **push.errors}
+        if errors:
+            run.problem(
+                conn,
+                3,
+                f"{len(errors)} of {len(taken)} offers could not be set to 0 (run again to retry, "
+                "or revert): "
+                + "; ".join(f"{sku}: {' / '.join(r)}" for sku, r in sorted(errors.items())[:20]),
+                errors=errors,
+            )
+            _set_status(run, conn, 3)
+            return False
+        run.finish(conn, 3, f"{len(taken)} offers stored; every quantity set to 0", offers=len(taken))
+        run.save(conn)
+    return True
+
+
+def _step_cutoff(run: _Run) -> bool:
+    spec = get_connector(run.channel.connector)
+    cursor_name = spec.cursor("orders")
+    with run.deps.engine.begin() as conn:
+        run.begin(conn, 4)
+        if run.c.orders_cutoff is None:
+            run.save(conn, orders_cutoff=run.now)
+        else:
+            run.save(conn)
+    run.c = _reload(run)
+    cutoff = run.c.orders_cutoff
+    assert cutoff is not None
+    with run.deps.engine.connect() as conn:
+        watermark = order_service.get_cursor(conn, run.channel.id, cursor_name)
+    if watermark is None and not run.data.get("watermark"):
+        connector = run.connector
+        with run.deps.engine.connect() as conn:
+            third_party = order_intake.fulfillments_off(conn, run.channel.id)
+        cursor: str | None = None
+        stored = 0
+        for _ in range(_MAX_ORDER_READS):
+            changes = connector.fetch_orders(cursor, now=run.now)
+            with run.deps.engine.begin() as conn:
+                counts = order_intake.store_orders(
+                    conn,
+                    run.channel,
+                    list(changes.orders),
+                    now=run.now,
+                    third_party=third_party,
+                    acceptance_required=connector.capabilities.acceptance_required,
+                )
+                stored += counts["created"]
+                if changes.cursor is not None:
+                    order_service.set_cursor(conn, run.channel.id, cursor_name, changes.cursor, now=run.now)
+                run.save(conn)
+            cursor = changes.cursor
+            if not changes.more:
+                break
+        run.data["watermark"] = (
+            f"first orders read made at the cutoff ({stored} order(s) from the cutoff on stored)"
+        )
+    elif not run.data.get("watermark"):
+        run.data["watermark"] = "the channel's orders watermark precedes the cutoff"
+    with run.deps.engine.begin() as conn:
+        run.finish(
+            conn,
+            4,
+            f"orders created before {cutoff.isoformat()} are never imported; {run.data['watermark']}",
+            cutoff=cutoff,
+        )
+        run.save(conn)
+    return True
+
+
+def _sync_job(conn: Connection, run: _Run, attempt: int) -> int:
+    queued = enqueue(
+        conn,
+        JobSpec(
+            tenant_id=run.channel.tenant_id,
+            kind=SYNC_KIND,
+            payload={"cutover_id": run.c.id, "attempt": attempt},
+            channel_id=run.channel.id,
+            flow=Flow.OFFERS.value,
+            idempotency_key=f"cutover.sync:{run.c.id}:{attempt}",
+        ),
+        now=run.now,
+    )
+    return queued.job_id
+
+
+def sync_errors(conn: Connection, channel_id: int) -> dict[str, dict[str, str | None]]:
+    """Offers of the channel the marketplace refused or the hub blocked: SKU → status, reason, raw."""
+    rows = conn.execute(
+        sa.select(
+            products.c.sku,
+            offer_bindings.c.status,
+            offer_bindings.c.last_error,
+            offer_bindings.c.last_response,
+        )
+        .join(products, products.c.id == offer_bindings.c.product_id)
+        .where(
+            offer_bindings.c.channel_id == channel_id,
+            offer_bindings.c.status.in_(
+                [offer_service.OfferStatus.ERROR.value, offer_service.OfferStatus.BLOCKED.value]
+            ),
+        )
+        .order_by(products.c.sku)
+    ).all()
+    return {r.sku: {"status": r.status, "reason": r.last_error, "raw": r.last_response} for r in rows}
+
+
+def _step_sync(run: _Run) -> bool:
+    with run.deps.engine.begin() as conn:
+        run.begin(conn, 5)
+        sync = run.data.setdefault("sync", {"attempt": 0})
+        if run.state(5) == "failed":  # called again after a stop: retry
+            run.steps["5"]["state"] = "running"
+            sync["attempt"] = int(sync.get("attempt", 0)) + 1
+            sync.pop("job_id", None)
+            sync["errors"] = {}
+        set_paused(conn, run.channel, [Flow.OFFERS], False)
+        if sync.get("job_id") is None:
+            sync["job_id"] = _sync_job(conn, run, int(sync["attempt"]))
+        job = conn.execute(
+            sa.select(jobs.c.state, jobs.c.last_error).where(jobs.c.id == sync["job_id"])
+        ).one()
+        counts: dict[str, int] = dict(
+            conn.execute(  # type: ignore[arg-type]
+                sa.select(offer_bindings.c.status, sa.func.count())
+                .where(offer_bindings.c.channel_id == run.channel.id)
+                .group_by(offer_bindings.c.status)
+            ).all()
+        )
+        total = sum(counts.values())
+        sync["progress"] = {"total": total, **{k: int(v) for k, v in counts.items()}}
+        if job.state in ("queued", "running") or counts.get(offer_service.OfferStatus.SUBMITTED.value):
+            run.wait(conn, 5, f"initial sync (job {sync['job_id']}) {job.state}: {_progress_text(counts)}")
+            run.steps["5"]["message"] = (
+                f"initial sync (job {sync['job_id']}) {job.state}: {_progress_text(counts)}"
+            )
+            _set_status(run, conn, 5)
+            return False
+        if job.state != "succeeded":
+            run.problem(
+                conn,
+                5,
+                f"the initial sync job {sync['job_id']} {job.state}: "
+                f"{((job.last_error or '').splitlines() or [''])[0]}; "
+                "still on holiday — run again to retry, or revert",
+            )
+            _set_status(run, conn, 5)
+            return False
+        errors = sync_errors(conn, run.channel.id)
+        unsent = counts.get(offer_service.OfferStatus.PENDING.value, 0)
+        if unsent and not errors:
+            result = conn.execute(sa.select(jobs.c.result).where(jobs.c.id == sync["job_id"])).scalar()
+            run.problem(
+                conn,
+                5,
+                f"the initial sync job {sync['job_id']} sent nothing for {unsent} of {total} offers "
+                f"({_jsonable(result)}); still on holiday — run again to retry, or revert",
+            )
+            _set_status(run, conn, 5)
+            return False
+        if errors:
+            sync["errors"] = errors
+            run.problem(
+                conn,
+                5,
+                f"the marketplace refused {len(errors)} of {total} offers; still on holiday — fix them "
+                "and run "
+                "again to retry the sync, or revert: "
+                + "; ".join(f"{sku}: {e['reason']}" for sku, e in list(errors.items())[:20]),
+                errors={sku: e["reason"] for sku, e in errors.items()},
+            )
+            _set_status(run, conn, 5)
+            return False
+        run.finish(conn, 5, f"{total} offers published", published=total)
+        run.save(conn)
+    return True
+
+
+def _progress_text(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    published = counts.get(offer_service.OfferStatus.PUBLISHED.value, 0)
+    return f"{published}/{total} offers published" + "".join(
+        f", {n} {status}" for status, n in sorted(counts.items()) if status != "published" and n
+    )
+
+
+def _enable_flows(conn: Connection, run: _Run) -> None:
+    """Enable and resume the regular flows (through the lifecycle service when it is installed)."""
+    try:
+        set_flow = getattr(importlib.import_module("tradelane.services.channel_lifecycle"), "set_flow", None)
+    except ImportError:
+        set_flow = None
+    for flow in REGULAR_FLOWS:
+        if set_flow is not None:
+            set_flow(
+                conn, run.channel, flow, True, actor=run.deps.actor, reason=f"cutover {run.c.id}", now=run.now
+            )
+        else:
+            set_enabled(conn, run.channel, flow, True)
+    set_paused(conn, run.channel, list(REGULAR_FLOWS), False)
+
+
+def confirmations(conn: Connection, channel: Channel, cutoff: datetime, since: datetime) -> dict[str, Any]:
+    """Step 6's two checks: an order created at/after ``cutoff`` delivered to the merchant system, and an
+    update of one of the channel's orders recorded since ``since`` and confirmed by the marketplace."""
+    from tradelane.services.order_updates import list_updates
+
+    test_order = conn.execute(
+        sa.select(orders.c.marketplace_order_id)
+        .where(
+            orders.c.channel_id == channel.id,
+            orders.c.marketplace_created_at >= cutoff,
+            orders.c.merchant_status == MerchantStatus.DELIVERED.value,
+        )
+        .order_by(orders.c.id)
+        .limit(1)
+    ).scalar()
+    confirmed: str | None = None
+    candidates = conn.execute(
+        sa.select(orders.c.id, orders.c.marketplace_order_id)
+        .where(orders.c.channel_id == channel.id)
+        .order_by(orders.c.id)
+    ).all()
+    for order in candidates:
+        for update in list_updates(conn, channel.tenant_id, order.id):
+            if update["status"] == "confirmed" and update["created_at"] >= since:
+                confirmed = f"{update['kind']} of order {order.marketplace_order_id}"
+                break
+        if confirmed:
+            break
+    return {"test_order": test_order, "status_update": confirmed}
+
+
+def _step_live(run: _Run) -> bool:
+    with run.deps.engine.begin() as conn:
+        run.begin(conn, 6)
+        run.save(conn)
+    if run.data.get("holiday_set") and not run.data.get("reopened"):
+        run.connector.set_holiday(None, None)
+        run.data["reopened"] = True
+        run.save()
+    cutoff = run.c.orders_cutoff
+    assert cutoff is not None
+    with run.deps.engine.begin() as conn:
+        if not run.data.get("flows_enabled"):
+            _enable_flows(conn, run)
+            run.data["flows_enabled"] = run.now.isoformat()
+        since = datetime.fromisoformat(run.data["flows_enabled"])
+        found = confirmations(conn, run.channel, cutoff, since)
+        run.data["confirmations"] = found
+        if not (found["test_order"] and found["status_update"]):
+            run.wait(conn, 6, _instructions(run, found))
+            run.steps["6"]["message"] = _instructions(run, found)
+            _set_status(run, conn, 6)
+            return False
+        run.finish(
+            conn,
+            6,
+            f"store open, flows enabled; test order {found['test_order']} delivered to the merchant system; "
+            f"{found['status_update']} confirmed by the marketplace",
+            **found,
+        )
+        run.save(conn)
+    return True
+
+
+def _instructions(run: _Run, found: dict[str, Any]) -> str:
+    off = "holiday ended" if run.data.get("reopened") else "no holiday to end"
+    todo = []
+    if not found["test_order"]:
+        todo.append(
+            f"place a live test order on {run.channel.name} (any listed SKU, quantity 1); it must be "
+            "imported and delivered to the merchant system (the orders flow polls it)"
+        )
+    else:
+        todo.append(f"test order {found['test_order']} delivered ✓")
+    if not found["status_update"]:
+        todo.append(
+            "send a dummy status update for an order of this channel from the merchant system (e.g. a "
+            "shipment with a tracking number); it must be pushed and then confirmed by the marketplace "
+            "on a later poll"
+        )
+    else:
+        todo.append(f"{found['status_update']} confirmed ✓")
+    return f"{off}, flows enabled; waiting for: " + "; ".join(todo)
+
+
+# --- revert ---------------------------------------------------------------------------------------
+
+
+def revert(deps: Deps, channel: Channel, *, reason: str | None = None) -> Cutover:
+    """Put the account back as the cutover found it, as far as the marketplace allows (see the module
+    docstring); resumable: returns the cutover ``reverting`` while imports run, ``reverted`` with its
+    ``revert_report`` at the end. :class:`NotFoundError` without a cutover, :class:`CutoverError` when it
+    is reverted already."""
+    with deps.engine.begin() as conn:
+        cutover = current(conn, channel.id)
+        if cutover is None:
+            raise NotFoundError(f"channel {channel.name} has no cutover")
+        if cutover.status == REVERTED:
+            raise CutoverError(f"cutover {cutover.id} of {channel.name} is reverted already")
+    run = _Run(deps, channel, cutover)
+    try:
+        return _revert(run, reason)
+    except RetryableError as exc:  # a 429 or a spent budget: the next call resumes
+        report = {**(_reload(run).revert_report or {}), "message": f"the marketplace asks to wait: {exc}"}
+        run.save(revert_report=report)
+        return _reload(run)
+    finally:
+        run.close()
+
+
+def _revert(run: _Run, reason: str | None) -> Cutover:
+    channel = run.channel
+    report: dict[str, Any] = dict(run.c.revert_report or {})
+    with run.deps.engine.begin() as conn:
+        if run.c.status != REVERTING:
+            report = {"from_status": run.c.status, "from_step": run.c.step, "message": "reverting"}
+            run.data["revert"] = {}
+            set_paused(conn, channel, list(MOVED_FLOWS), True)
+            audit.record(
+                conn,
+                tenant_id=channel.tenant_id,
+                channel_id=channel.id,
+                actor=run.deps.actor,
+                action="cutover.revert",
+                now=run.now,
+                reason=reason,
+                details={"cutover_id": run.c.id, "phase": "started", "from_step": run.c.step},
+            )
+        run.save(conn, status=REVERTING, revert_report=report)
+    state = run.data["revert"]
+    with run.deps.engine.connect() as conn:
+        taken = snapshot(conn, run.c.id)
+    found = {o.sku for o in taken}
+    connector = run.connector
+    # offers the cutover's sync created (listed now, not in the snapshot): deleted or set to 0
+    if "created" not in state:
+        if run.c.snapshot_taken_at is not None and connector.capabilities.supports(Operation.LIST_OFFERS):
+            listed_now = [o for o in connector.list_offers() if o.sku not in found]
+        else:
+            listed_now = []
+        state["created"] = {
+            o.sku: {
+                "price": None if o.price is None else str(o.price),
+                "currency": o.currency,
+                "product_id": o.product_id,
+            }
+            for o in listed_now
+        }
+        run.save()
+    can_delete = bool(getattr(connector.capabilities, "delete_offers", False))
+    updates: dict[str, OfferUpdate] = {}
+    not_restorable: dict[str, str] = {}
+    for offer in taken:
+        update = _update_of(offer, offer.quantity or 0)
+        if update is None:
+            not_restorable[offer.sku] = "the listing had no price: nothing to restore it with"
+        else:
+            updates[offer.sku] = update
+    for sku, seen in state["created"].items():
+        listed = ListedOffer(
+            sku,
+            None if seen["price"] is None else Decimal(seen["price"]),
+            seen["currency"],
+            0,
+            seen["product_id"],
+        )
+        update = _update_of(listed, 0)
+        if update is None:
+            not_restorable[sku] = "created by the cutover's sync, listed without a price: left as it is"
+            continue
+        updates[sku] = OfferUpdate(**{**_fields(update), "delete": can_delete})
+    push, done, _ = _push(run, "restore", updates)
+    if not done:
+        with run.deps.engine.begin() as conn:
+            report["message"] = f"restoring {len(updates)} offers: {len(push.ok)} done, import running"
+            run.save(conn, revert_report=report)
+        return _reload(run)
+    if run.data.get("holiday_set") and not run.data.get("reopened"):
+        connector.set_holiday(None, None)
+        run.data["reopened"] = True
+        run.save()
+    with run.deps.engine.begin() as conn:
+        before = run.data.get("flows_before", {})
+        for flow_name, was in before.items():
+            flow = Flow(flow_name)
+            set_enabled(conn, channel, flow, bool(was["enabled"]))
+            set_paused(conn, channel, [flow], bool(was["paused"]))
+        accepted = []
+        if run.c.orders_cutoff is not None:
+            accepted = list(
+                conn.execute(
+                    sa.select(orders.c.marketplace_order_id)
+                    .where(
+                        orders.c.channel_id == channel.id,
+                        orders.c.marketplace_created_at >= run.c.orders_cutoff,
+                    )
+                    .order_by(orders.c.id)
+                ).scalars()
+            )
+        created = sorted(state["created"])
+        failed = {sku: reasons for sku, reasons in push.errors.items()}
+        restored = sorted(sku for sku in push.ok if sku in found)
+        could_not: list[str] = []
+        for sku, reasons in sorted(failed.items()):
+            could_not.append(f"{sku}: the marketplace refused the restore ({' / '.join(reasons)})")
+        for sku, why in sorted(not_restorable.items()):
+            could_not.append(f"{sku}: {why}")
+        if created:
+            could_not.append(
+                f"{len(created)} offer(s) created by the cutover's sync did not exist before: "
+                + (
+                    "deleted"
+                    if can_delete
+                    else "left on the marketplace with quantity 0 (the connector cannot delete offers)"
+                )
+                + f" ({', '.join(created[:20])})"
+            )
+        if accepted:
+            could_not.append(
+                f"{len(accepted)} order(s) created after the cutoff were imported (and accepted where the "
+                f"marketplace requires it) by tradelane; they stay so: {', '.join(accepted[:20])}"
+            )
+        if run.data.get("holiday_set"):
+            could_not.append(
+                "the shop was reopened; a closing period set before the cutover, if any, is not "
+                "readable and not restored"
+            )
+        could_not.append(
+            "only prices and quantities are restored; other offer fields are sent as the channel's settings"
+        )
+        report.update(
+            restored=len(restored),
+            snapshot=len(taken),
+            created_by_sync=created,
+            deleted=created if can_delete else [],
+            errors=failed,
+            orders_after_cutoff=accepted,
+            not_restored=could_not,
+            message=f"reverted: {len(restored)} of {len(taken)} offers restored; not restored: "
+            + " | ".join(could_not),
+        )
+        audit.record(
+            conn,
+            tenant_id=channel.tenant_id,
+            channel_id=channel.id,
+            actor=run.deps.actor,
+            action="cutover.revert",
+            now=run.now,
+            reason=reason,
+            details={"cutover_id": run.c.id, "phase": "finished", **_jsonable(report)},
+        )
+        notifications.notify(
+            conn,
+            tenant_id=channel.tenant_id,
+            channel_id=channel.id,
+            event="cutover.reverted",
+            subject=f"[{channel.name}] cutover {run.c.id} reverted",
+            body=report["message"],
+            details=_jsonable(report),
+            now=run.now,
+        )
+        run.save(conn, status=REVERTED, reverted_at=run.now, revert_report=report)
+    return _reload(run)
+
+
+def _fields(update: OfferUpdate) -> dict[str, Any]:
+    return {
+        "sku": update.sku,
+        "price": update.price,
+        "currency": update.currency,
+        "quantity": update.quantity,
+        "gtin": update.gtin,
+        "title": update.title,
+        "attributes": dict(update.attributes),
+    }
