@@ -72,7 +72,15 @@ channels = sa.Table(
     sa.Column("full_synced_at", UTCDateTime(), nullable=True),
     # ``channel remove`` keeps the row (its orders stay for audit) and stamps it here.
     sa.Column("removed_at", UTCDateTime(), nullable=True),
+    # 0017 lifecycle: the Testing period (days, start, end), when a blocked automatic promotion is tried
+    # again, and when the channel went Live (services/channel_lifecycle.py).
+    sa.Column("testing_days", sa.Integer(), nullable=False, server_default="30"),  # 0017
+    sa.Column("testing_started_at", UTCDateTime(), nullable=True),  # 0017
+    sa.Column("testing_ends_at", UTCDateTime(), nullable=True),  # 0017
+    sa.Column("promotion_check_at", UTCDateTime(), nullable=True),  # 0017
+    sa.Column("live_at", UTCDateTime(), nullable=True),  # 0017
     sa.UniqueConstraint("tenant_id", "name"),
+    sa.Index("ix_channels_testing_ends_at", "lifecycle_state", "testing_ends_at"),  # 0017
 )
 
 channel_flows = sa.Table(
