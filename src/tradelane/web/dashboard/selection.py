@@ -70,7 +70,7 @@ def selection_page(
     form = {
         "labels": labels if preview else "\n".join(current.labels),
         "where": where if preview else "\n".join(f"{k}={v}" for k, v in current.where),
-        "all": bool(every) if preview else current.is_all,
+        "all": bool(preview and every),  # never pre-checked: it would override the labels typed in
     }
     return render(
         request,
