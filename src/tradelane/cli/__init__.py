@@ -14,7 +14,8 @@ def build_app() -> typer.Typer:
     import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
     import tradelane.cli.lifecycle  # (attaches `channel activate|promote|flow|history|frequency`)
     import tradelane.cli.selection  # (attaches `channel select|preview`)
-    import tradelane.cli.shopify  # noqa: F401  (attaches `merchant add shopify`)
+    import tradelane.cli.shopify  # (attaches `merchant add shopify`)
+    import tradelane.cli.test_orders  # noqa: F401  (attaches `orders create-test|test-report`, `sandbox order`)
     from tradelane.cli import admin, catalog, channels, jobs, merchant, offers, orders, rules, runtime
     from tradelane.cli.notify import notify_app
     from tradelane.cli.sandbox import sandbox_app

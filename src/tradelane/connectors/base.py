@@ -302,6 +302,34 @@ class Document:
     kind: str = "label"
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedRequest:
+    """One request a connector would make for an update, built by the same mapping code as the real
+    call but never sent (test orders): the marketplace's operation name (``OR23``,
+    ``confirmShipment``), the HTTP method, the path and the JSON body (None: no body)."""
+
+    operation: str
+    method: str
+    path: str
+    body: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"operation": self.operation, "method": self.method, "path": self.path, "body": self.body}
+
+
+@runtime_checkable
+class RequestPlanner(Protocol):
+    """A connector that can say which requests :meth:`MarketplaceConnector.ship` /
+    :meth:`MarketplaceConnector.cancel` would make, without making them (pure: no call, no budget).
+    ``order_lines`` (line id → quantity still to ship, as the hub stores the order) stands in for what
+    a connector would otherwise read from the marketplace. Refusals are the same errors the real call
+    raises before any request."""
+
+    def plan_ship(self, shipment: Shipment, order_lines: Mapping[str, int]) -> list[PlannedRequest]: ...
+
+    def plan_cancel(self, cancellation: Cancellation) -> list[PlannedRequest]: ...
+
+
 class CheckOutcome(StrEnum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"

@@ -28,7 +28,14 @@ from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
 from tradelane.domain.channels import LifecycleState
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError, ValidationError
 from tradelane.persistence.tables import channel_flows
-from tradelane.services import feeds, fulfilment_push, offer_publishing, order_acceptance, order_intake
+from tradelane.services import (
+    feeds,
+    fulfilment_push,
+    offer_publishing,
+    order_acceptance,
+    order_intake,
+    test_orders,
+)
 from tradelane.services.channels import AUTH_PAUSE, Channel, credentials_rejected, get_channel_by_id
 from tradelane.services.connector_session import ConnectorSession
 from tradelane.sync.context import JobContext
@@ -128,8 +135,11 @@ def _dispatcher(
         with ctx.engine.connect() as conn:
             channel = get_channel_by_id(conn, ctx.job.tenant_id, ctx.job.channel_id)
             paused = _paused_since_claim(conn, ctx)
+            test_order = test_orders.never_sent(conn, kind, ctx.job.payload)
         if channel.lifecycle_state == LifecycleState.DISABLED.value:
             return {"skipped": f"channel {channel.name} is disabled"}
+        if test_order is not None:  # e.g. a replayed acceptance: a test order never reaches a marketplace
+            return {"skipped": test_order}
         if channel.lifecycle_state == LifecycleState.SETUP.value:
             return {
                 "skipped": f"channel {channel.name} is in setup: nothing is sent to the marketplace before "

@@ -43,6 +43,8 @@ class UpdateStatus(StrEnum):
     FAILED = "failed"  # the job was dead-lettered (see the job for the raw exchange)
     NOT_SUPPORTED = "not_supported"  # the channel's connector cannot carry it; nothing is sent
     SKIPPED = "skipped"  # Third Party Managed, refused by a publishing rule, or nothing to do
+    # A test order's update: validated and converted like a real one, the request built, never sent.
+    VERIFIED = "verified"
 
 
 class ReturnStatus(StrEnum):
@@ -269,8 +271,9 @@ def effective_status(
 
     A queued update is ``failed`` once its job was dead-lettered or cancelled (even if the marketplace
     reached that state by another way: the failure stays visible), ``skipped`` if the handler said so,
-    ``confirmed`` when ``confirmation`` (from :func:`marketplace_confirmation`) is given, else ``sent``
-    once the job succeeded and ``queued`` before.
+    ``verified`` when it was a test order's (the job built the request and sent nothing: its result's
+    ``test_not_sent``), ``confirmed`` when ``confirmation`` (from :func:`marketplace_confirmation`) is
+    given, else ``sent`` once the job succeeded and ``queued`` before.
     """
     if stored != UpdateStatus.QUEUED.value:
         return stored, detail
@@ -279,6 +282,8 @@ def effective_status(
         return UpdateStatus.FAILED.value, reason + (f" (although {confirmation})" if confirmation else "")
     if job_state == "succeeded" and isinstance(job_result, Mapping) and job_result.get("skipped"):
         return UpdateStatus.SKIPPED.value, str(job_result["skipped"])
+    if job_state == "succeeded" and isinstance(job_result, Mapping) and job_result.get("test_not_sent"):
+        return UpdateStatus.VERIFIED.value, str(job_result["test_not_sent"])
     if confirmation:
         pending = "" if job_state in ("succeeded", None) else f"; our push job is still {job_state}"
         return UpdateStatus.CONFIRMED.value, confirmation + pending

@@ -103,6 +103,11 @@ class OmsOrder(BaseModel):
     billing_address: OmsAddress | None = None
     lines: list[OmsOrderLine]
     created_at: datetime = Field(description="When the order was created on the marketplace (UTC).")
+    test: bool = Field(
+        default=False,
+        description="A test order (`tradelane orders create-test`): it exists on no marketplace and nothing "
+        "about it is ever sent to one; process it as far as you like, then cancel or discard it.",
+    )
 
 
 class InvalidOrderDocument(ValidationError):
@@ -195,6 +200,7 @@ def _build(order: Mapping[str, Any], attributes: Mapping[str, str], mapping: Map
             "billing_address": _address(order.get("billing_address")),
             "lines": lines,
             "created_at": order["created_at"],
+            "test": bool(order.get("is_test", False)),
         }
     )
 

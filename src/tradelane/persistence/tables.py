@@ -338,6 +338,8 @@ orders = sa.Table(
     sa.Column("customer_message", sa.Text(), nullable=True),
     sa.Column("attributes", JSONDoc, nullable=False),
     sa.Column("third_party_managed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # 0019 test orders: a local order made by `orders create-test`, never sent to the marketplace.
+    sa.Column("is_test", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("marketplace_created_at", UTCDateTime(), nullable=False),
     sa.Column("marketplace_updated_at", UTCDateTime(), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -642,7 +644,7 @@ channel_selections = sa.Table(
 
 # 0018 — reconciler reports and the unique-ID match (owner: reconciler / ID match)
 
-# 0019 — test orders (owner: test orders)
+# 0019 — test orders (owner: test orders): one column, ``orders.is_test`` (in the orders table above).
 
 # 0020 — cutover of a live account (owner: cutover)
 # One row per cutover of a channel (services.cutover): where it stands (status, the step being worked on

@@ -18,6 +18,12 @@ Contracts (every job pushes one update of one order to the order's own channel, 
 * a label goes once, as far as the marketplace allows: a retried job first asks the connector whether
   the order already holds the file (:class:`DocumentLedger`) and does not upload it again. A document
   the marketplace refuses is marked failed, with its reason;
+* a test order (``orders.is_test``, see :mod:`tradelane.services.test_orders`) goes through all of the
+  above — validation, carrier conversion (SH21 codes included), line choice — and then is never sent:
+  the connector builds the request it would make (:class:`~tradelane.connectors.base.RequestPlanner`;
+  otherwise the port's value is kept) and the job completes with it (``test_not_sent``, ``would_send``,
+  ``carrier``, ``problems``) and a ``<EVENT>_VERIFIED`` history entry. The check is here, on every run,
+  so a replayed job sends nothing either;
 * each push adds the order's history entry (``SHIPMENT_SENT``, ``CANCELLATION_SENT``, ``REFUND_SENT``,
   ``LABEL_SENT``) and keeps the job's raw exchanges under ``order:<id>``.
 """
@@ -27,7 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -38,8 +44,10 @@ from tradelane.connectors.base import (
     Document,
     MarketplaceConnector,
     Operation,
+    PlannedRequest,
     Refund,
     RefundLine,
+    RequestPlanner,
     Shipment,
     ShippedLine,
 )
@@ -150,6 +158,83 @@ def _require(connector: MarketplaceConnector, operation: Operation, what: str) -
     return capabilities
 
 
+# --- test orders: everything but the call ----------------------------------------------------------
+
+
+def _port_call(operation: str, value: Any) -> PlannedRequest:
+    """What a connector without a request plan would be asked (the port's value; test orders)."""
+    return PlannedRequest(operation, "port", str(getattr(value, "order_id", "")), _plain(asdict(value)))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with Decimals and datetimes as strings (for a job result)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (Decimal, datetime)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    return value
+
+
+def _planned_ship(
+    connector: MarketplaceConnector, shipment: Shipment, order: Mapping[str, Any]
+) -> list[PlannedRequest]:
+    """The requests ``connector.ship(shipment)`` would make; the order's live lines stand in for what a
+    connector would read from the marketplace (the order exists only here)."""
+    if not isinstance(connector, RequestPlanner):
+        return [_port_call("ship", shipment)]
+    lines = {
+        str(ln["line_id"]): int(ln["quantity"])
+        for ln in order["lines"]
+        if str(ln.get("state") or "").upper() not in {"CANCELED", "CANCELLED", "REFUSED"}
+    }
+    return connector.plan_ship(shipment, lines)
+
+
+def _carrier_problems(
+    connector: MarketplaceConnector, carrier: str | None, code: str | None, known: set[str] | None
+) -> list[str]:
+    """Why the carrier conversion would not give the marketplace a carrier code it knows (empty: fine).
+    Only where the marketplace lists its codes: elsewhere the connector maps names itself."""
+    if not carrier or code is not None or known is None:
+        return []
+    return [
+        f"unknown carrier {carrier!r}: neither the channel's carrier_map nor {connector.name}'s "
+        f"{len(known)} carrier codes know it, so it would be sent as a free carrier name (no carrier "
+        "code: the customer gets no carrier tracking link); add it to the channel's carrier_map"
+    ]
+
+
+def _not_sent(
+    ctx: JobContext,
+    session: PortSession,
+    channel: Channel,
+    order: Mapping[str, Any],
+    event: str,
+    planned: Sequence[PlannedRequest],
+    *,
+    now: datetime,
+    carrier: Mapping[str, Any] | None = None,
+    problems: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Complete a test order's update job without sending anything: the order's history gets
+    ``<EVENT>_VERIFIED`` ("test: not sent — would send ..."), the job's result carries the requests
+    (``would_send``), the carrier conversion and any problem. Replaying the job does the same again."""
+    calls = ", ".join(f"{p.operation} {p.method} {p.path}" for p in planned) or "no request"
+    text = f"test: not sent — would send {calls}"
+    if problems:
+        text += "; PROBLEM: " + "; ".join(problems)
+    result: dict[str, Any] = {
+        "test_not_sent": text,
+        "would_send": [_plain(p.as_dict()) for p in planned],
+        "problems": list(problems),
+    }
+    if carrier is not None:
+        result["carrier"] = dict(carrier)
+    return _finish(ctx, session, channel, int(order["id"]), f"{event}_VERIFIED", text, result, now=now)
+
+
 # --- the jobs --------------------------------------------------------------------------------------
 
 
@@ -228,13 +313,13 @@ def ship(ctx: JobContext, channel: Channel, open_session: OpenFulfilmentSession)
                 + (f" ({hint})" if hint else "")
             )
         code, name = None, None
+        carrier_known: set[str] | None = None
         if payload.get("carrier"):
             carrier_map = {
                 str(k).strip().lower(): str(v) for k, v in (channel.settings.get("carrier_map") or {}).items()
             }
-            code, name = resolve_carrier(
-                payload["carrier"], carrier_map, _known_codes(ctx, channel, connector, now)
-            )
+            carrier_known = _known_codes(ctx, channel, connector, now)
+            code, name = resolve_carrier(payload["carrier"], carrier_map, carrier_known)
         partial = partial_lines(order, payload.get("lines"))
         if partial is not None and not capabilities.partial_shipments:
             hint = capabilities.hints.get("partial_shipments")
@@ -254,6 +339,19 @@ def ship(ctx: JobContext, channel: Channel, open_session: OpenFulfilmentSession)
             tracking_url=payload.get("tracking_url"),
             shipped_at=now,
         )
+        if order["is_test"]:
+            carrier = {"from": payload.get("carrier"), "code": code, "name": name}
+            return _not_sent(
+                ctx,
+                session,
+                channel,
+                order,
+                "SHIPMENT",
+                _planned_ship(connector, shipment, order),
+                now=now,
+                carrier=carrier,
+                problems=_carrier_problems(connector, payload.get("carrier"), code, carrier_known),
+            )
         connector.ship(shipment)
         if partial is not None:
             note = f"partial shipment sent ({len(partial)} line(s))"
@@ -283,7 +381,15 @@ def cancel(ctx: JobContext, channel: Channel, open_session: OpenFulfilmentSessio
                 )
             lines = [ShippedLine(line.line_id, line.quantity) for line in refund_lines(order, items)]
         reason = str(ctx.job.payload.get("reason") or "cancelled by the merchant")
-        connector.cancel(Cancellation(order["marketplace_order_id"], lines, reason))
+        cancellation = Cancellation(order["marketplace_order_id"], lines, reason)
+        if order["is_test"]:
+            planned = (
+                connector.plan_cancel(cancellation)
+                if isinstance(connector, RequestPlanner)
+                else [_port_call("cancel", cancellation)]
+            )
+            return _not_sent(ctx, session, channel, order, "CANCELLATION", planned, now=now)
+        connector.cancel(cancellation)
         return _finish(
             ctx, session, channel, order["id"], "CANCELLATION_SENT", None, {"cancelled": True}, now=now
         )
@@ -303,7 +409,11 @@ def refund(ctx: JobContext, channel: Channel, open_session: OpenFulfilmentSessio
         raise PermanentError("a refund needs at least one line")
     with open_session(ctx, channel) as session:
         _require(session.connector, Operation.REFUND, "refunds")
-        session.connector.refund(Refund(order["marketplace_order_id"], lines, str(reason)))
+        request = Refund(order["marketplace_order_id"], lines, str(reason))
+        if order["is_test"]:
+            planned = [_port_call("refund", request)]
+            return _not_sent(ctx, session, channel, order, "REFUND", planned, now=now)
+        session.connector.refund(request)
         note = f"{len(lines)} refund(s) created, reason {reason}"
         return _finish(
             ctx, session, channel, order["id"], "REFUND_SENT", note, {"refunds": len(lines)}, now=now
@@ -335,6 +445,10 @@ def upload_label(ctx: JobContext, channel: Channel, open_session: OpenFulfilment
     with open_session(ctx, channel) as session:
         connector = session.connector
         _require(connector, Operation.UPLOAD_DOCUMENT, "shipping labels")
+        if order["is_test"]:
+            upload = {"filename": stored.filename, "bytes": len(stored.content), "kind": kind}
+            planned = [PlannedRequest("upload_document", "port", order["marketplace_order_id"], upload)]
+            return _not_sent(ctx, session, channel, order, "LABEL", planned, now=now)
         present = False
         if ctx.job.attempts > 1 and isinstance(connector, DocumentLedger):
             # An earlier attempt may have uploaded it before failing to record so.

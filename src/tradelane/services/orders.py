@@ -517,6 +517,9 @@ def _order_dict(row: Any, lines: list[Any], sent: list[tuple[str, datetime | Non
         "acceptance_deadline": row.acceptance_deadline,
         "accepted_at": row.accepted_at,
         "third_party_managed": row.third_party_managed,
+        # A local test order (`orders create-test`): delivered to the merchant system, never sent to a
+        # marketplace (see tradelane.services.test_orders).
+        "is_test": bool(row.is_test),
         "attributes": dict(row.attributes),
         "customer_message": row.customer_message,
         "shipping_address": row.shipping_address,

@@ -195,11 +195,14 @@ def _counts(row: Any, n: int) -> list[int]:
 
 
 def orders_per_hour(conn: Connection, tenant_id: int, *, now: datetime, hours: int = 24) -> HourlySeries:
-    """Orders placed on the marketplaces per hour (by the marketplace's creation time)."""
+    """Orders placed on the marketplaces per hour (by the marketplace's creation time); test orders
+    (``orders create-test``) are left out: no customer placed them."""
     starts = hour_starts(now, hours)
     row = conn.execute(
         sa.select(*_bucket_columns(orders.c.marketplace_created_at, starts)).where(
-            orders.c.tenant_id == tenant_id, orders.c.marketplace_created_at >= starts[0]
+            orders.c.tenant_id == tenant_id,
+            orders.c.marketplace_created_at >= starts[0],
+            orders.c.is_test.is_(False),
         )
     ).one()
     return HourlySeries(starts, {"orders": _counts(row, hours)})

@@ -177,13 +177,9 @@ class AmazonClient:
 
     def confirm_shipment(self, order_id: str, package_detail: Mapping[str, Any]) -> None:
         """confirmShipment (v0): one package of an order shipped (204 on success)."""
-        body = {"marketplaceId": self.settings.marketplace_id, "packageDetail": dict(package_detail)}
+        body = shipment_confirmation_body(self.settings.marketplace_id, package_detail)
         self._call(
-            "confirmShipment",
-            "POST",
-            f"/orders/v0/orders/{_segment(order_id)}/shipmentConfirmation",
-            json_body=body,
-            expect_body=False,
+            "confirmShipment", "POST", shipment_confirmation_path(order_id), json_body=body, expect_body=False
         )
 
     # ----------------------------------------------------------------------------------- listings
@@ -614,6 +610,16 @@ def _sp_errors(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
+
+
+def shipment_confirmation_path(order_id: str) -> str:
+    """confirmShipment's path (pure; shared with the connector's request plan)."""
+    return f"/orders/v0/orders/{_segment(order_id)}/shipmentConfirmation"
+
+
+def shipment_confirmation_body(marketplace_id: str, package_detail: Mapping[str, Any]) -> dict[str, Any]:
+    """confirmShipment's body (pure; shared with the connector's request plan)."""
+    return {"marketplaceId": marketplace_id, "packageDetail": dict(package_detail)}
 
 
 def _segment(value: str) -> str:

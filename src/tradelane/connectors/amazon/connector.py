@@ -32,7 +32,12 @@ from sqlalchemy.engine import Connection
 
 from tradelane.connectors.amazon import mapping
 from tradelane.connectors.amazon.auth import LwaAuth, TokenCache, credential_fingerprint
-from tradelane.connectors.amazon.client import PUBLISHED_BUDGETS, AmazonClient
+from tradelane.connectors.amazon.client import (
+    PUBLISHED_BUDGETS,
+    AmazonClient,
+    shipment_confirmation_body,
+    shipment_confirmation_path,
+)
 from tradelane.connectors.amazon.errors import (
     AmazonAuthError,
     AmazonBadResponse,
@@ -61,6 +66,7 @@ from tradelane.connectors.base import (
     OfferUpdate,
     Operation,
     OrderChanges,
+    PlannedRequest,
     RateBudget,
     Refund,
     Shipment,
@@ -553,6 +559,32 @@ class AmazonConnector:
         and the tracking number (required by Amazon). Empty lines (the hub's "tracking only" for an
         order already shipped) or an order with nothing left to ship send nothing: confirmShipment has
         no tracking-only update, and the package is already on Amazon (a retried job ends here)."""
+        detail = self._package_detail(
+            shipment, lambda: mapping.order_line_quantities(self.client.get_order(shipment.order_id))
+        )
+        if detail is None:
+            log.info("amazon %s: order %s has nothing left to ship", self.env.channel_name, shipment.order_id)
+            return
+        self.client.confirm_shipment(shipment.order_id, detail)
+
+    def plan_ship(self, shipment: Shipment, order_lines: Mapping[str, int]) -> list[PlannedRequest]:
+        """The confirmShipment request :meth:`ship` would make (``order_lines`` stands in for getOrder's
+        lines still to ship); nothing is sent."""
+        detail = self._package_detail(shipment, lambda: dict(order_lines))
+        if detail is None:
+            return []
+        body = shipment_confirmation_body(self.settings.marketplace_id, detail)
+        return [
+            PlannedRequest("confirmShipment", "POST", shipment_confirmation_path(shipment.order_id), body)
+        ]
+
+    def plan_cancel(self, cancellation: Cancellation) -> list[PlannedRequest]:
+        raise UnsupportedOperation(self.name, Operation.CANCEL)
+
+    def _package_detail(
+        self, shipment: Shipment, lines_to_ship: Callable[[], Mapping[str, int]]
+    ) -> dict[str, Any] | None:
+        """The package of :meth:`ship` (None: nothing to ship), refusals included."""
         if not shipment.tracking_number:
             raise PermanentError(
                 f"order {shipment.order_id}: Amazon's confirmShipment requires a tracking number"
@@ -571,18 +603,18 @@ class AmazonConnector:
         if shipment.lines is not None:
             items = {line.line_id: line.quantity for line in shipment.lines if line.quantity > 0}
         else:
-            items = mapping.order_line_quantities(self.client.get_order(shipment.order_id))
+            items = dict(lines_to_ship())
         if not items:
-            log.info("amazon %s: order %s has nothing left to ship", self.env.channel_name, shipment.order_id)
-            return
-        detail = mapping.package_detail(
-            shipment,
-            items,
-            carrier_code=code,
-            carrier_name=name,
-            ship_date=shipment.shipped_at or self.env.now(),
+            return None
+        return dict(
+            mapping.package_detail(
+                shipment,
+                items,
+                carrier_code=code,
+                carrier_name=name,
+                ship_date=shipment.shipped_at or self.env.now(),
+            )
         )
-        self.client.confirm_shipment(shipment.order_id, detail)
 
     def cancel(self, cancellation: Cancellation) -> None:
         raise UnsupportedOperation(self.name, Operation.CANCEL)

@@ -466,23 +466,12 @@ class MiraklClient:
         """OR23 ``PUT /api/orders/{order_id}/tracking``. A registered carrier needs ``carrier_code``
         (validate it against :meth:`carriers`), an unregistered one ``carrier_name`` (and optionally
         ``carrier_url``)."""
-        if not carrier_code and not carrier_name:
-            raise ValueError("carrier_code (registered carrier) or carrier_name (unregistered) is required")
-        body = {
-            key: value
-            for key, value in (
-                ("carrier_code", carrier_code),
-                ("carrier_name", carrier_name),
-                ("carrier_url", carrier_url),
-                ("tracking_number", tracking_number),
-            )
-            if value
-        }
-        self._call("OR23", "PUT", f"/api/orders/{_seg(order_id)}/tracking", json_body=body, expect="empty")
+        body = tracking_body(carrier_code, carrier_name, carrier_url, tracking_number)
+        self._call("OR23", "PUT", tracking_path(order_id), json_body=body, expect="empty")
 
     def ship(self, order_id: str) -> None:
         """OR24 ``PUT /api/orders/{order_id}/ship`` — confirm shipment of an order in SHIPPING."""
-        self._call("OR24", "PUT", f"/api/orders/{_seg(order_id)}/ship", expect="empty")
+        self._call("OR24", "PUT", ship_path(order_id), expect="empty")
 
     def refund(
         self, refunds: Sequence[RefundRequest], *, order_tax_mode: str | None = None
@@ -499,7 +488,7 @@ class MiraklClient:
 
     def cancel(self, order_id: str) -> None:
         """OR29 ``PUT /api/orders/{order_id}/cancel`` — cancel a whole order."""
-        self._call("OR29", "PUT", f"/api/orders/{_seg(order_id)}/cancel", expect="empty")
+        self._call("OR29", "PUT", cancel_path(order_id), expect="empty")
 
     # ---------------------------------------------------------------------------------- shipping
 
@@ -513,7 +502,7 @@ class MiraklClient:
             raise ValueError("no shipments given")
         if len(shipments) > 1000:
             raise ValueError(f"at most 1000 shipments per ST01 call, got {len(shipments)}")
-        body = {"shipments": [s.as_json() for s in shipments]}
+        body = shipments_body(shipments)
         return self._parse(
             "ST01", self._call("ST01", "POST", "/api/shipments", json_body=body), parse_shipments_result
         )
@@ -722,6 +711,48 @@ def _paged(
         if not items or offset >= total:
             return
     raise MiraklBadResponse(f"{op} paging did not end after {MAX_PAGES} pages", op=op)
+
+
+# --- request shapes (pure; shared by the calls and by fulfilment_port's request plans) ------------
+
+
+def tracking_path(order_id: str) -> str:
+    """OR23's path."""
+    return f"/api/orders/{_seg(order_id)}/tracking"
+
+
+def ship_path(order_id: str) -> str:
+    """OR24's path."""
+    return f"/api/orders/{_seg(order_id)}/ship"
+
+
+def cancel_path(order_id: str) -> str:
+    """OR29's path."""
+    return f"/api/orders/{_seg(order_id)}/cancel"
+
+
+def tracking_body(
+    carrier_code: str | None, carrier_name: str | None, carrier_url: str | None, tracking_number: str | None
+) -> dict[str, str]:
+    """OR23's body: the values given (a registered carrier's ``carrier_code``, or an unregistered one's
+    ``carrier_name`` with an optional ``carrier_url``)."""
+    if not carrier_code and not carrier_name:
+        raise ValueError("carrier_code (registered carrier) or carrier_name (unregistered) is required")
+    return {
+        key: value
+        for key, value in (
+            ("carrier_code", carrier_code),
+            ("carrier_name", carrier_name),
+            ("carrier_url", carrier_url),
+            ("tracking_number", tracking_number),
+        )
+        if value
+    }
+
+
+def shipments_body(shipments: Sequence[ShipmentRequest]) -> dict[str, Any]:
+    """ST01's body."""
+    return {"shipments": [s.as_json() for s in shipments]}
 
 
 def _seg(value: str) -> str:

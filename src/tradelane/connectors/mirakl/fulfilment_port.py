@@ -1,7 +1,8 @@
 """Mirakl's half of the port for fulfilment: shipments (OR23 + OR24, or ST01 for partial/split
 shipments), cancellations (OR29), refunds (OR28), order documents (OR74, with OR72 to see what an order
 already holds) and the operator's carrier codes (SH21). Pure mapping plus client calls: nothing here
-reads or writes tables; the service converts carriers and picks lines before calling.
+reads or writes tables; the service converts carriers and picks lines before calling. ``plan_ship`` /
+``plan_cancel`` describe the requests without making them (test orders).
 
 Every refusal Mirakl's API cannot carry is a :class:`~tradelane.domain.errors.PermanentError` with the
 reason, raised before any call (the capabilities declare them, so a service never asks).
@@ -9,8 +10,17 @@ reason, raised before any call (the capabilities declare them, so a service neve
 
 from __future__ import annotations
 
-from tradelane.connectors.base import Cancellation, Document, Refund, Shipment
-from tradelane.connectors.mirakl.client import MiraklClient
+from dataclasses import dataclass
+
+from tradelane.connectors.base import Cancellation, Document, PlannedRequest, Refund, Shipment
+from tradelane.connectors.mirakl.client import (
+    MiraklClient,
+    cancel_path,
+    ship_path,
+    shipments_body,
+    tracking_body,
+    tracking_path,
+)
 from tradelane.connectors.mirakl.models import DocumentUpload, RefundRequest, ShipmentLine, ShipmentRequest
 from tradelane.connectors.mirakl.settings import MiraklSettings
 from tradelane.domain.errors import PermanentError
@@ -25,12 +35,18 @@ def carrier_codes(client: MiraklClient) -> set[str]:
     return {carrier.code for carrier in client.carriers()}
 
 
-def ship(client: MiraklClient, settings: MiraklSettings, shipment: Shipment) -> None:
-    """Whole order (``lines`` None): OR23 with the tracking when there is a carrier or a tracking number,
-    then OR24. Tracking only (``lines`` empty: the order already left): OR23 alone. Some lines: one ST01
-    shipment (only with the channel's ``multi_shipment`` setting; its per-shipment errors are permanent).
+@dataclass(frozen=True, slots=True)
+class _ShipmentSteps:
+    """What a shipment takes on Mirakl, decided once (pure) for both :func:`ship` and
+    :func:`plan_ship`: one ST01 shipment, or OR23 (with these arguments) and/or OR24."""
 
-    A known carrier goes as ``carrier_code``; a free ``carrier_name`` travels with ``tracking_url``."""
+    order_id: str
+    st01: ShipmentRequest | None = None
+    tracking: dict[str, str | None] | None = None
+    confirm: bool = False
+
+
+def _shipment_steps(settings: MiraklSettings, shipment: Shipment) -> _ShipmentSteps:
     url = shipment.tracking_url if shipment.carrier_name and not shipment.carrier_code else None
     if shipment.lines:
         if not settings.multi_shipment:
@@ -46,29 +62,71 @@ def ship(client: MiraklClient, settings: MiraklSettings, shipment: Shipment) -> 
             tracking_number=shipment.tracking_number,
             tracking_url=url,
         )
-        outcome = client.create_shipments([request])
+        return _ShipmentSteps(shipment.order_id, st01=request)
+    tracking = None
+    if shipment.tracking_number or shipment.carrier_code or shipment.carrier_name:
+        tracking = {
+            "carrier_code": shipment.carrier_code,
+            "carrier_name": shipment.carrier_name,
+            "carrier_url": url,
+            "tracking_number": shipment.tracking_number,
+        }
+    return _ShipmentSteps(shipment.order_id, tracking=tracking, confirm=shipment.lines is None)
+
+
+def ship(client: MiraklClient, settings: MiraklSettings, shipment: Shipment) -> None:
+    """Whole order (``lines`` None): OR23 with the tracking when there is a carrier or a tracking number,
+    then OR24. Tracking only (``lines`` empty: the order already left): OR23 alone. Some lines: one ST01
+    shipment (only with the channel's ``multi_shipment`` setting; its per-shipment errors are permanent).
+
+    A known carrier goes as ``carrier_code``; a free ``carrier_name`` travels with ``tracking_url``."""
+    steps = _shipment_steps(settings, shipment)
+    if steps.st01 is not None:
+        outcome = client.create_shipments([steps.st01])
         if outcome.errors:
             raise PermanentError("; ".join(e.message for e in outcome.errors))
         return
-    if shipment.tracking_number or shipment.carrier_code or shipment.carrier_name:
-        client.update_tracking(
-            shipment.order_id,
-            carrier_code=shipment.carrier_code,
-            carrier_name=shipment.carrier_name,
-            carrier_url=url,
-            tracking_number=shipment.tracking_number,
-        )
-    if shipment.lines is None:
+    if steps.tracking is not None:
+        client.update_tracking(shipment.order_id, **steps.tracking)
+    if steps.confirm:
         client.ship(shipment.order_id)
 
 
-def cancel(client: MiraklClient, settings: MiraklSettings, cancellation: Cancellation) -> None:
-    """OR29: cancel the whole order (OR29 has no per-line form; ``reason`` is not carried)."""
+def plan_ship(settings: MiraklSettings, shipment: Shipment) -> list[PlannedRequest]:
+    """The requests :func:`ship` would make, in order, built from the same decision and the client's
+    own request shapes; nothing is sent (test orders)."""
+    steps = _shipment_steps(settings, shipment)
+    if steps.st01 is not None:
+        return [PlannedRequest("ST01", "POST", "/api/shipments", shipments_body([steps.st01]))]
+    planned = []
+    if steps.tracking is not None:
+        try:
+            body = tracking_body(**steps.tracking)
+        except ValueError as exc:  # the client refuses it the same way before calling
+            raise PermanentError(f"shipment of {shipment.order_id}: {exc}") from None
+        planned.append(PlannedRequest("OR23", "PUT", tracking_path(shipment.order_id), body))
+    if steps.confirm:
+        planned.append(PlannedRequest("OR24", "PUT", ship_path(shipment.order_id)))
+    return planned
+
+
+def _check_cancellation(cancellation: Cancellation) -> None:
     if cancellation.lines:
         raise PermanentError(
             "line-level cancellation is not supported by Mirakl OR29; cancel the order or refund lines"
         )
+
+
+def cancel(client: MiraklClient, settings: MiraklSettings, cancellation: Cancellation) -> None:
+    """OR29: cancel the whole order (OR29 has no per-line form; ``reason`` is not carried)."""
+    _check_cancellation(cancellation)
     client.cancel(cancellation.order_id)
+
+
+def plan_cancel(settings: MiraklSettings, cancellation: Cancellation) -> list[PlannedRequest]:
+    """The request :func:`cancel` would make (OR29, no body); nothing is sent."""
+    _check_cancellation(cancellation)
+    return [PlannedRequest("OR29", "PUT", cancel_path(cancellation.order_id))]
 
 
 def refund(client: MiraklClient, settings: MiraklSettings, refund: Refund) -> None:

@@ -14,7 +14,7 @@ budgeted client (so their calls draw on the same budgets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,6 +40,7 @@ from tradelane.connectors.base import (
     OfferUpdate,
     Operation,
     OrderChanges,
+    PlannedRequest,
     RateBudget,
     Refund,
     Shipment,
@@ -551,6 +552,14 @@ class MiraklConnector:
 
     def refund(self, refund: Refund) -> None:
         fulfilment_port.refund(self.client, self.settings, refund)
+
+    def plan_ship(self, shipment: Shipment, order_lines: Mapping[str, int]) -> list[PlannedRequest]:
+        """The OR23/OR24 (or ST01) requests :meth:`ship` would make; nothing is sent."""
+        return fulfilment_port.plan_ship(self.settings, shipment)
+
+    def plan_cancel(self, cancellation: Cancellation) -> list[PlannedRequest]:
+        """The OR29 request :meth:`cancel` would make; nothing is sent."""
+        return fulfilment_port.plan_cancel(self.settings, cancellation)
 
     def upload_document(self, document: Document) -> None:
         fulfilment_port.upload_document(self.client, self.settings, document)

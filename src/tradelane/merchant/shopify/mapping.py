@@ -39,6 +39,10 @@ MAX_SKU_LENGTH = 200
 DEFAULT_VARIANT_TITLE = "Default Title"
 
 
+#: The tag of a test order (``tradelane orders create-test``): it exists on no marketplace.
+TEST_TAG = "tradelane-test"
+
+
 def order_tag(order_id: int) -> str:
     return f"{ORDER_TAG_PREFIX}{order_id}"
 
@@ -48,9 +52,11 @@ def _split(text: str) -> list[str]:
 
 
 def order_tags(document: OmsOrder) -> list[str]:
-    """``tradelane``, ``tradelane-order-<id>``, then the order's ``tags`` attribute items (deduplicated,
-    case-insensitively; items Shopify would refuse are left out)."""
-    candidates = [BASE_TAG, order_tag(document.id), *_split(document.attributes.get("tags", ""))]
+    """``tradelane``, ``tradelane-order-<id>``, ``tradelane-test`` for a test order, then the order's
+    ``tags`` attribute items (deduplicated, case-insensitively; items Shopify would refuse are left
+    out)."""
+    marks = [TEST_TAG] if document.test else []
+    candidates = [BASE_TAG, order_tag(document.id), *marks, *_split(document.attributes.get("tags", ""))]
     seen: set[str] = set()
     tags: list[str] = []
     for tag in candidates:

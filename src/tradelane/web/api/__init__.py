@@ -20,6 +20,7 @@ from tradelane.web.api import (
     rules,
     selection,
     tenant,
+    test_orders,
     webhooks,
 )
 from tradelane.web.api import notifications as notifications_api
@@ -42,6 +43,7 @@ def include_api(app: FastAPI) -> None:
         rules,
         order_health,
         orders,
+        test_orders,
         lifecycle,
         selection,
     ):

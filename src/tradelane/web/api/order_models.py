@@ -93,6 +93,11 @@ class OrderOut(BaseModel):
     acceptance_deadline: datetime | None
     accepted_at: datetime | None
     third_party_managed: bool
+    is_test: bool = Field(
+        default=False,
+        description="A local test order (`orders create-test`): delivered to the merchant system, never "
+        "sent to a marketplace; its updates read `verified` (built, not sent).",
+    )
     attributes: dict[str, Any]
     customer_message: str | None
     shipping_address: dict[str, Any] | None
@@ -123,7 +128,8 @@ class UpdateOut(BaseModel):
     external_id: str
     status: str = Field(
         description="queued | sent (our push succeeded) | confirmed (a later poll shows the marketplace "
-        "in the state the update leads to) | failed | not_supported | skipped"
+        "in the state the update leads to) | failed | not_supported | skipped | verified (a test order's: "
+        "checked and built, never sent)"
     )
     detail: str | None
     job_id: int | None
@@ -174,7 +180,8 @@ class UpdateResultOut(BaseModel):
     external_id: str
     status: str = Field(
         description="queued | sent (our push succeeded) | confirmed (a later poll shows the marketplace "
-        "in the state the update leads to) | failed | not_supported | skipped"
+        "in the state the update leads to) | failed | not_supported | skipped | verified (a test order's: "
+        "checked and built, never sent)"
     )
     detail: str | None
     job_id: int | None

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from tradelane.web.dashboard import channel_detail, channels, health, jobs, login, offers, orders, overview
 from tradelane.web.dashboard import notifications as notification_pages
 from tradelane.web.dashboard import selection as selection_pages
+from tradelane.web.dashboard import test_orders as test_order_pages
 from tradelane.web.dashboard.rendering import build_environment
 
 STATIC_PATH = "/static"
@@ -25,7 +26,7 @@ def install_dashboard(app: FastAPI) -> None:
     """Mount the dashboard's routes, static files and error handlers on ``app`` (whose
     ``state.container`` is the :class:`~tradelane.bootstrap.Container`)."""
     app.state.dashboard_templates = build_environment()
-    for module in (login, overview, channels, channel_detail, offers, orders, health, jobs):
+    for module in (login, overview, channels, channel_detail, offers, orders, test_order_pages, health, jobs):
         app.include_router(module.router)
     app.include_router(selection_pages.router)  # /dashboard/channels/{name}/selection
     app.include_router(notification_pages.router)  # /dashboard/notifications
