@@ -93,6 +93,9 @@ class Capabilities:
     asynchronous_offer_imports: bool = False
     holiday_mode: HolidayMode = HolidayMode.NONE
     fulfilment_mandatory: bool = False
+    #: Offers can be removed from the marketplace (``OfferUpdate.delete`` is honoured): the reconciler
+    #: removes listings only where this is True.
+    delete_offers: bool = False
     budgets: Mapping[str, RateBudget] = field(default_factory=dict)
     max_batch: Mapping[Operation, int] = field(default_factory=dict)
     hints: Mapping[str, str] = field(default_factory=dict)
@@ -237,7 +240,11 @@ class ImportResult:
 
 @dataclass(frozen=True, slots=True)
 class ListedOffer:
-    """An offer as it is on the marketplace now (reconciler, ID match, cutover snapshot)."""
+    """An offer as it is on the marketplace now (reconciler, ID match, cutover snapshot).
+
+    ``sku`` is the hub's SKU (a connector inverts its own SKU scheme; an SKU that does not fit it is
+    kept as listed). ``group_key`` is the marketplace's variant grouping of the listing (compared with
+    the catalog's ``parent_sku``), None where the listing carries none."""
 
     sku: str
     price: Decimal | None
@@ -245,6 +252,7 @@ class ListedOffer:
     quantity: int | None
     product_id: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    group_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,7 @@ def test_list_offers_reads_every_page() -> None:
         return json_response(200, {"offers": offers, "total_count": 150})
 
     fake = FakeMirakl().on("GET", "/api/offers", page)
-    listed = offers_port.list_offers(fake.client())
+    listed = offers_port.list_offers(fake.client(), settings())
     assert len(listed) == 150 and len(fake.requests) == 2
     assert (listed[3].sku, listed[3].quantity, listed[3].price, listed[3].product_id) == (
         "S3",
@@ -153,6 +153,28 @@ def test_list_offers_reads_every_page() -> None:
         Decimal("1.50"),
         "E3",
     )
+    assert listed[3].group_key is None
+
+
+def test_list_offers_inverts_the_sku_template_and_reads_the_group_field() -> None:
+    def offer(i: int, shop_sku: str, fields: list[dict[str, str]]) -> dict[str, object]:
+        return {
+            "offer_id": i, "shop_sku": shop_sku, "product_sku": f"P{i}", "product_references": [],
+            "quantity": 1, "price": "2.00", "currency_iso_code": "EUR", "state_code": "11", "active": True,
+            "offer_additional_fields": fields,
+        }  # fmt: skip
+
+    body = {
+        "offers": [
+            offer(1, "ACME-A", [{"code": "variant-group", "type": "STRING", "value": "G1"}]),
+            offer(2, "OTHER-B", [{"code": "colour", "type": "STRING", "value": "red"}]),
+        ],
+        "total_count": 2,
+    }
+    fake = FakeMirakl().on("GET", "/api/offers", json_response(200, body))
+    shop = settings(offer={"sku_template": "ACME-{sku}", "custom_fields": {"variant-group": ":parent_sku"}})
+    listed = offers_port.list_offers(fake.client(), shop)
+    assert [(o.sku, o.group_key) for o in listed] == [("A", "G1"), ("OTHER-B", None)]
 
 
 def test_ship_whole_order_tracking_only_and_partial() -> None:

@@ -122,6 +122,7 @@ CAPABILITIES = Capabilities(
     returns_push=False,
     asynchronous_offer_imports=True,
     holiday_mode=HolidayMode.NONE,
+    delete_offers=True,  # deleteListingsItem
     budgets=PUBLISHED_BUDGETS,
     calls={
         Operation.SUBMIT_OFFERS_FULL: "createFeed",
@@ -536,11 +537,14 @@ class AmazonConnector:
         return mapping.listing_outcome(sku, item)
 
     def list_offers(self) -> Sequence[ListedOffer]:
-        """Every listing of the seller in the channel's marketplace (searchListingsItems, 20 a page)."""
+        """Every listing of the seller in the channel's marketplace (searchListingsItems, 20 a page), with
+        its variation parent as ``group_key``."""
         offers: list[ListedOffer] = []
         token: str | None = None
         while True:
-            page = self.client.search_listings_items(token)
+            page = self.client.search_listings_items(
+                token, included=("summaries", "offers", "fulfillmentAvailability", "relationships")
+            )
             offers.extend(
                 mapping.listed_offer(item, self.settings.marketplace_id)
                 for item in page["items"]

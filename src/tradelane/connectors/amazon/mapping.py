@@ -496,7 +496,8 @@ def report_summary(report: Mapping[str, Any]) -> str:
 
 
 def listed_offer(item: Mapping[str, Any], marketplace_id: str) -> ListedOffer:
-    """A listings ``Item`` (summaries, offers, fulfillmentAvailability) as a :class:`ListedOffer`."""
+    """A listings ``Item`` (summaries, offers, fulfillmentAvailability, relationships) as a
+    :class:`ListedOffer`; ``group_key`` is the variation parent SKU, where the listing is a child."""
     sku = _req_str(item, "sku", "$.items[]")
     price: Decimal | None = None
     currency: str | None = None
@@ -522,8 +523,25 @@ def listed_offer(item: Mapping[str, Any], marketplace_id: str) -> ListedOffer:
         ),
         None,
     )
+    parent = next(
+        (
+            parent_sku
+            for entry in _list(item.get("relationships"))
+            if entry.get("marketplaceId") in (None, marketplace_id)
+            for rel in _list(entry.get("relationships"))
+            if rel.get("type") == "VARIATION"
+            for parent_sku in _strings(rel.get("parentSkus"))
+        ),
+        None,
+    )
     return ListedOffer(
-        sku=sku, price=price, currency=currency, quantity=quantity, product_id=asin, raw=dict(item)
+        sku=sku,
+        price=price,
+        currency=currency,
+        quantity=quantity,
+        product_id=asin,
+        raw=dict(item),
+        group_key=parent,
     )
 
 
@@ -536,6 +554,10 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _list(value: Any) -> Iterable[Mapping[str, Any]]:
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _req_str(data: Mapping[str, Any], key: str, path: str) -> str:

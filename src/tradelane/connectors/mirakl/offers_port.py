@@ -15,7 +15,8 @@ out and inverted on the way back (an error row whose SKU does not fit the templa
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tradelane.connectors.base import (
     ImportRef,
@@ -136,20 +137,37 @@ def import_result(client: MiraklClient, settings: MiraklSettings, ref: ImportRef
     return ImportResult(done=True, outcomes=tuple(outcomes), summary=summary)
 
 
-def list_offers(client: MiraklClient) -> list[ListedOffer]:
-    """Every offer of the shop (OF21, every page), as listed: ``sku`` is the offer's shop SKU and
-    ``product_id`` its first product reference."""
+def list_offers(client: MiraklClient, settings: MiraklSettings) -> list[ListedOffer]:
+    """Every offer of the shop (OF21, every page), as listed: ``sku`` is the hub SKU the offer's shop
+    SKU was made from (the channel's ``sku_template`` inverted; a shop SKU that does not fit it is kept
+    as is), ``product_id`` its first product reference, and ``group_key`` the value of the offer custom
+    field the channel maps to ``:parent_sku`` (None without such a field or value)."""
+    offer_settings = settings.offer_settings()
+    group_field = next(
+        (code for code, src in offer_settings.custom_fields.items() if src == ":parent_sku"), None
+    )
     listed: list[ListedOffer] = []
     for offer in client.iter_offers():
         reference = offer.product_references[0][1] if offer.product_references else None
         listed.append(
             ListedOffer(
-                sku=offer.shop_sku,
+                sku=offer_settings.product_sku(offer.shop_sku) or offer.shop_sku,
                 price=offer.price,
                 currency=offer.currency or None,
                 quantity=offer.quantity,
                 product_id=reference,
                 raw=offer.raw,
+                group_key=_custom_field(offer.raw, group_field) if group_field else None,
             )
         )
     return listed
+
+
+def _custom_field(raw: Mapping[str, Any], code: str) -> str | None:
+    """The value of the offer custom field ``code`` in an OF21 offer, None when absent or empty."""
+    fields = raw.get("offer_additional_fields")
+    for item in fields if isinstance(fields, list) else []:
+        if isinstance(item, Mapping) and item.get("code") == code:
+            value = item.get("value")
+            return str(value) if value not in (None, "") else None
+    return None

@@ -104,6 +104,7 @@ def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
         asynchronous_offer_imports=True,
         holiday_mode=HolidayMode.CLOSING_PERIOD,
         fulfilment_mandatory=False,
+        delete_offers=True,  # OF24 / OF01 update-delete = "delete"
         budgets=budgets,
         calls={
             Operation.SUBMIT_OFFERS_FULL: "OF01",
@@ -128,6 +129,7 @@ def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
             Operation.UPLOAD_DOCUMENT.value: "labels and other documents attached with OR74",
             Operation.FETCH_RETURNS.value: "returns are read with RT11 (only where the operator offers it)",
             Operation.SET_HOLIDAY.value: "A02 closed_from / closed_to on the shop account",
+            "delete_offers": 'offers are removed with OF24 update_delete "delete"',
             "line_cancellation": "OR29 cancels whole orders only; refund the lines instead",
             **({} if settings.multi_shipment else {"partial_shipments": MULTI_SHIPMENT_OFF}),
             **{op.value: module_off(name) for op, name in absent.items()},
@@ -542,7 +544,7 @@ class MiraklConnector:
         return offers_port.import_result(self.client, self.settings, ref)
 
     def list_offers(self) -> Sequence[ListedOffer]:
-        return offers_port.list_offers(self.client)
+        return offers_port.list_offers(self.client, self.settings)
 
     def ship(self, shipment: Shipment) -> None:
         fulfilment_port.ship(self.client, self.settings, shipment)

@@ -388,6 +388,19 @@ def listing_asin(listing: Listing, catalog: Catalog) -> str | None:
     return asin
 
 
+def variation_relationships(listing: Listing, marketplace_id: str) -> list[dict[str, Any]]:
+    """The listing's ``VARIATION`` relationships in ``marketplace_id``: a child names its parent SKU
+    (attribute ``child_parent_sku_relationship``, as the product type schemas define it)."""
+    parents = [
+        str(v["parent_sku"])
+        for v in _values(listing.attributes, "child_parent_sku_relationship")
+        if v.get("marketplace_id") in (None, marketplace_id)
+        and v.get("child_relationship_type") == "variation"
+        and isinstance(v.get("parent_sku"), str)
+    ]
+    return [{"type": "VARIATION", "parentSkus": parents}] if parents else []
+
+
 def item_json(
     listing: Listing,
     marketplace_ids: tuple[str, ...],
@@ -445,6 +458,11 @@ def item_json(
             if isinstance(e.get("quantity"), int)
             and not isinstance(e.get("quantity"), bool)
             and e["quantity"] >= 0
+        ]
+    if "relationships" in included:
+        out["relationships"] = [
+            {"marketplaceId": mp, "relationships": variation_relationships(listing, mp)}
+            for mp in marketplace_ids
         ]
     if "productTypes" in included:
         out["productTypes"] = [

@@ -326,16 +326,23 @@ class AmazonSandboxState:
         quantity: int,
         *,
         marketplace_id: str | None = None,
+        parent_sku: str | None = None,
     ) -> Listing:
-        """Control: list an offer directly (LISTING_OFFER_ONLY on ``asin``), bypassing the API."""
+        """Control: list an offer directly (LISTING_OFFER_ONLY on ``asin``), bypassing the API;
+        ``parent_sku`` makes it a variation child of that SKU (``child_parent_sku_relationship``)."""
         seller = self.account(seller_id)
         mp = marketplace_id or seller.marketplace_ids[0]
+        attributes = offer_attributes(asin, price, quantity, mp)
+        if parent_sku is not None:
+            attributes["child_parent_sku_relationship"] = [
+                {"marketplace_id": mp, "child_relationship_type": "variation", "parent_sku": parent_sku}
+            ]
         status, issues = self.submit_put(
             seller_id,
             sku,
             li.GENERIC_PRODUCT_TYPE,
             "LISTING_OFFER_ONLY",
-            offer_attributes(asin, price, quantity, mp),
+            attributes,
             (mp,),
         )
         if status != "ACCEPTED":

@@ -202,6 +202,11 @@ async def of24_upsert(request: Request) -> Response:
         get_decimal(item, "price", where, required=True)
         for key in ("quantity", "leadtime_to_ship", "min_quantity_alert"):
             get_int(item, key, where)
+        for j, field in enumerate(
+            as_list(item.get("offer_additional_fields") or [], f"{where}.offer_additional_fields")
+        ):
+            entry = as_object(field, f"{where}.offer_additional_fields[{j}]")
+            get_str(entry, "code", f"{where}.offer_additional_fields[{j}]", required=True)
         normalised = dict(item)
         for key in ("quantity", "leadtime_to_ship", "min_quantity_alert"):
             normalised[key] = get_int(item, key, where)

@@ -58,6 +58,9 @@ class SandboxConfig:
     #: Lasting behaviour per operation id (``RT11`` off like an operator without the returns module,
     #: ``M01`` answering 503 or garbage...). Operations not named here behave normally.
     routes: dict[str, RouteOverride] = field(default_factory=dict)
+    #: The operator's offer custom fields (codes): OF24 ``offer_additional_fields`` and OF01 columns of
+    #: these codes are stored on the offer and listed by OF21; other codes are ignored.
+    offer_fields: frozenset[str] = frozenset()
 
     def offer_rules(self) -> OfferRules:
         return OfferRules(
@@ -65,6 +68,7 @@ class SandboxConfig:
             logistic_classes=self.logistic_classes,
             default_logistic_class=next(iter(self.logistic_classes)),
             reference_types=seeddata.REFERENCE_TYPES,
+            offer_fields=self.offer_fields,
         )
 
 

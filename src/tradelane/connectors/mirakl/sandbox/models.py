@@ -148,6 +148,8 @@ class Offer:
     min_quantity_alert: int | None = None
     date_created: datetime | None = None
     last_updated: datetime | None = None
+    #: Offer custom fields (the operator's codes only, see ``SandboxConfig.offer_fields``): code -> value.
+    additional_fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -59,6 +59,8 @@ class OfferRules:
     logistic_classes: Mapping[str, str]
     default_logistic_class: str
     reference_types: frozenset[str]
+    #: Offer custom field codes the operator defines (OF01 columns / OF24 ``offer_additional_fields``).
+    offer_fields: frozenset[str] = frozenset()
 
 
 ProductLookup = Callable[[str, str], Product | None]
@@ -131,6 +133,10 @@ def json_offer_row(index: int, offer: Mapping[str, object]) -> ImportRow:
             values[column] = format(raw, "f")
         else:
             values[column] = str(raw)
+    custom = offer.get("offer_additional_fields")
+    for item in custom if isinstance(custom, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("code"), str):
+            values.setdefault(item["code"], "" if item.get("value") is None else str(item["value"]))
     return ImportRow(index, values)
 
 
@@ -143,6 +149,7 @@ class _Draft:
     product_id: str
     product_id_type: str
     fields: dict[str, object]
+    additional: dict[str, str] | None = None
 
 
 def process_import(
@@ -230,6 +237,7 @@ def _apply_row(
             description=str(draft.fields.get("description", "")),
             internal_description=str(draft.fields.get("internal-description", "")),
             min_quantity_alert=_opt_int(draft.fields.get("min-quantity-alert")),
+            additional_fields=dict(draft.additional or {}),
             date_created=now,
             last_updated=now,
         )
@@ -319,7 +327,14 @@ def _validate(
         text = given(column)
         if text is not None or not partial:
             fields[column] = text or ""
-    return _Draft(sku, product, product_id, product_id_type, fields)
+    custom = {code: values[code].strip() for code in rules.offer_fields if code in values}
+    additional: dict[str, str] | None = None  # None: unchanged (a partial update not naming any)
+    if not partial:
+        additional = {code: value for code, value in custom.items() if value}
+    elif custom:
+        kept = existing.additional_fields if existing is not None else {}
+        additional = {code: value for code, value in {**kept, **custom}.items() if value}
+    return _Draft(sku, product, product_id, product_id_type, fields, additional)
 
 
 def _update(offer: Offer, draft: _Draft, now: datetime) -> None:
@@ -340,6 +355,8 @@ def _update(offer: Offer, draft: _Draft, now: datetime) -> None:
         offer.description = str(f["description"])
     if "internal-description" in f:
         offer.internal_description = str(f["internal-description"])
+    if draft.additional is not None:
+        offer.additional_fields = dict(draft.additional)
     offer.product_id, offer.product_id_type = draft.product_id, draft.product_id_type
     offer.last_updated = now
 

@@ -274,7 +274,10 @@ def offer_view(offer: Offer, shop: Shop, logistic_label: str, now: datetime) -> 
         "min_shipping_price_additional": zero,
         "min_shipping_type": "STD",
         "min_shipping_zone": "DOM",
-        "offer_additional_fields": [],
+        "offer_additional_fields": [
+            {"code": code, "type": "STRING", "value": value}
+            for code, value in sorted(offer.additional_fields.items())
+        ],
         "offer_id": offer.offer_id,
         "package_quantity": 1,
         "price": price,
