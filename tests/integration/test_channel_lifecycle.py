@@ -24,7 +24,7 @@ from tradelane.connectors.registry import CONNECTORS, check_channel
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ConflictError, ValidationError
 from tradelane.persistence.tables import alerts, channels, jobs, orders
-from tradelane.services import audit
+from tradelane.services import audit, notification_settings, notifications
 from tradelane.services import channel_lifecycle as lc
 from tradelane.services import order_updates as updates
 from tradelane.services.channels import Channel, get_channel_by_id
@@ -137,6 +137,11 @@ def test_activation_checks_the_credentials_on_the_sandbox(world: World) -> None:
 def test_the_engine_promotes_at_the_end_of_the_testing_period(world: World) -> None:
     channel = new_channel(world)
     activate(world, channel, days=2)
+    with world.engine.begin() as conn:
+        notification_settings.configure(
+            conn, world.keyring, tenant_id=world.tenant_id, channel_id=None, emails=["ops@example.com"],
+            actor=ACTOR, now=world.clock(),
+        )  # fmt: skip
     worker = Worker(
         world.engine,
         world.registry,
@@ -158,6 +163,9 @@ def test_the_engine_promotes_at_the_end_of_the_testing_period(world: World) -> N
     assert [(e.actor, e.details["automatic"]) for e in promoted] == [(audit.SYSTEM, True)]
     assert alert is not None and alert[0] == "info" and "went live automatically" in alert[1]
     assert job == "succeeded"
+    with world.engine.connect() as conn:
+        [sent] = notifications.recent(conn, world.tenant_id, channel_id=channel.id)
+    assert (sent.event, sent.subject) == ("golive.done", alert[1])
 
 
 def test_go_live_is_blocked_by_id_conflicts_unless_overridden(

@@ -38,7 +38,7 @@ from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import alerts, channel_flows, channels
-from tradelane.services import audit
+from tradelane.services import audit, notifications
 from tradelane.services.channels import Channel, get_channel_by_id, set_enabled
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import JobRegistry
@@ -370,11 +370,7 @@ def go_live_alert(conn: Connection, channel: Channel) -> tuple[str, str] | None:
 def _notify(
     conn: Connection, channel: Channel, *, event: str, subject: str, body: str, now: datetime
 ) -> None:
-    """``tradelane.services.notifications.notify`` in this transaction, when that service is installed."""
-    try:
-        notifications = importlib.import_module("tradelane.services.notifications")
-    except ModuleNotFoundError:
-        return
+    """A notification to the tenant's (and channel's) destinations, in this transaction."""
     notifications.notify(
         conn,
         tenant_id=channel.tenant_id,
