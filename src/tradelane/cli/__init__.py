@@ -17,6 +17,7 @@ def build_app() -> typer.Typer:
     import tradelane.cli.shopify  # (attaches `merchant add shopify`)
     import tradelane.cli.test_orders  # noqa: F401  (attaches `orders create-test|test-report`, `sandbox order`)
     from tradelane.cli import admin, catalog, channels, jobs, merchant, offers, orders, rules, runtime
+    from tradelane.cli.cutover import cutover_app
     from tradelane.cli.notify import notify_app
     from tradelane.cli.sandbox import sandbox_app
     from tradelane.connectors.registry import CONNECTORS
@@ -42,6 +43,7 @@ def build_app() -> typer.Typer:
     app.add_typer(rules.rules_app, name="rules")
     app.add_typer(orders.orders_app, name="orders")
     app.add_typer(notify_app, name="notify")
+    app.add_typer(cutover_app, name="cutover")
     merchant.register(app)
     runtime.register(app)
     return app
