@@ -13,6 +13,7 @@ def build_app() -> typer.Typer:
     (``channel add <name>``, ``sandbox <name>``...); the CLI itself names no connector."""
     import tradelane.cli.files  # (attaches `merchant add files`, `merchant files scan`)
     import tradelane.cli.lifecycle  # (attaches `channel activate|promote|flow|history|frequency`)
+    import tradelane.cli.reconcile  # (attaches `channel reconcile`, `channel id-match`)
     import tradelane.cli.selection  # (attaches `channel select|preview`)
     import tradelane.cli.shopify  # (attaches `merchant add shopify`)
     import tradelane.cli.test_orders  # noqa: F401  (attaches `orders create-test|test-report`, `sandbox order`)

@@ -31,9 +31,11 @@ from tradelane.persistence.tables import channel_flows
 from tradelane.services import (
     feeds,
     fulfilment_push,
+    id_match,
     offer_publishing,
     order_acceptance,
     order_intake,
+    reconciler,
     test_orders,
 )
 from tradelane.services.channels import AUTH_PAUSE, Channel, credentials_rejected, get_channel_by_id
@@ -90,9 +92,18 @@ def offer_and_fulfilment_kinds() -> dict[str, GenericKind]:
     }
 
 
+def listing_kinds() -> dict[str, GenericKind]:
+    """The kinds reading the marketplace's listings: the reconciler's dry run and run, the ID match."""
+    return {
+        reconciler.DRY_RUN: GenericKind(_through(reconciler.dry_run_job), Operation.LIST_OFFERS),
+        reconciler.RUN: GenericKind(_through(reconciler.run_job), Operation.LIST_OFFERS),
+        id_match.RUN: GenericKind(_through(id_match.run_job), Operation.LIST_OFFERS),
+    }
+
+
 def generic_kinds() -> dict[str, GenericKind]:
     """Every kind served by a service through the port."""
-    return {**order_kinds(), **offer_and_fulfilment_kinds()}
+    return {**order_kinds(), **offer_and_fulfilment_kinds(), **listing_kinds()}
 
 
 def _resolve(

@@ -643,6 +643,70 @@ channel_selections = sa.Table(
 # 0017 — lifecycle: Setup -> Testing -> Live, testing period, flow toggles (owner: lifecycle)
 
 # 0018 — reconciler reports and the unique-ID match (owner: reconciler / ID match)
+# A reconciler report: the marketplace's listings against what the hub manages for the channel, stored
+# by every dry run and every run (services.reconciler). SKU lists as JSON arrays; a dry run's report is
+# what an operator confirms when enabling the reconciler flow (confirmed_at / confirmed_by).
+reconciler_reports = sa.Table(
+    "reconciler_reports",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    # "dry_run" (nothing removed) or "run" (the reconciler flow's periodic job: removals requested)
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("can_delete", sa.Boolean(), nullable=False),
+    sa.Column("include_unmanaged", sa.Boolean(), nullable=False),
+    sa.Column("listed_count", sa.Integer(), nullable=False),
+    sa.Column("selected_count", sa.Integer(), nullable=False),
+    sa.Column("not_listed", JSONDoc, nullable=False),  # selected, not on the marketplace
+    sa.Column("not_selected", JSONDoc, nullable=False),  # listed, in the catalog, not selected
+    sa.Column("unmanaged", JSONDoc, nullable=False),  # listed, SKU unknown to the catalog
+    sa.Column("to_remove", JSONDoc, nullable=False),  # what a run removes (empty when it cannot)
+    # a run: [{"sku", "ok", "reference", "errors"}] of the deletions it submitted
+    sa.Column("removals", JSONDoc, nullable=False),
+    sa.Column("warning", sa.Text(), nullable=True),
+    sa.Column("hint", sa.Text(), nullable=True),
+    sa.Column("confirmed_at", UTCDateTime(), nullable=True),
+    sa.Column("confirmed_by", sa.String(200), nullable=True),
+    sa.Index("ix_reconciler_reports_channel_id", "channel_id", "id"),
+)
+
+# A unique-ID match run (services.id_match): the marketplace's listings against the catalog on the
+# unique ID (SKU, else product id / GTIN) and the grouping key (parent_sku vs the listing's group).
+id_match_runs = sa.Table(
+    "id_match_runs",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("listed_count", sa.Integer(), nullable=False),
+    sa.Column("matched", sa.Integer(), nullable=False),
+    sa.Column("only_ours", sa.Integer(), nullable=False),
+    sa.Column("only_theirs", sa.Integer(), nullable=False),
+    sa.Column("conflicts", sa.Integer(), nullable=False),
+    sa.Index("ix_id_match_runs_channel_id", "channel_id", "id"),
+)
+
+# One row per compared item of a run: category matched | only_ours | only_theirs | conflict.
+id_match_rows = sa.Table(
+    "id_match_rows",
+    metadata,
+    _id(),
+    sa.Column("run_id", BigId, sa.ForeignKey("id_match_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("category", sa.String(20), nullable=False),
+    sa.Column("sku", sa.String(200), nullable=True),  # ours (catalog)
+    sa.Column("their_sku", sa.String(200), nullable=True),
+    sa.Column("matched_by", sa.String(20), nullable=True),  # "sku" or "product_id"
+    sa.Column("gtin", sa.String(20), nullable=True),
+    sa.Column("their_product_id", sa.String(200), nullable=True),
+    sa.Column("our_group", sa.String(200), nullable=True),
+    sa.Column("their_group", sa.String(200), nullable=True),
+    sa.Index("ix_id_match_rows_run_id", "run_id", "category"),
+)
 
 # 0019 — test orders (owner: test orders): one column, ``orders.is_test`` (in the orders table above).
 

@@ -17,6 +17,7 @@ from tradelane.web.api import (
     order_health,
     orders,
     products,
+    reconcile,
     rules,
     selection,
     tenant,
@@ -46,6 +47,7 @@ def include_api(app: FastAPI) -> None:
         test_orders,
         lifecycle,
         selection,
+        reconcile,
     ):
         app.include_router(module.router, responses=problem_responses(400, 401, 422, 500))
     app.include_router(shopify_webhooks.router, responses=problem_responses(400, 401, 413, 422, 500))
