@@ -64,6 +64,7 @@ def test_a_channel_walks_from_setup_to_live_with_its_history(cli, engine, sandbo
     assert "shop: live" in cli("channel", "promote", "shop")
     assert "needs a reason" in cli("channel", "flow", "shop", "orders", "off", code=1)
     assert "orders now off" in cli("channel", "flow", "shop", "orders", "off", "--reason", "holiday")
+    assert "shop: paused offers" in cli("channel", "pause", "shop", "--flow", "offers")
     assert "orders are seen within — (the Orders flow is off)" in cli("channel", "frequency", "shop")
     frequency = json.loads(cli("channel", "frequency", "shop", "--json"))
     assert frequency["orders_seen"] == {"seconds": None, "basis": "off"}
@@ -76,11 +77,12 @@ def test_a_channel_walks_from_setup_to_live_with_its_history(cli, engine, sandbo
         ("flow.disable", "3PL"),
         ("lifecycle.promote", None),
         ("flow.disable", "holiday"),
+        ("flow.pause", None),
         ("lifecycle.setup", "rework"),
     ]
     assert {e["actor"] for e in history} == {history[0]["actor"]} and history[0]["actor"].startswith("cli:")
     target = tmp_path / "history.csv"
-    assert "5 event(s) written" in cli("channel", "history", "shop", "--csv", str(target))
+    assert "6 event(s) written" in cli("channel", "history", "shop", "--csv", str(target))
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
     assert [r["action"] for r in rows] == [e["action"] for e in history]
     table = cli("channel", "history", "shop")

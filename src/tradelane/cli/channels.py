@@ -17,6 +17,7 @@ from tradelane.cli.common import console, container, fail, print_json
 from tradelane.connectors.registry import ChannelCheck, check_channel
 from tradelane.domain.channels import Flow, LifecycleState, parse_flow
 from tradelane.persistence.tables import channels, jobs, tenants
+from tradelane.services import audit, channel_lifecycle
 from tradelane.services.channels import (
     AUTH_PAUSE,
     Channel,
@@ -29,7 +30,6 @@ from tradelane.services.channels import (
     removal_preview,
     remove_channel,
     run_flow_now,
-    set_paused,
 )
 from tradelane.services.offers import OFFER_SYNC_PROGRESS, OfferSyncProgress
 from tradelane.services.tenants import get_tenant
@@ -119,7 +119,9 @@ def _paused_text(flow: dict[str, Any]) -> str:
 def _pause(name: str, tenant: str | None, flow: list[str] | None, paused: bool) -> None:
     with container() as app, app.engine.begin() as conn:
         channel = resolve_channel(conn, name, tenant)
-        changed = set_paused(conn, channel, _flows(flow), paused)
+        changed = channel_lifecycle.pause(
+            conn, channel, _flows(flow), paused, actor=audit.cli_actor(), now=app.now()
+        )
     verb = "paused" if paused else "resumed"
     console.print(f"{channel.name}: {verb} {', '.join(f.value for f in changed)}")
 
@@ -157,7 +159,6 @@ def channel_state(
     """Show the channel's lifecycle and communication frequency, or move it (audited): testing checks
     the credentials first (as `channel activate`), live is `channel promote`."""
     from tradelane.cli.lifecycle import lifecycle_lines
-    from tradelane.services import audit, channel_lifecycle
 
     target = None
     if state is not None:

@@ -24,7 +24,7 @@ change of a **Live** channel needs a reason (who, when, *why*).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from tradelane.domain.errors import ConflictError, NotFoundError, ValidationErro
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import alerts, channel_flows, channels
 from tradelane.services import audit, notifications
-from tradelane.services.channels import Channel, get_channel_by_id, set_enabled
+from tradelane.services.channels import Channel, get_channel_by_id, set_enabled, set_paused
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import JobRegistry
 from tradelane.sync.scheduler import LIFECYCLE_DUE
@@ -59,6 +59,8 @@ TO_SETUP = "lifecycle.setup"
 DISABLE = "lifecycle.disable"
 FLOW_ON = "flow.enable"
 FLOW_OFF = "flow.disable"
+FLOW_PAUSE = "flow.pause"
+FLOW_RESUME = "flow.resume"
 
 
 class GoLiveBlocked(ConflictError):
@@ -525,3 +527,30 @@ def set_flow(
         details=details,
     )
     return FlowChange(flow, enabled, True)
+
+
+def pause(
+    conn: Connection,
+    channel: Channel,
+    flows: Iterable[Flow] | None,
+    paused: bool,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> list[Flow]:
+    """Pause (or resume) flows of the channel — all when ``flows`` is None — audited as ``flow.pause`` /
+    ``flow.resume`` (see :func:`tradelane.services.channels.set_paused`; no reason is required: a pause
+    is how an operator stops sending at once)."""
+    changed = set_paused(conn, channel, flows, paused)
+    audit.record(
+        conn,
+        tenant_id=channel.tenant_id,
+        channel_id=channel.id,
+        actor=actor,
+        action=FLOW_PAUSE if paused else FLOW_RESUME,
+        now=now,
+        reason=reason,
+        details={"flows": [f.value for f in changed]},
+    )
+    return changed

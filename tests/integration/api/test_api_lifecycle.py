@@ -77,11 +77,13 @@ def test_setup_to_live_through_the_api(api) -> None:
     unreasoned = client.put(f"{base}/flows/orders", json={"enabled": False}, headers=auth)
     assert unreasoned.status_code == 422 and "needs a reason" in unreasoned.text
 
+    assert client.post(f"{base}/pause", json={"flows": ["orders"]}, headers=auth).status_code == 200
     history = client.get(f"{base}/history", headers=auth).json()
     assert [(e["actor"], e["action"], e["reason"]) for e in history] == [
         ("api:acme", "lifecycle.activate", "kick-off"),
         ("api:acme", "flow.disable", "3PL"),
         ("api:acme", "lifecycle.promote", "tested"),
+        ("api:acme", "flow.pause", None),
     ]
     exported = client.get(f"{base}/history", params={"format": "csv"}, headers=auth)
     assert exported.headers["content-type"].startswith("text/csv")

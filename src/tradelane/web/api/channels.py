@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tradelane.domain.channels import Flow
 from tradelane.persistence.db import read_only, transaction
+from tradelane.services import channel_lifecycle
 from tradelane.services import channels as channel_service
 from tradelane.services.channels import Channel, FlowStatus
+from tradelane.services.tenants import Tenant
 from tradelane.web.api.common import API_PREFIX, ChannelName
 from tradelane.web.auth import ContainerDep, TenantDep
 from tradelane.web.problems import problem_responses
@@ -98,14 +100,14 @@ def get_channel(name: ChannelName, tenant: TenantDep, container: ContainerDep) -
 
 
 def _set_paused(
-    container: ContainerDep, tenant_id: int, name: str, selection: FlowSelection | None, paused: bool
+    container: ContainerDep, tenant: Tenant, name: str, selection: FlowSelection | None, paused: bool
 ) -> ChannelDetailOut:
     flows = None
     if selection is not None and selection.flows is not None:
         flows = list(dict.fromkeys(selection.flows))
     with transaction(container.engine) as conn:
-        channel = channel_service.get_channel(conn, tenant_id, name)
-        channel_service.set_paused(conn, channel, flows, paused)
+        channel = channel_service.get_channel(conn, tenant.id, name)
+        channel_lifecycle.pause(conn, channel, flows, paused, actor=f"api:{tenant.name}", now=container.now())
         statuses = channel_service.flow_statuses(conn, channel.id)
     return _detail(channel, statuses)
 
@@ -121,7 +123,7 @@ def pause_channel(
     container: ContainerDep,
     selection: Annotated[FlowSelection | None, Body()] = None,
 ) -> ChannelDetailOut:
-    return _set_paused(container, tenant.id, name, selection, True)
+    return _set_paused(container, tenant, name, selection, True)
 
 
 @router.post(
@@ -133,4 +135,4 @@ def resume_channel(
     container: ContainerDep,
     selection: Annotated[FlowSelection | None, Body()] = None,
 ) -> ChannelDetailOut:
-    return _set_paused(container, tenant.id, name, selection, False)
+    return _set_paused(container, tenant, name, selection, False)

@@ -15,6 +15,7 @@ from tradelane.connectors.registry import CONNECTORS
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import NotFoundError
 from tradelane.persistence.db import read_only, transaction
+from tradelane.services import channel_lifecycle
 from tradelane.services import channels as channel_service
 from tradelane.services.channel_insights import channel_insights
 from tradelane.services.feeds import unread_feeds
@@ -83,7 +84,14 @@ def set_flow_paused(
     try:
         with transaction(container.engine) as conn:
             found = channel_service.get_channel(conn, session.tenant.id, channel)
-            channel_service.set_paused(conn, found, [Flow(flow)], action == "pause")
+            channel_lifecycle.pause(
+                conn,
+                found,
+                [Flow(flow)],
+                action == "pause",
+                actor=f"dashboard:{session.tenant.name}",
+                now=container.now(),
+            )
     except NotFoundError as exc:
         return redirect(request, PAGE, str(exc), level="error")
     verb = "paused" if action == "pause" else "resumed"
