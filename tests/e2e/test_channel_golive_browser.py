@@ -5,8 +5,6 @@ goes through with an override reason; the history shows every step with its acto
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 import pytest
@@ -16,11 +14,12 @@ from test_dashboard_browser import login, shoot
 
 from mirakl_world import API_KEY, SHOP_ID
 from tradelane.connectors.mirakl.connector import add_channel
+from tradelane.services import id_match
 
 pytestmark = pytest.mark.browser
 
 
-def test_a_channel_goes_from_setup_to_live(stack: Stack, tab: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_channel_goes_from_setup_to_live(stack: Stack, tab: Any) -> None:
     world = stack.world
     with world.engine.begin() as conn:
         channel = add_channel(
@@ -33,10 +32,12 @@ def test_a_channel_goes_from_setup_to_live(stack: Stack, tab: Any, monkeypatch: 
             keyring=world.keyring,
             now=world.clock(),
         )
-    conflicts = {channel.id: 2}
-    fake = types.ModuleType("tradelane.services.id_match")
-    fake.unresolved_conflicts = lambda conn, channel_id: conflicts.get(channel_id, 0)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tradelane.services.id_match", fake)
+    with world.engine.begin() as conn:  # a unique-ID match that found 2 conflicts
+        rows = [
+            id_match.MatchRow(id_match.CONFLICT, sku=sku, their_sku=sku, our_group="P-1", their_group="X")
+            for sku in ("SKU-1", "SKU-2")
+        ]
+        id_match.store_run(conn, channel, 2, rows, actor="cli:tester", now=world.clock())
 
     login(tab, stack)
     tab.goto("/dashboard/channels")

@@ -6,8 +6,6 @@ Third Party Managed and no update sent, and the communication frequency recomput
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -24,7 +22,7 @@ from tradelane.connectors.registry import CONNECTORS, check_channel
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ConflictError, ValidationError
 from tradelane.persistence.tables import alerts, channels, jobs, orders
-from tradelane.services import audit, notification_settings, notifications
+from tradelane.services import audit, id_match, notification_settings, notifications
 from tradelane.services import channel_lifecycle as lc
 from tradelane.services import order_updates as updates
 from tradelane.services.channels import Channel, get_channel_by_id
@@ -75,14 +73,16 @@ def actions(world: World, channel: Channel) -> list[tuple[str, str]]:
         return [(e.actor, e.action) for e in audit.history(conn, channel.id)]
 
 
-@pytest.fixture
-def conflicts(monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
-    """The unique-ID match service as the lifecycle calls it: ``unresolved_conflicts`` per channel id."""
-    found: dict[int, int] = {}
-    fake = types.ModuleType("tradelane.services.id_match")
-    fake.unresolved_conflicts = lambda conn, channel_id: found.get(channel_id, 0)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tradelane.services.id_match", fake)
-    return found
+def conflicting_match(world: World, channel: Channel, count: int) -> None:
+    """A unique-ID match run of ``channel`` with ``count`` conflicts (same SKU, other grouping)."""
+    rows = [
+        id_match.MatchRow(
+            id_match.CONFLICT, sku=f"SKU-{n}", their_sku=f"SKU-{n}", our_group="P-1", their_group="X"
+        )
+        for n in range(count)
+    ]
+    with world.engine.begin() as conn:
+        id_match.store_run(conn, channel, count, rows, actor=ACTOR, now=world.clock())
 
 
 def test_a_channel_in_setup_sends_nothing_until_activated(world: World) -> None:
@@ -168,12 +168,10 @@ def test_the_engine_promotes_at_the_end_of_the_testing_period(world: World) -> N
     assert (sent.event, sent.subject) == ("golive.done", alert[1])
 
 
-def test_go_live_is_blocked_by_id_conflicts_unless_overridden(
-    world: World, conflicts: dict[int, int]
-) -> None:
+def test_go_live_is_blocked_by_id_conflicts_unless_overridden(world: World) -> None:
     channel = new_channel(world)
     activate(world, channel, days=1)
-    conflicts[channel.id] = 3
+    conflicting_match(world, channel, 3)
     with world.engine.begin() as conn, pytest.raises(lc.GoLiveBlocked, match="3 unique-ID match conflict"):
         lc.promote(conn, channel, actor=ACTOR, now=world.clock())
 

@@ -23,7 +23,6 @@ change of a **Live** channel needs a reason (who, when, *why*).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +37,7 @@ from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import alerts, channel_flows, channels
-from tradelane.services import audit, notifications
+from tradelane.services import audit, id_match, notifications
 from tradelane.services.channels import Channel, get_channel_by_id, set_enabled, set_paused
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import JobRegistry
@@ -187,13 +186,9 @@ def activate(
 
 
 def go_live_blockers(conn: Connection, channel: Channel) -> list[str]:
-    """Why ``channel`` may not go live now (empty: it may): the unresolved unique-ID match conflicts
-    (``tradelane.services.id_match.unresolved_conflicts``; none while that service is not installed)."""
-    try:
-        id_match = importlib.import_module("tradelane.services.id_match")
-    except ModuleNotFoundError:
-        return []
-    conflicts = int(id_match.unresolved_conflicts(conn, channel.id))
+    """Why ``channel`` may not go live now (empty: it may): the unresolved conflicts (same ID,
+    conflicting grouping) of its latest unique-ID match (``id_match.unresolved_conflicts``)."""
+    conflicts = id_match.unresolved_conflicts(conn, channel.id)
     if conflicts:
         return [f"{conflicts} unique-ID match conflict(s) unresolved (same ID, conflicting grouping)"]
     return []
