@@ -287,3 +287,17 @@ def test_cli_reconcile_enable_and_id_match(world: World, db_url, monkeypatch, tm
     broken = CliRunner().invoke(cli, ["channel", "reconcile", name])
     assert broken.exit_code == 2
     assert "refused to list the shop's offers" in " ".join(broken.output.split())
+
+
+def test_an_offer_being_delisted_is_reported_but_left_to_the_offers_delta(world: World) -> None:
+    _prepare(world)
+    with world.engine.begin() as conn:  # SKU-1 de-selected with the reconciler on: the delta deletes it
+        sku1 = sa.select(products.c.id).where(products.c.sku == "SKU-1").scalar_subquery()
+        conn.execute(
+            sa.update(offer_bindings)
+            .where(offer_bindings.c.product_id == sku1)
+            .values(selection_state="delisting")
+        )
+    report = _dry_run(world)
+    assert report.not_selected == ["SKU-1", "SKU-4"] and report.to_remove == ["SKU-4"]
+    assert report.not_listed == ["SKU-2", "SKU-3"]

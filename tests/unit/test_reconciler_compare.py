@@ -24,6 +24,15 @@ def test_compare_groups_and_removal() -> None:
     assert included.to_remove == ("B", "X")
     cannot = compare(["A", "B", "X"], ["A", "B"], ["A"], can_delete=False, include_unmanaged=True)
     assert cannot.to_remove == () and cannot.not_selected == ("B",)
+    delisting = compare(
+        ["A", "B", "D"],
+        ["A", "B", "D"],
+        ["A"],
+        can_delete=True,
+        include_unmanaged=False,
+        delisting_skus=["D"],
+    )
+    assert delisting.not_selected == ("B", "D") and delisting.to_remove == ("B",)
 
 
 def test_oversell_warning() -> None:

@@ -5,9 +5,10 @@ reconciler (:mod:`tradelane.services.reconciler`) and the unique-ID match
 * :func:`read_listings` — every listing through the port (``list_offers``: all pages, metered against
   the channel's budget by the session), with a refusal turned into one clear, permanent error that
   says nothing was changed;
-* :func:`catalog_side` — the tenant's catalog (SKU, GTIN, parent SKU) and which SKUs the channel
-  *selects*: those with an offer binding whose selection state is ``selected`` (a binding left on the
-  marketplace or being delisted is not selected; see :mod:`tradelane.services.selection`).
+* :func:`catalog_side` — the tenant's catalog (SKU, GTIN, parent SKU), which SKUs the channel
+  *selects* (an offer binding whose selection state is ``selected``; a binding left on the marketplace
+  or being delisted is not selected, see :mod:`tradelane.services.selection`) and which are being
+  delisted (``delisting``: the offers delta already sends their deletion).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tradelane.connectors.base import ListedOffer, MarketplaceConnector, Operati
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError
 from tradelane.persistence.tables import offer_bindings, products
 from tradelane.services.channels import Channel
-from tradelane.services.offers import SELECTED
+from tradelane.services.offers import DELISTING, SELECTED
 
 
 class ListingsUnavailable(PermanentError):
@@ -63,25 +64,30 @@ class CatalogItem:
 
 @dataclass(frozen=True, slots=True)
 class CatalogSide:
-    """The tenant's catalog by SKU, and the SKUs the channel selects."""
+    """The tenant's catalog by SKU, the SKUs the channel selects and those it is delisting."""
 
     items: dict[str, CatalogItem]
     selected: frozenset[str]
+    delisting: frozenset[str] = frozenset()
 
 
 def catalog_side(conn: Connection, channel: Channel) -> CatalogSide:
-    """The catalog of ``channel``'s tenant and the channel's selected SKUs (two indexed reads)."""
+    """The catalog of ``channel``'s tenant and the channel's selected and delisting SKUs (two reads)."""
     rows = conn.execute(
         sa.select(products.c.sku, products.c.gtin, products.c.parent_sku).where(
             products.c.tenant_id == channel.tenant_id
         )
     ).all()
-    selected = conn.execute(
-        sa.select(products.c.sku)
+    bound = conn.execute(
+        sa.select(products.c.sku, offer_bindings.c.selection_state)
         .join(offer_bindings, offer_bindings.c.product_id == products.c.id)
-        .where(offer_bindings.c.channel_id == channel.id, offer_bindings.c.selection_state == SELECTED)
-    ).scalars()
+        .where(
+            offer_bindings.c.channel_id == channel.id,
+            offer_bindings.c.selection_state.in_([SELECTED, DELISTING]),
+        )
+    ).all()
     return CatalogSide(
         items={r.sku: CatalogItem(r.sku, r.gtin or None, r.parent_sku or None) for r in rows},
-        selected=frozenset(selected),
+        selected=frozenset(r.sku for r in bound if r.selection_state == SELECTED),
+        delisting=frozenset(r.sku for r in bound if r.selection_state == DELISTING),
     )

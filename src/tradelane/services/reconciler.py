@@ -5,7 +5,9 @@ A report sorts every listing and every selected product into:
 
 * **not listed** — selected for the channel but not on the marketplace (the Listings flow lists them);
 * **not selected** — listed, known to the catalog, not selected for the channel: a run **removes**
-  them, only where the connector declares ``delete_offers`` (else the report says it cannot, and why);
+  them, only where the connector declares ``delete_offers`` (else the report says it cannot, and why)
+  — except offers being delisted (de-selected with the reconciler on), whose deletion the offers delta
+  sends already;
 * **unmanaged** — listed under an SKU the catalog does not know: **kept**, with the oversell warning
   (:func:`oversell_warning`: their stock is not kept in sync), unless the operator explicitly includes
   them in the removal (``include_unmanaged``).
@@ -89,14 +91,17 @@ def compare(
     *,
     can_delete: bool,
     include_unmanaged: bool,
+    delisting_skus: Iterable[str] = (),
 ) -> Comparison:
-    """Sort the listings and the selection into the report's groups (pure)."""
+    """Sort the listings and the selection into the report's groups (pure). ``delisting_skus`` (offers
+    the Listings flow is deleting already) are reported as not selected but never removed twice."""
     listed = set(listed_skus)
     catalog = set(catalog_skus)
     selected = set(selected_skus)
     not_selected = sorted((listed & catalog) - selected)
     unmanaged = sorted(listed - catalog)
-    removable = not_selected + (unmanaged if include_unmanaged else [])
+    delisting = set(delisting_skus)
+    removable = [s for s in not_selected if s not in delisting] + (unmanaged if include_unmanaged else [])
     return Comparison(
         listed_count=len(listed),
         selected_count=len(selected),
@@ -364,6 +369,7 @@ def _compare_now(
         side.selected,
         can_delete=capabilities.delete_offers,
         include_unmanaged=include_unmanaged,
+        delisting_skus=side.delisting,
     )
 
 
