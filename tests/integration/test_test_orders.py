@@ -18,14 +18,18 @@ from typer.testing import CliRunner
 
 from helpers import make_tenant
 from order_updates_support import make_order
+from tradelane.bootstrap import register_handlers
 from tradelane.cli import build_app
 from tradelane.persistence import migrate
 from tradelane.persistence.tables import channels, products
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.channels import create_channel, get_channel
+from tradelane.services.order_updates import record_shipment
 from tradelane.services.outbox import bind_new_products
 from tradelane.services.overview import orders_per_hour
-from tradelane.services.test_orders import LineSpec, create_test_order
+from tradelane.services.test_orders import LineSpec, create_test_order, report
+from tradelane.sync.registry import JobRegistry
+from tradelane.sync.worker import Worker, WorkerConfig
 
 
 @pytest.fixture
@@ -190,3 +194,36 @@ def test_migration_0019_adds_and_removes_orders_is_test(engine, shop, now):
             assert conn.execute(sa.text("SELECT is_test FROM orders")).scalars().all() == [False]
     finally:
         _alembic(engine, "upgrade", "head")
+
+
+def test_in_setup_a_test_orders_update_is_not_checked_and_the_report_says_why(engine, shop, now):
+    """Setup sends nothing: the dispatcher completes the update's job as skipped (no connector built)."""
+    with engine.begin() as conn:
+        channel = get_channel(conn, shop, "mk")
+        assert channel.lifecycle_state == "setup"
+        order = create_test_order(conn, channel, actor="cli:tester", now=now)
+        record_shipment(
+            conn,
+            tenant_id=shop,
+            order_ref=str(order["id"]),
+            carrier="ups",
+            tracking_number="1Z",
+            tracking_url=None,
+            lines=None,
+            external_id="s-1",
+            now=now,
+        )
+    registry = JobRegistry()
+    register_handlers(registry)
+    keyring = KeyRing([generate_key()])
+    Worker(engine, registry, lambda: now, WorkerConfig(schedule=False), services={"keyring": keyring}).run(
+        burst=True
+    )
+    with engine.connect() as conn:
+        result = report(conn, shop, str(order["id"]))
+    [update] = result["updates"]
+    assert update["status"] == "skipped" and update["would_send"] == []
+    assert (
+        "shipment s-1: not checked (skipped): channel mk is in setup: nothing is sent to the marketplace "
+        "before `tradelane channel activate mk`"
+    ) in result["problems"]

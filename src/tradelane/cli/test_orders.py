@@ -122,6 +122,10 @@ def sandbox_order(
     sku: list[str] = typer.Option(..., "--sku", help="Offer SKU of a line (repeatable)."),
     quantity: list[int] = typer.Option(None, "--quantity", min=1, help="Quantity per --sku (default 1)."),
     kind: str = typer.Option("mirakl", "--kind", help="mirakl or amazon."),
+    shop_id: int | None = typer.Option(None, "--shop-id", help="Mirakl: the shop (default: the first)."),
+    seller_id: str | None = typer.Option(
+        None, "--seller-id", help="Amazon: the seller (default: the first)."
+    ),
     paid: bool = typer.Option(True, "--paid/--unpaid", help="Amazon: paid at once (Unshipped) or Pending."),
 ) -> None:
     """Place an order on a running Mirakl or Amazon sandbox (its /_sandbox/orders control), as a
@@ -130,8 +134,12 @@ def sandbox_order(
     lines = [{"quantity": quantities[i] if i < len(quantities) else 1} for i in range(len(sku))]
     if kind == "mirakl":
         body: dict[str, Any] = {"lines": [{"offer_sku": s, **q} for s, q in zip(sku, lines, strict=True)]}
+        if shop_id is not None:
+            body["shop_id"] = shop_id
     elif kind == "amazon":
         body = {"lines": [{"sku": s, **q} for s, q in zip(sku, lines, strict=True)], "paid": paid}
+        if seller_id:
+            body["seller_id"] = seller_id
     else:
         fail(f"--kind must be mirakl or amazon, not {kind!r}", code=2)
     try:

@@ -42,6 +42,7 @@ from tradelane.persistence.tables import (
     merchant_systems,
     offer_bindings,
     order_deliveries,
+    order_quarantine,
     orders,
     products,
 )
@@ -271,7 +272,12 @@ def report(conn: Connection, tenant_id: int, order_ref: str) -> dict[str, Any]:
     ]
     results = _job_results(conn, [u["job_id"] for u in order["updates"] if u["job_id"] is not None])
     updates = [_update_report(u, results.get(u["job_id"])) for u in order["updates"]]
-    problems = _delivery_problems(order, deliveries)
+    quarantine = conn.execute(
+        sa.select(order_quarantine.c.reason_code, order_quarantine.c.reason).where(
+            order_quarantine.c.order_id == order_id
+        )
+    ).first()
+    problems = _delivery_problems(order, deliveries, quarantine)
     if not order["updates"] and not problems:
         problems.append(
             "no update received yet from the merchant system: ship (or cancel) the order there, then run "
@@ -299,7 +305,9 @@ def _job_results(conn: Connection, job_ids: list[int]) -> dict[int, Any]:
     return {r.id: r.result for r in rows}
 
 
-def _delivery_problems(order: Mapping[str, Any], deliveries: list[dict[str, Any]]) -> list[str]:
+def _delivery_problems(
+    order: Mapping[str, Any], deliveries: list[dict[str, Any]], quarantine: Any
+) -> list[str]:
     status = order["merchant_status"]
     if status == "third_party_managed":
         return [
@@ -309,7 +317,8 @@ def _delivery_problems(order: Mapping[str, Any], deliveries: list[dict[str, Any]
     if any(d["status"] == "delivered" for d in deliveries):
         return []
     if status == "quarantined":
-        return ["the merchant system did not take the order: it is quarantined (see `orders health`)"]
+        why = f" ({quarantine.reason_code}: {quarantine.reason})" if quarantine is not None else ""
+        return [f"not delivered: the order is quarantined{why}; see `orders health`"]
     if not deliveries:
         return [
             "not delivered to a merchant system yet (is one configured to receive orders, and is a "
@@ -330,6 +339,8 @@ def _update_report(update: Mapping[str, Any], result: Any) -> dict[str, Any]:
         problems.append(f"refused before any request: {update['detail']}")
     elif status == "queued":
         problems.append("not checked yet: its job has not run (is a worker running?)")
+    elif status in ("skipped", "not_supported"):
+        problems.append(f"not checked ({status}): {update['detail']}")
     elif status in ("sent", "confirmed"):  # cannot happen: the push job never sends a test order's
         problems.append(f"the update reads {status}: a test order's update must never be sent")
     carrier = result.get("carrier")
