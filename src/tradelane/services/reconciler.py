@@ -428,7 +428,11 @@ def run_job(ctx: JobContext, channel: Channel, sessions: SessionOpener) -> dict[
     """Job :data:`RUN` (the Reconciler flow): a fresh report and, while the flow is on and a dry run was
     confirmed, the removal of its ``to_remove`` (deltas of at most the connector's batch size, each
     call within the channel's budget). The report stores what was submitted and what the marketplace
-    refused at once; the removals are audited (``reconciler.remove``, actor ``system``)."""
+    refused at once; the removals are audited (``reconciler.remove``, actor ``system``). A job that
+    fails midway (a budget wait too long, a dropped connection) records nothing: its retry reads the
+    listings again, so what an earlier attempt removed is no longer listed and not sent twice (a Mirakl
+    deletion still being imported may be sent again; Mirakl reports it as an offer that no longer
+    exists)."""
     with ctx.engine.connect() as conn:
         on = _flow_on(conn, channel.id)
         confirmed = confirmed_report(conn, channel.id)
