@@ -89,6 +89,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     from tradelane.merchant.shopify.adapter import shopify_adapter
     from tradelane.services import (
         channel_lifecycle,
+        cutover_jobs,
         files_scan,
         merchant_webhooks,
         order_delivery,
@@ -104,6 +105,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     merchant_webhooks.register(registry)
     files_scan.register(registry)
     notification_jobs.register(registry)  # notifications.send: emails and signed webhooks
+    cutover_jobs.register(registry)  # cutover.advance: a waiting cutover looks again
     channel_lifecycle.register(registry)  # the end of testing periods (lifecycle.end_testing)
     for spec in plugins or []:
         module_name, _, func_name = spec.partition(":")

@@ -24,6 +24,7 @@ from tradelane.web.api import (
     test_orders,
     webhooks,
 )
+from tradelane.web.api import cutover as cutover_api
 from tradelane.web.api import notifications as notifications_api
 from tradelane.web.problems import problem_responses
 
@@ -47,6 +48,7 @@ def include_api(app: FastAPI) -> None:
         test_orders,
         lifecycle,
         selection,
+        cutover_api,
         reconcile,
     ):
         app.include_router(module.router, responses=problem_responses(400, 401, 422, 500))

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tradelane.web.dashboard import channel_detail, channels, health, jobs, login, offers, orders, overview
+from tradelane.web.dashboard import cutover as cutover_pages
 from tradelane.web.dashboard import id_match as id_match_pages
 from tradelane.web.dashboard import notifications as notification_pages
 from tradelane.web.dashboard import reconcile as reconcile_pages
@@ -31,6 +32,7 @@ def install_dashboard(app: FastAPI) -> None:
     for module in (login, overview, channels, channel_detail, offers, orders, test_order_pages, health, jobs):
         app.include_router(module.router)
     app.include_router(selection_pages.router)  # /dashboard/channels/{name}/selection
+    app.include_router(cutover_pages.router)  # /dashboard/channels/{name}/cutover
     app.include_router(reconcile_pages.router)  # /dashboard/channels/{name}/reconcile
     app.include_router(id_match_pages.router)  # /dashboard/channels/{name}/id-match
     app.include_router(notification_pages.router)  # /dashboard/notifications
