@@ -108,7 +108,8 @@ def _ok(result: Result) -> Result:
     return result
 
 
-def test_create_test_cli_default_line_explicit_lines_and_numbering(cli, shop):
+def test_create_test_cli_default_line_explicit_lines_and_numbering(cli, shop, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the orders table on one line per order
     first = json.loads(_ok(cli("orders", "create-test", "mk", "--tenant", "acme", "--json")).stdout)
     assert first["marketplace_order_id"] == "TEST-mk-1" and first["is_test"] is True
     lines = [(ln["sku"], ln["quantity"], Decimal(ln["unit_price"])) for ln in first["lines"]]
@@ -138,6 +139,11 @@ def test_create_test_cli_default_line_explicit_lines_and_numbering(cli, shop):
         ("TEST-mk-2", True),
         ("TEST-mk-1", True),
     ]
+
+    table = _ok(cli("orders", "list", "--tenant", "acme")).stdout
+    assert "TEST-mk-2 [TEST]" in table and "TEST-mk-1 [TEST]" in table
+    shown = _ok(cli("orders", "show", "mk:TEST-mk-1", "--tenant", "acme")).stdout
+    assert "TEST order: never sent to the marketplace (`tradelane orders test-report mk:TEST-mk-1`)" in shown
 
     unknown = cli("orders", "create-test", "mk", "--tenant", "acme", "--sku", "NOPE")
     assert unknown.exit_code == 1 and "SKU 'NOPE' is not in the catalog" in unknown.output

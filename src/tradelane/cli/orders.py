@@ -134,7 +134,7 @@ def orders_list(
         table.add_row(
             str(order["id"]),
             order["channel"],
-            order["marketplace_order_id"],
+            order["marketplace_order_id"] + (" [TEST]" if order.get("is_test") else ""),
             order["state"],
             _handover_text(order["handover"]),
             str(len(order["lines"])),
@@ -213,6 +213,11 @@ def _print_detail(order: dict[str, Any], payloads: bool) -> None:
         f"  currency {order['currency']}"
     )
     echo(f"hand-over to the merchant system: {_handover_text(order['handover'])}")
+    if order.get("is_test"):
+        echo(
+            "TEST order: never sent to the marketplace "
+            f"(`tradelane orders test-report {order['channel']}:{order['marketplace_order_id']}`)"
+        )
     if order["third_party_managed"]:
         echo("third party managed: no update is ever sent to the marketplace")
     cancellation = order["cancellation"]
