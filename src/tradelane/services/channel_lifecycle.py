@@ -35,6 +35,7 @@ from tradelane.connectors.base import Capabilities
 from tradelane.connectors.registry import CONNECTORS, ChannelCheck, ConnectorSpec
 from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import ConflictError, NotFoundError, ValidationError
+from tradelane.domain.lifecycle import Move, end_of_testing, promotion_due, refusal
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import alerts, channel_flows, channels
 from tradelane.services import audit, id_match, notifications
@@ -43,8 +44,6 @@ from tradelane.sync.context import JobContext
 from tradelane.sync.registry import JobRegistry
 from tradelane.sync.scheduler import LIFECYCLE_DUE
 
-DEFAULT_TESTING_DAYS = 30
-MAX_TESTING_DAYS = 365
 #: A blocked automatic promotion is tried again this much later.
 PROMOTION_RETRY = timedelta(hours=1)
 #: ``alerts.kind`` of the go-live alerts (promoted automatically: info; blocked: warning).
@@ -144,17 +143,19 @@ def activate(
     changed), given the credentials check's result ``checked`` (refused with its message when it
     failed). :class:`ConflictError` unless the channel is in Setup."""
     state = _state(conn, channel)
-    if state is not LifecycleState.SETUP:
-        raise ConflictError(f"{channel.name} is {state.value}: only a channel in setup can be activated")
+    refused = refusal(channel.name, state, Move.ACTIVATE)
+    if refused:
+        raise ConflictError(refused)
     if not checked.ok:
         raise ValidationError(
             f"{channel.name} stays in setup: the credentials check failed: {checked.message}"
         )
     if testing_days is None:
         testing_days = lifecycle(conn, channel).testing_days
-    if not 1 <= testing_days <= MAX_TESTING_DAYS:
-        raise ValidationError(f"the testing period must be 1-{MAX_TESTING_DAYS} days, not {testing_days}")
-    ends = now + timedelta(days=testing_days)
+    try:
+        ends = end_of_testing(now, testing_days)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
     conn.execute(
         sa.update(channels)
         .where(channels.c.id == channel.id)
@@ -206,10 +207,9 @@ def promote(
     """Testing -> Live. :class:`GoLiveBlocked` while :func:`go_live_blockers` reports any, unless
     ``override_reason`` is given (then audited as ``lifecycle.override`` with the blockers).
     :class:`ConflictError` unless the channel is in Testing."""
-    state = _state(conn, channel)
-    if state is not LifecycleState.TESTING:
-        hint = " (activate it first)" if state is LifecycleState.SETUP else ""
-        raise ConflictError(f"{channel.name} is {state.value}: only a channel in testing goes live{hint}")
+    refused = refusal(channel.name, _state(conn, channel), Move.PROMOTE)
+    if refused:
+        raise ConflictError(refused)
     blockers = go_live_blockers(conn, channel)
     overridden = bool(blockers) and bool(override_reason and override_reason.strip())
     if blockers and not overridden:
@@ -388,7 +388,7 @@ def end_testing(conn: Connection, channel: Channel, *, now: datetime) -> dict[st
     again after :data:`PROMOTION_RETRY`. A channel no longer in Testing, or whose period was extended,
     is left alone."""
     view = lifecycle(conn, channel)
-    if view.state is not LifecycleState.TESTING or view.testing_ends_at is None or view.testing_ends_at > now:
+    if not promotion_due(view.state, view.testing_ends_at, None, now):
         return {"skipped": f"{channel.name} is {view.state.value}, not at the end of a testing period"}
     blockers = go_live_blockers(conn, channel)
     if blockers:

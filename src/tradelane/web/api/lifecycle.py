@@ -14,6 +14,7 @@ from starlette.responses import Response
 from tradelane.connectors.registry import check_channel
 from tradelane.domain.channels import parse_flow
 from tradelane.domain.errors import ValidationError
+from tradelane.domain.lifecycle import MAX_TESTING_DAYS
 from tradelane.persistence.db import read_only, transaction
 from tradelane.services import audit
 from tradelane.services import channel_lifecycle as lifecycle_service
@@ -43,9 +44,7 @@ class LifecycleOut(BaseModel):
 class ActivateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    testing_days: Annotated[int | None, Field(default=None, ge=1, le=lifecycle_service.MAX_TESTING_DAYS)] = (
-        None
-    )
+    testing_days: Annotated[int | None, Field(default=None, ge=1, le=MAX_TESTING_DAYS)] = None
     reason: Reason = None
 
 
