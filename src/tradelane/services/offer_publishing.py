@@ -12,8 +12,9 @@ named, published for the rest. A synchronous import's result is applied at once.
 
 An offer whose product is no longer selected on the channel while its reconciler is on (binding
 ``delisting``, see :mod:`tradelane.services.selection`) goes as a deletion (:func:`offer_deletion`), in a
-delta or a full sync alike; its binding is removed once the marketplace accepted it. Products left on
-the marketplace (reconciler off: ``left``) are never sent.
+delta or a full sync alike; its binding is removed once the marketplace accepted it. Where the connector
+does not declare ``delete_offers`` the deletion is blocked with the reason instead (nothing sent). Products
+left on the marketplace (reconciler off: ``left``) are never sent.
 
 Offers that cannot be sent are ``blocked`` with the reasons, never sent: without a price (the hub's own
 check) or refused by the connector before any call (the failed outcomes of a submission whose result is
@@ -73,6 +74,8 @@ FULL_PROGRESS_CURSOR = "offers.full.progress"
 DEFAULT_DELTA_BATCH = 5_000
 #: A full sync reports its progress every ``max(1, min(FULL_CHUNK, total // 20))`` offers built.
 FULL_CHUNK = 500
+#: Why a deletion is not sent when the connector declares no ``delete_offers``.
+_CANNOT_DELETE = "not selected, but this marketplace connector cannot delete offers: left on the marketplace"
 #: Seconds before the first look at an import when the connector gives no ``retry_after``.
 IMPORT_POLL_SECONDS = 15.0
 
@@ -204,15 +207,21 @@ def _stand_aside(ctx: JobContext, channel: Channel) -> dict[str, Any] | None:
 
 
 class _Batch:
-    """Offers built for one submission: the sendable ones by SKU, and those the hub blocks itself."""
+    """Offers built for one submission: the sendable ones by SKU, and those the hub blocks itself (a
+    deletion is blocked when the connector does not declare ``delete_offers``: the offer stays listed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, capabilities: Capabilities) -> None:
+        self.can_delete = capabilities.delete_offers
         self.ready: list[offer_service.DirtyOffer] = []
         self.updates: list[OfferUpdate] = []
         self.blocked: list[tuple[offer_service.DirtyOffer, list[str]]] = []
 
     def add(self, offer: offer_service.DirtyOffer) -> None:
-        built = offer_deletion(offer.product) if offer.delete else offer_update(offer.product)
+        built: OfferUpdate | list[str]
+        if offer.delete:
+            built = offer_deletion(offer.product) if self.can_delete else [_CANNOT_DELETE]
+        else:
+            built = offer_update(offer.product)
         if isinstance(built, OfferUpdate):
             self.ready.append(offer)
             self.updates.append(built)
@@ -285,7 +294,7 @@ def push_delta(ctx: JobContext, channel: Channel, open_session: OpenSession) -> 
             dirty = offer_service.dirty_offers(conn, channel.id, limit=limit)
         if not dirty:
             return {"sent": 0}
-        batch = _Batch()
+        batch = _Batch(capabilities)
         for offer in dirty:
             batch.add(offer)
         ref = session.connector.submit_offers(batch.updates, SubmitMode.DELTA) if batch.updates else None
@@ -326,12 +335,15 @@ def _report(ctx: JobContext, channel: Channel, done: int, total: int, stage: str
 
 
 def _build_in_chunks(
-    ctx: JobContext, channel: Channel, everything: Sequence[offer_service.DirtyOffer]
+    ctx: JobContext,
+    channel: Channel,
+    everything: Sequence[offer_service.DirtyOffer],
+    capabilities: Capabilities,
 ) -> _Batch:
     """Every offer built, reporting the progress after each chunk."""
     total = len(everything)
     size = max(1, min(FULL_CHUNK, total // 20))
-    batch = _Batch()
+    batch = _Batch(capabilities)
     _report(ctx, channel, 0, total, "building")
     for start in range(0, total, size):
         for offer in everything[start : start + size]:
@@ -374,7 +386,7 @@ def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> d
         sent = int(progress["sent"]) if progress else 0
         refused = int(progress["refused"]) if progress else 0
         references: list[str] = list(progress["imports"]) if progress else []
-        batch = _build_in_chunks(ctx, channel, everything)
+        batch = _build_in_chunks(ctx, channel, everything, capabilities)
         if batch.blocked:
             with ctx.transaction() as conn:
                 for offer, reasons in batch.blocked:

@@ -4,6 +4,7 @@ from the marketplace, binding removed) or leaves it there, never updated again (
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from mirakl_world import SHOP_ID, World, ean
+from tradelane.connectors.mirakl import port
 from tradelane.domain.channels import Flow
 from tradelane.domain.selection import ALL, selection
 from tradelane.persistence.tables import channel_flows, channels, offer_bindings, products
@@ -214,3 +216,22 @@ def test_a_full_sync_carries_the_deletions_too(world: World, tmp_path: Path) -> 
     assert set(_states(world)) == {"SKU-3"}
     assert len(world.state.calls("OF01")) == 2  # the first sync and this one
     assert len(world.state.calls("OF24")) == deltas  # no delta sent them
+
+
+def test_a_connector_that_cannot_delete_leaves_the_offer_and_says_why(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declared = port.mirakl_capabilities
+    monkeypatch.setattr(
+        port, "mirakl_capabilities", lambda settings: replace(declared(settings), delete_offers=False)
+    )
+    _reconciler(world, True)
+    _import(world, tmp_path, CATALOG)
+    world.run(step=20)
+    _select(world, "winter")
+    world.run(step=20)
+    assert _on_marketplace(world) == set(CATALOG)  # nothing deleted
+    with world.engine.connect() as conn:
+        rows = {r["sku"]: r for r in list_offers(conn, world.tenant_id)}
+    assert rows["SKU-0"]["status"] == "blocked" and rows["SKU-0"]["selection_state"] == "delisting"
+    assert "cannot delete offers: left on the marketplace" in rows["SKU-0"]["last_error"]
