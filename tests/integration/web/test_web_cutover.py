@@ -82,7 +82,7 @@ def test_dashboard_plan_run_and_revert(client, container, account: Account) -> N
         in client.get("/dashboard/channels").text
     )
     page = client.get(PAGE)
-    assert page.status_code == 200 and "data-steps-frame" in page.text
+    assert page.status_code == 200 and 'id="cutover-steps"' in page.text
     assert 'data-cutover-status="none"' in client.get(f"{PAGE}/steps").text
 
     planned = html.unescape(client.get(PAGE, params={"plan": "1"}).text)
@@ -91,8 +91,9 @@ def test_dashboard_plan_run_and_revert(client, container, account: Account) -> N
 
     refused = client.post(f"{PAGE}/run", data={"csrf": csrf_of(client, PAGE)}, follow_redirects=True)
     assert "cutover waiting at step 1" in html.unescape(refused.text)
-    steps = client.get(f"{PAGE}/steps").text
-    assert 'data-step="1" data-state="waiting"' in steps and 'http-equiv="refresh"' not in steps
+    steps = client.get(PAGE).text
+    assert 'data-step="1" data-state="waiting"' in steps
+    assert 'http-equiv="refresh"' not in steps  # waits for a person: no reloading
 
     ran = client.post(
         f"{PAGE}/run",
@@ -100,11 +101,13 @@ def test_dashboard_plan_run_and_revert(client, container, account: Account) -> N
         follow_redirects=True,
     )
     assert ran.status_code == 200
-    steps = client.get(f"{PAGE}/steps").text
+    steps = client.get(PAGE).text
     assert 'data-step="1" data-state="done"' in steps and 'data-step="2" data-state="done"' in steps, (
         html.unescape(ran.text).split('role="status">', 1)[-1][:400]
     )
-    assert 'http-equiv="refresh"' in steps  # the imports run: the fragment reloads itself
+    assert 'http-equiv="refresh"' in steps  # the imports run: the page reloads itself
+    assert 'http-equiv="refresh"' not in client.get(PAGE, params={"live": "0"}).text
+    assert 'data-step="3"' in client.get(f"{PAGE}/steps").text  # the steps alone, as a fragment
     assert _queued_looks(container) == 1
     assert account.state.shop(SHOP_ID).closed_from is not None
 

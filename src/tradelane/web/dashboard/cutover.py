@@ -1,5 +1,6 @@
 """The cutover page (``/dashboard/channels/{name}/cutover``): every step with its state and message,
-refreshed live while the cutover waits or reverts (the steps fragment reloads itself); Plan (the dry
+live while the cutover waits or reverts (the page reloads itself, a meta refresh; ``live=0`` stops it);
+``.../cutover/steps`` serves the steps alone as a fragment; Plan (the dry
 run, read-only), Run (start or resume; the previous integrator's confirmation is a checkbox) and Revert
 buttons. Actions are audited as ``dashboard:<tenant>``; while a step waits the engine's
 ``cutover.advance`` job keeps looking (see :mod:`tradelane.services.cutover_jobs`)."""
@@ -22,8 +23,8 @@ from tradelane.web.dashboard.session import ActionDep, SessionDep, container_of
 
 router = APIRouter(prefix=f"{PREFIX}/channels", include_in_schema=False)
 
-#: Seconds between two reloads of the steps while the cutover moves.
-REFRESH_SECONDS = 3
+#: Seconds between two reloads of the page while the cutover moves.
+REFRESH_SECONDS = 5
 
 
 def _url(name: str) -> str:
@@ -66,19 +67,26 @@ def cutover_page(
     session: SessionDep,
     name: str,
     plan: Annotated[str, Query(max_length=10)] = "",
+    live: Annotated[str, Query(max_length=10)] = "",
 ) -> Response:
-    """The page; with ``plan=1`` the dry run against the account (read-only) is shown too."""
+    """The page; with ``plan=1`` the dry run against the account (read-only) is shown too. While the
+    cutover moves the page reloads itself (meta refresh) unless ``live=0`` (or a plan is shown)."""
     try:
         context = _context(request, session, name)
         planned = cutover.plan(_deps(request, session.tenant.name), context["channel"]) if plan else None
     except TradelaneError as exc:
         return redirect(request, f"{PREFIX}/channels", str(exc), level="error")
-    return render(request, "dashboard/cutover.html", {**context, "plan": planned}, session=session)
+    paused = live == "0" or planned is not None
+    if paused:
+        context = {**context, "refresh": None, "live_paused": context["refresh"] is not None}
+    return render(
+        request, "dashboard/cutover.html", {"live_paused": False, **context, "plan": planned}, session=session
+    )
 
 
 @router.get("/{name}/cutover/steps")
 def cutover_steps(request: Request, session: SessionDep, name: str) -> Response:
-    """The steps fragment (it reloads itself while the cutover moves)."""
+    """The steps alone, as a fragment (for polling clients)."""
     try:
         context = _context(request, session, name)
     except TradelaneError as exc:
