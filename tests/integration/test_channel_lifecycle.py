@@ -172,6 +172,11 @@ def test_go_live_is_blocked_by_id_conflicts_unless_overridden(world: World) -> N
     channel = new_channel(world)
     activate(world, channel, days=1)
     conflicting_match(world, channel, 3)
+    with world.engine.begin() as conn:
+        notification_settings.configure(
+            conn, world.keyring, tenant_id=world.tenant_id, channel_id=None, emails=["ops@example.com"],
+            actor=ACTOR, now=world.clock(),
+        )  # fmt: skip
     with world.engine.begin() as conn, pytest.raises(lc.GoLiveBlocked, match="3 unique-ID match conflict"):
         lc.promote(conn, channel, actor=ACTOR, now=world.clock())
 
@@ -216,6 +221,13 @@ def test_go_live_is_blocked_by_id_conflicts_unless_overridden(world: World) -> N
         "blockers": ["3 unique-ID match conflict(s) unresolved (same ID, conflicting grouping)"]
     }
     assert [e.action for e in events] == [lc.ACTIVATE, lc.PROMOTION_BLOCKED, lc.OVERRIDE, lc.PROMOTE]
+    with world.engine.connect() as conn:
+        sent = notifications.recent(conn, world.tenant_id, channel_id=channel.id)
+    assert [n.event for n in sent] == ["golive.done", "golive.blocked"]  # newest first, blocked said once
+    assert sent[0].subject == (
+        f"shop-new went live, promoted by {ACTOR} despite 3 unique-ID match conflict(s) unresolved (same ID, "
+        "conflicting grouping) (override: conflicts are old SKUs, agreed)"
+    )
     assert open_alerts == []
 
 

@@ -16,6 +16,10 @@
   a blocked one keeps Testing, raises a warning alert saying why and is tried again an hour later.
 * :func:`set_state` — the bare ``channel state`` command, routed through the moves above (Setup and
   Disabled are reachable from any state; Testing means activate, Live means promote).
+* :func:`set_flow` switches a flow on or off, :func:`pause` pauses or resumes flows.
+
+The rules themselves (which move each state allows, the testing period, when a promotion is due) are
+pure, in :mod:`tradelane.domain.lifecycle`.
 
 Every change is recorded by :func:`tradelane.services.audit.record` in the caller's transaction. A
 change of a **Live** channel needs a reason (who, when, *why*).
@@ -204,9 +208,9 @@ def promote(
     reason: str | None = None,
     override_reason: str | None = None,
 ) -> Lifecycle:
-    """Testing -> Live. :class:`GoLiveBlocked` while :func:`go_live_blockers` reports any, unless
-    ``override_reason`` is given (then audited as ``lifecycle.override`` with the blockers).
-    :class:`ConflictError` unless the channel is in Testing."""
+    """Testing -> Live, audited and notified. :class:`GoLiveBlocked` while :func:`go_live_blockers`
+    reports any, unless ``override_reason`` is given (then audited as ``lifecycle.override`` with the
+    blockers). :class:`ConflictError` unless the channel is in Testing."""
     refused = refusal(channel.name, _state(conn, channel), Move.PROMOTE)
     if refused:
         raise ConflictError(refused)
@@ -226,6 +230,10 @@ def promote(
             details={"blockers": blockers},
         )
     _go_live(conn, channel, actor=actor, now=now, reason=reason or override_reason, automatic=False)
+    message = f"{channel.name} went live, promoted by {actor}" + (
+        f" despite {'; '.join(blockers)} (override: {override_reason})" if overridden else ""
+    )
+    _notify(conn, channel, event="golive.done", subject=message, body=message, now=now)
     return lifecycle(conn, channel)
 
 
