@@ -1,11 +1,13 @@
 """In Testing, a Mirakl channel with a staging account uses that account's own orders: an order placed on
 the sandbox's staging shop (`tradelane sandbox order --shop-id`) is polled, accepted and imported like any
-order — on the staging shop only, and not marked as a tradelane test order."""
+order — on the staging shop only, and not marked as a tradelane test order. `sandbox order` places an
+Amazon sandbox order too."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from helpers import FakeClock, make_tenant
 from mirakl_world import GENEROUS, World, catalog, sandbox_catalog
 from tradelane.bootstrap import register_handlers
 from tradelane.cli import build_app
+from tradelane.connectors.amazon.sandbox import AmazonSandboxServer, AmazonSandboxState
 from tradelane.connectors.mirakl.connector import add_channel
 from tradelane.connectors.mirakl.sandbox import SandboxServer, SandboxState, Shop
 from tradelane.domain.channels import LifecycleState
@@ -108,3 +111,22 @@ def test_staging_shop_orders_flow_like_live_ones_in_testing(world: World) -> Non
     }
     assert {shop for _, shop in shops} == {STAGING}, shops  # the live shop was never called
     assert ("OR21", STAGING) in shops
+
+
+def test_sandbox_order_places_an_amazon_order_and_says_what_the_sandbox_refused() -> None:
+    state = AmazonSandboxState(3, region="eu", products=3)
+    seller = next(iter(state.accounts.values()))
+    state.add_offer(seller.seller_id, "DEMO-1", next(iter(state.catalog)), Decimal("9.99"), 5)
+    with AmazonSandboxServer(state) as server:
+        app = build_app()
+        placed = CliRunner().invoke(
+            app, ["sandbox", "order", "--kind", "amazon", "--url", server.url, "--sku", "DEMO-1", "--unpaid"]
+        )
+        refused = CliRunner().invoke(
+            app, ["sandbox", "order", "--kind", "amazon", "--url", server.url, "--sku", "NOPE"]
+        )
+    assert placed.exit_code == 0, placed.output
+    [order] = state.orders.values()
+    assert placed.stdout.strip() == f"order {order.order_id} placed on the amazon sandbox"
+    assert order.status.value == "PENDING" and [(i.sku, i.quantity) for i in order.items] == [("DEMO-1", 1)]
+    assert refused.exit_code == 1 and "sandbox refused the order (" in refused.output
