@@ -21,7 +21,7 @@ from order_updates_support import make_order
 from tradelane.bootstrap import register_handlers
 from tradelane.cli import build_app
 from tradelane.persistence import migrate
-from tradelane.persistence.tables import channels, products
+from tradelane.persistence.tables import channels, offer_bindings, products
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.channels import create_channel, get_channel
 from tradelane.services.order_updates import record_shipment
@@ -108,7 +108,7 @@ def _ok(result: Result) -> Result:
     return result
 
 
-def test_create_test_cli_default_line_explicit_lines_and_numbering(cli, shop, monkeypatch):
+def test_create_test_cli_default_line_explicit_lines_and_numbering(cli, shop, engine, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # the orders table on one line per order
     first = json.loads(_ok(cli("orders", "create-test", "mk", "--tenant", "acme", "--json")).stdout)
     assert first["marketplace_order_id"] == "TEST-mk-1" and first["is_test"] is True
@@ -149,6 +149,16 @@ def test_create_test_cli_default_line_explicit_lines_and_numbering(cli, shop, mo
     assert unknown.exit_code == 1 and "SKU 'NOPE' is not in the catalog" in unknown.output
     unbound = cli("orders", "create-test", "mk", "--tenant", "acme", "--sku", "SKU-X")
     assert unbound.exit_code == 1 and "SKU 'SKU-X' is not offered on channel mk" in unbound.output
+    with engine.begin() as conn:  # SKU-B leaves the selection (reconciler off: left on the marketplace)
+        conn.execute(
+            sa.update(offer_bindings)
+            .where(offer_bindings.c.product_id.in_(sa.select(products.c.id).where(products.c.sku == "SKU-B")))
+            .values(selection_state="left")
+        )
+    left = cli("orders", "create-test", "mk", "--tenant", "acme", "--sku", "SKU-B")
+    assert left.exit_code == 1 and "SKU 'SKU-B' is no longer selected on channel mk (left)" in left.output
+    third = json.loads(_ok(cli("orders", "create-test", "mk", "--tenant", "acme", "--json")).stdout)
+    assert [ln["sku"] for ln in third["lines"]] == ["SKU-C"]  # the first selected SKU with stock now
     orphan = cli("orders", "create-test", "mk", "--tenant", "acme", "--quantity", "2")
     assert orphan.exit_code == 2 and "--quantity given without its --sku" in orphan.output
 

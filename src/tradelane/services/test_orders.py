@@ -49,6 +49,7 @@ from tradelane.persistence.tables import (
 from tradelane.services import audit
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
+from tradelane.services.offers import SELECTED
 
 #: The marketplace state and line state a test order is stored with (it never had a marketplace).
 TEST_STATE = "TEST"
@@ -90,9 +91,10 @@ def create_test_order(
     now: datetime,
 ) -> dict[str, Any]:
     """Store a test order on ``channel`` and queue its delivery (see the module docstring), in the
-    caller's transaction. ``lines`` empty: one unit of the first product (by SKU) offered on the channel
-    with stock. Returns the order read model. Raises :class:`ValidationError` for an unknown SKU, a SKU
-    not offered on the channel, a quantity below 1, lines in several currencies or a disabled channel."""
+    caller's transaction. ``lines`` empty: one unit of the first product (by SKU) the channel offers —
+    bound and selected — with stock. Returns the order read model. Raises :class:`ValidationError` for an
+    unknown SKU, a SKU not offered (or no longer selected) on the channel, a quantity below 1, lines in
+    several currencies or a disabled channel."""
     from tradelane.services.order_intake import fulfillments_off, store_orders  # intake imports the engine
 
     if channel.lifecycle_state == LifecycleState.DISABLED.value:
@@ -169,15 +171,25 @@ def create_test_order(
 
 
 def _lines(conn: Connection, channel: Channel, wanted: Sequence[LineSpec]) -> list[tuple[Any, int]]:
+    """The products of the lines (catalog SKUs the channel offers: bound and selected), with quantities."""
     offered = (
         sa.select(
-            products.c.sku, products.c.title, products.c.price, products.c.currency, products.c.quantity
+            products.c.sku,
+            products.c.title,
+            products.c.price,
+            products.c.currency,
+            products.c.quantity,
+            offer_bindings.c.selection_state,
         )
         .join(offer_bindings, offer_bindings.c.product_id == products.c.id)
         .where(offer_bindings.c.channel_id == channel.id, products.c.tenant_id == channel.tenant_id)
     )
     if not wanted:
-        row = conn.execute(offered.where(products.c.quantity > 0).order_by(products.c.sku).limit(1)).first()
+        row = conn.execute(
+            offered.where(products.c.quantity > 0, offer_bindings.c.selection_state == SELECTED)
+            .order_by(products.c.sku)
+            .limit(1)
+        ).first()
         if row is None:
             raise ValidationError(
                 f"channel {channel.name} offers no product with stock; name one with --sku (a catalog SKU "
@@ -197,6 +209,10 @@ def _lines(conn: Connection, channel: Channel, wanted: Sequence[LineSpec]) -> li
             ).first()
             where = f"is not offered on channel {channel.name}" if known else "is not in the catalog"
             raise ValidationError(f"SKU {line.sku!a} {where}")
+        if row.selection_state != SELECTED:
+            raise ValidationError(
+                f"SKU {line.sku!a} is no longer selected on channel {channel.name} ({row.selection_state})"
+            )
         chosen.append((row, line.quantity))
     return chosen
 
