@@ -88,7 +88,11 @@ def _lifecycle_out(conn: Any, channel: channel_service.Channel) -> LifecycleOut:
     )
 
 
-@router.get("/channels/{name}/lifecycle", summary="The channel's lifecycle, blockers and flows")
+@router.get(
+    "/channels/{name}/lifecycle",
+    summary="The channel's lifecycle, blockers and flows",
+    responses=problem_responses(404),
+)
 def get_lifecycle(name: ChannelName, tenant: TenantDep, container: ContainerDep) -> LifecycleOut:
     with read_only(container.engine) as conn:
         return _lifecycle_out(conn, channel_service.get_channel(conn, tenant.id, name))
