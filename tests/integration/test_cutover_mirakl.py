@@ -30,7 +30,7 @@ from mirakl_world import API_KEY, SHOP_ID, World, build_world, catalog
 from tradelane.connectors.mirakl.client import MiraklClient
 from tradelane.connectors.mirakl.connector import SPEC as MIRAKL
 from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
-from tradelane.persistence.tables import channel_flows, notification_settings, orders
+from tradelane.persistence.tables import channel_flows, jobs, notification_settings, orders
 from tradelane.services import cutover
 from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.order_updates import record_shipment
@@ -256,3 +256,16 @@ def test_sync_errors_stop_on_holiday_then_revert(world: World) -> None:
         assert _listed(world)[sku] == value
     assert world.state.shop(SHOP_ID).closed_from is None
     assert reverted.revert_report and reverted.revert_report["from_step"] == 5
+
+
+def test_revert_while_the_initial_sync_is_queued_cancels_it(world: World) -> None:
+    channel = world.channel
+    found_before = _listed(world)
+    at_sync = advance_until(world, channel, lambda c: c.step == 5)
+    job_id = at_sync.data["sync"]["job_id"]
+    reverted = revert_until_done(world, channel)
+    drain(world)  # the flows are back as they were: nothing of the cancelled sync runs
+    with world.engine.connect() as conn:
+        assert conn.execute(sa.select(jobs.c.state).where(jobs.c.id == job_id)).scalar() == "cancelled"
+    assert _listed(world) == found_before
+    assert reverted.revert_report is not None and reverted.revert_report["created_by_sync"] == []

@@ -1240,6 +1240,7 @@ def _revert(run: _Run, reason: str | None) -> Cutover:
             report = {"from_status": run.c.status, "from_step": run.c.step, "message": "reverting"}
             run.data["revert"] = {}
             set_paused(conn, channel, list(MOVED_FLOWS), True)
+            _cancel_sync(conn, run)
             audit.record(
                 conn,
                 tenant_id=channel.tenant_id,
@@ -1254,6 +1255,14 @@ def _revert(run: _Run, reason: str | None) -> Cutover:
     state = run.data["revert"]
     with run.deps.engine.connect() as conn:
         taken = snapshot(conn, run.c.id)
+        sync_job = run.data.get("sync", {}).get("job_id")
+        running = sync_job is not None and conn.execute(
+            sa.select(jobs.c.state).where(jobs.c.id == sync_job)
+        ).scalar() in ("queued", "running")
+    if running:  # its submissions would land over the restore: let it end first
+        report["message"] = f"waiting for the initial sync job {sync_job} to end before restoring"
+        run.save(revert_report=report)
+        return _reload(run)
     found = {o.sku for o in taken}
     connector = run.connector
     # offers the cutover's sync created (listed now, not in the snapshot): deleted or set to 0
@@ -1304,6 +1313,7 @@ def _revert(run: _Run, reason: str | None) -> Cutover:
         run.data["reopened"] = True
         run.save()
     with run.deps.engine.begin() as conn:
+        _cancel_sync(conn, run)
         before = run.data.get("flows_before", {})
         for flow_name, was in before.items():
             flow = Flow(flow_name)
@@ -1385,6 +1395,28 @@ def _revert(run: _Run, reason: str | None) -> Cutover:
         )
         run.save(conn, status=REVERTED, reverted_at=run.now, revert_report=report)
     return _reload(run)
+
+
+def _cancel_sync(conn: Connection, run: _Run) -> int:
+    """Cancel the channel's offer syncs that have not started — the cutover's initial sync and any
+    delta queued meanwhile: they would send the catalog over the restored offers (a running one is
+    waited for). Returns how many were cancelled."""
+    return int(
+        conn.execute(
+            sa.update(jobs)
+            .where(
+                jobs.c.channel_id == run.channel.id,
+                jobs.c.kind.in_([SYNC_KIND, "offers.delta"]),
+                jobs.c.state == "queued",
+            )
+            .values(
+                state="cancelled",
+                last_error=f"cutover {run.c.id} reverted",
+                finished_at=run.now,
+                updated_at=run.now,
+            )
+        ).rowcount
+    )
 
 
 def _fields(update: OfferUpdate) -> dict[str, Any]:

@@ -46,7 +46,11 @@ def _deps(container: Any, tenant_name: str) -> cutover.Deps:
     )
 
 
-@router.post("/{name}/cutover/plan", summary="Dry run of the cutover (counts; nothing written)")
+@router.post(
+    "/{name}/cutover/plan",
+    summary="Dry run of the cutover (counts; nothing written)",
+    responses=problem_responses(404, 502, 503),
+)
 def plan_cutover(name: ChannelName, tenant: TenantDep, container: ContainerDep) -> dict[str, Any]:
     with read_only(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
@@ -56,7 +60,7 @@ def plan_cutover(name: ChannelName, tenant: TenantDep, container: ContainerDep) 
 @router.post(
     "/{name}/cutover/run",
     summary="Start or resume the channel's cutover",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(404, 409, 502, 503),
 )
 def run_cutover(
     name: ChannelName, tenant: TenantDep, container: ContainerDep, body: Annotated[RunIn, Body()]
@@ -96,7 +100,7 @@ def cutover_status(name: ChannelName, tenant: TenantDep, container: ContainerDep
 @router.post(
     "/{name}/cutover/revert",
     summary="Restore the account as the cutover found it (resumable)",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 502, 503),
 )
 def revert_cutover(
     name: ChannelName, tenant: TenantDep, container: ContainerDep, body: Annotated[RevertIn, Body()]
