@@ -274,6 +274,7 @@ def test_complete_cutover_then_revert(world: AmazonWorld) -> None:
         assert now_listed[sku] == value, sku
     report = reverted.revert_report or {}
     assert report["created_by_sync"] == ["SKU-4"]
+    assert report["deleted"] == ["SKU-4"] and "SKU-4" not in now_listed  # deleteListingsItem
     assert report["orders_after_cutoff"] == [live]
 
 

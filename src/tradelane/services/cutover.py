@@ -43,6 +43,10 @@ deletes the offers the cutover's sync created (where the connector can delete of
 to 0), ends the holiday, drops the cutoff and puts the flows back as they were; its report says exactly
 what it could not restore. Like ``advance`` it is resumable.
 
+Modules: this one (the state machine and its steps), :mod:`.cutover_plan` (the dry run and the live
+count of outstanding orders), :mod:`.cutover_revert`, :mod:`.cutover_remote` (the connector for a
+command, offer pushes tracked across calls), :mod:`.cutover_jobs` (the engine's ``cutover.advance``).
+
 Every step's start, finish, wait and problem is audited (``cutover.<step>``, :mod:`.audit`) and every
 completed step and problem is notified (:func:`tradelane.services.notifications.notify`), in the same
 transaction as the change.
@@ -73,12 +77,11 @@ from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import (
     AuthenticationError,
     ConflictError,
-    NotFoundError,
     PermanentError,
     RetryableError,
     ValidationError,
 )
-from tradelane.domain.orders import MerchantStatus, OrderState
+from tradelane.domain.orders import MerchantStatus
 from tradelane.http_edge import Exchange
 from tradelane.persistence.tables import (
     channel_flows,
@@ -91,10 +94,11 @@ from tradelane.persistence.tables import (
     products,
 )
 from tradelane.security.crypto import KeyRing
-from tradelane.services import audit, notifications, order_intake
+from tradelane.services import audit, cutover_plan, notifications, order_intake
 from tradelane.services import offers as offer_service
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel, set_enabled, set_paused
+from tradelane.services.cutover_plan import count_outstanding, holiday_text
 from tradelane.services.cutover_remote import OfferPush, open_connector
 from tradelane.sync.jobs import JobSpec, enqueue
 
@@ -107,16 +111,6 @@ TITLES: dict[int, str] = {
     5: "Initial sync of the selected catalog",
     6: "Off holiday, flows on, live test order and status update confirmed",
 }
-#: States of an order that still needs the merchant (the previous integrator) to act.
-OUTSTANDING_STATES = frozenset(
-    {
-        OrderState.PENDING,
-        OrderState.AWAITING_ACCEPTANCE,
-        OrderState.AWAITING_PAYMENT,
-        OrderState.TO_SHIP,
-        OrderState.PARTIALLY_SHIPPED,
-    }
-)
 #: Flows the cutover pauses from step 1 and enables at step 6.
 MOVED_FLOWS = (Flow.OFFERS, Flow.ORDERS)
 REGULAR_FLOWS = (Flow.OFFERS, Flow.ORDERS, Flow.FULFILLMENTS)
@@ -293,169 +287,18 @@ class Deps:
         )
 
 
-# --- outstanding orders ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outstanding:
-    """The live count of orders still to be processed (see the module docstring, step 2)."""
-
-    marketplace: dict[str, int]
-    withheld: int
-    local: int
-
-    @property
-    def total(self) -> int:
-        return sum(self.marketplace.values()) + self.withheld + self.local
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "marketplace": self.marketplace,
-            "withheld": self.withheld,
-            "local": self.local,
-        }
-
-    def text(self) -> str:
-        parts = [f"{n} {state.replace('_', ' ')}" for state, n in sorted(self.marketplace.items()) if n]
-        if self.withheld:
-            parts.append(f"{self.withheld} awaiting payment (withheld)")
-        if self.local:
-            parts.append(f"{self.local} in tradelane not yet delivered to the merchant system")
-        return f"{self.total} outstanding order(s)" + (f": {', '.join(parts)}" if parts else "")
-
-
-def count_outstanding(
-    conn: Connection, channel: Channel, connector: MarketplaceConnector, *, now: datetime
-) -> Outstanding:
-    """Read the marketplace's recent orders (the connector's initial look-back window, every page) and
-    the hub's, and count those outstanding. Read-only on both sides."""
-    latest: dict[str, OrderState] = {}
-    withheld = 0
-    cursor: str | None = None
-    for _ in range(_MAX_ORDER_READS):
-        changes = connector.fetch_orders(cursor, now=now)
-        for order in changes.orders:
-            latest[order.marketplace_order_id] = order.state
-        withheld = max(withheld, changes.withheld)
-        if not changes.more:
-            break
-        cursor = changes.cursor
-    counts: dict[str, int] = {}
-    for state in latest.values():
-        if state in OUTSTANDING_STATES:
-            counts[state.value] = counts.get(state.value, 0) + 1
-    local = int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(orders)
-            .where(
-                orders.c.channel_id == channel.id,
-                sa.or_(
-                    orders.c.state.in_([s.value for s in OUTSTANDING_STATES])
-                    & (orders.c.merchant_status != MerchantStatus.THIRD_PARTY_MANAGED.value),
-                    orders.c.merchant_status == MerchantStatus.PENDING.value,
-                ),
-            )
-        ).scalar_one()
-    )
-    return Outstanding(counts, withheld, local)
-
-
-# --- plan -----------------------------------------------------------------------------------------
-
-
-def holiday_text(mode: HolidayMode, connector_name: str) -> str:
-    if mode is HolidayMode.CLOSING_PERIOD:
-        return f"{connector_name}: a closing period on the shop account (the marketplace's holiday mode)"
-    return (
-        f"{connector_name} has no holiday mode; the closest equivalent is zero stock on every offer, "
-        "which step 3 sets (the listings stay visible, nothing can be bought); from step 5 the initial "
-        "sync publishes the catalog's quantities, so the account takes orders again from then on — "
-        "the cutoff (step 4) makes sure they are imported"
-    )
-
-
-def selected_count(conn: Connection, channel_id: int) -> int:
-    """The offers a full sync of the channel sends (the selected catalog)."""
-    return len(offer_service.all_offers(conn, channel_id))
+# --- plan ---------------------------------------------------------------------------------------
 
 
 def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
-    """A dry run against the account: offers listed now, outstanding orders, selected SKUs, the holiday
-    mode and what each step will do. Only reads (nothing is written, remotely or locally)."""
-    now = deps.clock()
-    with deps.open(channel) as connector:
-        caps = connector.capabilities
-        listed = connector.list_offers() if caps.supports(Operation.LIST_OFFERS) else None
-        with deps.engine.connect() as conn:
-            outstanding = count_outstanding(conn, channel, connector, now=now)
-            selected = selected_count(conn, channel.id)
-            existing = current(conn, channel.id)
-    listed_skus = {o.sku for o in listed or ()}
-    with deps.engine.connect() as conn:
-        ours = {o.product.sku for o in offer_service.all_offers(conn, channel.id)}
-    created = len(ours - listed_skus)
-    delete = bool(getattr(caps, "delete_offers", False))
-    return {
-        "channel": channel.name,
-        "connector": channel.connector,
-        "offers_listed": None if listed is None else len(listed),
-        "outstanding_orders": outstanding.as_json(),
-        "selected_skus": selected,
-        "new_offers_on_sync": created,
-        "holiday_mode": caps.holiday_mode.value,
-        "existing_cutover": None if existing is None else existing.as_json(),
-        "steps": [
-            {
-                "step": 1,
-                "name": STEPS[1],
-                "does": "record the date and the previous integrator's confirmation; "
-                "pause the channel's offers and orders flows",
-            },
-            {
-                "step": 2,
-                "name": STEPS[2],
-                "does": holiday_text(caps.holiday_mode, channel.connector)
-                + f"; then wait for {outstanding.text()} to be processed",
-            },
-            {
-                "step": 3,
-                "name": STEPS[3],
-                "does": f"store the {len(listed or ())} offers listed now "
-                "(price, quantity), then set every quantity to 0",
-            },
-            {
-                "step": 4,
-                "name": STEPS[4],
-                "does": "set the order-import cutoff to now: orders created "
-                "before it are never imported, the orders watermark precedes it",
-            },
-            {
-                "step": 5,
-                "name": STEPS[5],
-                "does": f"initial full sync of {selected} selected offers "
-                f"({created} not listed now); stop on the marketplace's errors, still on holiday",
-            },
-            {
-                "step": 6,
-                "name": STEPS[6],
-                "does": "end the holiday, enable offers/orders/fulfillments, "
-                "confirm a live test order and a status update",
-            },
-        ],
-        "revert": (
-            "restores every snapshot offer's price and quantity; offers created by the sync are "
-            + ("deleted" if delete else "set to quantity 0 (this connector cannot delete offers)")
-        ),
-        "planned_at": now.isoformat(),
-    }
+    """The dry run (see :func:`tradelane.services.cutover_plan.plan`)."""
+    return cutover_plan.plan(deps, channel)
 
 
 # --- persistence helpers --------------------------------------------------------------------------
 
 
-class _Run:
+class Run:
     """One call of :func:`advance` / :func:`revert` on one cutover: the row's state in memory, written
     back by :meth:`save` (with the audit events and notifications of what changed)."""
 
@@ -552,7 +395,7 @@ class _Run:
             event="cutover.step_done",
             subject=f"[{self.channel.name}] cutover step {n} ({STEPS[n]}) done",
             body=f"{TITLES[n]}: {message}",
-            details={"cutover_id": self.c.id, "step": n, **_jsonable(details)},
+            details={"cutover_id": self.c.id, "step": n, **jsonable(details)},
             now=self.now,
         )
 
@@ -567,7 +410,7 @@ class _Run:
             event="cutover.problem",
             subject=f"[{self.channel.name}] cutover stopped at step {n} ({STEPS[n]})",
             body=message,
-            details={"cutover_id": self.c.id, "step": n, **_jsonable(details)},
+            details={"cutover_id": self.c.id, "step": n, **jsonable(details)},
             now=self.now,
         )
 
@@ -580,7 +423,7 @@ class _Run:
             action=f"cutover.{STEPS[n]}",
             now=self.now,
             reason=reason,
-            details={"cutover_id": self.c.id, "step": n, "phase": phase, **_jsonable(details or {})},
+            details={"cutover_id": self.c.id, "step": n, "phase": phase, **jsonable(details or {})},
         )
 
 
@@ -589,11 +432,11 @@ def _text(value: str | None) -> str | None:
     return None if value is None else value.replace("\x00", "\\0")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (Decimal, datetime)):
         return str(value) if isinstance(value, Decimal) else value.isoformat()
     return value
@@ -677,9 +520,9 @@ def advance(
             )
     if cutover.status in (DONE, REVERTING):
         return cutover
-    run = _Run(deps, channel, cutover)
+    run = Run(deps, channel, cutover)
     try:
-        handlers: dict[int, Callable[[_Run], bool]] = {
+        handlers: dict[int, Callable[[Run], bool]] = {
             1: lambda r: _step_schedule(r, previous_integrator_disabled),
             2: lambda r: _step_holiday(r, holiday_days),
             3: _step_snapshot,
@@ -714,7 +557,7 @@ def advance(
     return found
 
 
-def _guarded(run: _Run, n: int, handler: Callable[[_Run], bool]) -> bool:
+def _guarded(run: Run, n: int, handler: Callable[[Run], bool]) -> bool:
     """Run step ``n``; a marketplace asking to wait (429, budget) leaves the cutover waiting, an error
     that needs someone (refused credentials, a permanent refusal) stops it at the step with the
     reason; both are resumed by the next call."""
@@ -734,12 +577,12 @@ def _guarded(run: _Run, n: int, handler: Callable[[_Run], bool]) -> bool:
         return False
 
 
-def _set_status(run: _Run, conn: Connection, n: int) -> None:
+def _set_status(run: Run, conn: Connection, n: int) -> None:
     failed = run.state(n) == "failed"
     run.save(conn, status=STOPPED if failed else WAITING)
 
 
-def _step_schedule(run: _Run, confirmed: bool) -> bool:
+def _step_schedule(run: Run, confirmed: bool) -> bool:
     with run.deps.engine.begin() as conn:
         run.begin(conn, 1)
         if run.channel.lifecycle_state not in (LifecycleState.TESTING.value, LifecycleState.LIVE.value):
@@ -787,7 +630,7 @@ def _step_schedule(run: _Run, confirmed: bool) -> bool:
     return True
 
 
-def _step_holiday(run: _Run, holiday_days: int) -> bool:
+def _step_holiday(run: Run, holiday_days: int) -> bool:
     with run.deps.engine.begin() as conn:
         run.begin(conn, 2)
         run.save(conn)
@@ -800,7 +643,7 @@ def _step_holiday(run: _Run, holiday_days: int) -> bool:
             run.connector.set_holiday(start_at, end_at)
             run.data["holiday_set"] = True
             run.save(holiday_from=start_at, holiday_to=end_at)
-            run.c = _reload(run)
+            run.c = reload_cutover(run)
         holiday = f"closing period {run.c.holiday_from.isoformat() if run.c.holiday_from else ''} → " + (
             run.c.holiday_to.isoformat() if run.c.holiday_to else ""
         )
@@ -821,14 +664,14 @@ def _step_holiday(run: _Run, holiday_days: int) -> bool:
     return True
 
 
-def _reload(run: _Run) -> Cutover:
+def reload_cutover(run: Run) -> Cutover:
     with run.deps.engine.connect() as conn:
         found = current(conn, run.channel.id)
     assert found is not None
     return found
 
 
-def _take_snapshot(run: _Run) -> None:
+def _take_snapshot(run: Run) -> None:
     """Store the listed offers once (a second call finds ``snapshot_taken_at`` set and stores nothing)."""
     listed = run.connector.list_offers()
     with run.deps.engine.begin() as conn:
@@ -853,7 +696,7 @@ def _take_snapshot(run: _Run) -> None:
                     "currency": offer.currency,
                     "quantity": offer.quantity,
                     "product_id": offer.product_id,
-                    "raw": _jsonable(dict(offer.raw)),
+                    "raw": jsonable(dict(offer.raw)),
                 }
             )
         if rows:
@@ -861,7 +704,7 @@ def _take_snapshot(run: _Run) -> None:
         run.save(conn)
 
 
-def _update_of(offer: ListedOffer, quantity: int) -> OfferUpdate | None:
+def update_of(offer: ListedOffer, quantity: int) -> OfferUpdate | None:
     """The update setting a listed offer's quantity (its listed price and product id kept), or None when
     the listing has no price (no marketplace takes an offer update without one)."""
     if offer.price is None or offer.currency is None:
@@ -877,34 +720,34 @@ def _update_of(offer: ListedOffer, quantity: int) -> OfferUpdate | None:
     )
 
 
-def _push(run: _Run, key: str, updates: dict[str, OfferUpdate]) -> tuple[OfferPush, bool, float | None]:
+def push_offers(run: Run, key: str, updates: dict[str, OfferUpdate]) -> tuple[OfferPush, bool, float | None]:
     state = run.data.setdefault(key, {})
     push = OfferPush(state, updates)
     result = push.step(run.connector, lambda: run.save())
     return push, result.done, result.retry_after
 
 
-def _step_snapshot(run: _Run) -> bool:
+def _step_snapshot(run: Run) -> bool:
     with run.deps.engine.begin() as conn:
         run.begin(conn, 3)
         retrying = run.state(3) == "failed"
         run.save(conn)
     if run.c.snapshot_taken_at is None:
         _take_snapshot(run)
-        run.c = _reload(run)
+        run.c = reload_cutover(run)
     with run.deps.engine.connect() as conn:
         taken = snapshot(conn, run.c.id)
     updates: dict[str, OfferUpdate] = {}
     unpriced: dict[str, list[str]] = {}
     for offer in taken:
-        update = _update_of(offer, 0)
+        update = update_of(offer, 0)
         if update is None:
             unpriced[offer.sku] = ["the listing has no price: its quantity cannot be updated"]
         else:
             updates[offer.sku] = update
     if retrying:
         OfferPush(run.data.setdefault("zero", {}), updates).retry()
-    push, done, _ = _push(run, "zero", updates)
+    push, done, _ = push_offers(run, "zero", updates)
     with run.deps.engine.begin() as conn:
         if not done:
             run.wait(
@@ -936,7 +779,7 @@ def _step_snapshot(run: _Run) -> bool:
     return True
 
 
-def _step_cutoff(run: _Run) -> bool:
+def _step_cutoff(run: Run) -> bool:
     spec = get_connector(run.channel.connector)
     cursor_name = spec.cursor("orders")
     with run.deps.engine.begin() as conn:
@@ -945,7 +788,7 @@ def _step_cutoff(run: _Run) -> bool:
             run.save(conn, orders_cutoff=run.now)
         else:
             run.save(conn)
-    run.c = _reload(run)
+    run.c = reload_cutover(run)
     cutoff = run.c.orders_cutoff
     assert cutoff is not None
     with run.deps.engine.connect() as conn:
@@ -990,7 +833,7 @@ def _step_cutoff(run: _Run) -> bool:
     return True
 
 
-def _sync_job(conn: Connection, run: _Run, attempt: int) -> int:
+def _sync_job(conn: Connection, run: Run, attempt: int) -> int:
     queued = enqueue(
         conn,
         JobSpec(
@@ -1027,7 +870,7 @@ def sync_errors(conn: Connection, channel_id: int) -> dict[str, dict[str, str | 
     return {r.sku: {"status": r.status, "reason": r.last_error, "raw": r.last_response} for r in rows}
 
 
-def _step_sync(run: _Run) -> bool:
+def _step_sync(run: Run) -> bool:
     with run.deps.engine.begin() as conn:
         run.begin(conn, 5)
         sync = run.data.setdefault("sync", {"attempt": 0})
@@ -1076,7 +919,7 @@ def _step_sync(run: _Run) -> bool:
                 conn,
                 5,
                 f"the initial sync job {sync['job_id']} sent nothing for {unsent} of {total} offers "
-                f"({_jsonable(result)}); still on holiday — run again to retry, or revert",
+                f"({jsonable(result)}); still on holiday — run again to retry, or revert",
             )
             _set_status(run, conn, 5)
             return False
@@ -1106,7 +949,7 @@ def _progress_text(counts: dict[str, int]) -> str:
     )
 
 
-def _enable_flows(conn: Connection, run: _Run) -> None:
+def _enable_flows(conn: Connection, run: Run) -> None:
     """Enable and resume the regular flows (through the lifecycle service when it is installed)."""
     try:
         set_flow = getattr(importlib.import_module("tradelane.services.channel_lifecycle"), "set_flow", None)
@@ -1153,7 +996,7 @@ def confirmations(conn: Connection, channel: Channel, cutoff: datetime, since: d
     return {"test_order": test_order, "status_update": confirmed}
 
 
-def _step_live(run: _Run) -> bool:
+def _step_live(run: Run) -> bool:
     with run.deps.engine.begin() as conn:
         run.begin(conn, 6)
         run.save(conn)
@@ -1186,7 +1029,7 @@ def _step_live(run: _Run) -> bool:
     return True
 
 
-def _instructions(run: _Run, found: dict[str, Any]) -> str:
+def _instructions(run: Run, found: dict[str, Any]) -> str:
     off = "holiday ended" if run.data.get("reopened") else "no holiday to end"
     todo = []
     if not found["test_order"]:
@@ -1211,221 +1054,7 @@ def _instructions(run: _Run, found: dict[str, Any]) -> str:
 
 
 def revert(deps: Deps, channel: Channel, *, reason: str | None = None) -> Cutover:
-    """Put the account back as the cutover found it, as far as the marketplace allows (see the module
-    docstring); resumable: returns the cutover ``reverting`` while imports run, ``reverted`` with its
-    ``revert_report`` at the end. :class:`NotFoundError` without a cutover, :class:`CutoverError` when it
-    is reverted already."""
-    with deps.engine.begin() as conn:
-        cutover = current(conn, channel.id)
-        if cutover is None:
-            raise NotFoundError(f"channel {channel.name} has no cutover")
-        if cutover.status == REVERTED:
-            raise CutoverError(f"cutover {cutover.id} of {channel.name} is reverted already")
-    run = _Run(deps, channel, cutover)
-    try:
-        return _revert(run, reason)
-    except RetryableError as exc:  # a 429 or a spent budget: the next call resumes
-        report = {**(_reload(run).revert_report or {}), "message": f"the marketplace asks to wait: {exc}"}
-        run.save(revert_report=report)
-        return _reload(run)
-    finally:
-        run.close()
+    """Put the account back as the cutover found it (see :mod:`tradelane.services.cutover_revert`)."""
+    from tradelane.services import cutover_revert
 
-
-def _revert(run: _Run, reason: str | None) -> Cutover:
-    channel = run.channel
-    report: dict[str, Any] = dict(run.c.revert_report or {})
-    with run.deps.engine.begin() as conn:
-        if run.c.status != REVERTING:
-            report = {"from_status": run.c.status, "from_step": run.c.step, "message": "reverting"}
-            run.data["revert"] = {}
-            set_paused(conn, channel, list(MOVED_FLOWS), True)
-            _cancel_sync(conn, run)
-            audit.record(
-                conn,
-                tenant_id=channel.tenant_id,
-                channel_id=channel.id,
-                actor=run.deps.actor,
-                action="cutover.revert",
-                now=run.now,
-                reason=reason,
-                details={"cutover_id": run.c.id, "phase": "started", "from_step": run.c.step},
-            )
-        run.save(conn, status=REVERTING, revert_report=report)
-    state = run.data["revert"]
-    with run.deps.engine.connect() as conn:
-        taken = snapshot(conn, run.c.id)
-        sync_job = run.data.get("sync", {}).get("job_id")
-        running = sync_job is not None and conn.execute(
-            sa.select(jobs.c.state).where(jobs.c.id == sync_job)
-        ).scalar() in ("queued", "running")
-    if running:  # its submissions would land over the restore: let it end first
-        report["message"] = f"waiting for the initial sync job {sync_job} to end before restoring"
-        run.save(revert_report=report)
-        return _reload(run)
-    found = {o.sku for o in taken}
-    connector = run.connector
-    # offers the cutover's sync created (listed now, not in the snapshot): deleted or set to 0
-    if "created" not in state:
-        if run.c.snapshot_taken_at is not None and connector.capabilities.supports(Operation.LIST_OFFERS):
-            listed_now = [o for o in connector.list_offers() if o.sku not in found]
-        else:
-            listed_now = []
-        state["created"] = {
-            o.sku: {
-                "price": None if o.price is None else str(o.price),
-                "currency": o.currency,
-                "product_id": o.product_id,
-            }
-            for o in listed_now
-        }
-        run.save()
-    can_delete = bool(getattr(connector.capabilities, "delete_offers", False))
-    updates: dict[str, OfferUpdate] = {}
-    not_restorable: dict[str, str] = {}
-    for offer in taken:
-        update = _update_of(offer, offer.quantity or 0)
-        if update is None:
-            not_restorable[offer.sku] = "the listing had no price: nothing to restore it with"
-        else:
-            updates[offer.sku] = update
-    for sku, seen in state["created"].items():
-        listed = ListedOffer(
-            sku,
-            None if seen["price"] is None else Decimal(seen["price"]),
-            seen["currency"],
-            0,
-            seen["product_id"],
-        )
-        update = _update_of(listed, 0)
-        if update is None:
-            not_restorable[sku] = "created by the cutover's sync, listed without a price: left as it is"
-            continue
-        updates[sku] = OfferUpdate(**{**_fields(update), "delete": can_delete})
-    push, done, _ = _push(run, "restore", updates)
-    if not done:
-        with run.deps.engine.begin() as conn:
-            report["message"] = f"restoring {len(updates)} offers: {len(push.ok)} done, import running"
-            run.save(conn, revert_report=report)
-        return _reload(run)
-    if run.data.get("holiday_set") and not run.data.get("reopened"):
-        connector.set_holiday(None, None)
-        run.data["reopened"] = True
-        run.save()
-    with run.deps.engine.begin() as conn:
-        _cancel_sync(conn, run)
-        before = run.data.get("flows_before", {})
-        for flow_name, was in before.items():
-            flow = Flow(flow_name)
-            set_enabled(conn, channel, flow, bool(was["enabled"]))
-            set_paused(conn, channel, [flow], bool(was["paused"]))
-        accepted = []
-        if run.c.orders_cutoff is not None:
-            accepted = list(
-                conn.execute(
-                    sa.select(orders.c.marketplace_order_id)
-                    .where(
-                        orders.c.channel_id == channel.id,
-                        orders.c.marketplace_created_at >= run.c.orders_cutoff,
-                    )
-                    .order_by(orders.c.id)
-                ).scalars()
-            )
-        created = sorted(state["created"])
-        failed = {sku: reasons for sku, reasons in push.errors.items()}
-        restored = sorted(sku for sku in push.ok if sku in found)
-        could_not: list[str] = []
-        for sku, reasons in sorted(failed.items()):
-            could_not.append(f"{sku}: the marketplace refused the restore ({' / '.join(reasons)})")
-        for sku, why in sorted(not_restorable.items()):
-            could_not.append(f"{sku}: {why}")
-        if created:
-            could_not.append(
-                f"{len(created)} offer(s) created by the cutover's sync did not exist before: "
-                + (
-                    "deleted"
-                    if can_delete
-                    else "left on the marketplace with quantity 0 (the connector cannot delete offers)"
-                )
-                + f" ({', '.join(created[:20])})"
-            )
-        if accepted:
-            could_not.append(
-                f"{len(accepted)} order(s) created after the cutoff were imported (and accepted where the "
-                f"marketplace requires it) by tradelane; they stay so: {', '.join(accepted[:20])}"
-            )
-        if run.data.get("holiday_set"):
-            could_not.append(
-                "the shop was reopened; a closing period set before the cutover, if any, is not "
-                "readable and not restored"
-            )
-        could_not.append(
-            "only prices and quantities are restored; other offer fields are sent as the channel's settings"
-        )
-        report.update(
-            restored=len(restored),
-            snapshot=len(taken),
-            created_by_sync=created,
-            deleted=created if can_delete else [],
-            errors=failed,
-            orders_after_cutoff=accepted,
-            not_restored=could_not,
-            message=f"reverted: {len(restored)} of {len(taken)} offers restored; not restored: "
-            + " | ".join(could_not),
-        )
-        audit.record(
-            conn,
-            tenant_id=channel.tenant_id,
-            channel_id=channel.id,
-            actor=run.deps.actor,
-            action="cutover.revert",
-            now=run.now,
-            reason=reason,
-            details={"cutover_id": run.c.id, "phase": "finished", **_jsonable(report)},
-        )
-        notifications.notify(
-            conn,
-            tenant_id=channel.tenant_id,
-            channel_id=channel.id,
-            event="cutover.reverted",
-            subject=f"[{channel.name}] cutover {run.c.id} reverted",
-            body=report["message"],
-            details=_jsonable(report),
-            now=run.now,
-        )
-        run.save(conn, status=REVERTED, reverted_at=run.now, revert_report=report)
-    return _reload(run)
-
-
-def _cancel_sync(conn: Connection, run: _Run) -> int:
-    """Cancel the channel's offer syncs that have not started — the cutover's initial sync and any
-    delta queued meanwhile: they would send the catalog over the restored offers (a running one is
-    waited for). Returns how many were cancelled."""
-    return int(
-        conn.execute(
-            sa.update(jobs)
-            .where(
-                jobs.c.channel_id == run.channel.id,
-                jobs.c.kind.in_([SYNC_KIND, "offers.delta"]),
-                jobs.c.state == "queued",
-            )
-            .values(
-                state="cancelled",
-                last_error=f"cutover {run.c.id} reverted",
-                finished_at=run.now,
-                updated_at=run.now,
-            )
-        ).rowcount
-    )
-
-
-def _fields(update: OfferUpdate) -> dict[str, Any]:
-    return {
-        "sku": update.sku,
-        "price": update.price,
-        "currency": update.currency,
-        "quantity": update.quantity,
-        "gtin": update.gtin,
-        "title": update.title,
-        "attributes": dict(update.attributes),
-    }
+    return cutover_revert.revert(deps, channel, reason=reason)

@@ -1,0 +1,201 @@
+"""The read-only side of a cutover (:mod:`tradelane.services.cutover`): the live count of outstanding
+orders (step 2) and the dry run (``cutover plan``) — offers listed now, outstanding orders, selected
+SKUs to sync, the holiday mode and what each step will do. Nothing here writes, remotely or locally.
+
+**Outstanding orders**: orders the marketplace shows — the connector's initial look-back read
+(``fetch_orders`` without a cursor, every page) — as pending, awaiting acceptance, awaiting payment
+(Amazon's withheld Pending orders counted through ``withheld``), to ship or partially shipped, plus the
+hub's own orders of the channel in those states (Third Party Managed ones aside) or ready but not yet
+delivered to the merchant system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tradelane.connectors.base import HolidayMode, MarketplaceConnector, Operation
+from tradelane.domain.orders import MerchantStatus, OrderState
+from tradelane.persistence.tables import orders
+from tradelane.services import offers as offer_service
+from tradelane.services.channels import Channel
+
+if TYPE_CHECKING:
+    from tradelane.services.cutover import Deps
+
+#: Reads of the orders listing one count may make (a budget stop returns a continuation cursor).
+MAX_ORDER_READS = 50
+
+
+#: States of an order that still needs the merchant (the previous integrator) to act.
+OUTSTANDING_STATES = frozenset(
+    {
+        OrderState.PENDING,
+        OrderState.AWAITING_ACCEPTANCE,
+        OrderState.AWAITING_PAYMENT,
+        OrderState.TO_SHIP,
+        OrderState.PARTIALLY_SHIPPED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outstanding:
+    """The live count of orders still to be processed (see the module docstring, step 2)."""
+
+    marketplace: dict[str, int]
+    withheld: int
+    local: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.marketplace.values()) + self.withheld + self.local
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "marketplace": self.marketplace,
+            "withheld": self.withheld,
+            "local": self.local,
+        }
+
+    def text(self) -> str:
+        parts = [f"{n} {state.replace('_', ' ')}" for state, n in sorted(self.marketplace.items()) if n]
+        if self.withheld:
+            parts.append(f"{self.withheld} awaiting payment (withheld)")
+        if self.local:
+            parts.append(f"{self.local} in tradelane not yet delivered to the merchant system")
+        return f"{self.total} outstanding order(s)" + (f": {', '.join(parts)}" if parts else "")
+
+
+def count_outstanding(
+    conn: Connection, channel: Channel, connector: MarketplaceConnector, *, now: datetime
+) -> Outstanding:
+    """Read the marketplace's recent orders (the connector's initial look-back window, every page) and
+    the hub's, and count those outstanding. Read-only on both sides."""
+    latest: dict[str, OrderState] = {}
+    withheld = 0
+    cursor: str | None = None
+    for _ in range(MAX_ORDER_READS):
+        changes = connector.fetch_orders(cursor, now=now)
+        for order in changes.orders:
+            latest[order.marketplace_order_id] = order.state
+        withheld = max(withheld, changes.withheld)
+        if not changes.more:
+            break
+        cursor = changes.cursor
+    counts: dict[str, int] = {}
+    for state in latest.values():
+        if state in OUTSTANDING_STATES:
+            counts[state.value] = counts.get(state.value, 0) + 1
+    local = int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(orders)
+            .where(
+                orders.c.channel_id == channel.id,
+                sa.or_(
+                    orders.c.state.in_([s.value for s in OUTSTANDING_STATES])
+                    & (orders.c.merchant_status != MerchantStatus.THIRD_PARTY_MANAGED.value),
+                    orders.c.merchant_status == MerchantStatus.PENDING.value,
+                ),
+            )
+        ).scalar_one()
+    )
+    return Outstanding(counts, withheld, local)
+
+
+# --- plan -----------------------------------------------------------------------------------------
+
+
+def holiday_text(mode: HolidayMode, connector_name: str) -> str:
+    if mode is HolidayMode.CLOSING_PERIOD:
+        return f"{connector_name}: a closing period on the shop account (the marketplace's holiday mode)"
+    return (
+        f"{connector_name} has no holiday mode; the closest equivalent is zero stock on every offer, "
+        "which step 3 sets (the listings stay visible, nothing can be bought); from step 5 the initial "
+        "sync publishes the catalog's quantities, so the account takes orders again from then on — "
+        "the cutoff (step 4) makes sure they are imported"
+    )
+
+
+def selected_count(conn: Connection, channel_id: int) -> int:
+    """The offers a full sync of the channel sends (the selected catalog)."""
+    return len(offer_service.all_offers(conn, channel_id))
+
+
+def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
+    """A dry run against the account: offers listed now, outstanding orders, selected SKUs, the holiday
+    mode and what each step will do. Only reads (nothing is written, remotely or locally)."""
+    from tradelane.services.cutover import STEPS, current
+
+    now = deps.clock()
+    with deps.open(channel) as connector:
+        caps = connector.capabilities
+        listed = connector.list_offers() if caps.supports(Operation.LIST_OFFERS) else None
+        with deps.engine.connect() as conn:
+            outstanding = count_outstanding(conn, channel, connector, now=now)
+            selected = selected_count(conn, channel.id)
+            existing = current(conn, channel.id)
+    listed_skus = {o.sku for o in listed or ()}
+    with deps.engine.connect() as conn:
+        ours = {o.product.sku for o in offer_service.all_offers(conn, channel.id)}
+    created = len(ours - listed_skus)
+    delete = caps.delete_offers
+    return {
+        "channel": channel.name,
+        "connector": channel.connector,
+        "offers_listed": None if listed is None else len(listed),
+        "outstanding_orders": outstanding.as_json(),
+        "selected_skus": selected,
+        "new_offers_on_sync": created,
+        "holiday_mode": caps.holiday_mode.value,
+        "existing_cutover": None if existing is None else existing.as_json(),
+        "steps": [
+            {
+                "step": 1,
+                "name": STEPS[1],
+                "does": "record the date and the previous integrator's confirmation; "
+                "pause the channel's offers and orders flows",
+            },
+            {
+                "step": 2,
+                "name": STEPS[2],
+                "does": holiday_text(caps.holiday_mode, channel.connector)
+                + f"; then wait for {outstanding.text()} to be processed",
+            },
+            {
+                "step": 3,
+                "name": STEPS[3],
+                "does": f"store the {len(listed or ())} offers listed now "
+                "(price, quantity), then set every quantity to 0",
+            },
+            {
+                "step": 4,
+                "name": STEPS[4],
+                "does": "set the order-import cutoff to now: orders created "
+                "before it are never imported, the orders watermark precedes it",
+            },
+            {
+                "step": 5,
+                "name": STEPS[5],
+                "does": f"initial full sync of {selected} selected offers "
+                f"({created} not listed now); stop on the marketplace's errors, still on holiday",
+            },
+            {
+                "step": 6,
+                "name": STEPS[6],
+                "does": "end the holiday, enable offers/orders/fulfillments, "
+                "confirm a live test order and a status update",
+            },
+        ],
+        "revert": (
+            "restores every snapshot offer's price and quantity; offers created by the sync are "
+            + ("deleted" if delete else "set to quantity 0 (this connector cannot delete offers)")
+        ),
+        "planned_at": now.isoformat(),
+    }
