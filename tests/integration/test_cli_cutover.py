@@ -63,6 +63,7 @@ def test_cutover_commands(cli, shop, tmp_path: Path) -> None:  # noqa: F811
     assert status["steps"][1]["state"] == "done"  # closed, nothing outstanding
     assert shop.shop(SHOP_ID).closed_from is not None
     assert [o["step"] for o in status["steps"]] == [1, 2, 3, 4, 5, 6]
+    assert status["step_state"] == status["steps"][status["step"] - 1]["state"]
 
     log_file = tmp_path / "cutover.csv"
     cli("cutover", "log", "shop-fr", "--tenant", "acme", "--csv", str(log_file))

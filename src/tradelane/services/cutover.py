@@ -177,6 +177,7 @@ class Cutover:
             "status": self.status,
             "step": self.step,
             "step_name": STEPS.get(self.step),
+            "step_state": self.steps.get(str(self.step), {}).get("state", "pending"),
             "message": self.message,
             "steps": [
                 {
