@@ -26,7 +26,7 @@ SAMPLE = 10
 
 def run_job_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> dict[str, Any]:
     """Run ready jobs in this process until job ``job_id`` is finished; its result, or exit 2 with the
-    job's error (a skipped job — e.g. a channel in Setup — is an error here too)."""
+    job's error (a skipped job — e.g. a disabled channel — is an error here too)."""
     from tradelane.sync.worker import Worker, WorkerConfig
 
     s = app.settings

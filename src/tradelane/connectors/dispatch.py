@@ -101,6 +101,15 @@ def listing_kinds() -> dict[str, GenericKind]:
     }
 
 
+#: The kinds that only read the marketplace (its listings) and change nothing on it. They run for a
+#: channel in Setup too — "credentials checked, mappings built, nothing sent": an operator prepares
+#: go-live with the reconciler's dry run and the unique-ID match there. Every other marketplace job of a
+#: channel in Setup (anything that writes: offers, acceptances, fulfilments, the reconciler's removals)
+#: is completed as skipped without calling the connector. A kind belongs here only if its handler never
+#: sends anything to the marketplace.
+SETUP_READ_ONLY_KINDS: frozenset[str] = frozenset({reconciler.DRY_RUN, id_match.RUN})
+
+
 def generic_kinds() -> dict[str, GenericKind]:
     """Every kind served by a service through the port."""
     return {**order_kinds(), **offer_and_fulfilment_kinds(), **listing_kinds()}
@@ -151,7 +160,7 @@ def _dispatcher(
             return {"skipped": f"channel {channel.name} is disabled"}
         if test_order is not None:  # e.g. a replayed acceptance: a test order never reaches a marketplace
             return {"skipped": test_order}
-        if channel.lifecycle_state == LifecycleState.SETUP.value:
+        if channel.lifecycle_state == LifecycleState.SETUP.value and kind not in SETUP_READ_ONLY_KINDS:
             return {
                 "skipped": f"channel {channel.name} is in setup: nothing is sent to the marketplace before "
                 f"`tradelane channel activate {channel.name}`"

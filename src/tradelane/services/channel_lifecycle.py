@@ -2,7 +2,9 @@
 
 * **Setup** — a new channel: its credentials are checked, nothing is sent. The scheduler enqueues
   nothing for a channel in Setup and the job dispatcher completes any marketplace job of it without a
-  call (``skipped``), so a catalog import or a manual run sends nothing either.
+  call (``skipped``), so a catalog import or a manual run sends nothing either — except the read-only
+  kinds (``connectors.dispatch.SETUP_READ_ONLY_KINDS``: the reconciler's dry run, the unique-ID
+  match), which only read the listings and run, so that go-live is prepared in Setup.
 * :func:`activate` ("Save and activate") — only from Setup and only with a passing credentials check
   (:func:`tradelane.connectors.registry.check_channel`, run by the caller *before* the transaction:
   it calls the marketplace): the channel moves to **Testing** for ``testing_days`` (default 30,
