@@ -42,6 +42,7 @@ from tradelane.services.channels import AUTH_PAUSE, Channel, credentials_rejecte
 from tradelane.services.connector_session import ConnectorSession
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import Handler, JobRegistry
+from tradelane.sync.scheduler import FLOW_NOT_RUN
 
 #: A connector's own handler of a job kind.
 ChannelHandler = Callable[[JobContext, Channel], dict[str, Any] | None]
@@ -157,13 +158,14 @@ def _dispatcher(
             paused = _paused_since_claim(conn, ctx)
             test_order = test_orders.never_sent(conn, kind, ctx.job.payload)
         if channel.lifecycle_state == LifecycleState.DISABLED.value:
-            return {"skipped": f"channel {channel.name} is disabled"}
+            return {"skipped": f"channel {channel.name} is disabled", FLOW_NOT_RUN: True}
         if test_order is not None:  # e.g. a replayed acceptance: a test order never reaches a marketplace
             return {"skipped": test_order}
         if channel.lifecycle_state == LifecycleState.SETUP.value and kind not in SETUP_READ_ONLY_KINDS:
             return {
                 "skipped": f"channel {channel.name} is in setup: nothing is sent to the marketplace before "
-                f"`tradelane channel activate {channel.name}`"
+                f"`tradelane channel activate {channel.name}`",
+                FLOW_NOT_RUN: True,  # not the flow's success
             }
         if paused is not None:
             # E.g. another job of the channel met rejected credentials after this batch was claimed.

@@ -2,7 +2,9 @@
 
 Gathers the inputs of :func:`tradelane.domain.communication.compute`:
 
-* the selected SKUs: the channel's offer bindings (one per selected product);
+* the selected SKUs: the channel's offer bindings in the "selected" state
+  (:func:`tradelane.services.selection.selected_count`; bindings being delisted or left on the
+  marketplace by a selection change are not kept updated, so they do not count);
 * the flows switched on (Listings = offers, Orders) and the orders poll's period;
 * the connector's declared budgets and batch sizes (``Capabilities.calls`` names the budget each
   operation draws on; ``max_batch`` the offers one full-sync call carries);
@@ -24,26 +26,16 @@ from tradelane.connectors.base import Capabilities, Operation
 from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
 from tradelane.domain.channels import Flow
 from tradelane.domain.communication import CallRate, CommunicationFrequency, FrequencyInputs, compute
-from tradelane.persistence.tables import jobs, offer_bindings
+from tradelane.persistence.tables import jobs
 from tradelane.services.channels import Channel, flow_statuses
 from tradelane.services.offers import OFFERS_FULL
 from tradelane.services.order_intake import POLL
 from tradelane.services.outbox import OFFERS_DELTA
+from tradelane.services.selection import selected_count
 from tradelane.sync.jobs import JobState
 
 #: Succeeded jobs of a kind whose durations are measured.
 MEASURED_RUNS = 20
-
-
-def selected_skus(conn: Connection, channel_id: int) -> int:
-    """The SKUs selected for the channel: its offer bindings."""
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(offer_bindings)
-            .where(offer_bindings.c.channel_id == channel_id)
-        ).scalar_one()
-    )
 
 
 def _rate(caps: Capabilities | None, operation: Operation) -> CallRate | None:
@@ -97,7 +89,7 @@ def communication_frequency(
     full_per_offer, delta, poll = measured(conn, channel.id)
     return compute(
         FrequencyInputs(
-            skus=selected_skus(conn, channel.id),
+            skus=selected_count(conn, channel.id),
             offers_on=offers is not None and offers.enabled,
             orders_on=orders is not None and orders.enabled,
             orders_period=orders.frequency_seconds if orders is not None else None,

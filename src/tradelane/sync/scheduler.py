@@ -10,7 +10,9 @@ The same pass queues :data:`LIFECYCLE_DUE` for each channel whose testing period
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -109,10 +111,22 @@ def _enqueue_testing_ends(conn: Connection, *, now: datetime) -> None:
         )
 
 
+#: A job result carrying this key (true) says that the job's flow did not run at all — its channel is in
+#: Setup or disabled, say: the job is completed, but it is not a success of the flow (the flow's last
+#: success and last error stay as they are).
+FLOW_NOT_RUN = "flow_not_run"
+
+
+def flow_ran(result: Mapping[str, Any] | None) -> bool:
+    """Whether a completed job's ``result`` counts as a run of its flow (see :data:`FLOW_NOT_RUN`)."""
+    return not (result and result.get(FLOW_NOT_RUN))
+
+
 def record_flow_result(
     conn: Connection, channel_id: int, flow: str, *, now: datetime, error: str | None
 ) -> None:
-    """Remember the last success (or error) of a flow for the operator views."""
+    """Remember the last success (or error) of a flow for the operator views. A job whose flow did not
+    run (:func:`flow_ran`) is recorded neither way: the caller does not call this for it."""
     values: dict[str, object] = {"last_error": error}
     if error is None:
         values["last_success_at"] = now

@@ -77,7 +77,7 @@ from tradelane.sync.backoff import backoff_delay
 from tradelane.sync.context import JobContext, LeaseLost
 from tradelane.sync.ratelimit import RateLimiter
 from tradelane.sync.registry import JobRegistry
-from tradelane.sync.scheduler import enqueue_due, record_flow_result
+from tradelane.sync.scheduler import enqueue_due, flow_ran, record_flow_result
 
 log = structlog.get_logger("tradelane.worker")
 
@@ -480,8 +480,9 @@ class Worker:
         """The flows' last success, once per flow: those of the acknowledged jobs (``done``) and of the
         jobs that completed in their own transaction."""
         flows = set(self._flow_successes)
-        for job, _ in self._acks:
-            if job.id in done and job.channel_id is not None and job.flow is not None:
+        for job, result in self._acks:
+            ran = flow_ran(result)  # e.g. not when the channel is in Setup: a skipped run is no success
+            if ran and job.id in done and job.channel_id is not None and job.flow is not None:
                 flows.add((job.channel_id, job.flow))
         now = self.clock()
         for channel_id, flow in sorted(flows):
