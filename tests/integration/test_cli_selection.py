@@ -78,6 +78,23 @@ def test_preview_of_the_current_and_of_a_proposed_selection(cli, engine, shop) -
     assert _bound(engine) == {"A-1", "A-2", "A-3", "A-4"}  # previews change nothing
 
 
+def test_a_never_sent_offer_is_not_said_to_be_left_on_the_marketplace(cli, engine, shop) -> None:
+    """A-1 was sent, A-2..A-4 never were (a channel in Setup, say): de-selecting them leaves only A-1 on
+    the marketplace; the others are only unbound, and the preview says so."""
+    with engine.begin() as conn:
+        sent = sa.select(products.c.id).where(products.c.sku == "A-1").scalar_subquery()
+        conn.execute(
+            sa.update(offer_bindings).where(offer_bindings.c.product_id == sent).values(synced_seq=1)
+        )
+    shown = json.loads(cli("channel", "preview", "shop", "-t", "acme", "-l", "nothing", "--json"))
+    assert shown["delisted"] == {"count": 4, "sample": ["A-1", "A-2", "A-3", "A-4"]}
+    assert shown["never_sent"] == {"count": 3, "sample": ["A-2", "A-3", "A-4"]}
+    assert shown["left_on_marketplace"] == {"count": 1, "sample": ["A-1"]}
+    lines = cli("channel", "preview", "shop", "-t", "acme", "-l", "nothing").splitlines()
+    row = " ".join(next(line for line in lines if "of which never sent" in line).split())
+    assert "│ 3 │ A-2, A-3, A-4" in row
+
+
 def test_select_asks_then_applies_and_records_it(cli, engine, shop) -> None:
     refused = cli("channel", "select", "shop", "-t", "acme", "-l", "summer", input="n\n", code=1)
     assert "not confirmed" in refused

@@ -47,12 +47,15 @@ def _show(channel_name: str, preview: selection_service.SelectionPreview, *, app
         if preview.reconciler
         else "left on the marketplace, no longer updated (reconciler off)"
     )
+    if preview.never_sent.count:
+        delisted += "; those never sent are only unbound"
     console.print(f"{channel_name}: {preview.selection.describe()}", highlight=False)
     table = Table("", "count", "first SKUs", title="applied" if applied else "preview (nothing sent)")
     rows = [
         ("listed (newly selected)", preview.listed),
         ("updated (still selected)", preview.updated),
         (f"delisted: {delisted}", preview.delisted),
+        ("  of which never sent: nothing on the marketplace", preview.never_sent),
         ("not selected — left on the marketplace", preview.left_on_marketplace),
     ]
     for label, group in rows:

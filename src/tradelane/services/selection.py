@@ -66,15 +66,18 @@ class Group:
 @dataclass(frozen=True, slots=True)
 class SelectionPreview:
     """What applying ``selection`` to the channel does (see the module): ``listed``, ``updated``,
-    ``delisted``; ``delist_action`` is ``"delete"`` (reconciler on) or ``"leave"`` (off).
-    ``left_on_marketplace``: products that will be not selected but still on the marketplace, unmanaged
-    (reconciler off), after the change."""
+    ``delisted``; ``delist_action`` is ``"delete"`` (reconciler on) or ``"leave"`` (off), and applies to
+    the delisted offers that were sent: ``never_sent`` are those of ``delisted`` never sent to the
+    marketplace (nothing there: they are only unbound, either way). ``left_on_marketplace``: products
+    that will be not selected but still on the marketplace, unmanaged (reconciler off), after the
+    change."""
 
     selection: Selection
     reconciler: bool
     listed: Group
     updated: Group
     delisted: Group
+    never_sent: Group
     left_on_marketplace: Group
 
     @property
@@ -97,6 +100,7 @@ class SelectionPreview:
             "listed": self.listed.as_json(),
             "updated": self.updated.as_json(),
             "delisted": self.delisted.as_json(),
+            "never_sent": self.never_sent.as_json(),
             "left_on_marketplace": self.left_on_marketplace.as_json(),
         }
 
@@ -215,6 +219,7 @@ def _preview_of(selection: Selection, reconciler: bool, plan: _Plan) -> Selectio
         listed=plan.group("bind", "reselect"),
         updated=plan.group("keep"),
         delisted=plan.group("unbind", "deselect"),
+        never_sent=plan.group("unbind"),
         left_on_marketplace=plan.group("still_left") if reconciler else plan.group("still_left", "deselect"),
     )
 

@@ -35,6 +35,7 @@ def test_preview_then_put_then_back_to_all(client, world: World, container) -> N
     assert body["selection"]["description"] == "label new and color=red"
     assert body["updated"] == {"count": 2, "sample": ["A-1", "A/3"]}
     assert body["delisted"] == {"count": 1, "sample": ["A-2"]}
+    assert body["never_sent"] == {"count": 1, "sample": ["A-2"]}  # never synced: only unbound
     assert body["listed"]["count"] == 0
     assert client.get(BASE, headers=world.acme.auth).json()["selected_count"] == 3  # nothing changed
 

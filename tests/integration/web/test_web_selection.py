@@ -42,6 +42,7 @@ def test_preview_then_apply_a_label_selection(client, shops, container) -> None:
     assert "label summer" in proposed
     assert (_count(proposed, "updated"), _count(proposed, "delisted")) == ("1", "1")
     assert "ACME-BAD" in proposed.split('data-group="delisted"', 1)[1].split("</tr>", 1)[0]
+    assert "of which never sent" in proposed and "ACME-BAD" in proposed.split('data-group="never_sent"', 1)[1]
     with container.engine.connect() as conn:
         assert selection_service.get_selection(
             conn, shops.acme.channel_id

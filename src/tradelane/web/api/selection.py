@@ -69,7 +69,8 @@ class GroupOut(BaseModel):
 class PreviewOut(BaseModel):
     """What the selection lists (newly selected), updates (still selected) and delists (offered, no
     longer selected: deleted from the marketplace when the reconciler is on, else left there and no
-    longer updated); ``left_on_marketplace``: not selected but still on the marketplace afterwards."""
+    longer updated); ``never_sent``: those of ``delisted`` never sent to the marketplace (nothing there:
+    only unbound); ``left_on_marketplace``: not selected but still on the marketplace afterwards."""
 
     selection: SelectionOut
     reconciler: bool
@@ -77,6 +78,9 @@ class PreviewOut(BaseModel):
     listed: GroupOut
     updated: GroupOut
     delisted: GroupOut
+    never_sent: GroupOut = Field(
+        description="Of `delisted`, the offers never sent: nothing is on the marketplace, only unbound."
+    )
     left_on_marketplace: GroupOut
 
 
@@ -106,6 +110,7 @@ def _preview_out(shown: selection_service.SelectionPreview) -> PreviewOut:
         listed=_group(shown.listed),
         updated=_group(shown.updated),
         delisted=_group(shown.delisted),
+        never_sent=_group(shown.never_sent),
         left_on_marketplace=_group(shown.left_on_marketplace),
     )
 
