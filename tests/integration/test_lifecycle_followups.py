@@ -3,7 +3,8 @@
 * the communication frequency counts the *selected* SKUs: bindings a selection left on the marketplace
   ("left") or is delisting are not kept updated, so they are not counted;
 * a flow whose job was skipped because its channel is in Setup gets no "last success": a skipped run is
-  not a success (``channel_flows.last_success_at``, shown by ``channel show``/the API).
+  not a success (``channel_flows.last_success_at``, shown by ``channel show``/the API);
+* the flows paused by rejected credentials, and resumed once they pass, are in the channel's history.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tradelane.domain.catalog import Product
 from tradelane.domain.channels import Flow
 from tradelane.domain.selection import selection
 from tradelane.persistence.tables import channels, jobs, offer_bindings
+from tradelane.services import audit
+from tradelane.services import channels as channel_service
 from tradelane.services import selection as selections
 from tradelane.services.channels import flow_statuses, get_channel_by_id
 from tradelane.services.communication import communication_frequency
@@ -78,3 +81,25 @@ def test_a_run_skipped_in_setup_is_not_a_success(world: World) -> None:
     world.enqueue("orders.poll", flow=Flow.ORDERS.value)
     world.run()
     assert _last_success(world, Flow.ORDERS) == world.clock()
+
+
+def test_flows_paused_and_resumed_by_the_credentials_are_in_the_history(world: World) -> None:
+    """Every change of a live channel's flows is audited: the pause when the marketplace rejects the
+    credentials (actor ``system``, why), once, and the resume when the check passes again (who)."""
+    with world.engine.begin() as conn:
+        channel_service.credentials_rejected(
+            conn, world.channel, host="mirakl.example", reason="401 Unauthorized", now=world.clock()
+        )
+        channel_service.credentials_rejected(  # the next job's rejection pauses nothing more
+            conn, world.channel, host="mirakl.example", reason="401 Unauthorized", now=world.clock()
+        )
+        fixed = channel_service.credentials_accepted(conn, world.channel, actor="cli:ops", now=world.clock())
+        events = audit.history(conn, world.channel.id, prefix="flow.")
+    flows = sorted(f.value for f in fixed.resumed)
+    assert flows and flows == sorted(f.value for f in Flow)
+    assert [(e.actor, e.action, e.reason) for e in events] == [
+        ("system", "flow.pause", "credentials rejected by mirakl.example: 401 Unauthorized"),
+        ("cli:ops", "flow.resume", "credentials accepted again (the channel check passed)"),
+    ]
+    assert events[0].details == {"flows": flows, "pause_reason": "auth"}
+    assert events[1].details == {"flows": flows, "pause_reason": "auth"}

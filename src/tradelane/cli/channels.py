@@ -289,7 +289,7 @@ def report_check(app: Container, channel: Channel, result: ChannelCheck) -> None
             code=2,
         )
     with app.engine.begin() as conn:
-        fixed = credentials_accepted(conn, channel, now=app.now())
+        fixed = credentials_accepted(conn, channel, actor=audit.cli_actor(), now=app.now())
     console.print(f"[green]OK[/] {channel.name}: saved and checked — {result.message}")
     if fixed.resumed:
         console.print(f"resumed {', '.join(f.value for f in fixed.resumed)} (paused: credentials rejected)")

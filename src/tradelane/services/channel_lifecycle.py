@@ -45,7 +45,14 @@ from tradelane.domain.lifecycle import Move, end_of_testing, promotion_due, refu
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import alerts, channel_flows, channels
 from tradelane.services import audit, id_match, notifications
-from tradelane.services.channels import Channel, get_channel_by_id, set_enabled, set_paused
+from tradelane.services.channels import (
+    FLOW_PAUSE,
+    FLOW_RESUME,
+    Channel,
+    get_channel_by_id,
+    set_enabled,
+    set_paused,
+)
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import JobRegistry
 from tradelane.sync.scheduler import LIFECYCLE_DUE
@@ -63,8 +70,6 @@ TO_SETUP = "lifecycle.setup"
 DISABLE = "lifecycle.disable"
 FLOW_ON = "flow.enable"
 FLOW_OFF = "flow.disable"
-FLOW_PAUSE = "flow.pause"
-FLOW_RESUME = "flow.resume"
 
 
 class GoLiveBlocked(ConflictError):

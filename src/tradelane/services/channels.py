@@ -24,6 +24,7 @@ from tradelane.persistence.tables import (
     products,
 )
 from tradelane.security.crypto import KeyRing
+from tradelane.services import audit
 from tradelane.services.offers import OFFERS_FULL
 from tradelane.sync.jobs import ErrorKind, JobSpec, JobState, enqueue, replay
 from tradelane.sync.scheduler import FLOW_JOB_KINDS
@@ -356,6 +357,12 @@ def run_flow_now(conn: Connection, channel: Channel, flow: Flow, *, full: bool, 
 # --- credential health ------------------------------------------------------------------------------
 
 
+#: Audit actions of a flow paused or resumed (by an operator, ``channel_lifecycle.pause``, or by the
+#: credentials' rejection and acceptance here).
+FLOW_PAUSE = "flow.pause"
+FLOW_RESUME = "flow.resume"
+
+
 def credentials_alert_key(channel_id: int) -> str:
     return f"channel:{channel_id}:credentials"
 
@@ -393,11 +400,26 @@ def credentials_rejected(
                 created_at=sa.case((alerts.c.resolved_at.is_(None), alerts.c.created_at), else_=now),
             )
         )
-    conn.execute(
-        sa.update(channel_flows)
-        .where(channel_flows.c.channel_id == channel.id, channel_flows.c.paused.is_(False))
-        .values(paused=True, pause_reason=AUTH_PAUSE)
-    )
+    paused = [
+        Flow(r.flow)
+        for r in conn.execute(
+            sa.update(channel_flows)
+            .where(channel_flows.c.channel_id == channel.id, channel_flows.c.paused.is_(False))
+            .values(paused=True, pause_reason=AUTH_PAUSE)
+            .returning(channel_flows.c.flow)
+        )
+    ]
+    if paused:  # the flows it paused now: an earlier rejection's are not recorded twice
+        audit.record(
+            conn,
+            tenant_id=channel.tenant_id,
+            channel_id=channel.id,
+            actor=audit.SYSTEM,
+            action=FLOW_PAUSE,
+            now=now,
+            reason=f"credentials rejected by {host or 'the marketplace'}: {reason}",
+            details={"flows": sorted(f.value for f in paused), "pause_reason": AUTH_PAUSE},
+        )
     return message
 
 
@@ -419,10 +441,13 @@ class CredentialsFixed:
     alert_resolved: bool
 
 
-def credentials_accepted(conn: Connection, channel: Channel, *, now: datetime) -> CredentialsFixed:
-    """The credentials work again (a successful check): resume the flows paused for
-    :data:`AUTH_PAUSE`, re-queue the jobs dead-lettered by the rejection (error kind ``auth``) and
-    resolve the alert. Flows paused by an operator stay paused."""
+def credentials_accepted(
+    conn: Connection, channel: Channel, *, actor: str, now: datetime
+) -> CredentialsFixed:
+    """The credentials work again (a successful check, made by ``actor``): resume the flows paused for
+    :data:`AUTH_PAUSE` (audited ``flow.resume`` when there were any), re-queue the jobs dead-lettered by
+    the rejection (error kind ``auth``) and resolve the alert. Flows paused by an operator stay
+    paused."""
     resumed = [
         Flow(r.flow)
         for r in conn.execute(
@@ -446,6 +471,17 @@ def credentials_accepted(conn: Connection, channel: Channel, *, now: datetime) -
             )
         )
     ]
+    if resumed:
+        audit.record(
+            conn,
+            tenant_id=channel.tenant_id,
+            channel_id=channel.id,
+            actor=actor,
+            action=FLOW_RESUME,
+            now=now,
+            reason="credentials accepted again (the channel check passed)",
+            details={"flows": sorted(f.value for f in resumed), "pause_reason": AUTH_PAUSE},
+        )
     replayed = replay(conn, channel.tenant_id, dead, now=now) if dead else []
     resolved = conn.execute(
         sa.update(alerts)

@@ -152,7 +152,7 @@ def test_rejected_credentials_alert_pause_and_update_resumes(world):
     with world.engine.connect() as conn:
         assert check_channel(conn, channel, world.keyring).ok
     with world.engine.begin() as conn:
-        fixed = channel_service.credentials_accepted(conn, channel, now=world.clock())
+        fixed = channel_service.credentials_accepted(conn, channel, actor="cli:test", now=world.clock())
     assert set(fixed.resumed) == {Flow.OFFERS, Flow.ORDERS, Flow.FULFILLMENTS}
     assert fixed.replayed_jobs == [dead[0].id] and fixed.alert_resolved
     world.run(step=20)

@@ -368,7 +368,9 @@ def update(
     fixed = channel_service.CredentialsFixed([], [], False)
     if result.ok:
         with transaction(container.engine) as conn:
-            fixed = channel_service.credentials_accepted(conn, channel, now=container.now())
+            fixed = channel_service.credentials_accepted(
+                conn, channel, actor=f"api:{tenant.name}", now=container.now()
+            )
     return ChannelUpdated(
         name=channel.name,
         check=CheckOut(ok=result.ok, problem=result.problem, message=result.message),
