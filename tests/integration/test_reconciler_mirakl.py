@@ -301,3 +301,33 @@ def test_an_offer_being_delisted_is_reported_but_left_to_the_offers_delta(world:
     report = _dry_run(world)
     assert report.not_selected == ["SKU-1", "SKU-4"] and report.to_remove == ["SKU-4"]
     assert report.not_listed == ["SKU-2", "SKU-3"]
+
+
+def test_cli_says_why_and_until_when_it_waits(world: World, db_url, monkeypatch, tmp_path) -> None:
+    """OF21 allows one call every 7 s (beyond the 5 s a connector waits in-process): the ID match right
+    after a dry run waits for the channel's budget, and the CLI says so (it used to sit silent, for a
+    minute with Mirakl's published OF21 budget) before printing the match."""
+    _prepare(world)
+    key = generate_key()
+    with world.engine.begin() as conn:
+        settings = dict(conn.execute(sa.select(channels.c.settings)).scalar_one())
+        settings["rate_limits"] = {**settings["rate_limits"], "OF21": [1, 7]}
+        conn.execute(
+            sa.update(channels)
+            .where(channels.c.id == world.channel.id)
+            .values(settings=settings, credentials=KeyRing([key]).encrypt({"api_key": API_KEY}))
+        )
+    monkeypatch.setenv("TRADELANE_DATABASE_URL", db_url)
+    monkeypatch.setenv("TRADELANE_SECRET_KEYS", key)
+    monkeypatch.setenv("TRADELANE_LOG_LEVEL", "WARNING")
+    monkeypatch.chdir(tmp_path)
+    cli = build_app()
+    dry = CliRunner().invoke(cli, ["channel", "reconcile", world.channel.name])
+    assert dry.exit_code == 0, dry.output
+    assert "waits" not in dry.output
+    match = CliRunner().invoke(cli, ["channel", "id-match", world.channel.name, "--json"])
+    assert match.exit_code == 0, match.output
+    text = " ".join(match.output.split())
+    assert "waits (rate limit 1/7s for mirakl:OF21 reached); it runs again at " in text
+    assert "stopping now leaves it to a worker" in text
+    assert json.loads(match.stdout)["counts"]["only_theirs"] == 2  # --json stays one document on stdout

@@ -26,7 +26,8 @@ SAMPLE = 10
 
 def run_job_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> dict[str, Any]:
     """Run ready jobs in this process until job ``job_id`` is finished; its result, or exit 2 with the
-    job's error (a skipped job — e.g. a disabled channel — is an error here too)."""
+    job's error (a skipped job — e.g. a disabled channel — is an error here too). While the job waits
+    (the channel's rate budget, a retry's backoff) it says so, with why and until when, once per wait."""
     from tradelane.sync.worker import Worker, WorkerConfig
 
     s = app.settings
@@ -39,13 +40,25 @@ def run_job_here(app: Container, job_id: int, timeout_seconds: float = 600.0) ->
     )
     worker = Worker(app.engine, app.registry, app.now, config, services=dict(app.extras))
     deadline = time.monotonic() + timeout_seconds
+    told: str | None = None
     while True:
         with app.engine.connect() as conn:
             row = conn.execute(
-                sa.select(jobs.c.state, jobs.c.last_error, jobs.c.result).where(jobs.c.id == job_id)
+                sa.select(jobs.c.state, jobs.c.last_error, jobs.c.result, jobs.c.run_at).where(
+                    jobs.c.id == job_id
+                )
             ).one()
         if row.state not in ("queued", "running"):
             break
+        if row.state == "queued" and row.last_error and row.run_at > app.now():
+            why = row.last_error.strip().splitlines()[0]
+            notice = (
+                f"job {job_id} waits ({why}); it runs again at {row.run_at:%H:%M:%S} UTC — stopping now "
+                "leaves it to a worker"
+            )
+            if notice != told:
+                console.print(notice, highlight=False, soft_wrap=True)
+                told = notice
         if time.monotonic() > deadline:
             fail(f"job {job_id} is still {row.state} after {timeout_seconds:g}s; a worker will finish it")
         if worker.run_once() == 0:
