@@ -4,7 +4,8 @@
   ("left") or is delisting are not kept updated, so they are not counted;
 * a flow whose job was skipped because its channel is in Setup gets no "last success": a skipped run is
   not a success (``channel_flows.last_success_at``, shown by ``channel show``/the API);
-* the flows paused by rejected credentials, and resumed once they pass, are in the channel's history.
+* the flows paused by rejected credentials, and resumed once they pass, and the channel's removal are in
+  its history (every change of a channel's status or flows is audited).
 """
 
 from __future__ import annotations
@@ -103,3 +104,26 @@ def test_flows_paused_and_resumed_by_the_credentials_are_in_the_history(world: W
     ]
     assert events[0].details == {"flows": flows, "pause_reason": "auth"}
     assert events[1].details == {"flows": flows, "pause_reason": "auth"}
+
+
+def test_removing_a_channel_is_in_its_history(world: World) -> None:
+    world.add_products(catalog(2))
+    with world.engine.begin() as conn:
+        done = channel_service.remove_channel(
+            conn, world.channel, actor="cli:ops", now=world.clock(), reason="shop closed"
+        )
+        [event] = audit.history(conn, world.channel.id, prefix="channel.")
+    assert (event.actor, event.action, event.reason, event.at) == (
+        "cli:ops",
+        "channel.remove",
+        "shop closed",
+        world.clock(),
+    )
+    assert event.details == {
+        "from": "live",
+        "to": "disabled",
+        "archived_as": done.archived_as,
+        "orders_kept": 0,
+        "offer_bindings_deleted": 2,
+        "jobs_cancelled": done.jobs_cancelled,
+    }

@@ -304,6 +304,7 @@ def channel_remove(
     name: str,
     tenant: str | None = TenantOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the channel's history)."),
 ) -> None:
     """Remove channel NAME. Its orders (and their history, messages, returns) are kept, read-only, for
     audit, and their delivery to the merchant system goes on; its offer bindings are deleted and its
@@ -324,7 +325,13 @@ def channel_remove(
         if not yes and not typer.confirm(f"Remove channel {channel.name}?", default=False, err=True):
             fail("not confirmed: nothing changed")
         with app.engine.begin() as conn:
-            done = remove_channel(conn, resolve_channel(conn, name, tenant), now=app.now())
+            done = remove_channel(
+                conn,
+                resolve_channel(conn, name, tenant),
+                actor=audit.cli_actor(),
+                now=app.now(),
+                reason=reason,
+            )
     console.print(
         f"{done.channel}: removed ({done.orders_kept} order(s) kept as {done.archived_as!r}, "
         f"{done.offer_bindings_deleted} offer binding(s) deleted, {done.jobs_cancelled} job(s) cancelled)"

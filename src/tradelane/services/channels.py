@@ -532,8 +532,15 @@ def removal_preview(conn: Connection, channel: Channel) -> dict[str, int]:
     }
 
 
-def remove_channel(conn: Connection, channel: Channel, *, now: datetime) -> ChannelRemoval:
-    """Remove a channel from service, keeping its history.
+#: Audit action of a channel's removal.
+REMOVE = "channel.remove"
+
+
+def remove_channel(
+    conn: Connection, channel: Channel, *, actor: str, now: datetime, reason: str | None = None
+) -> ChannelRemoval:
+    """Remove a channel from service, keeping its history; audited (``channel.remove``: ``actor``,
+    ``reason``, the state it left and what was kept, deleted and cancelled) in ``conn``'s transaction.
 
     * its orders (with lines, versions, history, messages, returns, exchanges) are **kept**, read-only,
       for audit — the channel row stays, stamped ``removed_at``, renamed ``NAME (removed #ID)`` so the
@@ -545,6 +552,7 @@ def remove_channel(conn: Connection, channel: Channel, *, now: datetime) -> Chan
     * its listings on the marketplace are **not** deleted: do that on the marketplace if wanted.
     """
     preview = removal_preview(conn, channel)
+    was = conn.execute(sa.select(channels.c.lifecycle_state).where(channels.c.id == channel.id)).scalar_one()
     archived = f"{channel.name[:70]} (removed #{channel.id})"
     conn.execute(
         sa.update(channels)
@@ -582,10 +590,28 @@ def remove_channel(conn: Connection, channel: Channel, *, now: datetime) -> Chan
         )
         .values(resolved_at=now)
     )
-    return ChannelRemoval(
+    done = ChannelRemoval(
         channel.name,
         archived,
         preview["orders"],
         int(deleted.rowcount or 0),
         int(cancelled.rowcount or 0),
     )
+    audit.record(
+        conn,
+        tenant_id=channel.tenant_id,
+        channel_id=channel.id,
+        actor=actor,
+        action=REMOVE,
+        now=now,
+        reason=reason,
+        details={
+            "from": was,
+            "to": LifecycleState.DISABLED.value,
+            "archived_as": archived,
+            "orders_kept": done.orders_kept,
+            "offer_bindings_deleted": done.offer_bindings_deleted,
+            "jobs_cancelled": done.jobs_cancelled,
+        },
+    )
+    return done

@@ -190,7 +190,9 @@ def test_remove_keeps_orders_deletes_bindings_cancels_jobs_and_frees_the_name(wo
         ).job_id
     with world.engine.begin() as conn:
         preview = channel_service.removal_preview(conn, world.channel)
-        done = channel_service.remove_channel(conn, world.channel, now=world.clock())
+        done = channel_service.remove_channel(
+            conn, world.channel, actor="cli:ops", now=world.clock(), reason="shop closed"
+        )
     assert preview == {"orders": 1, "offer_bindings": 3, "pending_jobs": 1}
     assert (done.orders_kept, done.offer_bindings_deleted, done.jobs_cancelled) == (1, 3, 1)
     with world.engine.connect() as conn:

@@ -385,10 +385,19 @@ def update(
     summary="Remove a channel: orders kept for audit, offer bindings deleted, marketplace listings untouched",
     responses=problem_responses(404),
 )
-def remove(name: ChannelName, tenant: TenantDep, container: ContainerDep) -> ChannelRemoved:
+def remove(
+    name: ChannelName,
+    tenant: TenantDep,
+    container: ContainerDep,
+    reason: Annotated[
+        str | None, Query(max_length=2000, description="Why (recorded in the channel's history)")
+    ] = None,
+) -> ChannelRemoved:
     with transaction(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
-        done = channel_service.remove_channel(conn, channel, now=container.now())
+        done = channel_service.remove_channel(
+            conn, channel, actor=f"api:{tenant.name}", now=container.now(), reason=reason
+        )
     return ChannelRemoved(
         name=done.channel,
         archived_as=done.archived_as,
