@@ -70,6 +70,7 @@ from offers_bench_support import (
     changed_values,
     create_tenant,
     fresh_database,
+    go_live,
     peak_rss_mb,
     per_s,
     quiet_logs,
@@ -529,6 +530,7 @@ def run(
                         endpoint=server.url,
                         token_endpoint=server.url,
                     )
+                    go_live(conn, channel.id)
                 rig = Rig(engine, state, clock, tenant_id, channel.id, seller, keyring, registry)
                 setup_seconds = time.perf_counter() - setup_started
                 rss_setup = peak_rss_mb()

@@ -72,6 +72,7 @@ from offers_bench_support import (
     changed_values,
     create_tenant,
     fresh_database,
+    go_live,
     peak_rss_mb,
     per_s,
     quiet_logs,
@@ -513,6 +514,7 @@ def run(
                         now=START,
                         options=options,
                     )
+                    go_live(conn, channel.id)
                 settings = MiraklSettings.from_dict(channel.settings)
                 rig = Rig(engine, state, clock, tenant_id, channel.id, settings, keyring, registry)
                 setup_seconds = time.perf_counter() - setup_started

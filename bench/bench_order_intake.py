@@ -194,13 +194,13 @@ def _new_channel(engine: Engine, now: datetime) -> Channel:
                 tenant_id=tenant_id,
                 name="bench-mirakl",
                 connector="mirakl",
-                lifecycle_state="active",
+                lifecycle_state="live",
                 settings={},
                 created_at=now,
             )
             .returning(channels.c.id)
         ).scalar_one()
-    return Channel(channel_id, tenant_id, "bench-mirakl", "mirakl", "active", {})
+    return Channel(channel_id, tenant_id, "bench-mirakl", "mirakl", "live", {})
 
 
 class _Side:
@@ -348,6 +348,7 @@ class _Raw(_Side):
                     "billing_address": o.billing_address.as_dict() if o.billing_address else None,
                     "attributes": dict(o.attributes),
                     "third_party_managed": False,
+                    "is_test": False,
                     "marketplace_created_at": o.created_at,
                     "marketplace_updated_at": o.updated_at,
                     "created_at": now,

@@ -29,10 +29,10 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
-from tradelane.domain.channels import Flow
+from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.logging import configure_logging
 from tradelane.persistence.db import normalize_url
-from tradelane.persistence.tables import jobs, offer_bindings, products, tenants
+from tradelane.persistence.tables import channels, jobs, offer_bindings, products, tenants
 from tradelane.security.crypto import KeyRing
 from tradelane.services.outbox import mark_offers_dirty
 from tradelane.sync.jobs import JobSpec, JobState, enqueue
@@ -53,6 +53,16 @@ class SimClock:
 
     def __call__(self) -> datetime:
         return self.current
+
+
+def go_live(conn: sa.Connection, channel_id: int) -> None:
+    """Put the bench's channel straight in Live, as an operator would after Setup and Testing (a new
+    channel starts in Setup, where nothing is sent). The lifecycle is not what these benches measure."""
+    conn.execute(
+        sa.update(channels)
+        .where(channels.c.id == channel_id)
+        .values(lifecycle_state=LifecycleState.LIVE.value)
+    )
 
 
 def _other_threads_cpu() -> float:
