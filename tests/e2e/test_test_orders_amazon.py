@@ -11,7 +11,7 @@ from test_amazon_order_loop import AmazonWorld, world  # noqa: F401  (the world 
 
 from tradelane.services.channels import get_channel_by_id
 from tradelane.services.order_updates import record_shipment
-from tradelane.services.test_orders import LineSpec, create_test_order, report
+from tradelane.services.test_orders import CARRIER_AS_GIVEN, LineSpec, create_test_order, report
 
 
 def test_amazon_test_order_is_verified_without_a_call_and_missing_tracking_is_a_problem(
@@ -56,6 +56,8 @@ def test_amazon_test_order_is_verified_without_a_call_and_missing_tracking_is_a_
     package = request["body"]["packageDetail"]
     assert request["body"]["marketplaceId"] == "A1PA6795UKMFR9"
     assert (package["carrierCode"], package["trackingNumber"]) == ("UPS", "1Z999AA10123456784")
+    # Amazon lists no carrier codes: the report must not claim UPS travels as a free name
+    assert update["carrier"] == {"from": "UPS", "to": "UPS", "as": CARRIER_AS_GIVEN}
     assert package["orderItems"] == [{"orderItemId": tracked["lines"][0]["line_id"], "quantity": 2}]
 
     [refused] = bad["updates"]

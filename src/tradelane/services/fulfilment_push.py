@@ -340,7 +340,13 @@ def ship(ctx: JobContext, channel: Channel, open_session: OpenFulfilmentSession)
             shipped_at=now,
         )
         if order["is_test"]:
-            carrier = {"from": payload.get("carrier"), "code": code, "name": name}
+            # codes_listed: False where the connector publishes no carrier codes and converts names itself
+            carrier = {
+                "from": payload.get("carrier"),
+                "code": code,
+                "name": name,
+                "codes_listed": carrier_known is not None,
+            }
             return _not_sent(
                 ctx,
                 session,

@@ -344,6 +344,19 @@ def _delivery_problems(
     return [f"not delivered yet: {states}"]
 
 
+#: How the carrier travels when the connector lists no carrier codes to check it against (Amazon): the
+#: connector converts the name itself, and the request it would send says what it made of it.
+CARRIER_AS_GIVEN = "given: the connector converts it — see the carrier in the request"
+
+
+def _carrier_as(carrier: Mapping[str, Any]) -> str:
+    """``carrier code`` (one the marketplace lists), ``carrier name`` (a free name: no code it knows) or
+    :data:`CARRIER_AS_GIVEN` (no list of codes: the connector converts it, so neither can be said)."""
+    if carrier.get("code"):
+        return "carrier code"
+    return "carrier name" if carrier.get("codes_listed", True) else CARRIER_AS_GIVEN
+
+
 def _update_report(update: Mapping[str, Any], result: Any) -> dict[str, Any]:
     """One update of a test order as the report shows it."""
     result = result if isinstance(result, Mapping) else {}
@@ -370,7 +383,7 @@ def _update_report(update: Mapping[str, Any], result: Any) -> dict[str, Any]:
             {
                 "from": carrier.get("from"),
                 "to": carrier.get("code") or carrier.get("name"),
-                "as": "carrier code" if carrier.get("code") else "carrier name",
+                "as": _carrier_as(carrier),
             }
             if isinstance(carrier, Mapping) and carrier.get("from")
             else None

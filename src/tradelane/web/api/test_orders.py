@@ -61,7 +61,11 @@ class DeliveryOut(BaseModel):
 class CarrierOut(BaseModel):
     from_: str | None = Field(alias="from", description="The carrier as the merchant system named it.")
     to: str | None = Field(description="What the marketplace would receive.")
-    as_: str = Field(alias="as", description="`carrier code` (one the marketplace knows) or `carrier name`.")
+    as_: str = Field(
+        alias="as",
+        description="`carrier code` (one the marketplace lists), `carrier name` (a free name) or, where the "
+        "marketplace lists no codes, `given: ...` (the connector converts it: see the request).",
+    )
 
 
 class TestUpdateOut(BaseModel):
