@@ -249,7 +249,10 @@ def test_sync_errors_stop_on_holiday_then_revert(world: World) -> None:
     assert list(errors) == ["SKU-3"] and errors["SKU-3"]["reason"]
     assert "SKU-3" in stopped.message
     assert world.state.shop(SHOP_ID).closed_from is not None  # still on holiday
-    assert ("cutover.problem", f"[{channel.name}] cutover stopped at step 5 (sync)") in notified(world)
+    assert (
+        "cutover.problem",
+        f"[{channel.name}] cutover stopped at step 5 (sync): the marketplace refused 1 of 4 offers",
+    ) in notified(world)
     # run again: the sync is retried (a new attempt), still refused
     again = advance_until(world, channel, lambda c: c.status == "stopped" and c.data["sync"]["attempt"] == 1)
     assert again.step == 5

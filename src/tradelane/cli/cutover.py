@@ -4,9 +4,13 @@ marketplace account (see :mod:`tradelane.services.cutover`).
 ``run`` takes the cutover as far as it goes: it calls the service's ``advance`` in this process and,
 while a step waits (outstanding orders, imports, the initial sync, the live test order), shows the step
 and its live count and calls it again — running ready jobs here (like ``tradelane worker --burst``, with
-the initial sync's progress bar) — for at most ``--wait-minutes``; ``--no-wait`` returns at once. Every
-``run`` resumes where the last one stopped. Exit codes: 0 done or waiting (resumable), 2 stopped (a
-step needs someone: errors listed) or refused (no confirmation of step 1).
+the initial sync's progress bar; at step 6 it also queues the channel's orders poll, so the live test
+order is imported, delivered and its status update confirmed by this command alone) — for at most
+``--wait-minutes``; ``--no-wait`` returns at once. Every ``run`` resumes where the last one stopped.
+One run works on a cutover at a time: while another (a second ``run``, the engine's ``cutover.advance``
+job) is at work, ``run`` and ``revert`` say so and exit 3 (try again); a ``run`` already waiting just
+looks again later. Exit codes: 0 done or waiting (resumable), 2 stopped (a step needs someone: errors
+listed) or refused (no confirmation of step 1), 3 busy (another run is working on it).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ cutover_app = typer.Typer(
     help="Take over a live marketplace account from another integrator.", no_args_is_help=True
 )
 
+#: Exit code of ``run`` / ``revert`` when another run is working on the cutover.
+BUSY = 3
 STATE_STYLE = {"done": "green", "waiting": "yellow", "running": "cyan", "failed": "red", "pending": "dim"}
 
 
@@ -155,6 +161,8 @@ def _advance(
             scheduled_at=scheduled,
             holiday_days=holiday_days,
         )
+    except cutover.CutoverBusy as exc:
+        fail(f"{channel.name}: {exc}", code=BUSY)
     except TradelaneError as exc:
         fail(f"{channel.name}: {exc}", code=2)
 
@@ -197,10 +205,17 @@ def _wait(
             app.engine, app.registry, app.now, config, services={**app.extras, OFFER_SYNC_PROGRESS: report}
         )
         while found.status == cutover.WAITING and time.monotonic() < deadline:
+            cutover.poll_orders_now(_deps(app), channel)  # step 6 only: the live test order
             ran = worker.run_once()
             if not ran:
                 time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-            found = _advance(app, channel, False, None, holiday_days)
+            try:
+                found = cutover.advance(_deps(app), channel, holiday_days=holiday_days)
+            except cutover.CutoverBusy as busy:  # the engine's job is looking: look again later
+                progress.update(task, description=f"step {found.step}: {busy}"[:200])
+                continue
+            except TradelaneError as exc:
+                fail(f"{channel.name}: {exc}", code=2)
             outstanding = found.data.get("outstanding") if found.step == 2 else None
             total = outstanding["total"] if outstanding else None
             progress.update(task, description=f"step {found.step} ({found.status}): {found.message}"[:200])
@@ -263,6 +278,8 @@ def cutover_revert(
         while True:
             try:
                 found = cutover.revert(_deps(app), channel, reason=reason)
+            except cutover.CutoverBusy as exc:
+                fail(f"{channel.name}: {exc}", code=BUSY)
             except TradelaneError as exc:
                 fail(f"{channel.name}: {exc}", code=2)
             if found.status == cutover.REVERTED or no_wait or time.monotonic() >= deadline:

@@ -48,14 +48,22 @@ count of outstanding orders), :mod:`.cutover_revert`, :mod:`.cutover_remote` (th
 command, offer pushes tracked across calls), :mod:`.cutover_jobs` (the engine's ``cutover.advance``).
 
 Every step's start, finish, wait and problem is audited (``cutover.<step>``, :mod:`.audit`) and every
-completed step and problem is notified (:func:`tradelane.services.notifications.notify`), in the same
-transaction as the change.
+completed step and problem is notified (:func:`tradelane.services.notifications.notify`; an email an
+operator reads on its own: channel, step, what happened, what next), in the same transaction as the
+change. The cutover's own flow changes go through :mod:`.channel_lifecycle` (``set_flow``, ``pause``):
+audited like any flow change, as the run's actor, reason ``cutover step N``.
+
+One run at a time: ``advance`` and ``revert`` take the cutover's claim (:func:`claim`, a token with an
+expiry in ``data["claim"]``, renewed at every save) and drop it when they return; another run meanwhile
+gets :class:`CutoverBusy` and does nothing (the CLI says so, the ``cutover.advance`` job looks again).
+Local test orders (``orders.is_test``) count neither as outstanding (step 2) nor for step 6.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+import re
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -94,10 +102,10 @@ from tradelane.persistence.tables import (
     products,
 )
 from tradelane.security.crypto import KeyRing
-from tradelane.services import audit, cutover_plan, notifications, order_intake
+from tradelane.services import audit, channel_lifecycle, cutover_plan, notifications, order_intake
 from tradelane.services import offers as offer_service
 from tradelane.services import orders as order_service
-from tradelane.services.channels import Channel, set_enabled, set_paused
+from tradelane.services.channels import Channel, run_flow_now
 from tradelane.services.cutover_plan import count_outstanding, holiday_text
 from tradelane.services.cutover_remote import OfferPush, open_connector
 from tradelane.sync.jobs import JobSpec, enqueue
@@ -132,6 +140,26 @@ ACTIVE, WAITING, STOPPED, DONE, REVERTING, REVERTED = (
 
 class CutoverError(ValidationError):
     """The cutover cannot do what was asked (no cutover, already reverted, a step refused...)."""
+
+
+#: How long a run's claim on a cutover holds without being renewed (every save renews it): a run that
+#: died holding it keeps others out for at most this long.
+CLAIM_SECONDS = 300
+
+
+class CutoverBusy(ConflictError):
+    """Another run (a CLI's ``run`` or ``revert``, the API, the engine's ``cutover.advance`` job) holds
+    the cutover's claim: nothing was done; try again after ``retry_after`` seconds at the latest."""
+
+    def __init__(self, channel: Channel, claim: dict[str, Any], now: datetime) -> None:
+        until = datetime.fromisoformat(claim["until"])
+        self.claim = claim
+        self.retry_after = max(0.0, (until - now).total_seconds())
+        super().__init__(
+            f"another run ({claim.get('by')}) is working on step {claim.get('step')} of the cutover of "
+            f"{channel.name} since {claim.get('since')}, try again (its claim lapses at {claim['until']} "
+            "if that run died)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,12 +324,57 @@ def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
     return cutover_plan.plan(deps, channel)
 
 
+# --- the claim: one run at a time ------------------------------------------------------------------
+
+
+def claim(deps: Deps, channel: Channel, cutover_id: int) -> Cutover:
+    """Take the cutover's claim for one run (``data["claim"]``: a token, who, the step, since when,
+    until when) and return the cutover with it, or raise :class:`CutoverBusy` while another run's claim
+    is unexpired. The row is read with ``FOR UPDATE`` (PostgreSQL) inside a write transaction (``BEGIN
+    IMMEDIATE`` on SQLite), so two runs never both take it. Every :meth:`Run.save` renews it;
+    :func:`release` drops it."""
+    now = deps.clock()
+    with deps.engine.begin() as conn:
+        row = conn.execute(sa.select(cutovers).where(cutovers.c.id == cutover_id).with_for_update()).one()
+        data = dict(row.data)
+        held = data.get("claim")
+        if held and datetime.fromisoformat(held["until"]) > now:
+            raise CutoverBusy(channel, held, now)
+        data["claim"] = {
+            "token": uuid.uuid4().hex,
+            "by": deps.actor,
+            "step": row.step,
+            "since": now.isoformat(),
+            "until": (now + timedelta(seconds=CLAIM_SECONDS)).isoformat(),
+        }
+        conn.execute(sa.update(cutovers).where(cutovers.c.id == cutover_id).values(data=data))
+        found = conn.execute(sa.select(cutovers).where(cutovers.c.id == cutover_id)).one()
+    return _row(found)
+
+
+def release(engine: Engine, cutover_id: int, token: str) -> None:
+    """Drop the claim ``token`` holds (nothing when another run's claim replaced it)."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(cutovers.c.data).where(cutovers.c.id == cutover_id).with_for_update()
+        ).first()
+        if row is None:
+            return
+        data = dict(row.data)
+        if (data.get("claim") or {}).get("token") != token:
+            return
+        data.pop("claim")
+        conn.execute(sa.update(cutovers).where(cutovers.c.id == cutover_id).values(data=data))
+
+
 # --- persistence helpers --------------------------------------------------------------------------
 
 
 class Run:
-    """One call of :func:`advance` / :func:`revert` on one cutover: the row's state in memory, written
-    back by :meth:`save` (with the audit events and notifications of what changed)."""
+    """One call of :func:`advance` / :func:`revert` on one cutover, holding its claim (:func:`claim`;
+    ``cutover`` is the claimed row): the row's state in memory, written back by :meth:`save` (with the
+    audit events and notifications of what changed), which renews the claim — or raises
+    :class:`CutoverBusy` when the claim lapsed and another run took it (nothing written)."""
 
     def __init__(self, deps: Deps, channel: Channel, cutover: Cutover) -> None:
         self.deps = deps
@@ -309,6 +382,7 @@ class Run:
         self.c = cutover
         self.steps = {k: dict(v) for k, v in cutover.steps.items()}
         self.data = dict(cutover.data)
+        self.token = str(self.data["claim"]["token"])
         self.values: dict[str, Any] = {}
         self._connector: MarketplaceConnector | None = None
         self._cm: Any = None
@@ -337,6 +411,23 @@ class Run:
                 self.save(own, **values)
             return
         self.values.update(values)
+        held = conn.execute(
+            sa.select(cutovers.c.data, cutovers.c.step).where(cutovers.c.id == self.c.id).with_for_update()
+        ).one()
+        claimed = dict(held.data).get("claim") or {}
+        if claimed.get("token") != self.token:
+            raise (
+                CutoverBusy(self.channel, claimed, self.now)
+                if claimed
+                else CutoverError(
+                    f"this run's claim on cutover {self.c.id} of {self.channel.name} lapsed: run again"
+                )
+            )
+        self.data["claim"] = {
+            **claimed,
+            "step": self.values.get("step", held.step),
+            "until": (self.now + timedelta(seconds=CLAIM_SECONDS)).isoformat(),
+        }
         conn.execute(
             sa.update(cutovers)
             .where(cutovers.c.id == self.c.id)
@@ -395,7 +486,12 @@ class Run:
             channel_id=self.channel.id,
             event="cutover.step_done",
             subject=f"[{self.channel.name}] cutover step {n} ({STEPS[n]}) done",
-            body=f"{TITLES[n]}: {message}",
+            body=self._email(n, f"step {n} of {len(STEPS)} done: {TITLES[n]}.", message, details)
+            + (
+                f"\n\nNext: step {n + 1}, {TITLES[n + 1].lower()}."
+                if n + 1 in STEPS
+                else "\n\nThe cutover is complete: tradelane now runs this account."
+            ),
             details={"cutover_id": self.c.id, "step": n, **jsonable(details)},
             now=self.now,
         )
@@ -409,11 +505,37 @@ class Run:
             tenant_id=self.channel.tenant_id,
             channel_id=self.channel.id,
             event="cutover.problem",
-            subject=f"[{self.channel.name}] cutover stopped at step {n} ({STEPS[n]})",
-            body=message,
+            subject=f"[{self.channel.name}] cutover stopped at step {n} ({STEPS[n]}): {headline(message)}",
+            body=self._email(n, f"stopped at step {n} of {len(STEPS)}: {TITLES[n]}.", message, details)
+            + "\n\nNothing moves until someone acts: fix the cause, then run "
+            f"`tradelane cutover run {self.channel.name}` again to retry the step, or "
+            f"`tradelane cutover revert {self.channel.name}` to put the account back as it was found.",
             details={"cutover_id": self.c.id, "step": n, **jsonable(details)},
             now=self.now,
         )
+
+    def _email(self, n: int, what: str, message: str, details: dict[str, Any]) -> str:
+        """An email body an operator reads on its own: which cutover, channel and step, what happened
+        (the step's message), the offers refused one per line, where to look."""
+        lines = [
+            f"Cutover {self.c.id} of channel {self.channel.name} ({self.channel.connector}): {what}",
+            "",
+            f"What happened: {message}",
+        ]
+        errors = details.get("errors") or {}
+        if errors:
+            lines += ["", f"Refused offers ({len(errors)}):"]
+            for sku, reason in sorted(errors.items())[:50]:
+                shown = " / ".join(reason) if isinstance(reason, (list, tuple)) else str(reason)
+                lines.append(f"  - {sku}: {shown}")
+            if len(errors) > 50:
+                lines.append(f"  ... and {len(errors) - 50} more (`tradelane cutover status`)")
+        lines += [
+            "",
+            f"Every step: `tradelane cutover status {self.channel.name}`; the audit log: "
+            f"`tradelane cutover log {self.channel.name}`.",
+        ]
+        return "\n".join(lines)
 
     def _audit(self, conn: Connection, n: int, phase: str, reason: str | None, details: Any = None) -> None:
         audit.record(
@@ -426,6 +548,12 @@ class Run:
             reason=reason,
             details={"cutover_id": self.c.id, "step": n, "phase": phase, **jsonable(details or {})},
         )
+
+
+def headline(message: str, limit: int = 120) -> str:
+    """The first clause of a step's message (up to ``; ``, `` (`` or ``: ``), for a subject line."""
+    first = re.split(r"; | \(|: ", message, maxsplit=1)[0].strip()
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _text(value: str | None) -> str | None:
@@ -505,7 +633,8 @@ def advance(
 ) -> Cutover:
     """Create the channel's cutover if it has none (or only a reverted one) and take it as far as it
     goes now; returns it (``status`` waiting, stopped or done; the current step's message says why).
-    A stopped cutover (step 5's errors) retries its sync; a done or reverting one is returned as is."""
+    A stopped cutover (step 5's errors) retries its sync; a done or reverting one is returned as is.
+    One run at a time (:func:`claim`): :class:`CutoverBusy` (nothing done) while another works on it."""
     now = deps.clock()
     with deps.engine.begin() as conn:
         cutover = current(conn, channel.id)
@@ -521,7 +650,7 @@ def advance(
             )
     if cutover.status in (DONE, REVERTING):
         return cutover
-    run = Run(deps, channel, cutover)
+    run = Run(deps, channel, claim(deps, channel, cutover.id))
     try:
         handlers: dict[int, Callable[[Run], bool]] = {
             1: lambda r: _step_schedule(r, previous_integrator_disabled),
@@ -552,6 +681,7 @@ def advance(
                     )
     finally:
         run.close()
+        release(deps.engine, cutover.id, run.token)
     with deps.engine.connect() as conn:
         found = current(conn, channel.id)
     assert found is not None
@@ -620,7 +750,7 @@ def _step_schedule(run: Run, confirmed: bool) -> bool:
                 r.flow: {"enabled": r.enabled, "paused": r.paused, "pause_reason": r.pause_reason}
                 for r in rows
             }
-        set_paused(conn, run.channel, list(MOVED_FLOWS), True)
+        pause_flows(conn, run, MOVED_FLOWS, True, reason="cutover step 1")
         run.finish(
             conn,
             1,
@@ -880,7 +1010,7 @@ def _step_sync(run: Run) -> bool:
             sync["attempt"] = int(sync.get("attempt", 0)) + 1
             sync.pop("job_id", None)
             sync["errors"] = {}
-        set_paused(conn, run.channel, [Flow.OFFERS], False)
+        pause_flows(conn, run, [Flow.OFFERS], False, reason="cutover step 5")
         if sync.get("job_id") is None:
             sync["job_id"] = _sync_job(conn, run, int(sync["attempt"]))
         job = conn.execute(
@@ -950,31 +1080,52 @@ def _progress_text(counts: dict[str, int]) -> str:
     )
 
 
-def _enable_flows(conn: Connection, run: Run) -> None:
-    """Enable and resume the regular flows (through the lifecycle service when it is installed)."""
-    try:
-        set_flow = getattr(importlib.import_module("tradelane.services.channel_lifecycle"), "set_flow", None)
-    except ImportError:
-        set_flow = None
-    for flow in REGULAR_FLOWS:
-        if set_flow is not None:
-            set_flow(
-                conn, run.channel, flow, True, actor=run.deps.actor, reason=f"cutover {run.c.id}", now=run.now
+def pause_flows(
+    conn: Connection, run: Run, flows: Iterable[Flow], paused: bool, *, reason: str
+) -> list[Flow]:
+    """Pause (or resume) those of ``flows`` that are not so already, through
+    :func:`tradelane.services.channel_lifecycle.pause` — audited (``flow.pause`` / ``flow.resume``) as
+    the run's actor with ``reason`` — and return them; nothing recorded when none changes."""
+    wanted = [f.value for f in flows]
+    other = set(
+        conn.execute(
+            sa.select(channel_flows.c.flow).where(
+                channel_flows.c.channel_id == run.channel.id,
+                channel_flows.c.flow.in_(wanted),
+                channel_flows.c.paused != paused,
             )
-        else:
-            set_enabled(conn, run.channel, flow, True)
-    set_paused(conn, run.channel, list(REGULAR_FLOWS), False)
+        ).scalars()
+    )
+    changing = [Flow(f) for f in wanted if f in other]
+    if not changing:
+        return []
+    return channel_lifecycle.pause(
+        conn, run.channel, changing, paused, actor=run.deps.actor, now=run.now, reason=reason
+    )
+
+
+def _enable_flows(conn: Connection, run: Run) -> None:
+    """Enable and resume the regular flows, audited like any flow change (``flow.enable``,
+    ``flow.resume``; reason ``cutover step 6``)."""
+    for flow in REGULAR_FLOWS:
+        channel_lifecycle.set_flow(
+            conn, run.channel, flow, True, actor=run.deps.actor, reason="cutover step 6", now=run.now
+        )
+    pause_flows(conn, run, REGULAR_FLOWS, False, reason="cutover step 6")
 
 
 def confirmations(conn: Connection, channel: Channel, cutoff: datetime, since: datetime) -> dict[str, Any]:
-    """Step 6's two checks: an order created at/after ``cutoff`` delivered to the merchant system, and an
-    update of one of the channel's orders recorded since ``since`` and confirmed by the marketplace."""
+    """Step 6's two checks: a marketplace order created at/after ``cutoff`` delivered to the merchant
+    system, and an update of one of the channel's marketplace orders recorded since ``since`` and
+    confirmed by the marketplace. Local test orders (``orders.is_test``, never sent to the marketplace)
+    count for neither."""
     from tradelane.services.order_updates import list_updates
 
     test_order = conn.execute(
         sa.select(orders.c.marketplace_order_id)
         .where(
             orders.c.channel_id == channel.id,
+            orders.c.is_test.is_(False),
             orders.c.marketplace_created_at >= cutoff,
             orders.c.merchant_status == MerchantStatus.DELIVERED.value,
         )
@@ -984,7 +1135,7 @@ def confirmations(conn: Connection, channel: Channel, cutoff: datetime, since: d
     confirmed: str | None = None
     candidates = conn.execute(
         sa.select(orders.c.id, orders.c.marketplace_order_id)
-        .where(orders.c.channel_id == channel.id)
+        .where(orders.c.channel_id == channel.id, orders.c.is_test.is_(False))
         .order_by(orders.c.id)
     ).all()
     for order in candidates:
@@ -1036,7 +1187,8 @@ def _instructions(run: Run, found: dict[str, Any]) -> str:
     if not found["test_order"]:
         todo.append(
             f"place a live test order on {run.channel.name} (any listed SKU, quantity 1); it must be "
-            "imported and delivered to the merchant system (the orders flow polls it)"
+            "imported and delivered to the merchant system (the orders flow polls it: a worker, or "
+            "`tradelane cutover run` while it waits)"
         )
     else:
         todo.append(f"test order {found['test_order']} delivered ✓")
@@ -1049,6 +1201,19 @@ def _instructions(run: Run, found: dict[str, Any]) -> str:
     else:
         todo.append(f"{found['status_update']} confirmed ✓")
     return f"{off}, flows enabled; waiting for: " + "; ".join(todo)
+
+
+def poll_orders_now(deps: Deps, channel: Channel) -> int | None:
+    """While the channel's cutover waits at step 6 (the live test order, the status update), queue its
+    orders poll to run now (coalesced with a pending one, :func:`~tradelane.services.channels.run_flow_now`)
+    and return the job id; None otherwise. A process running the ready jobs — the CLI's ``run`` — then
+    imports the test order, delivers it to the merchant system, pushes the status update and reads its
+    confirmation by itself, without a scheduling worker elsewhere."""
+    with deps.engine.begin() as conn:
+        found = current(conn, channel.id)
+        if found is None or found.status != WAITING or found.step != 6:
+            return None
+        return run_flow_now(conn, channel, Flow.ORDERS, full=False, now=deps.clock()).job_id
 
 
 # --- revert ---------------------------------------------------------------------------------------

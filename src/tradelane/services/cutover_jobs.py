@@ -7,7 +7,9 @@ order) without anyone calling ``run`` again.
 cutover waiting or reverting — never while step 1 waits for the operator's confirmation (only a person
 gives it), at the scheduled date when step 1 waits for it. The job calls ``advance`` (or ``revert``)
 once, as actor :data:`~tradelane.services.audit.SYSTEM`, and follows again. The CLI's ``run`` does the
-same in its own process; both at once repeat nothing that is not idempotent.
+same in its own process; only one works on the cutover at a time (its claim,
+:func:`~tradelane.services.cutover.claim`): a job that finds another run at work does nothing and
+looks again :data:`POLL_SECONDS` later (or when that run's claim lapses, if sooner).
 """
 
 from __future__ import annotations
@@ -56,6 +58,22 @@ def follow(conn: Connection, found: cutover.Cutover, *, now: datetime) -> int | 
     return queued.job_id
 
 
+def look_again(conn: Connection, found: cutover.Cutover, *, now: datetime, after: float) -> int:
+    """Queue a look at ``found`` in ``after`` seconds, whatever it waits on (another run held it)."""
+    return enqueue(
+        conn,
+        JobSpec(
+            tenant_id=found.tenant_id,
+            kind=KIND,
+            payload={"cutover_id": found.id},
+            channel_id=found.channel_id,
+            dedupe_key=f"{KIND}:{found.channel_id}",
+            run_at=now + timedelta(seconds=max(after, 1.0)),
+        ),
+        now=now,
+    ).job_id
+
+
 def advance_job(ctx: JobContext) -> dict[str, Any]:
     """``cutover.advance``: one ``advance`` (or ``revert`` step) of the job's cutover, then follow."""
     cutover_id = int(ctx.job.payload["cutover_id"])
@@ -72,12 +90,19 @@ def advance_job(ctx: JobContext) -> dict[str, Any]:
     deps = cutover.Deps(
         engine=ctx.engine, clock=ctx.clock, keyring=ctx.services["keyring"], actor=audit.SYSTEM
     )
-    if latest.status == cutover.REVERTING:
-        found = cutover.revert(deps, channel)
-    elif latest.status in (cutover.WAITING, cutover.ACTIVE):
-        found = cutover.advance(deps, channel)
-    else:
-        return {"status": latest.status, "step": latest.step}
+    try:
+        if latest.status == cutover.REVERTING:
+            found = cutover.revert(deps, channel)
+        elif latest.status in (cutover.WAITING, cutover.ACTIVE):
+            found = cutover.advance(deps, channel)
+        else:
+            return {"status": latest.status, "step": latest.step}
+    except cutover.CutoverBusy as busy:
+        with ctx.transaction() as conn:
+            job_id = look_again(conn, latest, now=ctx.now(), after=min(POLL_SECONDS, busy.retry_after))
+            result = {"busy": str(busy), "next_look": job_id}
+            ctx.complete_in(conn, result)
+        return result
     with ctx.transaction() as conn:
         follow(conn, found, now=ctx.now())
         result = {"status": found.status, "step": found.step}

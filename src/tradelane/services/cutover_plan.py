@@ -6,7 +6,8 @@ SKUs to sync, the holiday mode and what each step will do. Nothing here writes, 
 (``fetch_orders`` without a cursor, every page) — as pending, awaiting acceptance, awaiting payment
 (Amazon's withheld Pending orders counted through ``withheld``), to ship or partially shipped, plus the
 hub's own orders of the channel in those states (Third Party Managed ones aside) or ready but not yet
-delivered to the merchant system.
+delivered to the merchant system. Local test orders (``orders create-test``: never on the marketplace,
+nobody ships them there) are not counted.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def count_outstanding(
             .select_from(orders)
             .where(
                 orders.c.channel_id == channel.id,
+                orders.c.is_test.is_(False),
                 sa.or_(
                     orders.c.state.in_([s.value for s in OUTSTANDING_STATES])
                     & (orders.c.merchant_status != MerchantStatus.THIRD_PARTY_MANAGED.value),

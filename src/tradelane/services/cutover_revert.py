@@ -23,8 +23,8 @@ from tradelane.connectors.base import ListedOffer, OfferUpdate, Operation
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import NotFoundError, RetryableError
 from tradelane.persistence.tables import jobs, orders
-from tradelane.services import audit, notifications
-from tradelane.services.channels import Channel, set_enabled, set_paused
+from tradelane.services import audit, channel_lifecycle, notifications
+from tradelane.services.channels import Channel
 from tradelane.services.cutover import (
     MOVED_FLOWS,
     REVERTED,
@@ -34,9 +34,12 @@ from tradelane.services.cutover import (
     CutoverError,
     Deps,
     Run,
+    claim,
     current,
     jsonable,
+    pause_flows,
     push_offers,
+    release,
     reload_cutover,
     snapshot,
     update_of,
@@ -47,14 +50,16 @@ def revert(deps: Deps, channel: Channel, *, reason: str | None = None) -> Cutove
     """Put the account back as the cutover found it, as far as the marketplace allows (see the module
     docstring); resumable: returns the cutover ``reverting`` while imports run, ``reverted`` with its
     ``revert_report`` at the end. :class:`NotFoundError` without a cutover, :class:`CutoverError` when it
-    is reverted already."""
+    is reverted already, :class:`~tradelane.services.cutover.CutoverBusy` (nothing done) while another
+    run works on it. Its flow changes are audited (``flow.pause``/``flow.resume``/``flow.enable``/
+    ``flow.disable``, reason ``cutover N revert``)."""
     with deps.engine.begin() as conn:
         cutover = current(conn, channel.id)
         if cutover is None:
             raise NotFoundError(f"channel {channel.name} has no cutover")
         if cutover.status == REVERTED:
             raise CutoverError(f"cutover {cutover.id} of {channel.name} is reverted already")
-    run = Run(deps, channel, cutover)
+    run = Run(deps, channel, claim(deps, channel, cutover.id))
     try:
         return _revert(run, reason)
     except RetryableError as exc:  # a 429 or a spent budget: the next call resumes
@@ -66,6 +71,7 @@ def revert(deps: Deps, channel: Channel, *, reason: str | None = None) -> Cutove
         return reload_cutover(run)
     finally:
         run.close()
+        release(deps.engine, cutover.id, run.token)
 
 
 def _revert(run: Run, reason: str | None) -> Cutover:
@@ -75,7 +81,7 @@ def _revert(run: Run, reason: str | None) -> Cutover:
         if run.c.status != REVERTING:
             report = {"from_status": run.c.status, "from_step": run.c.step, "message": "reverting"}
             run.data["revert"] = {}
-            set_paused(conn, channel, list(MOVED_FLOWS), True)
+            pause_flows(conn, run, MOVED_FLOWS, True, reason=f"cutover {run.c.id} revert")
             _cancel_sync(conn, run)
             audit.record(
                 conn,
@@ -151,10 +157,13 @@ def _revert(run: Run, reason: str | None) -> Cutover:
     with run.deps.engine.begin() as conn:
         _cancel_sync(conn, run)
         before = run.data.get("flows_before", {})
+        why = f"cutover {run.c.id} revert"
         for flow_name, was in before.items():
             flow = Flow(flow_name)
-            set_enabled(conn, channel, flow, bool(was["enabled"]))
-            set_paused(conn, channel, [flow], bool(was["paused"]))
+            channel_lifecycle.set_flow(
+                conn, channel, flow, bool(was["enabled"]), actor=run.deps.actor, reason=why, now=run.now
+            )
+            pause_flows(conn, run, [flow], bool(was["paused"]), reason=why)
         accepted = []
         if run.c.orders_cutoff is not None:
             accepted = list(

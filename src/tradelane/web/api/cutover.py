@@ -100,7 +100,7 @@ def cutover_status(name: ChannelName, tenant: TenantDep, container: ContainerDep
 @router.post(
     "/{name}/cutover/revert",
     summary="Restore the account as the cutover found it (resumable)",
-    responses=problem_responses(404, 502, 503),
+    responses=problem_responses(404, 409, 502, 503),
 )
 def revert_cutover(
     name: ChannelName, tenant: TenantDep, container: ContainerDep, body: Annotated[RevertIn, Body()]
