@@ -12,6 +12,11 @@ Channel health is handled here, for every connector: a handler that raises
 :class:`~tradelane.domain.errors.AuthenticationError` raises the channel's credentials alert and pauses
 its flows (the worker then dead-letters that one job, error kind ``auth``); a job claimed before its flow
 was paused goes back to the queue without running (a throttled retry, no attempt spent).
+
+So are the lifecycle and the flow switches: a marketplace job of a channel in Setup (except the
+read-only kinds, :data:`SETUP_READ_ONLY_KINDS`) or of a flow switched off (:data:`KIND_FLOWS`; a job
+queued before the switch) is completed as skipped — no marketplace call, and not a success of its flow
+(:data:`~tradelane.sync.scheduler.FLOW_NOT_RUN`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from tradelane.connectors.base import Capabilities, Operation
 from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
-from tradelane.domain.channels import LifecycleState
+from tradelane.domain.channels import Flow, LifecycleState
 from tradelane.domain.errors import AuthenticationError, PermanentError, RetryableError, ValidationError
 from tradelane.persistence.tables import channel_flows
 from tradelane.services import (
@@ -42,7 +47,7 @@ from tradelane.services.channels import AUTH_PAUSE, Channel, credentials_rejecte
 from tradelane.services.connector_session import ConnectorSession
 from tradelane.sync.context import JobContext
 from tradelane.sync.registry import Handler, JobRegistry
-from tradelane.sync.scheduler import FLOW_NOT_RUN
+from tradelane.sync.scheduler import FLOW_JOB_KINDS, FLOW_NOT_RUN
 
 #: A connector's own handler of a job kind.
 ChannelHandler = Callable[[JobContext, Channel], dict[str, Any] | None]
@@ -111,6 +116,47 @@ def listing_kinds() -> dict[str, GenericKind]:
 SETUP_READ_ONLY_KINDS: frozenset[str] = frozenset({reconciler.DRY_RUN, id_match.RUN})
 
 
+#: The flow each marketplace job kind belongs to — the one place that says it. A job of a flow switched
+#: off (``channel_flows.enabled`` false; e.g. queued before `channel flow NAME offers off`) is completed
+#: as skipped, with the reason, without calling the connector: Listings off sends no offer, Orders off
+#: polls and accepts nothing (nor reads messages and returns), Fulfillments off sends no update (an
+#: update queued before the switch shows ``skipped`` with that reason), Reconciler off removes nothing.
+#: Not listed, so they run whatever the switches: the import check (it reads the outcome of an import
+#: already sent), the reconciler's dry run (it is how the reconciler gets switched on) and the unique-ID
+#: match (read-only, prepares go-live).
+KIND_FLOWS: dict[str, Flow] = {
+    **{kind: Flow(flow) for flow, kind in FLOW_JOB_KINDS.items()},  # the scheduled run of each flow
+    "offers.delta": Flow.OFFERS,
+    "offers.full": Flow.OFFERS,
+    order_intake.POLL: Flow.ORDERS,
+    order_intake.ACCEPT: Flow.ORDERS,
+    feeds.MESSAGES: Flow.ORDERS,
+    feeds.RETURNS: Flow.ORDERS,
+    "fulfillments.ship": Flow.FULFILLMENTS,
+    "fulfillments.cancel": Flow.FULFILLMENTS,
+    "fulfillments.refund": Flow.FULFILLMENTS,
+    "fulfillments.label": Flow.FULFILLMENTS,
+    reconciler.RUN: Flow.RECONCILER,
+}
+
+#: What a flow switched off does not do, for the skip's reason.
+_OFF_MEANS: dict[Flow, str] = {
+    Flow.OFFERS: "no offer is sent to the marketplace",
+    Flow.ORDERS: "orders are neither read from nor accepted on the marketplace",
+    Flow.FULFILLMENTS: "the update is not sent to the marketplace",
+    Flow.RECONCILER: "no listing is removed from the marketplace",
+}
+
+
+def flow_off_reason(channel: Channel, flow: Flow) -> str:
+    """Why a job of ``flow``, switched off on ``channel``, was skipped (the job's ``skipped`` result, and
+    so the status detail of an order update it carried)."""
+    return (
+        f"flow {flow.value} is off on channel {channel.name}: {_OFF_MEANS[flow]} "
+        f"(`tradelane channel flow {channel.name} {flow.value} on` to switch it on)"
+    )
+
+
 def generic_kinds() -> dict[str, GenericKind]:
     """Every kind served by a service through the port."""
     return {**order_kinds(), **offer_and_fulfilment_kinds(), **listing_kinds()}
@@ -156,6 +202,7 @@ def _dispatcher(
         with ctx.engine.connect() as conn:
             channel = get_channel_by_id(conn, ctx.job.tenant_id, ctx.job.channel_id)
             paused = _paused_since_claim(conn, ctx)
+            switched_off = _switched_off(conn, channel, kind)
             test_order = test_orders.never_sent(conn, kind, ctx.job.payload)
         if channel.lifecycle_state == LifecycleState.DISABLED.value:
             return {"skipped": f"channel {channel.name} is disabled", FLOW_NOT_RUN: True}
@@ -167,6 +214,8 @@ def _dispatcher(
                 f"`tradelane channel activate {channel.name}`",
                 FLOW_NOT_RUN: True,  # not the flow's success
             }
+        if switched_off is not None:  # a job queued before its flow was switched off
+            return {"skipped": flow_off_reason(channel, switched_off), FLOW_NOT_RUN: True}
         if paused is not None:
             # E.g. another job of the channel met rejected credentials after this batch was claimed.
             raise RetryableError(
@@ -188,6 +237,19 @@ def _dispatcher(
             raise
 
     return handle
+
+
+def _switched_off(conn: Connection, channel: Channel, kind: str) -> Flow | None:
+    """The flow of ``kind`` (:data:`KIND_FLOWS`) when it is switched off on ``channel``, else None."""
+    flow = KIND_FLOWS.get(kind)
+    if flow is None:
+        return None
+    enabled = conn.execute(
+        sa.select(channel_flows.c.enabled).where(
+            channel_flows.c.channel_id == channel.id, channel_flows.c.flow == flow.value
+        )
+    ).scalar_one_or_none()
+    return flow if enabled is False else None
 
 
 def _paused_since_claim(conn: Connection, ctx: JobContext) -> str | None:

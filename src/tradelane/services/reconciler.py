@@ -46,6 +46,7 @@ from tradelane.services.connector_session import ConnectorSession
 from tradelane.services.listings import catalog_side, read_listings
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
+from tradelane.sync.scheduler import FLOW_NOT_RUN
 
 #: Job kinds: an operator's dry run, and the Reconciler flow's periodic run (scheduler FLOW_JOB_KINDS).
 DRY_RUN = "reconciler.dry_run"
@@ -432,16 +433,18 @@ def run_job(ctx: JobContext, channel: Channel, sessions: SessionOpener) -> dict[
     fails midway (a budget wait too long, a dropped connection) records nothing: its retry reads the
     listings again, so what an earlier attempt removed is no longer listed and not sent twice (a Mirakl
     deletion still being imported may be sent again; Mirakl reports it as an offer that no longer
-    exists)."""
+    exists). Skipped while the flow is off or no dry run was confirmed: then the flow did not run
+    (:data:`~tradelane.sync.scheduler.FLOW_NOT_RUN`, no last success)."""
     with ctx.engine.connect() as conn:
         on = _flow_on(conn, channel.id)
         confirmed = confirmed_report(conn, channel.id)
     if not on:
-        return {"skipped": f"the reconciler flow of {channel.name} is off"}
+        return {"skipped": f"the reconciler flow of {channel.name} is off", FLOW_NOT_RUN: True}
     if confirmed is None:
         return {
             "skipped": f"no confirmed dry run for {channel.name}: nothing is removed before an operator "
-            "confirms one (tradelane channel reconcile NAME, then --enable REPORT_ID)"
+            "confirms one (tradelane channel reconcile NAME, then --enable REPORT_ID)",
+            FLOW_NOT_RUN: True,
         }
     with sessions(ctx, channel) as session:
         connector = session.connector
