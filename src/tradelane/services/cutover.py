@@ -91,6 +91,7 @@ from tradelane.domain.errors import (
 )
 from tradelane.domain.orders import MerchantStatus
 from tradelane.http_edge import Exchange
+from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import (
     channel_flows,
     cutover_offers,
@@ -583,14 +584,15 @@ def start(
     holiday_mode: HolidayMode,
     now: datetime,
 ) -> Cutover:
-    """Create the channel's cutover at step 1 (:class:`ConflictError` when one not reverted exists)."""
-    existing = current(conn, channel.id)
-    if existing is not None and existing.status != REVERTED:
-        raise ConflictError(f"channel {channel.name} already has cutover {existing.id} ({existing.status})")
+    """Create the channel's cutover at step 1 (:class:`ConflictError` when one not reverted exists).
+
+    The unique index on open cutovers decides, not a prior read: of two runs creating the channel's
+    first cutover at the same instant, one inserts it and the other gets the :class:`ConflictError`
+    (on PostgreSQL it waits for the first to commit)."""
     if scheduled_at.tzinfo is None:
         raise ValidationError("the cutover date must carry a timezone")
     cutover_id = conn.execute(
-        sa.insert(cutovers)
+        insert_ignore(conn, cutovers)
         .values(
             tenant_id=channel.tenant_id,
             channel_id=channel.id,
@@ -605,7 +607,11 @@ def start(
             updated_at=now,
         )
         .returning(cutovers.c.id)
-    ).scalar_one()
+    ).scalar()
+    if cutover_id is None:
+        existing = current(conn, channel.id)
+        state = f"{existing.id} ({existing.status})" if existing is not None else "being created"
+        raise ConflictError(f"channel {channel.name} already has cutover {state}")
     audit.record(
         conn,
         tenant_id=channel.tenant_id,
@@ -640,14 +646,19 @@ def advance(
         cutover = current(conn, channel.id)
         if cutover is None or cutover.status == REVERTED:
             caps = get_connector(channel.connector).channel_capabilities(channel.settings)
-            cutover = start(
-                conn,
-                channel,
-                scheduled_at=scheduled_at or now,
-                actor=deps.actor,
-                holiday_mode=caps.holiday_mode,
-                now=now,
-            )
+            try:
+                cutover = start(
+                    conn,
+                    channel,
+                    scheduled_at=scheduled_at or now,
+                    actor=deps.actor,
+                    holiday_mode=caps.holiday_mode,
+                    now=now,
+                )
+            except ConflictError:  # another run created it meanwhile: work on that one (claimed below)
+                cutover = current(conn, channel.id)
+                if cutover is None:
+                    raise
     if cutover.status in (DONE, REVERTING):
         return cutover
     run = Run(deps, channel, claim(deps, channel, cutover.id))
