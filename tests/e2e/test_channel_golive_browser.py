@@ -1,7 +1,8 @@
 """A channel from Setup to Live in the dashboard (headless Chromium): the channels page links to the
 channel's page; "Save and activate" checks the credentials on the Mirakl sandbox and starts the testing
-period; a flow is switched off with a reason; Promote is refused while a unique-ID conflict exists and
-goes through with an override reason; the history shows every step with its actor."""
+period, whose length is then changed with a reason; a flow is switched off with a reason; Promote is
+refused while a unique-ID conflict exists and goes through with an override reason; the history shows
+every step with its actor."""
 
 from __future__ import annotations
 
@@ -52,6 +53,13 @@ def test_a_channel_goes_from_setup_to_live(stack: Stack, tab: Any) -> None:
     expect(tab.locator(".flash")).to_contain_text("shop-new: testing for 3 days")
     expect(tab.locator("[data-lifecycle-state]")).to_have_attribute("data-lifecycle-state", "testing")
 
+    period = tab.locator('form[data-form="testing-period"]')
+    period.locator('input[name="testing_days"]').fill("5")
+    period.locator('input[name="reason"]').fill("the merchant's promotion starts later")
+    period.get_by_role("button", name="Change the testing period").click()
+    expect(tab.locator(".flash")).to_contain_text("shop-new: testing for 5 days")
+    expect(tab.locator("#lifecycle")).to_contain_text("5 days")
+
     fulfillments = tab.locator('tr[data-flow="fulfillments"]')
     fulfillments.locator('input[name="reason"]').fill("the 3PL ships")
     fulfillments.get_by_role("button", name="Switch off").click()
@@ -67,9 +75,11 @@ def test_a_channel_goes_from_setup_to_live(stack: Stack, tab: Any) -> None:
     expect(tab.locator("[data-lifecycle-state]")).to_have_attribute("data-lifecycle-state", "live")
 
     history = tab.locator("#history tbody tr")
-    expect(history).to_have_count(4)  # newest first
+    expect(history).to_have_count(5)  # newest first
     expect(history.nth(0)).to_have_attribute("data-action", "lifecycle.promote")
     expect(history.nth(1)).to_have_attribute("data-action", "lifecycle.override")
     expect(history.nth(1)).to_contain_text("old SKUs, agreed with the merchant")
-    expect(history.nth(3)).to_contain_text("dashboard:acme")
+    expect(history.nth(3)).to_have_attribute("data-action", "lifecycle.testing_period")
+    expect(history.nth(3)).to_contain_text("the merchant's promotion starts later")
+    expect(history.nth(4)).to_contain_text("dashboard:acme")
     shoot(tab, "channel-golive")

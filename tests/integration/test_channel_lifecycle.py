@@ -335,3 +335,69 @@ def test_communication_frequency_is_recomputed_on_read(world: World) -> None:
     assert after.full_sync.basis.value == "measured"
     assert after.orders_seen.basis.value == "budget"
     assert after.sentences()[0].startswith("a full sync takes ~")
+
+
+def _change_period(world: World, channel: Channel, days: int, reason: str | None = "agreed") -> lc.Lifecycle:
+    with world.engine.begin() as conn:
+        return lc.set_testing_period(conn, channel, days, actor=ACTOR, now=world.clock(), reason=reason)
+
+
+def test_the_testing_period_is_changed_while_testing_and_an_ended_one_is_promoted(world: World) -> None:
+    channel = new_channel(world)
+    with pytest.raises(ConflictError, match="only a channel in testing has a testing period"):
+        _change_period(world, channel, 10)
+    started = world.clock()
+    activate(world, channel, days=30)
+    worker = Worker(
+        world.engine, world.registry, world.clock, WorkerConfig(schedule=True),
+        services={"keyring": world.keyring}, name="lifecycle-worker",
+    )  # fmt: skip
+    world.advance(3 * 86_400)
+    with pytest.raises(ValidationError, match="needs a reason"):
+        _change_period(world, channel, 10, reason=" ")
+    with pytest.raises(ValidationError, match="1-365 days"):
+        _change_period(world, channel, 0)
+    view = _change_period(world, channel, 10, reason="merchant wants to go live sooner")
+    assert (view.testing_days, view.testing_started_at, view.testing_ends_at) == (
+        10, started, started + timedelta(days=10),
+    )  # fmt: skip
+    with world.engine.connect() as conn:
+        [event] = audit.history(conn, channel.id, prefix=lc.TESTING_PERIOD)
+    assert (event.actor, event.reason) == (ACTOR, "merchant wants to go live sooner")
+    assert (event.details["from_days"], event.details["to_days"], event.details["already_over"]) == (
+        30,
+        10,
+        False,
+    )
+    worker.run(burst=True)
+    assert state_of(world, channel) == "testing"
+
+    # Two days ago is the end of a 1-day period: over, so the engine's next check promotes it.
+    assert _change_period(world, channel, 1).testing_ends_at == started + timedelta(days=1)
+    worker.run(burst=True)
+    assert state_of(world, channel) == "live"
+    with world.engine.connect() as conn:
+        promoted = audit.history(conn, channel.id, prefix=lc.PROMOTE)
+    assert [(e.actor, e.reason) for e in promoted] == [(audit.SYSTEM, "testing period ended")]
+    with pytest.raises(ConflictError, match="is live"):
+        _change_period(world, channel, 20)
+
+
+def test_a_shortened_period_still_waits_for_the_blockers(world: World) -> None:
+    channel = new_channel(world)
+    activate(world, channel, days=30)
+    conflicting_match(world, channel, 2)
+    world.advance(2 * 86_400)
+    _change_period(world, channel, 1)
+    worker = Worker(
+        world.engine, world.registry, world.clock, WorkerConfig(schedule=True),
+        services={"keyring": world.keyring}, name="lifecycle-worker",
+    )  # fmt: skip
+    worker.run(burst=True)
+    assert state_of(world, channel) == "testing"
+    with world.engine.connect() as conn:
+        alert = lc.go_live_alert(conn, channel)
+    assert alert is not None and "stays in testing" in alert[1] and "2 unique-ID match conflict" in alert[1]
+    _change_period(world, channel, 30, reason="conflicts need a week")  # no longer over: the alert goes
+    with world.engine.connect() as conn:
+        assert lc.go_live_alert(conn, channel) is None

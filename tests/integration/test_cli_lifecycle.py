@@ -87,3 +87,34 @@ def test_a_channel_walks_from_setup_to_live_with_its_history(cli, engine, sandbo
     assert [r["action"] for r in rows] == [e["action"] for e in history]
     table = cli("channel", "history", "shop")
     assert "action" in table and "rework" in table
+
+
+def test_testing_period_change_and_the_removal_of_a_live_channel_need_a_reason(cli, engine, sandbox) -> None:
+    make_tenant(engine, "acme", datetime.now(UTC))
+    common = ("--tenant", "acme", "--hostname", sandbox.url, "--shop-id", str(SHOP_ID))
+    cli("channel", "add", "mirakl", *common, "--name", "shop", "--api-key-stdin", input=f"{API_KEY}\n")
+    cli("channel", "add", "mirakl", *common, "--name", "trial", "--api-key-stdin", input=f"{API_KEY}\n")
+    assert "only a channel in testing" in cli(
+        "channel", "testing", "shop", "--days", "5", "--reason", "x", code=1
+    )
+    cli("channel", "activate", "shop", "--testing-days", "30")
+    assert "needs a reason" in cli("channel", "testing", "shop", "--days", "5", code=1)
+    out = cli("channel", "testing", "shop", "--days", "5", "--reason", "merchant is ready")
+    assert "shop: testing for 5 days, until" in out and "already over" not in out
+    [event] = [
+        e
+        for e in json.loads(cli("channel", "history", "shop", "--json"))
+        if e["action"] == "lifecycle.testing_period"
+    ]
+    assert (event["reason"], event["details"]["from_days"], event["details"]["to_days"]) == (
+        "merchant is ready",
+        30,
+        5,
+    )
+
+    cli("channel", "promote", "shop")
+    refused = cli("channel", "remove", "shop", "--yes", code=1)
+    assert "shop is live: removing it needs a reason" in refused
+    assert "shop" in cli("channel", "list", "--tenant", "acme")  # nothing changed
+    assert "shop: removed" in cli("channel", "remove", "shop", "--yes", "--reason", "merchant left")
+    assert "trial: removed" in cli("channel", "remove", "trial", "--yes")  # in setup: no reason needed

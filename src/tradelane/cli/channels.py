@@ -21,6 +21,7 @@ from tradelane.services import audit, channel_lifecycle
 from tradelane.services.channels import (
     AUTH_PAUSE,
     Channel,
+    check_removal,
     credentials_accepted,
     credentials_alert,
     flow_statuses,
@@ -304,15 +305,18 @@ def channel_remove(
     name: str,
     tenant: str | None = TenantOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the channel's history)."),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why (recorded in the channel's history; needed for a live channel)."
+    ),
 ) -> None:
-    """Remove channel NAME. Its orders (and their history, messages, returns) are kept, read-only, for
-    audit, and their delivery to the merchant system goes on; its offer bindings are deleted and its
-    flows' pending jobs cancelled; its credentials are erased. Its listings on the marketplace are NOT
-    deleted: end them on the marketplace if wanted."""
+    """Remove channel NAME (a live one needs --reason). Its orders (and their history, messages, returns)
+    are kept, read-only, for audit, and their delivery to the merchant system goes on; its offer
+    bindings are deleted and its flows' pending jobs cancelled; its credentials are erased. Its listings
+    on the marketplace are NOT deleted: end them on the marketplace if wanted."""
     with container() as app:
         with app.engine.connect() as conn:
             channel = resolve_channel(conn, name, tenant)
+            check_removal(conn, channel, reason)  # a live channel needs --reason: ask before confirming
             preview = removal_preview(conn, channel)
         console.print(
             f"Removing channel {channel.name}:\n"

@@ -1,6 +1,7 @@
-"""`tradelane channel activate|promote|flow|history|frequency`: a channel's lifecycle Setup -> Testing ->
-Live, its flow switches and its audit trail (services/channel_lifecycle.py), and its communication
-frequency (services/communication.py). Every change is audited with actor ``cli:<os user>``."""
+"""`tradelane channel activate|testing|promote|flow|history|frequency`: a channel's lifecycle Setup ->
+Testing (its period changed by `testing`) -> Live, its flow switches and its audit trail
+(services/channel_lifecycle.py), and its communication frequency (services/communication.py). Every
+change is audited with actor ``cli:<os user>``."""
 
 from __future__ import annotations
 
@@ -70,6 +71,31 @@ def channel_activate(
     console.print(
         f"[green]OK[/] {channel.name}: testing for {view.testing_days} days, until {ends} — {checked.message}"
     )
+
+
+@channel_app.command("testing")
+def channel_testing(
+    name: str,
+    days: int = typer.Option(..., "--days", min=1, help="The new length of the testing period, in days."),
+    tenant: str | None = TenantOpt,
+    reason: str | None = typer.Option(None, "--reason", help="Why (required; recorded in the history)."),
+) -> None:
+    """Change the testing period of a channel in testing (audited, with a reason). Its end is counted
+    from the start of the period; if it is then already over, the engine promotes the channel at its
+    next check (go-live blockers apply)."""
+    with container() as app, app.engine.begin() as conn:
+        channel = resolve_channel(conn, name, tenant)
+        now = app.now()
+        view = lifecycle_service.set_testing_period(
+            conn, channel, days, actor=audit.cli_actor(), now=now, reason=reason
+        )
+    ends = view.testing_ends_at
+    line = (
+        f"[green]OK[/] {channel.name}: testing for {view.testing_days} days, until {ends:%Y-%m-%d %H:%M} UTC"
+    )
+    if ends is not None and ends <= now:
+        line += " — already over: the engine promotes it at its next check (unless go-live is blocked)"
+    console.print(line)
 
 
 @channel_app.command("promote")

@@ -16,6 +16,9 @@
   conflicts) unless overridden with a reason (audited ``lifecycle.override``). Nothing goes Live
   silently: an automatic promotion is audited (actor ``system``), raises an info alert and notifies;
   a blocked one keeps Testing, raises a warning alert saying why and is tried again an hour later.
+* :func:`set_testing_period` — change the length of the testing period while in Testing (audited, with
+  a reason): the end is recomputed from its start; a period already over is promoted by the engine at
+  its next check (blockers apply).
 * :func:`set_state` — the bare ``channel state`` command, routed through the moves above (Setup and
   Disabled are reachable from any state; Testing means activate, Live means promote).
 * :func:`set_flow` switches a flow on or off, :func:`pause` pauses or resumes flows.
@@ -68,6 +71,7 @@ OVERRIDE = "lifecycle.override"
 PROMOTION_BLOCKED = "lifecycle.promote_blocked"
 TO_SETUP = "lifecycle.setup"
 DISABLE = "lifecycle.disable"
+TESTING_PERIOD = "lifecycle.testing_period"
 FLOW_ON = "flow.enable"
 FLOW_OFF = "flow.disable"
 
@@ -267,6 +271,63 @@ def _go_live(
         },
     )
     _resolve_alert(conn, channel, blocked=True, now=now)
+
+
+def set_testing_period(
+    conn: Connection, channel: Channel, testing_days: int, *, actor: str, now: datetime, reason: str | None
+) -> Lifecycle:
+    """Change the testing period of a channel in Testing to ``testing_days`` (1..365), audited
+    (``lifecycle.testing_period``, with the old and new period) — a reason is required: the period
+    decides when the channel goes live. The end is recomputed from the period's start (not from now).
+
+    A period that is then already over is promoted by the engine at its next check (the scheduler's
+    :data:`~tradelane.sync.scheduler.LIFECYCLE_DUE`; go-live blockers apply as always): a pending
+    retry of a blocked promotion is reset so that the next check happens at once. A period extended
+    past now resolves the "stays in testing" alert of a blocked promotion. :class:`ConflictError`
+    unless the channel is in Testing; :class:`ValidationError` for a period out of range or no reason.
+    A change to the current period records nothing."""
+    view = lifecycle(conn, channel)
+    if view.state is not LifecycleState.TESTING or view.testing_started_at is None:
+        setup = view.state is LifecycleState.SETUP
+        raise ConflictError(
+            f"{channel.name} is {view.state.value}: only a channel in testing has a testing period to "
+            "change" + (" (activate it with `--testing-days N`)" if setup else "")
+        )
+    try:
+        ends = end_of_testing(view.testing_started_at, testing_days)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    if testing_days == view.testing_days and ends == view.testing_ends_at:
+        return view
+    if not (reason and reason.strip()):
+        raise ValidationError(
+            f"changing the testing period of {channel.name} needs a reason (it decides when the channel "
+            "goes live)"
+        )
+    conn.execute(
+        sa.update(channels)
+        .where(channels.c.id == channel.id)
+        .values(testing_days=testing_days, testing_ends_at=ends, promotion_check_at=None)
+    )
+    if ends > now:
+        _resolve_alert(conn, channel, blocked=True, now=now)
+    audit.record(
+        conn,
+        tenant_id=channel.tenant_id,
+        channel_id=channel.id,
+        actor=actor,
+        action=TESTING_PERIOD,
+        now=now,
+        reason=reason,
+        details={
+            "from_days": view.testing_days,
+            "to_days": testing_days,
+            "testing_started_at": view.testing_started_at.isoformat(),
+            "testing_ends_at": ends.isoformat(),
+            "already_over": ends <= now,
+        },
+    )
+    return lifecycle(conn, channel)
 
 
 def set_state(

@@ -536,6 +536,20 @@ def removal_preview(conn: Connection, channel: Channel) -> dict[str, int]:
 REMOVE = "channel.remove"
 
 
+def check_removal(conn: Connection, channel: Channel, reason: str | None) -> None:
+    """:class:`ValidationError` when removing ``channel`` with ``reason`` is refused: a **live** channel
+    is removed only with a reason ("every change of a live channel's status is audited: who, when,
+    why"); in Setup or Testing the reason is optional. The CLI asks this before its confirmation."""
+    state = conn.execute(
+        sa.select(channels.c.lifecycle_state).where(channels.c.id == channel.id)
+    ).scalar_one()
+    if state == LifecycleState.LIVE.value and not (reason and reason.strip()):
+        raise ValidationError(
+            f"{channel.name} is live: removing it needs a reason (--reason TEXT, or ?reason= in the API; "
+            "who, when and why are recorded)"
+        )
+
+
 def remove_channel(
     conn: Connection, channel: Channel, *, actor: str, now: datetime, reason: str | None = None
 ) -> ChannelRemoval:
@@ -550,7 +564,10 @@ def remove_channel(
       merchant-side jobs of its orders (delivery to the OMS, cancellation notices) still run, so no
       order already taken in is dropped;
     * its listings on the marketplace are **not** deleted: do that on the marketplace if wanted.
+
+    A live channel needs a ``reason`` (:func:`check_removal`; :class:`ValidationError`, nothing changed).
     """
+    check_removal(conn, channel, reason)
     preview = removal_preview(conn, channel)
     was = conn.execute(sa.select(channels.c.lifecycle_state).where(channels.c.id == channel.id)).scalar_one()
     archived = f"{channel.name[:70]} (removed #{channel.id})"

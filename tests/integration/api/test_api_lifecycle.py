@@ -92,3 +92,39 @@ def test_setup_to_live_through_the_api(api) -> None:
     for path in ("lifecycle", "history", "frequency"):
         assert client.get(f"{base}/{path}", headers=other).status_code == 404
     assert client.post(f"{base}/promote", json={}, headers=other).status_code == 404
+
+
+def test_testing_period_and_removal_of_a_live_channel_through_the_api(api) -> None:
+    client, url, auth, other = api
+    body = {
+        "connector": "mirakl",
+        "name": "shop",
+        "hostname": url,
+        "shop_id": str(SHOP_ID),
+        "api_key": API_KEY,
+    }
+    assert client.post("/api/v1/channels", json=body, headers=auth).status_code == 201
+    base = "/api/v1/channels/shop"
+    change = {"testing_days": 5, "reason": "merchant is ready"}
+    assert client.put(f"{base}/testing-period", json=change, headers=auth).status_code == 409  # in setup
+    activated = client.post(f"{base}/activate", json={"testing_days": 30}, headers=auth).json()
+    assert client.put(f"{base}/testing-period", json={"testing_days": 5}, headers=auth).status_code == 422
+    assert client.put(f"{base}/testing-period", json=change, headers=other).status_code == 404
+    changed = client.put(f"{base}/testing-period", json=change, headers=auth)
+    assert changed.status_code == 200, changed.text
+    view = changed.json()
+    assert view["testing_days"] == 5 and view["testing_started_at"] == activated["testing_started_at"]
+    assert view["testing_ends_at"] < activated["testing_ends_at"]
+    [event] = [
+        e
+        for e in client.get(f"{base}/history", headers=auth).json()
+        if e["action"] == "lifecycle.testing_period"
+    ]
+    assert (event["actor"], event["reason"]) == ("api:acme", "merchant is ready")
+
+    assert client.post(f"{base}/promote", json={}, headers=auth).status_code == 200
+    refused = client.delete(base, headers=auth)
+    assert refused.status_code == 422 and "needs a reason" in refused.text
+    assert client.get(f"{base}/lifecycle", headers=auth).json()["state"] == "live"
+    removed = client.delete(base, params={"reason": "merchant left"}, headers=auth)
+    assert removed.status_code == 200, removed.text

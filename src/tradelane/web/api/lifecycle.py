@@ -48,6 +48,15 @@ class ActivateIn(BaseModel):
     reason: Reason = None
 
 
+class TestingPeriodIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    testing_days: Annotated[int, Field(ge=1, le=MAX_TESTING_DAYS)]
+    reason: Annotated[str, Field(min_length=1, max_length=1000, pattern=PRINTABLE)] = Field(
+        description="Why (required: the period decides when the channel goes live)."
+    )
+
+
 class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -116,6 +125,23 @@ def activate(name: ChannelName, body: ActivateIn, tenant: TenantDep, container: 
             now=container.now(),
             testing_days=body.testing_days,
             reason=body.reason,
+        )
+        return _lifecycle_out(conn, channel)
+
+
+@router.put(
+    "/channels/{name}/testing-period",
+    summary="Change the testing period of a channel in testing (its end counted from its start; a period "
+    "already over is promoted at the engine's next check, blockers apply)",
+    responses=problem_responses(404, 409),
+)
+def put_testing_period(
+    name: ChannelName, body: TestingPeriodIn, tenant: TenantDep, container: ContainerDep
+) -> LifecycleOut:
+    with transaction(container.engine) as conn:
+        channel = channel_service.get_channel(conn, tenant.id, name)
+        lifecycle_service.set_testing_period(
+            conn, channel, body.testing_days, actor=_actor(tenant), now=container.now(), reason=body.reason
         )
         return _lifecycle_out(conn, channel)
 

@@ -383,14 +383,17 @@ def update(
 @router.delete(
     "/channels/{name}",
     summary="Remove a channel: orders kept for audit, offer bindings deleted, marketplace listings untouched",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 422),
 )
 def remove(
     name: ChannelName,
     tenant: TenantDep,
     container: ContainerDep,
     reason: Annotated[
-        str | None, Query(max_length=2000, description="Why (recorded in the channel's history)")
+        str | None,
+        Query(
+            max_length=2000, description="Why (recorded in the channel's history; required when it is live)"
+        ),
     ] = None,
 ) -> ChannelRemoved:
     with transaction(container.engine) as conn:

@@ -1,6 +1,6 @@
 """One channel's page (``/dashboard/channels/{name}``): its lifecycle Setup -> Testing -> Live with the
-"Save and activate" and "Promote" buttons (and the override with a reason), its flow switches, its
-communication frequency and its history (CSV too). Every change goes through
+"Save and activate" and "Promote" buttons (and the override with a reason), the testing period's
+change, its flow switches, its communication frequency and its history (CSV too). Every change goes through
 ``services.channel_lifecycle``, audited with actor ``dashboard:<tenant name>``."""
 
 from __future__ import annotations
@@ -109,6 +109,35 @@ def activate(
     except TradelaneError as exc:
         return redirect(request, _page(name), str(exc), level="error")
     return redirect(request, _page(name), f"{name}: testing for {view.testing_days} days — {checked.message}")
+
+
+@router.post("/{name}/testing-period")
+def testing_period(
+    request: Request,
+    name: str,
+    session: ActionDep,
+    testing_days: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Change the testing period of a channel in Testing (a reason is required)."""
+    container = container_of(request)
+    try:
+        days = int(testing_days)
+    except ValueError:
+        return redirect(request, _page(name), "The testing period is a number of days.", level="error")
+    now = container.now()
+    try:
+        with transaction(container.engine) as conn:
+            channel = channel_service.get_channel(conn, session.tenant.id, name)
+            view = lifecycle_service.set_testing_period(
+                conn, channel, days, actor=_actor(session), now=now, reason=reason.strip() or None
+            )
+    except TradelaneError as exc:
+        return redirect(request, _page(name), str(exc), level="error")
+    message = f"{name}: testing for {view.testing_days} days"
+    if view.testing_ends_at is not None and view.testing_ends_at <= now:
+        message += " — already over: it goes live at the engine's next check (unless go-live is blocked)"
+    return redirect(request, _page(name), message + ".")
 
 
 @router.post("/{name}/promote")
