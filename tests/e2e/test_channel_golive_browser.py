@@ -45,7 +45,11 @@ def test_a_channel_goes_from_setup_to_live(stack: Stack, tab: Any) -> None:
     tab.get_by_role("link", name="shop-new").click()
     expect(tab.locator("[data-lifecycle-state]")).to_have_attribute("data-lifecycle-state", "setup")
     expect(tab.locator("nav[data-links]")).to_be_visible()
-    expect(tab.locator("[data-frequency]")).to_contain_text("a full sync takes ~")
+    expect(tab.locator("[data-frequency]")).to_contain_text("a full sync takes ")
+    # each figure with what it is made of (the stock change: worker pick-up, OF24 budget, call, processing)
+    expect(tab.locator("[data-frequency-parts]").nth(1)).to_contain_text(
+        "the marketplace processes the OF24 import"
+    )
 
     activate = tab.locator('form[data-form="activate"]')
     activate.locator('input[name="testing_days"]').fill("3")

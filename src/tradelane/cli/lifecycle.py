@@ -178,13 +178,17 @@ def _details(details: dict[str, Any]) -> str:
 def channel_frequency(
     name: str, tenant: str | None = TenantOpt, as_json: bool = typer.Option(False, "--json")
 ) -> None:
-    """How long a full sync takes, how soon a stock change and an order cross over (recomputed now)."""
+    """How long a full sync takes, how soon a stock change and an order cross over (recomputed now), and
+    what each figure is made of: every part with its basis (measured, budget, declared, configured,
+    nominal); --json gives the same breakdown."""
     with container() as app, app.engine.connect() as conn:
         channel = resolve_channel(conn, name, tenant)
-        frequency = communication_frequency(conn, channel)
+        frequency = communication_frequency(
+            conn, channel, worker_poll_seconds=app.settings.worker_poll_seconds
+        )
     if as_json:
         print_json({"channel": channel.name, **frequency.as_json()})
         return
-    console.print(f"{channel.name}: {frequency.skus} SKU(s) selected")
-    for sentence in frequency.sentences():
-        console.print(f"  {sentence}")
+    console.print(f"{channel.name}: {frequency.skus} SKU(s) selected", highlight=False)
+    for line in frequency.breakdown():
+        console.print(f"  {line}", highlight=False, markup=False)

@@ -102,6 +102,11 @@ class Capabilities:
     #: The remote operation (a key of ``budgets``) one call of an :class:`Operation` draws on, e.g.
     #: ``{FETCH_ORDERS: "OR11"}``: the channel's communication frequency is computed from it.
     calls: Mapping[Operation, str] = field(default_factory=dict)
+    #: Typical seconds from submitting an asynchronous offer import (keyed by ``SUBMIT_OFFERS_FULL`` /
+    #: ``SUBMIT_OFFERS_DELTA``) until the marketplace has applied it: a declared hint the communication
+    #: frequency uses (stated as declared) until it has measured the channel's own imports; absent when
+    #: the marketplace publishes nothing to base it on (``hints["import_processing"]`` says where from).
+    import_processing_seconds: Mapping[Operation, float] = field(default_factory=dict)
 
     def supports(self, operation: Operation) -> bool:
         return operation in self.operations

@@ -10,7 +10,13 @@ Gathers the inputs of :func:`tradelane.domain.communication.compute`:
   operation draws on; ``max_batch`` the offers one full-sync call carries);
 * the measured throughput: the median of the channel's last :data:`MEASURED_RUNS` succeeded jobs of
   each kind, from ``run_at`` (due) to ``finished_at`` — per offer sent for full syncs, deltas that sent
-  something, and orders polls. Nothing measured: the budgets (the figure says which).
+  something, and orders polls. Nothing measured: the budgets (the figure says which);
+* where the connector declares ``asynchronous_offer_imports``, the marketplace's processing of an import:
+  the median, over the channel's last succeeded ``offers.import_check`` jobs of each mode, of
+  ``created_at`` (queued in the transaction that recorded the submission) to ``finished_at`` (the check
+  that found the import done — so the figure includes up to one check interval); nothing measured: the
+  connector's declared ``import_processing_seconds``;
+* the worker's poll interval (a queued delta waits at most that for a worker).
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.connectors.base import Capabilities, Operation
+from tradelane.config import Settings
+from tradelane.connectors.base import Capabilities, Operation, SubmitMode
 from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
 from tradelane.domain.channels import Flow
 from tradelane.domain.communication import CallRate, CommunicationFrequency, FrequencyInputs, compute
 from tradelane.persistence.tables import jobs
 from tradelane.services.channels import Channel, flow_statuses
+from tradelane.services.offer_publishing import IMPORT_CHECK
 from tradelane.services.offers import OFFERS_FULL
 from tradelane.services.order_intake import POLL
 from tradelane.services.outbox import OFFERS_DELTA
@@ -36,6 +44,8 @@ from tradelane.sync.jobs import JobState
 
 #: Succeeded jobs of a kind whose durations are measured.
 MEASURED_RUNS = 20
+#: The worker poll interval assumed when the caller passes none (the settings' default).
+DEFAULT_WORKER_POLL_SECONDS: float = Settings.model_fields["worker_poll_seconds"].default
 
 
 def _rate(caps: Capabilities | None, operation: Operation) -> CallRate | None:
@@ -66,27 +76,57 @@ def _sent(result: dict[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def measured_processing(conn: Connection, channel_id: int) -> tuple[float | None, float | None]:
+    """Median seconds from submission to the marketplace having applied it, of the channel's last
+    full and delta imports (succeeded ``offers.import_check`` jobs: ``created_at`` -> ``finished_at``)."""
+    rows = conn.execute(
+        sa.select(jobs.c.created_at, jobs.c.finished_at, jobs.c.payload)
+        .where(
+            jobs.c.channel_id == channel_id,
+            jobs.c.kind == IMPORT_CHECK,
+            jobs.c.state == JobState.SUCCEEDED.value,
+            jobs.c.finished_at.is_not(None),
+        )
+        .order_by(jobs.c.id.desc())
+        .limit(4 * MEASURED_RUNS)
+    ).all()
+    by_mode: dict[str, list[float]] = {SubmitMode.FULL.value: [], SubmitMode.DELTA.value: []}
+    for r in rows:
+        mode = (r.payload or {}).get("mode", SubmitMode.DELTA.value)
+        seconds = by_mode.get(mode)
+        if seconds is not None and len(seconds) < MEASURED_RUNS:
+            seconds.append(max(0.0, (r.finished_at - r.created_at).total_seconds()))
+    return _median(by_mode[SubmitMode.FULL.value]), _median(by_mode[SubmitMode.DELTA.value])
+
+
 def measured(conn: Connection, channel_id: int) -> tuple[float | None, float | None, float | None]:
     """Median seconds per offer of full syncs, median delta latency, median orders poll duration."""
     per_offer = [s / _sent(r) for s, r in _durations(conn, channel_id, OFFERS_FULL) if _sent(r) > 0]
     deltas = [s for s, r in _durations(conn, channel_id, OFFERS_DELTA) if _sent(r) > 0]
     polls = [s for s, _ in _durations(conn, channel_id, POLL)]
-
-    def median(values: list[float]) -> float | None:
-        return statistics.median(values) if values else None
-
-    return median(per_offer), median(deltas), median(polls)
+    return _median(per_offer), _median(deltas), _median(polls)
 
 
 def communication_frequency(
-    conn: Connection, channel: Channel, *, connectors: Mapping[str, ConnectorSpec] = CONNECTORS
+    conn: Connection,
+    channel: Channel,
+    *,
+    connectors: Mapping[str, ConnectorSpec] = CONNECTORS,
+    worker_poll_seconds: float = DEFAULT_WORKER_POLL_SECONDS,
 ) -> CommunicationFrequency:
-    """The channel's figures now (see :mod:`tradelane.domain.communication`)."""
+    """The channel's figures now (see :mod:`tradelane.domain.communication`); ``worker_poll_seconds``
+    is the configured worker poll interval (``Settings.worker_poll_seconds``)."""
     spec = connectors.get(channel.connector)
     caps = spec.channel_capabilities(channel.settings) if spec is not None else None
     flows = {s.flow: s for s in flow_statuses(conn, channel.id)}
     offers, orders = flows.get(Flow.OFFERS), flows.get(Flow.ORDERS)
     full_per_offer, delta, poll = measured(conn, channel.id)
+    full_processing, delta_processing = measured_processing(conn, channel.id)
+    declared = caps.import_processing_seconds if caps is not None else {}
     return compute(
         FrequencyInputs(
             skus=selected_count(conn, channel.id),
@@ -100,5 +140,14 @@ def communication_frequency(
             measured_full_seconds_per_offer=full_per_offer,
             measured_delta_seconds=delta,
             measured_poll_seconds=poll,
+            full_call=caps.calls.get(Operation.SUBMIT_OFFERS_FULL) if caps is not None else None,
+            delta_call=caps.calls.get(Operation.SUBMIT_OFFERS_DELTA) if caps is not None else None,
+            orders_call=caps.calls.get(Operation.FETCH_ORDERS) if caps is not None else None,
+            worker_poll_seconds=worker_poll_seconds,
+            asynchronous_imports=caps is not None and caps.asynchronous_offer_imports,
+            measured_full_processing_seconds=full_processing,
+            measured_delta_processing_seconds=delta_processing,
+            declared_full_processing_seconds=declared.get(Operation.SUBMIT_OFFERS_FULL),
+            declared_delta_processing_seconds=declared.get(Operation.SUBMIT_OFFERS_DELTA),
         )
     )

@@ -71,7 +71,9 @@ def test_setup_to_live_through_the_api(api) -> None:
 
     frequency = client.get(f"{base}/frequency", headers=auth).json()
     assert frequency["skus"] == 0 and frequency["full_sync"]["basis"] == "budget"
-    assert frequency["summary"].startswith("a full sync takes ~")
+    assert frequency["summary"].startswith("a full sync takes 0 s (budget)")
+    stock = frequency["stock_change"]  # what the figure is made of, each part with its basis
+    assert [p["basis"] for p in stock["parts"]] == ["configured", "budget", "nominal", "declared"]
 
     assert client.post(f"{base}/promote", json={"reason": "tested"}, headers=auth).json()["state"] == "live"
     unreasoned = client.put(f"{base}/flows/orders", json={"enabled": False}, headers=auth)

@@ -97,6 +97,10 @@ HINTS: Mapping[str, str] = {
     Operation.FETCH_RETURNS.value: "returns are not in the SP-API contracts tradelane holds",
     Operation.UPLOAD_DOCUMENT.value: "confirmShipment takes no document; labels are not uploaded",
     Operation.SET_HOLIDAY.value: "no holiday call in the contracts held; set quantities to 0 instead",
+    "import_processing": (
+        "JSON_LISTINGS_FEED feeds are processed asynchronously and Amazon publishes no processing time: "
+        "none is declared; it is measured from this channel's own feeds (submitted -> DONE)"
+    ),
     Operation.SHIP.value: (
         "confirmShipment requires a tracking number; unknown carriers go as Other + name; no "
         "tracking-only update of an order already shipped"

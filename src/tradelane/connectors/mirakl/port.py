@@ -62,6 +62,13 @@ NOT_ACCEPTED_STATES = DEAD_STATES
 
 #: Remote operations tradelane calls, for the budgets it declares (A02 has no published guidance).
 OPERATIONS_CALLED: tuple[str, ...] = (*sorted(DEFAULT_LIMITS), "A02")
+#: Typical seconds until Mirakl has applied an OF01/OF24 import (a declared hint, see the next line).
+TYPICAL_IMPORT_SECONDS = 300.0
+IMPORT_PROCESSING_HINT = (
+    "OF01 and OF24 imports are applied asynchronously; Mirakl publishes no processing time, its guidance "
+    "is to check an import's status (OF02) every 5 minutes after submitting it, so ~5 min is assumed until "
+    "this channel's own imports are measured"
+)
 #: Why a partial shipment is refused when the operator's option is off.
 MULTI_SHIPMENT_OFF = "the operator's multi-shipment is off (channel setting multi_shipment)"
 #: Most shipments one ST01 call carries; most order ids one OR11 call filters on.
@@ -111,6 +118,10 @@ def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
             Operation.SUBMIT_OFFERS_DELTA: "OF24",
             Operation.FETCH_ORDERS: "OR11",
         },
+        import_processing_seconds={
+            Operation.SUBMIT_OFFERS_FULL: TYPICAL_IMPORT_SECONDS,
+            Operation.SUBMIT_OFFERS_DELTA: TYPICAL_IMPORT_SECONDS,
+        },
         max_batch={
             Operation.SUBMIT_OFFERS_DELTA: settings.delta_batch_size,
             Operation.SHIP: MAX_SHIPMENTS_PER_CALL if settings.multi_shipment else 1,
@@ -130,6 +141,7 @@ def mirakl_capabilities(settings: MiraklSettings) -> Capabilities:
             Operation.FETCH_RETURNS.value: "returns are read with RT11 (only where the operator offers it)",
             Operation.SET_HOLIDAY.value: "A02 closed_from / closed_to on the shop account",
             "delete_offers": 'offers are removed with OF24 update_delete "delete"',
+            "import_processing": IMPORT_PROCESSING_HINT,
             "line_cancellation": "OR29 cancels whole orders only; refund the lines instead",
             **({} if settings.multi_shipment else {"partial_shipments": MULTI_SHIPMENT_OFF}),
             **{op.value: module_off(name) for op, name in absent.items()},

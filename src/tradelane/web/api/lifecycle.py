@@ -216,4 +216,7 @@ def history(
 def frequency(name: ChannelName, tenant: TenantDep, container: ContainerDep) -> dict[str, Any]:
     with read_only(container.engine) as conn:
         channel = channel_service.get_channel(conn, tenant.id, name)
-        return {"channel": channel.name, **communication_frequency(conn, channel).as_json()}
+        figures = communication_frequency(
+            conn, channel, worker_poll_seconds=container.settings.worker_poll_seconds
+        )
+        return {"channel": channel.name, **figures.as_json()}

@@ -57,7 +57,9 @@ def channel_page(request: Request, name: str, session: SessionDep) -> Response:
             "alert": lifecycle_service.go_live_alert(conn, channel),
             "flows": {s.flow: s for s in channel_service.flow_statuses(conn, channel.id)},
             "flow_names": FLOW_NAMES,
-            "frequency": communication_frequency(conn, channel),
+            "frequency": communication_frequency(
+                conn, channel, worker_poll_seconds=container.settings.worker_poll_seconds
+            ),
             "events": list(reversed(audit.history(conn, channel.id, limit=200))),
             "page_url": _page(channel.name),
         }
