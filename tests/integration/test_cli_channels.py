@@ -3,6 +3,7 @@ Retry-After), secrets off the command line, `channel update` after rejected cred
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -235,3 +236,18 @@ def test_full_sync_with_wait_runs_here_with_a_progress_bar(cli, engine, sandbox)
         statuses = set(conn.execute(sa.select(offer_bindings.c.status)).scalars())
     assert statuses == {"submitted"}
     assert len(sandbox.state.calls("OF01")) == 1
+
+
+def test_orders_sync_with_wait_shows_the_jobs_state_not_an_offer_bar(cli, engine, sandbox):
+    make_tenant(engine, "acme", datetime.now(UTC))
+    cli(
+        "channel", "add", "mirakl", "--tenant", "acme", "--name", "shop", "--hostname", sandbox.url,
+        "--shop-id", str(SHOP_ID), "--api-key-stdin", input=f"{API_KEY}\n",
+    )  # fmt: skip
+    cli("channel", "activate", "shop")
+    out = cli("channel", "sync", "shop", "--flow", "orders", "--wait")
+    # a spinner with the job's state: no "0/None offers" bar for a flow that has no offers to count
+    assert "offers" not in out and "None" not in out, out
+    assert re.search(r"orders\.poll job \d+: succeeded \(attempt 1\)", out), out
+    assert "succeeded" in out.splitlines()[-1]
+    assert len(sandbox.state.calls("OR11")) >= 1

@@ -4,11 +4,12 @@ holds one command per connector (each in its package's ``cli`` module, e.g. conn
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.engine import Connection
 
@@ -32,7 +33,7 @@ from tradelane.services.channels import (
     remove_channel,
     run_flow_now,
 )
-from tradelane.services.offers import OFFER_SYNC_PROGRESS, OfferSyncProgress
+from tradelane.services.offers import OFFER_SYNC_PROGRESS, OFFERS_FULL, OfferSyncProgress
 from tradelane.services.tenants import get_tenant
 
 channel_app = typer.Typer(help="Marketplace channels.", no_args_is_help=True)
@@ -190,7 +191,10 @@ def channel_sync(
     wait: bool = typer.Option(
         False,
         "--wait",
-        help="Run the job here, now (like `tradelane worker --burst`), with a progress bar for --full.",
+        help=(
+            "Run the job here, now (like `tradelane worker --burst`): a bar of offers for --full, the "
+            "job's state with a spinner for the other flows."
+        ),
     ),
 ) -> None:
     """Run FLOW of channel NAME now: enqueue it (or bring its pending job forward, also out of a retry
@@ -210,12 +214,13 @@ def channel_sync(
             run = run_flow_now(conn, channel, selected, full=full, now=app.now())
         console.print(f"{channel.name}: {run.message()}")
         if wait:
-            _run_here(app, run.job_id)
+            _run_here(app, run.job_id, kind)
 
 
-def _run_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> None:
-    """Run ready jobs in this process until job ``job_id`` is finished, showing a full offer sync's
-    progress (offers built, then sent) as it goes."""
+def _run_here(app: Container, job_id: int, kind: str, timeout_seconds: float = 600.0) -> None:
+    """Run ready jobs in this process until job ``job_id`` (of ``kind``) is finished. A full offer sync
+    shows a bar of offers (built, then sent); any other job a spinner with the job's state (queued,
+    running, waiting for a retry until when, attempts), since it has no count of offers to show."""
     from tradelane.sync.worker import Worker, WorkerConfig
 
     s = app.settings
@@ -226,13 +231,13 @@ def _run_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> No
         backoff_cap=s.job_backoff_cap_seconds,
         schedule=False,
     )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} offers"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    counted = kind == OFFERS_FULL
+    columns = (
+        (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} offers"))
+        if counted
+        else (SpinnerColumn(), TextColumn("{task.description}"))
+    )
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("waiting for the job", total=None)
 
         def report(step: OfferSyncProgress) -> None:
@@ -249,9 +254,14 @@ def _run_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> No
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             with app.engine.connect() as conn:
-                state, error = conn.execute(
-                    sa.select(jobs.c.state, jobs.c.last_error).where(jobs.c.id == job_id)
+                row = conn.execute(
+                    sa.select(jobs.c.state, jobs.c.last_error, jobs.c.attempts, jobs.c.run_at).where(
+                        jobs.c.id == job_id
+                    )
                 ).one()
+            state, error = row.state, row.last_error
+            if not counted:
+                progress.update(task, description=_job_state(kind, job_id, row, app.now()))
             if state not in ("queued", "running"):
                 break
             if worker.run_once() == 0:
@@ -262,6 +272,19 @@ def _run_here(app: Container, job_id: int, timeout_seconds: float = 600.0) -> No
         console.print(f"job {job_id} succeeded")
     else:
         fail(f"job {job_id} {state}: {(error or '').splitlines()[0] if error else ''}", code=2)
+
+
+def _job_state(kind: str, job_id: int, row: Any, now: datetime) -> str:
+    """One line of a job's state for the spinner: "orders.poll job 7: running (attempt 1)", or waiting
+    for its retry until when."""
+    line = f"{kind} job {job_id}: {row.state}"
+    if row.attempts:
+        line += f" (attempt {row.attempts})"
+    if row.state == "queued" and row.run_at > now:
+        line += f", next try at {row.run_at:%H:%M:%S} UTC"
+        if row.last_error:
+            line += f" — {row.last_error.splitlines()[0]}"
+    return line
 
 
 @channel_app.command("check")
