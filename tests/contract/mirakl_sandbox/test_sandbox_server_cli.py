@@ -96,3 +96,36 @@ def test_cli_command_mounts_as_sandbox_mirakl() -> None:
         assert option in result.output
     assert runner.invoke(parent, ["sandbox", "mirakl", "--port", "not-a-port"]).exit_code != 0
     assert runner.invoke(sandbox_app, ["mirakl", "--help"]).exit_code == 0
+
+
+def test_cli_declares_offer_custom_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sandbox mirakl --offer-field parent-sku`: OF24 offer_additional_fields of that code are stored and
+    listed by OF21 (a variant group to compare in a unique-ID match); without it, none is kept."""
+    from tradelane.connectors.mirakl.sandbox import server
+
+    served: list[SandboxState] = []
+    monkeypatch.setattr(server, "serve", lambda host, port, seed, *, state: served.append(state))
+    runner = CliRunner()
+    result = runner.invoke(sandbox_app, ["mirakl", "--offer-field", "parent-sku", "--no-rate-limits"])
+    assert result.exit_code == 0, result.output
+    assert "offer custom fields: parent-sku" in result.output
+    assert runner.invoke(sandbox_app, ["mirakl", "--offer-field", " "]).exit_code == 1
+    plain = runner.invoke(sandbox_app, ["mirakl", "--no-rate-limits"])
+    assert "offer custom fields: none" in plain.output
+    with_field, without = served[0], served[-1]
+
+    def listed(state: SandboxState) -> list[object]:
+        client = TestClient(create_app(state))
+        auth = {"Authorization": state.shops[SHOP_ID].api_key}
+        ean = dict(next(iter(state.catalog.values())).references)["EAN"]
+        offer = {
+            "shop_sku": "A", "product_id": ean, "product_id_type": "EAN", "price": 10.5, "quantity": 1,
+            "state_code": "11", "update_delete": "update",
+            "offer_additional_fields": [{"code": "parent-sku", "value": "P-1"}],
+        }  # fmt: skip
+        assert client.post("/api/offers", json={"offers": [offer]}, headers=auth).status_code == 201
+        state.advance(61)
+        return client.get("/api/offers", headers=auth).json()["offers"][0]["offer_additional_fields"]
+
+    assert listed(with_field) == [{"code": "parent-sku", "type": "STRING", "value": "P-1"}]
+    assert listed(without) == []

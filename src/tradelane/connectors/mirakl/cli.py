@@ -205,18 +205,37 @@ def sandbox_mirakl(
     frozen_clock: bool = typer.Option(
         False, "--frozen-clock", help="Freeze the clock (move it with /_sandbox/clock) instead of wall time."
     ),
+    offer_fields: list[str] = typer.Option(
+        [],
+        "--offer-field",
+        help=(
+            "An offer custom field the operator defines (repeatable), e.g. parent-sku for a variant "
+            "group: OF24 offer_additional_fields and OF01 columns of this code are stored and listed by "
+            "OF21. Codes not declared are not stored."
+        ),
+    ),
 ) -> None:
-    """Serve a Mirakl seller-API sandbox; prints each shop's id and (sandbox-only) API key."""
+    """Serve a Mirakl seller-API sandbox; prints each shop's id and (sandbox-only) API key, and the offer
+    custom fields it keeps (--offer-field)."""
+    from tradelane.connectors.mirakl.sandbox.config import SandboxConfig
     from tradelane.connectors.mirakl.sandbox.server import serve
     from tradelane.connectors.mirakl.sandbox.state import SandboxState
 
+    codes = [code.strip() for code in offer_fields]
+    if any(not code for code in codes):
+        fail("--offer-field needs a field code, e.g. --offer-field parent-sku")
     state = SandboxState(
         seed,
         products=products,
+        config=SandboxConfig(offer_fields=frozenset(codes)),
         rate_limits=None if rate_limits else {},
         follow_wall_time=not frozen_clock,
     )
     for shop in state.shops.values():
         typer.echo(f"shop {shop.shop_id} ({shop.name}, {shop.currency}): Authorization: {shop.api_key}")
+    if codes:
+        typer.echo(f"offer custom fields: {', '.join(sorted(set(codes)))} (stored and listed by OF21)")
+    else:
+        typer.echo("offer custom fields: none (offer_additional_fields are not stored; see --offer-field)")
     typer.echo(f"seller API at http://{host}:{port}/api, controls at http://{host}:{port}/_sandbox")
     serve(host, port, seed, state=state)
