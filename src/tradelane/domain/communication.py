@@ -319,8 +319,8 @@ def _stock_change(i: FrequencyInputs) -> Estimate:
     call = i.delta_call or "delta"
     if i.measured_delta_seconds is not None:
         what = (
-            f"the delta job, due -> {call} submitted (median of this channel's recent deltas: worker "
-            "pick-up, budget wait and the call)"
+            f"the delta job, queued by the change -> {call} submitted (median of this channel's recent "
+            "deltas: worker pick-up, budget waits, retries and the call)"
         )
         parts.append(Part(what, i.measured_delta_seconds, Basis.MEASURED))
     else:

@@ -9,8 +9,9 @@ Gathers the inputs of :func:`tradelane.domain.communication.compute`:
 * the connector's declared budgets and batch sizes (``Capabilities.calls`` names the budget each
   operation draws on; ``max_batch`` the offers one full-sync call carries);
 * the measured throughput: the median of the channel's last :data:`MEASURED_RUNS` succeeded jobs of
-  each kind, from ``run_at`` (due) to ``finished_at`` — per offer sent for full syncs, deltas that sent
-  something, and orders polls. Nothing measured: the budgets (the figure says which);
+  each kind, to ``finished_at`` — per offer sent for full syncs and orders polls from ``run_at`` (due),
+  deltas that sent something from ``created_at`` (queued by the change: a budget wait or a retry, which
+  moves ``run_at``, stays in the figure). Nothing measured: the budgets (the figure says which);
 * where the connector declares ``asynchronous_offer_imports``, the marketplace's processing of an import:
   the median, over the channel's last succeeded ``offers.import_check`` jobs of each mode, of
   ``created_at`` (queued in the transaction that recorded the submission) to ``finished_at`` (the check
@@ -55,10 +56,13 @@ def _rate(caps: Capabilities | None, operation: Operation) -> CallRate | None:
     return CallRate(budget.per_second, budget.burst) if budget is not None else None
 
 
-def _durations(conn: Connection, channel_id: int, kind: str) -> list[tuple[float, dict[str, Any]]]:
-    """(seconds from due to done, result) of the channel's last succeeded jobs of ``kind``."""
+def _durations(
+    conn: Connection, channel_id: int, kind: str, *, from_queued: bool = False
+) -> list[tuple[float, dict[str, Any]]]:
+    """(seconds to done, result) of the channel's last succeeded jobs of ``kind``: from ``run_at`` (due;
+    a retry moves it) or, ``from_queued``, from ``created_at`` (first queued: every wait included)."""
     rows = conn.execute(
-        sa.select(jobs.c.run_at, jobs.c.finished_at, jobs.c.result)
+        sa.select(jobs.c.run_at, jobs.c.created_at, jobs.c.finished_at, jobs.c.result)
         .where(
             jobs.c.channel_id == channel_id,
             jobs.c.kind == kind,
@@ -68,7 +72,13 @@ def _durations(conn: Connection, channel_id: int, kind: str) -> list[tuple[float
         .order_by(jobs.c.id.desc())
         .limit(MEASURED_RUNS)
     ).all()
-    return [(max(0.0, (r.finished_at - r.run_at).total_seconds()), dict(r.result or {})) for r in rows]
+    return [
+        (
+            max(0.0, (r.finished_at - (r.created_at if from_queued else r.run_at)).total_seconds()),
+            dict(r.result or {}),
+        )
+        for r in rows
+    ]
 
 
 def _sent(result: dict[str, Any]) -> int:
@@ -104,9 +114,10 @@ def measured_processing(conn: Connection, channel_id: int) -> tuple[float | None
 
 
 def measured(conn: Connection, channel_id: int) -> tuple[float | None, float | None, float | None]:
-    """Median seconds per offer of full syncs, median delta latency, median orders poll duration."""
+    """Median seconds per offer of full syncs, median delta latency (from the change that queued the
+    delta — budget waits and retries included — to its submission), median orders poll duration."""
     per_offer = [s / _sent(r) for s, r in _durations(conn, channel_id, OFFERS_FULL) if _sent(r) > 0]
-    deltas = [s for s, r in _durations(conn, channel_id, OFFERS_DELTA) if _sent(r) > 0]
+    deltas = [s for s, r in _durations(conn, channel_id, OFFERS_DELTA, from_queued=True) if _sent(r) > 0]
     polls = [s for s, _ in _durations(conn, channel_id, POLL)]
     return _median(per_offer), _median(deltas), _median(polls)
 
