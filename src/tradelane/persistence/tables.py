@@ -840,3 +840,23 @@ notification_deliveries = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("notification_id", "kind", "destination"),
 )
+
+# 0022 — accepted unique-ID match conflicts (owner: ID match conflicts, services.id_match_conflicts)
+# The operator's "accept ours" for one conflict of a channel's SKU: the conflict as accepted (our group
+# vs theirs), who, when, why. A conflict of the latest ID match run is resolved while its SKU has an
+# acceptance of the same groups; a conflict that changes (other groups) needs a new acceptance.
+id_match_acceptances = sa.Table(
+    "id_match_acceptances",
+    metadata,
+    _id(),
+    _tenant(),
+    sa.Column("channel_id", BigId, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sku", sa.String(200), nullable=False),
+    sa.Column("our_group", sa.String(200), nullable=True),
+    sa.Column("their_group", sa.String(200), nullable=True),
+    sa.Column("run_id", BigId, nullable=False),  # the ID match run whose conflict was accepted
+    sa.Column("accepted_at", UTCDateTime(), nullable=False),
+    sa.Column("accepted_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.UniqueConstraint("channel_id", "sku"),
+)

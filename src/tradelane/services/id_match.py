@@ -7,13 +7,16 @@ the Mirakl offer field mapped to ``:parent_sku``, Amazon's variation parent SKU)
 
 * ``matched`` — same ID, and the grouping agrees (or the listing carries no grouping to compare);
 * ``conflict`` — same ID, conflicting grouping (the listing has a group that differs from our
-  ``parent_sku``, ours absent included). Go-live is blocked while the latest run has any
-  (:func:`unresolved_conflicts`; an override with a reason is the lifecycle's);
+  ``parent_sku``, ours absent included). Until resolved — a later run without it, or the operator
+  accepting ours — it holds the SKU's offer back (never sent: it would overwrite their listing) and
+  blocks go-live (:func:`unresolved_conflicts`; see :mod:`tradelane.services.id_match_conflicts`; an
+  override of go-live with a reason is the lifecycle's);
 * ``only_theirs`` — a listing no catalog product matches;
 * ``only_ours`` — a product selected for the channel that no listing matches.
 
 A run (job :data:`RUN`, queued by :func:`queue_run`) reads every listing through the port and stores
-the run and one row per item (``id_match_runs`` / ``id_match_rows``); :func:`to_csv` exports one.
+the run and one row per item (``id_match_runs`` / ``id_match_rows``), then releases the offers held by
+conflicts the run no longer shows; :func:`to_csv` exports one.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from sqlalchemy.engine import Connection
 from tradelane.connectors.base import ListedOffer
 from tradelane.domain.errors import NotFoundError
 from tradelane.persistence.tables import id_match_rows, id_match_runs
-from tradelane.services import audit
+from tradelane.services import audit, id_match_conflicts
 from tradelane.services.channels import Channel
 from tradelane.services.connector_session import ConnectorSession
 from tradelane.services.listings import CatalogSide, catalog_side, read_listings
@@ -39,7 +42,8 @@ from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
 
 RUN = "idmatch.run"
-MATCHED, CONFLICT, ONLY_THEIRS, ONLY_OURS = "matched", "conflict", "only_theirs", "only_ours"
+MATCHED, ONLY_THEIRS, ONLY_OURS = "matched", "only_theirs", "only_ours"
+CONFLICT = id_match_conflicts.CONFLICT
 CATEGORIES = (CONFLICT, ONLY_THEIRS, ONLY_OURS, MATCHED)
 CSV_COLUMNS = (
     "category",
@@ -219,9 +223,9 @@ def latest_run(conn: Connection, channel_id: int) -> MatchRun | None:
 
 
 def unresolved_conflicts(conn: Connection, channel_id: int) -> int:
-    """Conflicts (same ID, conflicting grouping) of the channel's latest run; 0 when never run."""
-    run = latest_run(conn, channel_id)
-    return run.conflicts if run is not None else 0
+    """Conflicts (same ID, conflicting grouping) of the channel's latest run that the operator did not
+    accept (``id_match_conflicts.accept``); 0 when never run."""
+    return len(id_match_conflicts.unresolved(conn, channel_id))
 
 
 def run_rows(conn: Connection, run_id: int, *, category: str | None = None) -> list[MatchRow]:
@@ -253,7 +257,9 @@ def queue_run(conn: Connection, channel: Channel, *, actor: str, now: datetime) 
 
 
 def run_job(ctx: JobContext, channel: Channel, sessions: SessionOpener) -> dict[str, Any]:
-    """Job :data:`RUN`: read every listing, match them with the catalog, store the run (read-only)."""
+    """Job :data:`RUN`: read every listing, match them with the catalog, store the run (read-only on
+    the marketplace); offers held by conflicts this run no longer shows are dirty again (result
+    ``released``: their SKUs)."""
     actor = str(ctx.job.payload.get("actor") or audit.SYSTEM)
     with sessions(ctx, channel) as session:
         listed = read_listings(session.connector, channel, "the unique-ID match")
@@ -262,6 +268,7 @@ def run_job(ctx: JobContext, channel: Channel, sessions: SessionOpener) -> dict[
             rows = match(listed, catalog_side(conn, channel))
             session.record(conn, f"idmatch:{channel.id}", now=now)
             run = store_run(conn, channel, len(listed), rows, actor=actor, now=now)
-            result = {"run_id": run.id, **run.counts()}
+            released = id_match_conflicts.release(conn, channel, now=now)
+            result = {"run_id": run.id, **run.counts(), "released": released}
             ctx.complete_in(conn, result)
     return result

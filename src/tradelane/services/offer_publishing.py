@@ -18,7 +18,10 @@ left on the marketplace (reconciler off: ``left``) are never sent.
 
 Offers that cannot be sent are ``blocked`` with the reasons, never sent: without a price (the hub's own
 check) or refused by the connector before any call (the failed outcomes of a submission whose result is
-not done yet, or of one that sent nothing).
+not done yet, or of one that sent nothing). An offer whose SKU has an unresolved conflict in the
+channel's latest unique-ID match (the listing there is grouped otherwise: sending ours would overwrite
+it) is held back the same way, by deltas and full syncs alike, with the reason saying how to resolve it
+(:mod:`tradelane.services.id_match_conflicts`, which also releases it once resolved).
 
 First sync and full syncs (so that no offer is sent twice when a channel starts):
 
@@ -37,7 +40,7 @@ the job's raw exchanges under a subject (``import:<reference>``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -60,6 +63,7 @@ from tradelane.domain.catalog import Product
 from tradelane.domain.channels import Flow
 from tradelane.domain.errors import PermanentError, RetryableError
 from tradelane.http_edge import Exchange
+from tradelane.services import id_match_conflicts
 from tradelane.services import offers as offer_service
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
@@ -208,10 +212,13 @@ def _stand_aside(ctx: JobContext, channel: Channel) -> dict[str, Any] | None:
 
 class _Batch:
     """Offers built for one submission: the sendable ones by SKU, and those the hub blocks itself (a
-    deletion is blocked when the connector does not declare ``delete_offers``: the offer stays listed)."""
+    deletion is blocked when the connector does not declare ``delete_offers``: the offer stays listed;
+    an offer ``held`` by an unresolved ID match conflict — SKU → reason — is blocked with that reason
+    first, and with its own reasons too when it could not be built either)."""
 
-    def __init__(self, capabilities: Capabilities) -> None:
+    def __init__(self, capabilities: Capabilities, held: Mapping[str, str]) -> None:
         self.can_delete = capabilities.delete_offers
+        self.held = held
         self.ready: list[offer_service.DirtyOffer] = []
         self.updates: list[OfferUpdate] = []
         self.blocked: list[tuple[offer_service.DirtyOffer, list[str]]] = []
@@ -222,7 +229,10 @@ class _Batch:
             built = offer_deletion(offer.product) if self.can_delete else [_CANNOT_DELETE]
         else:
             built = offer_update(offer.product)
-        if isinstance(built, OfferUpdate):
+        hold = self.held.get(offer.product.sku)
+        if hold is not None:
+            self.blocked.append((offer, [hold, *([] if isinstance(built, OfferUpdate) else built)]))
+        elif isinstance(built, OfferUpdate):
             self.ready.append(offer)
             self.updates.append(built)
         else:
@@ -292,9 +302,10 @@ def push_delta(ctx: JobContext, channel: Channel, open_session: OpenSession) -> 
         limit = capabilities.batch_size(Operation.SUBMIT_OFFERS_DELTA, DEFAULT_DELTA_BATCH)
         with ctx.engine.connect() as conn:
             dirty = offer_service.dirty_offers(conn, channel.id, limit=limit)
+            held = id_match_conflicts.held_offers(conn, channel) if dirty else {}
         if not dirty:
             return {"sent": 0}
-        batch = _Batch(capabilities)
+        batch = _Batch(capabilities, held)
         for offer in dirty:
             batch.add(offer)
         ref = session.connector.submit_offers(batch.updates, SubmitMode.DELTA) if batch.updates else None
@@ -339,11 +350,12 @@ def _build_in_chunks(
     channel: Channel,
     everything: Sequence[offer_service.DirtyOffer],
     capabilities: Capabilities,
+    held: Mapping[str, str],
 ) -> _Batch:
     """Every offer built, reporting the progress after each chunk."""
     total = len(everything)
     size = max(1, min(FULL_CHUNK, total // 20))
-    batch = _Batch(capabilities)
+    batch = _Batch(capabilities, held)
     _report(ctx, channel, 0, total, "building")
     for start in range(0, total, size):
         for offer in everything[start : start + size]:
@@ -381,12 +393,13 @@ def push_full(ctx: JobContext, channel: Channel, open_session: OpenSession) -> d
         with ctx.engine.connect() as conn:
             progress = _full_progress(conn, channel, ctx.job.id)
             everything = offer_service.all_offers(conn, channel.id)
+            held = id_match_conflicts.held_offers(conn, channel)
         read_at = datetime.fromisoformat(progress["read_at"]) if progress else now
         after: int | None = progress["after"] if progress else None
         sent = int(progress["sent"]) if progress else 0
         refused = int(progress["refused"]) if progress else 0
         references: list[str] = list(progress["imports"]) if progress else []
-        batch = _build_in_chunks(ctx, channel, everything, capabilities)
+        batch = _build_in_chunks(ctx, channel, everything, capabilities, held)
         if batch.blocked:
             with ctx.transaction() as conn:
                 for offer, reasons in batch.blocked:
