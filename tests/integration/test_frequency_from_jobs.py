@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from mirakl_world import World, build_world, catalog
+from tradelane.connectors.amazon.connector import HINTS as AMAZON_HINTS
+from tradelane.connectors.base import ORDERS_SEEN_HINT, Capabilities
 from tradelane.connectors.mirakl.port import TYPICAL_IMPORT_SECONDS
+from tradelane.connectors.registry import CONNECTORS
 from tradelane.domain.communication import Basis, CommunicationFrequency
 from tradelane.domain.selection import selection
 from tradelane.persistence.tables import jobs
@@ -112,3 +115,19 @@ def test_measured_jobs_replace_the_declarations(world: World) -> None:
     )
     as_json = figures.as_json()["stock_change"]
     assert isinstance(as_json, dict) and [p["basis"] for p in as_json["parts"]] == ["measured", "measured"]
+
+
+def test_what_the_connector_says_holds_orders_back_is_shown(world: World) -> None:
+    """Mirakl: orders seen = poll period + poll, nothing else; a connector declaring what holds an order
+    back (Amazon: unpaid Pending orders) has it as a note of the figure."""
+    assert _frequency(world).orders_seen.notes == ()
+    spec = CONNECTORS[world.channel.connector]
+
+    def held_back(settings: Mapping[str, Any]) -> Capabilities:
+        caps = spec.channel_capabilities(settings)
+        return replace(caps, hints={**caps.hints, ORDERS_SEEN_HINT: AMAZON_HINTS[ORDERS_SEEN_HINT]})
+
+    connectors = {world.channel.connector: replace(spec, channel_capabilities=held_back)}
+    with world.engine.connect() as conn:
+        figure = communication_frequency(conn, world.channel, connectors=connectors).orders_seen
+    assert figure.notes == (AMAZON_HINTS[ORDERS_SEEN_HINT],) and "Pending" in figure.notes[0]

@@ -141,6 +141,12 @@ def test_orders_are_poll_period_plus_poll_duration() -> None:
     assert compute(inputs()).sentences()[2] == "orders are seen within ~5 min (budget)"
 
 
+def test_what_holds_an_order_back_is_a_note() -> None:
+    figure = compute(inputs(orders_note="a Pending order is held back until paid")).orders_seen
+    assert figure.notes == ("a Pending order is held back until paid",) and figure.seconds == 301
+    assert compute(inputs()).orders_seen.notes == ()
+
+
 def test_an_orders_budget_slower_than_the_schedule_sets_the_pace() -> None:
     slow = CallRate(per_second=1 / 600, burst=1)
     figure = compute(inputs(orders_rate=slow, orders_period=300)).orders_seen

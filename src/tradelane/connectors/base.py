@@ -115,6 +115,11 @@ class Capabilities:
         return self.max_batch.get(operation, default)
 
 
+#: The key of :attr:`Capabilities.hints` saying what, beyond the orders poll, delays an order being seen
+#: (shown with the channel's communication frequency).
+ORDERS_SEEN_HINT = "orders_seen"
+
+
 class AcceptanceSettled(Exception):
     """:meth:`MarketplaceConnector.accept` found that the marketplace no longer awaits a decision on the
     order (an earlier acceptance took effect although its answer was lost, or the order was refused or

@@ -16,7 +16,8 @@ Three figures, each the sum of named parts; every part says what it is and where
   delta job being due to its completion; then the marketplace's processing of the import.
 * **orders seen** — the orders poll runs every ``period`` seconds (*configured*), never faster than its
   budget refills (``1 / per_second``, then *budget*); an order waits at most that plus one poll (the
-  median poll duration, *measured*, else one nominal call).
+  median poll duration, *measured*, else one nominal call); what the connector says holds an order back
+  beyond that (e.g. Amazon's unpaid orders) is a note.
 
 The marketplace's processing of an asynchronous import (submitted -> applied) is *measured* from the
 channel's finished import checks when there are some, else the typical value the connector declares
@@ -93,6 +94,8 @@ class FrequencyInputs:
     #: The connector's declared typical processing time of a full / delta import (None: not declared).
     declared_full_processing_seconds: float | None = None
     declared_delta_processing_seconds: float | None = None
+    #: What the connector says delays an order beyond the poll (its ``hints["orders_seen"]``), if anything.
+    orders_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,4 +360,5 @@ def _orders_seen(i: FrequencyInputs) -> Estimate:
         poll = Part(what, i.measured_poll_seconds, Basis.MEASURED)
     else:
         poll = Part(f"one poll ({call} call)", NOMINAL_CALL_SECONDS, Basis.NOMINAL)
-    return _estimate([period, poll], [], budget_declared=i.orders_rate is not None)
+    notes = [i.orders_note] if i.orders_note else []
+    return _estimate([period, poll], notes, budget_declared=i.orders_rate is not None)

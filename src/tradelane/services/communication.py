@@ -17,7 +17,8 @@ Gathers the inputs of :func:`tradelane.domain.communication.compute`:
   ``created_at`` (queued in the transaction that recorded the submission) to ``finished_at`` (the check
   that found the import done — so the figure includes up to one check interval); nothing measured: the
   connector's declared ``import_processing_seconds``;
-* the worker's poll interval (a queued delta waits at most that for a worker).
+* the worker's poll interval (a queued delta waits at most that for a worker);
+* what the connector says holds an order back beyond the poll (``hints[ORDERS_SEEN_HINT]``), as a note.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from tradelane.config import Settings
-from tradelane.connectors.base import Capabilities, Operation, SubmitMode
+from tradelane.connectors.base import ORDERS_SEEN_HINT, Capabilities, Operation, SubmitMode
 from tradelane.connectors.registry import CONNECTORS, ConnectorSpec
 from tradelane.domain.channels import Flow
 from tradelane.domain.communication import CallRate, CommunicationFrequency, FrequencyInputs, compute
@@ -160,5 +161,6 @@ def communication_frequency(
             measured_delta_processing_seconds=delta_processing,
             declared_full_processing_seconds=declared.get(Operation.SUBMIT_OFFERS_FULL),
             declared_delta_processing_seconds=declared.get(Operation.SUBMIT_OFFERS_DELTA),
+            orders_note=caps.hints.get(ORDERS_SEEN_HINT) if caps is not None else None,
         )
     )

@@ -50,6 +50,7 @@ from tradelane.connectors.amazon.errors import (
 from tradelane.connectors.amazon.planner import Plan, Route, plan
 from tradelane.connectors.amazon.settings import CONNECTOR, AmazonSettings
 from tradelane.connectors.base import (
+    ORDERS_SEEN_HINT,
     Cancellation,
     Capabilities,
     CheckOutcome,
@@ -97,6 +98,10 @@ HINTS: Mapping[str, str] = {
     Operation.FETCH_RETURNS.value: "returns are not in the SP-API contracts tradelane holds",
     Operation.UPLOAD_DOCUMENT.value: "confirmShipment takes no document; labels are not uploaded",
     Operation.SET_HOLIDAY.value: "no holiday call in the contracts held; set quantities to 0 instead",
+    ORDERS_SEEN_HINT: (
+        "a Pending order (payment not yet authorised) is read but held back until its payment is "
+        "authorised: it is seen within this time of being paid, not of being placed"
+    ),
     "import_processing": (
         "JSON_LISTINGS_FEED feeds are processed asynchronously and Amazon publishes no processing time: "
         "none is declared; it is measured from this channel's own feeds (submitted -> DONE)"
