@@ -1021,6 +1021,24 @@ def _step_sync(run: Run) -> bool:
             sync["attempt"] = int(sync.get("attempt", 0)) + 1
             sync.pop("job_id", None)
             sync["errors"] = {}
+        listings_off = (
+            conn.execute(
+                sa.select(channel_flows.c.enabled).where(
+                    channel_flows.c.channel_id == run.channel.id, channel_flows.c.flow == Flow.OFFERS.value
+                )
+            ).scalar()
+            is False
+        )
+        if listings_off:  # the initial sync is a Listings job: a switched-off flow would skip it
+            channel_lifecycle.set_flow(
+                conn,
+                run.channel,
+                Flow.OFFERS,
+                True,
+                actor=run.deps.actor,
+                reason="cutover step 5: the initial sync",
+                now=run.now,
+            )
         pause_flows(conn, run, [Flow.OFFERS], False, reason="cutover step 5")
         if sync.get("job_id") is None:
             sync["job_id"] = _sync_job(conn, run, int(sync["attempt"]))
