@@ -59,7 +59,9 @@ def test_a_channel_walks_from_setup_to_live_with_its_history(cli, engine, sandbo
     assert "shop: testing for 10 days" in out
     assert "already" in cli("channel", "flow", "shop", "offers", "on")  # all on but the reconciler
     assert "fulfillments now off" in cli("channel", "flow", "shop", "fulfillments", "off", "--reason", "3PL")
-    assert "only after its dry run" in cli("channel", "flow", "shop", "reconciler", "on", code=1)
+    refused = cli("channel", "flow", "shop", "reconciler", "on", code=1)
+    assert "only after its dry run" in refused
+    assert "tradelane channel reconcile shop --enable REPORT_ID" in " ".join(refused.split())
     assert "unknown flow 'listing'" in cli("channel", "flow", "shop", "listing", "on", code=1)
     assert "shop: live" in cli("channel", "promote", "shop")
     assert "needs a reason" in cli("channel", "flow", "shop", "orders", "off", code=1)

@@ -572,7 +572,8 @@ def set_flow(
     if flow is Flow.RECONCILER and enabled and confirmed_dry_run is None:
         raise ValidationError(
             f"the reconciler of {channel.name} is switched on only after its dry run: review what it would "
-            "remove, then confirm that report"
+            f"remove (`tradelane channel reconcile {channel.name}` prints the report and its id), then "
+            f"confirm that report (`tradelane channel reconcile {channel.name} --enable REPORT_ID`)"
         )
     _require_reason(
         _state(conn, channel), reason, f"switching the {flow.value} flow {'on' if enabled else 'off'}"
