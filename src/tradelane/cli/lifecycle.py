@@ -29,7 +29,9 @@ def lifecycle_lines(app: Container, channel: Channel) -> list[str]:
     with app.engine.connect() as conn:
         view = lifecycle_service.lifecycle(conn, channel)
         alert = lifecycle_service.go_live_alert(conn, channel)
-        frequency = communication_frequency(conn, channel)
+        frequency = communication_frequency(
+            conn, channel, worker_poll_seconds=app.settings.worker_poll_seconds
+        )
     lines = [f"{channel.name}: {view.state.value}"]
     if view.testing_ends_at is not None and view.state.value == "testing":
         lines.append(
