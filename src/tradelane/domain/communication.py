@@ -331,7 +331,7 @@ def _stock_change(i: FrequencyInputs) -> Estimate:
         parts.append(Part(what, i.worker_poll_seconds, Basis.CONFIGURED))
         if i.delta_rate is not None:
             refill = 1 / i.delta_rate.per_second
-            what = f"waiting for a {call} token when its budget is spent (one per {refill:.3g} s)"
+            what = f"waiting for a token of the {call} budget when it is spent (one per {refill:.3g} s)"
             parts.append(Part(what, 1 / i.delta_rate.per_second, Basis.BUDGET))
         parts.append(Part(f"the {call} call", NOMINAL_CALL_SECONDS, Basis.NOMINAL))
     _with_processing(i, parts, notes, full=False)
