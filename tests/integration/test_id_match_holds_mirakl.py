@@ -9,16 +9,20 @@ go-live."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from mirakl_world import API_KEY, GENEROUS, SHOP_ID, World, build_world, catalog, ean
+from tradelane.cli import build_app
 from tradelane.connectors.mirakl.client import MiraklClient
 from tradelane.domain.errors import NotFoundError, ValidationError
 from tradelane.persistence.tables import channels, jobs, offer_bindings, products
+from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services import audit, channel_lifecycle, id_match, id_match_conflicts
 from tradelane.services.offers import OFFERS_FULL
 from tradelane.services.outbox import OFFERS_DELTA
@@ -228,3 +232,59 @@ def test_an_acceptance_holds_for_the_same_conflict_only(world: World) -> None:
         [conflict] = id_match_conflicts.unresolved(conn, world.channel.id)
         assert (conflict.sku, conflict.our_group, conflict.their_group) == ("SKU-1", "G-7", "G-X")
         assert id_match_conflicts.held_offers(conn, world.channel).keys() == {"SKU-1"}
+
+
+def test_cli_shows_the_hold_and_accepts_ours(world: World, db_url, monkeypatch, tmp_path) -> None:
+    _prepare(world)
+    key = generate_key()
+    with world.engine.begin() as conn:  # the CLI's key
+        conn.execute(
+            sa.update(channels)
+            .where(channels.c.id == world.channel.id)
+            .values(credentials=KeyRing([key]).encrypt({"api_key": API_KEY}))
+        )
+    monkeypatch.setenv("TRADELANE_DATABASE_URL", db_url)
+    monkeypatch.setenv("TRADELANE_SECRET_KEYS", key)
+    monkeypatch.setenv("TRADELANE_LOG_LEVEL", "WARNING")
+    monkeypatch.chdir(tmp_path)
+    cli, name = build_app(), world.channel.name
+
+    match = CliRunner().invoke(cli, ["channel", "id-match", name])
+    assert match.exit_code == 0, match.output
+    text = " ".join(match.output.split())
+    assert "go-live is blocked while 1 conflict(s) remain unresolved" in text
+    assert f"tradelane channel id-match {name} --accept SKU|--accept-all --reason" in text
+
+    both = CliRunner().invoke(cli, ["channel", "id-match", name, "--accept", "SKU-1", "--accept-all"])
+    assert both.exit_code == 1 and "not both" in both.output
+    no_reason = CliRunner().invoke(cli, ["channel", "id-match", name, "--accept", "SKU-1"])
+    assert no_reason.exit_code == 1 and "needs a reason" in " ".join(no_reason.output.split())
+    wrong = CliRunner().invoke(cli, ["channel", "id-match", name, "--accept", "SKU-3", "--reason", "r"])
+    assert wrong.exit_code == 1
+    assert "no unresolved ID match conflict on marketplace-x for SKU-3 (unresolved: SKU-1)" in " ".join(
+        wrong.output.split()
+    )
+    accepted = CliRunner().invoke(
+        cli, ["channel", "id-match", name, "--accept", "SKU-1", "--reason", "catalog is right", "--json"]
+    )
+    assert accepted.exit_code == 0, accepted.output
+    body = json.loads(accepted.stdout)
+    assert body["unresolved"] == 0
+    assert [(c["sku"], c["accepted"], c["reason"]) for c in body["accepted"]] == [
+        ("SKU-1", True, "catalog is right")
+    ]
+    with world.engine.connect() as conn:
+        [event] = audit.history(conn, world.channel.id, prefix="idmatch.accept")
+    assert event.actor.startswith("cli:") and event.reason == "catalog is right"
+
+    again = CliRunner().invoke(cli, ["channel", "id-match", name, "--json"])
+    assert again.exit_code == 0, again.output
+    shown = json.loads(again.stdout)
+    assert shown["unresolved"] == 0 and shown["conflicts"][0]["accepted_by"] == event.actor
+    table = CliRunner().invoke(cli, ["channel", "id-match", name])
+    lines = table.output.splitlines()
+    assert (
+        f"accepted ours for SKU-1 ({event.actor}: catalog is right): sent, may overwrite their listing"
+        in lines
+    )
+    assert "go-live is blocked" not in table.output

@@ -18,7 +18,7 @@ from tradelane.bootstrap import Container
 from tradelane.cli.channels import TenantOpt, channel_app, resolve_channel
 from tradelane.cli.common import console, container, fail, print_json
 from tradelane.persistence.tables import jobs
-from tradelane.services import audit, id_match, reconciler
+from tradelane.services import audit, id_match, id_match_conflicts, reconciler
 
 #: SKUs shown per group in the table output (``--json`` gives them all).
 SAMPLE = 10
@@ -171,24 +171,75 @@ def channel_id_match(
     tenant: str | None = TenantOpt,
     as_json: bool = typer.Option(False, "--json"),
     csv_file: Path | None = typer.Option(None, "--csv", help="Also write every row to this CSV file."),
+    accept: list[str] = typer.Option(
+        [],
+        "--accept",
+        metavar="SKU",
+        help="Accept ours for this SKU's conflict of the latest match (repeatable): its offer is sent "
+        "and may overwrite the marketplace's listing. Needs --reason; runs no new match.",
+    ),
+    accept_all: bool = typer.Option(
+        False, "--accept-all", help="Accept ours for every unresolved conflict of the latest match."
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why ours wins (required to accept)."),
 ) -> None:
     """Unique-ID match of channel NAME: read the marketplace's listings and compare them with the
     catalog on the unique ID (SKU, else product id / GTIN) and the grouping key (parent SKU): matched,
-    only ours (selected, not listed), only theirs (listed, unknown), same ID with conflicting grouping
-    (these block go-live). Read-only."""
+    only ours (selected, not listed), only theirs (listed, unknown), same ID with conflicting grouping.
+    A conflict holds its SKU's offer back (never sent: it would overwrite their listing) and blocks
+    go-live until a later match no longer shows it (fix the catalog's parent SKU and run again: the
+    offers are released) or ours is accepted (`--accept SKU` / `--accept-all` with `--reason`,
+    audited). Reading is read-only."""
+    if accept and accept_all:
+        fail("give either --accept SKU or --accept-all, not both")
     with container() as app:
         with app.engine.connect() as conn:
             channel = resolve_channel(conn, name, tenant)
+        if accept or accept_all:
+            with app.engine.begin() as conn:
+                done = id_match_conflicts.accept(
+                    conn,
+                    channel,
+                    skus=None if accept_all else accept,
+                    actor=audit.cli_actor(),
+                    now=app.now(),
+                    reason=reason,
+                )
+                left = id_match.unresolved_conflicts(conn, channel.id)
+            if as_json:
+                print_json({"accepted": [c.as_json() for c in done], "unresolved": left})
+                return
+            for c in done:
+                console.print(
+                    f"[green]OK[/] accepted ours for {c.sku} on {channel.name} (ours "
+                    f"{c.our_group or '(no parent)'} vs theirs {c.their_group}): its offer is sent by "
+                    "the next sync and may overwrite the marketplace's listing",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            console.print(f"{left} conflict(s) left unresolved", highlight=False)
+            return
         with app.engine.begin() as conn:
             job_id = id_match.queue_run(conn, channel, actor=audit.cli_actor(), now=app.now())
         result = run_job_here(app, job_id)
         with app.engine.connect() as conn:
             run = id_match.get_run(conn, channel, int(result["run_id"]))
             rows = id_match.run_rows(conn, run.id)
+            found = id_match_conflicts.conflicts(conn, channel.id)
     if csv_file is not None:
         csv_file.write_text(id_match.to_csv(rows), encoding="utf-8")
+    accepted = {c.sku: c for c in found if c.accepted}
+    unresolved = [c for c in found if not c.accepted]
     if as_json:
-        print_json({**run.as_json(), "rows": [r.as_json() for r in rows]})
+        print_json(
+            {
+                **run.as_json(),
+                "rows": [r.as_json() for r in rows],
+                "conflicts": [c.as_json() for c in found],
+                "unresolved": len(unresolved),
+                "released": result.get("released", []),
+            }
+        )
         return
     counts = run.counts()
     console.print(
@@ -199,8 +250,9 @@ def channel_id_match(
     )
     table = Table("category", "our SKU", "their SKU", "matched by", "our group", "their group")
     for r in rows:
+        ours = r.category == id_match.CONFLICT and r.sku in accepted
         table.add_row(
-            r.category,
+            f"{r.category} (accepted)" if ours else r.category,
             r.sku or "",
             r.their_sku or "",
             r.matched_by or "",
@@ -208,11 +260,25 @@ def channel_id_match(
             r.their_group or "",
         )
     console.print(table)
-    if counts["conflict"]:
+    for c in accepted.values():
         console.print(
-            f"[bold yellow]go-live is blocked[/] while {counts['conflict']} conflict(s) remain (same ID, "
-            "conflicting grouping)",
+            f"accepted ours for {c.sku} ({c.accepted_by}: {c.reason}): sent, may overwrite their listing",
             highlight=False,
+            soft_wrap=True,
+        )
+    if result.get("released"):
+        console.print(
+            f"released (conflict resolved, sent by the next sync): {', '.join(result['released'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if unresolved:
+        console.print(
+            f"[bold yellow]go-live is blocked[/] while {len(unresolved)} conflict(s) remain unresolved (same "
+            "ID, conflicting grouping); their offers are not sent. Fix the parent SKU and run again, or "
+            f"accept ours: tradelane channel id-match {channel.name} --accept SKU|--accept-all --reason ...",
+            highlight=False,
+            soft_wrap=True,
         )
     if csv_file is not None:
         console.print(f"wrote {len(rows)} row(s) to {csv_file}", highlight=False)

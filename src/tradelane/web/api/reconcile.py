@@ -1,7 +1,8 @@
 """The reconciler (dry runs, their reports, enabling by confirming one) and the unique-ID match of a
 channel. Reading the marketplace is a job (the channel's budget applies): ``POST`` queues it and answers
 202 with the job id; the job's result names the stored report / run, and the ``latest`` routes show it.
-Enabling is audited with actor ``api:<tenant name>``."""
+An ID match conflict holds its SKU's offer back until resolved; ``POST .../id-match/accept`` accepts ours
+for some or all of them. Enabling and accepting are audited with actor ``api:<tenant name>``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from tradelane.domain.errors import NotFoundError
+from tradelane.domain.errors import NotFoundError, ValidationError
 from tradelane.persistence.db import read_only, transaction
-from tradelane.services import id_match, reconciler
+from tradelane.services import id_match, id_match_conflicts, reconciler
 from tradelane.services.channels import get_channel
 from tradelane.web.api.common import API_PREFIX, ChannelName
 from tradelane.web.auth import ContainerDep, TenantDep
@@ -84,12 +85,40 @@ class MatchRowOut(BaseModel):
     their_group: str | None
 
 
+class ConflictOut(BaseModel):
+    sku: str = Field(description="Our SKU, whose offer is held back while the conflict is unresolved.")
+    their_sku: str | None
+    our_group: str | None
+    their_group: str | None
+    accepted: bool = Field(description="The operator accepted ours: the offer is sent, go-live not blocked.")
+    accepted_by: str | None
+    accepted_at: str | None
+    reason: str | None
+
+
 class MatchRunOut(BaseModel):
     id: int
     created_at: str
     actor: str
     counts: dict[str, int]
+    unresolved: int = Field(description="Conflicts not accepted: they block go-live and hold their offers.")
+    conflicts: list[ConflictOut]
     rows: list[MatchRowOut]
+
+
+class AcceptRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    skus: list[str] | None = Field(
+        default=None, min_length=1, description="Accept ours for these SKUs' conflicts (or give all)."
+    )
+    all: bool = Field(default=False, description="Accept ours for every unresolved conflict.")
+    reason: str = Field(min_length=1, max_length=2000, description="Why ours may overwrite their listing.")
+
+
+class AcceptOut(BaseModel):
+    accepted: list[ConflictOut]
+    unresolved: int = Field(description="Conflicts still unresolved after this acceptance.")
 
 
 def _report_out(report: reconciler.Report) -> ReportOut:
@@ -196,14 +225,42 @@ def _latest_run(
 )
 def latest_id_match(name: ChannelName, tenant: TenantDep, container: ContainerDep) -> MatchRunOut:
     run, rows = _latest_run(container, tenant.id, name)
+    with read_only(container.engine) as conn:
+        found = id_match_conflicts.conflicts(conn, run.channel_id)
     data = run.as_json()
     return MatchRunOut(
         id=run.id,
         created_at=data["created_at"],
         actor=run.actor,
         counts=run.counts(),
+        unresolved=sum(1 for c in found if not c.accepted),
+        conflicts=[ConflictOut(**c.as_json()) for c in found],
         rows=[MatchRowOut(**r.as_json()) for r in rows],
     )
+
+
+@router.post(
+    "/{name}/id-match/accept",
+    summary="Accept ours for ID match conflicts (their offers are sent and may overwrite the listing)",
+    responses=problem_responses(404),
+)
+def accept_conflicts(
+    name: ChannelName, body: AcceptRequest, tenant: TenantDep, container: ContainerDep
+) -> AcceptOut:
+    if body.all == (body.skus is not None):
+        raise ValidationError("give either skus or all: true")
+    with transaction(container.engine) as conn:
+        channel = get_channel(conn, tenant.id, name)
+        accepted = id_match_conflicts.accept(
+            conn,
+            channel,
+            skus=None if body.all else body.skus,
+            actor=_actor(tenant),
+            now=container.now(),
+            reason=body.reason,
+        )
+        left = id_match.unresolved_conflicts(conn, channel.id)
+    return AcceptOut(accepted=[ConflictOut(**c.as_json()) for c in accepted], unresolved=left)
 
 
 @router.get(
