@@ -73,6 +73,9 @@ def actions(world: World, channel: Channel) -> list[tuple[str, str]]:
         return [(e.actor, e.action) for e in audit.history(conn, channel.id)]
 
 
+BLOCKER = "3 unique-ID match conflict(s) unresolved (same ID, conflicting grouping): SKU-0, SKU-1, SKU-2"
+
+
 def conflicting_match(world: World, channel: Channel, count: int) -> None:
     """A unique-ID match run of ``channel`` with ``count`` conflicts (same SKU, other grouping)."""
     rows = [
@@ -177,8 +180,14 @@ def test_go_live_is_blocked_by_id_conflicts_unless_overridden(world: World) -> N
             conn, world.keyring, tenant_id=world.tenant_id, channel_id=None, emails=["ops@example.com"],
             actor=ACTOR, now=world.clock(),
         )  # fmt: skip
-    with world.engine.begin() as conn, pytest.raises(lc.GoLiveBlocked, match="3 unique-ID match conflict"):
+    with (
+        world.engine.begin() as conn,
+        pytest.raises(lc.GoLiveBlocked, match="3 unique-ID match conflict") as blocked,
+    ):
         lc.promote(conn, channel, actor=ACTOR, now=world.clock())
+    assert "SKU-0, SKU-1, SKU-2" in str(blocked.value)
+    assert "`tradelane channel id-match shop-new`" in str(blocked.value)
+    assert "--override-reason" in str(blocked.value)
 
     world.advance(86_400 + 1)  # the automatic promotion keeps Testing and says why, once
     for _ in range(2):
@@ -186,7 +195,7 @@ def test_go_live_is_blocked_by_id_conflicts_unless_overridden(world: World) -> N
             result = lc.end_testing(conn, channel, now=world.clock())
         assert result == {
             "promoted": False,
-            "blockers": ["3 unique-ID match conflict(s) unresolved (same ID, conflicting grouping)"],
+            "blockers": [BLOCKER],
         }
     with world.engine.connect() as conn:
         alert = lc.go_live_alert(conn, channel)
@@ -217,16 +226,14 @@ def test_go_live_is_blocked_by_id_conflicts_unless_overridden(world: World) -> N
         ).all()
     override = next(e for e in events if e.action == lc.OVERRIDE)
     assert (override.actor, override.reason) == (ACTOR, "conflicts are old SKUs, agreed")
-    assert override.details == {
-        "blockers": ["3 unique-ID match conflict(s) unresolved (same ID, conflicting grouping)"]
-    }
+    assert override.details == {"blockers": [BLOCKER]}
     assert [e.action for e in events] == [lc.ACTIVATE, lc.PROMOTION_BLOCKED, lc.OVERRIDE, lc.PROMOTE]
     with world.engine.connect() as conn:
         sent = notifications.recent(conn, world.tenant_id, channel_id=channel.id)
     assert [n.event for n in sent] == ["golive.done", "golive.blocked"]  # newest first, blocked said once
     assert sent[0].subject == (
         f"shop-new went live, promoted by {ACTOR} despite 3 unique-ID match conflict(s) unresolved (same ID, "
-        "conflicting grouping) (override: conflicts are old SKUs, agreed)"
+        "conflicting grouping): SKU-0, SKU-1, SKU-2 (override: conflicts are old SKUs, agreed)"
     )
     assert open_alerts == []
 
@@ -398,6 +405,7 @@ def test_a_shortened_period_still_waits_for_the_blockers(world: World) -> None:
     with world.engine.connect() as conn:
         alert = lc.go_live_alert(conn, channel)
     assert alert is not None and "stays in testing" in alert[1] and "2 unique-ID match conflict" in alert[1]
+    assert "SKU-0, SKU-1" in alert[1]
     _change_period(world, channel, 30, reason="conflicts need a week")  # no longer over: the alert goes
     with world.engine.connect() as conn:
         assert lc.go_live_alert(conn, channel) is None

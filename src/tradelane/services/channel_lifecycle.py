@@ -47,7 +47,7 @@ from tradelane.domain.errors import ConflictError, NotFoundError, ValidationErro
 from tradelane.domain.lifecycle import Move, end_of_testing, promotion_due, refusal
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import alerts, channel_flows, channels
-from tradelane.services import audit, id_match, notifications
+from tradelane.services import audit, id_match_conflicts, notifications
 from tradelane.services.channels import (
     FLOW_PAUSE,
     FLOW_RESUME,
@@ -82,8 +82,10 @@ class GoLiveBlocked(ConflictError):
     def __init__(self, channel: Channel, blockers: list[str]) -> None:
         self.blockers = blockers
         super().__init__(
-            f"{channel.name} cannot go live: " + "; ".join(blockers) + ". Resolve them, or override with a "
-            "reason (`tradelane channel promote NAME --override-reason TEXT`)."
+            f"{channel.name} cannot go live: " + "; ".join(blockers) + ". Resolve them (`tradelane channel "
+            f"id-match {channel.name}` lists the conflicts: fix the catalog's parent SKU and match again, or "
+            "accept ours with `--accept SKU|--accept-all --reason ...`), or override with a reason "
+            f"(`tradelane channel promote {channel.name} --override-reason TEXT`)."
         )
 
 
@@ -203,11 +205,16 @@ def activate(
 
 def go_live_blockers(conn: Connection, channel: Channel) -> list[str]:
     """Why ``channel`` may not go live now (empty: it may): the unresolved conflicts (same ID,
-    conflicting grouping) of its latest unique-ID match (``id_match.unresolved_conflicts``)."""
-    conflicts = id_match.unresolved_conflicts(conn, channel.id)
-    if conflicts:
-        return [f"{conflicts} unique-ID match conflict(s) unresolved (same ID, conflicting grouping)"]
-    return []
+    conflicting grouping) of its latest unique-ID match, naming their SKUs
+    (``id_match_conflicts.unresolved``: conflicts the operator accepted are resolved)."""
+    conflicts = id_match_conflicts.unresolved(conn, channel.id)
+    if not conflicts:
+        return []
+    skus = sorted({c.sku for c in conflicts})
+    shown = ", ".join(skus[:5]) + (f" and {len(skus) - 5} more" if len(skus) > 5 else "")
+    return [
+        f"{len(conflicts)} unique-ID match conflict(s) unresolved (same ID, conflicting grouping): {shown}"
+    ]
 
 
 def promote(
