@@ -1,9 +1,10 @@
-"""A complete cutover of an Amazon seller account run by another integrator, with the process "dying"
-right after each marketplace call the cutover makes (issue 11, "a crash injected after every step
-resumes correctly"), step-agnostic: a first run counts the calls (N, each with the step it was made
-at); then, for every call index k (all of them while N is small, else a sample keeping the first and
-the last call of each step), a fresh world runs the whole cutover with the k-th call going out and its
-answer lost, each later attempt being a fresh service (a restarted process) on the same store.
+"""A complete cutover of an Amazon seller account run by another integrator, then its revert, with the
+process "dying" right after each marketplace call they make (issue 11, "a crash injected after every
+step resumes correctly"), step-agnostic: a first run counts the calls (N, each with the step it was
+made at, or "revert"); then, for every call index k (all of them while N is small, else a sample
+keeping the first and the last call of each step), a fresh world runs the whole cutover with the k-th
+call going out and its answer lost, each later attempt being a fresh service (a restarted process)
+on the same store.
 
 Every run must end the same way: the cutover done; neither of the previous integrator's orders
 (placed before the cutoff) imported, the live order placed after the cutoff imported; the snapshot is
@@ -20,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from cutover_support import InjectedCrash, deps, drain, put_live, revert_until_done
+from cutover_support import InjectedCrash, deps, drain, put_live
 from test_cutover_amazon import DE, OMS_SECRET, AmazonWorld
 
 from helpers import FakeClock, make_tenant
@@ -184,15 +185,18 @@ def _step_of(world: AmazonWorld) -> Callable[[], str]:
     def step() -> str:
         with world.engine.connect() as conn:
             found = cutover.current(conn, world.channel.id)
-        return "none" if found is None else str(found.step)
+        if found is None:
+            return "none"
+        return "revert" if found.status in (cutover.DONE, cutover.REVERTING) else str(found.step)
 
     return step
 
 
 def _run(world: AmazonWorld, log: CallLog) -> dict[str, Any]:
     """The whole cutover, each attempt a fresh service through ``log``'s connectors; the previous
-    integrator processes its two orders (before the cutoff) after the first attempt; the live test order
-    is placed once the cutoff is set; the merchant system ships it at step 6. Then a plain revert."""
+        integrator processes its two orders (before the cutoff) after the first attempt; the live test order
+        is placed once the cutoff is set; the merchant system ships it at step 6. Then the revert, through
+    the same connectors (a crash there is resumed by the next ``revert``)."""
     channel = world.channel
     seller = world.seller.seller_id
     pending = world.state.create_order(seller, [("SKU-1", 1)]).order_id  # withheld (Pending)
@@ -248,7 +252,17 @@ def _run(world: AmazonWorld, log: CallLog) -> dict[str, Any]:
         taken = {o.sku: (o.price, o.quantity) for o in cutover.snapshot(conn, state.id)}
     at_done = world.listed()
     stored = _stored(world)
-    reverted = revert_until_done(world, channel)
+    reverted = None
+    for _ in range(40):  # the revert, through the same connectors: a crash there resumes too
+        try:
+            reverted = cutover.revert(deps(world, factory), channel, reason="test")
+        except InjectedCrash:
+            crashes += 1
+            continue
+        if reverted.status == cutover.REVERTED:
+            break
+        world.advance(20)
+    assert reverted is not None and reverted.status == cutover.REVERTED, reverted
     return {
         "found": found,
         "taken": taken,
@@ -300,6 +314,7 @@ def test_a_crash_after_every_marketplace_call_resumes(engine: Any, now: datetime
     calls = counted.calls
     methods = {m for m, _ in calls}
     assert {"list_offers", "submit_offers", "fetch_orders"} <= methods, calls  # snapshot, zero, cutoff read
+    assert calls[-1][1] == "revert", calls  # the revert's calls are counted (and crashed at) too
     indices = _sample(calls)
     for k in indices:
         with _world(engine, now, f"acme-{k}") as w:
