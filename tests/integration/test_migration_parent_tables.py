@@ -124,8 +124,8 @@ def test_a_revision_leaving_a_dangling_reference_is_rolled_back_on_sqlite(engine
     raw.close()
     head = migrate.current(engine)
     with pytest.raises(
-        RuntimeError, match=r"downgrade of 0021\) leaves 2 row\(s\) referencing a missing row"
+        RuntimeError, match=rf"downgrade of {head}\) leaves 2 row\(s\) referencing a missing row"
     ):
-        _alembic(engine, "downgrade", "0020")
+        _alembic(engine, "downgrade", "-1")  # the newest revision, whichever it is
     assert migrate.current(engine) == head
     assert _foreign_keys_enforced(engine)
