@@ -6,7 +6,8 @@ test_cutover_followups leaves out:
   and the way out; waiting for the operator's confirmation that the previous integrator disconnects is
   a wait, not a problem: nothing is mailed for it; the confirmed step is mailed as done;
 * step 3: the marketplace refuses the zeroing (every OF24 answered 400) — a problem email at step 3;
-* the revert's email: what was restored and what could not be (the offers the sync created, deleted);
+* the revert's email: what was restored and what could not be (the offers the sync created, deleted;
+  an offer whose restore the marketplace refuses);
 * an Amazon cutover: one email per completed step, subjects naming the channel and the step, and the
   revert's email.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from email.message import Message
 from typing import Any
 
@@ -179,3 +181,28 @@ def test_an_amazon_cutover_mails_every_step_and_the_revert(amazon_mails: Any, sm
     assert f"test order {outcome['live']} delivered to the merchant system" in bodies[-2]
     assert bodies[-1].startswith("reverted: 4 of 4 offers restored; not restored: "), bodies[-1]
     assert "deleted (SKU-4)" in bodies[-1]
+
+
+def test_a_restore_the_marketplace_refuses_is_in_the_revert_email(world: World, smtp: SmtpServer) -> None:
+    """The operator removed LEGACY-9's product from its catalog after the cutover: Mirakl refuses the
+    restore of that offer (OF24 line error); the revert restores the rest and its email names it."""
+    name = world.channel.name
+    _to_step_6(world)
+    state = world.state
+    with state.lock:  # the operator's catalog drops the product (no seller API does this)
+        product = state.shop_offers(SHOP_ID)["LEGACY-9"].product
+        state.catalog.pop(product.sku)
+        for key in [k for k, p in state._by_reference.items() if p is product]:
+            del state._by_reference[key]
+    reverted = revert_until_done(world, world.channel)
+    world.run(step=20)
+    report = reverted.revert_report or {}
+    assert report["restored"] == 1 and sorted(report["errors"]) == ["LEGACY-9"], report
+    assert _subjects(smtp)[-1] == f"[{name}] cutover {reverted.id} reverted"
+    body = _body(_mails(smtp)[-1])
+    assert body.startswith(
+        "reverted: 1 of 2 offers restored; not restored: LEGACY-9: the marketplace refused the restore ("
+    )
+    assert "does not exist in the catalog" in body
+    restored = state.shop_offers(SHOP_ID)["SKU-0"]
+    assert (restored.price, restored.quantity) == (Decimal("31.50"), 5)  # the other one: as found
