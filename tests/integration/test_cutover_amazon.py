@@ -212,6 +212,8 @@ def test_complete_cutover_then_revert(world: AmazonWorld) -> None:
         "marketplace": {"to_ship": 1},
         "withheld": 1,
         "local": 0,
+        "complete": True,
+        "scope": "searchOrders: orders updated in the last 90 days",
     }
 
     # the previous integrator: the buyer cancels the Pending one, the paid one is shipped

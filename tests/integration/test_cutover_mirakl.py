@@ -203,8 +203,8 @@ def test_complete_cutover_then_revert(world: World) -> None:
         CrashPlan("list_offers", 1, after=True),
         CrashPlan("submit_offers", 1, after=True),
         CrashPlan("import_result", 1),
-        CrashPlan("fetch_orders", 2, after=True),  # the watermark read, step 4
-        CrashPlan("fetch_orders", 1),  # the live count, step 2
+        CrashPlan("fetch_orders", 1, after=True),  # the watermark read, step 4
+        CrashPlan("open_orders", 1),  # the live count, step 2
         CrashPlan("set_holiday", 2),  # reopening, step 6
         CrashPlan("set_holiday", 2, after=True),
     ],

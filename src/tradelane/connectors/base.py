@@ -48,6 +48,7 @@ class Operation(StrEnum):
     REFUND = "refund"
     UPLOAD_DOCUMENT = "upload_document"
     SET_HOLIDAY = "set_holiday"
+    LIST_OPEN_ORDERS = "list_open_orders"  # OpenOrdersReader.open_orders (the cutover's live count)
 
 
 class HolidayMode(StrEnum):
@@ -160,6 +161,27 @@ class OrderChanges:
     #: The read stopped early (its budget ran out after some pages): ``cursor`` continues it, and the
     #: intake service queues the next poll at once instead of waiting for the schedule.
     more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrders:
+    """The orders the marketplace shows in a state that still needs the seller (Operation.LIST_OPEN_ORDERS).
+    ``scope`` says what was read (e.g. "every order in an open state", or a date window where the
+    marketplace requires one); ``complete`` is False when a page limit or the budget stopped the read
+    (the orders are then a lower bound). ``withheld`` as in :class:`OrderChanges`."""
+
+    orders: Sequence[MarketplaceOrder]
+    scope: str
+    complete: bool = True
+    withheld: int = 0
+
+
+@runtime_checkable
+class OpenOrdersReader(Protocol):
+    """A connector declaring :attr:`Operation.LIST_OPEN_ORDERS` implements this (read-only, budget-aware):
+    every open order regardless of when it was last updated, at most ``max_pages`` reads."""
+
+    def open_orders(self, *, now: datetime, max_pages: int) -> OpenOrders: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.connectors.base import HolidayMode, MarketplaceConnector, Operation
+from tradelane.connectors.base import HolidayMode, MarketplaceConnector, OpenOrdersReader, Operation
 from tradelane.domain.orders import MerchantStatus, OrderState
 from tradelane.persistence.tables import orders
 from tradelane.services import offers as offer_service
@@ -51,6 +51,10 @@ class Outstanding:
     marketplace: dict[str, int]
     withheld: int
     local: int
+    #: False when the marketplace read stopped early (page limit, budget): the counts are a lower bound.
+    complete: bool = True
+    #: What was read on the marketplace (states, date window).
+    scope: str = ""
 
     @property
     def total(self) -> int:
@@ -62,6 +66,8 @@ class Outstanding:
             "marketplace": self.marketplace,
             "withheld": self.withheld,
             "local": self.local,
+            "complete": self.complete,
+            "scope": self.scope,
         }
 
     def text(self) -> str:
@@ -70,25 +76,52 @@ class Outstanding:
             parts.append(f"{self.withheld} awaiting payment (withheld)")
         if self.local:
             parts.append(f"{self.local} in tradelane not yet delivered to the merchant system")
-        return f"{self.total} outstanding order(s)" + (f": {', '.join(parts)}" if parts else "")
+        count = (
+            f"{self.total} outstanding order(s)"
+            if self.complete
+            else f"at least {self.total} outstanding order(s)"
+        )
+        text = count + (f": {', '.join(parts)}" if parts else "")
+        if not self.complete:
+            text += f" (the marketplace's list was cut short after {MAX_ORDER_READS} reads or by its budget)"
+        return text
+
+    @property
+    def settled(self) -> bool:
+        """Nothing outstanding, and the count covered every open order."""
+        return self.complete and self.total == 0
 
 
 def count_outstanding(
     conn: Connection, channel: Channel, connector: MarketplaceConnector, *, now: datetime
 ) -> Outstanding:
-    """Read the marketplace's recent orders (the connector's initial look-back window, every page) and
-    the hub's, and count those outstanding. Read-only on both sides."""
+    """Count the outstanding orders (see the module docstring), read-only on both sides.
+
+    Where the connector declares :attr:`Operation.LIST_OPEN_ORDERS` it reads every open order whatever
+    its date (Mirakl: OR11 by state codes; Amazon: searchOrders over its documented long window), at
+    most :data:`MAX_ORDER_READS` pages; else its initial look-back (``fetch_orders`` without a cursor).
+    A read cut short (page limit, budget) or limited to a window is never silent: ``complete`` is then
+    False and :meth:`Outstanding.text` says "at least"; step 2 keeps waiting on an incomplete count."""
     latest: dict[str, OrderState] = {}
     withheld = 0
-    cursor: str | None = None
-    for _ in range(MAX_ORDER_READS):
-        changes = connector.fetch_orders(cursor, now=now)
-        for order in changes.orders:
-            latest[order.marketplace_order_id] = order.state
-        withheld = max(withheld, changes.withheld)
-        if not changes.more:
-            break
-        cursor = changes.cursor
+    complete = False
+    if connector.capabilities.supports(Operation.LIST_OPEN_ORDERS) and isinstance(
+        connector, OpenOrdersReader
+    ):
+        found = connector.open_orders(now=now, max_pages=MAX_ORDER_READS)
+        latest = {o.marketplace_order_id: o.state for o in found.orders}
+        withheld, complete, scope = found.withheld, found.complete, found.scope
+    else:
+        cursor: str | None = None
+        for _ in range(MAX_ORDER_READS):
+            changes = connector.fetch_orders(cursor, now=now)
+            for order in changes.orders:
+                latest[order.marketplace_order_id] = order.state
+            withheld = max(withheld, changes.withheld)
+            if not changes.more:
+                break
+            cursor = changes.cursor
+        scope = "the orders of the connector's initial look-back only (it cannot list open orders by state)"
     counts: dict[str, int] = {}
     for state in latest.values():
         if state in OUTSTANDING_STATES:
@@ -108,7 +141,7 @@ def count_outstanding(
             )
         ).scalar_one()
     )
-    return Outstanding(counts, withheld, local)
+    return Outstanding(counts, withheld, local, complete=complete, scope=scope)
 
 
 # --- plan -----------------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from tradelane.connectors.base import (
     ListedOffer,
     OfferOutcome,
     OfferUpdate,
+    OpenOrders,
     Operation,
     OrderChanges,
     PlannedRequest,
@@ -112,6 +113,9 @@ HINTS: Mapping[str, str] = {
     ),
 }
 
+#: How far back the open-orders read goes (searchOrders takes no state-only query: a date is required).
+OPEN_ORDERS_DAYS = 90
+
 CAPABILITIES = Capabilities(
     operations=frozenset(
         {
@@ -121,6 +125,7 @@ CAPABILITIES = Capabilities(
             Operation.READ_IMPORT,
             Operation.LIST_OFFERS,
             Operation.SHIP,
+            Operation.LIST_OPEN_ORDERS,
         }
     ),
     acceptance_required=False,
@@ -323,6 +328,23 @@ class AmazonConnector:
             cursor=_write_cursor(new_watermark, None, None),
             fetched=fetched,
             withheld=withheld,
+        )
+
+    def open_orders(self, *, now: datetime, max_pages: int) -> OpenOrders:
+        """searchOrders needs a date: every order updated in the last :data:`OPEN_ORDERS_DAYS` days (an
+        order still open after that is out of reach of this read), every page; a read the budget
+        stopped is ``complete=False``. ``max_pages`` is not applied here: :meth:`fetch_orders` reads
+        every page or stops on the budget."""
+        del max_pages
+        after = now - timedelta(days=OPEN_ORDERS_DAYS)
+        changes = self.fetch_orders(_write_cursor(after, None, None), now=now)
+        state = _read_cursor(changes.cursor)
+        interrupted = state is not None and state[1] is not None
+        return OpenOrders(
+            orders=changes.orders,
+            scope=f"searchOrders: orders updated in the last {OPEN_ORDERS_DAYS} days",
+            complete=not interrupted,
+            withheld=changes.withheld,
         )
 
     def fetch_messages(self, cursor: str | None, *, now: datetime) -> FeedChanges:

@@ -38,6 +38,7 @@ from tradelane.connectors.base import (
     LineDecision,
     ListedOffer,
     OfferUpdate,
+    OpenOrders,
     Operation,
     OrderChanges,
     PlannedRequest,
@@ -321,6 +322,9 @@ def _parse_ts(value: str | None) -> datetime | None:
 #: continued scan starts again (orders that left the polled states meanwhile shift later ones forward).
 _PAGE_SIZE = 100
 _MAX_PAGES_PER_POLL = 1_000
+
+#: Seller-side states of an order still to be handled (accepted or refused, paid, shipped).
+OPEN_STATES: tuple[str, ...] = ("WAITING_ACCEPTANCE", "WAITING_DEBIT", "WAITING_DEBIT_PAYMENT", "SHIPPING")
 _RESUME_OVERLAP = 20
 
 
@@ -452,6 +456,26 @@ class MiraklConnector:
             next_cursor = _OrdersScan(scan.start, resume, newest).encode()
         return OrderChanges(
             orders=list(latest.values()), cursor=next_cursor, fetched=fetched, more=not complete
+        )
+
+    def open_orders(self, *, now: datetime, max_pages: int) -> OpenOrders:
+        """OR11 filtered by the open ``order_state_codes`` (:data:`OPEN_STATES`) and no date at all, every
+        page up to ``max_pages`` (then ``complete`` is False): an order waiting for years is counted too."""
+        latest: dict[str, MarketplaceOrder] = {}
+        offset = 0
+        complete = False
+        for _ in range(max(1, max_pages)):
+            page = self.client.list_orders(OPEN_STATES, None, None, offset, _PAGE_SIZE)
+            for raw_order in page.orders:
+                latest[raw_order.marketplace_order_id] = self._localise(raw_order)
+            offset += len(page.orders)
+            if not page.orders or offset >= page.total_count:
+                complete = True
+                break
+        return OpenOrders(
+            orders=list(latest.values()),
+            scope=f"OR11: every order in {', '.join(OPEN_STATES)}, whatever its date",
+            complete=complete,
         )
 
     def _localise(self, order: MarketplaceOrder) -> MarketplaceOrder:
