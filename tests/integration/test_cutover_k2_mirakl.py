@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import pytest
 import test_cutover_mirakl as base
-from cutover_support import deps
+from cutover_support import CrashPlan, InjectedCrash, deps, drain, revert_until_done
 
 from mirakl_world import API_KEY, SHOP_ID, World
 from tradelane.connectors.mirakl.client import MiraklClient
+from tradelane.connectors.mirakl.connector import SPEC as MIRAKL
 from tradelane.services import cutover
 
 world = base.world  # the fixture: a live Mirakl shop pre-filled with another integrator's offers
@@ -43,3 +45,35 @@ def test_an_open_order_older_than_the_look_back_is_outstanding(world: World) -> 
         second = cutover.advance(deps(world), world.channel, previous_integrator_disabled=True)
     assert second is not None and (second.status, second.step) == ("waiting", 2)
     assert second.data["outstanding"]["total"] == 1
+
+
+def _to_step_5(world: World) -> None:
+    for _ in range(40):
+        state = cutover.advance(deps(world), world.channel, previous_integrator_disabled=True)
+        if state.step == 5:
+            break
+        drain(world)
+        world.advance(20)
+    drain(world)  # the initial sync runs: SKU-3 is created on the marketplace
+    assert "SKU-3" in _listed(world)
+
+
+def test_a_restore_whose_answer_was_lost_is_not_sent_again_once_applied(world: World) -> None:
+    """The restore (4 prices and quantities back, SKU-3 deleted) goes out, the marketplace applies it,
+    the answer is lost: the next revert reads the listing, sends nothing again and reports SKU-3
+    deleted, nothing refused."""
+    found_before = _listed(world)
+    _to_step_5(world)
+    plan = CrashPlan("submit_offers", 1, after=True)
+    sent_before = len(world.state.calls("OF24"))
+    with pytest.raises(InjectedCrash):
+        cutover.revert(deps(world, plan.factory(MIRAKL.factory)), world.channel, reason="test")
+    world.advance(600)  # the marketplace processes the import: the restore took effect
+    assert _listed(world) == found_before
+    reverted = revert_until_done(world, world.channel)
+    report = reverted.revert_report or {}
+    assert len(world.state.calls("OF24")) == sent_before + 1, "the restore was sent once"
+    assert report["errors"] == {} and report["deleted"] == ["SKU-3"]
+    assert report["already_in_effect"] == ["LEGACY-9", "SKU-0", "SKU-1", "SKU-2", "SKU-3"]
+    assert "SKU-3" not in " ".join(s for s in report["not_restored"] if "refused" in s)
+    assert "already deleted" in report["message"] and _listed(world) == found_before

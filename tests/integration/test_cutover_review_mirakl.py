@@ -207,12 +207,6 @@ def test_a_crash_during_revert_resumes(world: World, plan: CrashPlan) -> None:
         assert report["errors"] == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 11 review): a restore submitted again after its answer was lost sends the "
-    "deletion of SKU-3 twice; the second is refused ('does not exist and cannot be deleted') and the "
-    "report calls SKU-3 refused although it was deleted",
-)
 def test_a_deletion_sent_again_after_a_lost_answer_is_not_reported_as_refused(world: World) -> None:
     report = _revert_with_a_crash(world, CrashPlan("submit_offers", 1, after=True))
     assert report["errors"] == {}, report["not_restored"]

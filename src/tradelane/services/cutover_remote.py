@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -44,6 +45,8 @@ from tradelane.sync.ratelimit import RateLimiter
 
 #: Offers per submission when the connector declares no largest delta batch.
 DEFAULT_BATCH = 1_000
+
+_KEEP = OfferUpdate(sku="", price=Decimal(0), currency="EUR", quantity=0)  # "not a deletion"
 
 
 @contextmanager
@@ -115,14 +118,20 @@ class OfferPush:
     took), ``errors`` (SKU → the marketplace's reasons, verbatim). :meth:`step` does at most one round:
     it reads the imports in flight (any not done → not done), else submits what is neither taken nor
     refused, in batches of the connector's largest delta, calling ``save`` after each submission and
-    each result so that a crash never sends a batch twice without need (sending it again is harmless:
-    the same values). :meth:`retry` forgets the refusals, to send them again."""
+    each result so that a crash never sends a batch twice without need. A batch is recorded as
+    ``sending`` just before it goes out: when a call finds one there (the answer was lost), it reads the
+    listing first (where the connector lists offers) and settles the SKUs whose change already took
+    effect — a deletion whose offer is gone, an update listed with its price and quantity — as ``ok``
+    and ``already``; only the others are sent again (same values). A refused deletion whose offer is
+    no longer listed is a success too (``already``: the marketplace had deleted it).
+    :meth:`retry` forgets the refusals, to send them again."""
 
     def __init__(self, state: dict[str, Any], updates: Mapping[str, OfferUpdate]) -> None:
         self.state = state
         state.setdefault("imports", [])
         state.setdefault("ok", [])
         state.setdefault("errors", {})
+        state.setdefault("already", [])
         self.updates = dict(updates)
 
     @property
@@ -134,9 +143,18 @@ class OfferPush:
     def ok(self) -> set[str]:
         return set(self.state["ok"])
 
+    @property
+    def already(self) -> set[str]:
+        """SKUs found already in effect on the marketplace (a lost answer, a refused repeat deletion)."""
+        return set(self.state.get("already", []))
+
     def remaining(self) -> list[str]:
         settled = self.ok | set(self.errors) | {s for i in self.state["imports"] for s in i["skus"]}
         return [sku for sku in self.updates if sku not in settled]
+
+    def _settle_refused_deletions(self, connector: MarketplaceConnector, skus: Sequence[str]) -> None:
+        refused = [sku for sku in skus if sku in self.errors and self.updates.get(sku, _KEEP).delete]
+        self._settle_in_effect(connector, refused)
 
     def retry(self) -> None:
         self.state["errors"] = {}
@@ -152,7 +170,35 @@ class OfferPush:
             elif sku not in self.state["ok"]:
                 self.state["ok"].append(sku)
 
+    def _settle_in_effect(self, connector: MarketplaceConnector, skus: Sequence[str]) -> set[str]:
+        """Mark ``ok`` (and ``already``) the SKUs whose change the listing shows done; returns them."""
+        if not skus or not connector.capabilities.supports(Operation.LIST_OFFERS):
+            return set()
+        listed = {o.sku: o for o in connector.list_offers()}
+        done: set[str] = set()
+        for sku in skus:
+            update = self.updates.get(sku)
+            if update is None:
+                continue
+            seen = listed.get(sku)
+            if update.delete:
+                took = seen is None
+            else:
+                took = seen is not None and seen.quantity == update.quantity and seen.price == update.price
+            if took:
+                done.add(sku)
+                self.errors.pop(sku, None)
+                if sku not in self.state["ok"]:
+                    self.state["ok"].append(sku)
+                if sku not in self.state["already"]:
+                    self.state["already"].append(sku)
+        return done
+
     def step(self, connector: MarketplaceConnector, save: Callable[[], None]) -> PushState:
+        in_doubt = list(self.state.pop("sending", None) or ())
+        if in_doubt:  # sent, answer lost: send again only what the marketplace does not show done
+            self._settle_in_effect(connector, in_doubt)
+            save()
         in_flight = list(self.state["imports"])
         if in_flight:
             wait: float | None = None
@@ -163,6 +209,7 @@ class OfferPush:
                     wait = max(wait or 0.0, result.retry_after or 0.0)
                     continue
                 self._apply(entry["skus"], result)
+                self._settle_refused_deletions(connector, entry["skus"])
                 self.state["imports"].remove(entry)
                 save()
             if self.state["imports"]:
@@ -173,10 +220,14 @@ class OfferPush:
         size = max(1, connector.capabilities.batch_size(Operation.SUBMIT_OFFERS_DELTA, DEFAULT_BATCH))
         for start in range(0, len(todo), size):
             part = todo[start : start + size]
+            self.state["sending"] = list(part)
+            save()
             ref = connector.submit_offers([self.updates[sku] for sku in part], SubmitMode.DELTA)
+            self.state.pop("sending", None)
             early = ref.result
             if early is not None and (early.done or not ref.submitted or not ref.reference):
                 self._apply(part, early)  # synchronous, or nothing sent: settled now
+                self._settle_refused_deletions(connector, part)
             else:
                 refused = {o.sku for o in (early.outcomes if early is not None else ()) if not o.ok}
                 if refused and early is not None:

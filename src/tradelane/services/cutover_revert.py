@@ -178,6 +178,7 @@ def _revert(run: Run, reason: str | None) -> Cutover:
             )
         created = sorted(state["created"])
         failed = {sku: reasons for sku, reasons in push.errors.items()}
+        already = sorted(push.already)
         restored = sorted(sku for sku in push.ok if sku in found)
         could_not: list[str] = []
         for sku, reasons in sorted(failed.items()):
@@ -193,6 +194,11 @@ def _revert(run: Run, reason: str | None) -> Cutover:
                     else "left on the marketplace with quantity 0 (the connector cannot delete offers)"
                 )
                 + f" ({', '.join(created[:20])})"
+                + (
+                    f"; already deleted when checked again after a lost answer: {', '.join(gone[:20])}"
+                    if (gone := [sku for sku in created if sku in push.already])
+                    else ""
+                )
             )
         if accepted:
             could_not.append(
@@ -213,6 +219,7 @@ def _revert(run: Run, reason: str | None) -> Cutover:
             created_by_sync=created,
             deleted=created if can_delete else [],
             errors=failed,
+            already_in_effect=already,
             orders_after_cutoff=accepted,
             not_restored=could_not,
             message=f"reverted: {len(restored)} of {len(taken)} offers restored; not restored: "
