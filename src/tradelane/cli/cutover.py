@@ -106,6 +106,8 @@ def cutover_plan(
         table.add_row(str(step["step"]), step["name"], step["does"])
     console.print(table)
     console.print(f"revert: {planned['revert']}", soft_wrap=True)
+    if planned.get("refused"):
+        console.print(f"[bold red]run would be refused:[/] {planned['refused']}", soft_wrap=True)
 
 
 def _parse_date(value: str | None) -> datetime | None:

@@ -477,6 +477,16 @@ class MarketplaceConnector(Protocol):
         the unique-ID match found them consistent). The connector suite exercises it."""
         ...
 
+    def current_holiday(self) -> tuple[datetime | None, datetime | None] | None:
+        """The account's closing period as the marketplace holds it now: ``(closed_from, closed_to)``
+        (each None when unset), or None when the connector cannot read it (no closing period)."""
+        ...
+
+    def staging_account(self) -> str | None:
+        """The staging/test account this instance works on instead of the live one (e.g. a host and
+        shop id; a channel in Testing with a staging account), or None when it uses the live account."""
+        ...
+
     def check(self) -> CheckReport:
         """Whether the account answers with these credentials (never raises for a bad answer)."""
         ...

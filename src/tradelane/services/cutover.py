@@ -9,8 +9,13 @@ step, and every step is idempotent (running a completed or half-done step again 
    without it the cutover waits here). The channel's offers and orders flows are paused (their state
    before is kept for ``revert``): nothing of the hub's reaches the account while it moves.
 2. **holiday** — a closing period where the connector has one (:attr:`HolidayMode.CLOSING_PERIOD`,
-   e.g. Mirakl A02 ``closed_from``/``closed_to``, from now for ``holiday_days``); where it has none,
-   the closest equivalent, zero stock, is step 3's (said in the step's message). Then it waits until
+   e.g. Mirakl A02 ``closed_from``/``closed_to``, from now for ``holiday_days``); the closing period
+   the account had before (``current_holiday``, Mirakl A01) is read first and kept in
+   ``data["holiday"]["previous"]`` (``{"closed_from", "closed_to"}`` as ISO text or None; None when
+   unreadable) for ``revert``. Where it has none, the closest equivalent, zero stock, is set here,
+   before the count (step 3's snapshot and zeroing, the same idempotent code; step 3 then finds it
+   done): an order placed while step 2 waits is impossible or counted, none falls between the count
+   and the cutoff. Then it waits until
    the *outstanding orders* are processed: orders the marketplace shows (connector's initial look-back
    read) as pending, awaiting acceptance, awaiting payment (Amazon's withheld Pending orders
    included), to ship or partially shipped, plus the hub's own orders of the channel in those states
@@ -19,9 +24,11 @@ step, and every step is idempotent (running a completed or half-done step again 
    stored once (``cutover_offers``; never overwritten, so never by the zeroed quantities), then every
    quantity is set to 0 (``submit_offers`` delta batches within the connector's batch size and
    budgets; each import's result checked; refusals stop the step, listed per SKU).
-4. **cutoff** — the order-import cutoff is set to now: order intake never imports an order created
-   before it (:func:`tradelane.services.order_intake.orders_cutoff`) and, so that none after it is
-   missed, the channel's orders watermark must precede it: an existing watermark does; without one, the
+4. **cutoff** — the order-import cutoff is set to now rounded DOWN to the whole second (marketplaces
+   date orders to the second: an order created at or after the cutoff is imported, one in the same
+   second is not dropped): order intake never imports an order created before it
+   (:func:`tradelane.services.order_intake.orders_cutoff`) and, so that none after it is missed,
+   the channel's orders watermark must precede it: an existing watermark does; without one, the
    connector's initial read is made now and its cursor stored (orders it returns from the cutoff on
    are stored as a poll would).
 5. **sync** — the offers flow resumes and an initial full sync (``offers.full``, the selected catalog)
@@ -32,6 +39,13 @@ step, and every step is idempotent (running a completed or half-done step again 
    resumed, and the cutover waits for a live test order (an order created after the cutoff, imported
    and delivered to the merchant system) and a dummy status update (an update of one of the channel's
    orders pushed and confirmed by the marketplace) → done.
+
+A cutover takes over the LIVE account: while the channel's connector works on a staging account (a
+channel in Testing with one, :meth:`MarketplaceConnector.staging_account`) ``advance`` stops at the
+current step with the reason (promote the channel or remove the staging account) and ``plan`` says so
+(``refused``). While the store should be closed (steps 2-5, a stopped step 5 included), a closing
+period ending within a day is extended (A02 again, to now + ``holiday_days``; audited and notified
+``cutover.holiday_extended``): the marketplace never reopens the shop by itself mid-cutover.
 
 ``advance`` goes as far as it can and returns (never sleeps): a step that waits (the date, the
 confirmation, outstanding orders, imports, the sync job, the test order) leaves the cutover
@@ -67,6 +81,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -227,6 +242,14 @@ class Cutover:
             "orders_cutoff": iso(self.orders_cutoff),
             "outstanding_orders": self.data.get("outstanding"),
             "sync_errors": self.data.get("sync", {}).get("errors", {}),
+            "sync_progress": self.data.get("sync", {}).get("progress"),
+            "confirmations": self.data.get("confirmations"),
+            "previous_holiday": self.data.get("holiday", {}).get("previous"),
+            "claim": (
+                None
+                if not self.data.get("claim")
+                else {k: self.data["claim"].get(k) for k in ("by", "step", "since", "until")}
+            ),
             "revert_report": self.revert_report,
             "created_by": self.created_by,
             "created_at": iso(self.created_at),
@@ -321,8 +344,24 @@ class Deps:
 
 
 def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
-    """The dry run (see :func:`tradelane.services.cutover_plan.plan`)."""
-    return cutover_plan.plan(deps, channel)
+    """The dry run (see :func:`tradelane.services.cutover_plan.plan`), plus ``staging_account`` and
+    ``refused`` (why ``run`` would refuse) when the channel's connector works on a staging account."""
+    planned = cutover_plan.plan(deps, channel)
+    with deps.open(channel) as connector:
+        staging = connector.staging_account()
+    planned["staging_account"] = staging
+    planned["refused"] = None if staging is None else staging_refusal(channel, staging)
+    return planned
+
+
+def staging_refusal(channel: Channel, account: str) -> str:
+    """Why a cutover does not run on a channel whose connector uses its staging account."""
+    return (
+        f"channel {channel.name} is in {channel.lifecycle_state} with a staging account ({account}): its "
+        "connector works on that account, not on the live account a cutover takes over; promote the "
+        f"channel first (`tradelane channel promote {channel.name}`) or remove its staging account, then "
+        "run again"
+    )
 
 
 # --- the claim: one run at a time ------------------------------------------------------------------
@@ -673,6 +712,10 @@ def advance(
         }
         step = cutover.step
         while step in handlers:
+            if not _guarded(run, step, _refuse_staging):
+                break
+            if 2 <= step <= 5 and not _guarded(run, step, partial(_keep_closed, n=step)):
+                break
             if not _guarded(run, step, handlers[step]):
                 break
             step += 1
@@ -717,6 +760,57 @@ def _guarded(run: Run, n: int, handler: Callable[[Run], bool]) -> bool:
             run.problem(conn, n, f"{exc}; run again to retry, or revert")
             run.save(conn, status=STOPPED)
         return False
+
+
+def _refuse_staging(run: Run) -> bool:
+    """Stop (at the current step, nothing sent) while the channel's connector would work on its staging
+    account: a cutover takes over the LIVE account."""
+    account = run.connector.staging_account()
+    if account is None:
+        return True
+    with run.deps.engine.begin() as conn:
+        n = int(run.values.get("step", run.c.step))
+        run.problem(conn, n, staging_refusal(run.channel, account))
+        run.save(conn, status=STOPPED)
+    return False
+
+
+#: A closing period ending sooner than this is extended (the marketplace would reopen the shop by itself).
+EXTEND_HOLIDAY_WITHIN = timedelta(days=1)
+
+
+def _keep_closed(run: Run, n: int) -> bool:
+    """While the store should be closed (a closing period set, not yet ended by step 6), extend the
+    closing period when it ends within :data:`EXTEND_HOLIDAY_WITHIN`: A02 again from its start to now +
+    the cutover's holiday days, audited (``cutover.<step>``, phase ``holiday_extended``) and notified
+    (``cutover.holiday_extended``). Always True (a remote error is the caller's)."""
+    ends = run.c.holiday_to
+    if not run.data.get("holiday_set") or run.data.get("reopened") or ends is None:
+        return True
+    if ends - run.now >= EXTEND_HOLIDAY_WITHIN:
+        return True
+    start_at = run.c.holiday_from or run.now
+    end_at = run.now + timedelta(days=int(run.data.get("holiday_days", DEFAULT_HOLIDAY_DAYS)))
+    run.connector.set_holiday(start_at, end_at)
+    message = (
+        f"holiday extended to {end_at.isoformat()} (it was to end {ends.isoformat()}, while the cutover is "
+        f"still at step {n}, {STEPS[n]}: the marketplace would have reopened the store by itself)"
+    )
+    with run.deps.engine.begin() as conn:
+        run._audit(conn, n, "holiday_extended", message, {"holiday_to": end_at, "was": ends})
+        notifications.notify(
+            conn,
+            tenant_id=run.channel.tenant_id,
+            channel_id=run.channel.id,
+            event="cutover.holiday_extended",
+            subject=f"[{run.channel.name}] cutover: holiday extended to {end_at.isoformat()}",
+            body=run._email(n, f"still at step {n} of {len(STEPS)}: {TITLES[n]}.", message, {}),
+            details={"cutover_id": run.c.id, "step": n, "holiday_to": end_at.isoformat()},
+            now=run.now,
+        )
+        run.save(conn, holiday_to=end_at)
+    run.c = reload_cutover(run)
+    return True
 
 
 def _set_status(run: Run, conn: Connection, n: int) -> None:
@@ -776,10 +870,19 @@ def _step_holiday(run: Run, holiday_days: int) -> bool:
     with run.deps.engine.begin() as conn:
         run.begin(conn, 2)
         run.save(conn)
+    run.data.setdefault("holiday_days", holiday_days)
     mode = HolidayMode(run.c.holiday_mode)
     caps = run.connector.capabilities
     if mode is HolidayMode.CLOSING_PERIOD and caps.supports(Operation.SET_HOLIDAY):
         if not run.data.get("holiday_set"):
+            if "previous" not in run.data.get("holiday", {}):  # read once, before ours overwrites it
+                found = run.connector.current_holiday()
+                run.data["holiday"] = {
+                    "previous": None
+                    if found is None
+                    else {"closed_from": _iso(found[0]), "closed_to": _iso(found[1])}
+                }
+                run.save()
             start_at = run.c.holiday_from or run.now
             end_at = run.c.holiday_to or start_at + timedelta(days=holiday_days)
             run.connector.set_holiday(start_at, end_at)
@@ -791,6 +894,11 @@ def _step_holiday(run: Run, holiday_days: int) -> bool:
         )
     else:
         holiday = holiday_text(mode, run.channel.connector)
+        # zero stock is the holiday here: in place before the count, so an order placed while it is
+        # waited for is either impossible or counted (none falls between the count and the cutoff)
+        if not _zero_offers(run, 2, retrying=run.state(2) == "failed"):
+            return False
+        holiday += "; every quantity set to 0 before counting"
     with run.deps.engine.connect() as conn:
         outstanding = count_outstanding(conn, run.channel, run.connector, now=run.now)
     run.data["outstanding"] = outstanding.as_json()
@@ -869,11 +977,28 @@ def push_offers(run: Run, key: str, updates: dict[str, OfferUpdate]) -> tuple[Of
     return push, result.done, result.retry_after
 
 
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def _step_snapshot(run: Run) -> bool:
     with run.deps.engine.begin() as conn:
         run.begin(conn, 3)
         retrying = run.state(3) == "failed"
         run.save(conn)
+    if not _zero_offers(run, 3, retrying=retrying):
+        return False
+    with run.deps.engine.begin() as conn:
+        taken = len(snapshot(conn, run.c.id))
+        run.finish(conn, 3, f"{taken} offers stored; every quantity set to 0", offers=taken)
+        run.save(conn)
+    return True
+
+
+def _zero_offers(run: Run, n: int, *, retrying: bool) -> bool:
+    """Step 3's work, idempotent (step 2 does it first where zero stock is the holiday, and step 3 then
+    finds it done): the snapshot taken once, then every quantity set to 0 (:class:`OfferPush` ``zero``).
+    True when every offer is at 0; else the step ``n`` waits (imports running) or stops (refusals)."""
     if run.c.snapshot_taken_at is None:
         _take_snapshot(run)
         run.c = reload_cutover(run)
@@ -894,10 +1019,10 @@ def _step_snapshot(run: Run) -> bool:
         if not done:
             run.wait(
                 conn,
-                3,
+                n,
                 f"{len(taken)} offers stored; quantities set to 0: {len(push.ok)} taken, import running",
             )
-            _set_status(run, conn, 3)
+            _set_status(run, conn, n)
             return False
         conn.execute(
             sa.update(cutover_offers)
@@ -908,15 +1033,14 @@ def _step_snapshot(run: Run) -> bool:
         if errors:
             run.problem(
                 conn,
-                3,
+                n,
                 f"{len(errors)} of {len(taken)} offers could not be set to 0 (run again to retry, "
                 "or revert): "
                 + "; ".join(f"{sku}: {' / '.join(r)}" for sku, r in sorted(errors.items())[:20]),
                 errors=errors,
             )
-            _set_status(run, conn, 3)
+            _set_status(run, conn, n)
             return False
-        run.finish(conn, 3, f"{len(taken)} offers stored; every quantity set to 0", offers=len(taken))
         run.save(conn)
     return True
 
@@ -926,8 +1050,8 @@ def _step_cutoff(run: Run) -> bool:
     cursor_name = spec.cursor("orders")
     with run.deps.engine.begin() as conn:
         run.begin(conn, 4)
-        if run.c.orders_cutoff is None:
-            run.save(conn, orders_cutoff=run.now)
+        if run.c.orders_cutoff is None:  # whole seconds: marketplaces date orders to the second
+            run.save(conn, orders_cutoff=run.now.replace(microsecond=0))
         else:
             run.save(conn)
     run.c = reload_cutover(run)

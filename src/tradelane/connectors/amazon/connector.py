@@ -663,6 +663,14 @@ class AmazonConnector:
     def set_holiday(self, start: datetime | None, end: datetime | None) -> None:
         raise UnsupportedOperation(self.name, Operation.SET_HOLIDAY)
 
+    def current_holiday(self) -> tuple[datetime | None, datetime | None] | None:
+        """None: an Amazon account has no closing period to read."""
+        return None
+
+    def staging_account(self) -> str | None:
+        """None: an Amazon test account is a channel of its own, never a staging side of this one."""
+        return None
+
     # ------------------------------------------------------------------------------------ check
 
     def check(self) -> CheckReport:

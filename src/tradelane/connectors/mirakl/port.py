@@ -622,6 +622,17 @@ class MiraklConnector:
             )
         self.client.set_closing_period(start, end)
 
+    def current_holiday(self) -> tuple[datetime | None, datetime | None] | None:
+        """A01: the shop's ``closed_from`` / ``closed_to`` as the marketplace holds them (None: unset)."""
+        raw = self.client.account().raw
+        return _parse_ts(raw.get("closed_from")), _parse_ts(raw.get("closed_to"))
+
+    def staging_account(self) -> str | None:
+        """The staging host and shop while in Testing with a staging account, else None (live)."""
+        if self.env.testing and self.settings.staging_hostname:
+            return f"{self.settings.staging_hostname} shop {self.settings.staging_shop_id or '(key default)'}"
+        return None
+
     def check(self) -> CheckReport:
         """A01 on the account in use: wrong host or shop, rejected key, unreachable told apart."""
         result = self.client.check()
