@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
+import sqlalchemy as sa
 import test_cutover_mirakl as base
 from cutover_support import CrashPlan, InjectedCrash, deps, drain, revert_until_done
 
 from mirakl_world import API_KEY, SHOP_ID, World
 from tradelane.connectors.mirakl.client import MiraklClient
 from tradelane.connectors.mirakl.connector import SPEC as MIRAKL
+from tradelane.persistence.tables import cutovers
 from tradelane.services import cutover
 
 world = base.world  # the fixture: a live Mirakl shop pre-filled with another integrator's offers
@@ -77,3 +81,55 @@ def test_a_restore_whose_answer_was_lost_is_not_sent_again_once_applied(world: W
     assert report["already_in_effect"] == ["LEGACY-9", "SKU-0", "SKU-1", "SKU-2", "SKU-3"]
     assert "SKU-3" not in " ".join(s for s in report["not_restored"] if "refused" in s)
     assert "already deleted" in report["message"] and _listed(world) == found_before
+
+
+def _close_shop(world: World, days_from: int, days_to: int) -> tuple[datetime, datetime]:
+    """The previous integrator had closed the shop for a period (A02 as Mirakl holds it)."""
+    shop = world.state.shop(SHOP_ID)
+    start = (world.clock() + timedelta(days=days_from)).replace(microsecond=0)
+    end = (world.clock() + timedelta(days=days_to)).replace(microsecond=0)
+    shop.closed_from, shop.closed_to = start, end
+    return start, end
+
+
+def _record_previous(world: World, start: datetime | None, end: datetime | None) -> None:
+    """The cutover's record of the closing period found at step 2 (``data["holiday"]["previous"]``)."""
+    with world.engine.begin() as conn:
+        row = conn.execute(sa.select(cutovers.c.id, cutovers.c.data)).one()
+        data = {
+            **row.data,
+            "holiday": {
+                "previous": {
+                    "closed_from": None if start is None else start.isoformat(),
+                    "closed_to": None if end is None else end.isoformat(),
+                }
+            },
+        }
+        conn.execute(sa.update(cutovers).where(cutovers.c.id == row.id).values(data=data))
+
+
+def test_revert_restores_the_closing_period_the_shop_had(world: World) -> None:
+    start, end = _close_shop(world, 2, 12)
+    _to_step_5(world)
+    shop = world.state.shop(SHOP_ID)
+    assert (shop.closed_from, shop.closed_to) != (start, end)  # the cutover's own closing period
+    _record_previous(world, start, end)
+    reverted = revert_until_done(world, world.channel)
+    report = reverted.revert_report or {}
+    shop = world.state.shop(SHOP_ID)
+    assert (shop.closed_from, shop.closed_to) == (start, end)
+    assert report["holiday"] == (
+        f"closing period restored as before the cutover: {start.isoformat()} → {end.isoformat()}"
+    )
+    assert report["holiday"] in report["message"]
+    assert not [s for s in report["not_restored"] if "closing period" in s]
+
+
+def test_revert_reopens_when_the_earlier_closing_period_is_over(world: World) -> None:
+    start, end = _close_shop(world, -3, -1)  # closed last week, over now
+    _to_step_5(world)
+    _record_previous(world, start, end)
+    report = revert_until_done(world, world.channel).revert_report or {}
+    shop = world.state.shop(SHOP_ID)
+    assert shop.closed_from is None and shop.closed_to is None
+    assert "is over" in report["holiday"] and report["holiday"] in report["not_restored"]

@@ -13,6 +13,7 @@ Audited (``cutover.revert``) and notified (``cutover.reverted``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -151,8 +152,13 @@ def _revert(run: Run, reason: str | None) -> Cutover:
             run.save(conn, revert_report=report)
         return reload_cutover(run)
     if run.data.get("holiday_set") and not run.data.get("reopened"):
-        connector.set_holiday(None, None)
+        restore, said = _holiday_back(run.data.get("holiday"), run.now)
+        if restore is None:
+            connector.set_holiday(None, None)
+        else:
+            connector.set_holiday(*restore)
         run.data["reopened"] = True
+        run.data["holiday_restored"] = said
         run.save()
     with run.deps.engine.begin() as conn:
         _cancel_sync(conn, run)
@@ -205,11 +211,9 @@ def _revert(run: Run, reason: str | None) -> Cutover:
                 f"{len(accepted)} order(s) created after the cutoff were imported (and accepted where the "
                 f"marketplace requires it) by tradelane; they stay so: {', '.join(accepted[:20])}"
             )
-        if run.data.get("holiday_set"):
-            could_not.append(
-                "the shop was reopened; a closing period set before the cutover, if any, is not "
-                "readable and not restored"
-            )
+        holiday_said = run.data.get("holiday_restored") if run.data.get("holiday_set") else None
+        if holiday_said and not holiday_said.startswith("closing period restored"):
+            could_not.append(holiday_said)
         could_not.append(
             "only prices and quantities are restored; other offer fields are sent as the channel's settings"
         )
@@ -220,9 +224,16 @@ def _revert(run: Run, reason: str | None) -> Cutover:
             deleted=created if can_delete else [],
             errors=failed,
             already_in_effect=already,
+            holiday=holiday_said,
             orders_after_cutoff=accepted,
             not_restored=could_not,
-            message=f"reverted: {len(restored)} of {len(taken)} offers restored; not restored: "
+            message=f"reverted: {len(restored)} of {len(taken)} offers restored"
+            + (
+                f"; {holiday_said}"
+                if holiday_said and holiday_said.startswith("closing period restored")
+                else ""
+            )
+            + "; not restored: "
             + " | ".join(could_not),
         )
         audit.record(
@@ -247,6 +258,46 @@ def _revert(run: Run, reason: str | None) -> Cutover:
         )
         run.save(conn, status=REVERTED, reverted_at=run.now, revert_report=report)
     return reload_cutover(run)
+
+
+def _holiday_back(holiday: Any, now: datetime) -> tuple[tuple[datetime, datetime] | None, str]:
+    """What ending the cutover's closing period sets: the account's earlier closing period (step 2 kept
+    it in ``data["holiday"]["previous"]``) when there was one and it is not over, else nothing (the shop
+    reopens); with the sentence the report gives."""
+    if not isinstance(holiday, dict) or "previous" not in holiday:
+        return None, (
+            "the shop was reopened; a closing period set before the cutover was not recorded (this "
+            "cutover started before step 2 read it) and is not restored"
+        )
+    previous = holiday["previous"]
+    if previous is None:
+        return None, (
+            "the shop was reopened; the connector could not read a closing period set before the "
+            "cutover, so none is restored"
+        )
+    start = _when(previous.get("closed_from"))
+    end = _when(previous.get("closed_to"))
+    if start is None and end is None:
+        return None, "the shop was reopened, as it was open before the cutover (no closing period)"
+    if start is None or end is None:
+        only = "closed_from" if start is not None else "closed_to"
+        return None, (
+            f"the shop was reopened; the closing period set before the cutover had only {only} "
+            f"({previous.get(only)}), which cannot be set back alone"
+        )
+    if end <= now:
+        return None, (
+            f"the shop was reopened: the closing period set before the cutover ({start.isoformat()} → "
+            f"{end.isoformat()}) is over"
+        )
+    return (
+        start,
+        end,
+    ), f"closing period restored as before the cutover: {start.isoformat()} → {end.isoformat()}"
+
+
+def _when(value: Any) -> datetime | None:
+    return None if value in (None, "") else datetime.fromisoformat(str(value))
 
 
 def _cancel_sync(conn: Connection, run: Run) -> int:
