@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -21,8 +22,9 @@ from cutover_support import CrashPlan, InjectedCrash, deps, drain, revert_until_
 from mirakl_world import API_KEY, SHOP_ID, World
 from tradelane.connectors.mirakl.client import MiraklClient
 from tradelane.connectors.mirakl.connector import SPEC as MIRAKL
-from tradelane.persistence.tables import cutovers
-from tradelane.services import cutover
+from tradelane.persistence.tables import cutovers, offer_bindings, products
+from tradelane.services import cutover, cutover_plan
+from tradelane.services.offers import LEFT
 
 world = base.world  # the fixture: a live Mirakl shop pre-filled with another integrator's offers
 _listed = base._listed
@@ -133,3 +135,38 @@ def test_revert_reopens_when_the_earlier_closing_period_is_over(world: World) ->
     shop = world.state.shop(SHOP_ID)
     assert shop.closed_from is None and shop.closed_to is None
     assert "is over" in report["holiday"] and report["holiday"] in report["not_restored"]
+
+
+def test_plan_names_unmanaged_listings_and_counts_selected_skus_only(world: World) -> None:
+    # SKU-3 left the channel's selection (a binding kept in state LEFT, as a deselection after a sync
+    # leaves it): a full sync does not send it
+    with world.engine.begin() as conn:
+        sku3 = conn.execute(sa.select(products.c.id).where(products.c.sku == "SKU-3")).scalar_one()
+        conn.execute(
+            sa.update(offer_bindings)
+            .where(offer_bindings.c.channel_id == world.channel.id, offer_bindings.c.product_id == sku3)
+            .values(selection_state=LEFT)
+        )
+    planned = cutover.plan(deps(world), world.channel)
+    assert planned["selected_skus"] == 3 and planned["new_offers_on_sync"] == 0
+    assert planned["unmanaged_listings"] == [
+        {"sku": "LEGACY-9", "quantity": 3, "price": "99.00", "currency": "EUR"}
+    ]
+    warning = (
+        "1 listings tradelane does not manage will be set to 0 and left at 0 (their stock is not kept "
+        "in sync: oversell risk otherwise): LEGACY-9 (quantity 3)"
+    )
+    assert planned["unmanaged_warning"] == warning
+    assert warning in planned["steps"][2]["does"]
+
+
+def test_the_snapshot_names_the_unmanaged_listings_left_at_zero(world: World) -> None:
+    _to_step_5(world)
+    with world.engine.connect() as conn:
+        found = cutover.current(conn, world.channel.id)
+        assert found is not None
+        left = cutover_plan.unmanaged_of_cutover(conn, world.channel.id, found.id)
+    assert [(u["sku"], u["quantity"], Decimal(u["price"]), u["currency"]) for u in left] == [
+        ("LEGACY-9", 3, Decimal("99.00"), "EUR")
+    ]
+    assert _listed(world)["LEGACY-9"][1] == 0  # zeroed at step 3, not sent again by the sync

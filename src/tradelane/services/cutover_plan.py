@@ -12,6 +12,7 @@ nobody ships them there) are not counted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,10 +20,17 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tradelane.connectors.base import HolidayMode, MarketplaceConnector, OpenOrdersReader, Operation
+from tradelane.connectors.base import (
+    HolidayMode,
+    ListedOffer,
+    MarketplaceConnector,
+    OpenOrdersReader,
+    Operation,
+)
 from tradelane.domain.orders import MerchantStatus, OrderState
-from tradelane.persistence.tables import orders
+from tradelane.persistence.tables import offer_bindings, orders, products
 from tradelane.services import offers as offer_service
+from tradelane.services import selection
 from tradelane.services.channels import Channel
 
 if TYPE_CHECKING:
@@ -159,8 +167,61 @@ def holiday_text(mode: HolidayMode, connector_name: str) -> str:
 
 
 def selected_count(conn: Connection, channel_id: int) -> int:
-    """The offers a full sync of the channel sends (the selected catalog)."""
-    return len(offer_service.all_offers(conn, channel_id))
+    """The offers a full sync of the channel sends (its selected bindings)."""
+    return selection.selected_count(conn, channel_id)
+
+
+def selected_skus(conn: Connection, channel_id: int) -> set[str]:
+    """The SKUs tradelane manages on the channel: its selected bindings (what a full sync sends)."""
+    return set(
+        conn.execute(
+            sa.select(products.c.sku)
+            .select_from(offer_bindings.join(products, products.c.id == offer_bindings.c.product_id))
+            .where(
+                offer_bindings.c.channel_id == channel_id,
+                offer_bindings.c.selection_state == offer_service.SELECTED,
+            )
+        ).scalars()
+    )
+
+
+def unmanaged_listings(listed: Iterable[ListedOffer], managed: set[str]) -> list[dict[str, Any]]:
+    """Listings whose SKU tradelane does not manage on the channel (not selected), by SKU, with the
+    quantity and price they have: step 3 sets them to 0 and nothing sets them back after a successful
+    cutover (their stock is not kept in sync); revert restores them as they were."""
+    seen: dict[str, ListedOffer] = {}
+    for offer in listed:
+        if offer.sku not in managed:
+            seen.setdefault(offer.sku, offer)
+    return [
+        {
+            "sku": sku,
+            "quantity": offer.quantity,
+            "price": None if offer.price is None else str(offer.price),
+            "currency": offer.currency,
+        }
+        for sku, offer in sorted(seen.items())
+    ]
+
+
+def unmanaged_of_cutover(conn: Connection, channel_id: int, cutover_id: int) -> list[dict[str, Any]]:
+    """:func:`unmanaged_listings` of a cutover's snapshot (the quantities and prices found at step 3):
+    what step 3 set to 0 and a successful cutover leaves at 0, for step 6's completion and ``status``."""
+    from tradelane.services.cutover import snapshot
+
+    return unmanaged_listings(snapshot(conn, cutover_id), selected_skus(conn, channel_id))
+
+
+def unmanaged_text(unmanaged: Sequence[Mapping[str, Any]]) -> str:
+    """The operator's warning for :func:`unmanaged_listings` (empty when there is none)."""
+    if not unmanaged:
+        return ""
+    sample = ", ".join(f"{u['sku']} (quantity {u['quantity']})" for u in unmanaged[:20])
+    more = f" and {len(unmanaged) - 20} more" if len(unmanaged) > 20 else ""
+    return (
+        f"{len(unmanaged)} listings tradelane does not manage will be set to 0 and left at 0 (their stock "
+        f"is not kept in sync: oversell risk otherwise): {sample}{more}"
+    )
 
 
 def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
@@ -178,8 +239,9 @@ def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
             existing = current(conn, channel.id)
     listed_skus = {o.sku for o in listed or ()}
     with deps.engine.connect() as conn:
-        ours = {o.product.sku for o in offer_service.all_offers(conn, channel.id)}
+        ours = selected_skus(conn, channel.id)
     created = len(ours - listed_skus)
+    unmanaged = unmanaged_listings(listed or (), ours)
     delete = caps.delete_offers
     return {
         "channel": channel.name,
@@ -188,6 +250,8 @@ def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
         "outstanding_orders": outstanding.as_json(),
         "selected_skus": selected,
         "new_offers_on_sync": created,
+        "unmanaged_listings": unmanaged,
+        "unmanaged_warning": unmanaged_text(unmanaged) or None,
         "holiday_mode": caps.holiday_mode.value,
         "existing_cutover": None if existing is None else existing.as_json(),
         "steps": [
@@ -207,7 +271,8 @@ def plan(deps: Deps, channel: Channel) -> dict[str, Any]:
                 "step": 3,
                 "name": STEPS[3],
                 "does": f"store the {len(listed or ())} offers listed now "
-                "(price, quantity), then set every quantity to 0",
+                "(price, quantity), then set every quantity to 0"
+                + (f"; {unmanaged_text(unmanaged)}" if unmanaged else ""),
             },
             {
                 "step": 4,
