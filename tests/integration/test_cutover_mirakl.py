@@ -170,6 +170,9 @@ def test_complete_cutover_then_revert(world: World) -> None:
         done = cutover.advance(deps(world), channel)
     assert done.status == "done", done.message
     assert done.steps["6"]["state"] == "done"
+    # the listing tradelane does not manage stays at 0, and the operator is told which, with its snapshot
+    assert [u["sku"] for u in done.as_json()["unmanaged_listings"]] == ["LEGACY-9"]
+    assert "LEGACY-9 (quantity 2)" in done.steps["6"]["message"]
     assert _stored_orders(world) == [live]  # none before the cutoff, the one after it
     with world.engine.connect() as conn:
         events = [(e.action, e.details.get("phase")) for e in cutover.log(conn, channel.id)]

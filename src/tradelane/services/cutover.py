@@ -243,6 +243,8 @@ class Cutover:
             "outstanding_orders": self.data.get("outstanding"),
             "sync_errors": self.data.get("sync", {}).get("errors", {}),
             "sync_progress": self.data.get("sync", {}).get("progress"),
+            # listings tradelane does not manage, zeroed at step 3 and left at 0 (known once step 6 is done)
+            "unmanaged_listings": self.data.get("unmanaged_listings"),
             "confirmations": self.data.get("confirmations"),
             "previous_holiday": self.data.get("holiday", {}).get("previous"),
             "claim": (
@@ -903,7 +905,7 @@ def _step_holiday(run: Run, holiday_days: int) -> bool:
         outstanding = count_outstanding(conn, run.channel, run.connector, now=run.now)
     run.data["outstanding"] = outstanding.as_json()
     with run.deps.engine.begin() as conn:
-        if outstanding.total:
+        if not outstanding.settled:  # orders outstanding, or a count cut short ("at least N"): wait
             run.wait(conn, 2, f"{holiday}; waiting: {outstanding.text()}")
             # the live count changes between calls: keep the message current
             run.steps["2"]["message"] = f"{holiday}; waiting: {outstanding.text()}"
@@ -1323,11 +1325,14 @@ def _step_live(run: Run) -> bool:
             run.steps["6"]["message"] = _instructions(run, found)
             _set_status(run, conn, 6)
             return False
+        unmanaged = cutover_plan.unmanaged_of_cutover(conn, run.channel.id, run.c.id)
+        run.data["unmanaged_listings"] = jsonable(unmanaged)
+        warning = cutover_plan.unmanaged_text(unmanaged)
         run.finish(
             conn,
             6,
             f"store open, flows enabled; test order {found['test_order']} delivered to the merchant system; "
-            f"{found['status_update']} confirmed by the marketplace",
+            f"{found['status_update']} confirmed by the marketplace" + (f". {warning}" if warning else ""),
             **found,
         )
         run.save(conn)
