@@ -40,10 +40,16 @@ def upgrade() -> None:
         sa.Column("accepted_by", sa.String(length=200), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["channel_id"], ["channels.id"], name="fk_id_match_acceptances_channel_id_channels", ondelete="CASCADE"
+            ["channel_id"],
+            ["channels.id"],
+            name="fk_id_match_acceptances_channel_id_channels",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"], name="fk_id_match_acceptances_tenant_id_tenants", ondelete="CASCADE"
+            ["tenant_id"],
+            ["tenants.id"],
+            name="fk_id_match_acceptances_tenant_id_tenants",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_id_match_acceptances"),
         sa.UniqueConstraint("channel_id", "sku", name="uq_id_match_acceptances_channel_id_sku"),
