@@ -142,6 +142,12 @@ def enqueue(
     return EnqueueResult(existing, False)
 
 
+def job_row(spec: JobSpec, now: datetime, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> dict[str, Any]:
+    """The ``jobs`` row :func:`enqueue` inserts for ``spec`` (column name to value), for writers that
+    insert it themselves in one statement (see :mod:`tradelane.web.api.pg_intake`)."""
+    return _job_values(spec, now, max_attempts)
+
+
 def _job_values(spec: JobSpec, now: datetime, max_attempts: int) -> dict[str, Any]:
     return {
         "tenant_id": spec.tenant_id,
