@@ -5,9 +5,11 @@
 * Permanent errors, exhausted attempts and unknown job kinds go to the dead-letter list with the reason.
 * A heartbeat thread (its own connection, every third of the lease) extends the lease of *every* job of
   the claimed batch that has not finished yet, in one statement, and upserts the worker's liveness row
-  (:mod:`tradelane.sync.liveness`). A job whose lease could not be extended in time, or was lost to
-  another worker, is never started. If the process dies (SIGKILL) the leases expire and other workers
-  claim the jobs again.
+  (:mod:`tradelane.sync.liveness`). It never waits on a row lock (so it takes part in no deadlock): a
+  job whose row another transaction holds (usually its handler's fenced one) is skipped as busy, still
+  ours, and tried again every sixth of the interval until extended. A job whose lease could not be
+  extended in time, or was lost to another worker, is never started. If the process dies (SIGKILL) the
+  leases expire and other workers claim the jobs again.
 * The loop survives its own bookkeeping failures (claim, complete, retry, bury, schedule, a dropped
   database connection): the error is logged with its traceback; on a fresh connection, in one
   transaction, the jobs of the batch whose handlers already ran are acknowledged (fenced: a finished
@@ -172,6 +174,8 @@ class Worker:
         self._budget: int | None = None  # jobs left to do under ``run(max_jobs=...)``
         # A started job's failed outcome not written yet (see :meth:`_record_outcome`).
         self._unrecorded: Callable[[Any], None] | None = None
+        # The last lease extension skipped a held job as busy (its row locked by another transaction).
+        self._busy = False
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -282,8 +286,8 @@ class Worker:
         """After a loop failure, on a fresh connection and in one transaction (best effort, fenced):
         acknowledge the jobs whose handlers ran (a finished job is not run again just because the
         bookkeeping failed after it), record the outcome of a job whose failure could not be written
-        (a retry or a dead letter, see :meth:`_record_outcome`) and give the unstarted ones back (in
-        id order, one statement: the heartbeat locks the same rows in id order); then forget the batch.
+        (a retry or a dead letter, see :meth:`_record_outcome`) and give the unstarted ones back (one
+        statement each, in id order, the order the heartbeat locks rows in); then forget the batch.
         If the database is still down, the leases expire and those jobs run again (at-least-once)."""
         with self._lock:
             unstarted = [j for i, j in self._held.items() if i not in self._started_ids]
@@ -655,21 +659,12 @@ class Worker:
             write(conn)
         self._unrecorded = None
 
-    def _heartbeat(self, done: threading.Event) -> None:
-        """Every :attr:`heartbeat_seconds`, on connections of its own: extend the leases of the batch's
-        unfinished jobs, then report liveness. A failed beat is logged; the next one tries again."""
-        while True:
-            # At a fixed rate: a slow beat (a loaded database) does not push the next one back, so the
-            # gap between two extensions stays one interval plus one beat's own time, not two intervals.
-            started = time.monotonic()
-            self.beat()
-            if done.wait(max(0.0, started + self.heartbeat_seconds - time.monotonic())):
-                return
-
-    def beat(self) -> None:
-        """One heartbeat (see :meth:`_heartbeat`); never raises."""
+    def _extend_held(self) -> list[jobstore.ClaimedJob]:
+        """Extend the leases of the batch's unfinished jobs in one statement (never raises); returns
+        the jobs it tried. Sets ``_busy`` when a job still held was skipped as busy."""
         with self._lock:
             held = list(self._held.values())
+        busy = False
         if held:
             now = self.clock()
             try:
@@ -681,14 +676,50 @@ class Worker:
                 log.warning("job.heartbeat_failed", jobs=len(held), error=type(exc).__name__)
             else:
                 # A busy job (its row locked by another transaction, usually its handler's) is still
-                # ours: its lease is extended by a later beat (see jobstore.extend_leases).
+                # ours: its lease is extended by a later try (see jobstore.extend_leases).
                 until = now + timedelta(seconds=self.config.lease_seconds)
                 with self._lock:
                     for job in held:
                         if job.id in extended.extended:
                             self._lease_until[job.id] = until
-                        elif job.id in self._held and job.id not in extended.busy:
-                            self._lost_ids.add(job.id)
+                        elif job.id in self._held:
+                            if job.id in extended.busy:
+                                busy = True
+                            else:
+                                self._lost_ids.add(job.id)
+        self._busy = busy
+        return held
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        """Every :attr:`heartbeat_seconds`, on connections of its own: extend the leases of the batch's
+        unfinished jobs, then report liveness. A failed beat is logged; the next one tries again. While
+        a held job is skipped as busy (its row locked by another transaction, usually its own handler's
+        fenced one), the leases are extended again every :attr:`busy_retry_seconds` until it is not
+        (leases only: the liveness row keeps the regular rate), so a job found locked by two regular
+        beats in a row still keeps its lease once that transaction ends."""
+        while True:
+            # At a fixed rate: a slow beat (a loaded database) does not push the next one back, so the
+            # gap between two extensions stays one interval plus one beat's own time, not two intervals.
+            started = time.monotonic()
+            due = started + self.heartbeat_seconds
+            self.beat()
+            while self._busy and time.monotonic() + self.busy_retry_seconds < due:
+                if done.wait(self.busy_retry_seconds):
+                    return
+                self._extend_held()
+            if done.wait(max(0.0, due - time.monotonic())):
+                return
+
+    @property
+    def busy_retry_seconds(self) -> float:
+        """How soon the leases are extended again after a beat skipped a held job as busy: a sixth of
+        :attr:`heartbeat_seconds`."""
+        return self.heartbeat_seconds / 6
+
+    def beat(self) -> None:
+        """One heartbeat (see :meth:`_heartbeat`): extend the held jobs' leases, report liveness;
+        never raises."""
+        held = self._extend_held()
         current = self._current
         report = liveness.WorkerBeat(
             name=self.name,
