@@ -96,3 +96,32 @@ def dumps(value: Any) -> str:
 def print_json(value: Any) -> None:
     sys.stdout.write(dumps(value) + "\n")
     sys.stdout.flush()
+
+
+#: How many characters of an error a list's table shows (``--full`` shows it whole).
+ERROR_CELL_CHARS = 80
+
+
+def error_cell(text: str | None, *, full: bool = False) -> tuple[str, bool]:
+    """An error as a table cell, and whether it was cut: whole with ``full``; else its first line, at
+    most :data:`ERROR_CELL_CHARS` characters, ending in "…" when anything was left out (the rest of
+    the line or further lines)."""
+    if not text or not text.strip():
+        return "", False
+    if full:
+        return text.strip(), False
+    whole = text.strip()
+    shown = whole.splitlines()[0][:ERROR_CELL_CHARS].rstrip()
+    if shown == whole:
+        return shown, False
+    return shown + "…", True
+
+
+def cut_errors_note(cut: int) -> str | None:
+    """The line under a table whose ``cut`` errors were shortened by :func:`error_cell` (None: none)."""
+    if not cut:
+        return None
+    return (
+        f"{cut} error(s) cut at {ERROR_CELL_CHARS} characters or their first line (…): "
+        "--full shows them whole, as does --json"
+    )

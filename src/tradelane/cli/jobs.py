@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from tradelane.cli.common import console, container, dumps, fail, print_json
+from tradelane.cli.common import console, container, cut_errors_note, dumps, error_cell, fail, print_json
 from tradelane.domain.errors import NotFoundError, ValidationError
 from tradelane.services.job_queries import get_job, list_jobs
 from tradelane.services.orders import enum_value
@@ -17,10 +17,19 @@ jobs_app = typer.Typer(help="Jobs, dead letters and replays.", no_args_is_help=T
 TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant name.")
 
 
-def _table(rows: list[dict[str, object]]) -> Table:
-    table = Table("id", "kind", "state", "channel", "attempts", "run at", "last error")
+FullOpt = typer.Option(
+    False, "--full", help="Show each last error whole (the table cuts them at 80 characters)."
+)
+
+
+def _print_table(rows: list[dict[str, object]], *, full: bool) -> None:
+    """The jobs as a table; errors cut by :func:`error_cell` unless ``full``, and a line saying so."""
+    table = Table("id", "kind", "state", "channel", "attempts", "run at")
+    table.add_column("last error", overflow="fold")
+    cut = 0
     for r in rows:
-        error = str(r["last_error"] or "").splitlines()[0][:80] if r["last_error"] else ""
+        error, was_cut = error_cell(str(r["last_error"]) if r["last_error"] else None, full=full)
+        cut += was_cut
         table.add_row(
             str(r["id"]),
             str(r["kind"]),
@@ -30,7 +39,9 @@ def _table(rows: list[dict[str, object]]) -> Table:
             str(r["run_at"]),
             error,
         )
-    return table
+    console.print(table)
+    if note := cut_errors_note(cut):
+        console.print(note, highlight=False, soft_wrap=True)
 
 
 @jobs_app.command("list")
@@ -42,9 +53,12 @@ def jobs_list(
     kind: str | None = typer.Option(None, "--kind"),
     channel: str | None = typer.Option(None, "--channel"),
     limit: int = typer.Option(50, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
+    full: bool = FullOpt,
+    as_json: bool = typer.Option(False, "--json", help="Every field, errors whole."),
 ) -> None:
-    """List jobs, newest first. An unknown --state is a usage error (exit 2) listing the valid ones."""
+    """List jobs, newest first; last errors cut to their first line and 80 characters unless --full or
+    --json (`jobs show ID` gives one job whole). An unknown --state is a usage error (exit 2) listing
+    the valid ones."""
     try:
         wanted = enum_value(jobstore.JobState, state, "job state")
     except ValidationError as exc:
@@ -58,16 +72,18 @@ def jobs_list(
     if as_json:
         print_json(rows)
     else:
-        console.print(_table(rows))
+        _print_table(rows, full=full)
 
 
 @jobs_app.command("dead")
 def jobs_dead(
     tenant: str = TenantOpt,
     limit: int = typer.Option(100, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
+    full: bool = FullOpt,
+    as_json: bool = typer.Option(False, "--json", help="Every field, errors whole."),
 ) -> None:
-    """List dead letters (jobs that failed permanently or ran out of attempts)."""
+    """List dead letters (jobs that failed permanently or ran out of attempts); errors cut as in
+    `jobs list` unless --full or --json."""
     with container() as app, app.engine.connect() as conn:
         tenant_id = get_tenant(conn, tenant).id
         rows = [
@@ -76,13 +92,16 @@ def jobs_dead(
     if as_json:
         print_json(rows)
     else:
-        console.print(_table(rows))
+        _print_table(rows, full=full)
         console.print(f"{len(rows)} dead letter(s)")
 
 
 @jobs_app.command("show")
 def jobs_show(job_id: int, tenant: str = TenantOpt) -> None:
-    """Print one job as JSON: payload, result, last error and the attempt history."""
+    """Print one job as JSON: payload, result, last error (whole) and its attempts. ``history`` records
+    failed, retried and lost attempts only (a success writes no history row); the attempt the job row
+    itself describes — the one that succeeded, or the running one — is ``current_attempt``, so a job
+    that succeeded at once shows ``attempts: 1``, ``history: []`` and that attempt there."""
     with container() as app, app.engine.connect() as conn:
         detail = get_job(conn, get_tenant(conn, tenant).id, job_id)
     typer.echo(dumps(detail.as_dict()))

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from tradelane.cli.channels import resolve_channel
-from tradelane.cli.common import console, container, fail, print_json
+from tradelane.cli.common import console, container, cut_errors_note, error_cell, fail, print_json
 from tradelane.domain.errors import ValidationError
 from tradelane.services.offers import OfferStatus, list_offers, republish
 from tradelane.services.orders import enum_value
@@ -31,9 +31,14 @@ def offers_list(
     ),
     sku: str | None = typer.Option(None, "--sku"),
     limit: int = typer.Option(100, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
+    full: bool = typer.Option(
+        False, "--full", help="Show each marketplace error whole (the table cuts them at 80 characters)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Every field, errors whole."),
 ) -> None:
-    """List offers. An unknown --status is a usage error (exit 2) listing the valid ones."""
+    """List offers with their last marketplace error: cut to its first line and 80 characters (marked
+    "…", counted under the table) unless --full or --json. An unknown --status is a usage error
+    (exit 2) listing the valid ones."""
     try:
         wanted = enum_value(OfferStatus, status, "offer status")
     except ValidationError as exc:
@@ -45,12 +50,18 @@ def offers_list(
     if as_json:
         print_json(rows)
         return
-    table = Table("channel", "sku", "price", "qty", "status", "error")
+    table = Table("channel", "sku", "price", "qty", "status")
+    table.add_column("error", overflow="fold")
+    cut = 0
     for r in rows:
         price = f"{r['price']} {r['currency']}" if r["price"] is not None else ""
         status = _SELECTION_STATUS.get(r["selection_state"], r["status"])
-        table.add_row(r["channel"], r["sku"], price, str(r["quantity"]), status, (r["last_error"] or "")[:80])
+        error, was_cut = error_cell(r["last_error"], full=full)
+        cut += was_cut
+        table.add_row(r["channel"], r["sku"], price, str(r["quantity"]), status, error)
     console.print(table)
+    if note := cut_errors_note(cut):
+        console.print(note, highlight=False, soft_wrap=True)
 
 
 @offers_app.command("republish")

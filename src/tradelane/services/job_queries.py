@@ -87,11 +87,19 @@ class JobDetail:
         return None if last is None else (last.finished_at or last.started_at)
 
     def as_dict(self) -> dict[str, Any]:
+        """The job row's fields, then ``history`` (the recorded attempts: failures, retries and lost
+        attempts; a success writes no row), ``current_attempt`` (the attempt the job row itself
+        describes when no history row records it — the succeeded or running one — else None),
+        ``replayed_attempts`` (attempts made before the last replay, which ``attempts`` does not
+        count) and ``last_attempt_at``. So a job that succeeded at once reads ``attempts: 1``,
+        ``history: []`` and its succeeded attempt in ``current_attempt``."""
         return {
             **self.job.as_dict(),
             "payload": self.payload,
             "result": self.result,
             "history": [asdict(a) for a in self.attempts],
+            "current_attempt": None if self.current is None else asdict(self.current),
+            "replayed_attempts": self.replayed_attempts,
             "last_attempt_at": self.last_attempt_at,
         }
 

@@ -59,10 +59,35 @@ class AttemptOut(BaseModel):
     error: str | None
 
 
+class CurrentAttemptOut(BaseModel):
+    """The attempt the job row itself describes (no history row records it): the running attempt
+    (its worker), or the one that ended the job (a success: finished at the job's `finished_at`; the
+    worker is not kept once a job succeeds)."""
+
+    attempt: int
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str | None
+    error: str | None
+
+
 class JobDetailOut(JobOut):
     payload: dict[str, Any]
     result: dict[str, Any] | None
-    history: list[AttemptOut]
+    history: list[AttemptOut] = Field(
+        description="The recorded attempts, oldest first: failures, retries and lost attempts, including "
+        "those before a replay. A success writes no history row: see `current_attempt`."
+    )
+    current_attempt: CurrentAttemptOut | None = Field(
+        default=None,
+        description="The latest attempt when `history` does not record it: the succeeded or running "
+        "one, as the job row tells it. null when `history` holds the latest attempt or nothing was "
+        "attempted. A job that succeeded at once has `attempts` 1, an empty `history` and its attempt here.",
+    )
+    replayed_attempts: int = Field(
+        default=0, description="Attempts made before the last replay (`attempts` counts those since)."
+    )
     last_attempt_at: datetime | None = Field(
         default=None,
         description="When the latest attempt since creation or the last replay finished (or started); "
