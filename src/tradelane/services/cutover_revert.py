@@ -8,7 +8,11 @@ every snapshot offer's price and quantity is sent back; offers the cutover's syn
 not in the snapshot) are deleted where the connector can delete offers, else set to quantity 0; the
 holiday ends; the cutoff is dropped (the cutover is ``reverted``: order intake no longer applies it); the
 flows are put back as they were. The report (``revert_report``) lists what could not be restored.
-Audited (``cutover.revert``) and notified (``cutover.reverted``).
+Audited (``cutover.revert``, phases ``started`` and ``finished``) and notified (``cutover.reverted``).
+A revert is one operator's action however many calls it takes: both phases are recorded as the actor
+who started it, with the reason given then (kept in ``data["revert"]``); when another process ran
+the last call (the engine's ``cutover.advance`` job, as ``system``, or a later ``revert`` by someone
+else), the ``finished`` event names it in ``details["run_by"]``.
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ def revert(deps: Deps, channel: Channel, *, reason: str | None = None) -> Cutove
     docstring); resumable: returns the cutover ``reverting`` while imports run, ``reverted`` with its
     ``revert_report`` at the end. :class:`NotFoundError` without a cutover, :class:`CutoverError` when it
     is reverted already, :class:`~tradelane.services.cutover.CutoverBusy` (nothing done) while another
-    run works on it. Its flow changes are audited (``flow.pause``/``flow.resume``/``flow.enable``/
-    ``flow.disable``, reason ``cutover N revert``)."""
+    run works on it. ``cutover.revert`` ``started`` and ``finished`` are audited as the actor of the
+    call that started the revert, with its ``reason`` (a later call's ``reason``, when given, is the
+    finished event's); its flow changes (``flow.pause``/``flow.resume``/``flow.enable``/
+    ``flow.disable``, reason ``cutover N revert``) as the actor of the call that makes them."""
     with deps.engine.begin() as conn:
         cutover = current(conn, channel.id)
         if cutover is None:
@@ -81,7 +87,7 @@ def _revert(run: Run, reason: str | None) -> Cutover:
     with run.deps.engine.begin() as conn:
         if run.c.status != REVERTING:
             report = {"from_status": run.c.status, "from_step": run.c.step, "message": "reverting"}
-            run.data["revert"] = {}
+            run.data["revert"] = {"by": run.deps.actor, "reason": reason}
             pause_flows(conn, run, MOVED_FLOWS, True, reason=f"cutover {run.c.id} revert")
             _cancel_sync(conn, run)
             audit.record(
@@ -236,15 +242,20 @@ def _revert(run: Run, reason: str | None) -> Cutover:
             + "; not restored: "
             + " | ".join(could_not),
         )
+        # The revert's end is its starter's, whoever ran this last call (see the module docstring).
+        started_by = str(state.get("by") or run.deps.actor)
+        finished: dict[str, Any] = {"cutover_id": run.c.id, "phase": "finished", **jsonable(report)}
+        if started_by != run.deps.actor:
+            finished["run_by"] = run.deps.actor
         audit.record(
             conn,
             tenant_id=channel.tenant_id,
             channel_id=channel.id,
-            actor=run.deps.actor,
+            actor=started_by,
             action="cutover.revert",
             now=run.now,
-            reason=reason,
-            details={"cutover_id": run.c.id, "phase": "finished", **jsonable(report)},
+            reason=reason or state.get("reason"),
+            details=finished,
         )
         notifications.notify(
             conn,
