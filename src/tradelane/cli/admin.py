@@ -59,9 +59,36 @@ def keys_generate() -> None:
     typer.echo(generate_key())
 
 
+#: How ``keys rotate`` names what it re-encrypted, per table of ``key_check.ENCRYPTED_COLUMNS``: (what,
+#: rows). A table missing here is still counted, by its name.
+_ROTATED = {
+    "channels": ("credentials", "channel(s)"),
+    "merchant_systems": ("credentials", "merchant system(s)"),
+    "notification_settings": ("webhook secrets", "notification setting(s)"),
+}
+
+
+def rotation_summary(counts: dict[str, int]) -> str:
+    """The line ``keys rotate`` ends with: how many rows of each table (every table of ``counts``, in
+    its order, zeros included) had a value re-encrypted, e.g. ``re-encrypted credentials of 2
+    channel(s) and 1 merchant system(s); webhook secrets of 1 notification setting(s)``."""
+    groups: dict[str, list[str]] = {}
+    for table, n in counts.items():
+        what, rows = _ROTATED.get(table, ("encrypted values", f"{table} row(s)"))
+        groups.setdefault(what, []).append(f"{n} {rows}")
+    said = [
+        f"{what} of " + (parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+        for what, parts in groups.items()
+    ]
+    return "re-encrypted " + "; ".join(said)
+
+
 @keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Re-encrypt every stored credential (channels and merchant systems) under the first configured key.
+def keys_rotate(
+    as_json: bool = typer.Option(False, "--json", help="Rows re-encrypted per table, as JSON."),
+) -> None:
+    """Re-encrypt every stored credential (channels, merchant systems, notification webhook secrets)
+    under the first configured key; says how many rows of each were re-encrypted.
 
     All or nothing: one credential no configured key decrypts changes nothing and names the row.
     """
@@ -86,7 +113,7 @@ def keys_rotate() -> None:
                     conn.execute(sa.update(table).where(table.c.id == row.id).values(**values))
                     count += 1
             counts[table.name] = count
-    console.print(
-        f"re-encrypted credentials of {counts.get('channels', 0)} channel(s) and "
-        f"{counts.get('merchant_systems', 0)} merchant system(s)"
-    )
+    if as_json:
+        print_json(counts)
+    else:
+        console.print(rotation_summary(counts), highlight=False, soft_wrap=True)
