@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -106,30 +107,51 @@ def store_inbound_event(
     Returns ``(event_id, created)``; for a duplicate, the id of the event stored first and False.
     Raises :class:`ValidationError` for values the table cannot hold (over-long source, content type or
     delivery id, NUL characters). Runs inside the caller's transaction."""
-    _check_source(source)
-    _check_content_type(content_type)
-    kept = storable_headers(headers)
-    external_id = external_id_for(kept, body)
-    event_id = conn.execute(
-        insert_ignore(conn, inbound_events).returning(inbound_events.c.id),
-        {
-            "tenant_id": tenant_id,
-            "channel_id": channel_id,
-            "source": source,
-            "external_id": external_id,
-            "content_type": content_type,
-            "headers": kept,
-            "body": body,
-            "status": InboundStatus.RECEIVED.value,
-            "received_at": now,
-        },
-    ).scalar()
+    row = inbound_event_row(
+        tenant_id=tenant_id,
+        source=source,
+        channel_id=channel_id,
+        headers=headers,
+        body=body,
+        content_type=content_type,
+        now=now,
+    )
+    event_id = conn.execute(insert_ignore(conn, inbound_events).returning(inbound_events.c.id), row).scalar()
     if event_id is not None:
         return int(event_id), True
     existing = conn.execute(
-        _EXISTING, {"tenant_id": tenant_id, "source": source, "external_id": external_id}
+        _EXISTING, {"tenant_id": tenant_id, "source": source, "external_id": row["external_id"]}
     ).scalar_one()
     return int(existing), False
+
+
+def inbound_event_row(
+    *,
+    tenant_id: int,
+    source: str,
+    channel_id: int | None,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes,
+    content_type: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``inbound_events`` row :func:`store_inbound_event` inserts (column name to value; ``headers``
+    as a dict for the JSON column), for writers that insert it themselves in one statement (see
+    :mod:`tradelane.web.api.pg_intake`). Raises :class:`ValidationError` as :func:`store_inbound_event`."""
+    _check_source(source)
+    _check_content_type(content_type)
+    kept = storable_headers(headers)
+    return {
+        "tenant_id": tenant_id,
+        "channel_id": channel_id,
+        "source": source,
+        "external_id": external_id_for(kept, body),
+        "content_type": content_type,
+        "headers": kept,
+        "body": body,
+        "status": InboundStatus.RECEIVED.value,
+        "received_at": now,
+    }
 
 
 _EXISTING = sa.select(inbound_events.c.id).where(

@@ -42,6 +42,8 @@ from tradelane.sync.registry import JobRegistry
 
 #: The job that applies one stored update. Payload: ``{"event_id": int, "merchant_system_id": int}``.
 APPLY_KIND = "merchant.apply_update"
+#: The apply job's idempotency key is this prefix and the event's id: one job per stored event.
+APPLY_KEY_PREFIX = "inbound-event:"
 
 
 class UpdateLineIn(BaseModel):
@@ -124,17 +126,19 @@ def accept_update(
     except ValidationError as exc:
         _finish_event(conn, event_id, InboundStatus.FAILED, str(exc), now)
         return Accepted(event_id, True, error=str(exc))
-    job = enqueue(
-        conn,
-        JobSpec(
-            tenant_id=tenant_id,
-            kind=APPLY_KIND,
-            payload={"event_id": event_id, "merchant_system_id": merchant_system_id},
-            idempotency_key=f"inbound-event:{event_id}",
-        ),
-        now=now,
-    )
+    job = enqueue(conn, apply_job_spec(tenant_id, event_id, merchant_system_id), now=now)
     return Accepted(event_id, True, job_id=job.job_id)
+
+
+def apply_job_spec(tenant_id: int, event_id: int, merchant_system_id: int) -> JobSpec:
+    """The :data:`APPLY_KIND` job of stored event ``event_id``: idempotency key
+    :data:`APPLY_KEY_PREFIX` + the event id, payload ``{"event_id", "merchant_system_id"}``."""
+    return JobSpec(
+        tenant_id=tenant_id,
+        kind=APPLY_KIND,
+        payload={"event_id": event_id, "merchant_system_id": merchant_system_id},
+        idempotency_key=f"{APPLY_KEY_PREFIX}{event_id}",
+    )
 
 
 def _finish_event(

@@ -28,13 +28,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 
 from tradelane.bootstrap import Container
 from tradelane.domain.errors import ValidationError
@@ -44,10 +45,13 @@ from tradelane.merchant.signing import SIGNATURE_HEADER, BadSignature, Signature
 from tradelane.persistence.db import transaction
 from tradelane.persistence.tables import merchant_systems
 from tradelane.security.crypto import CredentialError, KeyRing
-from tradelane.services.inbound import EXTERNAL_ID_HEADERS
-from tradelane.services.merchant_webhooks import MerchantUpdateIn, accept_update
+from tradelane.services.inbound import EXTERNAL_ID_HEADERS, inbound_event_row
+from tradelane.services.merchant_webhooks import MerchantUpdateIn, accept_update, apply_job_spec, parse_update
 from tradelane.web.auth import ContainerDep
 from tradelane.web.problems import ApiProblem, problem_responses
+
+if TYPE_CHECKING:
+    from tradelane.web.api.pg_intake import PgIntake
 
 router = APIRouter(tags=["merchant"])
 security_log = get_logger("tradelane.security")
@@ -114,28 +118,53 @@ def _verification_secret(keyring: KeyRing, token: bytes) -> str:
     return str(keyring.decrypt(token).get("secret") or "")
 
 
-def _authenticate(
-    conn: Connection, keyring: KeyRing, name: str, header: str | None, body: bytes, now: datetime
-) -> tuple[_Sender, str]:
-    """The enabled merchant system whose secret verifies the request, and the verified digest."""
-    candidates = conn.execute(_CANDIDATES, {"name": name}).all()
-    if not candidates:
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An enabled HTTP merchant system of the requested name (see :data:`_CANDIDATES`)."""
+
+    system_id: int
+    tenant_id: int
+    credentials: bytes | None
+
+
+def candidates(conn: Connection, name: str) -> list[Candidate]:
+    """The enabled HTTP merchant systems called ``name`` (one per tenant at most), by id."""
+    return [
+        Candidate(row.id, row.tenant_id, None if row.credentials is None else bytes(row.credentials))
+        for row in conn.execute(_CANDIDATES, {"name": name})
+    ]
+
+
+def verify_sender(
+    found: list[Candidate], keyring: KeyRing, header: str | None, body: bytes, now: datetime
+) -> tuple[Candidate, str]:
+    """The candidate whose secret verifies the request, and the verified digest. Raises
+    :class:`_Rejected` with the reason (``unknown_merchant``, ``bad_signature``, ``stale``...)."""
+    if not found:
         raise _Rejected("unknown_merchant")
     failure: SignatureError | None = None
-    for row in candidates:
-        if row.credentials is None:
+    for candidate in found:
+        if candidate.credentials is None:
             continue
         try:
-            secret = _verification_secret(keyring, bytes(row.credentials))
+            secret = _verification_secret(keyring, candidate.credentials)
         except CredentialError:
             continue
         try:
-            return _Sender(row.id, row.tenant_id), verify(secret, header, body, now)
+            return candidate, verify(secret, header, body, now)
         except BadSignature as exc:
             failure = exc  # maybe another tenant's system of that name
         except SignatureError as exc:  # malformed or stale: the same for every candidate
             raise _Rejected(exc.reason) from None
     raise _Rejected(failure.reason if failure else "no_usable_secret")
+
+
+def _authenticate(
+    conn: Connection, keyring: KeyRing, name: str, header: str | None, body: bytes, now: datetime
+) -> tuple[_Sender, str]:
+    """The enabled merchant system whose secret verifies the request, and the verified digest."""
+    candidate, digest = verify_sender(candidates(conn, name), keyring, header, body, now)
+    return _Sender(candidate.system_id, candidate.tenant_id), digest
 
 
 def _stored_headers(request: Request, digest: str) -> list[tuple[str, str]]:
@@ -235,3 +264,50 @@ def receive(container: Container, name: str, request: Request, body: bytes) -> J
     return JSONResponse(
         {"event_id": accepted.event_id, "job_id": accepted.job_id, "status": "accepted"}, status_code=202
     )
+
+
+#: Rejections that a newer read of the merchant systems could turn into an acceptance (a system added or
+#: enabled, a secret rotated since the cached read); a malformed or stale signature stays one.
+_REREAD_REASONS = frozenset({"unknown_merchant", "bad_signature", "no_usable_secret"})
+
+
+async def receive_async(
+    container: Container, intake: PgIntake, name: str, request: Request, body: bytes
+) -> JSONResponse:
+    """:func:`receive` on PostgreSQL without a worker thread: the same checks, rows and answers, with the
+    merchant systems read from ``intake``'s cache and the event and its job stored by one statement
+    (:mod:`tradelane.web.api.pg_intake`). A body that is not a valid update (stored ``failed``, 422) and a
+    system that changed twice during the request take :func:`receive`'s path."""
+    now = container.now()
+    header = request.headers.get(SIGNATURE_HEADER)
+    try:
+        parse_update(body)
+    except ValidationError:
+        return await run_in_threadpool(receive, container, name, request, body)
+    for reread in (False, True):
+        found = await intake.candidates(name, refresh=reread)
+        try:
+            sender, digest = verify_sender(found, container.keyring, header, body, now)
+        except _Rejected as exc:
+            if reread or exc.reason not in _REREAD_REASONS:
+                raise _reject(request, name, exc.reason) from None
+            continue
+        event = inbound_event_row(
+            tenant_id=sender.tenant_id,
+            source=f"merchant:{name}",
+            channel_id=None,
+            headers=_stored_headers(request, digest),
+            body=body,
+            content_type=request.headers.get("content-type"),
+            now=now,
+        )
+        job = apply_job_spec(sender.tenant_id, 0, sender.system_id)
+        stored = await intake.store_merchant_update(event, job, sender, now)
+        if stored.stale:
+            continue  # disabled or new credentials since the cached read: read the systems again
+        if stored.event_id is None:
+            raise _reject(request, name, "replayed")
+        return JSONResponse(
+            {"event_id": stored.event_id, "job_id": stored.job_id, "status": "accepted"}, status_code=202
+        )
+    return await run_in_threadpool(receive, container, name, request, body)

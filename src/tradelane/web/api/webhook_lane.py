@@ -52,7 +52,7 @@ MERCHANT_PATH = f"{API_PREFIX}/merchant/{{name}}/webhook"
 _WEBHOOKS_PREFIX = f"{API_PREFIX}/webhooks/"
 _MERCHANT_PREFIX = f"{API_PREFIX}/merchant/"
 
-Handler = Callable[[Container, Request, bytes], Awaitable[Response]]
+Handler = Callable[[FastAPI, Request, bytes], Awaitable[Response]]
 
 
 def _name_ok(value: str) -> bool:
@@ -80,16 +80,24 @@ def match(path: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-async def _generic(container: Container, request: Request, body: bytes) -> Response:
+async def _generic(api: FastAPI, request: Request, body: bytes) -> Response:
     params = request.scope["path_params"]
     credentials = await bearer_scheme(request)
-    return await webhooks.receive(
-        container, credentials, params["source"], params.get("channel_name"), request, body
-    )
+    source, channel_name = params["source"], params.get("channel_name")
+    intake = getattr(api.state, "pg_intake", None)
+    if intake is not None:  # PostgreSQL: one statement on the event loop (see pg_intake)
+        return await webhooks.receive_async(
+            api.state.container, intake, credentials, source, channel_name, request, body
+        )
+    return await webhooks.receive(api.state.container, credentials, source, channel_name, request, body)
 
 
-async def _merchant(container: Container, request: Request, body: bytes) -> Response:
+async def _merchant(api: FastAPI, request: Request, body: bytes) -> Response:
     name = request.scope["path_params"]["name"]
+    container: Container = api.state.container
+    intake = getattr(api.state, "pg_intake", None)
+    if intake is not None:  # PostgreSQL: one statement on the event loop (see pg_intake)
+        return await merchant_webhook.receive_async(container, intake, name, request, body)
     return await run_in_threadpool(merchant_webhook.receive, container, name, request, body)
 
 
@@ -133,7 +141,7 @@ class WebhookLane:
         request = Request(scope, receive)
         try:
             body = await request.body()
-            response = await _HANDLERS[template](self.api.state.container, request, body)
+            response = await _HANDLERS[template](self.api, request, body)
         except Exception as exc:
             response = await self._error_response(request, exc)
         await response(scope, receive, send)

@@ -12,7 +12,7 @@ Processing happens later, elsewhere; nothing here interprets the body.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
@@ -21,13 +21,18 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from tradelane.bootstrap import Container
+from tradelane.domain.errors import ValidationError
 from tradelane.persistence.db import transaction
+from tradelane.security.tokens import hash_token
 from tradelane.services.channels import get_channel
-from tradelane.services.inbound import MAX_SOURCE_LENGTH, store_inbound_event
+from tradelane.services.inbound import MAX_SOURCE_LENGTH, inbound_event_row, store_inbound_event
 from tradelane.services.tenants import Tenant
 from tradelane.web.api.common import API_PREFIX, ChannelName
 from tradelane.web.auth import BearerDep, ContainerDep, bind_tenant, tenant_in
 from tradelane.web.problems import problem_responses
+
+if TYPE_CHECKING:
+    from tradelane.web.api.pg_intake import PgIntake
 
 router = APIRouter(prefix=f"{API_PREFIX}/webhooks", tags=["webhooks"])
 
@@ -123,6 +128,44 @@ async def receive(
     # Only now, with the transaction committed, is the event acknowledged.
     ack = WebhookAck(event_id=event_id, duplicate=not created)
     return JSONResponse(ack.model_dump(), status_code=202 if created else 200)
+
+
+async def receive_async(
+    container: Container,
+    intake: PgIntake,
+    credentials: HTTPAuthorizationCredentials | None,
+    source: str,
+    channel_name: str | None,
+    request: Request,
+    body: bytes,
+) -> JSONResponse:
+    """:func:`receive` on PostgreSQL without a worker thread, for a new event of an authenticated tenant:
+    authentication, channel lookup and insert in one statement (:mod:`tradelane.web.api.pg_intake`).
+    Everything else — no or an unknown token, a missing channel, a duplicate delivery, an invalid
+    header — is answered by :func:`receive` itself, so the answers are :func:`receive`'s."""
+    if credentials is not None:
+        headers = request.headers.items()
+        try:
+            event = inbound_event_row(
+                tenant_id=0,  # the statement puts the token's tenant (and the channel) in
+                source=source,
+                channel_id=None,
+                headers=headers,
+                body=body,
+                content_type=next((v for k, v in headers if k == "content-type"), None),
+                now=container.now(),
+            )
+        except ValidationError:
+            event = None
+        if event is not None:
+            stored = await intake.store_event(
+                event, token_hash=hash_token(credentials.credentials), channel_name=channel_name
+            )
+            if stored is not None and stored.event_id is not None:
+                bind_tenant(Tenant(stored.tenant_id, stored.tenant_name))
+                ack = WebhookAck(event_id=stored.event_id, duplicate=False)
+                return JSONResponse(ack.model_dump(), status_code=202)
+    return await receive(container, credentials, source, channel_name, request, body)
 
 
 @router.post(
