@@ -1,7 +1,7 @@
 """Catalog import throughput against raw executemany INSERTs of the same rows.
 
 Usage: ``python bench/bench_catalog_import.py [--rows N] [--database-url URL] [--batch-size N]
-[--sequential] [--no-reimport] [--rounds N]``
+[--sequential] [--no-reimport] [--floors-only] [--rounds N]``
 
 Generates a CSV of N products, then measures in the same run:
 
@@ -27,9 +27,16 @@ side inserts the same number of rows, and that time is subtracted from the impor
 same background load, which keeps the ratios meaningful on a busy machine; ``--sequential`` runs the raw
 sides after the import instead.
 
-Without ``--database-url`` each side gets a fresh, migrated SQLite file in a temporary folder. With a
-PostgreSQL URL the database is migrated to head if needed and each side uses its own new tenant, deleted
-afterwards. Prints one JSON object; :func:`run` returns the same dict.
+Without ``--database-url`` each side gets a fresh, migrated SQLite file in a temporary folder. A
+PostgreSQL URL names a *server* (e.g. ``postgresql://postgres@127.0.0.1:5432/test``, :data:`DEFAULT_PG`):
+the run creates its own database there (``tradelane_bench_cat_<random>``, reported as ``pg_database``),
+migrates it, gives each side its own tenant and drops the database afterwards; the database of the URL
+itself is only used to connect, never written to. A SQLite URL is used as it is (every side in that file,
+each its own tenant, deleted afterwards). Prints one JSON object; :func:`run` returns the same dict.
+
+``--floors-only`` measures only the sides the ratios against the floor need: the import, the driver's
+``executemany`` and, on PostgreSQL, the batched ``COPY`` (no Core ``executemany``, no one-transaction
+``COPY``): what the 1,000,000-row re-import run of ``bench/run.py`` uses.
 
 ``ratio`` is import rows/s over raw driver rows/s (wall clock), ``ratio_vs_core`` the same over Core;
 ``ratio_cpu`` and ``ratio_cpu_vs_core`` are the same from process CPU time (on PostgreSQL the server's
@@ -47,6 +54,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import statistics
 import sys
@@ -68,7 +76,7 @@ from tradelane.domain.catalog import Product
 from tradelane.domain.catalog_rows import gtin_check_digit
 from tradelane.logging import configure_logging
 from tradelane.persistence import migrate
-from tradelane.persistence.db import json_dumps, make_engine
+from tradelane.persistence.db import json_dumps, make_engine, normalize_url
 from tradelane.persistence.tables import products, tenants
 from tradelane.services.catalog_import import DEFAULT_BATCH_SIZE, import_catalog
 
@@ -86,6 +94,9 @@ HEADER = (
     "attr:color",
     "attr:size",
 )
+#: The PostgreSQL server ``make bench`` uses when none is given (the run creates and drops its own
+#: database there).
+DEFAULT_PG = os.environ.get("TRADELANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 _COLORS = ("red", "green", "blue", "black", "white")
 _SIZES = ("XS", "S", "M", "L", "XL")
 
@@ -182,6 +193,28 @@ def _new_tenant(engine: Engine, now: datetime) -> int:
             .returning(tenants.c.id)
         ).scalar_one()
     return tenant_id
+
+
+def _create_database(server_url: str) -> tuple[str, str]:
+    """A new, empty database on the server of ``server_url``: (name, URL)."""
+    admin = sa.create_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
+    name = f"tradelane_bench_cat_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    url = sa.engine.make_url(normalize_url(server_url)).set(database=name)
+    return name, url.render_as_string(hide_password=False)
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    admin = sa.create_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
 
 
 def _peak_rss_mb() -> float:
@@ -333,104 +366,143 @@ def run(
     batch_size: int = DEFAULT_BATCH_SIZE,
     interleave: bool = True,
     reimport: bool = True,
+    floors_only: bool = False,
 ) -> dict[str, Any]:
-    """Run the three measurements and return the figures (see the module docstring). When nobody
-    configured structlog yet, logging is set to WARNING on stderr so that the import's INFO line stays off
-    stdout."""
+    """Run the measurements and return the figures (see the module docstring). ``database_url``: None
+    (a SQLite file per side), a PostgreSQL server (the run's own database is created there and dropped
+    afterwards) or a SQLite URL (used as it is). When nobody configured structlog yet, logging is set to
+    WARNING on stderr so that the import's INFO line stays off stdout."""
     if not structlog.is_configured():
         configure_logging("WARNING")
     now = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="tradelane-bench-") as folder:
-        work = Path(folder)
-        csv_path = work / "catalog.csv"
-        write_csv(csv_path, rows)
-        engines: list[Engine] = []
-        cleanup: list[tuple[Engine, int]] = []
-
-        def engine_for(name: str) -> Engine:
-            engine = make_engine(database_url or f"sqlite:///{work / name}")
-            migrate.upgrade(engine)
-            engines.append(engine)
-            return engine
-
-        try:
-            import_engine = engine_for("import.db")
-            tenant_id = _new_tenant(import_engine, now)
-            cleanup.append((import_engine, tenant_id))
-            baselines: list[_Baseline] = []
-            kinds: list[tuple[str, type[_Baseline]]] = [
-                ("driver.db", _DriverInserter),
-                ("core.db", _CoreInserter),
-            ]
-            postgres = import_engine.dialect.name == "postgresql"
-            if postgres:
-                kinds.append(("copy", _CopyInserter))
-            for name, kind in kinds:
-                engine = engine_for(name)
-                baselines.append(kind(engine, _new_tenant(engine, now), batch_size, now))
-                cleanup.append((engine, baselines[-1].tenant_id))
-            driver, core = baselines[:2]
-            copy = baselines[2] if len(baselines) > 2 else None
-            paused = paused_cpu = 0.0
-
-            def interleaved(rows_done: int, _bytes_done: int, _total: int) -> None:
-                # Runs the raw batches for the rows the import just did; their time is not the import's.
-                nonlocal paused, paused_cpu
-                started, cpu_started = time.perf_counter(), time.process_time()
-                for baseline in baselines:
-                    baseline.insert_up_to(rows_done)
-                paused += time.perf_counter() - started
-                paused_cpu += time.process_time() - cpu_started
-
-            started, cpu_started = time.perf_counter(), time.process_time()
-            summary = import_catalog(
-                import_engine,
-                tenant_id=tenant_id,
-                path=csv_path,
-                now=now,
-                batch_size=batch_size,
-                progress=interleaved if interleave else None,
+    postgres = database_url is not None and database_url.startswith("postgres")
+    database = _create_database(database_url) if postgres and database_url is not None else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="tradelane-bench-") as folder:
+            work = Path(folder)
+            measured = _measure(
+                work,
+                rows,
+                database[1] if database else database_url,
+                batch_size,
+                interleave,
+                reimport,
+                now,
+                floors_only,
             )
-            import_seconds = time.perf_counter() - started - paused
-            import_cpu = time.process_time() - cpu_started - paused_cpu
-            rss_import = _peak_rss_mb()
-            for baseline in baselines:
-                baseline.insert_up_to(rows)
-            one_copy: _CopyOneTransaction | None = None
-            if postgres:
-                engine = engine_for("copy-one")
-                one_copy = _CopyOneTransaction(engine, _new_tenant(engine, now), batch_size, now)
-                cleanup.append((engine, one_copy.tenant_id))
-                one_copy.insert_up_to(rows)
-            again: dict[str, Any] | None = None
-            if reimport:
-                changed_path = work / "catalog-changed.csv"
-                write_csv(changed_path, rows, changed=True)
-                started, cpu_started = time.perf_counter(), time.process_time()
-                resummary = import_catalog(
-                    import_engine, tenant_id=tenant_id, path=changed_path, now=now, batch_size=batch_size
-                )
-                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-                again = {
-                    "seconds": round(seconds, 3),
-                    "rows_per_s": round(rows / seconds),
-                    "cpu_seconds": round(cpu, 3),
-                    "created": resummary.created,
-                    "updated": resummary.updated,
-                    "unchanged": resummary.unchanged,
-                    "rejected": resummary.rejected,
-                }
-        finally:
-            if database_url:
-                for engine, owner in cleanup:
-                    with engine.begin() as conn:
-                        conn.execute(sa.delete(tenants).where(tenants.c.id == owner))
-            for engine in engines:
-                engine.dispose()
-    import_rate = rows / import_seconds
+    finally:
+        if database is not None and database_url is not None:
+            _drop_database(database_url, database[0])
     result: dict[str, Any] = {
         "rows": rows,
-        "database": "postgresql" if database_url and database_url.startswith("postgres") else "sqlite",
+        "database": "postgresql" if postgres else "sqlite",
+    }
+    if database is not None:
+        result["pg_database"] = database[0]  # created for this run, dropped at its end
+    result.update(measured)
+    return result
+
+
+def _measure(
+    work: Path,
+    rows: int,
+    url: str | None,
+    batch_size: int,
+    interleave: bool,
+    reimport: bool,
+    now: datetime,
+    floors_only: bool,
+) -> dict[str, Any]:
+    """The measurements of :func:`run` in ``work`` (a temporary folder), against ``url`` (None: a new
+    SQLite file per side; otherwise every side in that database, each its own tenant)."""
+    csv_path = work / "catalog.csv"
+    write_csv(csv_path, rows)
+    engines: list[Engine] = []
+    cleanup: list[tuple[Engine, int]] = []
+
+    def engine_for(name: str) -> Engine:
+        engine = make_engine(url or f"sqlite:///{work / name}")
+        if url is None or not engines:  # a shared database is migrated once
+            migrate.upgrade(engine)
+        engines.append(engine)
+        return engine
+
+    try:
+        import_engine = engine_for("import.db")
+        tenant_id = _new_tenant(import_engine, now)
+        cleanup.append((import_engine, tenant_id))
+        postgres = import_engine.dialect.name == "postgresql"
+        kinds: list[tuple[str, type[_Baseline]]] = [("driver.db", _DriverInserter)]
+        if not floors_only:
+            kinds.append(("core.db", _CoreInserter))
+        if postgres:
+            kinds.append(("copy", _CopyInserter))
+        baselines: dict[type[_Baseline], _Baseline] = {}
+        for name, kind in kinds:
+            engine = engine_for(name)
+            baselines[kind] = kind(engine, _new_tenant(engine, now), batch_size, now)
+            cleanup.append((engine, baselines[kind].tenant_id))
+        driver = baselines[_DriverInserter]
+        core = baselines.get(_CoreInserter)
+        copy = baselines.get(_CopyInserter)
+        paused = paused_cpu = 0.0
+
+        def interleaved(rows_done: int, _bytes_done: int, _total: int) -> None:
+            # Runs the raw batches for the rows the import just did; their time is not the import's.
+            nonlocal paused, paused_cpu
+            started, cpu_started = time.perf_counter(), time.process_time()
+            for baseline in baselines.values():
+                baseline.insert_up_to(rows_done)
+            paused += time.perf_counter() - started
+            paused_cpu += time.process_time() - cpu_started
+
+        started, cpu_started = time.perf_counter(), time.process_time()
+        summary = import_catalog(
+            import_engine,
+            tenant_id=tenant_id,
+            path=csv_path,
+            now=now,
+            batch_size=batch_size,
+            progress=interleaved if interleave else None,
+        )
+        import_seconds = time.perf_counter() - started - paused
+        import_cpu = time.process_time() - cpu_started - paused_cpu
+        rss_import = _peak_rss_mb()
+        for baseline in baselines.values():
+            baseline.insert_up_to(rows)
+        one_copy: _CopyOneTransaction | None = None
+        if postgres and not floors_only:
+            engine = engine_for("copy-one")
+            one_copy = _CopyOneTransaction(engine, _new_tenant(engine, now), batch_size, now)
+            cleanup.append((engine, one_copy.tenant_id))
+            one_copy.insert_up_to(rows)
+        again: dict[str, Any] | None = None
+        if reimport:
+            changed_path = work / "catalog-changed.csv"
+            write_csv(changed_path, rows, changed=True)
+            started, cpu_started = time.perf_counter(), time.process_time()
+            resummary = import_catalog(
+                import_engine, tenant_id=tenant_id, path=changed_path, now=now, batch_size=batch_size
+            )
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            again = {
+                "seconds": round(seconds, 3),
+                "rows_per_s": round(rows / seconds),
+                "cpu_seconds": round(cpu, 3),
+                "created": resummary.created,
+                "updated": resummary.updated,
+                "unchanged": resummary.unchanged,
+                "rejected": resummary.rejected,
+            }
+    finally:
+        if url is not None and not postgres:  # a given SQLite file: leave it as it was
+            for engine, owner in cleanup:
+                with engine.begin() as conn:
+                    conn.execute(sa.delete(tenants).where(tenants.c.id == owner))
+        for engine in engines:
+            engine.dispose()
+    import_rate = rows / import_seconds
+    result: dict[str, Any] = {
         "batch_size": batch_size,
         "interleaved": interleave,
         "import": {
@@ -443,20 +515,22 @@ def run(
             "rejected": summary.rejected,
         },
         "raw_driver_executemany": driver.figures(),
-        "raw_core_executemany": core.figures(),
         "ratio": round(import_rate / (rows / driver.seconds), 3),
-        "ratio_vs_core": round(import_rate / (rows / core.seconds), 3),
-        # The same ratios from this process's CPU time. With PostgreSQL the server's work is not counted:
+        # The same ratio from this process's CPU time. With PostgreSQL the server's work is not counted:
         # use the wall-clock ratios there.
         "ratio_cpu": round(driver.cpu / import_cpu, 3) if import_cpu > 0 else None,
-        "ratio_cpu_vs_core": round(core.cpu / import_cpu, 3) if import_cpu > 0 else None,
         "peak_rss_mb_import": rss_import,
         "peak_rss_mb": _peak_rss_mb(),
     }
-    if copy is not None and one_copy is not None:
+    if core is not None:
+        result["raw_core_executemany"] = core.figures()
+        result["ratio_vs_core"] = round(import_rate / (rows / core.seconds), 3)
+        result["ratio_cpu_vs_core"] = round(core.cpu / import_cpu, 3) if import_cpu > 0 else None
+    if copy is not None:
         result["raw_copy"] = copy.figures()
         result["ratio_vs_copy"] = round(import_rate / (rows / copy.seconds), 3)
         result["ratio_cpu_vs_copy"] = round(copy.cpu / import_cpu, 3) if import_cpu > 0 else None
+    if one_copy is not None:
         result["raw_copy_one_transaction"] = one_copy.figures()
         result["ratio_vs_copy_one_transaction"] = round(import_rate / (rows / one_copy.seconds), 3)
     if again is not None:
@@ -485,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-reimport", action="store_true", help="skip the re-import of the file with 1 %% of rows changed"
     )
+    parser.add_argument(
+        "--floors-only",
+        action="store_true",
+        help="only the sides the floor ratios need: no Core executemany, no one-transaction COPY",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="repeat N times and report medians")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.batch_size < 1 or args.rounds < 1:
@@ -496,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             interleave=not args.sequential,
             reimport=not args.no_reimport,
+            floors_only=args.floors_only,
         )
         for _ in range(args.rounds)
     ]
