@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= $(or $(TRADELANE_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/test)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: venv demo test test-sqlite test-postgres lint typecheck bench serve worker clean browser lock contracts chaos
 
@@ -51,8 +52,10 @@ chaos: $(STAMP)
 	TRADELANE_CHAOS=long TRADELANE_TEST_DB=sqlite $(BIN)/pytest -s --timeout 3600 tests/chaos $(PYTEST_ARGS)
 	TRADELANE_CHAOS=long TRADELANE_TEST_DB=postgres TRADELANE_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -s --timeout 3600 tests/chaos $(PYTEST_ARGS)
 
+## Every issue-12 ratio, one JSON object ending with a summary of the goals; the PostgreSQL benchmarks
+## create and drop their own databases on the server of PG_URL. BENCH_ARGS: e.g. --only webhooks.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --pg-url $(PG_URL) $(BENCH_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/tradelane db upgrade && $(BIN)/tradelane serve
