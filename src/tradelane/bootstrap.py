@@ -94,6 +94,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
         merchant_webhooks,
         order_delivery,
         shopify_catalog,
+        shopify_webhooks,
     )
     from tradelane.services import notifications as notification_jobs
     from tradelane.sync import builtin
@@ -103,6 +104,7 @@ def register_handlers(registry: JobRegistry, plugins: list[str] | None = None) -
     order_delivery.register(registry, adapters=MERCHANT_ADAPTERS)  # every merchant adapter factory
     shopify_catalog.register(registry, stock_sources=shopify_adapter)
     merchant_webhooks.register(registry)
+    shopify_webhooks.register(registry)  # shopify.apply_event: a stored Shopify webhook applied
     files_scan.register(registry)
     notification_jobs.register(registry)  # notifications.send: emails and signed webhooks
     cutover_jobs.register(registry)  # cutover.advance: a waiting cutover looks again

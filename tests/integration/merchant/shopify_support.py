@@ -1,5 +1,6 @@
 """Builders of the Shopify tests: a sandbox shop with products, its registration as the tenant's merchant
-system, signed webhook posts, and a worker whose registry delivers orders to Shopify."""
+system, signed webhook posts, and a worker whose registry delivers orders to Shopify and applies its
+webhooks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from merchant_support import Shop
 
 from tradelane.bootstrap import Container
@@ -14,7 +16,8 @@ from tradelane.merchant.base import MerchantSystem
 from tradelane.merchant.capabilities import ADAPTERS as MERCHANT_ADAPTERS
 from tradelane.merchant.shopify.adapter import shopify_adapter
 from tradelane.merchant.shopify.sandbox import ShopifySandboxState, sign_webhook
-from tradelane.services import order_delivery
+from tradelane.persistence.tables import channel_flows
+from tradelane.services import order_delivery, shopify_webhooks
 from tradelane.services.merchant_systems import add_shopify_system
 from tradelane.services.shopify_catalog import register as register_inventory
 from tradelane.sync.registry import JobRegistry
@@ -89,10 +92,12 @@ def post_webhook(
 
 
 def shopify_registry() -> JobRegistry:
-    """What the composition root registers once Shopify is wired: delivery with the Shopify adapter."""
+    """What the composition root registers once Shopify is wired: delivery with the Shopify adapter, the
+    stock re-read, and the job applying stored webhooks."""
     registry = JobRegistry()
     order_delivery.register(registry, adapters=MERCHANT_ADAPTERS)
     register_inventory(registry, stock_sources=shopify_adapter)
+    shopify_webhooks.register(registry)
     return registry
 
 
@@ -105,3 +110,18 @@ def run_jobs(container: Container, registry: JobRegistry, clock: Any) -> WorkerS
         services=container.extras,
     )
     return worker.run(burst=True, max_jobs=50)
+
+
+def hold_channel_work(container: Container, channel_id: int) -> None:
+    """Pause the channel's offers and fulfillments flows: the jobs a webhook leads to for the marketplace
+    (``offers.delta``, ``fulfillments.ship``/``cancel``) stay queued while :func:`run_jobs` applies the
+    webhooks, to be inspected."""
+    with container.engine.begin() as conn:
+        done = conn.execute(
+            sa.update(channel_flows)
+            .where(
+                channel_flows.c.channel_id == channel_id, channel_flows.c.flow.in_(["offers", "fulfillments"])
+            )
+            .values(paused=True)
+        )
+        assert done.rowcount == 2

@@ -1,6 +1,7 @@
 """End to end: a SHIPPING marketplace order → ``orders.deliver`` → the Shopify sandbox has it → the shop
-fulfils it and signs a ``fulfillments/create`` webhook to tradelane's app → a shipment update is recorded
-and a ``fulfillments.ship`` job waits for the origin channel."""
+fulfils it and signs a ``fulfillments/create`` webhook to tradelane's app, which stores it and answers →
+the worker applies it: a shipment update is recorded and a ``fulfillments.ship`` job waits for the origin
+channel."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from merchant_support import add_product, ingest, marketplace_order, order_row, 
 from shopify_support import (
     ACCESS_TOKEN,
     WEBHOOK_SECRET,
+    hold_channel_work,
     register_shopify,
     run_jobs,
     seed_shop,
@@ -21,7 +23,13 @@ from shopify_support import (
 )
 
 from tradelane.merchant.shopify.sandbox import ShopifySandboxServer, ShopifySandboxState
-from tradelane.persistence.tables import jobs, order_deliveries, order_quarantine, order_updates
+from tradelane.persistence.tables import (
+    inbound_events,
+    jobs,
+    order_deliveries,
+    order_quarantine,
+    order_updates,
+)
 from tradelane.services.order_health import enqueue_delivery
 
 
@@ -78,7 +86,13 @@ def test_order_to_shopify_and_fulfillment_back_to_the_origin_channel(
         ("fulfillments/create", 200),
         ("orders/fulfilled", 200),
     ]
-    assert [json.loads(d.response)["status"] for d in state.deliveries] == ["processed", "processed"]
+    assert [json.loads(d.response)["status"] for d in state.deliveries] == ["accepted", "accepted"]
+    assert read(container.engine, sa.select(order_updates)) == []  # applied by the worker, not the request
+
+    hold_channel_work(container, shop.channel_id)  # the origin channel's jobs wait, to be inspected
+    run_jobs(container, shopify_registry(), clock)
+    events = read(container.engine, sa.select(inbound_events))
+    assert [e.status for e in events] == ["processed", "processed"]
 
     [update] = read(container.engine, sa.select(order_updates))
     assert (update.order_id, update.kind, update.status) == (order_id, "shipment", "queued")

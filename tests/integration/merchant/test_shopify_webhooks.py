@@ -1,5 +1,6 @@
-"""Shopify webhooks into tradelane's API: HMAC verification, replay refusal, catalog updates (price and
-stock, offers marked dirty) and order updates mapped back to tradelane's orders."""
+"""Shopify webhooks into tradelane's API: HMAC verification, replay refusal, the raw event stored with one
+job and answered before anything is applied; the job's catalog updates (price and stock, offers marked
+dirty) and order updates mapped back to tradelane's orders; failures kept, dead-lettered and replayable."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from merchant_support import add_product, ingest, marketplace_order, read
 from shopify_support import (
     ACCESS_TOKEN,
     WEBHOOK_SECRET,
+    hold_channel_work,
     post_webhook,
     register_shopify,
     run_jobs,
@@ -35,6 +37,8 @@ from tradelane.persistence.tables import (
 )
 from tradelane.services.inbound import store_inbound_event
 from tradelane.services.order_health import enqueue_delivery
+from tradelane.services.shopify_webhooks import APPLY_KIND
+from tradelane.sync.jobs import replay as replay_jobs
 
 
 @pytest.fixture
@@ -79,6 +83,14 @@ def _bindings(engine, sku: str) -> list:
     )
 
 
+def _apply_jobs(engine) -> list:
+    return read(engine, sa.select(jobs).where(jobs.c.kind == APPLY_KIND).order_by(jobs.c.id))
+
+
+def _acks(state) -> list[dict]:
+    return [json.loads(d.response) for d in state.deliveries]
+
+
 def _delta_jobs(engine) -> list:
     return read(engine, sa.select(jobs).where(jobs.c.kind == "offers.delta"))
 
@@ -109,17 +121,46 @@ def _mark_clean(engine) -> None:
 # --- verification ------------------------------------------------------------------------------
 
 
-def test_a_signed_webhook_is_stored_once_and_processed(client, container, shop, state, system, capsys):
+def test_a_signed_webhook_is_stored_with_one_job_and_answered_before_it_is_applied(
+    client, container, shop, state, system, clock, now, capsys
+):
+    add_product(container.engine, shop.tenant_id, "A", now)
+    before = _product(container.engine, "A").price
     state.update_variant("A", price="13.00", emit=False)
     [delivery] = state.emit("products/update", state.product_json("A"), client=client)
     assert delivery.status == 200, delivery.response
     ack = json.loads(delivery.response)
-    assert ack["status"] == "processed" and ack["topic"] == "products/update"
+    assert ack["status"] == "accepted" and ack["topic"] == "products/update" and ack["detail"] == "queued"
     [event] = _events(container.engine)
     assert event.id == ack["event_id"] and event.tenant_id == shop.tenant_id
     assert event.source == "shopify:shopify" and event.external_id == delivery.webhook_id
-    assert event.body == delivery.body and event.status == "processed" and event.processed_at is not None
+    assert event.body == delivery.body
+    # Answered before any work: the raw event and exactly one job to apply it, committed together.
+    assert (event.status, event.processed_at) == ("received", None)
+    assert _product(container.engine, "A").price == before != Decimal("13.00")
+    [job] = _apply_jobs(container.engine)
+    assert (job.id, job.state, job.tenant_id) == (ack["job_id"], "queued", shop.tenant_id)
+    assert job.payload == {"event_id": event.id, "merchant_system_id": system.id}
+    assert job.idempotency_key == f"inbound-event:{event.id}"
+
+    run_jobs(container, shopify_registry(), clock)
+    [event] = _events(container.engine)
+    assert (event.status, event.processed_at, event.error) == ("processed", now, None)
+    assert _product(container.engine, "A").price == Decimal("13.00")
+    [job] = _apply_jobs(container.engine)
+    assert job.state == "succeeded" and job.result["status"] == "processed"
+    assert job.result["detail"] == "0 created, 1 updated, 0 unchanged"
     assert _security_lines(capsys) == []
+
+
+def test_a_topic_tradelane_does_not_handle_is_stored_ignored_without_a_job(client, container, system):
+    response = post_webhook(client, "orders/paid", {"id": 1}, webhook_id="wh-paid")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ignored" and response.json()["job_id"] is None
+    [event] = _events(container.engine)
+    assert (event.status, event.external_id) == ("ignored", "wh-paid") and event.processed_at is not None
+    assert read(container.engine, sa.select(jobs)) == []
+    assert post_webhook(client, "orders/paid", {"id": 1}, webhook_id="wh-paid").status_code == 401
 
 
 def test_a_forged_webhook_is_refused_and_leaves_only_a_security_line(
@@ -147,14 +188,33 @@ def test_a_forged_webhook_is_refused_and_leaves_only_a_security_line(
     assert WEBHOOK_SECRET not in capsys.readouterr().err
 
 
-def test_a_replayed_webhook_is_refused_and_stored_once(client, container, state, system, capsys):
+def test_a_duplicate_delivery_enqueues_nothing_and_a_replay_is_refused(
+    client, container, state, system, clock, capsys
+):
     state.update_variant("B", available=7, client=client)
     delivery = state.deliveries[-1]
     assert delivery.topic == "inventory_levels/update" and delivery.status == 200
+    first = json.loads(delivery.response)
+    # Shopify retrying before the job ran (its answer got lost): acknowledged again, nothing new enqueued.
+    retry = state.redeliver(delivery, client=client)
+    assert retry.status == 200 and retry.webhook_id == delivery.webhook_id
+    again = json.loads(retry.response)
+    assert (again["event_id"], again["job_id"], again["status"]) == (
+        first["event_id"],
+        first["job_id"],
+        "accepted",
+    )
+    assert [j.payload["event_id"] for j in _apply_jobs(container.engine)] == [
+        e.id for e in _events(container.engine)
+    ]
+    assert len(_apply_jobs(container.engine)) == 2  # products/update and inventory_levels/update: one each
+
+    run_jobs(container, shopify_registry(), clock)
     replay = state.redeliver(delivery, client=client)
     assert replay.status == 401 and replay.webhook_id == delivery.webhook_id
     events = [e for e in _events(container.engine) if e.external_id == delivery.webhook_id]
     assert len(events) == 1 and events[0].status == "processed"
+    assert [j.state for j in _apply_jobs(container.engine)] == ["succeeded", "succeeded"]
     inventory_jobs = read(container.engine, sa.select(jobs).where(jobs.c.kind == "shopify.inventory"))
     assert len(inventory_jobs) == 1
     [line] = _security_lines(capsys)
@@ -162,12 +222,10 @@ def test_a_replayed_webhook_is_refused_and_stored_once(client, container, state,
     assert line["tenant"] == "acme" and line["merchant"] == "shopify"
 
 
-def test_a_delivery_whose_processing_never_finished_is_processed_on_redelivery(
-    client, container, state, system
-):
+def test_a_delivery_stored_without_its_job_gets_one_on_redelivery(client, container, state, system, clock):
     body = json.dumps(state.product_json("A")).encode()
     headers = signed_headers("products/update", body, webhook_id="wh-crashed")
-    with container.engine.begin() as conn:  # stored, then the process died before recording an outcome
+    with container.engine.begin() as conn:  # stored by a version that applied it in the request, which died
         store_inbound_event(
             conn,
             tenant_id=system.tenant_id,
@@ -179,7 +237,13 @@ def test_a_delivery_whose_processing_never_finished_is_processed_on_redelivery(
             now=container.now(),
         )
     retried = client.post(webhook_url(), content=body, headers=headers)
-    assert retried.status_code == 200 and retried.json()["status"] == "processed"
+    assert retried.status_code == 200 and retried.json()["status"] == "accepted"
+    [event] = _events(container.engine)
+    [job] = _apply_jobs(container.engine)
+    assert (retried.json()["event_id"], retried.json()["job_id"]) == (event.id, job.id)
+    assert client.post(webhook_url(), content=body, headers=headers).json()["job_id"] == job.id
+    assert len(_apply_jobs(container.engine)) == 1
+    run_jobs(container, shopify_registry(), clock)
     [event] = _events(container.engine)
     assert event.status == "processed"
     assert client.post(webhook_url(), content=body, headers=headers).status_code == 401
@@ -211,12 +275,15 @@ def test_unknown_tenants_systems_and_shops_are_refused(client, container, shop, 
 
 
 def test_product_updates_set_price_and_stock_and_mark_offers_dirty(
-    client, container, shop, state, system, now
+    client, container, shop, state, system, clock, now
 ):
     for sku in ("A", "B"):
         add_product(container.engine, shop.tenant_id, sku, now)
     _bind_in_sync(container.engine, shop, ["A", "B"])
+    hold_channel_work(container, shop.channel_id)
     state.update_variant("A", price="14.90", available=6, client=client)
+    assert not _bindings(container.engine, "A")[0].dirty and _delta_jobs(container.engine) == []
+    run_jobs(container, shopify_registry(), clock)
     a = _product(container.engine, "A")
     assert (a.price, a.currency, a.quantity) == (Decimal("14.90"), "EUR", 6)
     assert a.title == "Product A"  # only price and stock come from Shopify
@@ -224,11 +291,14 @@ def test_product_updates_set_price_and_stock_and_mark_offers_dirty(
     assert binding.dirty and binding.change_seq == 2
     [untouched] = _bindings(container.engine, "B")
     assert not untouched.dirty and untouched.change_seq == 1
-    assert [j.channel_id for j in _delta_jobs(container.engine)] == [shop.channel_id]
+    assert [(j.channel_id, j.state) for j in _delta_jobs(container.engine)] == [(shop.channel_id, "queued")]
 
     _mark_clean(container.engine)
     again = post_webhook(client, "products/update", state.product_json("A"), webhook_id="same-content")
-    assert again.json()["detail"] == "0 created, 0 updated, 1 unchanged"
+    assert again.json()["status"] == "accepted"
+    run_jobs(container, shopify_registry(), clock)
+    [job] = _apply_jobs(container.engine)
+    assert job.result["detail"] == "0 created, 0 updated, 1 unchanged"
     assert not _bindings(container.engine, "A")[0].dirty and _delta_jobs(container.engine) == []
 
 
@@ -243,6 +313,7 @@ def test_a_new_shopify_product_enters_the_catalog_and_releases_quarantined_order
     run_jobs(container, shopify_registry(), clock)
     [quarantined] = read(container.engine, sa.select(order_quarantine))
     assert quarantined.reason_code == "unknown_sku"
+    hold_channel_work(container, shop.channel_id)
 
     product = state.add_product(
         "Newcomer",
@@ -251,17 +322,22 @@ def test_a_new_shopify_product_enters_the_catalog_and_releases_quarantined_order
         emit=True,
         client=client,
     )
-    ack = json.loads(state.deliveries[-1].response)
-    assert ack["detail"] == "1 created, 0 updated, 0 unchanged"
+    assert _acks(state)[-1]["status"] == "accepted"
+    assert read(container.engine, sa.select(products).where(products.c.sku == "NEW-1")) == []
+    run_jobs(container, shopify_registry(), clock)
+    [job] = _apply_jobs(container.engine)
+    assert job.result["detail"] == "1 created, 0 updated, 0 unchanged"
     new = _product(container.engine, "NEW-1")
     assert (new.title, new.brand, new.gtin) == ("Newcomer - XL", "Acme", "4006381333931")
     assert (new.price, new.currency, new.quantity) == (Decimal("9.50"), "EUR", 4)
     assert [b.channel_id for b in _bindings(container.engine, "NEW-1")] == [shop.channel_id]
     assert _bindings(container.engine, "NEW-1")[0].dirty
+    # The released order's delivery was retried by the same worker run, and reached the shop.
     retries = read(
-        container.engine, sa.select(jobs).where(jobs.c.kind == "orders.deliver", jobs.c.state == "queued")
+        container.engine, sa.select(jobs).where(jobs.c.kind == "orders.deliver").order_by(jobs.c.id)
     )
-    assert [j.payload["order_id"] for j in retries] == [order_id]
+    assert [(j.payload["order_id"], j.state) for j in retries[1:]] == [(order_id, "succeeded")]
+    assert len(state.orders_tagged(f"tradelane-order-{order_id}")) == 1
     assert product["variants"][0]["sku"] == "NEW-1"
 
 
@@ -270,6 +346,7 @@ def test_inventory_level_updates_reread_the_stock_through_the_admin_api(
 ):
     add_product(container.engine, shop.tenant_id, "B", now)
     _bind_in_sync(container.engine, shop, ["B"])
+    hold_channel_work(container, shop.channel_id)
     second = state.new_id()
     state.catalog.locations[second] = "Second warehouse"
     item = state.variant("B").inventory_item_id
@@ -277,14 +354,17 @@ def test_inventory_level_updates_reread_the_stock_through_the_admin_api(
     for available in (2, 3):  # a burst of stock changes at the main location
         _, level = state.update_variant("B", available=available, emit=False)
         state.emit("inventory_levels/update", level, client=client)
-    assert [json.loads(d.response)["status"] for d in state.deliveries] == ["processed", "processed"]
-    # one job per inventory item: the second webhook coalesced into the queued one
-    [job] = read(container.engine, sa.select(jobs).where(jobs.c.kind == "shopify.inventory"))
-    assert job.payload == {"merchant_system_id": system.id, "inventory_item_id": item}
+    assert [a["status"] for a in _acks(state)] == ["accepted", "accepted"]
+    assert read(container.engine, sa.select(jobs).where(jobs.c.kind == "shopify.inventory")) == []
 
     run_jobs(container, shopify_registry(), clock)
-    [done] = read(container.engine, sa.select(jobs).where(jobs.c.kind == "shopify.inventory"))
-    assert done.state == "succeeded" and done.result == {"sku": "B", "quantity": 8, "status": "updated"}
+    # one job per inventory item: the second event coalesced into the job the first one queued
+    [job] = read(container.engine, sa.select(jobs).where(jobs.c.kind == "shopify.inventory"))
+    assert job.payload == {"merchant_system_id": system.id, "inventory_item_id": item}
+    assert [a.result["detail"] for a in _apply_jobs(container.engine)] == [
+        f"stock re-read queued (job {job.id})"
+    ] * 2
+    assert job.state == "succeeded" and job.result == {"sku": "B", "quantity": 8, "status": "updated"}
     assert _product(container.engine, "B").quantity == 8  # 3 + 5, every location
     assert _bindings(container.engine, "B")[0].dirty
 
@@ -311,12 +391,16 @@ def delivered(container, shop, state, system, clock, now):
 
 
 def test_a_cancellation_in_shopify_is_recorded_for_the_origin_channel(
-    client, container, shop, state, delivered
+    client, container, shop, state, delivered, clock
 ):
     order_id, shopify_id = delivered
+    hold_channel_work(container, shop.channel_id)
     state.cancel(shopify_id, reason="inventory", client=client)
-    ack = json.loads(state.deliveries[-1].response)
-    assert ack["status"] == "processed" and ack["detail"] == "cancellation queued"
+    assert _acks(state)[-1]["status"] == "accepted"
+    assert read(container.engine, sa.select(order_updates)) == []
+    run_jobs(container, shopify_registry(), clock)
+    [apply_job] = _apply_jobs(container.engine)
+    assert apply_job.result["status"] == "processed" and apply_job.result["detail"] == "cancellation queued"
     [update] = read(container.engine, sa.select(order_updates))
     assert (update.order_id, update.kind, update.external_id) == (
         order_id,
@@ -326,57 +410,83 @@ def test_a_cancellation_in_shopify_is_recorded_for_the_origin_channel(
     assert update.payload == {"reason": "cancelled in Shopify (inventory)"}
     [job] = read(container.engine, sa.select(jobs).where(jobs.c.kind == "fulfillments.cancel"))
     assert job.channel_id == shop.channel_id and job.payload["order_id"] == order_id
+    assert job.state == "queued"  # waits for the origin channel's fulfillments flow
 
 
 def test_partial_fulfillments_map_lines_back_by_marketplace_line_id(
-    client, container, shop, state, delivered
+    client, container, shop, state, delivered, clock
 ):
     order_id, shopify_id = delivered
     state.fulfill(shopify_id, tracking_company="UPS", tracking_number="1Z1", lines={"A": 1}, client=client)
+    run_jobs(container, shopify_registry(), clock)
     [update] = read(container.engine, sa.select(order_updates))
     assert update.order_id == order_id
     assert update.payload["lines"] == [{"sku": "A", "line_id": "S-1-1", "quantity": 1}]
     assert update.status == "not_supported"  # the Mirakl channel's multi_shipment setting is off
 
 
-def test_orders_tradelane_did_not_create_are_ignored(client, container, state, system):
+def test_orders_tradelane_did_not_create_are_ignored(client, container, state, system, clock):
     web_order = state.create_order(
         {"order": {"line_items": [{"variant_id": state.variant("A").id, "quantity": 1}]}}, via_app=False
     )
     state.fulfill(web_order["id"], tracking_company="DHL", tracking_number="JD1", client=client)
     state.cancel(web_order["id"], client=client)
-    acks = [json.loads(d.response) for d in state.deliveries]
-    assert [a["status"] for a in acks] == ["ignored", "ignored", "ignored"]
+    assert [a["status"] for a in _acks(state)] == ["accepted", "accepted", "accepted"]
+    run_jobs(container, shopify_registry(), clock)
+    assert [j.result["status"] for j in _apply_jobs(container.engine)] == ["ignored", "ignored", "ignored"]
     assert read(container.engine, sa.select(order_updates)) == []
     assert {e.status for e in _events(container.engine)} == {"ignored"}
 
 
-def test_an_update_tradelane_cannot_apply_is_acknowledged_and_kept_as_failed(
-    client, container, state, delivered
+def test_an_update_tradelane_cannot_apply_is_kept_as_failed_dead_lettered_and_replayable(
+    client, container, shop, state, delivered, clock, now
 ):
     order_id, shopify_id = delivered
+    hold_channel_work(container, shop.channel_id)
     with container.engine.begin() as conn:
+        was = conn.execute(sa.text("SELECT state FROM orders WHERE id = :id"), {"id": order_id}).scalar_one()
         conn.execute(sa.text("UPDATE orders SET state = 'cancelled' WHERE id = :id"), {"id": order_id})
-    state.fulfill(shopify_id, tracking_company="UPS", tracking_number="1Z2", client=client)
+    fulfillment = state.fulfill(shopify_id, tracking_company="UPS", tracking_number="1Z2", client=client)
     assert [(d.topic, d.status) for d in state.deliveries] == [
         ("fulfillments/create", 200),
         ("orders/fulfilled", 200),
     ]
-    assert [json.loads(d.response)["status"] for d in state.deliveries] == ["failed", "failed"]
+    assert [a["status"] for a in _acks(state)] == ["accepted", "accepted"]
+    run_jobs(container, shopify_registry(), clock)
     events = _events(container.engine)
     assert [e.status for e in events] == ["failed", "failed"]
     assert all("is cancelled on shop-fr: there is nothing to ship" in e.error for e in events)
     assert read(container.engine, sa.select(order_updates)) == []
+    dead = _apply_jobs(container.engine)
+    assert [(j.state, j.payload["event_id"]) for j in dead] == [("dead", e.id) for e in events]
+    assert all("is cancelled on shop-fr" in j.last_error for j in dead)
+
+    # The order was wrongly cancelled: once it is fixed, replaying the dead letters applies the shipment
+    # (both events carry the same fulfillment: it is recorded once).
+    with container.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE orders SET state = :state WHERE id = :id"), {"state": was, "id": order_id}
+        )
+        assert replay_jobs(conn, shop.tenant_id, [j.id for j in dead], now=now) == [j.id for j in dead]
+    run_jobs(container, shopify_registry(), clock)
+    assert [(e.status, e.error) for e in _events(container.engine)] == [("processed", None)] * 2
+    assert [j.state for j in _apply_jobs(container.engine)] == ["succeeded", "succeeded"]
+    [update] = read(container.engine, sa.select(order_updates))
+    assert (update.order_id, update.kind) == (order_id, "shipment")
+    assert update.external_id == f"shopify-fulfillment-{fulfillment['id']}"
+    assert len(read(container.engine, sa.select(jobs).where(jobs.c.kind == "fulfillments.ship"))) == 1
 
 
-def test_a_genuine_body_under_another_topic_is_refused(client, container, state, delivered, capsys):
+def test_a_genuine_body_under_another_topic_is_refused(client, container, state, delivered, clock, capsys):
     _, shopify_id = delivered
     state.fulfill(shopify_id, tracking_company="UPS", tracking_number="1Z3", client=client)
+    run_jobs(container, shopify_registry(), clock)
     fulfilled = next(d for d in state.deliveries if d.topic == "orders/fulfilled")
     headers = {**fulfilled.headers, "X-Shopify-Topic": "orders/cancelled", "X-Shopify-Webhook-Id": "new-id"}
     response = client.post(webhook_url(), content=fulfilled.body, headers=headers)
     assert response.status_code == 401
     assert [line["reason"] for line in _security_lines(capsys)] == ["topic_mismatch"]
+    run_jobs(container, shopify_registry(), clock)
     kinds = [u.kind for u in read(container.engine, sa.select(order_updates))]
     assert kinds == ["shipment"]  # no cancellation for an order Shopify never cancelled
     assert all(e.external_id != "new-id" for e in _events(container.engine))
@@ -384,7 +494,7 @@ def test_a_genuine_body_under_another_topic_is_refused(client, container, state,
 
 @pytest.mark.parametrize("fulfillments", [5, "x", {"id": 1}])
 def test_a_fulfilled_order_with_a_malformed_fulfillments_field_is_kept_as_failed(
-    client, container, delivered, fulfillments
+    client, container, delivered, clock, fulfillments
 ):
     """Found by fuzzing: a non-list ``fulfillments`` crashed the handler (a 500, which Shopify retries
     and then drops the subscription for) instead of being stored as a failed event with the reason."""
@@ -394,7 +504,10 @@ def test_a_fulfilled_order_with_a_malformed_fulfillments_field_is_kept_as_failed
     headers = signed_headers("orders/fulfilled", body, webhook_id="wh-malformed")
     answer = client.post(webhook_url(), content=body, headers=headers)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["status"] == "failed"
+    assert answer.json()["status"] == "accepted"
+    run_jobs(container, shopify_registry(), clock)
     [event] = [e for e in _events(container.engine) if e.status == "failed"]
     assert "'fulfillments' must be a list" in event.error
+    [job] = _apply_jobs(container.engine)
+    assert job.state == "dead" and "'fulfillments' must be a list" in job.last_error
     assert read(container.engine, sa.select(order_updates)) == []

@@ -16,32 +16,35 @@ Contracts:
   topic, webhook id, remote address — never the secret or the body).
 * Replays are refused without check-then-insert: the raw event is stored in ``inbound_events`` (source
   ``shopify:<merchant_name>``, see :func:`event_source`; external id = ``X-Shopify-Webhook-Id``) by an
-  insert that ignores conflicts; a delivery whose id is already stored is a replay — unless the stored
-  event was never finished (the earlier attempt crashed before its outcome was recorded), in which case
-  it is processed now.
+  insert that ignores conflicts; a delivery whose id is already stored is a duplicate and enqueues
+  nothing. A duplicate of an event that is finished (``processed``, ``ignored`` or ``failed``) is a
+  *replay* (401 as above); a duplicate of an event still waiting for its job is answered 200 again
+  (Shopify retries a delivery whose answer it did not get), with the same event and job.
 * Known limit: Shopify signs neither the webhook id nor the topic. A captured body re-sent under a *new*
   webhook id is accepted, with the original's effects: shipments and cancellations are keyed by
   Shopify's ids (recorded once), stock is re-read live, and a replayed product can only restore the price
   and stock Shopify sent earlier, until its next update.
-* A stored event is then applied in a second transaction, which also records its outcome on the event
-  (``processed``, ``ignored`` or ``failed`` with the error). The answer is 200 with that outcome, including
-  for failures: Shopify retrying the same delivery could not change them, and they stay inspectable.
+* A verified delivery is answered as soon as it is durable, never after doing the work: in one
+  transaction the raw event is stored and one ``shopify.apply_event`` job enqueued to apply it
+  (:func:`tradelane.services.shopify_webhooks.accept_event`); then 200 with ``status`` ``accepted``, the
+  event and the job ids. The job applies the event later; the event ends ``processed`` or ``ignored``
+  (not tradelane's order...), or ``failed`` with the error and a dead-lettered job that can be replayed
+  (:func:`tradelane.services.shopify_webhooks.handle_apply`). A topic tradelane does not handle is stored
+  ``ignored`` at once, without a job, and answered 200 with ``status`` ``ignored``.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from tradelane.bootstrap import Container
-from tradelane.domain.errors import NotFoundError, TradelaneError, ValidationError
+from tradelane.domain.errors import NotFoundError, ValidationError
 from tradelane.logging import get_logger
 from tradelane.merchant.base import MerchantSystem
 from tradelane.merchant.shopify.settings import SHOPIFY_KIND, ShopifyCredentials, ShopifySettings
@@ -56,10 +59,9 @@ from tradelane.merchant.shopify.webhook_protocol import (
 )
 from tradelane.persistence.db import read_only, transaction
 from tradelane.persistence.merchant_systems import get_merchant_system, merchant_credentials
-from tradelane.persistence.tables import inbound_events
 from tradelane.security.crypto import CredentialError
-from tradelane.services.inbound import MAX_SOURCE_LENGTH, InboundStatus, store_inbound_event
-from tradelane.services.shopify_webhooks import EventStatus, ProcessResult, process_event
+from tradelane.services.inbound import MAX_SOURCE_LENGTH
+from tradelane.services.shopify_webhooks import Intake, accept_event
 from tradelane.services.tenants import get_tenant
 from tradelane.web.api.common import API_PREFIX, PRINTABLE
 from tradelane.web.auth import ContainerDep
@@ -67,7 +69,6 @@ from tradelane.web.problems import ApiProblem, problem_responses
 
 router = APIRouter(prefix=f"{API_PREFIX}/shopify", tags=["shopify"])
 security_log = get_logger("tradelane.security")
-log = get_logger("tradelane.shopify")
 
 TenantName = Annotated[
     str, Path(min_length=1, max_length=100, pattern=PRINTABLE, description="The tenant's name.")
@@ -84,9 +85,12 @@ MerchantName = Annotated[
 
 
 class ShopifyWebhookAck(BaseModel):
-    event_id: int
+    event_id: int = Field(description="The stored event (inbound_events).")
+    job_id: int | None = Field(description="The job that applies the event (none for an ignored topic).")
     topic: str
-    status: str
+    status: Literal["accepted", "ignored"] = Field(
+        description="accepted: stored, applied later by the job; ignored: a topic tradelane does not handle."
+    )
     detail: str
 
 
@@ -139,24 +143,6 @@ def event_source(system: MerchantSystem) -> str:
     """``shopify:<name>`` (``shopify:#<id>`` for a name too long for the column)."""
     source = f"shopify:{system.name}"
     return source if len(source) <= MAX_SOURCE_LENGTH else f"shopify:#{system.id}"
-
-
-def _status(conn: Connection, event_id: int) -> str:
-    return str(
-        conn.execute(sa.select(inbound_events.c.status).where(inbound_events.c.id == event_id)).scalar_one()
-    )
-
-
-def _finish(conn: Connection, event_id: int, result: ProcessResult, now: datetime) -> None:
-    conn.execute(
-        sa.update(inbound_events)
-        .where(inbound_events.c.id == event_id)
-        .values(
-            status=result.status.value,
-            error=result.detail if result.status is EventStatus.FAILED else None,
-            processed_at=now,
-        )
-    )
 
 
 def _json(body: bytes) -> Any:
@@ -237,30 +223,29 @@ def receive_shopify_webhook(
     except (_Rejected, BadSignature) as exc:
         raise _reject(request, tenant, merchant_name, exc.reason) from None
     with transaction(container.engine) as conn:
-        event_id, created = store_inbound_event(
+        accepted = accept_event(
             conn,
-            tenant_id=system.tenant_id,
+            system=system,
             source=event_source(system),
-            channel_id=None,
+            topic=topic,
             headers=request.headers.items(),
             body=body,
             content_type=request.headers.get("content-type"),
             now=now,
         )
-        unfinished = created or _status(conn, event_id) == InboundStatus.RECEIVED.value
-    if not unfinished:
+    if accepted.intake is Intake.REPLAYED:
         raise _reject(request, tenant, merchant_name, "replayed")
-    try:
-        with transaction(container.engine) as conn:
-            result = process_event(
-                conn, system=system, currency=settings.currency, topic=topic, payload=payload, now=now
-            )
-            _finish(conn, event_id, result, now)
-    except TradelaneError as exc:
-        result = ProcessResult(EventStatus.FAILED, str(exc))
-        with transaction(container.engine) as conn:
-            _finish(conn, event_id, result, now)
-    if result.status is EventStatus.FAILED:
-        log.warning("shopify.webhook_failed", event_id=event_id, topic=topic, error=result.detail)
-    ack = ShopifyWebhookAck(event_id=event_id, topic=topic, status=result.status.value, detail=result.detail)
+    if accepted.intake is Intake.IGNORED:
+        ack = ShopifyWebhookAck(
+            event_id=accepted.event_id,
+            job_id=None,
+            topic=topic,
+            status="ignored",
+            detail=f"topic {topic!r} is not handled",
+        )
+    else:
+        detail = "queued" if accepted.intake is Intake.QUEUED else "already received, still queued"
+        ack = ShopifyWebhookAck(
+            event_id=accepted.event_id, job_id=accepted.job_id, topic=topic, status="accepted", detail=detail
+        )
     return JSONResponse(ack.model_dump(), status_code=200)
