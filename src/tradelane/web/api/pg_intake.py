@@ -80,7 +80,12 @@ class MerchantStored:
 
 
 def _pg_type(table: sa.Table, column: str) -> str:
-    return str(table.c[column].type.compile(dialect=postgresql.dialect()))
+    """The column's PostgreSQL type for a parameter cast; strings without their length, so that an
+    over-long value fails the insert as it would unquoted (an explicit cast would cut it silently)."""
+    column_type = table.c[column].type
+    if isinstance(column_type, sa.String):
+        return "TEXT"
+    return str(column_type.compile(dialect=postgresql.dialect()))
 
 
 def _casts(table: sa.Table, columns: list[str], prefix: str) -> str:
