@@ -26,9 +26,11 @@ from shopify_support import (
 
 from helpers import FakeClock
 from tradelane.merchant.shopify.sandbox import ShopifySandboxServer, ShopifySandboxState
+from tradelane.persistence.merchant_systems import set_enabled
 from tradelane.persistence.tables import (
     inbound_events,
     jobs,
+    merchant_systems,
     offer_bindings,
     order_deliveries,
     order_quarantine,
@@ -271,6 +273,32 @@ def test_unknown_tenants_systems_and_shops_are_refused(client, container, shop, 
     assert _events(container.engine) == []
 
 
+def test_new_credentials_take_effect_on_the_next_request(client, container, state, system, capsys):
+    payload = {"id": 1, "variants": []}
+    assert post_webhook(client, "products/update", payload, webhook_id="k1").status_code == 200
+    with container.engine.begin() as conn:
+        conn.execute(
+            sa.update(merchant_systems)
+            .where(merchant_systems.c.id == system.id)
+            .values(
+                credentials=container.keyring.encrypt(
+                    {"access_token": ACCESS_TOKEN, "webhook_secret": "a-brand-new-webhook-secret"}
+                )
+            )
+        )
+    old = post_webhook(client, "products/update", payload, webhook_id="k2")
+    new = post_webhook(
+        client, "products/update", payload, webhook_id="k3", secret="a-brand-new-webhook-secret"
+    )
+    assert (old.status_code, new.status_code) == (401, 200)
+    assert [line["reason"] for line in _security_lines(capsys)] == ["bad_signature"]
+    with container.engine.begin() as conn:
+        conn.execute(sa.update(merchant_systems).values(credentials=None))
+    assert post_webhook(client, "products/update", payload, webhook_id="k4").status_code == 401
+    assert [line["reason"] for line in _security_lines(capsys)] == ["no_usable_secret"]
+    assert [e.external_id for e in _events(container.engine)] == ["k1", "k3"]
+
+
 # --- catalog -------------------------------------------------------------------------------------
 
 
@@ -467,7 +495,11 @@ def test_an_update_tradelane_cannot_apply_is_kept_as_failed_dead_lettered_and_re
         conn.execute(
             sa.text("UPDATE orders SET state = :state WHERE id = :id"), {"state": was, "id": order_id}
         )
-        assert replay_jobs(conn, shop.tenant_id, [j.id for j in dead], now=now) == [j.id for j in dead]
+    auth = {"Authorization": f"Bearer {shop.token}"}
+    listed = client.get("/api/v1/jobs/dead", headers=auth).json()["items"]
+    assert sorted((j["id"], j["kind"]) for j in listed) == [(j.id, APPLY_KIND) for j in dead]
+    for job in dead:  # what an operator does, one dead letter at a time
+        assert client.post(f"/api/v1/jobs/{job.id}/replay", headers=auth).json() == {"replayed": [job.id]}
     run_jobs(container, shopify_registry(), clock)
     assert [(e.status, e.error) for e in _events(container.engine)] == [("processed", None)] * 2
     assert [j.state for j in _apply_jobs(container.engine)] == ["succeeded", "succeeded"]
@@ -475,6 +507,43 @@ def test_an_update_tradelane_cannot_apply_is_kept_as_failed_dead_lettered_and_re
     assert (update.order_id, update.kind) == (order_id, "shipment")
     assert update.external_id == f"shopify-fulfillment-{fulfillment['id']}"
     assert len(read(container.engine, sa.select(jobs).where(jobs.c.kind == "fulfillments.ship"))) == 1
+
+
+def test_an_event_accepted_before_its_system_was_disabled_is_still_applied(
+    client, container, shop, state, system, delivered, clock
+):
+    order_id, shopify_id = delivered
+    hold_channel_work(container, shop.channel_id)
+    state.cancel(shopify_id, client=client)
+    assert _acks(state)[-1]["status"] == "accepted"
+    with container.engine.begin() as conn:
+        set_enabled(conn, system, False)
+    assert post_webhook(client, "orders/cancelled", {"id": 1}, webhook_id="late").status_code == 401
+    run_jobs(container, shopify_registry(), clock)
+    [event] = _events(container.engine)
+    assert event.status == "processed"
+    [update] = read(container.engine, sa.select(order_updates))
+    assert (update.order_id, update.kind) == (order_id, "cancellation")
+
+
+def test_an_apply_job_run_again_after_its_event_was_applied_changes_nothing(
+    client, container, shop, state, delivered, clock, now
+):
+    _order_id, shopify_id = delivered
+    hold_channel_work(container, shop.channel_id)
+    state.cancel(shopify_id, client=client)
+    run_jobs(container, shopify_registry(), clock)
+    [job] = _apply_jobs(container.engine)
+    with container.engine.begin() as conn:  # e.g. a stale dead letter of an event applied since
+        conn.execute(sa.update(jobs).where(jobs.c.id == job.id).values(state="dead"))
+        assert replay_jobs(conn, shop.tenant_id, [job.id], now=now) == [job.id]
+    clock.advance(60)
+    run_jobs(container, shopify_registry(), clock)
+    [job] = _apply_jobs(container.engine)
+    assert job.state == "succeeded" and job.result["detail"] == "already applied"
+    [event] = _events(container.engine)
+    assert event.status == "processed" and event.processed_at == now  # not applied a second time
+    assert len(read(container.engine, sa.select(order_updates))) == 1
 
 
 def test_a_genuine_body_under_another_topic_is_refused(client, container, state, delivered, clock, capsys):
