@@ -262,7 +262,7 @@ def receive_shopify_webhook(
             detail=f"topic {topic!r} is not handled",
         )
     else:
-        detail = "queued" if accepted.intake is Intake.QUEUED else "already received, still queued"
+        detail = "queued" if accepted.intake is Intake.QUEUED else "already received"
         ack = ShopifyWebhookAck(
             event_id=accepted.event_id, job_id=accepted.job_id, topic=topic, status="accepted", detail=detail
         )
