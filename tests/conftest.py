@@ -32,14 +32,39 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"tradelane test backend: {BACKEND}"
 
 
+#: Test folders (under tests/) of pure code and in-process marketplace sandboxes: their tests that do
+#: not ask for the test database (``db_url``/``engine``) are ``sqlite_only`` (nothing there depends on
+#: the store, so running them again on PostgreSQL proves nothing more).
+STORE_AGNOSTIC_FOLDERS = ("unit", "contract/amazon_sandbox", "contract/mirakl_sandbox")
+_TESTS_ROOT = Path(__file__).resolve().parent
+
+
+def _store_agnostic(item: pytest.Item) -> bool:
+    if "_template" in getattr(item, "fixturenames", ()) or item.get_closest_marker("pg_only"):
+        return False
+    path = Path(str(item.path)).resolve()
+    return any(path.is_relative_to(_TESTS_ROOT / folder) for folder in STORE_AGNOSTIC_FOLDERS)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``pg_only`` tests need PostgreSQL semantics: skipped (with the reason) on the SQLite run."""
-    if BACKEND == "postgres":
-        return
-    skip = pytest.mark.skip(reason="pg_only: runs in the PostgreSQL half (TRADELANE_TEST_DB=postgres)")
+    """``pg_only`` tests need PostgreSQL semantics: skipped (with the reason) on the SQLite run.
+    ``sqlite_only`` tests prove nothing store-specific (no database, or a store-agnostic matrix whose
+    store code runs on both stores elsewhere): they run in the SQLite half, skipped on the PostgreSQL run.
+    Every test still runs in one of the two halves of ``make test``."""
     for item in items:
-        if item.get_closest_marker("pg_only") is not None:
-            item.add_marker(skip)
+        if item.get_closest_marker("sqlite_only") is None and _store_agnostic(item):
+            item.add_marker(pytest.mark.sqlite_only(reason="no database involved"))
+        if item.get_closest_marker("sqlite_only") and item.get_closest_marker("pg_only"):
+            raise pytest.UsageError(f"{item.nodeid} is both pg_only and sqlite_only: it would never run")
+        if BACKEND == "postgres":
+            marker = item.get_closest_marker("sqlite_only")
+            if marker is not None:
+                why = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "store-agnostic")
+                item.add_marker(pytest.mark.skip(reason=f"sqlite_only: runs in the SQLite half ({why})"))
+        elif item.get_closest_marker("pg_only") is not None:
+            item.add_marker(
+                pytest.mark.skip(reason="pg_only: runs in the PostgreSQL half (TRADELANE_TEST_DB=postgres)")
+            )
 
 
 @pytest.fixture(scope="session")

@@ -69,8 +69,9 @@ def stack(engine: Any, db_url: str, now: datetime, quiet_logging: None) -> Itera
                 yield Stack(world, oms_state, server.url, token)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
+    """One headless Chromium for the whole run; every test gets its own context (see ``tab``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -35,15 +35,20 @@ def _count(world: World, table: sa.Table, *where: sa.ColumnElement[bool]) -> int
         return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one())
 
 
+ONE_STORE = pytest.mark.sqlite_only(reason="store-agnostic matrix of secondary-feed answers")
+
+
 @pytest.mark.parametrize(
     ("mode", "status", "alert_kind"),
     [
+        # one row per alert kind on both stores; the other answers only change what the sandbox
+        # sends (the store path is the same), so they run in the SQLite half
         ("off", None, "feed_unavailable"),
-        ("status", 403, "feed_failing"),
-        ("status", 500, "feed_failing"),
+        pytest.param("status", 403, "feed_failing", marks=ONE_STORE),
+        pytest.param("status", 500, "feed_failing", marks=ONE_STORE),
         ("status", 503, "feed_failing"),
-        ("garbage", None, "feed_failing"),
-        ("truncated", None, "feed_failing"),
+        pytest.param("garbage", None, "feed_failing", marks=ONE_STORE),
+        pytest.param("truncated", None, "feed_failing", marks=ONE_STORE),
     ],
 )
 def test_orders_are_taken_in_and_accepted_whatever_the_secondary_feeds_answer(
