@@ -1,5 +1,7 @@
-"""Fuzzing of every mapper and parser that reads outside input: no crash other than the documented,
-classified errors.
+"""Fuzzing of the mappers and parsers that read outside input: no crash other than the documented,
+classified errors. This module covers Mirakl, catalog rows, OMS order documents, Shopify mapping, headers
+and merchant update bodies; ``test_fuzz_parsers_more.py`` covers the rest (the Amazon connector, stock
+files, HTTP OMS answers, Shopify client helpers and webhook parsing), with the helpers defined here.
 
 Inputs are real payloads (the Mirakl sandbox's own answers, a stored order, a Shopify fulfillment)
 mutated by Hypothesis — keys dropped, values swapped for arbitrary JSON, lists cut — plus arbitrary

@@ -32,6 +32,7 @@ Credentials: ``{"secret": ...}``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -94,10 +95,23 @@ def cancellation_body(document: OmsOrder, lines: list[str] | None) -> dict[str, 
     return {"type": "cancellation", "order": document.ref, "lines": items, "reason": CANCELLATION_REASON}
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
 def _json(text: str) -> Any:
+    """The body as strict JSON (what a JSON column can store), or None: ``NaN``/``Infinity`` and numbers
+    beyond float range are not JSON, nor is nesting deeper than the parser goes."""
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
         return None
 
 

@@ -19,6 +19,9 @@ other 4xx                           :class:`AmazonRejected` with LWA's descripti
 2xx without a usable token          :class:`AmazonBadResponse` (retryable)
 ==================================  ==========================================================
 
+A token answer's ``expires_in`` that is missing, not a positive finite number, is read as
+:data:`DEFAULT_EXPIRES_IN`; above :data:`MAX_EXPIRES_IN` it is cut to that.
+
 Secrets (client secret, refresh token, access token) never appear in exchanges or errors.
 """
 
@@ -60,6 +63,8 @@ from tradelane.http_edge import (
 REFRESH_MARGIN_SECONDS = 60.0
 #: Used when the answer carries no usable ``expires_in`` (LWA's tokens last an hour).
 DEFAULT_EXPIRES_IN = 3600.0
+#: A longer ``expires_in`` is cut to this (a token is fetched again after a day at the latest).
+MAX_EXPIRES_IN = 86_400.0
 
 OP = "lwaToken"
 #: Channels (credential fingerprints) a :class:`TokenCache` keeps by default; the least recently used
@@ -267,7 +272,7 @@ def _ms(started: float) -> float:
 def _token_from(text: str, raw: str) -> tuple[str, float]:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be a token answer
         raise AmazonBadResponse(
             "Login with Amazon answered a body that is not JSON (garbage or truncated)", raw=raw, op=OP
         ) from None
@@ -275,15 +280,15 @@ def _token_from(text: str, raw: str) -> tuple[str, float]:
     if not isinstance(token, str) or not token:
         raise AmazonBadResponse("Login with Amazon answered without an access_token", raw=raw, op=OP)
     expires = data.get("expires_in")
-    if isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0:
-        expires = DEFAULT_EXPIRES_IN
-    return token, float(expires)
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or not expires > 0:
+        return token, DEFAULT_EXPIRES_IN  # ``not > 0`` also catches NaN
+    return token, min(float(expires), MAX_EXPIRES_IN)
 
 
 def _oauth_error(text: str) -> tuple[str | None, str | None]:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, None
     if not isinstance(data, dict):
         return None, None

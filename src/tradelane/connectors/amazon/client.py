@@ -58,6 +58,7 @@ from tradelane.connectors.amazon.errors import (
 )
 from tradelane.connectors.amazon.settings import AmazonSettings
 from tradelane.connectors.base import RateBudget
+from tradelane.domain.errors import MAX_RETRY_AFTER_SECONDS
 from tradelane.http_edge import (
     ExchangeHook,
     StatusClass,
@@ -483,12 +484,14 @@ class AmazonClient:
 
     def refill_seconds(self, op: str) -> float:
         """How long one token of ``op``'s budget takes to come back: 1 / rate (the rate Amazon last
-        reported, else the usage plan's; 1 s for an operation without a plan)."""
+        reported, else the usage plan's; 1 s for an operation without a plan), at most
+        :data:`~tradelane.domain.errors.MAX_RETRY_AFTER_SECONDS` (a reported rate of 0.00001/s is no
+        reason to stop for 28 hours)."""
         rate = self.rate_limits.get(op)
         if rate is None:
             budget = PUBLISHED_BUDGETS.get(op)
             rate = budget.per_second if budget else 1.0
-        return round(1.0 / rate, 3)
+        return min(round(1.0 / rate, 3), MAX_RETRY_AFTER_SECONDS)
 
     def _read_rate_limit(self, op: str, headers: httpx.Headers) -> None:
         value = headers.get("x-amzn-ratelimit-limit")
@@ -496,7 +499,7 @@ class AmazonClient:
             return
         try:
             rate = float(Decimal(value.strip()))
-        except ArithmeticError:
+        except (ArithmeticError, ValueError):  # ValueError: float() of a signalling NaN
             log.warning("unreadable x-amzn-RateLimit-Limit %r on %s", value, op)
             return
         if not rate > 0 or rate == float("inf"):
@@ -551,6 +554,11 @@ def _parse_body(
             status=status,
             op=op,
         ) from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; nesting too deep
+        problem = "nested too deep" if isinstance(exc, RecursionError) else str(exc).split(":")[0]
+        raise AmazonBadResponse(
+            f"unreadable JSON on {op} (HTTP {status}): {problem}", raw=raw, status=status, op=op
+        ) from None
     if not isinstance(data, dict):
         raise AmazonSchemaError("$", f"expected a JSON object, got {type(data).__name__}", raw=raw, op=op)
     return data
@@ -587,7 +595,7 @@ def _sp_errors(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     confirmShipment nests the same list)."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return (), ()
     errors = data.get("errors") if isinstance(data, dict) else None
     if isinstance(errors, dict):  # ConfirmShipmentErrorResponse.errors is an ErrorList in some answers

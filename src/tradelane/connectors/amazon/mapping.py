@@ -58,6 +58,10 @@ MAX_FEED_MESSAGES = 25_000
 MAX_FEED_BYTES = 10 * 1024 * 1024
 CONDITION_NEW = "new_new"
 ASIN_ATTRIBUTES = ("attr:asin", "asin")
+#: The largest quantity an order line may carry (the hub stores quantities as 32-bit integers).
+MAX_LINE_QUANTITY = 2**31 - 1
+#: Amounts are stored with 14 integer digits (NUMERIC(20, 6)); a larger one is no price.
+MAX_AMOUNT = Decimal(10) ** 14
 #: Offer attributes with this prefix are Amazon listing attributes sent as-is in full listings.
 AMAZON_ATTRIBUTE_PREFIX = "amazon:"
 
@@ -72,7 +76,7 @@ def order_status(order: Mapping[str, Any]) -> str:
     if not isinstance(status, str):
         raise AmazonSchemaError("$.fulfillment.fulfillmentStatus", "missing")
     if status not in ORDER_STATES:
-        raise AmazonSchemaError("$.fulfillment.fulfillmentStatus", f"unknown status {status!r}")
+        raise AmazonSchemaError("$.fulfillment.fulfillmentStatus", f"unknown status {_shown(status)}")
     return status
 
 
@@ -139,7 +143,11 @@ def _line(item: Any, index: int, state: OrderState, status: str) -> MarketplaceO
     line_id = _req_str(item, "orderItemId", path)
     quantity = item.get("quantityOrdered")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
-        raise AmazonSchemaError(f"{path}.quantityOrdered", f"not a whole number >= 0: {quantity!r}")
+        raise AmazonSchemaError(f"{path}.quantityOrdered", f"not a whole number >= 0: {_shown(quantity)}")
+    if quantity > MAX_LINE_QUANTITY:
+        raise AmazonSchemaError(
+            f"{path}.quantityOrdered", f"more than {MAX_LINE_QUANTITY}: {_shown(quantity)}"
+        )
     product = item.get("product")
     if not isinstance(product, Mapping):
         raise AmazonSchemaError(f"{path}.product", "missing or not an object")
@@ -413,16 +421,24 @@ def put_request(offer: OfferUpdate, settings: AmazonSettings) -> dict[str, Any]:
 
 
 def _issue_text(issue: Mapping[str, Any]) -> str:
+    """``code: message [attributes]`` of an issue; fields of the wrong type are shown as text or left
+    out (an attribute list holding anything but strings keeps its strings only)."""
     code = issue.get("code")
     message = str(issue.get("message") or "no message")
-    attribute = issue.get("attributeName") or ",".join(issue.get("attributeNames") or [])
+    attribute = issue.get("attributeName")
+    if not isinstance(attribute, str) or not attribute:
+        attribute = ",".join(_strings(issue.get("attributeNames")))
     where = f" [{attribute}]" if attribute else ""
     return f"{code}: {message}{where}" if code else f"{message}{where}"
 
 
 def submission_outcome(sku: str, response: Mapping[str, Any]) -> OfferOutcome:
-    """A ListingsItemSubmissionResponse as an outcome: INVALID or any ERROR issue rejects it."""
-    issues = [i for i in response.get("issues") or [] if isinstance(i, Mapping)]
+    """A ListingsItemSubmissionResponse as an outcome: INVALID or any ERROR issue rejects it.
+    ``issues`` that is not an array is an :class:`AmazonSchemaError`."""
+    raw_issues = response.get("issues")
+    if raw_issues is not None and not isinstance(raw_issues, list):
+        raise AmazonSchemaError("$.issues", "not an array")
+    issues = [i for i in raw_issues or [] if isinstance(i, Mapping)]
     errors = tuple(_issue_text(i) for i in issues if i.get("severity") == "ERROR")
     warnings = tuple(_issue_text(i) for i in issues if i.get("severity") == "WARNING")
     if response.get("status") == "INVALID" and not errors:
@@ -478,16 +494,15 @@ def report_outcomes(report: Mapping[str, Any], skus: Sequence[str] = ()) -> list
 
 
 def report_summary(report: Mapping[str, Any]) -> str:
-    """A one-line summary of a processing report, with its feed-level issues."""
+    """A one-line summary of a processing report, with its feed-level issues (issues that are not an
+    array of objects are left out: the summary never fails)."""
     summary = _mapping(report.get("summary"))
     text = (
         f"{summary.get('messagesProcessed', '?')} processed, {summary.get('messagesAccepted', '?')} "
         f"accepted, {summary.get('messagesInvalid', '?')} invalid"
     )
     general = [
-        _issue_text(i)
-        for i in report.get("issues") or []
-        if isinstance(i, Mapping) and not i.get("sku") and not i.get("messageId")
+        _issue_text(i) for i in _list(report.get("issues")) if not i.get("sku") and not i.get("messageId")
     ]
     return text + (f"; feed issues: {'; '.join(general)}" if general else "")
 
@@ -567,15 +582,31 @@ def _req_str(data: Mapping[str, Any], key: str, path: str) -> str:
     return value
 
 
+def _shown(value: Any) -> str:
+    """``repr`` of a payload value for a message, cut to 60 characters (a number too long to print is
+    described by its size)."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"a {value.bit_length()}-bit number"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _decimal(value: Any, path: str) -> Decimal:
+    """A finite amount below :data:`MAX_AMOUNT` in magnitude, from a string, an integer or a Decimal."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise AmazonSchemaError(path, f"not a decimal amount: {value!r}")
+        raise AmazonSchemaError(path, f"not a decimal amount: {_shown(value)}")
     try:
-        amount = Decimal(str(value))
+        amount = (
+            value
+            if isinstance(value, Decimal)
+            else Decimal(value.strip() if isinstance(value, str) else value)
+        )
     except InvalidOperation:
-        raise AmazonSchemaError(path, f"not a decimal amount: {value!r}") from None
+        raise AmazonSchemaError(path, f"not a decimal amount: {_shown(value)}") from None
     if not amount.is_finite():
-        raise AmazonSchemaError(path, f"not a finite amount: {value!r}")
+        raise AmazonSchemaError(path, f"not a finite amount: {_shown(value)}")
+    if amount and amount.adjusted() >= MAX_AMOUNT.adjusted():  # no context arithmetic: 1E+999999999 fits
+        raise AmazonSchemaError(path, f"amount out of range: {_shown(value)}")
     return amount
 
 

@@ -64,23 +64,38 @@ def is_jsonl(path: Path) -> bool:
     return path.suffix.lower() in {".jsonl", ".ndjson"}
 
 
+#: Quoted values in a rejection are cut to this many characters.
+MAX_SHOWN = 40
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}..."
+
+
 def parse_quantity(value: object) -> int | str:
-    """The quantity, or the reason it is refused."""
+    """The quantity (an int, or a string of ASCII digits, surrounding blanks allowed), or the reason it
+    is refused (a short message quoting at most :data:`MAX_SHOWN` characters of the value). Any value
+    gives one or the other."""
     if isinstance(value, bool):
         return f"quantity must be an integer, got {value!r}"
     if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        number = int(value.strip())
-    elif isinstance(value, str) and value.strip().startswith("-") and value.strip()[1:].isdigit():
-        return f"quantity must be 0 or more, got {value.strip()}"
-    else:
-        return f"quantity must be an integer, got {value!r}"
-    if number < 0:
-        return f"quantity must be 0 or more, got {number}"
-    if number > MAX_QUANTITY:
-        return f"quantity must be at most {MAX_QUANTITY}, got {number}"
-    return number
+        if value < 0:
+            return f"quantity must be 0 or more, got {_shown(str(value)) if value > -(10**40) else 'less'}"
+        if value > MAX_QUANTITY:
+            shown = _shown(str(value)) if value < 10**40 else "more"
+            return f"quantity must be at most {MAX_QUANTITY}, got {shown}"
+        return value
+    if not isinstance(value, str):
+        return f"quantity must be an integer, got {_shown(repr(value))}"
+    text = value.strip()
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        return f"quantity must be an integer, got {_shown(repr(value))}"
+    if text.startswith("-"):
+        return f"quantity must be 0 or more, got {_shown(text)}"
+    if len(digits.lstrip("0")) > len(str(MAX_QUANTITY)):  # int() of 4,301+ digits raises
+        return f"quantity must be at most {MAX_QUANTITY}, got {_shown(text)}"
+    return parse_quantity(int(digits))
 
 
 def _line(line: int, sku: object, quantity: object) -> StockLine | LineRejection:
@@ -115,7 +130,8 @@ def _csv_lines(handle: Any) -> Iterator[StockLine | LineRejection]:
             raise StockFileError("the file is empty (no header row)")
         names = [name.strip().lower() for name in header]
         if sorted(names) != sorted(COLUMNS):
-            raise StockFileError(f"the header must be exactly the columns sku and quantity, got {header!r}")
+            shown = repr(header) if len(repr(header)) <= 200 else f"{repr(header)[:197]}..."
+            raise StockFileError(f"the header must be exactly the columns sku and quantity, got {shown}")
         sku_at, quantity_at = names.index("sku"), names.index("quantity")
         for row in reader:
             if not any(cell.strip() for cell in row):
@@ -136,6 +152,9 @@ def _jsonl_lines(handle: Any) -> Iterator[StockLine | LineRejection]:
             record = json.loads(text)
         except ValueError as exc:
             yield LineRejection(number, None, f"invalid JSON: {exc}")
+            continue
+        except RecursionError:
+            yield LineRejection(number, None, "invalid JSON: nested too deep")
             continue
         if not isinstance(record, dict):
             yield LineRejection(number, None, "a line must be a JSON object")

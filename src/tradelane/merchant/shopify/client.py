@@ -24,6 +24,7 @@ Contracts:
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -93,12 +94,22 @@ class Page:
 
 
 def next_page_info(link: str | None) -> str | None:
+    """The ``page_info`` of the ``rel="next"`` URL of a ``Link`` header (None: no next page). A next URL
+    that cannot be read is a garbled answer, :class:`ShopifyUnavailable` like a garbled page (taking it
+    for the last page would cut the listing short)."""
     if not link:
         return None
     match = _NEXT_LINK.search(link)
     if match is None:
         return None
-    values = parse_qs(urlsplit(match.group(1)).query).get("page_info")
+    try:
+        query = urlsplit(match.group(1)).query
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise ShopifyUnavailable(
+            f"Shopify answered a Link header whose next URL cannot be read ({exc}): a garbled answer",
+            raw=f"Link: {excerpt(link, 2_000)}",
+        ) from None
+    values = parse_qs(query).get("page_info")
     return values[0] if values else None
 
 
@@ -116,10 +127,23 @@ def describe_errors(body: Any) -> str:
     return "" if errors is None else str(errors)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
 def _json(text: str) -> Any:
+    """The body as strict JSON (what a JSON column can store), or None: ``NaN``/``Infinity`` and numbers
+    beyond float range are not JSON, nor is nesting deeper than the parser goes."""
     try:
-        return json.loads(text)
-    except ValueError:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
         return None
 
 
