@@ -222,8 +222,8 @@ jobs = sa.Table(
         sqlite_where=sa.text("state IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
         postgresql_where=sa.text("state IN ('queued', 'running') AND exclusive_key IS NOT NULL"),
     ),
-    # The claim order without a sort of the backlog, and each tenant's next ready job by an index probe
-    # (the fair claim's round-robin across tenants); queued or running jobs only.
+    # The claim order without a sort of the backlog; queued or running jobs only. The fair claim's
+    # index of each (tenant, channel) group's queue follows the table (an expression index).
     sa.Index(
         "ix_jobs_claim_order",
         "priority",
@@ -232,15 +232,22 @@ jobs = sa.Table(
         sqlite_where=sa.text("state IN ('queued', 'running')"),
         postgresql_where=sa.text("state IN ('queued', 'running')"),
     ),
-    sa.Index(
-        "ix_jobs_tenant_ready",
-        "tenant_id",
-        "priority",
-        "run_at",
-        "id",
-        sqlite_where=sa.text("state IN ('queued', 'running')"),
-        postgresql_where=sa.text("state IN ('queued', 'running')"),
-    ),
+)
+
+# Each (tenant, channel) group's next ready job by an index probe, queued or running jobs only: the
+# fair claim's round-robin across groups (revision 0023; was ``ix_jobs_tenant_ready`` per tenant).
+# A job's group is its channel, 0 for a job of no channel (channel ids start at 1); queries must spell
+# it exactly ``coalesce(channel_id, 0)``, the 0 a literal, to use the index (``sync.jobs._group``).
+# Also serves a tenant's queued or running jobs (its leading column).
+sa.Index(
+    "ix_jobs_group_ready",
+    jobs.c.tenant_id,
+    sa.text("coalesce(channel_id, 0)"),
+    jobs.c.priority,
+    jobs.c.run_at,
+    jobs.c.id,
+    sqlite_where=sa.text("state IN ('queued', 'running')"),
+    postgresql_where=sa.text("state IN ('queued', 'running')"),
 )
 
 job_attempts = sa.Table(

@@ -243,6 +243,16 @@ def _ready_condition(now: Any, table: Any = jobs) -> sa.ColumnElement[bool]:
     return sa.and_(sa.or_(queued_ready, lease_lost), ~paused)
 
 
+def _claimable(now: Any, table: Any = jobs, kinds: Any = None) -> sa.ColumnElement[bool]:
+    """What a claim reads: :func:`_ready_condition`, of ``kinds`` if given, and ``state IN ('queued',
+    'running')`` spelt with literal values, the predicate of the claim's partial indexes: SQLite uses a
+    partial index only when the query states its predicate so (it infers it neither from the ready
+    condition nor from bound parameters), and otherwise sorts every job of the backlog on each claim."""
+    in_queue = table.c.state.in_([sa.literal_column("'queued'"), sa.literal_column("'running'")])
+    cond = sa.and_(in_queue, _ready_condition(now, table))
+    return cond if kinds is None else sa.and_(cond, table.c.kind.in_(kinds))
+
+
 def ready_condition(now: datetime) -> sa.ColumnElement[bool]:
     """Jobs a worker would claim at ``now``: queued and due, or running with an expired lease; not paused."""
     return _ready_condition(now)
@@ -251,6 +261,7 @@ def ready_condition(now: datetime) -> sa.ColumnElement[bool]:
 _PICK_COLUMNS = (
     jobs.c.id,
     jobs.c.tenant_id,
+    jobs.c.channel_id,
     jobs.c.priority,
     jobs.c.run_at,
     jobs.c.state,
@@ -261,51 +272,59 @@ _PICK_COLUMNS = (
 )
 
 
+def _group(table: Any = jobs) -> sa.ColumnElement[Any]:
+    """The fair claim's group of a ``table`` (jobs or an alias) row within its tenant: its channel, 0 for
+    a job of no channel; spelt as the expression of ``ix_jobs_group_ready`` so that index serves it."""
+    return sa.func.coalesce(table.c.channel_id, sa.literal_column("0"))
+
+
 def _pick(conn: Connection, *, now: datetime, limit: int, kinds: list[str] | None) -> list[Any]:
-    """Lock and choose up to ``limit`` ready jobs: priority first, then round-robin across tenants.
+    """Lock and choose up to ``limit`` ready jobs: priority first, then round-robin across the
+    (tenant, channel) groups with work at that priority (a tenant's jobs of no channel are one group).
 
     Small reads, each ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (so concurrent workers take different
-    rows), all served by the partial indexes of revision 0010 without reading anyone's whole backlog:
+    rows), all served by the partial indexes ``ix_jobs_claim_order`` and ``ix_jobs_group_ready``
+    without reading anyone's whole backlog:
 
     1. in one statement, the first ``limit`` ready jobs in (priority, run_at, id) order, and the *head*
-       of every tenant with ready work (its first job in that order; one index probe per such tenant,
-       see :func:`_tenant_heads`), the ``limit`` most urgent of them: the ``T`` tenants with work
-       (more than ``limit`` busy tenants take turns by their heads' age);
-    2. when ``T > 1``, the first ``ceil(limit / T)`` ready jobs of each of those tenants (one statement).
+       of every group with ready work (its first job in that order; one or two index probes per such
+       group, see :func:`_group_heads`), the ``limit`` most urgent of them: the ``G`` groups with work
+       (more than ``limit`` busy groups take turns by their heads' age);
+    2. when ``G > 1``, the first ``ceil(limit / G)`` ready jobs of each of those groups (one statement).
 
-    Every tenant's candidates are then a prefix of its own queue, so each job's rank within its tenant
-    is known; the batch is the first ``limit`` candidates by (priority, rank, run_at, id). A tenant's
-    backlog of any size therefore does not keep another tenant's job of the same or a more urgent
-    priority out of the next claim (each tenant with work gets its fair share of the batch, the rest is
-    filled in queue order); a less urgent job still waits behind the more urgent ones of every tenant."""
+    Every group's candidates are then a prefix of its own queue, so each job's rank among its group's
+    jobs of its priority is known; the batch is the first ``limit`` candidates by (priority, rank,
+    run_at, id). A backlog of any size in one group (a tenant, or one channel of a tenant) therefore
+    does not keep another group's job of the same or a more urgent priority out of the next claim
+    (each group with work gets its fair share of the batch, the rest is filled in queue order); a less
+    urgent job still waits behind the more urgent ones of every group."""
     postgres = is_postgres(conn)
     params: dict[str, Any] = {"b_now": now, "b_limit": limit}
     if kinds:
         params["b_kinds"] = kinds
     candidates: dict[int, Any] = {}
-    active: list[int] = []
+    active: list[tuple[int, int]] = []
     for r in conn.execute(_pick_statement(postgres, bool(kinds)), params):
         if r.head:
-            active.append(r.tenant_id)
+            active.append((r.tenant_id, r.channel_id or 0))
         candidates.setdefault(r.id, r)
     if not candidates:
         return []
     share = -(-limit // max(1, len(active)))
     if len(active) > 1 and share > 1:
-        ready = _ready_condition(now)
-        if kinds:
-            ready = sa.and_(ready, jobs.c.kind.in_(kinds))
-        per_tenant = []
-        for tenant_id in active:
-            stmt = sa.select(*_PICK_COLUMNS).where(ready, jobs.c.tenant_id == tenant_id)
+        ready = _claimable(now, kinds=kinds or None)
+        per_group = []
+        for tenant_id, group in active:
+            stmt = sa.select(*_PICK_COLUMNS).where(ready, jobs.c.tenant_id == tenant_id, _group() == group)
             stmt = stmt.order_by(jobs.c.priority, jobs.c.run_at, jobs.c.id).limit(share)
-            per_tenant.append((stmt.with_for_update(skip_locked=True) if postgres else stmt).subquery())
-        for r in conn.execute(sa.union_all(*(sa.select(sub) for sub in per_tenant))):
+            per_group.append((stmt.with_for_update(skip_locked=True) if postgres else stmt).subquery())
+        for r in conn.execute(sa.union_all(*(sa.select(sub) for sub in per_group))):
             candidates.setdefault(r.id, r)
     rank: dict[int, int] = {}
-    seen: dict[int, int] = {}
+    seen: dict[tuple[int, int, int], int] = {}
     for r in sorted(candidates.values(), key=lambda r: (r.priority, r.run_at, r.id)):
-        seen[r.tenant_id] = rank[r.id] = seen.get(r.tenant_id, 0) + 1
+        key = (r.tenant_id, r.channel_id or 0, r.priority)
+        seen[key] = rank[r.id] = seen.get(key, 0) + 1
     chosen = sorted(candidates.values(), key=lambda r: (r.priority, rank[r.id], r.run_at, r.id))
     return chosen[:limit]
 
@@ -314,7 +333,7 @@ _PICK_STATEMENTS: dict[tuple[bool, bool], Any] = {}
 
 
 def _pick_statement(postgres: bool, with_kinds: bool) -> Any:
-    """The queue's first ``b_limit`` ready jobs (``head`` 0) and the tenants' heads (``head`` 1), in one
+    """The queue's first ``b_limit`` ready jobs (``head`` 0) and the groups' heads (``head`` 1), in one
     statement built once per (dialect, kind filter); parameters ``b_now``, ``b_limit``, ``b_kinds``."""
     key = (postgres, with_kinds)
     stmt = _PICK_STATEMENTS.get(key)
@@ -323,14 +342,12 @@ def _pick_statement(postgres: bool, with_kinds: bool) -> Any:
     now = sa.bindparam("b_now", type_=jobs.c.run_at.type)
     limit = sa.bindparam("b_limit", type_=sa.Integer())
     kinds: Any = sa.bindparam("b_kinds", expanding=True) if with_kinds else None
-    ready = _ready_condition(now)
-    if kinds is not None:
-        ready = sa.and_(ready, jobs.c.kind.in_(kinds))
+    ready = _claimable(now, kinds=kinds)
     order = (jobs.c.priority, jobs.c.run_at, jobs.c.id)
     top = sa.select(*_PICK_COLUMNS, sa.literal(0).label("head")).where(ready).order_by(*order).limit(limit)
     heads = (
         sa.select(*_PICK_COLUMNS, sa.literal(1).label("head"))
-        .where(jobs.c.id.in_(sa.select(_tenant_heads(now, kinds).c.id)), ready)
+        .where(jobs.c.id.in_(sa.select(_group_heads(now, kinds, postgres).c.id)), ready)
         .order_by(*order)
         .limit(limit)
     )
@@ -342,38 +359,51 @@ def _pick_statement(postgres: bool, with_kinds: bool) -> Any:
     return stmt
 
 
-def _tenant_heads(now: Any, kinds: Any) -> Any:
-    """A recursive CTE (id, tenant_id) of every tenant's first ready job (priority, run_at, id), tenant
-    by tenant in id order: a loose index scan of ``ix_jobs_tenant_ready``, one probe per tenant with
-    ready work (the range ``tenant_id > previous`` keeps the planner on that index, whatever the
-    statistics say about a tenant's share of the queue)."""
+def _group_heads(now: Any, kinds: Any, postgres: bool) -> Any:
+    """A recursive CTE (id, tenant_id, grp) of every (tenant, channel) group's first ready job
+    (priority, run_at, id), group by group in (tenant_id, grp) order, ``grp`` being :func:`_group`: a
+    loose index scan of ``ix_jobs_group_ready``. From a group, the next one is the tenant's next group
+    (``tenant_id = t AND grp > g``) or, when the tenant has no further group with ready work, the next
+    tenant's first (``tenant_id > t``): one or two index probes per group with ready work (the ranges
+    keep the planner on that index, whatever the statistics say about a group's share of the queue).
 
-    def next_head(after: Any) -> Any:
-        j = jobs.alias("nxt")
-        cond = _ready_condition(now, j)
-        if kinds is not None:
-            cond = sa.and_(cond, j.c.kind.in_(kinds))
-        if after is not None:
-            cond = sa.and_(cond, j.c.tenant_id > after)
+    On PostgreSQL each step reads the next head from a ``LATERAL`` (the first row of the two probes
+    in turn), joining nothing: with a join on ``id = coalesce(probe, probe)`` the planner may hash the
+    whole jobs table (seen on 100,000 jobs of which few were ready). SQLite has no ``LATERAL`` and no
+    hash join: it looks the head up by its id."""
+
+    def first_ready(name: str, *conditions: Any) -> Any:
+        j = jobs.alias(name)
+        cond = _claimable(now, j, kinds)
         return (
-            sa.select(j.c.id)
-            .where(cond)
-            .order_by(j.c.tenant_id, j.c.priority, j.c.run_at, j.c.id)
+            sa.select(j.c.id, j.c.tenant_id, _group(j).label("grp"))
+            .where(cond, *(condition(j) for condition in conditions))
+            .order_by(j.c.tenant_id, _group(j), j.c.priority, j.c.run_at, j.c.id)
             .limit(1)
-            .scalar_subquery()
         )
+
+    def its_id(probe: Any) -> Any:
+        return probe.with_only_columns(probe.selected_columns.id).scalar_subquery()
 
     first = jobs.alias("first_head")
     heads = (
-        sa.select(first.c.id, first.c.tenant_id)
-        .where(first.c.id == next_head(None))
-        .cte("tenant_heads", recursive=True)
+        sa.select(first.c.id, first.c.tenant_id, _group(first).label("grp"))
+        .where(first.c.id == its_id(first_ready("nxt")))
+        .cte("group_heads", recursive=True)
     )
-    step = jobs.alias("next_head")
-    return heads.union_all(
-        sa.select(step.c.id, step.c.tenant_id).select_from(
-            heads.join(step, step.c.id == next_head(heads.c.tenant_id))
+    same_tenant = first_ready(
+        "nxt_group", lambda j: j.c.tenant_id == heads.c.tenant_id, lambda j: _group(j) > heads.c.grp
+    ).correlate(heads)
+    next_tenant = first_ready("nxt_tenant", lambda j: j.c.tenant_id > heads.c.tenant_id).correlate(heads)
+    if postgres:
+        step = sa.union_all(same_tenant, next_tenant).limit(1).lateral("next_head")
+        return heads.union_all(
+            sa.select(step.c.id, step.c.tenant_id, step.c.grp).select_from(heads.join(step, sa.true()))
         )
+    n = jobs.alias("next_head")
+    next_id = sa.func.coalesce(its_id(same_tenant), its_id(next_tenant))
+    return heads.union_all(
+        sa.select(n.c.id, n.c.tenant_id, _group(n)).select_from(heads.join(n, n.c.id == next_id))
     )
 
 
@@ -387,7 +417,8 @@ def claim(
     kinds: list[str] | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to ``limit`` ready jobs to ``worker``, in the order they should run (see :func:`_pick`:
-    priority first, then fairly across tenants). Call inside a short transaction of its own.
+    priority first, then fairly across (tenant, channel) groups). Call inside a short transaction of its
+    own.
 
     A claimed job whose previous lease had expired (its worker vanished) gets the history row of that
     lost attempt here, in the same transaction. Lost attempts of jobs that are not claimed (paused
@@ -454,8 +485,18 @@ def _pg_ready(alias: str) -> str:
     )
 
 
-_PICK_COLS = "id, tenant_id, priority, run_at, state, lease_owner, attempts, replayed_attempts, updated_at"
+_PICK_COLS = (
+    "id, tenant_id, channel_id, priority, run_at, state, lease_owner, attempts, replayed_attempts, updated_at"
+)
 _ORDER = "priority, run_at, id"
+
+
+def _pg_group(alias: str) -> str:
+    """:func:`_group` as SQL text for the jobs row ``alias`` (the expression of ``ix_jobs_group_ready``)."""
+    return f"coalesce({alias}.channel_id, 0)"
+
+
+_GROUP_ORDER = f"nxt.tenant_id, {_pg_group('nxt')}, nxt.priority, nxt.run_at, nxt.id"
 _NOT_ACKED = "id <> ALL(CAST(:b_ack_ids AS BIGINT[]))"
 
 # PostgreSQL: the previous batch's acknowledgement and the next claim, in ONE statement (one round trip
@@ -463,12 +504,12 @@ _NOT_ACKED = "id <> ALL(CAST(:b_ack_ids AS BIGINT[]))"
 # :func:`complete_many` then :func:`claim` do, the fair pick of :func:`_pick` included:
 #
 # * ``acked``: the fenced ``UPDATE ... FROM unnest(ids, results)`` of :func:`complete_many`;
-# * ``top``/``tenant_heads``/``heads``/``fair``: the queue's first ``b_limit`` ready jobs, every tenant's
-#   head (the recursive loose index scan of :func:`_tenant_heads`), and, when several tenants have
-#   work, each one's first ``ceil(b_limit / T)`` ready jobs (a LATERAL probe per tenant); every read
-#   ``FOR UPDATE SKIP LOCKED``, none of them taking a job being acknowledged here;
-# * ``chosen``: candidates ranked within their tenant, the first ``b_limit`` by (priority, rank,
-#   run_at, id) with their position (RETURNING does not keep an order);
+# * ``top``/``group_heads``/``heads``/``fair``: the queue's first ``b_limit`` ready jobs, every
+#   (tenant, channel) group's head (the recursive loose index scan of :func:`_group_heads`), and, when
+#   several groups have work, each one's first ``ceil(b_limit / G)`` ready jobs (a LATERAL probe per
+#   group); every read ``FOR UPDATE SKIP LOCKED``, none of them taking a job being acknowledged here;
+# * ``chosen``: candidates ranked within their group and priority, the first ``b_limit`` by (priority,
+#   rank, run_at, id) with their position (RETURNING does not keep an order);
 # * ``lost``: the history rows of lost attempts of jobs taken over (values read before the update);
 # * ``claimed``: the claim's write; the rows come back in claim order, the acknowledged ids in the
 #   first row only (an array of hundreds of ids repeated on every row cost more than the claim).
@@ -489,15 +530,21 @@ acked AS (
     AND jobs.lease_token = :b_ack_token AND jobs.state = 'running'
   RETURNING jobs.id
 ),
-tenant_heads(id, tenant_id) AS (
-  SELECT f.id, f.tenant_id FROM jobs AS f
-  WHERE f.id = (SELECT nxt.id FROM jobs AS nxt WHERE {_pg_ready("nxt")}
-                ORDER BY nxt.tenant_id, nxt.priority, nxt.run_at, nxt.id LIMIT 1)
+group_heads(id, tenant_id, grp) AS (
+  SELECT f.id, f.tenant_id, {_pg_group("f")} FROM jobs AS f
+  WHERE f.id = (SELECT nxt.id FROM jobs AS nxt WHERE {_pg_ready("nxt")} ORDER BY {_GROUP_ORDER} LIMIT 1)
   UNION ALL
-  SELECT n.id, n.tenant_id FROM tenant_heads JOIN jobs AS n
-    ON n.id = (SELECT nxt.id FROM jobs AS nxt
-               WHERE {_pg_ready("nxt")} AND nxt.tenant_id > tenant_heads.tenant_id
-               ORDER BY nxt.tenant_id, nxt.priority, nxt.run_at, nxt.id LIMIT 1)
+  SELECT n.id, n.tenant_id, n.grp FROM group_heads CROSS JOIN LATERAL (
+    (SELECT nxt.id, nxt.tenant_id, {_pg_group("nxt")} AS grp FROM jobs AS nxt
+     WHERE {_pg_ready("nxt")} AND nxt.tenant_id = group_heads.tenant_id
+       AND {_pg_group("nxt")} > group_heads.grp
+     ORDER BY {_GROUP_ORDER} LIMIT 1)
+    UNION ALL
+    (SELECT nxt.id, nxt.tenant_id, {_pg_group("nxt")} AS grp FROM jobs AS nxt
+     WHERE {_pg_ready("nxt")} AND nxt.tenant_id > group_heads.tenant_id
+     ORDER BY {_GROUP_ORDER} LIMIT 1)
+    LIMIT 1
+  ) AS n
 ),
 top AS (
   SELECT {_PICK_COLS} FROM jobs WHERE {_pg_ready("jobs")} AND {_NOT_ACKED}
@@ -505,7 +552,7 @@ top AS (
 ),
 heads AS (
   SELECT {_PICK_COLS} FROM jobs
-  WHERE jobs.id IN (SELECT tenant_heads.id FROM tenant_heads) AND {_pg_ready("jobs")} AND {_NOT_ACKED}
+  WHERE jobs.id IN (SELECT group_heads.id FROM group_heads) AND {_pg_ready("jobs")} AND {_NOT_ACKED}
   ORDER BY {_ORDER} LIMIT :b_limit FOR UPDATE SKIP LOCKED
 ),
 share AS (
@@ -516,6 +563,7 @@ fair AS (
   SELECT t.* FROM heads CROSS JOIN share CROSS JOIN LATERAL (
     SELECT {_PICK_COLS} FROM jobs
     WHERE {_pg_ready("jobs")} AND {_NOT_ACKED} AND jobs.tenant_id = heads.tenant_id
+      AND {_pg_group("jobs")} = {_pg_group("heads")}
     ORDER BY {_ORDER} LIMIT share.n FOR UPDATE SKIP LOCKED
   ) AS t
   WHERE share.n > 1
@@ -523,7 +571,9 @@ fair AS (
 ),
 candidates AS (SELECT * FROM top UNION SELECT * FROM heads UNION SELECT * FROM fair),
 ranked AS (
-  SELECT candidates.*, row_number() OVER (PARTITION BY tenant_id ORDER BY {_ORDER}) AS rank FROM candidates
+  SELECT candidates.*,
+    row_number() OVER (PARTITION BY tenant_id, channel_id, priority ORDER BY {_ORDER}) AS rank
+  FROM candidates
 ),
 chosen AS (
   SELECT ranked.*, row_number() OVER (ORDER BY priority, rank, run_at, id) AS pos FROM ranked
@@ -564,9 +614,9 @@ def ack_and_claim(
     limit: int,
 ) -> tuple[set[int], list[ClaimedJob]]:
     """:func:`complete_many` of ``done`` then :func:`claim` of up to ``limit`` jobs, with the same
-    contracts (fenced acknowledgement; priority, then fairly across tenants; lost attempts' history),
-    returning (ids acknowledged, jobs claimed). On PostgreSQL in one statement, so it is atomic even on
-    an autocommit connection; elsewhere the two calls in ``conn``'s transaction."""
+    contracts (fenced acknowledgement; priority, then fairly across (tenant, channel) groups; lost
+    attempts' history), returning (ids acknowledged, jobs claimed). On PostgreSQL in one statement, so
+    it is atomic even on an autocommit connection; elsewhere the two calls in ``conn``'s transaction."""
     if not is_postgres(conn):
         acked = complete_many(conn, done, now=now)
         return acked, claim(conn, worker=worker, now=now, lease_seconds=lease_seconds, limit=limit)
