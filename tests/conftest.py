@@ -32,10 +32,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"tradelane test backend: {BACKEND}"
 
 
-#: Test folders (under tests/) of pure code and in-process marketplace sandboxes: their tests that do
-#: not ask for the test database (``db_url``/``engine``) are ``sqlite_only`` (nothing there depends on
-#: the store, so running them again on PostgreSQL proves nothing more).
-STORE_AGNOSTIC_FOLDERS = ("unit", "contract/amazon_sandbox", "contract/mirakl_sandbox")
+#: Test folders and files (under tests/) of pure code, in-process marketplace sandboxes, the label
+#: renderer and command-line checks: their tests that do not ask for the test database
+#: (``db_url``/``engine``) are ``sqlite_only`` (nothing there depends on the store, so running them
+#: again on PostgreSQL proves nothing more). Their tests that use the test database run on both.
+STORE_AGNOSTIC_FOLDERS = (
+    "unit",
+    "contract/amazon_sandbox",
+    "contract/mirakl_sandbox",
+    "integration/amazon/test_amazon_sandbox_connector.py",
+    "integration/test_labels.py",
+    "integration/test_serve_workers.py",
+)
 _TESTS_ROOT = Path(__file__).resolve().parent
 
 
