@@ -185,6 +185,25 @@ def test_truncated_json_is_retryable() -> None:
     assert error.raw is not None and '"shop_na' in error.raw
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['{"shop_id": ' + "9" * 5000 + "}", "[" * 5000 + "]" * 5000],
+    ids=["a 5,000-digit number", "nested 5,000 deep"],
+)
+def test_unreadable_json_is_a_bad_response_not_a_crash(text: str) -> None:
+    error = fail(httpx.Response(200, text=text, headers={"content-type": "application/json"}))
+    assert isinstance(error, MiraklBadResponse)
+    assert "unreadable JSON" in error.reason
+
+
+@pytest.mark.parametrize(
+    "text", ['{"message": ' + "9" * 5000 + "}", "[" * 5000 + "]" * 5000], ids=["digits", "nesting"]
+)
+def test_an_unreadable_error_body_keeps_its_status(text: str) -> None:
+    error = fail(httpx.Response(400, text=text, headers={"content-type": "application/json"}))
+    assert error.status == 400
+
+
 def test_empty_body_is_retryable() -> None:
     error = fail(httpx.Response(200, text=""))
     assert isinstance(error, MiraklBadResponse)

@@ -337,6 +337,8 @@ class MiraklTransport:
             data = json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError as exc:
             raise bad(f"invalid or truncated JSON: {exc.msg} at character {exc.pos} of {len(text)}") from None
+        except (ValueError, RecursionError) as exc:  # a number of thousands of digits, nesting too deep
+            raise bad(f"unreadable JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
         if not isinstance(data, dict):
             error = MiraklSchemaError(
                 "$", f"expected a JSON object, got {type(data).__name__}", raw=raw, op=op
@@ -375,7 +377,7 @@ def _mirakl_error(text: str) -> tuple[str | None, tuple[str, ...]]:
     """Mirakl error bodies: ``{"status": 400, "message": "...", "code"?: "...", "errors"?: [...]}``."""
     try:
         data = json.loads(text, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, a number of thousands of digits, nesting too deep
         return None, ()
     if not isinstance(data, dict):
         return None, ()
