@@ -21,6 +21,7 @@ can hold an order back from being stored and accepted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from tradelane.connectors.registry import ConnectorSpec
 from tradelane.domain.orders import MarketplaceOrder, MerchantStatus, OrderState, deadline_missed
-from tradelane.persistence.tables import channel_flows, cutovers, orders
+from tradelane.persistence.tables import channel_flows, cutovers, jobs, orders
 from tradelane.services import feeds
 from tradelane.services import orders as order_service
 from tradelane.services.channels import Channel
@@ -37,7 +38,7 @@ from tradelane.services.connector_session import ConnectorSession
 from tradelane.services.order_delivery import enqueue_cancellation_notice
 from tradelane.services.order_health import delivery_spec
 from tradelane.sync.context import JobContext
-from tradelane.sync.jobs import JobSpec, enqueue, enqueue_many
+from tradelane.sync.jobs import EnqueueResult, JobSpec, enqueue, enqueue_many
 
 POLL = "orders.poll"
 ACCEPT = "orders.accept"
@@ -117,27 +118,37 @@ def store_orders(
     third_party: bool = False,
     acceptance_required: bool = True,
 ) -> dict[str, int]:
-    """Store a polled page (one version per order) and queue what follows from it, set-wise: the
-    orders (:func:`~tradelane.services.orders.ingest_orders`), one acceptance per order awaiting it
+    """Store a polled page and queue what follows from it, set-wise: the orders
+    (:func:`~tradelane.services.orders.ingest_orders`), one acceptance per order awaiting it
     when the connector requires acceptance (``acceptance_required``; idempotent per order), one
     delivery per order ready for the merchant system (at most one in flight, by ``exclusive_key``), and
     a cancellation notice for a delivered order the marketplace cancelled. Returns the counts
     ``created``, ``to_accept`` and ``cancellations``, and ``before_cutoff`` when a cutover cutoff
-    (:func:`orders_cutoff`) dropped orders created before it."""
+    (:func:`orders_cutoff`) dropped orders created before it.
+
+    A page holding an order more than once (the poll keeps one version per order; other callers may
+    not) is stored in rounds — each order's first version, then its second... — so the rows are those
+    of storing the versions one by one in page order. The jobs of orders stored before whose key an
+    existing job already holds are found with one ``SELECT`` (:func:`held_jobs`) and not inserted
+    again: re-polling known orders costs no statement per order."""
     cutoff = orders_cutoff(conn, channel.id)
     dropped = 0
     if cutoff is not None:
         kept = [order for order in page if order.created_at >= cutoff]
         dropped = len(page) - len(kept)
         page = kept
-    ingested = order_service.ingest_orders(
-        conn,
-        tenant_id=channel.tenant_id,
-        channel_id=channel.id,
-        orders_page=page,
-        now=now,
-        third_party_managed=third_party,
-    )
+    ingested = [
+        item
+        for round_ in _rounds(page)
+        for item in order_service.ingest_orders(
+            conn,
+            tenant_id=channel.tenant_id,
+            channel_id=channel.id,
+            orders_page=round_,
+            now=now,
+            third_party_managed=third_party,
+        )
+    ]
     accept: list[JobSpec] = []
     deliver: list[JobSpec] = []
     cancellations = 0
@@ -164,7 +175,14 @@ def store_orders(
         cancellations += queue_cancellation_notice(
             conn, channel, item.order, result, item.lines_before, now=now
         )
-    queued = enqueue_many(conn, accept + deliver, now=now)
+    specs = accept + deliver
+    # An order this call created has no job yet (its id is new): only the other orders' keys may be held.
+    created = {item.result.order_id for item in ingested if item.result.created}
+    known = [i for i, spec in enumerate(specs) if spec.payload["order_id"] not in created]
+    held_known = held_jobs(conn, channel.tenant_id, [specs[i] for i in known])
+    held = {known[j]: job_id for j, job_id in held_known.items()}
+    fresh = iter(enqueue_many(conn, [s for i, s in enumerate(specs) if i not in held], now=now))
+    queued = [EnqueueResult(held[i], False) if i in held else next(fresh) for i in range(len(specs))]
     counts = {
         "created": sum(int(item.result.created) for item in ingested),
         "to_accept": sum(int(r.created) for r in queued[: len(accept)]),
@@ -173,6 +191,86 @@ def store_orders(
     if dropped:
         counts["before_cutoff"] = dropped
     return counts
+
+
+def _rounds(page: list[MarketplaceOrder]) -> list[list[MarketplaceOrder]]:
+    """``page`` split so that no round holds an order twice: round ``n`` holds the ``n``-th version of
+    each order given ``n`` times or more, in page order (one round for a page without repeats)."""
+    rounds: list[list[MarketplaceOrder]] = []
+    seen: dict[str, int] = {}
+    for order in page:
+        n = seen.get(order.marketplace_order_id, 0)
+        seen[order.marketplace_order_id] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(order)
+    return rounds
+
+
+#: The predicates of the partial unique indexes on ``jobs`` (``uq_jobs_in_flight_exclusive``,
+#: ``uq_jobs_pending_dedupe``), written as the indexes are so that both databases use them.
+_IN_FLIGHT = sa.text("state IN ('queued', 'running') AND exclusive_key IS NOT NULL")
+_PENDING = sa.text("state = 'queued' AND dedupe_key IS NOT NULL")
+
+
+def held_jobs(conn: Connection, tenant_id: int, specs: Sequence[JobSpec]) -> dict[int, int]:
+    """Position in ``specs`` → id of the job already holding that spec's key, for the specs that
+    :func:`~tradelane.sync.jobs.enqueue` would answer with an existing job (``created=False``) and
+    nothing else: the tenant's job with the same ``idempotency_key``, else the queued or running one
+    with the same ``exclusive_key``, else the queued one with the same ``dedupe_key`` — the unique
+    indexes' own rules, read with one ``SELECT`` per 500 specs (a ``UNION ALL``, one branch per key).
+
+    Only specs of ``tenant_id`` without ``run_at`` are looked up (enqueue may bring a held job's
+    ``run_at`` forward). This spares the doomed insert and the per-spec conflict resolution of
+    :func:`~tradelane.sync.jobs.enqueue_many`; it does not replace the unique indexes: a key held here
+    but freed before the caller's commit is what a poll that ran a moment earlier would have seen, and
+    every spec not found here is still inserted with ``ON CONFLICT DO NOTHING``."""
+    held: dict[int, int] = {}
+    candidates = [
+        (position, spec)
+        for position, spec in enumerate(specs)
+        if spec.tenant_id == tenant_id
+        and spec.run_at is None
+        and (spec.idempotency_key or spec.exclusive_key or spec.dedupe_key) is not None
+    ]
+    for start in range(0, len(candidates), 500):
+        chunk = candidates[start : start + 500]
+        idempotency = sorted({s.idempotency_key for _, s in chunk if s.idempotency_key is not None})
+        exclusive = sorted({s.exclusive_key for _, s in chunk if s.exclusive_key is not None})
+        dedupe = sorted({s.dedupe_key for _, s in chunk if s.dedupe_key is not None})
+        branches: list[sa.Select[Any]] = []
+        if idempotency:
+            branches.append(
+                sa.select(
+                    sa.literal_column("'i'").label("by"), jobs.c.idempotency_key.label("key"), jobs.c.id
+                ).where(jobs.c.tenant_id == tenant_id, jobs.c.idempotency_key.in_(idempotency))
+            )
+        if exclusive:
+            branches.append(
+                sa.select(
+                    sa.literal_column("'e'").label("by"), jobs.c.exclusive_key.label("key"), jobs.c.id
+                ).where(_IN_FLIGHT, jobs.c.exclusive_key.in_(exclusive))
+            )
+        if dedupe:
+            branches.append(
+                sa.select(
+                    sa.literal_column("'d'").label("by"), jobs.c.dedupe_key.label("key"), jobs.c.id
+                ).where(_PENDING, jobs.c.dedupe_key.in_(dedupe))
+            )
+        found: dict[tuple[str, str], int] = {}
+        for row in conn.execute(sa.union_all(*branches) if len(branches) > 1 else branches[0]):
+            found[(row.by, row.key)] = row.id
+        for position, spec in chunk:
+            job_id = None
+            if spec.idempotency_key is not None:
+                job_id = found.get(("i", spec.idempotency_key))
+            if job_id is None and spec.exclusive_key is not None:
+                job_id = found.get(("e", spec.exclusive_key))
+            if job_id is None and spec.dedupe_key is not None:
+                job_id = found.get(("d", spec.dedupe_key))
+            if job_id is not None:
+                held[position] = job_id
+    return held
 
 
 def orders_cutoff(conn: Connection, channel_id: int) -> datetime | None:
