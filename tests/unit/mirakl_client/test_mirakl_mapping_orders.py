@@ -154,6 +154,7 @@ def test_float_payloads_from_storage_are_read_exactly() -> None:
         ),
         (lambda o: o["order_lines"][0].pop("price_unit"), "order.order_lines[0].price_unit"),
         (lambda o: o["order_lines"][0].update(quantity="two"), "order.order_lines[0].quantity"),
+        (lambda o: o["order_lines"][0].update(quantity=2**31), "order.order_lines[0].quantity"),
         (lambda o: o["order_lines"][0].update(offer_sku=""), "order.order_lines[0].offer_sku"),
         (lambda o: o.update(customer="anna"), "order.customer"),
         (lambda o: o["customer"].update(shipping_address=["x"]), "order.customer.shipping_address"),

@@ -211,6 +211,10 @@ def add_customer_messages(order: MarketplaceOrder, texts: Iterable[str]) -> Mark
     return replace(order, customer_message=message, attributes=attributes)
 
 
+#: The largest quantity an order line may carry (the hub stores quantities as 32-bit integers).
+MAX_LINE_QUANTITY = 2**31 - 1
+
+
 def _line(value: object, path: str, currency: str) -> MarketplaceOrderLine:
     line = as_object(value, path)
     state = req_str(line, "order_line_state", path)
@@ -219,6 +223,8 @@ def _line(value: object, path: str, currency: str) -> MarketplaceOrderLine:
     quantity = req_int(line, "quantity", path)
     if quantity < 0:
         raise MiraklSchemaError(child(path, "quantity"), f"negative quantity {quantity}")
+    if quantity > MAX_LINE_QUANTITY:
+        raise MiraklSchemaError(child(path, "quantity"), f"quantity {quantity} above {MAX_LINE_QUANTITY}")
     return MarketplaceOrderLine(
         line_id=req_str(line, "order_line_id", path),
         offer_sku=req_str(line, "offer_sku", path),
