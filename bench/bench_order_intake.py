@@ -1,7 +1,7 @@
 """Order intake throughput against raw driver inserts of the same rows, same transaction size.
 
 Usage: ``python bench/bench_order_intake.py [--orders N] [--page-size N] [--database-url URL]
-[--no-per-order] [--rounds N]``
+[--no-per-order] [--no-repoll] [--rounds N]``
 
 Generates N parsed marketplace orders (state SHIPPING, so each is ready for the merchant system: an
 address, 3 lines, a raw OR11-like payload of ~2 kB) and stores them page by page, one transaction per
@@ -21,6 +21,19 @@ page (``--page-size``, default 100 = an OR11 page), measuring in the same run:
   issue ("raw inserts of the same rows, same transaction size", row by row);
 * ``raw_batched``: the same converted rows, a statement per table per page (one multi-row INSERT of
   the orders returning their ids, one ``executemany`` each for the other tables): the floor.
+
+Then (unless ``--no-repoll``) the orders already stored, the everyday page of a poll (issue 12: an order
+is seen many times as its state moves on, and overlapping polls re-read pages), page by page through
+``intake`` and ``per_order``:
+
+* ``repoll``: the very same pages stored again (nothing changed: nothing to write);
+* ``new_versions``: every order in a new version (SHIPPED, its lines too, updated an hour later): a
+  version row, the order row, 3 line states and a history row each; its delivery job is still queued
+  (the one in flight is kept, none added).
+
+``ratio_repoll`` and ``ratio_new_versions`` are those orders/s over ``raw`` orders/s (the issue's
+baseline: the same orders inserted row by row, same run); ``ratio_repoll_per_order`` and
+``ratio_new_versions_per_order`` the same for the per-order path (the "before" figures).
 
 The sides are interleaved page by page (intake, raw, per-order, intake, ...) so they see the same
 background load; ``--rounds`` repeats the whole run and reports the median ratio. Without
@@ -81,10 +94,13 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 DEFAULT_PG = os.environ.get("TRADELANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def make_order(i: int, prefix: str) -> MarketplaceOrder:
-    """Order ``i``: SHIPPING, 3 lines, with the raw payload an OR11 page would carry for it."""
+def make_order(i: int, prefix: str, *, shipped: bool = False) -> MarketplaceOrder:
+    """Order ``i``: SHIPPING, 3 lines, with the raw payload an OR11 page would carry for it;
+    ``shipped``: its next version, SHIPPED (order and lines) an hour later."""
     order_id = f"{prefix}-{i:08d}-A"
     created = T0 + timedelta(seconds=i)
+    updated = created + timedelta(hours=1) if shipped else created
+    raw_state = "SHIPPED" if shipped else "SHIPPING"
     address = {
         "firstname": "Ada",
         "lastname": f"Customer {i}",
@@ -106,7 +122,7 @@ def make_order(i: int, prefix: str) -> MarketplaceOrder:
             {
                 "order_line_id": f"{order_id}-{n + 1}",
                 "order_line_index": n + 1,
-                "order_line_state": "SHIPPING",
+                "order_line_state": raw_state,
                 "offer_sku": offer_sku,
                 "product_sku": offer_sku,
                 "product_title": f"Product {offer_sku} in blue",
@@ -128,17 +144,17 @@ def make_order(i: int, prefix: str) -> MarketplaceOrder:
                 quantity=1 + (i + n) % 3,
                 unit_price=price,
                 currency="EUR",
-                state="SHIPPING",
+                state=raw_state,
                 title=f"Product {offer_sku} in blue",
                 product_sku=offer_sku,
             )
         )
     raw = {
         "order_id": order_id,
-        "order_state": "SHIPPING",
+        "order_state": raw_state,
         "currency_iso_code": "EUR",
         "created_date": created.isoformat(),
-        "last_updated_date": created.isoformat(),
+        "last_updated_date": updated.isoformat(),
         "acceptance_decision_date": (created + timedelta(minutes=5)).isoformat(),
         "commercial_id": f"{prefix}-{i:08d}",
         "channel": {"code": "FR", "label": "France"},
@@ -167,11 +183,11 @@ def make_order(i: int, prefix: str) -> MarketplaceOrder:
     )
     return MarketplaceOrder(
         marketplace_order_id=order_id,
-        state=OrderState.TO_SHIP,
-        raw_state="SHIPPING",
+        state=OrderState.SHIPPED if shipped else OrderState.TO_SHIP,
+        raw_state=raw_state,
         currency="EUR",
         created_at=created,
-        updated_at=created,
+        updated_at=updated,
         lines=tuple(lines),
         acceptance_deadline=created + timedelta(days=1),
         shipping_address=shipping,
@@ -214,6 +230,8 @@ class _Side:
         self.prefix = uuid.uuid4().hex[:8]
         self.done = 0
         self.seconds = self.cpu = 0.0
+        #: phase ("repoll", "new_versions") → [orders, seconds, CPU seconds] of the known-order pages
+        self.again: dict[str, list[float]] = {}
 
     def prepare(self, page: list[MarketplaceOrder]) -> Any:
         return page
@@ -230,12 +248,32 @@ class _Side:
         self.cpu += time.process_time() - cpu_started
         self.done = end
 
+    def store_again(self, phase: str, start: int, end: int) -> None:
+        """Orders ``start``..``end`` (stored before) again: the same versions (``repoll``) or their
+        next one (``new_versions``), timed under ``phase``."""
+        page = [make_order(i, self.prefix, shipped=phase == "new_versions") for i in range(start, end)]
+        prepared = self.prepare(page)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        with self.engine.begin() as conn:
+            self.write(conn, prepared)
+        totals = self.again.setdefault(phase, [0, 0.0, 0.0])
+        totals[0] += end - start
+        totals[1] += time.perf_counter() - started
+        totals[2] += time.process_time() - cpu_started
+
     def figures(self) -> dict[str, Any]:
-        return {
-            "seconds": round(self.seconds, 3),
-            "orders_per_s": round(self.done / self.seconds) if self.seconds > 0 else None,
-            "cpu_ms_per_order": round(1000 * self.cpu / self.done, 3) if self.done else None,
-        }
+        figures: dict[str, Any] = _rates(self.done, self.seconds, self.cpu)
+        for phase, (done, seconds, cpu) in self.again.items():
+            figures[phase] = _rates(int(done), seconds, cpu)
+        return figures
+
+
+def _rates(done: int, seconds: float, cpu: float) -> dict[str, Any]:
+    return {
+        "seconds": round(seconds, 3),
+        "orders_per_s": round(done / seconds) if seconds > 0 else None,
+        "cpu_ms_per_order": round(1000 * cpu / done, 3) if done else None,
+    }
 
 
 class _Intake(_Side):
@@ -453,8 +491,9 @@ class _RawBatched(_Raw):
             cursor.close()
 
 
-def _check(engine: Engine, side: _Side, expected: int) -> dict[str, int]:
-    """Row counts the side stored (each must hold ``expected`` orders, 3 lines each, one job each)."""
+def _check(engine: Engine, side: _Side, expected: int, versions: int = 1) -> dict[str, int]:
+    """Row counts the side stored (each must hold ``expected`` orders, 3 lines each, ``versions``
+    versions each, one job each)."""
     with engine.connect() as conn:
         ch = side.channel.id
         mine = sa.select(orders.c.id).where(orders.c.channel_id == ch)
@@ -468,7 +507,8 @@ def _check(engine: Engine, side: _Side, expected: int) -> dict[str, int]:
             ).scalar_one(),
             "jobs": conn.execute(sa.select(sa.func.count()).where(jobs.c.channel_id == ch)).scalar_one(),
         }
-    if counts != {"orders": expected, "lines": 3 * expected, "versions": expected, "jobs": expected}:
+    wanted = {"orders": expected, "lines": 3 * expected, "versions": versions * expected, "jobs": expected}
+    if counts != wanted:
         raise RuntimeError(f"{side.name} stored {counts}, expected {expected} orders")
     return counts
 
@@ -491,7 +531,9 @@ def _drop_database(admin_url: str, name: str) -> None:
     admin.dispose()
 
 
-def run_once(orders_count: int, page_size: int, database_url: str | None, per_order: bool) -> dict[str, Any]:
+def run_once(
+    orders_count: int, page_size: int, database_url: str | None, per_order: bool, repoll: bool = True
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     database = _create_database(database_url) if database_url is not None else None
     with tempfile.TemporaryDirectory(prefix="tradelane-bench-intake-") as tmp:
@@ -515,8 +557,14 @@ def run_once(orders_count: int, page_size: int, database_url: str | None, per_or
                 end = min(orders_count, start + page_size)
                 for side in sides:
                     side.store(start, end)
+            again = [side for side in sides if isinstance(side, _Intake | _PerOrder)] if repoll else []
+            for phase in ("repoll", "new_versions"):
+                for start in range(0, orders_count, page_size):
+                    end = min(orders_count, start + page_size)
+                    for side in again:
+                        side.store_again(phase, start, end)
             for side in sides:
-                _check(side.engine, side, orders_count)
+                _check(side.engine, side, orders_count, versions=2 if side in again else 1)
         finally:
             for engine in engines:
                 engine.dispose()
@@ -529,6 +577,11 @@ def run_once(orders_count: int, page_size: int, database_url: str | None, per_or
     figures["ratio_vs_batched"] = round(sides[2].seconds / intake.seconds, 3)
     if per_order:
         figures["ratio_per_order"] = round(raw.seconds / sides[3].seconds, 3)
+    if repoll:  # the same orders over the same raw inserts: orders/s against raw orders/s
+        for phase in ("repoll", "new_versions"):
+            figures[f"ratio_{phase}"] = round(raw.seconds / intake.again[phase][1], 3)
+            if per_order:
+                figures[f"ratio_{phase}_per_order"] = round(raw.seconds / sides[3].again[phase][1], 3)
     return figures
 
 
@@ -539,10 +592,11 @@ def run(
     page_size: int = 100,
     per_order: bool = True,
     rounds: int = 1,
+    repoll: bool = True,
 ) -> dict[str, Any]:
     if not structlog.is_configured():
         configure_logging("WARNING")
-    runs = [run_once(orders_count, page_size, database_url, per_order) for _ in range(rounds)]
+    runs = [run_once(orders_count, page_size, database_url, per_order, repoll) for _ in range(rounds)]
     result: dict[str, Any] = {
         "backend": "postgresql" if database_url else "sqlite",
         "orders": orders_count,
@@ -553,6 +607,13 @@ def run(
     }
     if per_order:
         result["ratio_per_order"] = statistics.median(r["ratio_per_order"] for r in runs)
+    if repoll:
+        for phase in ("repoll", "new_versions"):
+            result[f"ratio_{phase}"] = statistics.median(r[f"ratio_{phase}"] for r in runs)
+            if per_order:
+                result[f"ratio_{phase}_per_order"] = statistics.median(
+                    r[f"ratio_{phase}_per_order"] for r in runs
+                )
     return result
 
 
@@ -562,6 +623,7 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-per-order", action="store_true", help="skip the per-order (before) side")
+    parser.add_argument("--no-repoll", action="store_true", help="skip the re-poll and new-version pages")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     print(
@@ -572,6 +634,7 @@ def main() -> None:
                 page_size=args.page_size,
                 per_order=not args.no_per_order,
                 rounds=args.rounds,
+                repoll=not args.no_repoll,
             ),
             indent=2,
         )
