@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -101,3 +101,98 @@ def oms_view(state: OmsSandboxState) -> OmsView:
 
 def first_error(errors: list[Any]) -> str:
     return repr(errors[0]) if errors else ""
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An HTTP call a sandbox has handled and is about to answer: its effect has taken place (the OMS
+    stored the order, the marketplace applied the call), its answer has not left yet."""
+
+    method: str
+    path: str
+    status: int
+    #: The caller's end of the connection (127.0.0.1:``client_port``).
+    client_port: int
+    #: Request headers, names in lower case.
+    headers: dict[str, str]
+
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class CallWatch:
+    """ASGI middleware: ``hook(answered)`` runs when ``app`` starts its answer to an HTTP call, on the
+    server's thread, and the answer leaves only once it returns. Whatever the hook does (SIGKILL the
+    caller) therefore happens after the call took effect and before the caller can know it."""
+
+    def __init__(self, app: ASGIApp, hook: Callable[[Answered], None]) -> None:
+        self.app = app
+        self.hook = hook
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_hook(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                client = scope.get("client") or ("", 0)
+                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+                self.hook(
+                    Answered(scope["method"], scope["path"], int(message["status"]), int(client[1]), headers)
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_after_hook)
+
+
+def socket_owner(local_port: int, remote_port: int, pids: Iterable[int]) -> int | None:
+    """Which of ``pids`` holds the IPv4 TCP connection from ``local_port`` to ``remote_port`` (on
+    127.0.0.1), read from Linux's ``/proc``; None when none of them does or ``/proc`` cannot tell."""
+    inode = None
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)  # the header
+            for line in table:
+                fields = line.split()
+                local, remote = fields[1], fields[2]
+                if (
+                    int(local.rsplit(":", 1)[1], 16) == local_port
+                    and int(remote.rsplit(":", 1)[1], 16) == remote_port
+                ):
+                    inode = fields[9]
+                    break
+    except OSError:
+        return None
+    if inode in (None, "0"):
+        return None
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def oms_posts(state: OmsSandboxState) -> dict[str, list[int]]:
+    """Every POST the OMS sandbox answered, by ``Idempotency-Key``: the statuses in order (201 the one
+    that created the order, 200 a repeat it recognised)."""
+    posts: dict[str, list[int]] = {}
+    for request in state.requests():
+        posts.setdefault(str(request["idempotency_key"]), []).append(int(request["status"]))
+    return posts

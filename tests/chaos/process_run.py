@@ -5,8 +5,9 @@ no rate limits) and an HTTP OMS sandbox. It publishes ``offers`` products (``off
 changes the price and stock of a tenth of the catalog before the first upload is done
 (``offers.delta``), and once the offers are on the marketplace places ``orders`` seeded orders there
 (3 lines each) for the workers to accept and hand to the OMS. The test plays the scheduler (coalesced
-polls every 0.3 s until the OMS holds every order) and, through ``fault``, whatever goes wrong.
-:meth:`ProcessRun.final_state` is what must not depend on the faults.
+polls every 0.3 s until the OMS holds every order) and, through ``fault`` (every 0.3 s) and ``on_call``
+(at the answer of each call a worker makes to either sandbox), whatever goes wrong.
+:meth:`ProcessRun.final_state` is what must not depend on the faults. A dead letter fails the run.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,19 +31,23 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from chaos_support import oms_view
+from chaos_support import Answered, CallWatch, oms_posts, oms_view, socket_owner
 
 from helpers import make_tenant, put_live
 from mirakl_world import API_KEY, GENEROUS, SHOP_ID, catalog, sandbox_catalog
+from tradelane.background_server import BackgroundServer
 from tradelane.connectors.mirakl.connector import add_channel
-from tradelane.connectors.mirakl.sandbox import SandboxServer, SandboxState, Shop
+from tradelane.connectors.mirakl.sandbox import SandboxState, Shop, operations
+from tradelane.connectors.mirakl.sandbox.app import create_app as marketplace_app
 from tradelane.connectors.mirakl.sandbox.config import SandboxConfig
-from tradelane.merchant.sandbox import OmsSandboxServer, OmsSandboxState
+from tradelane.merchant.sandbox import OmsSandboxState
+from tradelane.merchant.sandbox.app import create_app as oms_app
+from tradelane.persistence.db import read_only
 from tradelane.persistence.tables import job_attempts, jobs, orders, products
 from tradelane.security.crypto import KeyRing, generate_key
 from tradelane.services.merchant_systems import add_http_system
 from tradelane.services.outbox import bind_new_products, mark_offers_dirty
-from tradelane.sync.jobs import JobSpec, enqueue, replay
+from tradelane.sync.jobs import JobSpec, enqueue
 from tradelane.timeutil import utcnow
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -60,6 +67,8 @@ LOG_LEVEL = os.environ.get("TRADELANE_CHAOS_LOG_LEVEL", "WARNING") if LOG_DIR el
 @dataclass
 class RunReport:
     seconds: float = 0.0
+    #: When every offer was on the marketplace and the orders were placed (seconds into the run).
+    offers_seconds: float = 0.0
     kills: int = 0
     terminations: int = 0
     workers_started: int = 0
@@ -70,8 +79,23 @@ class RunReport:
     attempts: dict[str, int] = field(default_factory=dict)
     #: Where the workers' logs were kept (``TRADELANE_CHAOS_LOGS``), if anywhere.
     log_path: str = ""
-    #: Dead letters replayed (``replay_dead``): kind and last error of each, as found.
-    replayed: list[tuple[str, str]] = field(default_factory=list)
+    #: Distinct ``Idempotency-Key`` values among the OMS POSTs, and the POSTs that repeated one.
+    oms_keys: int = 0
+    oms_repeats: int = 0
+
+
+@dataclass(frozen=True)
+class Call:
+    """A worker's call to a sandbox, handled and about to be answered (see :class:`CallWatch`)."""
+
+    #: ``marketplace`` (the Mirakl sandbox) or ``oms``.
+    service: str
+    #: The Mirakl operation id (``OF01``, ``OR11``...) or ``POST /orders`` (the OMS).
+    op: str
+    status: int
+    #: The worker process that made the call.
+    worker: subprocess.Popen[bytes]
+    idempotency_key: str | None
 
 
 @dataclass
@@ -83,15 +107,23 @@ class ProcessRun:
     orders: int
     workers: int = 2
     seed: int = 12
-    #: Replay dead letters once everything else is done, as an operator would (``jobs replay``): a job
-    #: whose worker is killed ``max_attempts`` times in a row is dead-lettered by design.
-    replay_dead: bool = False
+    #: The OMS's request timeout (the merchant system's ``timeout_seconds``). A delivery whose worker
+    #: died during its POST is sent again only once twice this plus 10 s have passed (the hand-over's
+    #: ``sending_grace``): the harness keeps it short so that such a kill costs ~16 s, not ~30 s.
+    oms_timeout: float = 3.0
     report: RunReport = field(default_factory=RunReport)
 
-    def run(self, fault: Callable[[ProcessRun], None] | None = None, *, timeout: float) -> dict[str, Any]:
-        """Do the whole run; ``fault(self)`` is called about every 0.3 s while the workers work.
-        Returns :meth:`final_state`."""
-        started = time.monotonic()
+    def run(
+        self,
+        fault: Callable[[ProcessRun], None] | None = None,
+        *,
+        on_call: Callable[[ProcessRun, Call], None] | None = None,
+        timeout: float,
+    ) -> dict[str, Any]:
+        """Do the whole run; ``fault(self)`` is called about every 0.3 s while the workers work, and
+        ``on_call(self, call)`` on a sandbox's thread when it is about to answer a call a worker made
+        (the answer leaves once it returns: it may :meth:`kill` the caller). Returns :meth:`final_state`."""
+        started = self.started = time.monotonic()
         load_before = os.getloadavg()[0]
         key = _deployment_key()
         self.keyring = KeyRing([key])
@@ -107,11 +139,23 @@ class ProcessRun:
         )
         self.oms_state = OmsSandboxState(OMS_SECRET)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._lock = threading.Lock()  # procs, the kills to replace, closing
+        self._to_replace = 0
+        self._closing = False
+        self.hook_errors: list[BaseException] = []
         self.logs = self._log_file()  # every worker's stderr, closed after the run
         now = utcnow()
         tenant, _ = make_tenant(self.engine, self.name, now)
         self.tenant_id = tenant.id
-        with SandboxServer(self.state) as mirakl, OmsSandboxServer(self.oms_state) as oms:
+        mirakl = BackgroundServer(
+            CallWatch(marketplace_app(self.state), self._watch("marketplace", on_call, lambda: mirakl.port)),
+            name="mirakl-sandbox",
+        )
+        oms = BackgroundServer(
+            CallWatch(oms_app(self.oms_state), self._watch("oms", on_call, lambda: oms.port)),
+            name="oms-sandbox",
+        )
+        with mirakl, oms:
             with self.engine.begin() as conn:
                 self.channel = add_channel(
                     conn,
@@ -129,10 +173,11 @@ class ProcessRun:
                     conn,
                     tenant_id=tenant.id,
                     name="oms",
-                    url=oms.orders_url,
+                    url=f"{oms.url}/orders",
                     secret=OMS_SECRET,
                     keyring=self.keyring,
                     now=now,
+                    timeout_seconds=self.oms_timeout,
                 )
             self.skus = self._publish_catalog()
             rng = random.Random(self.seed)
@@ -143,9 +188,12 @@ class ProcessRun:
                 # Orders only once the offer jobs are all done: a full upload re-run after a kill would
                 # otherwise reset stock the marketplace already decremented for them (timing, not a fault).
                 self._wait(self._offers_done, fault, timeout, "offers")
+                self.report.offers_seconds = time.monotonic() - started
                 self.order_ids = self._place_orders(rng)
                 self._wait(self._done, fault, timeout, "every order delivered and every job finished")
             finally:
+                with self._lock:
+                    self._closing = True  # no kill from a sandbox's thread from now on
                 for proc in self.procs:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGKILL)
@@ -154,7 +202,10 @@ class ProcessRun:
                 # Filled in even when the run failed (the test prints the report either way).
                 self.report.seconds = time.monotonic() - started
                 self.report.load = (load_before, os.getloadavg()[0])
-                self.report.oms_posts = sum(oms_view(self.oms_state).posts.values())
+                posts = oms_posts(self.oms_state)
+                self.report.oms_posts = sum(len(statuses) for statuses in posts.values())
+                self.report.oms_keys = len(posts)
+                self.report.oms_repeats = self.report.oms_posts - len(posts)
                 self.report.attempts = self._attempt_outcomes()
         return self.final_state()
 
@@ -183,18 +234,95 @@ class ProcessRun:
         self.report.workers_started += 1
 
     def live(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.procs if p.poll() is None]
+        with self._lock:
+            return [p for p in self.procs if p.poll() is None]
 
-    def kill_one(self, rng: random.Random) -> None:
-        """SIGKILL one live worker at random and start a replacement."""
-        victim = rng.choice(self.live())
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
-        self.report.kills += 1
-        self.start_worker()
+    @staticmethod
+    def worker_name(proc: subprocess.Popen[bytes]) -> str:
+        """The worker's name in ``jobs.lease_owner`` and ``job_attempts.worker`` (``host:pid``)."""
+        return f"{socket.gethostname()}:{proc.pid}"
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> bool:
+        """SIGKILL ``proc`` (from any thread) and have the run start a replacement within ~0.3 s.
+        False when the run is ending or ``proc`` is gone already."""
+        with self._lock:
+            if self._closing or proc.poll() is not None:
+                return False
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            self.report.kills += 1
+            self._to_replace += 1
+            return True
+
+    @property
+    def replacing(self) -> bool:
+        """A killed worker's replacement is not started yet."""
+        with self._lock:
+            return self._to_replace > 0
+
+    def _replace_killed(self) -> None:
+        with self._lock:
+            while self._to_replace and not self._closing:
+                self.start_worker()
+                self._to_replace -= 1
+
+    def running_jobs(self, worker: str) -> list[Any]:
+        """The jobs ``worker`` holds a running lease on: id, kind, payload."""
+        with read_only(self.engine) as conn:
+            return list(
+                conn.execute(
+                    sa.select(jobs.c.id, jobs.c.kind, jobs.c.payload).where(
+                        jobs.c.tenant_id == self.tenant_id,
+                        jobs.c.state == "running",
+                        jobs.c.lease_owner == worker,
+                    )
+                )
+            )
+
+    def lost_attempts(self) -> set[tuple[int, str]]:
+        """(job id, worker) of every attempt recorded ``lease_expired`` (the worker vanished)."""
+        with read_only(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(job_attempts.c.job_id, job_attempts.c.worker)
+                .join(jobs, jobs.c.id == job_attempts.c.job_id)
+                .where(jobs.c.tenant_id == self.tenant_id, job_attempts.c.outcome == "lease_expired")
+            ).all()
+        return {(int(r.job_id), str(r.worker)) for r in rows}
+
+    def _watch(
+        self, service: str, on_call: Callable[[ProcessRun, Call], None] | None, port: Callable[[], int]
+    ) -> Callable[[Answered], None]:
+        """The :class:`CallWatch` hook of one sandbox: names the call and its caller for ``on_call``.
+        Its errors are kept for the run's loop to raise (a hook must not change the answer)."""
+
+        def hook(answered: Answered) -> None:
+            if on_call is None or self._closing:
+                return
+            try:
+                if service == "oms":
+                    op = f"{answered.method} {answered.path}"
+                else:
+                    found = operations.match(answered.method, answered.path)
+                    if found is None:
+                        return
+                    op = found.op_id
+                by_pid = {p.pid: p for p in self.live()}
+                pid = socket_owner(answered.client_port, port(), by_pid)
+                if pid is None:
+                    return  # not a worker's call (or its worker is gone)
+                key = answered.headers.get("idempotency-key")
+                on_call(self, Call(service, op, answered.status, by_pid[pid], key))
+            except BaseException as exc:  # raised by the run's loop
+                self.hook_errors.append(exc)
+
+        return hook
 
     def check_workers(self) -> None:
-        dead = [p for p in self.procs if p.poll() not in (None, -signal.SIGKILL)]
+        if self.hook_errors:
+            raise self.hook_errors[0]
+        with self._lock:
+            procs = list(self.procs)
+        dead = [p for p in procs if p.poll() not in (None, -signal.SIGKILL)]
         if dead:
             self.logs.flush()
             self.logs.seek(0)
@@ -295,6 +423,7 @@ class ProcessRun:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{self.name}: timed out waiting for {what}: {self._stuck()}")
             self.check_workers()
+            self._replace_killed()
             if len(oms_view(self.oms_state).orders) < self.orders:  # polls stop once all are handed over
                 with self.engine.begin() as conn:
                     self._enqueue(conn, "orders.poll", "orders")
@@ -305,7 +434,7 @@ class ProcessRun:
     def _offers_done(self) -> bool:
         if len(self.state.shop_offers(SHOP_ID)) < self.offers:
             return False
-        with self.engine.connect() as conn:
+        with read_only(self.engine) as conn:
             pending = conn.execute(
                 sa.select(sa.func.count()).where(
                     jobs.c.tenant_id == self.tenant_id,
@@ -317,23 +446,26 @@ class ProcessRun:
 
     def _done(self) -> bool:
         states = self._job_states()
-        if not all(state in TERMINAL for state in states):
-            return False
-        if self.replay_dead and states["dead"]:
-            with self.engine.begin() as conn:
+        if states["dead"]:
+            # No fault of these runs may dead-letter a job: a kill costs the attempt it interrupts, and
+            # only a job interrupted on every one of its attempts (8, deliveries 12) would die of it.
+            with read_only(self.engine) as conn:
                 rows = conn.execute(
-                    sa.select(jobs.c.kind, jobs.c.last_error).where(
+                    sa.select(jobs.c.id, jobs.c.kind, jobs.c.attempts, jobs.c.last_error).where(
                         jobs.c.tenant_id == self.tenant_id, jobs.c.state == "dead"
                     )
                 ).all()
-                self.report.replayed += [(r.kind, (r.last_error or "").splitlines()[0][:120]) for r in rows]
-                replay(conn, self.tenant_id, None, now=utcnow())
+            raise AssertionError(
+                f"{self.name}: dead letters: "
+                + "; ".join(f"job {r.id} {r.kind} after {r.attempts} attempts: {r.last_error}" for r in rows)
+            )
+        if not all(state in TERMINAL for state in states):
             return False
         return len(oms_view(self.oms_state).orders) == self.orders
 
     def _stuck(self) -> str:
         """The job states and every unfinished job (for a timeout's message)."""
-        with self.engine.connect() as conn:
+        with read_only(self.engine) as conn:
             rows = conn.execute(
                 sa.select(
                     jobs.c.id,
@@ -353,7 +485,7 @@ class ProcessRun:
         )
 
     def _attempt_outcomes(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with read_only(self.engine) as conn:
             rows = conn.execute(
                 sa.select(job_attempts.c.outcome, sa.func.count())
                 .join(jobs, jobs.c.id == job_attempts.c.job_id)
@@ -363,7 +495,7 @@ class ProcessRun:
         return {str(outcome): int(n) for outcome, n in rows}
 
     def _job_states(self) -> Counter[str]:
-        with self.engine.connect() as conn:
+        with read_only(self.engine) as conn:
             return Counter(
                 conn.execute(sa.select(jobs.c.state).where(jobs.c.tenant_id == self.tenant_id)).scalars()
             )
@@ -373,7 +505,7 @@ class ProcessRun:
         the orders' states there and in tradelane, what the OMS holds (by order index), dead jobs."""
         index = {mid: i for i, mid in enumerate(self.order_ids)}
         view = oms_view(self.oms_state)
-        with self.engine.connect() as conn:
+        with read_only(self.engine) as conn:
             stored = conn.execute(
                 sa.select(orders.c.marketplace_order_id, orders.c.state, orders.c.merchant_status).where(
                     orders.c.tenant_id == self.tenant_id
