@@ -60,6 +60,10 @@ def test_catalog_import_bench_runs_with_both_baselines(monkeypatch: pytest.Monke
         with engine.connect() as conn:  # the bench's tenants (and their products) are gone
             assert conn.execute(sa.select(sa.func.count()).select_from(tenants)).scalar_one() == 0
             assert conn.execute(sa.select(sa.func.count()).select_from(products)).scalar_one() == 0
+            if result["database"] == "postgresql":  # it ran in a database of its own, dropped since
+                assert result["pg_database"].startswith("tradelane_bench_cat_")
+                dropped = sa.text("SELECT count(*) FROM pg_database WHERE datname = :name")
+                assert conn.execute(dropped, {"name": result["pg_database"]}).scalar_one() == 0
     finally:
         engine.dispose()
 
