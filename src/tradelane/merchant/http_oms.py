@@ -32,7 +32,6 @@ Credentials: ``{"secret": ...}``.
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import datetime
 from typing import Any
@@ -49,6 +48,7 @@ from tradelane.merchant.base import (
     MerchantSystem,
     OutcomeKind,
 )
+from tradelane.merchant.json_body import strict_json
 from tradelane.merchant.schema import OmsOrder
 from tradelane.merchant.signing import SIGNATURE_HEADER, sign
 
@@ -93,26 +93,6 @@ def cancellation_body(document: OmsOrder, lines: list[str] | None) -> dict[str, 
         wanted = set(lines)
         items = [{"sku": ln.sku, "quantity": ln.quantity} for ln in document.lines if ln.line_id in wanted]
     return {"type": "cancellation", "order": document.ref, "lines": items, "reason": CANCELLATION_REASON}
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is out of range")
-    return number
-
-
-def _json(text: str) -> Any:
-    """The body as strict JSON (what a JSON column can store), or None: ``NaN``/``Infinity`` and numbers
-    beyond float range are not JSON, nor is nesting deeper than the parser goes."""
-    try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError):
-        return None
 
 
 _TAGS = re.compile(r"<[^>]*>")
@@ -163,7 +143,7 @@ def classify(
     truncated JSON text) acknowledges nothing: retry (the same Idempotency-Key makes it safe). A JSON
     ``"status": "duplicate"`` says the OMS already held it (``already_held``)."""
     kept = f"HTTP {status}\n{excerpt(text, MAX_KEPT_RESPONSE)}"
-    body = _json(text)
+    body = strict_json(text)
     reading = status_class(status)
     said = partner_message(body, text)
     if reading is StatusClass.OK and body is None and text.strip():

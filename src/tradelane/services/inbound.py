@@ -27,6 +27,11 @@ from sqlalchemy.engine import Connection
 from tradelane.domain.errors import ValidationError
 from tradelane.persistence.db import insert_ignore
 from tradelane.persistence.tables import inbound_events
+from tradelane.sync.jobs import JobSpec
+
+#: The job that applies a stored event has this prefix and the event's id as its idempotency key: one
+#: job per stored event (see :func:`apply_event_job`).
+APPLY_KEY_PREFIX = "inbound-event:"
 
 #: Delivery-id headers, most specific first (lower case). The first non-empty one is the external id.
 EXTERNAL_ID_HEADERS: tuple[str, ...] = ("x-event-id", "x-shopify-webhook-id", "x-webhook-id")
@@ -123,6 +128,18 @@ def store_inbound_event(
         _EXISTING, {"tenant_id": tenant_id, "source": source, "external_id": row["external_id"]}
     ).scalar_one()
     return int(existing), False
+
+
+def apply_event_job(kind: str, tenant_id: int, event_id: int, merchant_system_id: int) -> JobSpec:
+    """The ``kind`` job that applies stored event ``event_id`` received from merchant system
+    ``merchant_system_id``: idempotency key :data:`APPLY_KEY_PREFIX` + the event id, payload
+    ``{"event_id", "merchant_system_id"}``."""
+    return JobSpec(
+        tenant_id=tenant_id,
+        kind=kind,
+        payload={"event_id": event_id, "merchant_system_id": merchant_system_id},
+        idempotency_key=f"{APPLY_KEY_PREFIX}{event_id}",
+    )
 
 
 def inbound_event_row(

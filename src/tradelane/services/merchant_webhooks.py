@@ -34,7 +34,7 @@ from tradelane.domain.order_updates import UpdateResult
 from tradelane.persistence.db import read_only
 from tradelane.persistence.tables import inbound_events
 from tradelane.services import order_updates
-from tradelane.services.inbound import InboundStatus, store_inbound_event
+from tradelane.services.inbound import InboundStatus, apply_event_job, store_inbound_event
 from tradelane.services.order_updates import ReturnStatus, UpdateLine
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
@@ -42,8 +42,6 @@ from tradelane.sync.registry import JobRegistry
 
 #: The job that applies one stored update. Payload: ``{"event_id": int, "merchant_system_id": int}``.
 APPLY_KIND = "merchant.apply_update"
-#: The apply job's idempotency key is this prefix and the event's id: one job per stored event.
-APPLY_KEY_PREFIX = "inbound-event:"
 
 
 class UpdateLineIn(BaseModel):
@@ -131,14 +129,8 @@ def accept_update(
 
 
 def apply_job_spec(tenant_id: int, event_id: int, merchant_system_id: int) -> JobSpec:
-    """The :data:`APPLY_KIND` job of stored event ``event_id``: idempotency key
-    :data:`APPLY_KEY_PREFIX` + the event id, payload ``{"event_id", "merchant_system_id"}``."""
-    return JobSpec(
-        tenant_id=tenant_id,
-        kind=APPLY_KIND,
-        payload={"event_id": event_id, "merchant_system_id": merchant_system_id},
-        idempotency_key=f"{APPLY_KEY_PREFIX}{event_id}",
-    )
+    """The :data:`APPLY_KIND` job of stored event ``event_id`` (see :func:`inbound.apply_event_job`)."""
+    return apply_event_job(APPLY_KIND, tenant_id, event_id, merchant_system_id)
 
 
 def _finish_event(

@@ -7,7 +7,8 @@ Intake and processing are separate (a transactional outbox, as for the signed me
 * :func:`accept_event` runs inside the caller's transaction, after the caller verified the signature. It
   stores the raw event once per ``X-Shopify-Webhook-Id``
   (:func:`tradelane.services.inbound.store_inbound_event`) and, for a topic of :data:`HANDLED_TOPICS`,
-  enqueues exactly one :data:`APPLY_KIND` job (idempotency key :data:`APPLY_KEY_PREFIX` + the event id).
+  enqueues exactly one :data:`APPLY_KIND` job (idempotency key
+  :data:`tradelane.services.inbound.APPLY_KEY_PREFIX` + the event id).
   The event and its job commit together: once Shopify has its 200, the event will be applied (or its
   failure recorded). A topic tradelane does not handle is stored ``ignored`` at once and gets no job.
 * A delivery whose webhook id is already stored is a duplicate and enqueues nothing. While the stored
@@ -66,7 +67,7 @@ from tradelane.merchant.shopify.webhook_protocol import TOPIC_HEADER, WebhookTop
 from tradelane.persistence.db import read_only
 from tradelane.persistence.tables import inbound_events, jobs, merchant_systems, order_deliveries, orders
 from tradelane.services import order_updates
-from tradelane.services.inbound import InboundStatus, store_inbound_event
+from tradelane.services.inbound import InboundStatus, apply_event_job, store_inbound_event
 from tradelane.services.shopify_catalog import apply_product, enqueue_inventory_sync
 from tradelane.sync.context import JobContext
 from tradelane.sync.jobs import JobSpec, enqueue
@@ -76,8 +77,6 @@ log = get_logger("tradelane.shopify")
 
 #: The job that applies one stored event. Payload: ``{"event_id": int, "merchant_system_id": int}``.
 APPLY_KIND = "shopify.apply_event"
-#: The apply job's idempotency key is this prefix and the event's id: one job per stored event.
-APPLY_KEY_PREFIX = "inbound-event:"
 #: Topics :func:`process_event` acts on; any other topic is stored ``ignored`` without a job.
 HANDLED_TOPICS = frozenset(topic.value for topic in WebhookTopic)
 
@@ -284,14 +283,8 @@ class Accepted:
 
 
 def apply_job_spec(tenant_id: int, event_id: int, merchant_system_id: int) -> JobSpec:
-    """The :data:`APPLY_KIND` job of stored event ``event_id``: idempotency key
-    :data:`APPLY_KEY_PREFIX` + the event id, payload ``{"event_id", "merchant_system_id"}``."""
-    return JobSpec(
-        tenant_id=tenant_id,
-        kind=APPLY_KIND,
-        payload={"event_id": event_id, "merchant_system_id": merchant_system_id},
-        idempotency_key=f"{APPLY_KEY_PREFIX}{event_id}",
-    )
+    """The :data:`APPLY_KIND` job of stored event ``event_id`` (see :func:`inbound.apply_event_job`)."""
+    return apply_event_job(APPLY_KIND, tenant_id, event_id, merchant_system_id)
 
 
 def accept_event(

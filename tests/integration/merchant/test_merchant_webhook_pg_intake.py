@@ -15,7 +15,8 @@ from merchant_support import SECRET, register_oms
 
 from tradelane.merchant.signing import SIGNATURE_HEADER, sign
 from tradelane.persistence.tables import inbound_events, jobs
-from tradelane.services.merchant_webhooks import APPLY_KEY_PREFIX, APPLY_KIND
+from tradelane.services.inbound import APPLY_KEY_PREFIX
+from tradelane.services.merchant_webhooks import APPLY_KIND
 from tradelane.web.api.pg_intake import PgIntake
 from tradelane.web.api.webhook_lane import WebhookLane
 from tradelane.web.app import create_app

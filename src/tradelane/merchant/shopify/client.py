@@ -24,7 +24,6 @@ Contracts:
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +37,7 @@ import httpx
 from tradelane import __version__
 from tradelane.domain.errors import PermanentError, RetryableError
 from tradelane.http_edge import StatusClass, excerpt, no_response, parse_retry_after, status_class
+from tradelane.merchant.json_body import strict_json
 from tradelane.merchant.shopify.ratelimit import CALL_LIMIT_HEADER, CallLimit
 from tradelane.timeutil import utcnow
 
@@ -125,26 +125,6 @@ def describe_errors(body: Any) -> str:
     if isinstance(errors, list):
         return "; ".join(str(e) for e in errors)
     return "" if errors is None else str(errors)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is out of range")
-    return number
-
-
-def _json(text: str) -> Any:
-    """The body as strict JSON (what a JSON column can store), or None: ``NaN``/``Infinity`` and numbers
-    beyond float range are not JSON, nor is nesting deeper than the parser goes."""
-    try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError):
-        return None
 
 
 class ShopifyClient:
@@ -240,7 +220,7 @@ class ShopifyClient:
         status = response.status_code
         self.call_limit.observe(response.headers.get(CALL_LIMIT_HEADER), self._monotonic())
         text = response.text
-        body = _json(text)
+        body = strict_json(text)
         kept = f"HTTP {status}\n{excerpt(text, MAX_KEPT_TEXT)}"
         reading = status_class(status)
         if reading is StatusClass.OK:

@@ -55,7 +55,7 @@ from tradelane.logging import get_logger
 from tradelane.merchant.http_oms import HTTP_KIND
 from tradelane.persistence.db import json_dumps
 from tradelane.persistence.tables import api_tokens, channels, inbound_events, jobs, merchant_systems, tenants
-from tradelane.services.merchant_webhooks import APPLY_KEY_PREFIX
+from tradelane.services.inbound import APPLY_KEY_PREFIX
 from tradelane.sync.jobs import JobSpec, job_row
 from tradelane.web.api.merchant_webhook import Candidate
 
